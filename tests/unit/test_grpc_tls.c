@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kopt/grpc_server.h>
 #include <kopt/grpc_tls.h>
 #include <kopt/tls.h>
 
@@ -21,7 +22,6 @@
 static const char *source_root;
 static char *dir;
 static char err[512];
-
 
 static const char *path(const char *name)
 {
@@ -33,7 +33,6 @@ static const char *path(const char *name)
     return buf[i];
 }
 
-
 static void copy_file(const char *from, const char *to)
 {
     char cmd[1200];
@@ -41,7 +40,6 @@ static void copy_file(const char *from, const char *to)
     snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
     assert_int_equal(system(cmd), 0);
 }
-
 
 static char *read_text(const char *file)
 {
@@ -56,7 +54,6 @@ static char *read_text(const char *file)
     return buf;
 }
 
-
 static int setup(void **state)
 {
     char cmd[1024];
@@ -67,7 +64,6 @@ static int setup(void **state)
     return dir && system(cmd) == 0 ? 0 : -1;
 }
 
-
 static int teardown(void **state)
 {
     (void)state;
@@ -75,7 +71,6 @@ static int teardown(void **state)
     free(dir);
     return 0;
 }
-
 
 static void loads_agent_material(void **state)
 {
@@ -89,7 +84,6 @@ static void loads_agent_material(void **state)
     assert_true(m.not_after_unix > 1700000000);
     kopt_tls_material_clear(&m);
 }
-
 
 static void rejects_bad_material(void **state)
 {
@@ -114,7 +108,6 @@ static void rejects_bad_material(void **state)
     assert_non_null(strstr(err, "garbage.pem"));
     assert_null(strstr(err, "PRIVATE KEY"));
 }
-
 
 static void source_reloads_only_on_change(void **state)
 {
@@ -142,6 +135,33 @@ static void source_reloads_only_on_change(void **state)
     kopt_tls_source_free(NULL);
 }
 
+static void who_am_i(kopt_grpc_call_t *call, const uint8_t *req, size_t len)
+{
+    char uri[256] = "-";
+
+    (void)req;
+    (void)len;
+    kopt_grpc_call_peer_uri(call, uri, sizeof(uri));
+    kopt_grpc_call_reply(call, GRPC_STATUS_OK, NULL, (const uint8_t *)uri, strlen(uri));
+}
+
+typedef struct {
+    int port;
+    grpc_channel_credentials *creds;
+    test_call_result_t *res;
+} client_t;
+
+static void client_call(void *arg)
+{
+    client_t *c = arg;
+
+    test_unary_call_to(c->port, c->creds, "/kopt.test.T/WhoAmI", "", 5000, c->res);
+}
+
+static void stop_server(void *arg)
+{
+    kopt_grpc_server_shutdown(arg, 1000, NULL, NULL);
+}
 
 /* One mutual-TLS server, one client with the given certificate (or none). */
 static void call_with(const char *cert, const char *key, test_call_result_t *res)
@@ -150,34 +170,34 @@ static void call_with(const char *cert, const char *key, test_call_result_t *res
     kopt_tls_source_t *src;
     kopt_grpc_tls_fetcher_t *fetcher;
     grpc_server_credentials *creds;
-    grpc_channel_credentials *client;
+    kopt_grpc_server_t *srv;
     kopt_tls_material_t m;
-    test_server_t *s;
+    client_t client = {.res = res};
 
     uv_loop_init(&loop);
-    assert_int_equal(kopt_tls_source_new(path("ca.pem"), path("server.pem"),
-                                         path("server-key.pem"), &src, err, sizeof(err)),
+    assert_int_equal(kopt_tls_source_new(path("ca.pem"), path("server.pem"), path("server-key.pem"),
+                                         &src, err, sizeof(err)),
                      0);
-    assert_int_equal(kopt_grpc_server_credentials_new(src, KOPT_CLIENT_CERT_REQUIRED, &creds,
-                                                      &fetcher),
-                     0);
-    s = test_server_start(&loop, creds);
+    assert_int_equal(
+        kopt_grpc_server_credentials_new(src, KOPT_CLIENT_CERT_REQUIRED, &creds, &fetcher), 0);
+    assert_int_equal(kopt_grpc_server_new(&loop, 0, &srv), 0);
+    assert_int_equal(kopt_grpc_server_add_unary(srv, "/kopt.test.T/WhoAmI", who_am_i, NULL), 0);
+    assert_int_equal(kopt_grpc_server_listen(srv, "127.0.0.1:0", creds, &client.port), 0);
+    assert_int_equal(kopt_grpc_server_start(srv), 0);
     /* The client trusts our CA, whatever certificate it presents. */
     memset(&m, 0, sizeof(m));
     if (cert)
         assert_int_equal(kopt_tls_material_load(NULL, path(cert), path(key), &m, err, sizeof(err)),
                          0);
     m.ca_pem = read_text(path("ca.pem"));
-    client = kopt_grpc_channel_credentials_new(&m);
-    test_calls_while_serving(&loop, s, client, 1, res);
-    grpc_channel_credentials_release(client);
+    client.creds = kopt_grpc_channel_credentials_new(&m);
+    test_run_with_client(&loop, client_call, &client, stop_server, srv);
+    grpc_channel_credentials_release(client.creds);
     kopt_tls_material_clear(&m);
-    test_server_free(s);
     assert_int_equal(uv_loop_close(&loop), 0);
     kopt_grpc_tls_fetcher_free(fetcher);
     kopt_tls_source_free(src);
 }
-
 
 static void mutual_tls_passes_the_agent_identity(void **state)
 {
@@ -186,9 +206,8 @@ static void mutual_tls_passes_the_agent_identity(void **state)
     (void)state;
     call_with("agent-local.pem", "agent-local-key.pem", &res);
     assert_int_equal(res.status, GRPC_STATUS_OK);
-    assert_string_equal(res.details, "spiffe://kopt/cluster/local/agent/dev-agent");
+    assert_string_equal(res.reply, "spiffe://kopt/cluster/local/agent/dev-agent");
 }
-
 
 static void mutual_tls_refuses_rogue_and_anonymous_clients(void **state)
 {
@@ -200,7 +219,6 @@ static void mutual_tls_refuses_rogue_and_anonymous_clients(void **state)
     call_with(NULL, NULL, &res);
     assert_int_equal(res.status, GRPC_STATUS_UNAVAILABLE);
 }
-
 
 int main(int argc, char **argv)
 {

@@ -1,0 +1,406 @@
+/* gRPC server plumbing shared by ingest and advisor: request slots per
+ * method, unary replies, UNIMPLEMENTED for unknown methods (without a pending
+ * catch-all request a client would hang until its deadline: STACK-NOTES 6),
+ * and the shutdown order of STACK-NOTES 18. See kopt/grpc_server.h. */
+#include <kopt/grpc_server.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+
+#include <kopt/log.h>
+#include <kopt/util.h>
+
+/* OK (0) .. UNAUTHENTICATED (16). */
+#define STATUS_COUNT (GRPC_STATUS_UNAUTHENTICATED + 1)
+
+typedef struct kopt_grpc_method {
+    const char *path;
+    void *handle; /* from grpc_server_register_method */
+    kopt_grpc_unary_fn unary;
+    kopt_grpc_stream_fn stream;
+    void *user;
+    struct kopt_grpc_method *next;
+} method_t;
+
+struct kopt_grpc_server {
+    uv_loop_t *loop;
+    grpc_server *srv;
+    kopt_grpc_loop_t *gl;
+    method_t *methods;
+    int started, stopping;
+    kopt_grpc_tag_t shutdown_tag;
+    uv_timer_t deadline;
+    void (*done)(void *arg);
+    void *done_arg;
+    _Atomic uint64_t by_status[STATUS_COUNT];
+};
+
+struct kopt_grpc_call {
+    kopt_grpc_server_t *server;
+    method_t *m; /* NULL: the catch-all slot */
+    grpc_call *call;
+    grpc_call_details details; /* catch-all only */
+    grpc_metadata_array metadata;
+    gpr_timespec deadline;
+    grpc_byte_buffer *payload; /* unary request */
+    grpc_byte_buffer *reply;
+    grpc_slice reply_details;
+    grpc_status_code status;
+    int cancelled;
+    kopt_grpc_tag_t request_tag; /* loop */
+    kopt_grpc_tag_t done_tag;    /* CQ thread */
+};
+
+int kopt_grpc_server_new(uv_loop_t *loop, size_t max_recv_bytes, kopt_grpc_server_t **out)
+{
+    kopt_grpc_server_t *s = calloc(1, sizeof(*s));
+    grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH};
+    grpc_channel_args args = {.num_args = 1, .args = &arg};
+    int r;
+
+    if (!s)
+        return -ENOMEM;
+    s->loop = loop;
+    r = kopt_grpc_loop_new(loop, &s->gl);
+    if (r < 0) {
+        free(s);
+        return r;
+    }
+    arg.value.integer =
+        max_recv_bytes > 0 && max_recv_bytes < INT32_MAX ? (int)max_recv_bytes : 4 << 20;
+    s->srv = grpc_server_create(&args, NULL);
+    grpc_server_register_completion_queue(s->srv, kopt_grpc_loop_cq(s->gl), NULL);
+    uv_timer_init(loop, &s->deadline);
+    s->deadline.data = s;
+    *out = s;
+    return 0;
+}
+
+static int add_method(kopt_grpc_server_t *s, const char *path, kopt_grpc_unary_fn unary,
+                      kopt_grpc_stream_fn stream, void *user)
+{
+    method_t *m;
+
+    if (s->started)
+        return -EBUSY;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->path = path;
+    m->unary = unary;
+    m->stream = stream;
+    m->user = user;
+    m->handle = grpc_server_register_method(
+        s->srv, path, NULL,
+        unary ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE, 0);
+    if (!m->handle) {
+        free(m);
+        return -EEXIST;
+    }
+    m->next = s->methods;
+    s->methods = m;
+    return 0;
+}
+
+int kopt_grpc_server_add_unary(kopt_grpc_server_t *s, const char *path, kopt_grpc_unary_fn fn,
+                               void *user)
+{
+    return add_method(s, path, fn, NULL, user);
+}
+
+int kopt_grpc_server_add_stream(kopt_grpc_server_t *s, const char *path, kopt_grpc_stream_fn fn,
+                                void *user)
+{
+    return add_method(s, path, NULL, fn, user);
+}
+
+int kopt_grpc_server_listen(kopt_grpc_server_t *s, const char *addr, grpc_server_credentials *creds,
+                            int *port)
+{
+    int p = grpc_server_add_http2_port(s->srv, addr, creds);
+
+    grpc_server_credentials_release(creds);
+    if (p <= 0)
+        return -EADDRINUSE;
+    if (port)
+        *port = p;
+    return 0;
+}
+
+static void free_call(kopt_grpc_call_t *c)
+{
+    if (c->call)
+        grpc_call_unref(c->call);
+    if (c->payload)
+        grpc_byte_buffer_destroy(c->payload);
+    if (c->reply)
+        grpc_byte_buffer_destroy(c->reply);
+    grpc_slice_unref(c->reply_details);
+    grpc_call_details_destroy(&c->details);
+    grpc_metadata_array_destroy(&c->metadata);
+    free(c);
+}
+
+static void on_request(kopt_grpc_tag_t *tag, int ok);
+
+/* One pending request slot for `m` (NULL: any unregistered method). */
+static void post_request(kopt_grpc_server_t *s, method_t *m)
+{
+    kopt_grpc_call_t *c = calloc(1, sizeof(*c));
+    grpc_completion_queue *cq = kopt_grpc_loop_cq(s->gl);
+    grpc_call_error e;
+
+    if (!c) {
+        kopt_log_error("out of memory posting a gRPC request slot");
+        return;
+    }
+    c->server = s;
+    c->m = m;
+    c->reply_details = grpc_empty_slice();
+    grpc_call_details_init(&c->details);
+    grpc_metadata_array_init(&c->metadata);
+    kopt_grpc_tag_init(&c->request_tag, on_request, 1);
+    if (m)
+        e = grpc_server_request_registered_call(s->srv, m->handle, &c->call, &c->deadline,
+                                                &c->metadata, m->unary ? &c->payload : NULL, cq, cq,
+                                                &c->request_tag);
+    else
+        e = grpc_server_request_call(s->srv, &c->call, &c->details, &c->metadata, cq, cq,
+                                     &c->request_tag);
+    if (e != GRPC_CALL_OK) {
+        kopt_log_error("gRPC request slot refused", KOPT_INT("grpc_call_error", e));
+        free_call(c);
+    }
+}
+
+/* Reads a whole byte buffer into a slice the caller unrefs. */
+static grpc_slice read_payload(grpc_byte_buffer *bb)
+{
+    grpc_byte_buffer_reader r;
+    grpc_slice sl;
+
+    if (!grpc_byte_buffer_reader_init(&r, bb))
+        return grpc_empty_slice();
+    sl = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    return sl;
+}
+
+static void on_request(kopt_grpc_tag_t *tag, int ok)
+{
+    kopt_grpc_call_t *c = kopt_container_of(tag, kopt_grpc_call_t, request_tag);
+    kopt_grpc_server_t *s = c->server;
+    char why[300];
+
+    if (!ok) { /* the server is shutting down: the slot comes back unused */
+        free_call(c);
+        return;
+    }
+    if (!s->stopping)
+        post_request(s, c->m);
+    if (!c->m) {
+        snprintf(why, sizeof(why), "unknown method %.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
+                 (const char *)GRPC_SLICE_START_PTR(c->details.method));
+        kopt_grpc_call_reply(c, GRPC_STATUS_UNIMPLEMENTED, why, NULL, 0);
+    } else if (c->m->stream) {
+        c->m->stream(c);
+    } else if (!c->payload) {
+        kopt_grpc_call_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "missing request message", NULL, 0);
+    } else {
+        grpc_slice req = read_payload(c->payload);
+        c->m->unary(c, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req));
+        grpc_slice_unref(req);
+    }
+}
+
+int kopt_grpc_server_start(kopt_grpc_server_t *s)
+{
+    int r;
+
+    grpc_server_start(s->srv);
+    r = kopt_grpc_loop_start(s->gl);
+    if (r < 0)
+        return r;
+    s->started = 1;
+    for (method_t *m = s->methods; m; m = m->next)
+        post_request(s, m);
+    post_request(s, NULL);
+    return 0;
+}
+
+/* CQ thread: the reply was sent and the call closed. */
+static void on_replied(kopt_grpc_tag_t *tag, int ok)
+{
+    kopt_grpc_call_t *c = kopt_container_of(tag, kopt_grpc_call_t, done_tag);
+
+    (void)ok;
+    atomic_fetch_add(&c->server->by_status[c->status], 1);
+    free_call(c);
+}
+
+void kopt_grpc_call_reply(kopt_grpc_call_t *c, grpc_status_code status, const char *details,
+                          const uint8_t *msg, size_t len)
+{
+    grpc_op ops[4];
+    size_t n = 0;
+
+    memset(ops, 0, sizeof(ops));
+    c->status = status >= 0 && status < STATUS_COUNT ? status : GRPC_STATUS_UNKNOWN;
+    if (details)
+        c->reply_details = grpc_slice_from_copied_string(details);
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (status == GRPC_STATUS_OK && msg) {
+        grpc_slice sl = grpc_slice_from_copied_buffer((const char *)msg, len);
+        c->reply = grpc_raw_byte_buffer_create(&sl, 1);
+        grpc_slice_unref(sl);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->reply;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = c->status;
+    ops[n++].data.send_status_from_server.status_details = &c->reply_details;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    kopt_grpc_tag_init(&c->done_tag, on_replied, 0);
+    if (grpc_call_start_batch(c->call, ops, n, &c->done_tag, NULL) != GRPC_CALL_OK)
+        free_call(c); /* the call is gone (cancelled); nothing to send */
+}
+
+void kopt_grpc_call_release(kopt_grpc_call_t *c)
+{
+    if (c)
+        free_call(c);
+}
+
+int kopt_grpc_call_metadata(const kopt_grpc_call_t *c, const char *key, char *out, size_t len)
+{
+    for (size_t i = 0; i < c->metadata.count; i++) {
+        const grpc_metadata *md = &c->metadata.metadata[i];
+        size_t klen = GRPC_SLICE_LENGTH(md->key), vlen = GRPC_SLICE_LENGTH(md->value);
+
+        if (klen != strlen(key) || memcmp(GRPC_SLICE_START_PTR(md->key), key, klen) != 0)
+            continue;
+        if (vlen + 1 > len)
+            return -E2BIG;
+        memcpy(out, GRPC_SLICE_START_PTR(md->value), vlen);
+        out[vlen] = 0;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+int kopt_grpc_call_peer_uri(const kopt_grpc_call_t *c, char *out, size_t len)
+{
+    grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+    grpc_auth_property_iterator it;
+    const grpc_auth_property *p;
+    int r = -ENOENT;
+
+    if (!ctx)
+        return -ENOENT;
+    /* All DNS and URI SANs in certificate order (STACK-NOTES 5). */
+    it = grpc_auth_context_find_properties_by_name(ctx, "x509_subject_alternative_name");
+    while ((p = grpc_auth_property_iterator_next(&it))) {
+        if (p->value_length <= 9 || strncmp(p->value, "spiffe://", 9) != 0)
+            continue;
+        r = p->value_length + 1 > len ? -E2BIG : 0;
+        if (r == 0) {
+            memcpy(out, p->value, p->value_length);
+            out[p->value_length] = 0;
+        }
+        break;
+    }
+    grpc_auth_context_release(ctx);
+    return r;
+}
+
+grpc_call *kopt_grpc_call_raw(kopt_grpc_call_t *c)
+{
+    return c->call;
+}
+
+const char *kopt_grpc_call_method(const kopt_grpc_call_t *c)
+{
+    return c->m ? c->m->path : "";
+}
+
+void *kopt_grpc_call_user(const kopt_grpc_call_t *c)
+{
+    return c->m ? c->m->user : NULL;
+}
+
+kopt_grpc_server_t *kopt_grpc_call_server(const kopt_grpc_call_t *c)
+{
+    return c->server;
+}
+
+grpc_completion_queue *kopt_grpc_server_cq(kopt_grpc_server_t *s)
+{
+    return kopt_grpc_loop_cq(s->gl);
+}
+
+uint64_t kopt_grpc_server_calls(kopt_grpc_server_t *s, grpc_status_code status)
+{
+    if (status < 0 || status >= STATUS_COUNT)
+        return 0;
+    return atomic_load(&s->by_status[status]);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    kopt_grpc_server_t *s = t->data;
+
+    kopt_log_warn("drain deadline passed, cancelling the calls still open");
+    grpc_server_cancel_all_calls(s->srv);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    kopt_grpc_server_t *s = h->data;
+    void (*done)(void *) = s->done;
+    void *arg = s->done_arg;
+
+    free(s);
+    if (done)
+        done(arg);
+}
+
+/* Loop: every call finished; tear down in the order gRPC wants. */
+static void on_shutdown(kopt_grpc_tag_t *tag, int ok)
+{
+    kopt_grpc_server_t *s = kopt_container_of(tag, kopt_grpc_server_t, shutdown_tag);
+
+    (void)ok;
+    uv_timer_stop(&s->deadline);
+    kopt_grpc_loop_free(s->gl); /* CQ shutdown, join, run what is left */
+    grpc_server_destroy(s->srv);
+    while (s->methods) {
+        method_t *m = s->methods;
+        s->methods = m->next;
+        free(m);
+    }
+    uv_close((uv_handle_t *)&s->deadline, on_timer_closed);
+}
+
+void kopt_grpc_server_shutdown(kopt_grpc_server_t *s, uint64_t deadline_ms, void (*done)(void *arg),
+                               void *arg)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    s->done = done;
+    s->done_arg = arg;
+    kopt_grpc_tag_init(&s->shutdown_tag, on_shutdown, 1);
+    if (!s->started) {
+        grpc_server_start(s->srv); /* shutdown_and_notify wants a started server */
+        kopt_grpc_loop_start(s->gl);
+    }
+    grpc_server_shutdown_and_notify(s->srv, kopt_grpc_loop_cq(s->gl), &s->shutdown_tag);
+    uv_timer_start(&s->deadline, on_deadline, deadline_ms, 0);
+}
