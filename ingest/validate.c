@@ -1,0 +1,173 @@
+/* What makes a MetricBatch storable. Each check names the field it failed on,
+ * so the agent's operator can find the bug from the gRPC status alone. */
+#include "validate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "names.h"
+
+#define MAX_CORES 100000.0 /* no node has more; catches unit mistakes (millicores) */
+
+
+void kopt_batch_limits_default(kopt_batch_limits_t *lim)
+{
+    lim->max_windows = 20000;
+    lim->max_workloads = 5000;
+    lim->max_age_seconds = 7 * 24 * 3600;
+    lim->max_future_seconds = 300;
+    lim->max_window_seconds = 3600;
+}
+
+
+static int fail(kopt_batch_problem_t *p, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+
+    p->reason = reason;
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof(p->message), fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+
+static int check_name(kopt_batch_problem_t *p, const char *field, const char *v,
+                      kopt_name_kind_t kind)
+{
+    const char *why;
+
+    if (!v || !*v)
+        return fail(p, "missing_field", "%s: missing", field);
+    if (kopt_name_check_why(v, kind, &why) < 0)
+        return fail(p, "bad_name", "%s: \"%.64s\" is not a valid name: %s", field, v, why);
+    return 0;
+}
+
+
+static int check_time(kopt_batch_problem_t *p, const char *field, const Google__Protobuf__Timestamp *t,
+                      const kopt_batch_limits_t *lim, int64_t now)
+{
+    if (!t)
+        return fail(p, "missing_field", "%s: missing", field);
+    if (t->nanos < 0 || t->nanos > 999999999)
+        return fail(p, "bad_time", "%s: nanos %d out of range", field, t->nanos);
+    if (t->seconds < now - lim->max_age_seconds)
+        return fail(p, "bad_time", "%s: %lld s old, more than the %lld s accepted", field,
+                    (long long)(now - t->seconds), (long long)lim->max_age_seconds);
+    if (t->seconds > now + lim->max_future_seconds)
+        return fail(p, "bad_time", "%s: %lld s in the future (clock skew?)", field,
+                    (long long)(t->seconds - now));
+    return 0;
+}
+
+
+static int check_number(kopt_batch_problem_t *p, const char *field, double v, double max)
+{
+    if (!isfinite(v) || v < 0 || v > max)
+        return fail(p, "bad_number", "%s: %g is not a finite number in [0, %g]", field, v, max);
+    return 0;
+}
+
+
+static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
+                        const kopt_batch_limits_t *lim, int64_t now, kopt_batch_problem_t *p)
+{
+    char f[64];
+    int64_t len;
+
+#define FIELD(name) (snprintf(f, sizeof(f), "windows[%zu]." name, i), f)
+    if (check_name(p, FIELD("namespace"), w->namespace_, KOPT_NAME_LABEL) < 0 ||
+        check_name(p, FIELD("pod"), w->pod, KOPT_NAME_SUBDOMAIN) < 0 ||
+        check_name(p, FIELD("container"), w->container, KOPT_NAME_LABEL) < 0 ||
+        check_name(p, FIELD("workload_name"), w->workload_name, KOPT_NAME_SUBDOMAIN) < 0)
+        return -EINVAL;
+    if (w->workload_kind <= KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_UNSPECIFIED ||
+        w->workload_kind > KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_POD)
+        return fail(p, "missing_field", "%s: unknown kind %d", FIELD("workload_kind"),
+                    (int)w->workload_kind);
+    if (check_time(p, FIELD("window_start"), w->window_start, lim, now) < 0 ||
+        check_time(p, FIELD("window_end"), w->window_end, lim, now) < 0)
+        return -EINVAL;
+    len = w->window_end->seconds - w->window_start->seconds;
+    if (len < 0 || (len == 0 && w->window_end->nanos <= w->window_start->nanos))
+        return fail(p, "bad_time", "windows[%zu]: window_end is not after window_start", i);
+    if (len > lim->max_window_seconds)
+        return fail(p, "bad_time", "windows[%zu]: window of %lld s is longer than %lld s", i,
+                    (long long)len, (long long)lim->max_window_seconds);
+    if (check_number(p, FIELD("cpu_usage_mean_cores"), w->cpu_usage_mean_cores, MAX_CORES) < 0 ||
+        check_number(p, FIELD("cpu_usage_peak_cores"), w->cpu_usage_peak_cores, MAX_CORES) < 0 ||
+        check_number(p, FIELD("cpu_throttled_seconds"), w->cpu_throttled_seconds, 1e9) < 0 ||
+        check_number(p, FIELD("cpu_request_cores"), w->cpu_request_cores, MAX_CORES) < 0 ||
+        check_number(p, FIELD("cpu_limit_cores"), w->cpu_limit_cores, MAX_CORES) < 0)
+        return -EINVAL;
+    /* Peak below mean means the agent mixed units; allow rounding noise. */
+    if (w->cpu_usage_peak_cores + 1e-6 < w->cpu_usage_mean_cores)
+        return fail(p, "bad_number", "windows[%zu]: cpu_usage_peak_cores %g below mean %g", i,
+                    w->cpu_usage_peak_cores, w->cpu_usage_mean_cores);
+    if (w->memory_working_set_last_bytes > w->memory_working_set_peak_bytes)
+        return fail(p, "bad_number", "windows[%zu]: memory_working_set_last_bytes above peak", i);
+#undef FIELD
+    return 0;
+}
+
+
+static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, kopt_batch_problem_t *p)
+{
+    char f[64];
+
+    snprintf(f, sizeof(f), "workloads[%zu].namespace", i);
+    if (check_name(p, f, wl->namespace_, KOPT_NAME_LABEL) < 0)
+        return -EINVAL;
+    snprintf(f, sizeof(f), "workloads[%zu].name", i);
+    if (check_name(p, f, wl->name, KOPT_NAME_SUBDOMAIN) < 0)
+        return -EINVAL;
+    if (wl->hpa && wl->hpa->min_replicas > wl->hpa->max_replicas)
+        return fail(p, "bad_number", "workloads[%zu].hpa: min_replicas above max_replicas", i);
+    return 0;
+}
+
+
+static int check_node(const Kopt__V1__NodeFacts *n, kopt_batch_problem_t *p)
+{
+    if (!n)
+        return 0; /* optional: the agent may not know yet */
+    if (check_number(p, "node_facts.cpu_capacity_cores", n->cpu_capacity_cores, MAX_CORES) < 0 ||
+        check_number(p, "node_facts.cpu_allocatable_cores", n->cpu_allocatable_cores, MAX_CORES) <
+            0)
+        return -EINVAL;
+    if (n->n_labels > 256)
+        return fail(p, "too_many", "node_facts.labels: %zu labels, at most 256", n->n_labels);
+    return 0;
+}
+
+
+int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim,
+                        int64_t now, kopt_batch_problem_t *p)
+{
+    if (check_name(p, "cluster", b->cluster, KOPT_NAME_SUBDOMAIN) < 0 ||
+        check_name(p, "node", b->node, KOPT_NAME_SUBDOMAIN) < 0 ||
+        check_name(p, "agent_id", b->agent_id, KOPT_NAME_AGENT_ID) < 0)
+        return -EINVAL;
+    if (b->epoch == 0)
+        return fail(p, "missing_field", "epoch: must not be 0");
+    if (b->seq == 0)
+        return fail(p, "missing_field", "seq: must not be 0");
+    if (check_time(p, "created", b->created, lim, now) < 0 || check_node(b->node_facts, p) < 0)
+        return -EINVAL;
+    if (b->n_windows > lim->max_windows)
+        return fail(p, "too_many", "windows: %zu windows, at most %u", b->n_windows,
+                    lim->max_windows);
+    if (b->n_workloads > lim->max_workloads)
+        return fail(p, "too_many", "workloads: %zu workloads, at most %u", b->n_workloads,
+                    lim->max_workloads);
+    for (size_t i = 0; i < b->n_windows; i++)
+        if (check_window(b->windows[i], i, lim, now, p) < 0)
+            return -EINVAL;
+    for (size_t i = 0; i < b->n_workloads; i++)
+        if (check_workload(b->workloads[i], i, p) < 0)
+            return -EINVAL;
+    return 0;
+}

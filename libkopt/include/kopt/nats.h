@@ -1,0 +1,52 @@
+/* NATS for kopt daemons: one connection driven by the libuv loop (nats.c's
+ * libuv adapter), reconnecting forever, with its up/down state reported on
+ * the loop thread; and JetStream stream set-up, which uses blocking API calls
+ * and so runs on a worker thread with a plain connection of its own
+ * (STACK-NOTES 22-24). */
+#ifndef KOPT_NATS_H
+#define KOPT_NATS_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include <nats/nats.h>
+
+typedef struct kopt_nats kopt_nats_t;
+
+/* Called on the loop thread whenever the connection goes up or down. */
+typedef void (*kopt_nats_state_fn)(void *data, int connected);
+
+/* Connects to `url` (comma-separated list allowed) as `name`. If no server
+ * answers yet it keeps trying in the background and still returns 0; `cb`
+ * reports the first connect. Call on the loop thread, before or inside
+ * uv_run. -EINVAL for a bad URL, -ENOMEM. */
+int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_nats_state_fn cb,
+                      void *data, kopt_nats_t **out);
+
+natsConnection *kopt_nats_conn(kopt_nats_t *n);
+int kopt_nats_connected(const kopt_nats_t *n);
+
+/* Flushes what is buffered (up to `flush_ms`), closes and frees; the loop
+ * must keep running until the handles are closed. NULL ok. */
+void kopt_nats_close(kopt_nats_t *n, int64_t flush_ms);
+
+/* A JetStream stream kopt owns. */
+typedef struct {
+    const char *name;    /* "KOPT_METRICS" */
+    const char *subject; /* "kopt.metrics.>" */
+    int memory;          /* 0: file storage */
+    int replicas;
+    uint64_t max_age_ms; /* 0: unlimited */
+    int64_t max_bytes;   /* <= 0: unlimited */
+    uint64_t duplicates_ms;
+} kopt_stream_spec_t;
+
+/* On a worker thread: connects to `url`, creates the stream or updates it to
+ * `spec`, disconnects. Then `done(data, status, message)` runs on the loop
+ * thread with 0 or a negative errno and a sentence for the log. `spec` and
+ * its strings must stay valid until then. */
+int kopt_nats_ensure_stream(uv_loop_t *loop, const char *url, const kopt_stream_spec_t *spec,
+                            void (*done)(void *data, int status, const char *message),
+                            void *data);
+
+#endif

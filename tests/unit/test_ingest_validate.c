@@ -1,0 +1,207 @@
+/* Ingest's pure checks: Kubernetes names, the agent identity from its
+ * certificate, and batch validation with a message naming the bad field. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "identity.h"
+#include "names.h"
+#include "validate.h"
+
+#define NOW 1800000000
+
+static Google__Protobuf__Timestamp ts_created, ts_start, ts_end;
+static Kopt__V1__ContainerWindow win, *wins[1];
+static Kopt__V1__MetricBatch batch;
+static kopt_batch_limits_t lim;
+
+
+static void stamp(Google__Protobuf__Timestamp *t, int64_t s)
+{
+    google__protobuf__timestamp__init(t);
+    t->seconds = s;
+}
+
+
+static int setup(void **state)
+{
+    (void)state;
+    kopt_batch_limits_default(&lim);
+    stamp(&ts_created, NOW - 5);
+    stamp(&ts_start, NOW - 65);
+    stamp(&ts_end, NOW - 5);
+    kopt__v1__container_window__init(&win);
+    win.namespace_ = "shop";
+    win.workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT;
+    win.workload_name = "checkout";
+    win.pod = "checkout-7d9f8-abcde";
+    win.container = "app";
+    win.window_start = &ts_start;
+    win.window_end = &ts_end;
+    win.cpu_usage_mean_cores = 0.25;
+    win.cpu_usage_peak_cores = 0.8;
+    win.memory_working_set_peak_bytes = 300 << 20;
+    win.memory_working_set_last_bytes = 200 << 20;
+    wins[0] = &win;
+    kopt__v1__metric_batch__init(&batch);
+    batch.cluster = "prod-eu";
+    batch.node = "ip-10-0-0-1.eu-west-1.compute.internal";
+    batch.agent_id = "agent-7";
+    batch.epoch = 1799999000000000000ULL;
+    batch.seq = 42;
+    batch.created = &ts_created;
+    batch.n_windows = 1;
+    batch.windows = wins;
+    return 0;
+}
+
+
+/* Validates and returns the problem message ("" when valid). */
+static const char *problem(void)
+{
+    static kopt_batch_problem_t p;
+
+    memset(&p, 0, sizeof(p));
+    if (kopt_batch_validate(&batch, &lim, NOW, &p) == 0)
+        return "";
+    assert_non_null(p.reason);
+    return p.message;
+}
+
+
+static void names_follow_kubernetes_rules(void **state)
+{
+    char tok[64];
+
+    (void)state;
+    assert_int_equal(kopt_name_check("kube-system", KOPT_NAME_LABEL), 0);
+    assert_int_equal(kopt_name_check("Kube", KOPT_NAME_LABEL), -EINVAL);
+    assert_int_equal(kopt_name_check("-a", KOPT_NAME_LABEL), -EINVAL);
+    assert_int_equal(kopt_name_check("a.b", KOPT_NAME_LABEL), -EINVAL);
+    assert_int_equal(kopt_name_check("node-1.example.com", KOPT_NAME_SUBDOMAIN), 0);
+    assert_int_equal(kopt_name_check("a..b", KOPT_NAME_SUBDOMAIN), -EINVAL);
+    assert_int_equal(kopt_name_check("", KOPT_NAME_SUBDOMAIN), -EINVAL);
+    assert_int_equal(
+        kopt_name_check("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                        KOPT_NAME_LABEL),
+        -EINVAL);
+    assert_int_equal(kopt_name_check("Agent_7.x-y", KOPT_NAME_AGENT_ID), 0);
+    assert_int_equal(kopt_name_check("a/b", KOPT_NAME_AGENT_ID), -EINVAL);
+    assert_int_equal(kopt_name_subject_token("node-1.example.com", tok, sizeof(tok)), 0);
+    assert_string_equal(tok, "node-1_example_com");
+    assert_int_equal(kopt_name_subject_token("node-1.example.com", tok, 5), -E2BIG);
+}
+
+
+static void identity_comes_from_the_spiffe_uri(void **state)
+{
+    kopt_identity_t id;
+
+    (void)state;
+    assert_int_equal(kopt_identity_parse("spiffe://kopt/cluster/prod-eu/agent/agent-7", &id), 0);
+    assert_string_equal(id.cluster, "prod-eu");
+    assert_string_equal(id.agent_id, "agent-7");
+    assert_int_equal(kopt_identity_parse("spiffe://kopt/service/advisor", &id), -EINVAL);
+    assert_int_equal(kopt_identity_parse("spiffe://kopt/cluster//agent/x", &id), -EINVAL);
+    assert_int_equal(kopt_identity_parse("spiffe://kopt/cluster/Prod/agent/x", &id), -EINVAL);
+    assert_int_equal(kopt_identity_parse("spiffe://kopt/cluster/prod/agent/", &id), -EINVAL);
+    assert_int_equal(kopt_identity_parse("spiffe://other/cluster/prod/agent/x", &id), -EINVAL);
+}
+
+
+static void a_good_batch_passes(void **state)
+{
+    (void)state;
+    assert_string_equal(problem(), "");
+}
+
+
+static void bad_identity_fields_are_named(void **state)
+{
+    (void)state;
+    batch.cluster = "";
+    assert_string_equal(problem(), "cluster: missing");
+    setup(NULL);
+    batch.node = "Node_1";
+    assert_non_null(strstr(problem(), "node: \"Node_1\" is not a valid name"));
+    setup(NULL);
+    batch.seq = 0;
+    assert_string_equal(problem(), "seq: must not be 0");
+    setup(NULL);
+    batch.epoch = 0;
+    assert_string_equal(problem(), "epoch: must not be 0");
+    setup(NULL);
+    batch.created = NULL;
+    assert_string_equal(problem(), "created: missing");
+}
+
+
+static void times_must_be_sane(void **state)
+{
+    (void)state;
+    ts_created.seconds = NOW + 3600;
+    assert_string_equal(problem(), "created: 3600 s in the future (clock skew?)");
+    setup(NULL);
+    ts_start.seconds = NOW - 30 * 24 * 3600;
+    assert_non_null(strstr(problem(), "windows[0].window_start: 2592000 s old"));
+    setup(NULL);
+    ts_end.seconds = ts_start.seconds;
+    assert_string_equal(problem(), "windows[0]: window_end is not after window_start");
+    setup(NULL);
+    ts_start.seconds = NOW - 7200;
+    assert_string_equal(problem(), "windows[0]: window of 7195 s is longer than 3600 s");
+    setup(NULL);
+    ts_end.nanos = -1;
+    assert_string_equal(problem(), "windows[0].window_end: nanos -1 out of range");
+}
+
+
+static void numbers_must_be_finite_and_plausible(void **state)
+{
+    (void)state;
+    win.cpu_usage_mean_cores = NAN;
+    assert_non_null(strstr(problem(), "windows[0].cpu_usage_mean_cores: nan"));
+    setup(NULL);
+    win.cpu_limit_cores = -1;
+    assert_non_null(strstr(problem(), "windows[0].cpu_limit_cores: -1"));
+    setup(NULL);
+    win.cpu_usage_peak_cores = 0.1;
+    assert_string_equal(problem(), "windows[0]: cpu_usage_peak_cores 0.1 below mean 0.25");
+    setup(NULL);
+    win.memory_working_set_last_bytes = 1ULL << 40;
+    assert_string_equal(problem(), "windows[0]: memory_working_set_last_bytes above peak");
+    setup(NULL);
+    win.workload_kind = 99;
+    assert_string_equal(problem(), "windows[0].workload_kind: unknown kind 99");
+}
+
+
+static void counts_are_capped(void **state)
+{
+    (void)state;
+    lim.max_windows = 0;
+    assert_string_equal(problem(), "windows: 1 windows, at most 0");
+}
+
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(names_follow_kubernetes_rules),
+        cmocka_unit_test(identity_comes_from_the_spiffe_uri),
+        cmocka_unit_test_setup(a_good_batch_passes, setup),
+        cmocka_unit_test_setup(bad_identity_fields_are_named, setup),
+        cmocka_unit_test_setup(times_must_be_sane, setup),
+        cmocka_unit_test_setup(numbers_must_be_finite_and_plausible, setup),
+        cmocka_unit_test_setup(counts_are_capped, setup),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
