@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 int kopt_test_free_port(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -28,13 +27,11 @@ int kopt_test_free_port(void)
     return port;
 }
 
-
 static const char *tmp_root(void)
 {
     const char *t = getenv("TMPDIR");
     return t && *t ? t : "/tmp";
 }
-
 
 char *kopt_test_tmpdir(const char *prefix)
 {
@@ -49,7 +46,6 @@ char *kopt_test_tmpdir(const char *prefix)
     return path;
 }
 
-
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -57,7 +53,6 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     (void)ftw;
     return remove(path) == 0 || errno == ENOENT ? 0 : -1;
 }
-
 
 int kopt_test_rmtree(const char *path)
 {
