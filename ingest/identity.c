@@ -8,7 +8,6 @@
 
 #define PREFIX "spiffe://kopt/cluster/"
 
-
 int kopt_identity_parse(const char *uri, kopt_identity_t *out)
 {
     const char *cluster, *slash, *agent;

@@ -4,12 +4,10 @@
 #include <errno.h>
 #include <string.h>
 
-
 static int alnum_lower(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
-
 
 static int check_label(const char *s, size_t n, const char **why)
 {
@@ -32,7 +30,6 @@ static int check_label(const char *s, size_t n, const char **why)
         }
     return 0;
 }
-
 
 int kopt_name_check_why(const char *name, kopt_name_kind_t kind, const char **why)
 {
@@ -76,7 +73,6 @@ int kopt_name_check_why(const char *name, kopt_name_kind_t kind, const char **wh
     *why = "unknown name kind";
     return -EINVAL;
 }
-
 
 int kopt_name_subject_token(const char *name, char *out, size_t len)
 {

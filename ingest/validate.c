@@ -11,7 +11,6 @@
 
 #define MAX_CORES 100000.0 /* no node has more; catches unit mistakes (millicores) */
 
-
 void kopt_batch_limits_default(kopt_batch_limits_t *lim)
 {
     lim->max_windows = 20000;
@@ -20,7 +19,6 @@ void kopt_batch_limits_default(kopt_batch_limits_t *lim)
     lim->max_future_seconds = 300;
     lim->max_window_seconds = 3600;
 }
-
 
 static int fail(kopt_batch_problem_t *p, const char *reason, const char *fmt, ...)
 {
@@ -32,7 +30,6 @@ static int fail(kopt_batch_problem_t *p, const char *reason, const char *fmt, ..
     va_end(ap);
     return -EINVAL;
 }
-
 
 static int check_name(kopt_batch_problem_t *p, const char *field, const char *v,
                       kopt_name_kind_t kind)
@@ -46,9 +43,9 @@ static int check_name(kopt_batch_problem_t *p, const char *field, const char *v,
     return 0;
 }
 
-
-static int check_time(kopt_batch_problem_t *p, const char *field, const Google__Protobuf__Timestamp *t,
-                      const kopt_batch_limits_t *lim, int64_t now)
+static int check_time(kopt_batch_problem_t *p, const char *field,
+                      const Google__Protobuf__Timestamp *t, const kopt_batch_limits_t *lim,
+                      int64_t now)
 {
     if (!t)
         return fail(p, "missing_field", "%s: missing", field);
@@ -63,14 +60,12 @@ static int check_time(kopt_batch_problem_t *p, const char *field, const Google__
     return 0;
 }
 
-
 static int check_number(kopt_batch_problem_t *p, const char *field, double v, double max)
 {
     if (!isfinite(v) || v < 0 || v > max)
         return fail(p, "bad_number", "%s: %g is not a finite number in [0, %g]", field, v, max);
     return 0;
 }
-
 
 static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
                         const kopt_batch_limits_t *lim, int64_t now, kopt_batch_problem_t *p)
@@ -113,7 +108,6 @@ static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
     return 0;
 }
 
-
 static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, kopt_batch_problem_t *p)
 {
     char f[64];
@@ -129,7 +123,6 @@ static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, kopt_batc
     return 0;
 }
 
-
 static int check_node(const Kopt__V1__NodeFacts *n, kopt_batch_problem_t *p)
 {
     if (!n)
@@ -143,9 +136,8 @@ static int check_node(const Kopt__V1__NodeFacts *n, kopt_batch_problem_t *p)
     return 0;
 }
 
-
-int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim,
-                        int64_t now, kopt_batch_problem_t *p)
+int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim, int64_t now,
+                        kopt_batch_problem_t *p)
 {
     if (check_name(p, "cluster", b->cluster, KOPT_NAME_SUBDOMAIN) < 0 ||
         check_name(p, "node", b->node, KOPT_NAME_SUBDOMAIN) < 0 ||

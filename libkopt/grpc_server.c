@@ -57,11 +57,38 @@ struct kopt_grpc_call {
     kopt_grpc_tag_t done_tag;    /* CQ thread */
 };
 
-int kopt_grpc_server_new(uv_loop_t *loop, size_t max_recv_bytes, kopt_grpc_server_t **out)
+/* gRPC channel args from our options; `args` has room for 5. */
+static size_t channel_args(const kopt_grpc_server_opts_t *o, grpc_arg *args)
+{
+    size_t n = 0;
+
+#define INT_ARG(k, v)                                                                              \
+    args[n++] = (grpc_arg)                                                                         \
+    {                                                                                              \
+        .type = GRPC_ARG_INTEGER, .key = (k), .value.integer = (v)                                 \
+    }
+    if (o && o->max_recv_bytes > 0)
+        INT_ARG(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                o->max_recv_bytes < INT32_MAX ? (int)o->max_recv_bytes : INT32_MAX);
+    if (o && o->keepalive_time_ms > 0) {
+        INT_ARG(GRPC_ARG_KEEPALIVE_TIME_MS, (int)o->keepalive_time_ms);
+        INT_ARG(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    }
+    if (o && o->keepalive_min_ping_ms > 0) {
+        INT_ARG(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                (int)o->keepalive_min_ping_ms);
+        INT_ARG(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+    }
+#undef INT_ARG
+    return n;
+}
+
+int kopt_grpc_server_new(uv_loop_t *loop, const kopt_grpc_server_opts_t *opts,
+                         kopt_grpc_server_t **out)
 {
     kopt_grpc_server_t *s = calloc(1, sizeof(*s));
-    grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH};
-    grpc_channel_args args = {.num_args = 1, .args = &arg};
+    grpc_arg arg[5];
+    grpc_channel_args args = {.args = arg};
     int r;
 
     if (!s)
@@ -72,8 +99,7 @@ int kopt_grpc_server_new(uv_loop_t *loop, size_t max_recv_bytes, kopt_grpc_serve
         free(s);
         return r;
     }
-    arg.value.integer =
-        max_recv_bytes > 0 && max_recv_bytes < INT32_MAX ? (int)max_recv_bytes : 4 << 20;
+    args.num_args = channel_args(opts, arg);
     s->srv = grpc_server_create(&args, NULL);
     grpc_server_register_completion_queue(s->srv, kopt_grpc_loop_cq(s->gl), NULL);
     uv_timer_init(loop, &s->deadline);
@@ -391,8 +417,12 @@ static void on_shutdown(kopt_grpc_tag_t *tag, int ok)
 void kopt_grpc_server_shutdown(kopt_grpc_server_t *s, uint64_t deadline_ms, void (*done)(void *arg),
                                void *arg)
 {
-    if (s->stopping)
+    if (s->stopping) { /* again, e.g. a second SIGTERM: cancel now, report to the new caller */
+        s->done = done;
+        s->done_arg = arg;
+        grpc_server_cancel_all_calls(s->srv);
         return;
+    }
     s->stopping = 1;
     s->done = done;
     s->done_arg = arg;

@@ -24,12 +24,10 @@ struct kopt_nats {
 
 static pthread_once_t adapter_once = PTHREAD_ONCE_INIT;
 
-
 static void adapter_init(void)
 {
     natsLibuv_Init();
 }
-
 
 static void set_state(kopt_nats_t *n, int up)
 {
@@ -37,20 +35,17 @@ static void set_state(kopt_nats_t *n, int up)
     uv_async_send(&n->wake);
 }
 
-
 static void on_connected(natsConnection *nc, void *closure)
 {
     (void)nc;
     set_state(closure, 1);
 }
 
-
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
     set_state(closure, 0);
 }
-
 
 static void on_wake(uv_async_t *a)
 {
@@ -67,7 +62,6 @@ static void on_wake(uv_async_t *a)
     if (n->cb)
         n->cb(n->data, up);
 }
-
 
 static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats_t *n,
                    natsOptions **out)
@@ -101,7 +95,6 @@ static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats
     *out = o;
     return 0;
 }
-
 
 int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_nats_state_fn cb,
                       void *data, kopt_nats_t **out)
@@ -140,24 +133,20 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_n
     return 0;
 }
 
-
 natsConnection *kopt_nats_conn(kopt_nats_t *n)
 {
     return n->nc;
 }
-
 
 int kopt_nats_connected(const kopt_nats_t *n)
 {
     return atomic_load(&n->connected);
 }
 
-
 static void on_closed(uv_handle_t *h)
 {
     free(h->data);
 }
-
 
 void kopt_nats_close(kopt_nats_t *n, int64_t flush_ms)
 {
@@ -170,7 +159,6 @@ void kopt_nats_close(kopt_nats_t *n, int64_t flush_ms)
     uv_close((uv_handle_t *)&n->wake, on_closed);
 }
 
-
 typedef struct {
     uv_work_t work;
     char *url;
@@ -180,7 +168,6 @@ typedef struct {
     int status;
     char message[300];
 } ensure_t;
-
 
 static void fill_config(jsStreamConfig *c, const kopt_stream_spec_t *spec, const char **subjects)
 {
@@ -195,7 +182,6 @@ static void fill_config(jsStreamConfig *c, const kopt_stream_spec_t *spec, const
     c->Duplicates = (int64_t)spec->duplicates_ms * 1000000; /* nanoseconds */
     c->MaxBytes = spec->max_bytes > 0 ? spec->max_bytes : -1;
 }
-
 
 /* Worker thread: blocking JetStream API on a plain connection. */
 static void ensure_work(uv_work_t *w)
@@ -226,8 +212,8 @@ static void ensure_work(uv_work_t *w)
     }
     if (s == NATS_OK) {
         e->status = 0;
-        snprintf(e->message, sizeof(e->message), "stream %s ready (%s, %d replicas)",
-                 e->spec->name, e->spec->memory ? "memory" : "file", (int)cfg.Replicas);
+        snprintf(e->message, sizeof(e->message), "stream %s ready (%s, %d replicas)", e->spec->name,
+                 e->spec->memory ? "memory" : "file", (int)cfg.Replicas);
     } else {
         e->status = s == NATS_NO_SERVER || s == NATS_TIMEOUT ? -ENOTCONN : -EIO;
         snprintf(e->message, sizeof(e->message), "%s %s: %s (JetStream error %d)", what,
@@ -237,7 +223,6 @@ static void ensure_work(uv_work_t *w)
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
 }
-
 
 static void ensure_after(uv_work_t *w, int status)
 {
@@ -252,10 +237,8 @@ static void ensure_after(uv_work_t *w, int status)
     free(e);
 }
 
-
 int kopt_nats_ensure_stream(uv_loop_t *loop, const char *url, const kopt_stream_spec_t *spec,
-                            void (*done)(void *data, int status, const char *message),
-                            void *data)
+                            void (*done)(void *data, int status, const char *message), void *data)
 {
     ensure_t *e = calloc(1, sizeof(*e));
 

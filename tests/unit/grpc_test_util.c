@@ -17,6 +17,7 @@ struct test_server {
     pthread_t loop_thread;
     int port;
     kopt_grpc_tag_t shutdown_tag;
+    uint64_t forwarded; /* read when the bridge stopped, before it is freed */
     _Atomic int calls, loop_tags_off_loop, cq_tags_on_loop;
 };
 
@@ -97,7 +98,10 @@ static void on_shutdown(kopt_grpc_tag_t *tag, int ok)
 
     (void)ok;
     grpc_server_destroy(s->srv);
-    kopt_grpc_loop_free(s->gl);
+    kopt_grpc_loop_free(s->gl); /* joins the CQ thread and drains */
+    /* Still allocated until the loop runs its close callback. */
+    s->forwarded = kopt_grpc_loop_forwarded(s->gl);
+    s->gl = NULL;
 }
 
 /* Loop thread: the loop ends once the bridge has closed. */
@@ -149,7 +153,7 @@ int test_server_cq_tags_on_loop(const test_server_t *s)
 
 uint64_t test_server_forwarded(const test_server_t *s)
 {
-    return kopt_grpc_loop_forwarded(s->gl);
+    return s->gl ? kopt_grpc_loop_forwarded(s->gl) : s->forwarded;
 }
 
 void test_unary_call(int port, grpc_channel_credentials *creds, int deadline_ms,

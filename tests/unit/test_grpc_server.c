@@ -82,7 +82,8 @@ static void unary_calls_and_errors(void **state)
     memset(&r, 0, sizeof(r));
     uv_loop_init(&loop);
     uv_timer_init(&loop, &later.timer);
-    assert_int_equal(kopt_grpc_server_new(&loop, 100000, &srv), 0);
+    assert_int_equal(
+        kopt_grpc_server_new(&loop, &(kopt_grpc_server_opts_t){.max_recv_bytes = 100000}, &srv), 0);
     assert_int_equal(kopt_grpc_server_add_unary(srv, "/kopt.test.T/Echo", echo, NULL), 0);
     assert_int_equal(kopt_grpc_server_add_unary(srv, "/kopt.test.T/Later", reply_later, &later), 0);
     assert_int_equal(kopt_grpc_server_listen(srv, "127.0.0.1:0",
@@ -137,7 +138,7 @@ static void drain_waits_for_calls_in_flight(void **state)
     memset(&d, 0, sizeof(d));
     uv_loop_init(&loop);
     uv_timer_init(&loop, &later.timer);
-    assert_int_equal(kopt_grpc_server_new(&loop, 0, &d.srv), 0);
+    assert_int_equal(kopt_grpc_server_new(&loop, NULL, &d.srv), 0);
     assert_int_equal(kopt_grpc_server_add_unary(d.srv, "/kopt.test.T/Later", shutdown_now, &later),
                      0);
     assert_int_equal(kopt_grpc_server_listen(d.srv, "127.0.0.1:0",

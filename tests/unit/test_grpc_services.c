@@ -109,7 +109,7 @@ static void health_check_answers_per_service(void **state)
     (void)state;
     memset(&h, 0, sizeof(h));
     uv_loop_init(&loop);
-    assert_int_equal(kopt_grpc_server_new(&loop, 0, &srv), 0);
+    assert_int_equal(kopt_grpc_server_new(&loop, NULL, &srv), 0);
     assert_int_equal(kopt_grpc_health_register(srv, &h.health), 0);
     assert_int_equal(kopt_grpc_reflection_register(srv, kopt_descriptor_set,
                                                    kopt_descriptor_set_len, services, &refl),
@@ -141,7 +141,7 @@ static void reflection_refuses_unknown_services(void **state)
 
     (void)state;
     uv_loop_init(&loop);
-    assert_int_equal(kopt_grpc_server_new(&loop, 0, &srv), 0);
+    assert_int_equal(kopt_grpc_server_new(&loop, NULL, &srv), 0);
     assert_int_equal(kopt_grpc_reflection_register(srv, kopt_descriptor_set,
                                                    kopt_descriptor_set_len, services, &refl),
                      -EINVAL);

@@ -180,7 +180,7 @@ static void call_with(const char *cert, const char *key, test_call_result_t *res
                      0);
     assert_int_equal(
         kopt_grpc_server_credentials_new(src, KOPT_CLIENT_CERT_REQUIRED, &creds, &fetcher), 0);
-    assert_int_equal(kopt_grpc_server_new(&loop, 0, &srv), 0);
+    assert_int_equal(kopt_grpc_server_new(&loop, NULL, &srv), 0);
     assert_int_equal(kopt_grpc_server_add_unary(srv, "/kopt.test.T/WhoAmI", who_am_i, NULL), 0);
     assert_int_equal(kopt_grpc_server_listen(srv, "127.0.0.1:0", creds, &client.port), 0);
     assert_int_equal(kopt_grpc_server_start(srv), 0);

@@ -22,13 +22,11 @@ static Kopt__V1__ContainerWindow win, *wins[1];
 static Kopt__V1__MetricBatch batch;
 static kopt_batch_limits_t lim;
 
-
 static void stamp(Google__Protobuf__Timestamp *t, int64_t s)
 {
     google__protobuf__timestamp__init(t);
     t->seconds = s;
 }
-
 
 static int setup(void **state)
 {
@@ -62,7 +60,6 @@ static int setup(void **state)
     return 0;
 }
 
-
 /* Validates and returns the problem message ("" when valid). */
 static const char *problem(void)
 {
@@ -74,7 +71,6 @@ static const char *problem(void)
     assert_non_null(p.reason);
     return p.message;
 }
-
 
 static void names_follow_kubernetes_rules(void **state)
 {
@@ -99,7 +95,6 @@ static void names_follow_kubernetes_rules(void **state)
     assert_int_equal(kopt_name_subject_token("node-1.example.com", tok, 5), -E2BIG);
 }
 
-
 static void identity_comes_from_the_spiffe_uri(void **state)
 {
     kopt_identity_t id;
@@ -115,13 +110,11 @@ static void identity_comes_from_the_spiffe_uri(void **state)
     assert_int_equal(kopt_identity_parse("spiffe://other/cluster/prod/agent/x", &id), -EINVAL);
 }
 
-
 static void a_good_batch_passes(void **state)
 {
     (void)state;
     assert_string_equal(problem(), "");
 }
-
 
 static void bad_identity_fields_are_named(void **state)
 {
@@ -142,7 +135,6 @@ static void bad_identity_fields_are_named(void **state)
     assert_string_equal(problem(), "created: missing");
 }
 
-
 static void times_must_be_sane(void **state)
 {
     (void)state;
@@ -161,7 +153,6 @@ static void times_must_be_sane(void **state)
     ts_end.nanos = -1;
     assert_string_equal(problem(), "windows[0].window_end: nanos -1 out of range");
 }
-
 
 static void numbers_must_be_finite_and_plausible(void **state)
 {
@@ -182,14 +173,12 @@ static void numbers_must_be_finite_and_plausible(void **state)
     assert_string_equal(problem(), "windows[0].workload_kind: unknown kind 99");
 }
 
-
 static void counts_are_capped(void **state)
 {
     (void)state;
     lim.max_windows = 0;
     assert_string_equal(problem(), "windows: 1 windows, at most 0");
 }
-
 
 int main(void)
 {

@@ -14,14 +14,13 @@
 
 typedef struct {
     kopt_lifecycle_t *lc;
-    uv_timer_t work;  /* stands for in-flight work */
-    uv_timer_t kick;  /* sends the signals */
+    uv_timer_t work; /* stands for in-flight work */
+    uv_timer_t kick; /* sends the signals */
     int drains, stops, reloads;
-    int finish_work;  /* whether drain lets the work finish */
+    int finish_work; /* whether drain lets the work finish */
     int signals[3];
     int n_signals, sent;
 } fixture_t;
-
 
 static void on_work_done(uv_timer_t *t)
 {
@@ -29,7 +28,6 @@ static void on_work_done(uv_timer_t *t)
 
     kopt_lifecycle_drained(f->lc);
 }
-
 
 static void hook_drain(void *data)
 {
@@ -40,7 +38,6 @@ static void hook_drain(void *data)
         uv_timer_start(&f->work, on_work_done, 20, 0);
 }
 
-
 static void hook_stop(void *data)
 {
     fixture_t *f = data;
@@ -50,12 +47,10 @@ static void hook_stop(void *data)
     uv_close((uv_handle_t *)&f->kick, NULL);
 }
 
-
 static void hook_reload(void *data)
 {
     ((fixture_t *)data)->reloads++;
 }
-
 
 static void on_kick(uv_timer_t *t)
 {
@@ -64,7 +59,6 @@ static void on_kick(uv_timer_t *t)
     if (f->sent < f->n_signals)
         kill(getpid(), f->signals[f->sent++]);
 }
-
 
 static int run(fixture_t *f, uint64_t drain_timeout_ms)
 {
@@ -86,7 +80,6 @@ static int run(fixture_t *f, uint64_t drain_timeout_ms)
     return code;
 }
 
-
 static void sigterm_drains_then_stops_cleanly(void **state)
 {
     fixture_t f = {.finish_work = 1, .signals = {SIGHUP, SIGTERM}, .n_signals = 2};
@@ -98,7 +91,6 @@ static void sigterm_drains_then_stops_cleanly(void **state)
     assert_int_equal(f.stops, 1);
 }
 
-
 static void drain_deadline_forces_stop_with_failure_code(void **state)
 {
     fixture_t f = {.finish_work = 0, .signals = {SIGINT}, .n_signals = 1};
@@ -109,7 +101,6 @@ static void drain_deadline_forces_stop_with_failure_code(void **state)
     assert_int_equal(f.stops, 1);
 }
 
-
 static void second_signal_stops_at_once(void **state)
 {
     fixture_t f = {.finish_work = 0, .signals = {SIGTERM, SIGTERM}, .n_signals = 2};
@@ -119,7 +110,6 @@ static void second_signal_stops_at_once(void **state)
     assert_int_equal(f.drains, 1);
     assert_int_equal(f.stops, 1);
 }
-
 
 int main(void)
 {

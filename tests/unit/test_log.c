@@ -43,8 +43,8 @@ static void log_json_line_has_fields(void **state)
     (void)state;
     capture_begin(fds, KOPT_LOG_FORMAT_JSON);
     kopt_log_info("listening \"now\"", KOPT_STR("addr", "127.0.0.1:7400"), KOPT_INT("port", -7),
-                  KOPT_UINT("n", 4000000000ULL), KOPT_DBL("ratio", 0.5),
-                  KOPT_BOOL("tls", 1), KOPT_ERR(-ECONNREFUSED));
+                  KOPT_UINT("n", 4000000000ULL), KOPT_DBL("ratio", 0.5), KOPT_BOOL("tls", 1),
+                  KOPT_ERR(-ECONNREFUSED));
     capture_end(fds);
     assert_non_null(strchr(captured, '\n'));
     assert_int_equal(strchr(captured, '\n')[1], '\0');

@@ -27,8 +27,15 @@ typedef void (*kopt_grpc_unary_fn)(kopt_grpc_call_t *call, const uint8_t *req, s
  * kopt_grpc_call_release() once its final status was sent. */
 typedef void (*kopt_grpc_stream_fn)(kopt_grpc_call_t *call);
 
-/* `max_recv_bytes` caps one received message (0: gRPC's 4 MiB default). */
-int kopt_grpc_server_new(uv_loop_t *loop, size_t max_recv_bytes, kopt_grpc_server_t **out);
+typedef struct {
+    size_t max_recv_bytes;          /* one received message (0: gRPC's 4 MiB) */
+    uint64_t keepalive_time_ms;     /* ping idle connections this often (0: gRPC's 2 h) */
+    uint64_t keepalive_min_ping_ms; /* clients pinging more often are cut off (0: 5 min) */
+} kopt_grpc_server_opts_t;
+
+/* `opts` NULL: gRPC's defaults. */
+int kopt_grpc_server_new(uv_loop_t *loop, const kopt_grpc_server_opts_t *opts,
+                         kopt_grpc_server_t **out);
 
 /* Register methods before start; `path` must outlive the server (a literal). */
 int kopt_grpc_server_add_unary(kopt_grpc_server_t *s, const char *path, kopt_grpc_unary_fn fn,
@@ -72,7 +79,9 @@ uint64_t kopt_grpc_server_calls(kopt_grpc_server_t *s, grpc_status_code status);
 
 /* Stops accepting calls, lets in-flight ones finish, cancels whatever is
  * left after `deadline_ms`, then frees the server and calls `done` on the
- * loop thread. The loop keeps running until then. */
+ * loop thread. The loop keeps running until then. Called again while
+ * stopping, it cancels the open calls at once and `done` replaces the
+ * first one. */
 void kopt_grpc_server_shutdown(kopt_grpc_server_t *s, uint64_t deadline_ms, void (*done)(void *arg),
                                void *arg);
 

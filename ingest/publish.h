@@ -1,0 +1,42 @@
+/* Asynchronous JetStream publishing with a bounded window. PubAcks arrive on
+ * a nats.c thread (STACK-NOTES 25) and are handed to the loop, where each
+ * publish's `ref` comes back with its result, so callers never lock. */
+#ifndef KOPT_INGEST_PUBLISH_H
+#define KOPT_INGEST_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <kopt/nats.h>
+
+typedef struct kopt_publisher kopt_publisher_t;
+
+/* On the loop thread: 0 stored (`duplicate`: JetStream already had this
+ * Nats-Msg-Id), or -ETIMEDOUT / -EIO with JetStream's text in `why`. */
+typedef void (*kopt_publish_done_fn)(void *ref, int status, int duplicate, const char *why,
+                                     void *data);
+
+typedef struct {
+    uint32_t window;    /* publishes awaiting a PubAck, at most */
+    int64_t timeout_ms; /* a PubAck later than this is a failure */
+} kopt_publisher_opts_t;
+
+int kopt_publisher_new(uv_loop_t *loop, kopt_nats_t *nats, const kopt_publisher_opts_t *opts,
+                       kopt_publish_done_fn done, void *data, kopt_publisher_t **out);
+
+/* Publishes a copy of `data` to `subject` with header Nats-Msg-Id: `msg_id`.
+ * 0: `ref` will come back through `done`, exactly once. -EAGAIN: the window
+ * is full (retry after a completion); -ENOBUFS: disconnected and the
+ * reconnect buffer is full; -ENOTCONN, -ENOMEM, -EIO. Loop thread. */
+int kopt_publisher_send(kopt_publisher_t *p, const char *subject, const char *msg_id,
+                        const uint8_t *data, size_t len, void *ref);
+
+uint32_t kopt_publisher_inflight(const kopt_publisher_t *p);
+int kopt_publisher_has_room(const kopt_publisher_t *p);
+
+/* Fails every publish still waiting (their `done` runs with -ECANCELED)
+ * and frees the publisher; the NATS connection stays. Loop thread. */
+void kopt_publisher_free(kopt_publisher_t *p);
+
+#endif

@@ -1,0 +1,642 @@
+/* One kopt.v1.Ingest/Push stream: read a batch, check it, publish it, and
+ * ack it once JetStream has it. Batches are settled in arrival order (a FIFO
+ * of pending entries) so a cumulative ack never covers a batch that is not
+ * stored. A bad batch, a rate limit or a failed publish ends the stream with
+ * a status after everything before it was acked; the agent re-sends the rest.
+ * Everything runs on the loop thread (all tags are on_loop). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/byte_buffer_reader.h>
+
+#include <kopt/log.h>
+#include <kopt/util.h>
+
+#include "identity.h"
+#include "ingest_internal.h"
+#include "kopt/v1/ingest.pb-c.h"
+#include "names.h"
+
+#define MAX_EPOCHS 4 /* an agent replaying its spool sends at most two */
+
+enum { WAITING, INFLIGHT, STORED, REJECTED, FAILED };
+
+typedef struct pending {
+    struct pending *next;
+    push_stream_t *s; /* NULL once the stream is gone: the publish result is dropped */
+    uint64_t epoch, seq, started_ns;
+    size_t bytes, windows;
+    int state;
+    grpc_slice data; /* WAITING only: the batch to publish */
+    char subject[300], msg_id[300];
+} pending_t;
+
+typedef struct {
+    uint64_t epoch, last_seq, acked, sent;
+} epoch_t;
+
+struct push_stream {
+    kopt_ingest_t *ing;
+    kopt_grpc_call_t *c;
+    push_stream_t *prev, *next, *paused_next;
+    int paused;
+    kopt_identity_t id;
+    int has_id;
+    grpc_byte_buffer *in, *out;
+    grpc_slice details;
+    grpc_metadata trailer;
+    char retry_ms[24];
+    int cancelled, refs;
+    int reading, half_closed, sending, status_sent;
+    int ending;
+    grpc_status_code end_code;
+    char end_msg[300];
+    pending_t *head, *tail;
+    epoch_t epochs[MAX_EPOCHS];
+    size_t n_epochs;
+    Kopt__V1__BatchRejection rejection; /* at most one: the stream ends after it */
+    int has_rejection;
+    char rejection_msg[256];
+    kopt_grpc_tag_t recv_tag, send_tag, status_tag, close_tag;
+};
+
+static void maybe_read(push_stream_t *s);
+static void maybe_send(push_stream_t *s);
+
+static void unref(push_stream_t *s)
+{
+    kopt_ingest_t *ing = s->ing;
+
+    if (--s->refs > 0)
+        return;
+    for (pending_t *p = s->head, *next; p; p = next) {
+        next = p->next;
+        if (p->state == INFLIGHT) {
+            p->s = NULL; /* the publisher still holds it */
+        } else {
+            grpc_slice_unref(p->data);
+            free(p);
+        }
+    }
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ing->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    ing->n_streams--;
+    if (s->in)
+        grpc_byte_buffer_destroy(s->in);
+    if (s->out)
+        grpc_byte_buffer_destroy(s->out);
+    grpc_slice_unref(s->details);
+    kopt_grpc_call_release(s->c);
+    free(s);
+    kopt_ingest_check_drained(ing);
+}
+
+static void start(push_stream_t *s, grpc_op *ops, size_t n, kopt_grpc_tag_t *tag)
+{
+    grpc_call_error e;
+
+    s->refs++;
+    e = grpc_call_start_batch(kopt_grpc_call_raw(s->c), ops, n, tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        kopt_log_error("Push: grpc_call_start_batch refused", KOPT_STR("agent", s->id.agent_id),
+                       KOPT_INT("grpc_call_error", e));
+        s->refs--;
+    }
+}
+
+/* Ends the stream with `code` once what came before is settled. The first
+ * reason wins. */
+static void end_stream(push_stream_t *s, grpc_status_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void end_stream(push_stream_t *s, grpc_status_code code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->ending)
+        return;
+    s->ending = 1;
+    s->end_code = code;
+    va_start(ap, fmt);
+    vsnprintf(s->end_msg, sizeof(s->end_msg), fmt, ap);
+    va_end(ap);
+}
+
+static epoch_t *find_epoch(push_stream_t *s, uint64_t epoch)
+{
+    for (size_t i = 0; i < s->n_epochs; i++)
+        if (s->epochs[i].epoch == epoch)
+            return &s->epochs[i];
+    return NULL;
+}
+
+/* The epoch slot for a new batch; reuses a slot whose batches are all acked. */
+static epoch_t *epoch_for(push_stream_t *s, uint64_t epoch)
+{
+    epoch_t *e = find_epoch(s, epoch);
+
+    if (e)
+        return e;
+    if (s->n_epochs < MAX_EPOCHS) {
+        e = &s->epochs[s->n_epochs++];
+    } else {
+        for (size_t i = 0; i < MAX_EPOCHS && !e; i++)
+            if (s->epochs[i].sent == s->epochs[i].last_seq)
+                e = &s->epochs[i];
+        if (!e)
+            return NULL;
+    }
+    *e = (epoch_t){.epoch = epoch};
+    return e;
+}
+
+static void push_pending(push_stream_t *s, pending_t *p)
+{
+    p->s = s;
+    if (s->tail)
+        s->tail->next = p;
+    else
+        s->head = p;
+    s->tail = p;
+}
+
+/* Records a refusal that the agent must not retry: it is acked with the
+ * rejection, and the stream ends with `code`. */
+static void reject(push_stream_t *s, const Kopt__V1__MetricBatch *b, Kopt__V1__RejectReason reason,
+                   const char *label, grpc_status_code code, const char *msg)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+    epoch_t *e;
+
+    kopt_ingest_count_rejected(s->ing, label);
+    kopt_log_warn("Push: batch refused", KOPT_STR("cluster", b->cluster),
+                  KOPT_STR("agent", b->agent_id), KOPT_UINT("epoch", b->epoch),
+                  KOPT_UINT("seq", b->seq), KOPT_STR("reason", label), KOPT_STR("detail", msg));
+    end_stream(s, code, "batch %s/%" PRIu64 "/%" PRIu64 " refused: %s", b->agent_id, b->epoch,
+               b->seq, msg);
+    if (!p)
+        return;
+    if (b->seq == 0 || !(e = epoch_for(s, b->epoch)) || b->seq <= e->last_seq) {
+        free(p); /* nothing an ack could name */
+        return;
+    }
+    e->last_seq = b->seq;
+    kopt__v1__batch_rejection__init(&s->rejection);
+    s->rejection.epoch = b->epoch;
+    s->rejection.seq = b->seq;
+    s->rejection.reason = reason;
+    snprintf(s->rejection_msg, sizeof(s->rejection_msg), "%s", msg);
+    s->rejection.message = s->rejection_msg;
+    s->has_rejection = 1;
+    p->epoch = b->epoch;
+    p->seq = b->seq;
+    p->state = REJECTED;
+    p->data = grpc_empty_slice();
+    push_pending(s, p);
+}
+
+static int publish(push_stream_t *s, pending_t *p)
+{
+    kopt_ingest_t *ing = s->ing;
+    int r = kopt_publisher_send(ing->pub, p->subject, p->msg_id, GRPC_SLICE_START_PTR(p->data),
+                                GRPC_SLICE_LENGTH(p->data), p);
+
+    if (r == -EAGAIN)
+        return r; /* stays WAITING; retried when capacity frees */
+    grpc_slice_unref(p->data);
+    p->data = grpc_empty_slice();
+    if (r < 0) {
+        p->state = FAILED;
+        end_stream(s, GRPC_STATUS_UNAVAILABLE,
+                   "JetStream unavailable (%s); re-send from seq %" PRIu64, strerror(-r), p->seq);
+        return r;
+    }
+    p->state = INFLIGHT;
+    p->started_ns = kopt_now_ns();
+    ing->inflight_batches++;
+    ing->inflight_bytes += p->bytes;
+    return 0;
+}
+
+/* Checks one decoded batch against the stream's identity and order. */
+static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
+{
+    kopt_ingest_t *ing = s->ing;
+    kopt_batch_problem_t problem;
+    uint64_t retry_ns;
+    char key[520], msg[400];
+    epoch_t *e;
+
+    if (kopt_batch_validate(b, &ing->opts.limits, time(NULL), &problem) < 0) {
+        reject(s, b, KOPT__V1__REJECT_REASON__REJECT_REASON_INVALID, problem.reason,
+               GRPC_STATUS_INVALID_ARGUMENT, problem.message);
+        return -EINVAL;
+    }
+    if (s->has_id &&
+        (strcmp(b->cluster, s->id.cluster) != 0 || strcmp(b->agent_id, s->id.agent_id) != 0)) {
+        snprintf(msg, sizeof(msg),
+                 "batch for cluster \"%.63s\" agent \"%.63s\", but the client certificate is "
+                 "for cluster \"%.63s\" agent \"%.63s\"",
+                 b->cluster, b->agent_id, s->id.cluster, s->id.agent_id);
+        reject(s, b, KOPT__V1__REJECT_REASON__REJECT_REASON_PERMISSION_DENIED, "permission_denied",
+               GRPC_STATUS_PERMISSION_DENIED, msg);
+        return -EPERM;
+    }
+    e = epoch_for(s, b->epoch);
+    if (!e) {
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "more than %d epochs in flight", MAX_EPOCHS);
+        return -ENOSPC;
+    }
+    if (b->seq <= e->last_seq) {
+        end_stream(s, GRPC_STATUS_INVALID_ARGUMENT,
+                   "seq %" PRIu64 " after %" PRIu64 " in epoch %" PRIu64
+                   ": seqs must increase on a stream",
+                   b->seq, e->last_seq, b->epoch);
+        return -EINVAL;
+    }
+    snprintf(key, sizeof(key), "%s/%s", b->cluster, b->agent_id);
+    if (kopt_rate_limit_take(ing->rate, key, bytes, kopt_now_ns(), &retry_ns) < 0) {
+        kopt_metric_counter_inc(ing->m.rate_limited);
+        snprintf(s->retry_ms, sizeof(s->retry_ms), "%" PRIu64, retry_ns / 1000000 + 1);
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                   "rate limit for agent %s: retry in %s ms (seq %" PRIu64 " not stored)",
+                   b->agent_id, s->retry_ms, b->seq);
+        return -EAGAIN;
+    }
+    e->last_seq = b->seq;
+    return 0;
+}
+
+static void handle_batch(push_stream_t *s, grpc_slice data)
+{
+    kopt_ingest_t *ing = s->ing;
+    size_t len = GRPC_SLICE_LENGTH(data);
+    Kopt__V1__MetricBatch *b;
+    pending_t *p;
+    char node[256];
+
+    kopt_metric_counter_add(ing->m.bytes, (double)len);
+    if (len > ing->opts.max_batch_bytes) {
+        kopt_ingest_count_rejected(ing, "too_large");
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "batch of %zu bytes, at most %zu", len,
+                   ing->opts.max_batch_bytes);
+        return;
+    }
+    b = kopt__v1__metric_batch__unpack(NULL, len, GRPC_SLICE_START_PTR(data));
+    if (!b) {
+        kopt_ingest_count_rejected(ing, "malformed");
+        kopt_log_warn("Push: undecodable message", KOPT_STR("agent", s->id.agent_id),
+                      KOPT_UINT("bytes", len));
+        end_stream(s, GRPC_STATUS_INVALID_ARGUMENT,
+                   "malformed MetricBatch: %zu bytes that do not decode", len);
+        return;
+    }
+    if (admit(s, b, len) == 0 && (p = calloc(1, sizeof(*p)))) {
+        p->epoch = b->epoch;
+        p->seq = b->seq;
+        p->bytes = len;
+        p->windows = b->n_windows;
+        p->state = WAITING;
+        p->data = grpc_slice_ref(data);
+        kopt_name_subject_token(b->node, node, sizeof(node));
+        snprintf(p->subject, sizeof(p->subject), "%s.%s.%s", ing->opts.subject_prefix, b->cluster,
+                 node);
+        snprintf(p->msg_id, sizeof(p->msg_id), "%s/%" PRIu64 "/%" PRIu64, b->agent_id, b->epoch,
+                 b->seq);
+        push_pending(s, p);
+        publish(s, p);
+    }
+    kopt__v1__metric_batch__free_unpacked(b, NULL);
+}
+
+/* Publishes entries held back by a full window, in order. */
+static int flush_waiting(push_stream_t *s)
+{
+    for (pending_t *p = s->head; p; p = p->next)
+        if (p->state == WAITING && publish(s, p) == -EAGAIN)
+            return -EAGAIN;
+    return 0;
+}
+
+static void send_status(push_stream_t *s)
+{
+    grpc_op op = {.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
+    grpc_status_code code = s->ending ? s->end_code : GRPC_STATUS_OK;
+
+    s->status_sent = 1;
+    s->details = grpc_slice_from_copied_string(s->ending ? s->end_msg : "");
+    op.data.send_status_from_server.status = code;
+    op.data.send_status_from_server.status_details = &s->details;
+    if (s->retry_ms[0]) {
+        /* The agent reads this to wait before reconnecting. */
+        s->trailer.key = grpc_slice_from_static_string("kopt-retry-after-ms");
+        s->trailer.value = grpc_slice_from_static_string(s->retry_ms);
+        op.data.send_status_from_server.trailing_metadata = &s->trailer;
+        op.data.send_status_from_server.trailing_metadata_count = 1;
+    }
+    kopt_ingest_count_stream_end(s->ing, code);
+    if (code != GRPC_STATUS_OK)
+        kopt_log_info("Push stream ended", KOPT_STR("agent", s->id.agent_id),
+                      KOPT_INT("code", code), KOPT_STR("detail", s->end_msg));
+    start(s, &op, 1, &s->status_tag);
+}
+
+/* Pops settled entries and advances the cumulative acks. */
+static void settle(push_stream_t *s)
+{
+    pending_t *p;
+
+    while ((p = s->head) && (p->state == STORED || p->state == REJECTED || p->state == FAILED)) {
+        epoch_t *e = find_epoch(s, p->epoch);
+        int failed = p->state == FAILED;
+
+        s->head = p->next;
+        if (!s->head)
+            s->tail = NULL;
+        if (!failed && e && p->seq > e->acked)
+            e->acked = p->seq;
+        grpc_slice_unref(p->data);
+        free(p);
+        if (failed) {
+            /* Nothing after a lost batch may be acked: forget the rest. */
+            for (pending_t *q = s->head, *next; q; q = next) {
+                next = q->next;
+                if (q->state == INFLIGHT) {
+                    q->s = NULL;
+                } else {
+                    grpc_slice_unref(q->data);
+                    free(q);
+                }
+            }
+            s->head = s->tail = NULL;
+        }
+    }
+    maybe_send(s);
+}
+
+/* Sends the next ack if one is due and none is in flight; else ends the
+ * stream when it has nothing left to do. */
+static void maybe_send(push_stream_t *s)
+{
+    Kopt__V1__PushAck ack = KOPT__V1__PUSH_ACK__INIT;
+    Kopt__V1__BatchRejection *rej[1];
+    grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
+    epoch_t *due = NULL;
+    grpc_slice sl;
+
+    if (s->sending || s->status_sent)
+        return;
+    for (size_t i = 0; i < s->n_epochs && !due; i++)
+        if (s->epochs[i].acked > s->epochs[i].sent)
+            due = &s->epochs[i];
+    if (!due) {
+        /* An outstanding read is fine: the status ends it. */
+        if ((s->ending || s->half_closed) && !s->head)
+            send_status(s);
+        return;
+    }
+    ack.epoch = due->epoch;
+    ack.acked_through_seq = due->acked;
+    if (s->has_rejection && s->rejection.epoch == due->epoch && s->rejection.seq <= due->acked) {
+        rej[0] = &s->rejection;
+        ack.n_rejections = 1;
+        ack.rejections = rej;
+        s->has_rejection = 0;
+    }
+    sl = grpc_slice_malloc(kopt__v1__push_ack__get_packed_size(&ack));
+    kopt__v1__push_ack__pack(&ack, GRPC_SLICE_START_PTR(sl));
+    s->out = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    due->sent = due->acked;
+    s->sending = 1;
+    op.data.send_message.send_message = s->out;
+    start(s, &op, 1, &s->send_tag);
+}
+
+static void on_send(kopt_grpc_tag_t *tag, int ok)
+{
+    push_stream_t *s = kopt_container_of(tag, push_stream_t, send_tag);
+
+    s->sending = 0;
+    if (s->out) {
+        grpc_byte_buffer_destroy(s->out);
+        s->out = NULL;
+    }
+    if (!ok)
+        end_stream(s, GRPC_STATUS_CANCELLED, "client went away");
+    maybe_send(s);
+    unref(s);
+}
+
+static void on_recv(kopt_grpc_tag_t *tag, int ok)
+{
+    push_stream_t *s = kopt_container_of(tag, push_stream_t, recv_tag);
+    grpc_byte_buffer_reader rd;
+    grpc_slice data;
+
+    s->reading = 0;
+    if (!ok || !s->in) {
+        s->half_closed = 1;
+    } else if (s->ending) {
+        /* Arrived after the end was decided: not stored, not acked, re-sent later. */
+    } else if (grpc_byte_buffer_reader_init(&rd, s->in)) {
+        data = grpc_byte_buffer_reader_readall(&rd);
+        grpc_byte_buffer_reader_destroy(&rd);
+        handle_batch(s, data);
+        grpc_slice_unref(data);
+    }
+    if (s->in) {
+        grpc_byte_buffer_destroy(s->in);
+        s->in = NULL;
+    }
+    maybe_read(s);
+    settle(s);
+    unref(s);
+}
+
+/* Re-arms the read unless the stream ends, or capacity is short: then it
+ * waits in the paused list, and HTTP/2 flow control pushes back on the
+ * agent (STACK-NOTES 17). */
+static void maybe_read(push_stream_t *s)
+{
+    kopt_ingest_t *ing = s->ing;
+    grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
+
+    if (s->reading || s->half_closed || s->ending || s->status_sent || s->paused)
+        return;
+    if (flush_waiting(s) == -EAGAIN || !kopt_ingest_has_capacity(ing)) {
+        s->paused = 1;
+        s->paused_next = NULL;
+        if (ing->paused_tail)
+            ing->paused_tail->paused_next = s;
+        else
+            ing->paused_head = s;
+        ing->paused_tail = s;
+        s->refs++; /* the paused list holds it */
+        return;
+    }
+    s->reading = 1;
+    op.data.recv_message.recv_message = &s->in;
+    start(s, &op, 1, &s->recv_tag);
+}
+
+void kopt_push_streams_resume(kopt_ingest_t *ing)
+{
+    while (ing->paused_head && kopt_ingest_has_capacity(ing)) {
+        push_stream_t *s = ing->paused_head;
+
+        ing->paused_head = s->paused_next;
+        if (!ing->paused_head)
+            ing->paused_tail = NULL;
+        s->paused = 0;
+        maybe_read(s);
+        settle(s);
+        unref(s);
+    }
+}
+
+static void on_status(kopt_grpc_tag_t *tag, int ok)
+{
+    (void)ok;
+    unref(kopt_container_of(tag, push_stream_t, status_tag));
+}
+
+static void on_close(kopt_grpc_tag_t *tag, int ok)
+{
+    push_stream_t *s = kopt_container_of(tag, push_stream_t, close_tag);
+
+    (void)ok;
+    if (s->cancelled) {
+        s->half_closed = 1;
+        end_stream(s, GRPC_STATUS_CANCELLED, "cancelled by the client");
+        settle(s);
+    }
+    unref(s);
+}
+
+void kopt_push_published(void *ref, int status, int duplicate, const char *why, void *data)
+{
+    pending_t *p = ref;
+    kopt_ingest_t *ing = data;
+    push_stream_t *s = p->s;
+
+    ing->inflight_batches--;
+    ing->inflight_bytes -= p->bytes;
+    kopt_metric_histogram_observe(ing->m.publish_seconds,
+                                  (double)(kopt_now_ns() - p->started_ns) / 1e9);
+    if (status == 0) {
+        kopt_metric_counter_inc(duplicate ? ing->m.duplicate : ing->m.stored);
+        if (!duplicate)
+            kopt_metric_counter_add(ing->m.windows, (double)p->windows);
+    } else {
+        kopt_metric_counter_inc(ing->m.failed);
+        kopt_log_warn("JetStream did not store a batch", KOPT_STR("msg_id", p->msg_id),
+                      KOPT_STR("error", why));
+    }
+    if (!s) {
+        free(p);
+    } else {
+        p->state = status == 0 ? STORED : FAILED;
+        if (status < 0)
+            end_stream(s, GRPC_STATUS_UNAVAILABLE,
+                       "JetStream did not confirm batch %s: %s; re-send from there", p->msg_id,
+                       why);
+        settle(s);
+    }
+    kopt_push_streams_resume(ing);
+    kopt_ingest_check_drained(ing);
+}
+
+static push_stream_t *stream_new(kopt_ingest_t *ing, kopt_grpc_call_t *call)
+{
+    push_stream_t *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->ing = ing;
+    s->c = call;
+    s->details = grpc_empty_slice();
+    s->refs = 1;
+    kopt_grpc_tag_init(&s->recv_tag, on_recv, 1);
+    kopt_grpc_tag_init(&s->send_tag, on_send, 1);
+    kopt_grpc_tag_init(&s->status_tag, on_status, 1);
+    kopt_grpc_tag_init(&s->close_tag, on_close, 1);
+    s->next = ing->streams;
+    if (ing->streams)
+        ing->streams->prev = s;
+    ing->streams = s;
+    ing->n_streams++;
+    return s;
+}
+
+/* Who may this stream write for? With mutual TLS, the certificate says. */
+static int identify(push_stream_t *s)
+{
+    char uri[512];
+
+    if (s->ing->opts.insecure) {
+        snprintf(s->id.agent_id, sizeof(s->id.agent_id), "-");
+        return 0;
+    }
+    if (kopt_grpc_call_peer_uri(s->c, uri, sizeof(uri)) < 0 ||
+        kopt_identity_parse(uri, &s->id) < 0) {
+        end_stream(s, GRPC_STATUS_PERMISSION_DENIED,
+                   "the client certificate carries no kopt agent identity "
+                   "(URI SAN spiffe://kopt/cluster/<cluster>/agent/<id>)");
+        kopt_ingest_count_rejected(s->ing, "no_identity");
+        return -EPERM;
+    }
+    s->has_id = 1;
+    return 0;
+}
+
+void kopt_push_stream_start(kopt_grpc_call_t *call)
+{
+    kopt_ingest_t *ing = kopt_grpc_call_user(call);
+    push_stream_t *s = stream_new(ing, call);
+    grpc_op ops[2];
+
+    if (!s) {
+        kopt_grpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        return;
+    }
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[0].data.recv_close_on_server.cancelled = &s->cancelled;
+    start(s, ops, 1, &s->close_tag);
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    start(s, ops, 1, &s->send_tag); /* completes like an ack send with no message */
+    s->sending = 1;
+    if (ing->draining)
+        end_stream(s, GRPC_STATUS_UNAVAILABLE,
+                   "ingest is shutting down; connect to another replica");
+    else if (!kopt_nats_connected(ing->nats))
+        end_stream(s, GRPC_STATUS_UNAVAILABLE,
+                   "JetStream is not reachable from ingest; retry later");
+    else if (ing->n_streams > ing->opts.max_streams)
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many streams (%u); retry later",
+                   ing->opts.max_streams);
+    else
+        identify(s);
+    maybe_read(s);
+    unref(s);
+}
+
+void kopt_push_streams_drain(kopt_ingest_t *ing)
+{
+    for (push_stream_t *s = ing->streams; s; s = s->next) {
+        end_stream(s, GRPC_STATUS_UNAVAILABLE,
+                   "ingest is shutting down; connect to another replica");
+        maybe_send(s);
+    }
+}

@@ -1,0 +1,188 @@
+/* The Ingest service object: its metrics, publisher and rate limits, the
+ * capacity rule that pauses reads, and the drain. Streams are in
+ * push_stream.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <kopt/log.h>
+#include <kopt/util.h>
+
+#include "ingest_internal.h"
+
+#define PUSH_METHOD "/kopt.v1.Ingest/Push"
+
+static double gauge_streams(void *data)
+{
+    return ((kopt_ingest_t *)data)->n_streams;
+}
+
+static double gauge_inflight_batches(void *data)
+{
+    return ((kopt_ingest_t *)data)->inflight_batches;
+}
+
+static double gauge_inflight_bytes(void *data)
+{
+    return (double)((kopt_ingest_t *)data)->inflight_bytes;
+}
+
+static int register_metrics(kopt_ingest_t *ing, kopt_metrics_t *m)
+{
+    kopt_metric_family_t *batches, *windows, *bytes, *limited, *publish;
+    const double *lat;
+    size_t n_lat;
+    int r = 0;
+
+    r = r ? r
+          : kopt_metrics_counter(m, "kopt_ingest_batches_total",
+                                 "Batches settled, by result (stored, duplicate, failed).",
+                                 "result", &batches);
+    r = r ? r
+          : kopt_metrics_counter(m, "kopt_ingest_windows_total",
+                                 "Container windows stored in JetStream.", NULL, &windows);
+    r = r ? r
+          : kopt_metrics_counter(m, "kopt_ingest_received_bytes_total",
+                                 "Bytes of MetricBatch messages received.", NULL, &bytes);
+    r = r ? r
+          : kopt_metrics_counter(m, "kopt_ingest_rate_limited_total",
+                                 "Streams ended because an agent exceeded its rate limit.", NULL,
+                                 &limited);
+    r = r ? r
+          : kopt_metrics_counter(m, "kopt_ingest_rejected_total",
+                                 "Batches or streams refused, by reason.", "reason",
+                                 &ing->m.rejected);
+    r = r ? r
+          : kopt_metrics_counter(m, "kopt_ingest_streams_ended_total",
+                                 "Push streams ended, by gRPC status code.", "code",
+                                 &ing->m.streams_done);
+    lat = kopt_metrics_latency_buckets(&n_lat);
+    r = r ? r
+          : kopt_metrics_histogram(m, "kopt_ingest_publish_duration_seconds",
+                                   "Time from publish to JetStream PubAck.", NULL, lat, n_lat,
+                                   &publish);
+    r = r ? r
+          : kopt_metrics_gauge_func(m, "kopt_ingest_streams_open", "Push streams open now.",
+                                    gauge_streams, ing);
+    r = r ? r
+          : kopt_metrics_gauge_func(m, "kopt_ingest_inflight_batches",
+                                    "Batches published and awaiting their PubAck.",
+                                    gauge_inflight_batches, ing);
+    r = r ? r
+          : kopt_metrics_gauge_func(m, "kopt_ingest_inflight_bytes",
+                                    "Bytes published and awaiting their PubAck.",
+                                    gauge_inflight_bytes, ing);
+    if (r < 0)
+        return r;
+    ing->m.stored = kopt_metric_counter_with(batches, "stored");
+    ing->m.duplicate = kopt_metric_counter_with(batches, "duplicate");
+    ing->m.failed = kopt_metric_counter_with(batches, "failed");
+    ing->m.windows = kopt_metric_counter_with(windows);
+    ing->m.bytes = kopt_metric_counter_with(bytes);
+    ing->m.rate_limited = kopt_metric_counter_with(limited);
+    ing->m.publish_seconds = kopt_metric_histogram_with(publish);
+    return 0;
+}
+
+int kopt_ingest_new(uv_loop_t *loop, kopt_grpc_server_t *srv, kopt_nats_t *nats, kopt_metrics_t *m,
+                    const kopt_ingest_opts_t *opts, kopt_ingest_t **out)
+{
+    kopt_ingest_t *ing = calloc(1, sizeof(*ing));
+    int r;
+
+    if (!ing)
+        return -ENOMEM;
+    ing->loop = loop;
+    ing->nats = nats;
+    ing->opts = *opts;
+    r = register_metrics(ing, m);
+    if (r == 0)
+        r = kopt_rate_limit_new(&opts->rate, &ing->rate);
+    if (r == 0)
+        r = kopt_publisher_new(loop, nats, &opts->publish, kopt_push_published, ing, &ing->pub);
+    if (r == 0)
+        r = kopt_grpc_server_add_stream(srv, PUSH_METHOD, kopt_push_stream_start, ing);
+    if (r < 0) {
+        kopt_ingest_free(ing);
+        return r;
+    }
+    *out = ing;
+    return 0;
+}
+
+int kopt_ingest_has_capacity(const kopt_ingest_t *ing)
+{
+    return ing->inflight_bytes < ing->opts.max_inflight_bytes && kopt_publisher_has_room(ing->pub);
+}
+
+void kopt_ingest_count_rejected(kopt_ingest_t *ing, const char *reason)
+{
+    /* Reasons are a fixed set of literals, so the label stays bounded. */
+    kopt_metric_counter_inc(kopt_metric_counter_with(ing->m.rejected, reason));
+}
+
+void kopt_ingest_count_stream_end(kopt_ingest_t *ing, grpc_status_code code)
+{
+    static const char *const names[] = {"OK",
+                                        "CANCELLED",
+                                        "UNKNOWN",
+                                        "INVALID_ARGUMENT",
+                                        "DEADLINE_EXCEEDED",
+                                        "NOT_FOUND",
+                                        "ALREADY_EXISTS",
+                                        "PERMISSION_DENIED",
+                                        "RESOURCE_EXHAUSTED",
+                                        "FAILED_PRECONDITION",
+                                        "ABORTED",
+                                        "OUT_OF_RANGE",
+                                        "UNIMPLEMENTED",
+                                        "INTERNAL",
+                                        "UNAVAILABLE",
+                                        "DATA_LOSS",
+                                        "UNAUTHENTICATED"};
+    const char *name = code >= 0 && code <= GRPC_STATUS_UNAUTHENTICATED ? names[code] : "UNKNOWN";
+
+    kopt_metric_counter_inc(kopt_metric_counter_with(ing->m.streams_done, name));
+}
+
+void kopt_ingest_set_rate(kopt_ingest_t *ing, const kopt_rate_limit_opts_t *rate)
+{
+    ing->opts.rate = *rate;
+    kopt_rate_limit_set(ing->rate, rate, kopt_now_ns());
+}
+
+void kopt_ingest_check_drained(kopt_ingest_t *ing)
+{
+    void (*done)(void *) = ing->drained;
+
+    if (!ing->draining || !done || ing->n_streams > 0 || ing->inflight_batches > 0)
+        return;
+    ing->drained = NULL;
+    kopt_log_info("ingest drained: every stream ended, every batch settled");
+    done(ing->drained_arg);
+}
+
+void kopt_ingest_drain(kopt_ingest_t *ing, void (*done)(void *arg), void *arg)
+{
+    ing->draining = 1;
+    ing->drained = done;
+    ing->drained_arg = arg;
+    kopt_log_info("draining ingest", KOPT_UINT("streams", ing->n_streams),
+                  KOPT_UINT("inflight_batches", ing->inflight_batches));
+    kopt_push_streams_drain(ing);
+    kopt_ingest_check_drained(ing);
+}
+
+uint32_t kopt_ingest_streams(const kopt_ingest_t *ing)
+{
+    return ing->n_streams;
+}
+
+void kopt_ingest_free(kopt_ingest_t *ing)
+{
+    if (!ing)
+        return;
+    kopt_publisher_free(ing->pub);
+    kopt_rate_limit_free(ing->rate);
+    free(ing);
+}
