@@ -119,7 +119,8 @@ int kopt_descriptor_index_new(const uint8_t *set, size_t len, kopt_descriptor_in
         kopt_descriptor_index_free(idx);
         return r;
     }
-    qsort(idx->symbols, idx->n_symbols, sizeof(symbol_t), by_name);
+    if (idx->n_symbols > 0)
+        qsort(idx->symbols, idx->n_symbols, sizeof(symbol_t), by_name);
     *out = idx;
     return 0;
 }

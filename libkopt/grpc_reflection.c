@@ -36,9 +36,11 @@ typedef struct {
     kopt_grpc_tag_t recv_tag, send_tag, close_tag;
 } stream_t;
 
+/* The analyzer flags a use after free here and at on_call's posts: it
+ * assumes gRPC may rewrite s->refs once &s->cancelled has escaped into it. */
 static void unref(stream_t *s)
 {
-    if (--s->refs > 0)
+    if (--s->refs > 0) // NOLINT(clang-analyzer-unix.Malloc)
         return;
     if (s->in)
         grpc_byte_buffer_destroy(s->in);
@@ -242,9 +244,9 @@ static void on_call(kopt_grpc_call_t *c)
     kopt_grpc_tag_init(&s->send_tag, on_send, 1);
     kopt_grpc_tag_init(&s->close_tag, on_close, 1);
     op.data.recv_close_on_server.cancelled = &s->cancelled;
-    start(s, &op, 1, &s->close_tag);
-    post_recv(s, 1);
-    unref(s);
+    start(s, &op, 1, &s->close_tag); // NOLINT(clang-analyzer-unix.Malloc)
+    post_recv(s, 1);                 // NOLINT(clang-analyzer-unix.Malloc)
+    unref(s);                        // NOLINT(clang-analyzer-unix.Malloc)
 }
 
 int kopt_grpc_reflection_register(kopt_grpc_server_t *srv, const uint8_t *set, size_t len,

@@ -677,7 +677,6 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss)
     char host[256];
     const char *port, *end;
     size_t hlen;
-    long p;
 
     if (!addr)
         return -EINVAL;
@@ -697,7 +696,7 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss)
         port = end + 1;
     }
     if (hlen >= sizeof(host) || !*port || strspn(port, "0123456789") != strlen(port) ||
-        (p = strtol(port, NULL, 10)) > 65535)
+        strtol(port, NULL, 10) > 65535)
         return -EINVAL;
     host[hlen] = '\0';
     if (getaddrinfo(hlen ? host : "0.0.0.0", port, &hints, &ai) != 0 || !ai)

@@ -87,7 +87,8 @@ int kopt_test_log_contains(const char *path, const char *needle)
  * a test killed by a signal left behind. */
 static void sweep_stale(const char *prefix)
 {
-    const char *root = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    const char *tmp = getenv("TMPDIR");
+    const char *root = tmp && *tmp ? tmp : "/tmp";
     size_t plen = strlen(prefix);
     DIR *d = opendir(root);
     struct dirent *e;
