@@ -15,7 +15,7 @@ void kopt_batch_limits_default(kopt_batch_limits_t *lim)
 {
     lim->max_windows = 20000;
     lim->max_workloads = 5000;
-    lim->max_age_seconds = 7 * 24 * 3600;
+    lim->max_age_seconds = (int64_t)7 * 24 * 3600;
     lim->max_future_seconds = 300;
     lim->max_window_seconds = 3600;
 }
@@ -80,7 +80,7 @@ static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
         check_name(p, FIELD("workload_name"), w->workload_name, KOPT_NAME_SUBDOMAIN) < 0)
         return -EINVAL;
     if (w->workload_kind <= KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_UNSPECIFIED ||
-        w->workload_kind > KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_POD)
+        w->workload_kind > KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_PROCESS_GROUP)
         return fail(p, "missing_field", "%s: unknown kind %d", FIELD("workload_kind"),
                     (int)w->workload_kind);
     if (check_time(p, FIELD("window_start"), w->window_start, lim, now) < 0 ||
