@@ -17,10 +17,10 @@
 #include <kopt/log.h>
 #include <kopt/util.h>
 
-#include "identity.h"
+#include <kopt/identity.h>
 #include "ingest_internal.h"
 #include "kopt/v1/ingest.pb-c.h"
-#include "names.h"
+#include <kopt/names.h>
 
 #define MAX_EPOCHS 4 /* an agent replaying its spool sends at most two */
 
@@ -227,6 +227,17 @@ static int publish(push_stream_t *s, pending_t *p)
     return 0;
 }
 
+/* A certificate for agent "a" may write as "a" or as "a.<anything>": one
+ * certificate shared by a DaemonSet's pods, each agent naming itself
+ * "<id>.<node>" so batch ids never collide across nodes. */
+static int agent_allowed(const char *cert_id, const char *batch_id)
+{
+    size_t n = strlen(cert_id);
+
+    return strcmp(batch_id, cert_id) == 0 ||
+           (strncmp(batch_id, cert_id, n) == 0 && batch_id[n] == '.' && batch_id[n + 1]);
+}
+
 /* Checks one decoded batch against the stream's identity and order. */
 static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
 {
@@ -242,7 +253,7 @@ static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
         return -EINVAL;
     }
     if (s->has_id &&
-        (strcmp(b->cluster, s->id.cluster) != 0 || strcmp(b->agent_id, s->id.agent_id) != 0)) {
+        (strcmp(b->cluster, s->id.cluster) != 0 || !agent_allowed(s->id.agent_id, b->agent_id))) {
         snprintf(msg, sizeof(msg),
                  "batch for cluster \"%.63s\" agent \"%.63s\", but the client certificate is "
                  "for cluster \"%.63s\" agent \"%.63s\"",

@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "names.h"
+#include <kopt/names.h>
 
 #define MAX_CORES 100000.0 /* no node has more; catches unit mistakes (millicores) */
 

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "names.h"
+#include <kopt/names.h>
 #include "validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

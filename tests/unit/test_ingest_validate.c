@@ -11,8 +11,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "identity.h"
-#include "names.h"
+#include <kopt/identity.h>
+#include <kopt/names.h>
 #include "validate.h"
 
 #define NOW 1800000000

@@ -1,10 +1,10 @@
 /* Parsing the agent identity from its certificate's URI SAN. */
-#include "identity.h"
+#include <kopt/identity.h>
 
 #include <errno.h>
 #include <string.h>
 
-#include "names.h"
+#include <kopt/names.h>
 
 #define PREFIX "spiffe://kopt/cluster/"
 

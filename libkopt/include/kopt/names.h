@@ -1,7 +1,7 @@
-/* Kubernetes name rules, as ingest checks them (and the subject tokens that
+/* Kubernetes name rules, as kopt checks them (and the subject tokens that
  * a name becomes). Pure. */
-#ifndef KOPT_INGEST_NAMES_H
-#define KOPT_INGEST_NAMES_H
+#ifndef KOPT_NAMES_H
+#define KOPT_NAMES_H
 
 #include <stddef.h>
 

@@ -1,7 +1,7 @@
 /* Who is pushing: the cluster and agent id named by an agent's client
  * certificate, spiffe://kopt/cluster/<cluster>/agent/<agent-id>. Pure. */
-#ifndef KOPT_INGEST_IDENTITY_H
-#define KOPT_INGEST_IDENTITY_H
+#ifndef KOPT_IDENTITY_H
+#define KOPT_IDENTITY_H
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
 /* RFC 1123 label and subdomain checks, as Kubernetes applies them. */
-#include "names.h"
+#include <kopt/names.h>
 
 #include <errno.h>
 #include <string.h>

@@ -1,0 +1,144 @@
+/* The proto3 JSON mapping over protobuf-c descriptors: exact output for the
+ * rules that trip SDKs (64-bit as strings, enums by name, timestamps, maps,
+ * defaults left out), round trips, errors naming the field, URL fields. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kopt/pbjson.h>
+
+#include "kopt/v1/advisor.pb-c.h"
+#include "kopt/v1/metrics.pb-c.h"
+
+static char err[256];
+
+static void encodes_the_mapping_rules(void **state)
+{
+    Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
+    Kopt__V1__NodeFacts nf = KOPT__V1__NODE_FACTS__INIT;
+    Kopt__V1__NodeFacts__LabelsEntry zone = KOPT__V1__NODE_FACTS__LABELS_ENTRY__INIT,
+                                     *labels[1] = {&zone};
+    Kopt__V1__ContainerWindow w = KOPT__V1__CONTAINER_WINDOW__INIT, *ws[1] = {&w};
+    Google__Protobuf__Timestamp t = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    char *out;
+
+    (void)state;
+    b.cluster = "prod";
+    b.epoch = 18446744073709551615ULL;
+    b.seq = 7;
+    t.seconds = 1800000000;
+    t.nanos = 500000000;
+    b.created = &t;
+    zone.key = "zone";
+    zone.value = "eu-1a";
+    nf.n_labels = 1;
+    nf.labels = labels;
+    nf.metric_source = KOPT__V1__METRIC_SOURCE__METRIC_SOURCE_PROC;
+    b.node_facts = &nf;
+    w.namespace_ = "shop";
+    w.workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT;
+    w.cpu_usage_mean_cores = 0.25;
+    b.n_windows = 1;
+    b.windows = ws;
+    assert_int_equal(kopt_pbjson_encode(&b.base, &out, NULL), 0);
+    assert_string_equal(out, "{\"cluster\":\"prod\",\"epoch\":\"18446744073709551615\","
+                             "\"seq\":\"7\",\"created\":\"2027-01-15T08:00:00.500Z\","
+                             "\"nodeFacts\":{\"metricSource\":\"METRIC_SOURCE_PROC\","
+                             "\"labels\":{\"zone\":\"eu-1a\"}},"
+                             "\"windows\":[{\"namespace\":\"shop\","
+                             "\"workloadKind\":\"WORKLOAD_KIND_DEPLOYMENT\","
+                             "\"cpuUsageMeanCores\":0.25}]}");
+    free(out);
+}
+
+static void round_trips_through_json(void **state)
+{
+    const char *json = "{\"cluster\":\"prod\",\"node\":\"n1\",\"epoch\":\"12\",\"seq\":3,"
+                       "\"created\":\"2026-11-25T20:00:00+01:00\","
+                       "\"windows\":[{\"pod\":\"p\",\"memory_working_set_peak_bytes\":\"1024\"}],"
+                       "\"nodeFacts\":{\"labels\":{\"a\":\"b\",\"c\":\"d\"}}}";
+    ProtobufCMessage *m;
+    Kopt__V1__MetricBatch *b;
+    char *out;
+
+    (void)state;
+    assert_int_equal(kopt_pbjson_decode(&kopt__v1__metric_batch__descriptor, json, strlen(json), &m,
+                                        err, sizeof(err)),
+                     0);
+    b = (Kopt__V1__MetricBatch *)m;
+    assert_string_equal(b->cluster, "prod");
+    assert_int_equal(b->epoch, 12);
+    assert_int_equal(b->seq, 3);
+    assert_int_equal(b->created->seconds, 1795633200); /* 19:00 UTC */
+    assert_int_equal(b->n_windows, 1);
+    assert_int_equal(b->windows[0]->memory_working_set_peak_bytes, 1024);
+    assert_int_equal(b->node_facts->n_labels, 2);
+    assert_int_equal(kopt_pbjson_encode(m, &out, NULL), 0);
+    assert_non_null(strstr(out, "\"created\":\"2026-11-25T19:00:00Z\""));
+    assert_non_null(strstr(out, "\"labels\":{\"a\":\"b\",\"c\":\"d\"}"));
+    free(out);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void errors_name_the_field(void **state)
+{
+    const ProtobufCMessageDescriptor *d = &kopt__v1__list_recommendations_request__descriptor;
+    ProtobufCMessage *m;
+
+    (void)state;
+    assert_int_equal(kopt_pbjson_decode(d, "{\"nope\":1}", 10, &m, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "unknown field \"nope\" in kopt.v1.ListRecommendationsRequest");
+    assert_int_equal(kopt_pbjson_decode(d, "{\"kind\":\"SHIP\"}", 15, &m, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "kind: not a value of kopt.v1.WorkloadKind");
+    assert_int_equal(kopt_pbjson_decode(d, "{\"pageSize\":\"x\"}", 16, &m, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "page_size: \"x\" is not an integer");
+    assert_int_equal(kopt_pbjson_decode(d, "{\"pageSize\":4294967296}", 22, &m, err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(kopt_pbjson_decode(d, "[1]", 3, &m, err, sizeof(err)), -EINVAL);
+    assert_int_equal(kopt_pbjson_decode(d, "{\"cluster\":", 11, &m, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "invalid JSON"));
+}
+
+static void url_parameters_set_fields(void **state)
+{
+    Kopt__V1__ListRecommendationsRequest *req =
+        (Kopt__V1__ListRecommendationsRequest *)calloc(1, sizeof(*req));
+    ProtobufCMessage *m = &req->base;
+
+    (void)state;
+    kopt__v1__list_recommendations_request__init(req);
+    assert_int_equal(kopt_pbjson_set_field(m, "cluster", "prod", err, sizeof(err)), 0);
+    assert_int_equal(kopt_pbjson_set_field(m, "pageSize", "50", err, sizeof(err)), 0);
+    assert_int_equal(kopt_pbjson_set_field(m, "idle_only", "true", err, sizeof(err)), 0);
+    assert_int_equal(
+        kopt_pbjson_set_field(m, "kind", "WORKLOAD_KIND_STATEFUL_SET", err, sizeof(err)), 0);
+    assert_int_equal(kopt_pbjson_set_field(m, "cluster", "dev", err, sizeof(err)), 0);
+    assert_string_equal(req->cluster, "dev");
+    assert_int_equal(req->page_size, 50);
+    assert_true(req->idle_only);
+    assert_int_equal(req->kind, KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_STATEFUL_SET);
+    assert_int_equal(kopt_pbjson_set_field(m, "bogus", "1", err, sizeof(err)), -ENOENT);
+    assert_int_equal(kopt_pbjson_set_field(m, "idleOnly", "maybe", err, sizeof(err)), -EINVAL);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(encodes_the_mapping_rules),
+        cmocka_unit_test(round_trips_through_json),
+        cmocka_unit_test(errors_name_the_field),
+        cmocka_unit_test(url_parameters_set_fields),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
