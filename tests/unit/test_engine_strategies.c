@@ -1,0 +1,266 @@
+/* The vpa and simple strategies against their published rules, and the
+ * decaying histogram under them. Bucket bounds as in test_engine.c:
+ *   0.5 cores -> bucket 128, upper 0.515502;  0.2 -> 109, upper 0.204002;
+ *   0.8 cores -> 138, upper 0.839698;  1.0 -> 142, upper 1.020659;
+ *   0.005 -> 33, upper 0.005003;  400 MiB -> 123, upper 403.9092 MiB;
+ *   500 MiB -> 128, upper 515.5019 MiB;  50 MiB -> 81, upper 52.0395 MiB. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kopt/engine.h>
+
+#define MIB 1048576ULL
+#define HOUR 3600
+#define DAY 86400
+#define NOW ((int64_t)1700000000 / HOUR * HOUR)
+#define MAX_HOURS 200
+
+#define assert_near(a, b, tol)                                                                     \
+    do {                                                                                           \
+        double a_ = (double)(a), b_ = (double)(b);                                                 \
+        if (!(fabs(a_ - b_) <= (tol)))                                                             \
+            fail_msg("%s = %.9g, expected %.9g", #a, a_, b_);                                      \
+    } while (0)
+
+typedef struct {
+    kopt_engine_hour_t hours[MAX_HOURS];
+    kopt_engine_bucket_t cpu[MAX_HOURS][2];
+    kopt_engine_bucket_t mem[MAX_HOURS];
+    kopt_engine_container_t c;
+} fixture_t;
+
+static fixture_t *fixture_new(double cpu_req, uint64_t mem_req)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    f->c.hours = f->hours;
+    f->c.current.cpu_request_cores = cpu_req;
+    f->c.current.memory_request_bytes = mem_req;
+    return f;
+}
+
+/* One hour `ago` hours before NOW: n1 windows at cpu1, 60 - n1 at cpu2. */
+static kopt_engine_hour_t *hour(fixture_t *f, int ago, double cpu1, uint32_t n1, double cpu2,
+                                uint64_t mem)
+{
+    size_t k = f->c.n_hours++;
+    kopt_engine_hour_t *h = &f->hours[k];
+
+    assert_true(k < MAX_HOURS);
+    h->start = NOW - (int64_t)ago * HOUR;
+    h->windows = 60;
+    h->pods = 1;
+    f->cpu[k][0] = (kopt_engine_bucket_t){(uint16_t)kopt_cpu_bucket(cpu1), n1};
+    f->cpu[k][1] = (kopt_engine_bucket_t){(uint16_t)kopt_cpu_bucket(cpu2), 60 - n1};
+    f->mem[k] = (kopt_engine_bucket_t){(uint16_t)kopt_memory_bucket((double)mem), 60};
+    h->cpu_hist = f->cpu[k];
+    h->cpu_hist_len = n1 < 60 ? 2 : 1;
+    h->mem_hist = &f->mem[k];
+    h->mem_hist_len = 1;
+    h->cpu_peak_cores = n1 < 60 ? fmax(cpu1, cpu2) : cpu1;
+    h->mem_peak_bytes = mem;
+    return h;
+}
+
+static void run(kopt_engine_strategy_t s, fixture_t *f, size_t per_pod, kopt_engine_result_t *r)
+{
+    kopt_engine_options_t o;
+
+    kopt_engine_options_default(&o);
+    o.strategy = s;
+    assert_int_equal(kopt_engine_analyze_container(&o, &f->c, per_pod, NOW, r), 0);
+}
+
+/* 8 days at 0.5 cores, 400 MiB. VPA: target p90 x 1.15, lower p50 x 1.15 x
+ * (1 + 0.001/d)^-2, upper p95 x 1.15 x (1 + 1/d), d = min(8 days, 11520 /
+ * 1440) = 8. CPU 0.515502 x 1.15 = 0.592827 -> 0.593, upper x 1.125 =
+ * 0.666931 -> 0.667. Memory: p90 of 8 daily peaks of 400 MiB: 403.9092 x
+ * 1.15 = 464.50 -> 465 MiB; upper x 1.125 = 522.56 -> 523 MiB. */
+static void vpa_constant(void **state)
+{
+    fixture_t *f = fixture_new(1.0, 1024 * MIB);
+    kopt_engine_result_t r;
+
+    (void)state;
+    for (int ago = 1; ago <= 8 * 24; ago++)
+        hour(f, ago, 0.5, 60, 0, 400 * MIB);
+    run(KOPT_STRATEGY_VPA, f, 1, &r);
+    assert_near(r.cpu_percentile, 0.9, 0);
+    assert_near(r.memory_percentile, 0.9, 0);
+    assert_near(r.history_days, 8, 1e-12);
+    assert_near(r.recommended.cpu_request_cores, 0.593, 1e-12);
+    assert_near(r.cpu_upper, 0.667, 1e-12);
+    assert_near(r.cpu_lower, 0.593, 1e-12);
+    assert_int_equal(r.recommended.memory_request_bytes, 465 * MIB);
+    assert_int_equal(r.memory_upper, 523 * MIB);
+    free(f);
+}
+
+/* VPA weights a CPU sample by the request in force (min 0.1 core), kopt by
+ * usage. Days 8..5 ago: 0.8 cores under a 4-core request (weight 4); days
+ * 4..1 ago: 0.2 cores under 0.05 (weight 0.1). Decay makes the older half
+ * worth 2^-4 of the newer per unit weight, so VPA's older share is
+ * 4/16 / (4/16 + 0.1) = 71 % (p50 in 0.8's bucket) while kopt's is
+ * 0.82/16 / (0.82/16 + 0.20) = 20 % (p50 in 0.2's bucket). Both p90s are
+ * 0.8's: 0.839698 x 1.15 = 0.965653 -> 0.966. */
+static void vpa_weights_by_request(void **state)
+{
+    fixture_t *f = fixture_new(0.05, 256 * MIB);
+    kopt_engine_result_t vpa, kopt;
+
+    (void)state;
+    for (int ago = 1; ago <= 8 * 24; ago++) {
+        kopt_engine_hour_t *h = hour(f, ago, ago > 96 ? 0.8 : 0.2, 60, 0, 300 * MIB);
+
+        h->cpu_request_cores = ago > 96 ? 4.0 : 0.05;
+    }
+    run(KOPT_STRATEGY_VPA, f, 1, &vpa);
+    run(KOPT_STRATEGY_KOPT, f, 1, &kopt);
+    assert_near(vpa.recommended.cpu_request_cores, 0.966, 1e-12);
+    assert_near(kopt.recommended.cpu_request_cores, 0.966, 1e-12);
+    /* lower: 0.965653 x (1.000125)^-2 = 0.965412 -> 0.966 (vpa);
+     * 0.204002 x 1.15 x (1.000125)^-2 = 0.234543 -> 0.235 (kopt). */
+    assert_near(vpa.cpu_lower, 0.966, 1e-12);
+    assert_near(kopt.cpu_lower, 0.235, 1e-12);
+    free(f);
+}
+
+/* An OOM kill at 400 MiB on the newest day: VPA puts max(400 x 1.2, 400 +
+ * 100) = 500 MiB into that day's peak. Daily weights double each day, so the
+ * newest day holds 128/255 = 50.2 %: the 400 MiB days hold 49.8 % < 50 %,
+ * and p50 and p90 are both 500's bucket: 515.5019 x 1.15 = 592.83 -> 593 MiB. */
+static void vpa_oom_bump(void **state)
+{
+    fixture_t *f = fixture_new(0.5, 512 * MIB);
+    kopt_engine_result_t r;
+
+    (void)state;
+    for (int ago = 1; ago <= 8 * 24; ago++) {
+        kopt_engine_hour_t *h = hour(f, ago, 0.5, 60, 0, 400 * MIB);
+
+        if (ago == 2) {
+            h->oom_kills = 1;
+            h->oom_usage_bytes = 400 * MIB;
+        }
+    }
+    run(KOPT_STRATEGY_VPA, f, 1, &r);
+    assert_int_equal(r.recommended.memory_request_bytes, 593 * MIB);
+    /* lower: 592.83 x (1.000125)^-2 = 592.68 -> 593 MiB. */
+    assert_int_equal(r.memory_lower, 593 * MIB);
+    free(f);
+}
+
+/* Pod minimums, 25 millicores and 250 MiB, spread over 2 containers: 12.5 m
+ * and 125 MiB. 0.005 cores -> 0.005003 x 1.15 = 0.00575 < 0.0125 -> 0.0125,
+ * rounded up to 0.013; 50 MiB -> 59.85 MiB < 125 MiB = 131072000 bytes. */
+static void vpa_pod_minimums(void **state)
+{
+    fixture_t *f = fixture_new(0.1, 64 * MIB);
+    kopt_engine_result_t r;
+
+    (void)state;
+    for (int ago = 1; ago <= 8 * 24; ago++)
+        hour(f, ago, 0.005, 60, 0, 50 * MIB);
+    run(KOPT_STRATEGY_VPA, f, 2, &r);
+    assert_near(r.recommended.cpu_request_cores, 0.013, 1e-12);
+    assert_int_equal(r.recommended.memory_request_bytes, 125 * MIB);
+    run(KOPT_STRATEGY_VPA, f, 1, &r); /* one container: 25 m, 250 MiB */
+    assert_near(r.recommended.cpu_request_cores, 0.025, 1e-12);
+    assert_int_equal(r.recommended.memory_request_bytes, 250 * MIB);
+    free(f);
+}
+
+/* simple: CPU = p95 of window means, no margin; memory = highest peak x
+ * 1.15. 56 windows at 0.5 and 4 at 1.0 an hour: 56/60 = 93.3 % < 95 %, so
+ * p95 is 1.0's bucket: 1.020659 -> 1.021. Memory 300 MiB but one hour at
+ * 700 MiB: 700 x 1.15 = 805 MiB exactly. */
+static void simple_rule(void **state)
+{
+    fixture_t *f = fixture_new(2.0, 1024 * MIB);
+    kopt_engine_result_t r;
+
+    (void)state;
+    for (int ago = 1; ago <= 8 * 24; ago++)
+        hour(f, ago, 0.5, 56, 1.0, ago == 50 ? 700 * MIB : 300 * MIB);
+    run(KOPT_STRATEGY_SIMPLE, f, 1, &r);
+    assert_near(r.cpu_percentile, 0.95, 0);
+    assert_near(r.memory_percentile, 1.0, 0);
+    assert_near(r.recommended.cpu_request_cores, 1.021, 1e-12);
+    assert_int_equal(r.recommended.memory_request_bytes, 805 * MIB);
+    assert_non_null(strstr(r.explanation, "the simple rule"));
+    free(f);
+}
+
+/* The histogram itself: the VPA's percentile rule, decay, and the moving
+ * reference. Two equal weights in buckets 10 and 20: p50 reaches 50 % in
+ * bucket 10 -> its upper bound 0.001 x 1.05^10; p51 -> bucket 20. A sample a
+ * half-life later weighs double. */
+static void histogram_rules(void **state)
+{
+    kopt_dhist_t h;
+
+    (void)state;
+    kopt_dhist_init(&h, KOPT_DHIST_CPU, 3600);
+    assert_true(kopt_dhist_empty(&h));
+    assert_near(kopt_dhist_percentile(&h, 0.5), 0, 0);
+    kopt_dhist_add(&h, 10, 1.0, 0);
+    kopt_dhist_add(&h, 20, 1.0, 0);
+    assert_near(kopt_dhist_percentile(&h, 0.5), 0.001 * pow(1.05, 10), 1e-15);
+    assert_near(kopt_dhist_percentile(&h, 0.51), 0.001 * pow(1.05, 20), 1e-15);
+    kopt_dhist_add(&h, 10, 1.0, 3600); /* weighs 2: bucket 10 holds 3/4 */
+    assert_near(h.total, 4.0, 1e-12);
+    assert_near(kopt_dhist_percentile(&h, 0.75), 0.001 * pow(1.05, 10), 1e-15);
+    /* 1000 half-lives later: the reference moves instead of overflowing;
+     * the old weight (4) shrinks to 4 x 2^-1000, the new sample weighs 1. */
+    kopt_dhist_add(&h, 30, 1.0, 3600 * 1000);
+    assert_true(isfinite(h.total));
+    assert_near(h.total, 1.0, 1e-12);
+    assert_near(kopt_dhist_percentile(&h, 0.5), 0.001 * pow(1.05, 30), 1e-15);
+    /* The last, open bucket reports its lower bound. */
+    kopt_dhist_init(&h, KOPT_DHIST_MEMORY, 0);
+    kopt_dhist_add(&h, 100000, 1.0, 0);
+    assert_near(kopt_dhist_percentile(&h, 1.0), kopt_memory_bucket_lower(KOPT_MEMORY_BUCKETS - 1),
+                1);
+}
+
+/* Confidence model "none" leaves the bounds at the bare percentiles: one
+ * hour at 0.5 cores gives upper 0.592827 -> 0.593 instead of 14.821, and as
+ * the low-confidence hold is capped by the upper bound, the request is cut
+ * to 0.593 too. */
+static void confidence_none(void **state)
+{
+    fixture_t *f = fixture_new(1.0, 512 * MIB);
+    kopt_engine_options_t o;
+    kopt_engine_result_t r;
+
+    (void)state;
+    hour(f, 1, 0.5, 60, 0, 512 * MIB);
+    kopt_engine_options_default(&o);
+    o.confidence = KOPT_CONFIDENCE_NONE;
+    assert_int_equal(kopt_engine_analyze_container(&o, &f->c, 1, NOW, &r), 0);
+    assert_near(r.cpu_upper, 0.593, 1e-12);
+    assert_near(r.recommended.cpu_request_cores, 0.593, 1e-12);
+    assert_true(r.flags & KOPT_ENGINE_LOW_CONFIDENCE);
+    free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(vpa_constant),    cmocka_unit_test(vpa_weights_by_request),
+        cmocka_unit_test(vpa_oom_bump),    cmocka_unit_test(vpa_pod_minimums),
+        cmocka_unit_test(simple_rule),     cmocka_unit_test(histogram_rules),
+        cmocka_unit_test(confidence_none),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
