@@ -296,12 +296,6 @@ static void handle_batch(push_stream_t *s, grpc_slice data)
     char node[256];
 
     kopt_metric_counter_add(ing->m.bytes, (double)len);
-    if (len > ing->opts.max_batch_bytes) {
-        kopt_ingest_count_rejected(ing, "too_large");
-        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "batch of %zu bytes, at most %zu", len,
-                   ing->opts.max_batch_bytes);
-        return;
-    }
     b = kopt__v1__metric_batch__unpack(NULL, len, GRPC_SLICE_START_PTR(data));
     if (!b) {
         kopt_ingest_count_rejected(ing, "malformed");
@@ -309,6 +303,18 @@ static void handle_batch(push_stream_t *s, grpc_slice data)
                       KOPT_UINT("bytes", len));
         end_stream(s, GRPC_STATUS_INVALID_ARGUMENT,
                    "malformed MetricBatch: %zu bytes that do not decode", len);
+        return;
+    }
+    if (len > ing->opts.max_batch_bytes) {
+        /* Settled with a rejection, so the agent drops it instead of re-sending
+         * it forever; gRPC's own limit sits above ours so it arrives here. */
+        char msg[128];
+
+        snprintf(msg, sizeof(msg), "batch of %zu bytes, at most %zu", len,
+                 ing->opts.max_batch_bytes);
+        reject(s, b, KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_LARGE, "too_large",
+               GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+        kopt__v1__metric_batch__free_unpacked(b, NULL);
         return;
     }
     if (admit(s, b, len) == 0 && (p = calloc(1, sizeof(*p)))) {

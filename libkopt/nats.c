@@ -17,6 +17,8 @@ struct kopt_nats {
     natsConnection *nc;
     uv_async_t wake; /* state changes come from nats.c threads */
     _Atomic int connected;
+    _Atomic int closed;  /* nats.c's closed callback ran: no callback follows */
+    int closing;         /* kopt_nats_close was called; loop thread only */
     int reported; /* last state given to cb; loop thread only */
     kopt_nats_state_fn cb;
     void *data;
@@ -47,11 +49,34 @@ static void on_disconnected(natsConnection *nc, void *closure)
     set_state(closure, 0);
 }
 
+
+static void on_nats_closed(natsConnection *nc, void *closure)
+{
+    kopt_nats_t *n = closure;
+
+    (void)nc;
+    atomic_store(&n->closed, 1);
+    uv_async_send(&n->wake);
+}
+
+static void on_freed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+
 static void on_wake(uv_async_t *a)
 {
     kopt_nats_t *n = a->data;
     int up = atomic_load(&n->connected);
 
+    if (n->closing) {
+        /* nats.c may call back from its threads until the closed callback:
+         * only then is it safe to free what those callbacks touch. */
+        if (atomic_load(&n->closed))
+            uv_close((uv_handle_t *)&n->wake, on_freed);
+        return;
+    }
     if (up == n->reported)
         return;
     n->reported = up;
@@ -88,6 +113,8 @@ static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, on_connected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(o, on_nats_closed, n);
     if (s != NATS_OK) {
         natsOptions_Destroy(o);
         return s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
@@ -126,7 +153,7 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_n
     } else {
         kopt_log_error("NATS connect failed", KOPT_STR("url", url),
                        KOPT_STR("status", natsStatus_GetText(s)));
-        uv_close((uv_handle_t *)&n->wake, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&n->wake, on_freed);
         return -EINVAL;
     }
     *out = n;
