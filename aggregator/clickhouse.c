@@ -1,0 +1,775 @@
+/* ClickHouse over HTTP with libcurl; see clickhouse.h for the contract.
+ *
+ * One easy handle per client: curl keeps the connection open between
+ * performs on the same handle (keep-alive), which matters because every
+ * insert is a POST. ClickHouse protocol facts used here, seen on 18.16:
+ * errors are "Code: N, e.displayText() = DB::Exception: ..." bodies (no
+ * X-ClickHouse-Exception-Code header before 19.x), gzip request bodies are
+ * accepted, enable_http_compression=1 gzips answers, and X-ClickHouse-User /
+ * X-ClickHouse-Key authenticate. */
+#include "clickhouse.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "kopt/log.h"
+
+#define DEFAULT_DATABASE "kopt"
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000
+#define DEFAULT_TIMEOUT_MS 60000
+#define DEFAULT_MAX_RESPONSE (64u << 20) /* bytes */
+#define GZIP_MIN_BYTES 1024              /* smaller bodies are not worth a gzip header */
+#define MAX_SECRET_BYTES 4096
+
+struct kopt_ch_client {
+    CURL *easy;
+    char *url; /* without credentials, without a trailing '?' */
+    char *database;
+    char *user;
+    char *password;                  /* wiped on free */
+    struct curl_slist *headers;      /* auth + "Expect:" */
+    struct curl_slist *headers_gzip; /* the same + Content-Encoding: gzip */
+    size_t max_response;
+    bool compress;
+    uint64_t connections;
+    kopt_ch_version_t version;
+    bool have_version;
+    unsigned char *gz; /* reused compression buffer */
+    size_t gz_cap;
+};
+
+typedef struct {
+    char *data;
+    size_t len, cap, max;
+    bool too_big;
+    int header_code; /* X-ClickHouse-Exception-Code (19.x and later) */
+} response_t;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void curl_init(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_ALL);
+}
+
+static void set_error(kopt_ch_error_t *err, int r, int code, long status, kopt_ch_class_t cls,
+                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void set_error(kopt_ch_error_t *err, int r, int code, long status, kopt_ch_class_t cls,
+                      const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err)
+        return;
+    err->r = r;
+    err->code = code;
+    err->http_status = status;
+    err->cls = cls;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+}
+
+static void clear_error(kopt_ch_error_t *err)
+{
+    if (err)
+        memset(err, 0, sizeof(*err));
+}
+
+bool kopt_ch_identifier_ok(const char *name)
+{
+    size_t n;
+
+    if (!name || !(isalpha((unsigned char)name[0]) || name[0] == '_'))
+        return false;
+    for (n = 0; name[n]; n++)
+        if (!(isalnum((unsigned char)name[n]) || name[n] == '_'))
+            return false;
+    return n <= 64;
+}
+
+int kopt_ch_version_parse(const char *s, kopt_ch_version_t *out)
+{
+    int major, minor, patch = 0, n = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!s || sscanf(s, "%d.%d%n", &major, &minor, &n) != 2 || major < 0 || minor < 0)
+        return -EINVAL;
+    if (s[n] == '.')
+        sscanf(s + n + 1, "%d", &patch);
+    out->major = major;
+    out->minor = minor;
+    out->patch = patch < 0 ? 0 : patch;
+    snprintf(out->text, sizeof(out->text), "%.*s", (int)strcspn(s, " \t\r\n"), s);
+    return 0;
+}
+
+bool kopt_ch_version_at_least(const kopt_ch_version_t *v, int major, int minor)
+{
+    return v->major > major || (v->major == major && v->minor >= minor);
+}
+
+int kopt_ch_parse_exception(const char *body, size_t len, char *msg, size_t msg_size)
+{
+    static const char *const cuts[] = {", e.what()", " (version ", "\n"};
+    const char *p = NULL, *m, *end, *stop;
+    int code = 0;
+
+    if (msg_size)
+        msg[0] = '\0';
+    if (!body)
+        return 0;
+    /* The last "Code: " wins: an error after partial data is appended. */
+    for (const char *q = body; (q = memmem(q, len - (size_t)(q - body), "Code: ", 6)); q += 6)
+        p = q;
+    if (!p)
+        return 0;
+    end = body + len;
+    for (p += 6; p < end && isdigit((unsigned char)*p) && code < 100000; p++)
+        code = code * 10 + (*p - '0');
+    m = memmem(p, (size_t)(end - p), "DB::Exception: ", 15);
+    m = m ? m + 15 : p;
+    stop = end;
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        const char *at = memmem(m, (size_t)(stop - m), cuts[i], strlen(cuts[i]));
+
+        if (at)
+            stop = at;
+    }
+    if (msg_size)
+        snprintf(msg, msg_size, "%.*s", (int)(stop - m), m);
+    return code;
+}
+
+/* Codes that say "this statement or these rows can never succeed". */
+static const int permanent_codes[] = {
+    6,   /* CANNOT_PARSE_TEXT */
+    16,  /* NO_SUCH_COLUMN_IN_TABLE */
+    26,  /* CANNOT_PARSE_QUOTED_STRING */
+    27,  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
+    32,  /* ATTEMPT_TO_READ_AFTER_EOF: truncated RowBinary */
+    33,  /* CANNOT_READ_ALL_DATA */
+    36,  /* BAD_ARGUMENTS */
+    41,  /* CANNOT_PARSE_DATETIME */
+    43,  /* ILLEGAL_TYPE_OF_ARGUMENT */
+    44,  /* ILLEGAL_COLUMN */
+    46,  /* UNKNOWN_FUNCTION */
+    47,  /* UNKNOWN_IDENTIFIER */
+    48,  /* NOT_IMPLEMENTED */
+    50,  /* UNKNOWN_TYPE */
+    53,  /* TYPE_MISMATCH */
+    57,  /* TABLE_ALREADY_EXISTS */
+    60,  /* UNKNOWN_TABLE */
+    62,  /* SYNTAX_ERROR */
+    69,  /* ARGUMENT_OUT_OF_BOUND */
+    70,  /* CANNOT_CONVERT_TYPE */
+    72,  /* CANNOT_PARSE_NUMBER */
+    73,  /* UNKNOWN_FORMAT */
+    81,  /* UNKNOWN_DATABASE */
+    115, /* UNKNOWN_SETTING */
+    117, /* INCORRECT_DATA */
+    164, /* READONLY */
+};
+
+/* Codes that say "the server cannot do it now". */
+static const int retryable_codes[] = {
+    159, /* TIMEOUT_EXCEEDED */
+    173, /* CANNOT_ALLOCATE_MEMORY */
+    192, /* UNKNOWN_USER: a config problem; the rows are fine */
+    193, /* WRONG_PASSWORD */
+    198, /* DNS_ERROR */
+    201, /* QUOTA_EXPIRED */
+    202, /* TOO_MANY_SIMULTANEOUS_QUERIES */
+    203, /* NO_FREE_CONNECTION */
+    209, /* SOCKET_TIMEOUT */
+    210, /* NETWORK_ERROR */
+    225, /* NO_ZOOKEEPER */
+    241, /* MEMORY_LIMIT_EXCEEDED */
+    242, /* TABLE_IS_READ_ONLY */
+    252, /* TOO_MANY_PARTS */
+    279, /* ALL_CONNECTION_TRIES_FAILED */
+    319, /* UNKNOWN_STATUS_OF_INSERT */
+    394, /* QUERY_WAS_CANCELLED */
+    425, /* SYSTEM_ERROR */
+    516, /* AUTHENTICATION_FAILED (newer servers) */
+    999, /* KEEPER_EXCEPTION */
+};
+
+static bool in_list(const int *list, size_t n, int code)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == code)
+            return true;
+    return false;
+}
+
+kopt_ch_class_t kopt_ch_classify(long http_status, int code)
+{
+    if (http_status == 200 && code == 0)
+        return KOPT_CH_OK;
+    if (code && in_list(retryable_codes, sizeof(retryable_codes) / sizeof(int), code))
+        return KOPT_CH_RETRYABLE;
+    if (code && in_list(permanent_codes, sizeof(permanent_codes) / sizeof(int), code))
+        return KOPT_CH_PERMANENT;
+    /* Unknown code: trust the status. No answer, 5xx, auth, 429 and 408
+     * are the server's state; other 4xx are the request's fault. */
+    if (http_status == 0 || http_status >= 500 || http_status == 401 || http_status == 403 ||
+        http_status == 408 || http_status == 429)
+        return KOPT_CH_RETRYABLE;
+    return KOPT_CH_PERMANENT;
+}
+
+const char *kopt_ch_class_name(kopt_ch_class_t cls)
+{
+    switch (cls) {
+    case KOPT_CH_OK:
+        return "ok";
+    case KOPT_CH_RETRYABLE:
+        return "retryable";
+    default:
+        return "permanent";
+    }
+}
+
+/* --- client -------------------------------------------------------------- */
+
+static int read_secret_file(const char *path, char **out)
+{
+    char buf[MAX_SECRET_BYTES];
+    FILE *f = fopen(path, "r");
+    int r = 0;
+
+    if (!f)
+        return -errno;
+    if (!fgets(buf, sizeof(buf), f)) {
+        buf[0] = '\0';
+        if (ferror(f))
+            r = -EIO;
+    }
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (r == 0 && !(*out = strdup(buf)))
+        r = -ENOMEM;
+    explicit_bzero(buf, sizeof(buf));
+    return r;
+}
+
+/* Takes user:password out of the URL; keeps the rest for requests and logs. */
+static int split_url(kopt_ch_client_t *c, const char *url, char **url_user, char **url_pass,
+                     kopt_ch_error_t *err)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *clean = NULL;
+    int r = -EINVAL;
+
+    if (!u)
+        return -ENOMEM;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        /* The URL may hold a password: never echo it. */
+        set_error(err, -EINVAL, 0, 0, KOPT_CH_PERMANENT,
+                  "clickhouse url: not an http:// or https:// URL");
+        goto out;
+    }
+    curl_url_get(u, CURLUPART_USER, url_user, CURLU_URLDECODE);
+    curl_url_get(u, CURLUPART_PASSWORD, url_pass, CURLU_URLDECODE);
+    curl_url_set(u, CURLUPART_USER, NULL, 0);
+    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+    curl_url_set(u, CURLUPART_QUERY, NULL, 0);
+    curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+    if (curl_url_get(u, CURLUPART_URL, &clean, 0) != CURLUE_OK) {
+        r = -ENOMEM;
+        goto out;
+    }
+    c->url = strdup(clean);
+    r = c->url ? 0 : -ENOMEM;
+out:
+    curl_free(scheme);
+    curl_free(clean);
+    curl_url_cleanup(u);
+    return r;
+}
+
+static int take_password(kopt_ch_client_t *c, const kopt_ch_options_t *o, char *url_pass,
+                         kopt_ch_error_t *err)
+{
+    const char *env;
+    int r;
+
+    if (o->password)
+        c->password = strdup(o->password);
+    else if (url_pass)
+        c->password = strdup(url_pass);
+    else if (o->password_file) {
+        r = read_secret_file(o->password_file, &c->password);
+        if (r < 0) {
+            set_error(err, -EINVAL, 0, 0, KOPT_CH_PERMANENT, "clickhouse password file %s: %s",
+                      o->password_file, strerror(-r));
+            return -EINVAL;
+        }
+    } else if (o->password_env && (env = getenv(o->password_env)))
+        c->password = strdup(env);
+    else
+        return 0;
+    return c->password ? 0 : -ENOMEM;
+}
+
+static int build_headers(kopt_ch_client_t *c)
+{
+    char *line = NULL;
+    struct curl_slist *l;
+    int r = 0;
+
+    /* "Expect:" stops curl from waiting for 100-continue on large POSTs. */
+    c->headers = curl_slist_append(NULL, "Expect:");
+    if (!c->headers)
+        return -ENOMEM;
+    if (c->user || c->password) {
+        if (asprintf(&line, "X-ClickHouse-User: %s", c->user ? c->user : "default") < 0)
+            return -ENOMEM;
+        l = curl_slist_append(c->headers, line);
+        free(line);
+        if (!l)
+            return -ENOMEM;
+        if (asprintf(&line, "X-ClickHouse-Key: %s", c->password ? c->password : "") < 0)
+            return -ENOMEM;
+        l = curl_slist_append(c->headers, line);
+        explicit_bzero(line, strlen(line));
+        free(line);
+        if (!l)
+            return -ENOMEM;
+    }
+    for (l = c->headers; l && r == 0; l = l->next) {
+        struct curl_slist *n = curl_slist_append(c->headers_gzip, l->data);
+
+        if (!n)
+            r = -ENOMEM;
+        else
+            c->headers_gzip = n;
+    }
+    if (r == 0 && !(l = curl_slist_append(c->headers_gzip, "Content-Encoding: gzip")))
+        r = -ENOMEM;
+    return r;
+}
+
+static void wipe_slist(struct curl_slist *l)
+{
+    for (struct curl_slist *p = l; p; p = p->next)
+        explicit_bzero(p->data, strlen(p->data));
+    curl_slist_free_all(l);
+}
+
+void kopt_ch_client_free(kopt_ch_client_t *c)
+{
+    if (!c)
+        return;
+    if (c->easy)
+        curl_easy_cleanup(c->easy);
+    wipe_slist(c->headers);
+    wipe_slist(c->headers_gzip);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+        free(c->password);
+    }
+    free(c->url);
+    free(c->database);
+    free(c->user);
+    free(c->gz);
+    free(c);
+}
+
+static int setup_easy(kopt_ch_client_t *c, const kopt_ch_options_t *o)
+{
+    CURL *e = curl_easy_init();
+    CURLcode res = CURLE_OK;
+
+    if (!e)
+        return -ENOMEM;
+    c->easy = e;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (res == CURLE_OK)                                                                       \
+            res = curl_easy_setopt(e, opt, val);                                                   \
+    } while (0)
+    SET(CURLOPT_NOSIGNAL, 1L); /* worker threads: no SIGALRM for DNS timeouts */
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_CONNECTTIMEOUT_MS,
+        (long)(o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS));
+    SET(CURLOPT_TIMEOUT_MS, (long)(o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS));
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_POST, 1L);
+    if (o->ca_file)
+        SET(CURLOPT_CAINFO, o->ca_file);
+    if (o->compress)
+        SET(CURLOPT_ACCEPT_ENCODING, "gzip"); /* curl decodes the answer */
+#undef SET
+    return res == CURLE_OK ? 0 : -EINVAL;
+}
+
+int kopt_ch_client_new(const kopt_ch_options_t *o, kopt_ch_client_t **out, kopt_ch_error_t *err)
+{
+    kopt_ch_client_t *c;
+    char *url_user = NULL, *url_pass = NULL;
+    const char *db = o->database ? o->database : DEFAULT_DATABASE;
+    int r;
+
+    *out = NULL;
+    clear_error(err);
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_result != CURLE_OK)
+        return -ENOMEM;
+    if (!o->url) {
+        set_error(err, -EINVAL, 0, 0, KOPT_CH_PERMANENT, "clickhouse url: not set");
+        return -EINVAL;
+    }
+    if (!kopt_ch_identifier_ok(db)) {
+        set_error(err, -EINVAL, 0, 0, KOPT_CH_PERMANENT, "clickhouse database \"%.64s\": bad name",
+                  db);
+        return -EINVAL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->compress = o->compress;
+    c->max_response = o->max_response_bytes ? o->max_response_bytes : DEFAULT_MAX_RESPONSE;
+    r = split_url(c, o->url, &url_user, &url_pass, err);
+    if (r == 0 && !(c->database = strdup(db)))
+        r = -ENOMEM;
+    if (r == 0 && (o->user || url_user) && !(c->user = strdup(o->user ? o->user : url_user)))
+        r = -ENOMEM;
+    if (r == 0)
+        r = take_password(c, o, url_pass, err);
+    if (r == 0)
+        r = build_headers(c);
+    if (r == 0)
+        r = setup_easy(c, o);
+    if (url_pass)
+        explicit_bzero(url_pass, strlen(url_pass));
+    curl_free(url_user);
+    curl_free(url_pass);
+    if (r < 0) {
+        if (err && err->r == 0)
+            set_error(err, r, 0, 0, KOPT_CH_PERMANENT, "clickhouse client: %s", strerror(-r));
+        kopt_ch_client_free(c);
+        return r;
+    }
+    kopt_log_debug(
+        "clickhouse client ready", KOPT_STR("url", c->url), KOPT_STR("database", c->database),
+        KOPT_STR("user", c->user ? c->user : "default"), KOPT_BOOL("compress", c->compress));
+    *out = c;
+    return 0;
+}
+
+const char *kopt_ch_database(const kopt_ch_client_t *c)
+{
+    return c->database;
+}
+
+const char *kopt_ch_url(const kopt_ch_client_t *c)
+{
+    return c->url;
+}
+
+uint64_t kopt_ch_connections_opened(const kopt_ch_client_t *c)
+{
+    return c->connections;
+}
+
+/* --- requests ------------------------------------------------------------ */
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    response_t *resp = userdata;
+    size_t n = size * nmemb, cap;
+    char *p;
+
+    if (n > resp->max - resp->len) {
+        resp->too_big = true;
+        return 0; /* CURLE_WRITE_ERROR */
+    }
+    if (resp->cap - resp->len < n + 1) {
+        cap = resp->cap ? resp->cap : 4096;
+        while (cap - resp->len < n + 1)
+            cap *= 2;
+        p = realloc(resp->data, cap);
+        if (!p)
+            return 0;
+        resp->data = p;
+        resp->cap = cap;
+    }
+    memcpy(resp->data + resp->len, ptr, n);
+    resp->len += n;
+    resp->data[resp->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    static const char name[] = "X-ClickHouse-Exception-Code:";
+    response_t *resp = userdata;
+    size_t n = size * nmemb;
+
+    if (n > sizeof(name) && strncasecmp(ptr, name, sizeof(name) - 1) == 0)
+        resp->header_code = atoi(ptr + sizeof(name) - 1);
+    return n;
+}
+
+/* gzip (RFC 1952) of data into c->gz; *out_len its length. */
+static int gzip_body(kopt_ch_client_t *c, const void *data, size_t len, size_t *out_len)
+{
+    z_stream zs = {0};
+    size_t bound;
+    int zr;
+
+    if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -ENOMEM;
+    bound = deflateBound(&zs, (uLong)len);
+    if (bound > c->gz_cap) {
+        unsigned char *p = realloc(c->gz, bound);
+
+        if (!p) {
+            deflateEnd(&zs);
+            return -ENOMEM;
+        }
+        c->gz = p;
+        c->gz_cap = bound;
+    }
+    zs.next_in = (Bytef *)data;
+    zs.avail_in = (uInt)len;
+    zs.next_out = c->gz;
+    zs.avail_out = (uInt)bound;
+    zr = deflate(&zs, Z_FINISH);
+    *out_len = zs.total_out;
+    deflateEnd(&zs);
+    return zr == Z_STREAM_END ? 0 : -EIO;
+}
+
+static int curl_errno(CURLcode res)
+{
+    switch (res) {
+    case CURLE_COULDNT_CONNECT:
+        return -ECONNREFUSED;
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return -EHOSTUNREACH;
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+        return -ECONNRESET;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+        return -EPROTO;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    default:
+        return -EIO;
+    }
+}
+
+/* The password must never reach a log through a server message. */
+static void scrub(const kopt_ch_client_t *c, char *msg)
+{
+    size_t n = c->password ? strlen(c->password) : 0;
+    char *at;
+
+    if (n < 3) /* a one- or two-letter password would wipe ordinary text */
+        return;
+    while ((at = strstr(msg, c->password)))
+        memset(at, '*', n);
+}
+
+/* One POST of body to url; on 200 the answer stays in resp. */
+static int perform(kopt_ch_client_t *c, const char *url, const void *body, size_t len,
+                   response_t *resp, kopt_ch_error_t *err)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    size_t gz_len = 0;
+    bool gz = false;
+    long status = 0, connects = 0;
+    CURLcode res;
+    int code, r;
+
+    if (c->compress && len >= GZIP_MIN_BYTES) {
+        r = gzip_body(c, body, len, &gz_len);
+        if (r < 0) {
+            set_error(err, r, 0, 0, KOPT_CH_RETRYABLE, "gzip of %zu bytes failed", len);
+            return r;
+        }
+        gz = true;
+    }
+    curl_easy_setopt(c->easy, CURLOPT_URL, url);
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, gz ? (const void *)c->gz : body);
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(gz ? gz_len : len));
+    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, gz ? c->headers_gzip : c->headers);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, errbuf);
+    res = curl_easy_perform(c->easy);
+    curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, NULL);
+    if (curl_easy_getinfo(c->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+        c->connections += (uint64_t)connects;
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (res != CURLE_OK) {
+        if (resp->too_big) {
+            set_error(err, -EFBIG, 0, status, KOPT_CH_PERMANENT, "answer larger than %zu bytes",
+                      resp->max);
+            return -EFBIG;
+        }
+        r = curl_errno(res);
+        set_error(err, r, 0, 0, KOPT_CH_RETRYABLE, "%s",
+                  errbuf[0] ? errbuf : curl_easy_strerror(res));
+        return r;
+    }
+    if (status == 200)
+        return 0;
+    code = kopt_ch_parse_exception(resp->data, resp->len, err ? err->message : NULL,
+                                   err ? sizeof(err->message) : 0);
+    if (resp->header_code)
+        code = resp->header_code;
+    r = status == 401 || status == 403 ? -EACCES : -EREMOTEIO;
+    if (err) {
+        err->r = r;
+        err->code = code;
+        err->http_status = status;
+        err->cls = kopt_ch_classify(status, code);
+        if (!err->message[0])
+            snprintf(err->message, sizeof(err->message), "HTTP %ld", status);
+        scrub(c, err->message);
+    }
+    return r;
+}
+
+/* base URL + "?database=..&<extra>", extra already URL-encoded. */
+static char *make_url(const kopt_ch_client_t *c, unsigned flags, const char *extra)
+{
+    char *url = NULL;
+    int n;
+
+    n = asprintf(&url, "%s%s%s%s%s%s%s", c->url, strchr(c->url, '?') ? "&" : "?",
+                 flags & KOPT_CH_NO_DATABASE ? "" : "database=",
+                 flags & KOPT_CH_NO_DATABASE ? "" : c->database,
+                 flags & KOPT_CH_NO_DATABASE ? "" : "&", extra,
+                 c->compress ? "&enable_http_compression=1" : "");
+    return n < 0 ? NULL : url;
+}
+
+static int request(kopt_ch_client_t *c, unsigned flags, const char *extra, const void *body,
+                   size_t len, char **out, size_t *out_len, kopt_ch_error_t *err)
+{
+    response_t resp = {.max = c->max_response};
+    char *url = make_url(c, flags, extra);
+    int r;
+
+    if (out)
+        *out = NULL;
+    if (out_len)
+        *out_len = 0;
+    clear_error(err);
+    if (!url) {
+        set_error(err, -ENOMEM, 0, 0, KOPT_CH_RETRYABLE, "out of memory");
+        return -ENOMEM;
+    }
+    r = perform(c, url, body, len, &resp, err);
+    if (r < 0)
+        kopt_log_debug("clickhouse request failed", KOPT_STR("url", c->url), KOPT_ERR(r),
+                       KOPT_INT("code", err ? err->code : 0),
+                       KOPT_STR("class", kopt_ch_class_name(err ? err->cls : KOPT_CH_RETRYABLE)),
+                       KOPT_STR("message", err ? err->message : ""));
+    if (r == 0 && out) {
+        if (!resp.data && !(resp.data = calloc(1, 1)))
+            r = -ENOMEM;
+        *out = resp.data;
+        resp.data = NULL;
+        if (out_len)
+            *out_len = resp.len;
+    }
+    free(resp.data);
+    free(url);
+    return r;
+}
+
+int kopt_ch_query_flags(kopt_ch_client_t *c, const char *sql, unsigned flags, char **body,
+                        size_t *len, kopt_ch_error_t *err)
+{
+    return request(c, flags, "wait_end_of_query=1", sql, strlen(sql), body, len, err);
+}
+
+int kopt_ch_query(kopt_ch_client_t *c, const char *sql, char **body, size_t *len,
+                  kopt_ch_error_t *err)
+{
+    return kopt_ch_query_flags(c, sql, 0, body, len, err);
+}
+
+int kopt_ch_insert(kopt_ch_client_t *c, const char *table, const char *columns, const char *format,
+                   const void *data, size_t len, kopt_ch_error_t *err)
+{
+    char *sql = NULL, *escaped = NULL, *extra = NULL;
+    int r = -ENOMEM;
+
+    clear_error(err);
+    if (!kopt_ch_identifier_ok(table) || !format || !kopt_ch_identifier_ok(format)) {
+        set_error(err, -EINVAL, 0, 0, KOPT_CH_PERMANENT, "insert: bad table or format name");
+        return -EINVAL;
+    }
+    if (asprintf(&sql, "INSERT INTO %s.%s%s%s%s FORMAT %s", c->database, table, columns ? " (" : "",
+                 columns ? columns : "", columns ? ")" : "", format) < 0) {
+        sql = NULL;
+        goto out;
+    }
+    escaped = curl_easy_escape(c->easy, sql, 0);
+    if (!escaped || asprintf(&extra, "query=%s", escaped) < 0) {
+        extra = NULL;
+        goto out;
+    }
+    r = request(c, 0, extra, data, len, NULL, NULL, err);
+out:
+    if (r == -ENOMEM && err && !err->r)
+        set_error(err, r, 0, 0, KOPT_CH_RETRYABLE, "out of memory");
+    curl_free(escaped);
+    free(extra);
+    free(sql);
+    return r;
+}
+
+int kopt_ch_server_version(kopt_ch_client_t *c, kopt_ch_version_t *out, kopt_ch_error_t *err)
+{
+    char *body = NULL;
+    int r;
+
+    clear_error(err);
+    if (!c->have_version) {
+        r = kopt_ch_query_flags(c, "SELECT version()", KOPT_CH_NO_DATABASE, &body, NULL, err);
+        if (r < 0)
+            return r;
+        r = kopt_ch_version_parse(body, &c->version);
+        if (r < 0)
+            set_error(err, -EPROTO, 0, 200, KOPT_CH_PERMANENT, "version(): unexpected \"%.32s\"",
+                      body);
+        free(body);
+        if (r < 0)
+            return -EPROTO;
+        c->have_version = true;
+    }
+    *out = c->version;
+    return 0;
+}

@@ -1,0 +1,123 @@
+/* A ClickHouse client over the HTTP interface (libcurl), for the aggregator
+ * and the advisor: queries, RowBinary inserts, the server version, and
+ * ClickHouse errors turned into a code and a retry decision.
+ *
+ * Calls are synchronous and block for up to timeout_ms: run them on a worker
+ * thread (uv_queue_work, an insert thread), never on a libuv loop thread. A
+ * client is one curl easy handle, so it keeps its connection alive between
+ * calls, and is not thread-safe: one client per thread; several threads give
+ * several connections (which is how inserts scale; see docs/storage.md). */
+#ifndef KOPT_AGGREGATOR_CLICKHOUSE_H
+#define KOPT_AGGREGATOR_CLICKHOUSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kopt_ch_client kopt_ch_client_t;
+
+typedef struct {
+    /* "http://host:8123" or "https://host:8443", optionally with a path.
+     * user:password in the URL is taken out of it and used like user and
+     * password below; the URL is only ever shown without it. Required. */
+    const char *url;
+    const char *database; /* NULL: "kopt" */
+    const char *user;     /* NULL: ClickHouse's "default" (or the URL's user) */
+    /* The password comes from the first that is set: password, the first
+     * line of password_file, the environment variable named password_env.
+     * It travels in the X-ClickHouse-Key header and is never logged. */
+    const char *password;
+    const char *password_file;
+    const char *password_env;
+    const char *ca_file;         /* https: trust these CAs instead of the system's */
+    uint32_t connect_timeout_ms; /* 0: 5000 */
+    uint32_t timeout_ms;         /* whole request; 0: 60000 */
+    size_t max_response_bytes;   /* 0: 64 MiB; larger answers fail with -EFBIG */
+    /* gzip request bodies of 1 KiB and more (Content-Encoding: gzip) and ask
+     * for gzip answers (enable_http_compression=1); 18.16 does both. */
+    bool compress;
+} kopt_ch_options_t;
+
+typedef enum {
+    KOPT_CH_OK = 0,
+    KOPT_CH_RETRYABLE, /* network, timeout, 5xx, overload, memory, auth: try again later */
+    KOPT_CH_PERMANENT, /* syntax, type mismatch, unknown table, bad data: never succeeds */
+} kopt_ch_class_t;
+
+/* What went wrong with one call; no secret is ever copied into it. */
+typedef struct {
+    int r;            /* the negative errno the call returned */
+    int code;         /* ClickHouse exception code ("Code: 60"), 0 when none */
+    long http_status; /* 0 when no answer arrived */
+    kopt_ch_class_t cls;
+    char message[256]; /* short text: ClickHouse's message or curl's */
+} kopt_ch_error_t;
+
+typedef struct {
+    int major, minor, patch;
+    char text[32]; /* as the server reported it, e.g. "18.16.1" */
+} kopt_ch_version_t;
+
+/* Call flags. */
+#define KOPT_CH_NO_DATABASE 0x1 /* do not select the database (to create it) */
+
+/* Errors: -EINVAL bad options (no URL, bad database name, unreadable
+ * password file: reported in err->message), -ENOMEM. */
+int kopt_ch_client_new(const kopt_ch_options_t *opts, kopt_ch_client_t **out, kopt_ch_error_t *err);
+void kopt_ch_client_free(kopt_ch_client_t *c);
+
+/* Runs one statement (POST, so DDL and writes work) with
+ * wait_end_of_query=1, so an error in mid-result is an error, not a 200 with
+ * a broken body. On success *body (if not NULL) gets the malloc'd,
+ * NUL-terminated answer and *len its length; the caller frees it.
+ * Returns 0 only on HTTP 200. Errors, with err (may be NULL) filled in:
+ *   -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -ECONNRESET, -EPROTO (TLS),
+ *   -EIO (other transport failures): retryable;
+ *   -EACCES: 401/403, wrong user or password (retryable: fix the config);
+ *   -EREMOTEIO: ClickHouse reported an exception; see err->code and cls;
+ *   -EFBIG: answer larger than max_response_bytes; -ENOMEM. */
+int kopt_ch_query(kopt_ch_client_t *c, const char *sql, char **body, size_t *len,
+                  kopt_ch_error_t *err);
+int kopt_ch_query_flags(kopt_ch_client_t *c, const char *sql, unsigned flags, char **body,
+                        size_t *len, kopt_ch_error_t *err);
+
+/* INSERT INTO <database>.<table> [(columns)] FORMAT <format> with data as the
+ * body (gzip'd when compress is on). columns may be NULL (all, in table
+ * order). data is not kept. 0 only when ClickHouse answered 200, which means
+ * the rows were written (an insert block is atomic); errors as for query. */
+int kopt_ch_insert(kopt_ch_client_t *c, const char *table, const char *columns, const char *format,
+                   const void *data, size_t len, kopt_ch_error_t *err);
+
+/* SELECT version(), asked once and then cached in the client. */
+int kopt_ch_server_version(kopt_ch_client_t *c, kopt_ch_version_t *out, kopt_ch_error_t *err);
+
+/* The database the client selects ("kopt"), and the URL without credentials. */
+const char *kopt_ch_database(const kopt_ch_client_t *c);
+const char *kopt_ch_url(const kopt_ch_client_t *c);
+
+/* TCP (or TLS) connections opened so far; equal to 1 after many calls when
+ * keep-alive works. */
+uint64_t kopt_ch_connections_opened(const kopt_ch_client_t *c);
+
+/* Pure helpers, exposed for tests and for the consumer's metrics. */
+
+/* "18.16.1", "23.8.2.7" -> 18/16/1. -EINVAL when it does not start with
+ * major.minor. */
+int kopt_ch_version_parse(const char *s, kopt_ch_version_t *out);
+bool kopt_ch_version_at_least(const kopt_ch_version_t *v, int major, int minor);
+
+/* The exception code of an error body: "Code: 60, e.displayText() = ..."
+ * (18.16) or "Code: 60. DB::Exception: ..." (newer); the short message
+ * goes to msg. 0 when the body holds no code. */
+int kopt_ch_parse_exception(const char *body, size_t len, char *msg, size_t msg_size);
+
+/* Retry decision for an answer with this HTTP status and exception code. */
+kopt_ch_class_t kopt_ch_classify(long http_status, int code);
+
+/* "ok", "retryable", "permanent": for logs and metric labels. */
+const char *kopt_ch_class_name(kopt_ch_class_t cls);
+
+/* A database or table name kopt accepts: [A-Za-z_][A-Za-z0-9_]{0,63}. */
+bool kopt_ch_identifier_ok(const char *name);
+
+#endif

@@ -1,0 +1,68 @@
+/* RowBinary encoding of container_windows rows (ClickHouse's native row
+ * format over HTTP: little-endian numbers, DateTime as UInt32 seconds,
+ * String as a LEB128 length and the bytes). Pure: no I/O, no globals; the
+ * only allocation is the caller's growable buffer. The column order of a row
+ * is KOPT_ROWBINARY_WINDOW_COLUMNS, which the insert names explicitly, so
+ * the table's own column order (and columns added later) do not matter. */
+#ifndef KOPT_AGGREGATOR_ROWBINARY_H
+#define KOPT_AGGREGATOR_ROWBINARY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kopt/v1/metrics.pb-c.h"
+
+/* The columns of one encoded row, in encoding order (for INSERT ... (cols)). */
+#define KOPT_ROWBINARY_WINDOW_COLUMNS                                                              \
+    "cluster, namespace, workload_kind, workload_name, pod, container, node, pod_uid, "            \
+    "container_id, window_start, window_end, cpu_usage_mean_cores, cpu_usage_peak_cores, "         \
+    "cpu_throttled_seconds, cpu_throttled_periods, cpu_periods, memory_working_set_peak_bytes, "   \
+    "memory_working_set_last_bytes, memory_rss_peak_bytes, oom_kills, restarts, "                  \
+    "cpu_request_cores, cpu_limit_cores, memory_request_bytes, memory_limit_bytes, sample_count, " \
+    "agent_id, epoch, seq, inserted_at"
+#define KOPT_ROWBINARY_WINDOW_NCOLUMNS 30
+
+/* A growable byte buffer. Zero-initialise it (or _init); _free releases it. */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} kopt_rowbinary_buf_t;
+
+void kopt_rowbinary_buf_init(kopt_rowbinary_buf_t *b);
+void kopt_rowbinary_buf_free(kopt_rowbinary_buf_t *b);
+
+/* The batch a window came in: cluster, node and the idempotency id
+ * (agent_id, epoch, seq). inserted_at is the ReplacingMergeTree version
+ * (Unix seconds), normally the time of the insert. Strings are not kept. */
+typedef struct {
+    const char *cluster;
+    const char *node;
+    const char *agent_id;
+    uint64_t epoch;
+    uint64_t seq;
+    uint32_t inserted_at;
+} kopt_rowbinary_batch_t;
+
+/* Appends one row. Window times are truncated to whole seconds (DateTime).
+ * -EINVAL when window_start/window_end is missing or outside DateTime's range
+ * (1970 .. 2106), -ENOMEM. On error the buffer is left as it was. */
+int kopt_rowbinary_window(kopt_rowbinary_buf_t *b, const kopt_rowbinary_batch_t *batch,
+                          const Kopt__V1__ContainerWindow *w);
+
+/* Appends a row for every window of a decoded MetricBatch; *rows gets their
+ * number. All or nothing: on error the buffer is left as it was. */
+int kopt_rowbinary_metric_batch(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
+                                uint32_t inserted_at, size_t *rows);
+
+/* The Kubernetes kind stored in workload_kind: "Deployment", "StatefulSet",
+ * ..., "" for UNSPECIFIED or an unknown value. */
+const char *kopt_rowbinary_workload_kind(int kind);
+
+/* Primitive encoders, exposed for other tables' rows and for tests. */
+int kopt_rowbinary_put_string(kopt_rowbinary_buf_t *b, const char *s);
+int kopt_rowbinary_put_u32(kopt_rowbinary_buf_t *b, uint32_t v);
+int kopt_rowbinary_put_u64(kopt_rowbinary_buf_t *b, uint64_t v);
+int kopt_rowbinary_put_f64(kopt_rowbinary_buf_t *b, double v);
+
+#endif

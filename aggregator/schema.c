@@ -1,0 +1,416 @@
+/* Migrations and retention for kopt's ClickHouse database; see schema.h and
+ * docs/storage.md. Tables are described as column lists and rendered per
+ * server version, so one description serves 18.16 (no codecs, no TTL,
+ * LowCardinality only behind a setting) and current releases. */
+#include "schema.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kopt/log.h"
+
+/* Versions that certainly have a feature. Conservative: a false "no" only
+ * loses an optimisation, a false "yes" breaks the CREATE. */
+#define TTL_SINCE 19, 6
+#define CODEC_SINCE 20, 1
+#define LOWCARD_SINCE 20, 1 /* 18.16 needs allow_experimental_low_cardinality_type */
+
+#define COL_LC 0x1   /* String of few distinct values: LowCardinality when possible */
+#define COL_TIME 0x2 /* DateTime: Delta codec when possible */
+
+typedef struct {
+    const char *name;
+    const char *type;
+    unsigned flags;
+} column_t;
+
+/* Must hold every column of KOPT_ROWBINARY_WINDOW_COLUMNS (any order). */
+static const column_t windows_columns[] = {
+    {"cluster", "String", COL_LC},
+    {"namespace", "String", COL_LC},
+    {"workload_kind", "String", COL_LC},
+    {"workload_name", "String", 0},
+    {"pod", "String", 0},
+    {"container", "String", COL_LC},
+    {"node", "String", COL_LC},
+    {"pod_uid", "String", 0},
+    {"container_id", "String", 0},
+    {"window_start", "DateTime", COL_TIME},
+    {"window_end", "DateTime", COL_TIME},
+    {"cpu_usage_mean_cores", "Float64", 0},
+    {"cpu_usage_peak_cores", "Float64", 0},
+    {"cpu_throttled_seconds", "Float64", 0},
+    {"cpu_throttled_periods", "UInt64", 0},
+    {"cpu_periods", "UInt64", 0},
+    {"memory_working_set_peak_bytes", "UInt64", 0},
+    {"memory_working_set_last_bytes", "UInt64", 0},
+    {"memory_rss_peak_bytes", "UInt64", 0},
+    {"oom_kills", "UInt32", 0},
+    {"restarts", "UInt32", 0},
+    {"cpu_request_cores", "Float64", 0},
+    {"cpu_limit_cores", "Float64", 0},
+    {"memory_request_bytes", "UInt64", 0},
+    {"memory_limit_bytes", "UInt64", 0},
+    {"sample_count", "UInt32", 0},
+    {"agent_id", "String", COL_LC},
+    {"epoch", "UInt64", 0},
+    {"seq", "UInt64", 0},
+    {"inserted_at", "DateTime", COL_TIME},
+    {NULL, NULL, 0},
+};
+
+static const column_t hourly_columns[] = {
+    {"cluster", "String", COL_LC},
+    {"namespace", "String", COL_LC},
+    {"workload_kind", "String", COL_LC},
+    {"workload_name", "String", 0},
+    {"container", "String", COL_LC},
+    {"hour", "DateTime", COL_TIME},
+    {"window_count", "UInt32", 0},
+    {"pod_count", "UInt32", 0},
+    {"sample_count", "UInt64", 0},
+    {"cpu_usage_mean_cores", "Float64", 0},   /* mean of the window means */
+    {"cpu_usage_peak_cores", "Float64", 0},   /* highest window peak */
+    {"cpu_usage_core_seconds", "Float64", 0}, /* sum of mean x window length */
+    {"cpu_throttled_seconds", "Float64", 0},
+    {"cpu_throttled_periods", "UInt64", 0},
+    {"cpu_periods", "UInt64", 0},
+    {"cpu_hist_index", "Array(UInt16)", 0}, /* window means; see schema.h */
+    {"cpu_hist_count", "Array(UInt32)", 0},
+    {"memory_working_set_peak_bytes", "UInt64", 0},
+    {"memory_rss_peak_bytes", "UInt64", 0},
+    {"mem_hist_index", "Array(UInt16)", 0}, /* window working-set peaks */
+    {"mem_hist_count", "Array(UInt32)", 0},
+    {"oom_kills", "UInt32", 0},
+    {"restarts", "UInt32", 0},
+    {"cpu_request_cores", "Float64", 0}, /* latest in the hour */
+    {"cpu_limit_cores", "Float64", 0},
+    {"memory_request_bytes", "UInt64", 0},
+    {"memory_limit_bytes", "UInt64", 0},
+    {"rolled_at", "DateTime", COL_TIME},
+    {NULL, NULL, 0},
+};
+
+static const column_t recommendation_columns[] = {
+    {"cluster", "String", COL_LC},
+    {"namespace", "String", COL_LC},
+    {"workload_kind", "String", COL_LC},
+    {"workload_name", "String", 0},
+    {"container", "String", COL_LC},
+    {"cpu_request_cores_current", "Float64", 0},
+    {"cpu_request_cores_recommended", "Float64", 0},
+    {"cpu_limit_cores_current", "Float64", 0},
+    {"cpu_limit_cores_recommended", "Float64", 0},
+    {"memory_request_bytes_current", "UInt64", 0},
+    {"memory_request_bytes_recommended", "UInt64", 0},
+    {"memory_limit_bytes_current", "UInt64", 0},
+    {"memory_limit_bytes_recommended", "UInt64", 0},
+    {"confidence", "Float64", 0},
+    {"reasons", "Array(String)", 0},
+    {"explanation", "String", 0},
+    {"idle", "UInt8", 0},
+    {"replicas", "Float64", 0},
+    {"savings_cpu_cores", "Float64", 0},
+    {"savings_memory_bytes", "Int64", 0},
+    {"savings_monthly_cost", "Float64", 0},
+    {"currency", "String", COL_LC},
+    {"data_points", "UInt64", 0},
+    {"window_start", "DateTime", COL_TIME},
+    {"window_end", "DateTime", COL_TIME},
+    {"generated_at", "DateTime", COL_TIME},
+    {"analysis_id", "String", 0},
+    {"details", "String", 0}, /* the full kopt.v1.Recommendation as JSON */
+    {NULL, NULL, 0},
+};
+
+typedef struct {
+    const char *table;
+    const column_t *columns;
+    const char *engine_tail; /* after the column list */
+} table_t;
+
+static const table_t windows_table = {
+    "container_windows", windows_columns,
+    "ENGINE = ReplacingMergeTree(inserted_at)\n"
+    "PARTITION BY toYYYYMMDD(window_start)\n"
+    "ORDER BY (cluster, namespace, workload_kind, workload_name, pod, container, window_start)"};
+
+static const table_t hourly_table = {
+    "container_hourly", hourly_columns,
+    "ENGINE = ReplacingMergeTree(rolled_at)\n"
+    "PARTITION BY toYYYYMM(hour)\n"
+    "ORDER BY (cluster, namespace, workload_kind, workload_name, container, hour)"};
+
+/* Not partitioned: ReplacingMergeTree replaces only within a partition, and
+ * a newer analysis must replace the older one whatever its date. */
+static const table_t recommendations_table = {
+    "recommendations", recommendation_columns,
+    "ENGINE = ReplacingMergeTree(generated_at)\n"
+    "ORDER BY (cluster, namespace, workload_kind, workload_name, container)"};
+
+typedef struct {
+    const kopt_ch_version_t *server;
+    const char *db;
+    const kopt_schema_options_t *opts;
+} ctx_t;
+
+typedef struct {
+    uint32_t version;
+    const char *name;
+    int (*render)(const ctx_t *x, const void *arg, char **sql);
+    const void *arg;
+} migration_t;
+
+static int render_table(const ctx_t *x, const void *arg, char **sql)
+{
+    const table_t *t = arg;
+    bool lc = kopt_ch_version_at_least(x->server, LOWCARD_SINCE);
+    bool codec = kopt_ch_version_at_least(x->server, CODEC_SINCE);
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+
+    if (!f)
+        return -ENOMEM;
+    fprintf(f, "CREATE TABLE IF NOT EXISTS %s.%s (\n", x->db, t->table);
+    for (const column_t *col = t->columns; col->name; col++) {
+        bool lowcard = lc && (col->flags & COL_LC);
+
+        fprintf(f, "    %s %s%s%s", col->name, lowcard ? "LowCardinality(" : "", col->type,
+                lowcard ? ")" : "");
+        if (codec && !lowcard)
+            fputs(col->flags & COL_TIME ? " CODEC(Delta, ZSTD(1))" : " CODEC(ZSTD(1))", f);
+        fputs(col[1].name ? ",\n" : "\n", f);
+    }
+    fprintf(f, ")\n%s", t->engine_tail);
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *sql = buf;
+    return 0;
+}
+
+typedef struct {
+    const char *table;
+    const char *column;
+    int which; /* 0: windows_ttl_days, 1: hourly_ttl_days */
+} ttl_t;
+
+static int render_ttl(const ctx_t *x, const void *arg, char **sql)
+{
+    const ttl_t *t = arg;
+    uint32_t days = 0;
+
+    if (x->opts)
+        days = t->which == 0 ? x->opts->windows_ttl_days : x->opts->hourly_ttl_days;
+    if (!kopt_ch_version_at_least(x->server, TTL_SINCE) || days == 0)
+        return -EOPNOTSUPP;
+    if (asprintf(sql, "ALTER TABLE %s.%s MODIFY TTL %s + INTERVAL %u DAY", x->db, t->table,
+                 t->column, days) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static const ttl_t windows_ttl = {"container_windows", "window_start", 0};
+static const ttl_t hourly_ttl = {"container_hourly", "hour", 1};
+
+/* Append only; never renumber or edit an applied migration: add a new one. */
+static const migration_t migrations[] = {
+    {1, "create_container_windows", render_table, &windows_table},
+    {2, "create_container_hourly", render_table, &hourly_table},
+    {3, "create_recommendations", render_table, &recommendations_table},
+    {4, "container_windows_ttl", render_ttl, &windows_ttl},
+    {5, "container_hourly_ttl", render_ttl, &hourly_ttl},
+};
+
+#define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+uint32_t kopt_schema_latest(void)
+{
+    return migrations[N_MIGRATIONS - 1].version;
+}
+
+int kopt_schema_sql(uint32_t version, const kopt_ch_version_t *server, const char *db,
+                    const kopt_schema_options_t *opts, char **sql, const char **name)
+{
+    ctx_t x = {.server = server, .db = db, .opts = opts};
+
+    *sql = NULL;
+    for (size_t i = 0; i < N_MIGRATIONS; i++) {
+        if (migrations[i].version != version)
+            continue;
+        if (name)
+            *name = migrations[i].name;
+        return migrations[i].render(&x, migrations[i].arg, sql);
+    }
+    return -ENOENT;
+}
+
+static int exec(kopt_ch_client_t *c, unsigned flags, kopt_ch_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int exec(kopt_ch_client_t *c, unsigned flags, kopt_ch_error_t *err, const char *fmt, ...)
+{
+    char *sql = NULL;
+    va_list ap;
+    int n, r;
+
+    va_start(ap, fmt);
+    n = vasprintf(&sql, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -ENOMEM;
+    r = kopt_ch_query_flags(c, sql, flags, NULL, NULL, err);
+    free(sql);
+    return r;
+}
+
+/* The versions recorded so far, as a bit set (versions are small). */
+static int applied_versions(kopt_ch_client_t *c, const char *db, uint64_t *set,
+                            kopt_ch_error_t *err)
+{
+    char *sql = NULL, *body = NULL, *line, *save = NULL;
+    int r;
+
+    *set = 0;
+    if (asprintf(&sql, "SELECT DISTINCT version FROM %s.schema_migrations FORMAT TSV", db) < 0)
+        return -ENOMEM;
+    r = kopt_ch_query(c, sql, &body, NULL, err);
+    free(sql);
+    if (r < 0)
+        return r;
+    for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        unsigned long v = strtoul(line, NULL, 10);
+
+        if (v > 0 && v < 64)
+            *set |= 1ULL << v;
+    }
+    free(body);
+    return 0;
+}
+
+int kopt_schema_migrate(kopt_ch_client_t *c, const kopt_schema_options_t *opts, unsigned *applied,
+                        kopt_ch_error_t *err)
+{
+    const char *db = kopt_ch_database(c);
+    ctx_t x = {.db = db, .opts = opts};
+    kopt_ch_version_t server;
+    uint64_t done;
+    unsigned n = 0;
+    int r;
+
+    if (applied)
+        *applied = 0;
+    r = kopt_ch_server_version(c, &server, err);
+    if (r < 0)
+        return r;
+    x.server = &server;
+    r = exec(c, KOPT_CH_NO_DATABASE, err, "CREATE DATABASE IF NOT EXISTS %s", db);
+    if (r == 0)
+        r = exec(c, 0, err,
+                 "CREATE TABLE IF NOT EXISTS %s.schema_migrations (version UInt32, name String, "
+                 "applied_at DateTime, server_version String) "
+                 "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version",
+                 db);
+    if (r == 0)
+        r = applied_versions(c, db, &done, err);
+    for (size_t i = 0; r == 0 && i < N_MIGRATIONS; i++) {
+        const migration_t *m = &migrations[i];
+        char *sql = NULL;
+
+        if (done & (1ULL << m->version))
+            continue;
+        r = m->render(&x, m->arg, &sql);
+        if (r == -EOPNOTSUPP) {
+            kopt_log_info("schema migration not applicable; not recorded",
+                          KOPT_UINT("version", m->version), KOPT_STR("name", m->name),
+                          KOPT_STR("server_version", server.text));
+            r = 0;
+            continue;
+        }
+        if (r == 0)
+            r = kopt_ch_query(c, sql, NULL, NULL, err);
+        free(sql);
+        if (r == 0)
+            r = exec(c, 0, err,
+                     "INSERT INTO %s.schema_migrations (version, name, applied_at, server_version) "
+                     "VALUES (%u, '%s', now(), '%s')",
+                     db, m->version, m->name, server.text);
+        if (r < 0) {
+            kopt_log_error("schema migration failed", KOPT_UINT("version", m->version),
+                           KOPT_STR("name", m->name), KOPT_ERR(r),
+                           KOPT_INT("code", err ? err->code : 0),
+                           KOPT_STR("message", err ? err->message : ""));
+            break;
+        }
+        kopt_log_info("schema migration applied", KOPT_UINT("version", m->version),
+                      KOPT_STR("name", m->name), KOPT_STR("database", db));
+        n++;
+    }
+    if (applied)
+        *applied = n;
+    return r;
+}
+
+static bool partition_id_ok(const char *s)
+{
+    if (!*s || strlen(s) > 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+int kopt_schema_retention(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
+                          unsigned *dropped, kopt_ch_error_t *err)
+{
+    const char *db = kopt_ch_database(c);
+    char *sql = NULL, *body = NULL, *line, *save = NULL;
+    int64_t cutoff;
+    unsigned n = 0;
+    int r;
+
+    if (dropped)
+        *dropped = 0;
+    if (!kopt_ch_identifier_ok(table) || days == 0)
+        return -EINVAL;
+    if (now == 0)
+        now = time(NULL);
+    cutoff = now - (int64_t)days * 86400;
+    if (cutoff <= 0)
+        return 0;
+    /* max_time is the partition key's DateTime range; 0 for a table not
+     * partitioned by time, which therefore never qualifies. */
+    if (asprintf(&sql,
+                 "SELECT partition_id FROM system.parts WHERE database = '%s' AND table = '%s' "
+                 "AND active GROUP BY partition_id HAVING toUInt32(max(max_time)) > 0 AND "
+                 "toUInt32(max(max_time)) < %lld ORDER BY partition_id FORMAT TSV",
+                 db, table, (long long)cutoff) < 0)
+        return -ENOMEM;
+    r = kopt_ch_query(c, sql, &body, NULL, err);
+    free(sql);
+    if (r < 0)
+        return r;
+    for (line = strtok_r(body, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save)) {
+        if (!partition_id_ok(line))
+            continue;
+        r = exec(c, 0, err, "ALTER TABLE %s.%s DROP PARTITION ID '%s'", db, table, line);
+        if (r == 0) {
+            kopt_log_info("retention dropped partition", KOPT_STR("table", table),
+                          KOPT_STR("partition", line), KOPT_UINT("days", days));
+            n++;
+        }
+    }
+    free(body);
+    if (dropped)
+        *dropped = n;
+    return r;
+}

@@ -1,0 +1,56 @@
+/* kopt's ClickHouse schema: versioned migrations recorded in
+ * <db>.schema_migrations, and retention by dropping old partitions.
+ * docs/storage.md describes the tables, their keys and why. */
+#ifndef KOPT_AGGREGATOR_SCHEMA_H
+#define KOPT_AGGREGATOR_SCHEMA_H
+
+#include <stdint.h>
+
+#include "clickhouse.h"
+
+/* container_hourly keeps CPU and memory distributions as sparse exponential
+ * histograms (cpu_hist_index/cpu_hist_count, mem_hist_index/mem_hist_count):
+ * bucket 0 holds values below FIRST; bucket i >= 1 holds
+ * [FIRST * RATIO^(i-1), FIRST * RATIO^i). Counts are windows (one per
+ * container-minute). Hours merge by adding counts for equal indexes
+ * (sumMap), and a decaying merge multiplies each hour's counts first. */
+#define KOPT_HIST_RATIO 1.05
+#define KOPT_HIST_CPU_FIRST 0.01  /* cores */
+#define KOPT_HIST_MEM_FIRST 1.0e7 /* bytes */
+
+typedef struct {
+    /* On servers with TTL (19.6 and later), a TTL on window_start /
+     * hour as a safety net behind the partition janitor. 0: no TTL. A
+     * gated migration that does not apply is not recorded, so it applies
+     * later once the server is upgraded (or the days are set). */
+    uint32_t windows_ttl_days;
+    uint32_t hourly_ttl_days;
+} kopt_schema_options_t;
+
+/* Creates the database and schema_migrations if needed, then applies, in
+ * order, every migration not yet recorded whose server-version gate the
+ * server meets, recording each one after it succeeded. Every statement is
+ * idempotent (IF NOT EXISTS), so two replicas migrating at once are safe.
+ * opts may be NULL. *applied (may be NULL) gets how many were applied now
+ * (0 on a second run). Errors as kopt_ch_query; err says which. */
+int kopt_schema_migrate(kopt_ch_client_t *c, const kopt_schema_options_t *opts, unsigned *applied,
+                        kopt_ch_error_t *err);
+
+/* The highest migration version kopt knows. */
+uint32_t kopt_schema_latest(void);
+
+/* Pure: the SQL of migration `version` for a server of version `server`, in
+ * database `db`. *sql is malloc'd. -ENOENT: no such migration; -EOPNOTSUPP:
+ * the server lacks what it needs, or opts make it moot (TTL of 0 days). */
+int kopt_schema_sql(uint32_t version, const kopt_ch_version_t *server, const char *db,
+                    const kopt_schema_options_t *opts, char **sql, const char **name);
+
+/* Drops the partitions of <db>.<table> whose every row is older than `days`
+ * days before `now` (Unix seconds; 0 = the current time), going by the
+ * partition key's time column in system.parts. Only for time-partitioned
+ * tables (container_windows, container_hourly): others hold no partition
+ * with a time and are left alone. *dropped (may be NULL) gets the count. */
+int kopt_schema_retention(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
+                          unsigned *dropped, kopt_ch_error_t *err);
+
+#endif

@@ -1,0 +1,497 @@
+/* The aggregator's ClickHouse layer against a real clickhouse-server: the
+ * HTTP client (keep-alive, gzip both ways, timeouts, errors classified for
+ * retry or dead letter, credentials kept out of logs), the migrations and
+ * the RowBinary rows they store, and retention. One server for the group. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clickhouse.h"
+#include "harness.h"
+#include "kopt/log.h"
+#include "rowbinary.h"
+#include "schema.h"
+
+#define SECRET "hunter2-Sup3rSecret-pw"
+
+static kopt_test_clickhouse_t *ch;
+
+static kopt_ch_client_t *client(bool compress)
+{
+    kopt_ch_options_t o = {.url = ch->url, .compress = compress, .timeout_ms = 20000};
+    kopt_ch_client_t *c = NULL;
+    kopt_ch_error_t err;
+
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    return c;
+}
+
+static char *ch_query(const char *sql)
+{
+    char *out = NULL;
+    int r = kopt_test_clickhouse_query(ch, sql, &out);
+
+    if (r != 0)
+        fprintf(stderr, "query failed: %s\n%s\n", sql, out ? out : "");
+    assert_int_equal(r, 0);
+    return out;
+}
+
+static void ch_expect(const char *sql, const char *want)
+{
+    char *out = ch_query(sql);
+
+    assert_string_equal(out, want);
+    free(out);
+}
+
+/* --- pure parts ------------------------------------------------------------ */
+
+static void versions_errors_and_classes(void **state)
+{
+    kopt_ch_version_t v;
+    char msg[256];
+    const char *old_body = "Code: 60, e.displayText() = DB::Exception: Table kopt.nope doesn't "
+                           "exist., e.what() = DB::Exception\n";
+    const char *new_body = "Code: 241. DB::Exception: Memory limit (total) exceeded. "
+                           "(MEMORY_LIMIT_EXCEEDED) (version 23.8.2.7 (official build))\n";
+
+    (void)state;
+    assert_int_equal(kopt_ch_version_parse("18.16.1\n", &v), 0);
+    assert_int_equal(v.major, 18);
+    assert_int_equal(v.minor, 16);
+    assert_int_equal(v.patch, 1);
+    assert_string_equal(v.text, "18.16.1");
+    assert_true(kopt_ch_version_at_least(&v, 18, 16));
+    assert_false(kopt_ch_version_at_least(&v, 19, 6));
+    assert_int_equal(kopt_ch_version_parse("23.8.2.7", &v), 0);
+    assert_true(kopt_ch_version_at_least(&v, 19, 6));
+    assert_int_equal(kopt_ch_version_parse("banana", &v), -EINVAL);
+
+    assert_int_equal(kopt_ch_parse_exception(old_body, strlen(old_body), msg, sizeof(msg)), 60);
+    assert_string_equal(msg, "Table kopt.nope doesn't exist.");
+    assert_int_equal(kopt_ch_parse_exception(new_body, strlen(new_body), msg, sizeof(msg)), 241);
+    assert_string_equal(msg, "Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)");
+    assert_int_equal(kopt_ch_parse_exception("1\n2\n", 4, msg, sizeof(msg)), 0);
+
+    assert_int_equal(kopt_ch_classify(404, 60), KOPT_CH_PERMANENT);
+    assert_int_equal(kopt_ch_classify(400, 62), KOPT_CH_PERMANENT);
+    assert_int_equal(kopt_ch_classify(500, 53), KOPT_CH_PERMANENT);
+    assert_int_equal(kopt_ch_classify(500, 32), KOPT_CH_PERMANENT);
+    assert_int_equal(kopt_ch_classify(500, 202), KOPT_CH_RETRYABLE);
+    assert_int_equal(kopt_ch_classify(500, 241), KOPT_CH_RETRYABLE);
+    assert_int_equal(kopt_ch_classify(500, 0), KOPT_CH_RETRYABLE);
+    assert_int_equal(kopt_ch_classify(503, 0), KOPT_CH_RETRYABLE);
+    assert_int_equal(kopt_ch_classify(0, 0), KOPT_CH_RETRYABLE);
+    assert_int_equal(kopt_ch_classify(401, 193), KOPT_CH_RETRYABLE);
+    assert_int_equal(kopt_ch_classify(418, 0), KOPT_CH_PERMANENT);
+    assert_int_equal(kopt_ch_classify(200, 0), KOPT_CH_OK);
+
+    assert_true(kopt_ch_identifier_ok("container_windows"));
+    assert_false(kopt_ch_identifier_ok("x; DROP TABLE y"));
+    assert_false(kopt_ch_identifier_ok("1abc"));
+    assert_false(kopt_ch_identifier_ok(""));
+}
+
+static void schema_is_gated_by_version(void **state)
+{
+    kopt_schema_options_t opts = {.windows_ttl_days = 30, .hourly_ttl_days = 400};
+    kopt_ch_version_t old, cur;
+    const char *name = NULL;
+    char *sql = NULL;
+
+    (void)state;
+    kopt_ch_version_parse("18.16.1", &old);
+    kopt_ch_version_parse("23.8.2.7", &cur);
+    for (uint32_t v = 1; v <= 3; v++) {
+        assert_int_equal(kopt_schema_sql(v, &old, "kopt", &opts, &sql, &name), 0);
+        assert_non_null(strstr(sql, "CREATE TABLE IF NOT EXISTS kopt."));
+        assert_null(strstr(sql, "CODEC"));
+        assert_null(strstr(sql, "LowCardinality"));
+        assert_null(strstr(sql, "TTL"));
+        assert_non_null(strstr(sql, "ReplacingMergeTree("));
+        free(sql);
+        assert_int_equal(kopt_schema_sql(v, &cur, "kopt", &opts, &sql, &name), 0);
+        assert_non_null(strstr(sql, "CODEC(ZSTD(1))"));
+        assert_non_null(strstr(sql, "LowCardinality(String)"));
+        free(sql);
+    }
+    assert_int_equal(kopt_schema_sql(4, &old, "kopt", &opts, &sql, &name), -EOPNOTSUPP);
+    assert_string_equal(name, "container_windows_ttl");
+    assert_int_equal(kopt_schema_sql(4, &cur, "kopt", &opts, &sql, &name), 0);
+    assert_string_equal(sql, "ALTER TABLE kopt.container_windows MODIFY TTL window_start + "
+                             "INTERVAL 30 DAY");
+    free(sql);
+    assert_int_equal(kopt_schema_sql(4, &cur, "kopt", NULL, &sql, &name), -EOPNOTSUPP);
+    assert_int_equal(kopt_schema_sql(99, &cur, "kopt", &opts, &sql, &name), -ENOENT);
+    assert_int_equal(kopt_schema_latest(), 5);
+}
+
+/* --- against the server ------------------------------------------------------ */
+
+static void migrate_twice_applies_once(void **state)
+{
+    kopt_ch_client_t *c = client(false);
+    kopt_ch_version_t v;
+    kopt_ch_error_t err;
+    unsigned applied = 99;
+
+    (void)state;
+    assert_int_equal(kopt_ch_server_version(c, &v, &err), 0);
+    fprintf(stderr, "clickhouse server version %s (%d.%d)\n", v.text, v.major, v.minor);
+    assert_true(v.major >= 18);
+    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    /* No TTL days (and no TTL on 18.16): migrations 4 and 5 stay unrecorded. */
+    assert_int_equal(applied, 3);
+    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(applied, 0);
+    ch_expect("SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
+              "container_hourly\ncontainer_windows\nrecommendations\nschema_migrations\n");
+    ch_expect("SELECT version, name FROM kopt.schema_migrations FINAL ORDER BY version",
+              "1\tcreate_container_windows\n2\tcreate_container_hourly\n"
+              "3\tcreate_recommendations\n");
+    ch_expect("SELECT engine, partition_key, sorting_key FROM system.tables "
+              "WHERE database = 'kopt' AND name = 'container_windows'",
+              "ReplacingMergeTree\ttoYYYYMMDD(window_start)\tcluster, namespace, workload_kind, "
+              "workload_name, pod, container, window_start\n");
+    kopt_ch_client_free(c);
+}
+
+/* n windows of one container, a minute apart, starting at t0. */
+static void encode_windows(kopt_rowbinary_buf_t *b, const char *pod, int64_t t0, int n,
+                           uint32_t inserted_at)
+{
+    kopt_rowbinary_batch_t id = {.cluster = "prod",
+                                 .node = "node-1",
+                                 .agent_id = "agent-a",
+                                 .epoch = 7,
+                                 .seq = 1,
+                                 .inserted_at = inserted_at};
+
+    for (int i = 0; i < n; i++) {
+        Kopt__V1__ContainerWindow w;
+        Google__Protobuf__Timestamp s, e;
+
+        kopt__v1__container_window__init(&w);
+        google__protobuf__timestamp__init(&s);
+        google__protobuf__timestamp__init(&e);
+        s.seconds = t0 + 60 * i;
+        e.seconds = s.seconds + 60;
+        w.namespace_ = "shop";
+        w.workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT;
+        w.workload_name = "web";
+        w.pod = (char *)pod;
+        w.container = "app";
+        w.window_start = &s;
+        w.window_end = &e;
+        w.cpu_usage_mean_cores = 0.25 * (i % 4 + 1);
+        w.memory_working_set_peak_bytes = 1000000 + (uint64_t)i;
+        w.oom_kills = i == 3;
+        w.sample_count = 12;
+        assert_int_equal(kopt_rowbinary_window(b, &id, &w), 0);
+    }
+}
+
+static void reinserted_windows_replace_themselves(void **state)
+{
+    kopt_ch_client_t *plain = client(false), *gz = client(true);
+    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_error_t err;
+    int64_t t0 = (time(NULL) / 86400 - 2) * 86400; /* two days ago, 00:00 UTC */
+    char *body = NULL;
+    size_t len = 0;
+
+    (void)state;
+    encode_windows(&b, "web-1", t0, 50, (uint32_t)time(NULL));
+    assert_int_equal(kopt_ch_insert(plain, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+                                    "RowBinary", b.data, b.len, &err),
+                     0);
+    /* The same windows again (a redelivery), gzip'd this time (> 1 KiB). */
+    b.len = 0;
+    encode_windows(&b, "web-1", t0, 50, (uint32_t)time(NULL) + 1);
+    assert_true(b.len > 1024);
+    assert_int_equal(kopt_ch_insert(gz, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+                                    "RowBinary", b.data, b.len, &err),
+                     0);
+    ch_expect("SELECT count(), sum(cpu_usage_mean_cores), sum(oom_kills), "
+              "max(memory_working_set_peak_bytes), any(workload_kind) "
+              "FROM kopt.container_windows FINAL",
+              "50\t30.75\t1\t1000049\tDeployment\n");
+    /* A gzip'd answer (enable_http_compression=1) decodes to the same text. */
+    assert_int_equal(kopt_ch_query(gz,
+                                   "SELECT count() FROM container_windows FINAL "
+                                   "WHERE pod = 'web-1'",
+                                   &body, &len, &err),
+                     0);
+    assert_string_equal(body, "50\n");
+    assert_int_equal(len, 3);
+    free(body);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(kopt_ch_query(plain, "SELECT 1", &body, NULL, &err), 0);
+        free(body);
+    }
+    /* Keep-alive: 21 requests, one connection each client. */
+    assert_int_equal(kopt_ch_connections_opened(plain), 1);
+    assert_int_equal(kopt_ch_connections_opened(gz), 1);
+    kopt_rowbinary_buf_free(&b);
+    kopt_ch_client_free(plain);
+    kopt_ch_client_free(gz);
+}
+
+static void errors_are_classified(void **state)
+{
+    kopt_ch_client_t *c = client(false);
+    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_error_t err;
+    char *body = NULL;
+
+    (void)state;
+    assert_int_equal(kopt_ch_query(c, "SELECT * FROM kopt.no_such_table", &body, NULL, &err),
+                     -EREMOTEIO);
+    assert_null(body);
+    assert_int_equal(err.code, 60);
+    assert_int_equal(err.cls, KOPT_CH_PERMANENT);
+    assert_int_equal(err.http_status, 404);
+    assert_non_null(strstr(err.message, "no_such_table"));
+    fprintf(stderr, "unknown table: %s\n", err.message);
+
+    assert_int_equal(kopt_ch_query(c, "SELEC 1", NULL, NULL, &err), -EREMOTEIO);
+    assert_int_equal(err.code, 62);
+    assert_int_equal(err.cls, KOPT_CH_PERMANENT);
+    assert_int_equal(err.http_status, 400);
+
+    /* A truncated RowBinary body: permanent, and nothing of it is stored. */
+    encode_windows(&b, "web-trunc", 1700000000, 3, 1700000000);
+    assert_int_equal(kopt_ch_insert(c, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+                                    "RowBinary", b.data, b.len - 5, &err),
+                     -EREMOTEIO);
+    fprintf(stderr, "truncated insert: code %d http %ld: %s\n", err.code, err.http_status,
+            err.message);
+    assert_int_equal(err.cls, KOPT_CH_PERMANENT);
+    ch_expect("SELECT count() FROM kopt.container_windows WHERE pod = 'web-trunc'", "0\n");
+    assert_int_equal(kopt_ch_insert(c, "no_such_table", NULL, "RowBinary", b.data, b.len, &err),
+                     -EREMOTEIO);
+    assert_int_equal(err.code, 60);
+    assert_int_equal(kopt_ch_insert(c, "t; DROP", NULL, "RowBinary", b.data, b.len, &err), -EINVAL);
+    kopt_rowbinary_buf_free(&b);
+    kopt_ch_client_free(c);
+}
+
+/* A listener that never answers: the total timeout fires, retryable. */
+static void timeouts_are_retryable(void **state)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sa);
+    kopt_ch_options_t o = {.timeout_ms = 300};
+    kopt_ch_client_t *c = NULL;
+    kopt_ch_error_t err;
+    char url[64];
+    double t0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    (void)state;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    o.url = url;
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    t0 = kopt_test_now();
+    assert_int_equal(kopt_ch_query(c, "SELECT 1", NULL, NULL, &err), -ETIMEDOUT);
+    assert_true(kopt_test_now() - t0 < 3.0);
+    assert_int_equal(err.cls, KOPT_CH_RETRYABLE);
+    assert_int_equal(err.code, 0);
+    kopt_ch_client_free(c);
+    close(fd);
+}
+
+static int log_to_file(char *path, size_t size)
+{
+    int fd;
+
+    snprintf(path, size, "/tmp/kopt-ch-log-XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    kopt_log_setup("aggregator", KOPT_LOG_FORMAT_JSON, KOPT_LOG_DEBUG, fd);
+    return fd;
+}
+
+static void credentials_never_logged(void **state)
+{
+    char log_path[64], pw_path[80], url[160];
+    kopt_ch_options_t o = {0};
+    kopt_ch_client_t *c = NULL;
+    kopt_ch_error_t err;
+    int fd = log_to_file(log_path, sizeof(log_path));
+    FILE *f;
+
+    (void)state;
+    snprintf(pw_path, sizeof(pw_path), "%s.pw", log_path);
+    f = fopen(pw_path, "w");
+    assert_non_null(f);
+    fputs(SECRET "\n", f);
+    fclose(f);
+
+    /* From a file: the harness's "default" has no password, so it is wrong. */
+    o.url = ch->url;
+    o.password_file = pw_path;
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    assert_int_equal(kopt_ch_query(c, "SELECT 1", NULL, NULL, &err), -EACCES);
+    fprintf(stderr, "wrong password: code %d http %ld: %s\n", err.code, err.http_status,
+            err.message);
+    assert_int_equal(err.http_status, 401);
+    assert_int_equal(err.code, 193);
+    assert_int_equal(err.cls, KOPT_CH_RETRYABLE);
+    assert_null(strstr(err.message, SECRET));
+    kopt_ch_client_free(c);
+
+    /* From the URL: taken out of it. */
+    snprintf(url, sizeof(url), "http://default:%s@127.0.0.1:%d/", SECRET, ch->http_port);
+    o = (kopt_ch_options_t){.url = url};
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    assert_null(strstr(kopt_ch_url(c), SECRET));
+    assert_int_equal(kopt_ch_query(c, "SELECT 1", NULL, NULL, &err), -EACCES);
+    kopt_ch_client_free(c);
+
+    /* From the environment; and the right (empty) password works. */
+    setenv("KOPT_TEST_CH_PASSWORD", SECRET, 1);
+    o = (kopt_ch_options_t){
+        .url = ch->url, .user = "default", .password_env = "KOPT_TEST_CH_PASSWORD"};
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    assert_int_equal(kopt_ch_query(c, "SELECT 1", NULL, NULL, &err), -EACCES);
+    kopt_ch_client_free(c);
+    unsetenv("KOPT_TEST_CH_PASSWORD");
+    o = (kopt_ch_options_t){.url = ch->url, .user = "default", .password = ""};
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    assert_int_equal(kopt_ch_query(c, "SELECT 1", NULL, NULL, &err), 0);
+    kopt_ch_client_free(c);
+
+    o = (kopt_ch_options_t){.url = ch->url, .password_file = "/nonexistent/pw"};
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), -EINVAL);
+    assert_null(c);
+
+    kopt_log_setup("aggregator", KOPT_LOG_FORMAT_JSON, KOPT_LOG_INFO, 2);
+    close(fd);
+    assert_int_equal(kopt_test_log_contains(log_path, "clickhouse request failed"), 1);
+    assert_int_equal(kopt_test_log_contains(log_path, "193"), 1);
+    assert_int_equal(kopt_test_log_contains(log_path, SECRET), 0);
+    assert_int_equal(kopt_test_log_contains(log_path, "Sup3rSecret"), 0);
+    unlink(log_path);
+    unlink(pw_path);
+}
+
+static void retention_drops_old_partitions(void **state)
+{
+    kopt_ch_client_t *c = client(false);
+    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_error_t err;
+    int64_t now = time(NULL);
+    unsigned dropped = 99;
+
+    (void)state;
+    encode_windows(&b, "web-old", now - 40 * 86400, 2, (uint32_t)now);
+    encode_windows(&b, "web-new", now - 3600, 2, (uint32_t)now);
+    assert_int_equal(kopt_ch_insert(c, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+                                    "RowBinary", b.data, b.len, &err),
+                     0);
+    ch_expect("SELECT count() FROM kopt.container_windows FINAL WHERE pod = 'web-old'", "2\n");
+    assert_int_equal(kopt_schema_retention(c, "container_windows", 30, 0, &dropped, &err), 0);
+    assert_int_equal(dropped, 1);
+    ch_expect("SELECT count() FROM kopt.container_windows FINAL WHERE pod = 'web-old'", "0\n");
+    ch_expect("SELECT count() FROM kopt.container_windows FINAL WHERE pod = 'web-new'", "2\n");
+    /* Two days old: kept. Again: nothing more to drop. */
+    ch_expect("SELECT count() FROM kopt.container_windows FINAL WHERE pod = 'web-1'", "50\n");
+    assert_int_equal(kopt_schema_retention(c, "container_windows", 30, 0, &dropped, &err), 0);
+    assert_int_equal(dropped, 0);
+    /* Unpartitioned tables are never touched. */
+    assert_int_equal(kopt_schema_retention(c, "recommendations", 1, 0, &dropped, &err), 0);
+    assert_int_equal(dropped, 0);
+    kopt_rowbinary_buf_free(&b);
+    kopt_ch_client_free(c);
+}
+
+static void kill9_is_retryable_then_recovers(void **state)
+{
+    kopt_ch_client_t *c = client(true);
+    kopt_ch_error_t err;
+    char *body = NULL;
+    unsigned applied = 99;
+
+    (void)state;
+    assert_int_equal(kopt_ch_query(c, "SELECT 1", &body, NULL, &err), 0);
+    free(body);
+    assert_int_equal(kopt_test_clickhouse_kill9(ch), 0);
+    assert_true(kopt_ch_query(c, "SELECT 1", NULL, NULL, &err) < 0);
+    fprintf(stderr, "server down: r %d (%s) class %s: %s\n", err.r, strerror(-err.r),
+            kopt_ch_class_name(err.cls), err.message);
+    assert_true(err.r == -ECONNREFUSED || err.r == -ECONNRESET);
+    assert_int_equal(err.cls, KOPT_CH_RETRYABLE);
+    assert_int_equal(err.code, 0);
+    assert_int_equal(err.http_status, 0);
+    assert_int_equal(kopt_test_clickhouse_restart(ch), 0);
+    /* The same client works again, and the data is still there. */
+    assert_int_equal(kopt_ch_query(c,
+                                   "SELECT count() FROM container_windows FINAL "
+                                   "WHERE pod = 'web-1'",
+                                   &body, NULL, &err),
+                     0);
+    assert_string_equal(body, "50\n");
+    free(body);
+    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(applied, 0);
+    kopt_ch_client_free(c);
+}
+
+static int group_setup(void **state)
+{
+    int r = kopt_test_clickhouse_start(&ch);
+
+    (void)state;
+    if (r == -ENOENT) {
+        fprintf(stderr, "clickhouse-server not installed: skipping the server tests\n");
+        ch = NULL;
+    }
+    return r == 0 || r == -ENOENT ? 0 : -1;
+}
+
+static int need_server(void **state)
+{
+    (void)state;
+    if (!ch)
+        skip();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(versions_errors_and_classes),
+        cmocka_unit_test(schema_is_gated_by_version),
+        cmocka_unit_test(timeouts_are_retryable),
+        cmocka_unit_test_setup(migrate_twice_applies_once, need_server),
+        cmocka_unit_test_setup(reinserted_windows_replace_themselves, need_server),
+        cmocka_unit_test_setup(errors_are_classified, need_server),
+        cmocka_unit_test_setup(credentials_never_logged, need_server),
+        cmocka_unit_test_setup(retention_drops_old_partitions, need_server),
+        cmocka_unit_test_setup(kill9_is_retryable_then_recovers, need_server),
+    };
+    int failed;
+
+    if (getenv("KOPT_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
+    failed = cmocka_run_group_tests(tests, group_setup, kopt_test_teardown_all);
+    return failed;
+}
