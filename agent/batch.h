@@ -1,0 +1,34 @@
+/* Packs finished windows, with what the agent knows about each container,
+ * into one serialized MetricBatch. Pure. */
+#ifndef KOPT_AGENT_BATCH_H
+#define KOPT_AGENT_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "window.h"
+
+/* What metadata says about the container behind a window. */
+typedef struct {
+    const char *namespace_, *workload_name, *pod, *container, *container_id, *pod_uid;
+    int workload_kind; /* Kopt__V1__WorkloadKind */
+    double cpu_request_cores, cpu_limit_cores;
+    uint64_t memory_request_bytes, memory_limit_bytes;
+    uint32_t restarts;
+} kopt_container_meta_t;
+
+typedef struct {
+    const char *cluster, *node, *agent_id, *agent_version;
+    uint64_t epoch, seq;
+    int64_t created_ms;
+    double cpu_capacity_cores;
+    uint64_t memory_capacity_bytes;
+    int metric_source; /* Kopt__V1__MetricSource */
+} kopt_batch_header_t;
+
+/* `metas[i]` describes `wins[i]`. *out is malloc'd; the caller frees it.
+ * 0 or -ENOMEM. */
+int kopt_batch_pack(const kopt_batch_header_t *h, const kopt_window_t *wins,
+                    const kopt_container_meta_t *metas, size_t n, uint8_t **out, size_t *len);
+
+#endif
