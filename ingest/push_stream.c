@@ -63,6 +63,14 @@ struct push_stream {
     int has_rejection;
     char rejection_msg[256];
     kopt_grpc_tag_t recv_tag, send_tag, status_tag, close_tag;
+    /* Filled on the CQ thread while a read is outstanding, used on the loop:
+     * decoding and validating there keeps the loop free for the rest. */
+    kopt_grpc_tag_t decoded_tag;
+    int rx_has;                      /* a message arrived (else half-close or error) */
+    grpc_slice rx;                   /* its bytes */
+    Kopt__V1__MetricBatch *rx_batch; /* NULL: undecodable */
+    int rx_valid;                    /* kopt_batch_validate's result */
+    kopt_batch_problem_t rx_problem;
 };
 
 static void maybe_read(push_stream_t *s);
@@ -242,14 +250,14 @@ static int agent_allowed(const char *cert_id, const char *batch_id)
 static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
 {
     kopt_ingest_t *ing = s->ing;
-    kopt_batch_problem_t problem;
+    const kopt_batch_problem_t *problem = &s->rx_problem;
     uint64_t retry_ns;
     char key[520], msg[400];
     epoch_t *e;
 
-    if (kopt_batch_validate(b, &ing->opts.limits, time(NULL), &problem) < 0) {
-        reject(s, b, KOPT__V1__REJECT_REASON__REJECT_REASON_INVALID, problem.reason,
-               GRPC_STATUS_INVALID_ARGUMENT, problem.message);
+    if (s->rx_valid < 0) {
+        reject(s, b, KOPT__V1__REJECT_REASON__REJECT_REASON_INVALID, problem->reason,
+               GRPC_STATUS_INVALID_ARGUMENT, problem->message);
         return -EINVAL;
     }
     if (s->has_id &&
@@ -287,16 +295,14 @@ static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
     return 0;
 }
 
-static void handle_batch(push_stream_t *s, grpc_slice data)
+static void handle_batch(push_stream_t *s, grpc_slice data, const Kopt__V1__MetricBatch *b)
 {
     kopt_ingest_t *ing = s->ing;
     size_t len = GRPC_SLICE_LENGTH(data);
-    Kopt__V1__MetricBatch *b;
     pending_t *p;
     char node[256];
 
     kopt_metric_counter_add(ing->m.bytes, (double)len);
-    b = kopt__v1__metric_batch__unpack(NULL, len, GRPC_SLICE_START_PTR(data));
     if (!b) {
         kopt_ingest_count_rejected(ing, "malformed");
         kopt_log_warn("Push: undecodable message", KOPT_STR("agent", s->id.agent_id),
@@ -314,7 +320,6 @@ static void handle_batch(push_stream_t *s, grpc_slice data)
                  ing->opts.max_batch_bytes);
         reject(s, b, KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_LARGE, "too_large",
                GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
-        kopt__v1__metric_batch__free_unpacked(b, NULL);
         return;
     }
     if (admit(s, b, len) == 0 && (p = calloc(1, sizeof(*p)))) {
@@ -332,7 +337,6 @@ static void handle_batch(push_stream_t *s, grpc_slice data)
         push_pending(s, p);
         publish(s, p);
     }
-    kopt__v1__metric_batch__free_unpacked(b, NULL);
 }
 
 /* Publishes entries held back by a full window, in order. */
@@ -454,26 +458,48 @@ static void on_send(kopt_grpc_tag_t *tag, int ok)
     unref(s);
 }
 
+/* CQ thread: read, decode and validate the message; nothing else of the
+ * stream is touched here. The loop takes over in on_decoded. */
 static void on_recv(kopt_grpc_tag_t *tag, int ok)
 {
     push_stream_t *s = kopt_container_of(tag, push_stream_t, recv_tag);
+    kopt_ingest_t *ing = s->ing;
     grpc_byte_buffer_reader rd;
-    grpc_slice data;
+    size_t len;
 
-    s->reading = 0;
-    if (!ok || !s->in) {
-        s->half_closed = 1;
-    } else if (s->ending) {
-        /* Arrived after the end was decided: not stored, not acked, re-sent later. */
-    } else if (grpc_byte_buffer_reader_init(&rd, s->in)) {
-        data = grpc_byte_buffer_reader_readall(&rd);
+    s->rx_has = ok && s->in && grpc_byte_buffer_reader_init(&rd, s->in);
+    if (s->rx_has) {
+        s->rx = grpc_byte_buffer_reader_readall(&rd);
         grpc_byte_buffer_reader_destroy(&rd);
-        handle_batch(s, data);
-        grpc_slice_unref(data);
+        len = GRPC_SLICE_LENGTH(s->rx);
+        s->rx_batch = kopt__v1__metric_batch__unpack(NULL, len, GRPC_SLICE_START_PTR(s->rx));
+        if (s->rx_batch)
+            s->rx_valid =
+                kopt_batch_validate(s->rx_batch, &ing->opts.limits, time(NULL), &s->rx_problem);
     }
     if (s->in) {
         grpc_byte_buffer_destroy(s->in);
         s->in = NULL;
+    }
+    kopt_grpc_server_post(kopt_grpc_call_server(s->c), &s->decoded_tag, ok);
+}
+
+static void on_decoded(kopt_grpc_tag_t *tag, int ok)
+{
+    push_stream_t *s = kopt_container_of(tag, push_stream_t, decoded_tag);
+
+    (void)ok;
+    s->reading = 0;
+    if (!s->rx_has)
+        s->half_closed = 1;
+    else if (!s->ending) /* else: arrived after the end was decided; re-sent later */
+        handle_batch(s, s->rx, s->rx_batch);
+    if (s->rx_has) {
+        if (s->rx_batch)
+            kopt__v1__metric_batch__free_unpacked(s->rx_batch, NULL);
+        grpc_slice_unref(s->rx);
+        s->rx_batch = NULL;
+        s->rx_has = 0;
     }
     maybe_read(s);
     settle(s);
@@ -583,7 +609,8 @@ static push_stream_t *stream_new(kopt_ingest_t *ing, kopt_grpc_call_t *call)
     s->c = call;
     s->details = grpc_empty_slice();
     s->refs = 1;
-    kopt_grpc_tag_init(&s->recv_tag, on_recv, 1);
+    kopt_grpc_tag_init(&s->recv_tag, on_recv, 0);
+    kopt_grpc_tag_init(&s->decoded_tag, on_decoded, 1);
     kopt_grpc_tag_init(&s->send_tag, on_send, 1);
     kopt_grpc_tag_init(&s->status_tag, on_status, 1);
     kopt_grpc_tag_init(&s->close_tag, on_close, 1);

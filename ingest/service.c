@@ -123,26 +123,8 @@ void kopt_ingest_count_rejected(kopt_ingest_t *ing, const char *reason)
 
 void kopt_ingest_count_stream_end(kopt_ingest_t *ing, grpc_status_code code)
 {
-    static const char *const names[] = {"OK",
-                                        "CANCELLED",
-                                        "UNKNOWN",
-                                        "INVALID_ARGUMENT",
-                                        "DEADLINE_EXCEEDED",
-                                        "NOT_FOUND",
-                                        "ALREADY_EXISTS",
-                                        "PERMISSION_DENIED",
-                                        "RESOURCE_EXHAUSTED",
-                                        "FAILED_PRECONDITION",
-                                        "ABORTED",
-                                        "OUT_OF_RANGE",
-                                        "UNIMPLEMENTED",
-                                        "INTERNAL",
-                                        "UNAVAILABLE",
-                                        "DATA_LOSS",
-                                        "UNAUTHENTICATED"};
-    const char *name = code >= 0 && code <= GRPC_STATUS_UNAUTHENTICATED ? names[code] : "UNKNOWN";
-
-    kopt_metric_counter_inc(kopt_metric_counter_with(ing->m.streams_done, name));
+    kopt_metric_counter_inc(
+        kopt_metric_counter_with(ing->m.streams_done, kopt_grpc_status_name(code)));
 }
 
 void kopt_ingest_set_rate(kopt_ingest_t *ing, const kopt_rate_limit_opts_t *rate)

@@ -31,22 +31,47 @@ static int fail(kopt_batch_problem_t *p, const char *reason, const char *fmt, ..
     return -EINVAL;
 }
 
-static int check_name(kopt_batch_problem_t *p, const char *field, const char *v,
-                      kopt_name_kind_t kind)
+/* A field named for people, formatted only when a check fails: valid
+ * batches are the common case and must not pay for the message. */
+typedef struct {
+    const char *list; /* "windows", "workloads", or NULL at the top */
+    size_t i;
+    const char *name;
+} field_t;
+
+#define TOP(name) ((field_t){NULL, 0, (name)})
+
+static const char *field_text(field_t f, char *buf, size_t len)
+{
+    if (!f.list)
+        return f.name;
+    snprintf(buf, len, "%s[%zu].%s", f.list, f.i, f.name);
+    return buf;
+}
+
+static int check_name(kopt_batch_problem_t *p, field_t f, const char *v, kopt_name_kind_t kind)
 {
     const char *why;
+    char buf[64];
 
     if (!v || !*v)
-        return fail(p, "missing_field", "%s: missing", field);
+        return fail(p, "missing_field", "%s: missing", field_text(f, buf, sizeof(buf)));
     if (kopt_name_check_why(v, kind, &why) < 0)
-        return fail(p, "bad_name", "%s: \"%.64s\" is not a valid name: %s", field, v, why);
+        return fail(p, "bad_name", "%s: \"%.64s\" is not a valid name: %s",
+                    field_text(f, buf, sizeof(buf)), v, why);
     return 0;
 }
 
-static int check_time(kopt_batch_problem_t *p, const char *field,
-                      const Google__Protobuf__Timestamp *t, const kopt_batch_limits_t *lim,
-                      int64_t now)
+static int check_time(kopt_batch_problem_t *p, field_t fl, const Google__Protobuf__Timestamp *t,
+                      const kopt_batch_limits_t *lim, int64_t now)
 {
+    char buf[64];
+    const char *field;
+
+    if (t && t->nanos >= 0 && t->nanos <= 999999999 && t->seconds >= now - lim->max_age_seconds &&
+        t->seconds <= now + lim->max_future_seconds)
+        return 0;
+    field = field_text(fl, buf, sizeof(buf));
     if (!t)
         return fail(p, "missing_field", "%s: missing", field);
     if (t->nanos < 0 || t->nanos > 999999999)
@@ -60,20 +85,22 @@ static int check_time(kopt_batch_problem_t *p, const char *field,
     return 0;
 }
 
-static int check_number(kopt_batch_problem_t *p, const char *field, double v, double max)
+static int check_number(kopt_batch_problem_t *p, field_t f, double v, double max)
 {
+    char buf[64];
+
     if (!isfinite(v) || v < 0 || v > max)
-        return fail(p, "bad_number", "%s: %g is not a finite number in [0, %g]", field, v, max);
+        return fail(p, "bad_number", "%s: %g is not a finite number in [0, %g]",
+                    field_text(f, buf, sizeof(buf)), v, max);
     return 0;
 }
 
 static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
                         const kopt_batch_limits_t *lim, int64_t now, kopt_batch_problem_t *p)
 {
-    char f[64];
     int64_t len;
 
-#define FIELD(name) (snprintf(f, sizeof(f), "windows[%zu]." name, i), f)
+#define FIELD(name) ((field_t){"windows", i, (name)})
     if (check_name(p, FIELD("namespace"), w->namespace_, KOPT_NAME_LABEL) < 0 ||
         check_name(p, FIELD("pod"), w->pod, KOPT_NAME_SUBDOMAIN) < 0 ||
         check_name(p, FIELD("container"), w->container, KOPT_NAME_LABEL) < 0 ||
@@ -81,7 +108,7 @@ static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
         return -EINVAL;
     if (w->workload_kind <= KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_UNSPECIFIED ||
         w->workload_kind > KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_PROCESS_GROUP)
-        return fail(p, "missing_field", "%s: unknown kind %d", FIELD("workload_kind"),
+        return fail(p, "missing_field", "windows[%zu].workload_kind: unknown kind %d", i,
                     (int)w->workload_kind);
     if (check_time(p, FIELD("window_start"), w->window_start, lim, now) < 0 ||
         check_time(p, FIELD("window_end"), w->window_end, lim, now) < 0)
@@ -110,13 +137,9 @@ static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
 
 static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, kopt_batch_problem_t *p)
 {
-    char f[64];
-
-    snprintf(f, sizeof(f), "workloads[%zu].namespace", i);
-    if (check_name(p, f, wl->namespace_, KOPT_NAME_LABEL) < 0)
-        return -EINVAL;
-    snprintf(f, sizeof(f), "workloads[%zu].name", i);
-    if (check_name(p, f, wl->name, KOPT_NAME_SUBDOMAIN) < 0)
+    if (check_name(p, (field_t){"workloads", i, "namespace"}, wl->namespace_, KOPT_NAME_LABEL) <
+            0 ||
+        check_name(p, (field_t){"workloads", i, "name"}, wl->name, KOPT_NAME_SUBDOMAIN) < 0)
         return -EINVAL;
     if (wl->hpa && wl->hpa->min_replicas > wl->hpa->max_replicas)
         return fail(p, "bad_number", "workloads[%zu].hpa: min_replicas above max_replicas", i);
@@ -127,9 +150,10 @@ static int check_node(const Kopt__V1__NodeFacts *n, kopt_batch_problem_t *p)
 {
     if (!n)
         return 0; /* optional: the agent may not know yet */
-    if (check_number(p, "node_facts.cpu_capacity_cores", n->cpu_capacity_cores, MAX_CORES) < 0 ||
-        check_number(p, "node_facts.cpu_allocatable_cores", n->cpu_allocatable_cores, MAX_CORES) <
-            0)
+    if (check_number(p, TOP("node_facts.cpu_capacity_cores"), n->cpu_capacity_cores, MAX_CORES) <
+            0 ||
+        check_number(p, TOP("node_facts.cpu_allocatable_cores"), n->cpu_allocatable_cores,
+                     MAX_CORES) < 0)
         return -EINVAL;
     if (n->n_labels > 256)
         return fail(p, "too_many", "node_facts.labels: %zu labels, at most 256", n->n_labels);
@@ -139,15 +163,15 @@ static int check_node(const Kopt__V1__NodeFacts *n, kopt_batch_problem_t *p)
 int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim, int64_t now,
                         kopt_batch_problem_t *p)
 {
-    if (check_name(p, "cluster", b->cluster, KOPT_NAME_SUBDOMAIN) < 0 ||
-        check_name(p, "node", b->node, KOPT_NAME_SUBDOMAIN) < 0 ||
-        check_name(p, "agent_id", b->agent_id, KOPT_NAME_AGENT_ID) < 0)
+    if (check_name(p, TOP("cluster"), b->cluster, KOPT_NAME_SUBDOMAIN) < 0 ||
+        check_name(p, TOP("node"), b->node, KOPT_NAME_SUBDOMAIN) < 0 ||
+        check_name(p, TOP("agent_id"), b->agent_id, KOPT_NAME_AGENT_ID) < 0)
         return -EINVAL;
     if (b->epoch == 0)
         return fail(p, "missing_field", "epoch: must not be 0");
     if (b->seq == 0)
         return fail(p, "missing_field", "seq: must not be 0");
-    if (check_time(p, "created", b->created, lim, now) < 0 || check_node(b->node_facts, p) < 0)
+    if (check_time(p, TOP("created"), b->created, lim, now) < 0 || check_node(b->node_facts, p) < 0)
         return -EINVAL;
     if (b->n_windows > lim->max_windows)
         return fail(p, "too_many", "windows: %zu windows, at most %u", b->n_windows,

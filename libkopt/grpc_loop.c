@@ -19,7 +19,6 @@ struct kopt_grpc_loop {
     _Atomic uint64_t forwarded;
 };
 
-
 /* Loop thread: run every completion queued so far, in order. */
 static void drain(kopt_grpc_loop_t *gl)
 {
@@ -37,12 +36,10 @@ static void drain(kopt_grpc_loop_t *gl)
     }
 }
 
-
 static void on_wake(uv_async_t *a)
 {
     drain(a->data);
 }
-
 
 static void forward(kopt_grpc_loop_t *gl, kopt_grpc_tag_t *t, int ok)
 {
@@ -59,14 +56,13 @@ static void forward(kopt_grpc_loop_t *gl, kopt_grpc_tag_t *t, int ok)
     uv_async_send(&gl->wake);
 }
 
-
 static void *cq_thread(void *arg)
 {
     kopt_grpc_loop_t *gl = arg;
 
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(gl->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(gl->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -80,6 +76,10 @@ static void *cq_thread(void *arg)
     return NULL;
 }
 
+void kopt_grpc_loop_post(kopt_grpc_loop_t *gl, kopt_grpc_tag_t *tag, int ok)
+{
+    forward(gl, tag, ok);
+}
 
 int kopt_grpc_loop_new(uv_loop_t *loop, kopt_grpc_loop_t **out)
 {
@@ -101,12 +101,10 @@ int kopt_grpc_loop_new(uv_loop_t *loop, kopt_grpc_loop_t **out)
     return 0;
 }
 
-
 grpc_completion_queue *kopt_grpc_loop_cq(kopt_grpc_loop_t *gl)
 {
     return gl->cq;
 }
-
 
 int kopt_grpc_loop_start(kopt_grpc_loop_t *gl)
 {
@@ -118,12 +116,10 @@ int kopt_grpc_loop_start(kopt_grpc_loop_t *gl)
     return 0;
 }
 
-
 uint64_t kopt_grpc_loop_forwarded(kopt_grpc_loop_t *gl)
 {
     return atomic_load_explicit(&gl->forwarded, memory_order_relaxed);
 }
-
 
 static void on_closed(uv_handle_t *h)
 {
@@ -133,7 +129,6 @@ static void on_closed(uv_handle_t *h)
     pthread_mutex_destroy(&gl->lock);
     free(gl);
 }
-
 
 void kopt_grpc_loop_free(kopt_grpc_loop_t *gl)
 {

@@ -371,6 +371,36 @@ grpc_completion_queue *kopt_grpc_server_cq(kopt_grpc_server_t *s)
     return kopt_grpc_loop_cq(s->gl);
 }
 
+void kopt_grpc_server_post(kopt_grpc_server_t *s, kopt_grpc_tag_t *tag, int ok)
+{
+    kopt_grpc_loop_post(s->gl, tag, ok);
+}
+
+const char *kopt_grpc_status_name(grpc_status_code code)
+{
+    static const char *const names[STATUS_COUNT] = {
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    };
+
+    return code >= 0 && code < STATUS_COUNT ? names[code] : "UNKNOWN";
+}
+
 uint64_t kopt_grpc_server_calls(kopt_grpc_server_t *s, grpc_status_code status)
 {
     if (status < 0 || status >= STATUS_COUNT)

@@ -47,6 +47,10 @@ grpc_completion_queue *kopt_grpc_loop_cq(kopt_grpc_loop_t *gl);
 /* Starts the CQ thread. */
 int kopt_grpc_loop_start(kopt_grpc_loop_t *gl);
 
+/* Runs `tag` on the loop thread with `ok`, from any thread: the way a
+ * CQ-thread callback hands its result over (decode there, act here). */
+void kopt_grpc_loop_post(kopt_grpc_loop_t *gl, kopt_grpc_tag_t *tag, int ok);
+
 /* Completions forwarded to the loop so far; for metrics and tests. */
 uint64_t kopt_grpc_loop_forwarded(kopt_grpc_loop_t *gl);
 

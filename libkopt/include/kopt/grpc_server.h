@@ -72,7 +72,15 @@ grpc_call *kopt_grpc_call_raw(kopt_grpc_call_t *c);
 const char *kopt_grpc_call_method(const kopt_grpc_call_t *c);
 void *kopt_grpc_call_user(const kopt_grpc_call_t *c);
 grpc_completion_queue *kopt_grpc_server_cq(kopt_grpc_server_t *s);
+
+/* Hands `tag` to the loop thread from a CQ-thread callback (see
+ * kopt_grpc_loop_post). */
+void kopt_grpc_server_post(kopt_grpc_server_t *s, kopt_grpc_tag_t *tag, int ok);
 kopt_grpc_server_t *kopt_grpc_call_server(const kopt_grpc_call_t *c);
+
+/* "OK", "INVALID_ARGUMENT", ...: a status code's name, for logs and metric
+ * labels ("UNKNOWN" for codes outside gRPC's list). */
+const char *kopt_grpc_status_name(grpc_status_code code);
 
 /* Calls answered, by final status, since start; for metrics and tests. */
 uint64_t kopt_grpc_server_calls(kopt_grpc_server_t *s, grpc_status_code status);
