@@ -7,6 +7,7 @@
 
 static const char *const sources[] = {"auto", "cgroup", "kubelet", "proc", NULL};
 static const char *const outputs[] = {"none", "json", NULL};
+static const char *const kubelet_modes[] = {"proxy", "direct", NULL};
 static const char *const fsyncs[] = {"always", "interval", "never", NULL};
 
 static const kopt_config_setting_t settings[] = {
@@ -59,6 +60,31 @@ static const kopt_config_setting_t settings[] = {
      "where /proc is mounted (/host/proc in a container)", 0, 0, 0, NULL},
     {"cgroup-root", KOPT_CONFIG_PATH, offsetof(S, cgroup_root), "/sys/fs/cgroup",
      "where the cgroup hierarchy is mounted", 0, 0, 0, NULL},
+    {"kubeconfig", KOPT_CONFIG_PATH, offsetof(S, kubeconfig), NULL,
+     "Kubernetes API: a kubeconfig file (its current context); default: in-cluster service "
+     "account when KUBERNETES_SERVICE_HOST is set",
+     0, 0, 0, NULL},
+    {"api-server", KOPT_CONFIG_STRING, offsetof(S, api_server), NULL,
+     "Kubernetes API server URL (https://host:port), with --token-file and --ca-file; "
+     "instead of --kubeconfig",
+     0, 0, 0, NULL},
+    {"token-file", KOPT_CONFIG_PATH, offsetof(S, token_file), NULL,
+     "with --api-server: file holding the bearer token (re-read on 401)", 0, 0, 0, NULL},
+    {"ca-file", KOPT_CONFIG_PATH, offsetof(S, ca_file), NULL,
+     "with --api-server: PEM CA that signs the API server's certificate", 0, 0, 0, NULL},
+    {"metadata-refresh", KOPT_CONFIG_DURATION, offsetof(S, metadata_refresh_ms), "60s",
+     "how often pods, workloads, HPAs and the node are read from the API server", 0, 0, 0, NULL},
+    {"kubelet-mode", KOPT_CONFIG_ENUM, offsetof(S, kubelet_mode), "proxy",
+     "kubelet source: read /stats/summary through the API server's node proxy, or direct "
+     "from the kubelet at --kubelet-url",
+     0, 0, 0, kubelet_modes},
+    {"kubelet-url", KOPT_CONFIG_STRING, offsetof(S, kubelet_url), NULL,
+     "kubelet source, direct mode: the kubelet's URL (default https://<node>:10250)", 0, 0, 0,
+     NULL},
+    {"kubelet-insecure-tls", KOPT_CONFIG_BOOL, offsetof(S, kubelet_insecure_tls), "false",
+     "kubelet source, direct mode: do not verify the kubelet's (often self-signed) "
+     "certificate",
+     0, 0, 0, NULL},
     {"once", KOPT_CONFIG_BOOL, offsetof(S, once), "false",
      "measure until one window closes, print it (see --output) and exit; sends nothing", 0, 0, 0,
      NULL},

@@ -35,7 +35,8 @@ static grpc_ssl_certificate_config_reload_status fetch(void *user_data,
     if (!*out)
         return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
     if (atomic_exchange(&f->served, gen) != 0)
-        kopt_log_info("TLS certificates reloaded for new connections", KOPT_UINT("generation", gen));
+        kopt_log_info("TLS certificates reloaded for new connections",
+                      KOPT_UINT("generation", gen));
     return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
 }
 

@@ -72,7 +72,7 @@ int kopt_log_enabled(kopt_log_level_t level)
 
 int kopt_log_key_is_secret(const char *key)
 {
-    static const char *const words[] = {"password", "passwd", "token", "secret",
+    static const char *const words[] = {"password",      "passwd",  "token",  "secret",
                                         "authorization", "api_key", "apikey", "private"};
 
     if (!key)

@@ -17,9 +17,9 @@ struct kopt_nats {
     natsConnection *nc;
     uv_async_t wake; /* state changes come from nats.c threads */
     _Atomic int connected;
-    _Atomic int closed;  /* nats.c's closed callback ran: no callback follows */
-    int closing;         /* kopt_nats_close was called; loop thread only */
-    int reported; /* last state given to cb; loop thread only */
+    _Atomic int closed; /* nats.c's closed callback ran: no callback follows */
+    int closing;        /* kopt_nats_close was called; loop thread only */
+    int reported;       /* last state given to cb; loop thread only */
     kopt_nats_state_fn cb;
     void *data;
 };

@@ -108,8 +108,8 @@ static int64_t not_after(X509 *x)
 
 
 /* The leaf must chain to one of the certificates in the CA bundle. */
-static int verify_chain(const char *ca_pem, X509 *leaf, const char *cert_file,
-                        const char *ca_file, char *err, size_t errlen)
+static int verify_chain(const char *ca_pem, X509 *leaf, const char *cert_file, const char *ca_file,
+                        char *err, size_t errlen)
 {
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -144,9 +144,8 @@ out:
 }
 
 
-static int check_material(const kopt_tls_material_t *m, const char *ca_file,
-                          const char *cert_file, const char *key_file, X509 **leaf_out,
-                          char *err, size_t errlen)
+static int check_material(const kopt_tls_material_t *m, const char *ca_file, const char *cert_file,
+                          const char *key_file, X509 **leaf_out, char *err, size_t errlen)
 {
     BIO *bio = NULL;
     EVP_PKEY *key = NULL;
@@ -275,8 +274,8 @@ int kopt_tls_source_new(const char *ca_file, const char *cert_file, const char *
 int kopt_tls_source_reload(kopt_tls_source_t *src, int *changed, char *err, size_t errlen)
 {
     kopt_tls_material_t fresh, old;
-    int r = kopt_tls_material_load(src->ca_file, src->cert_file, src->key_file, &fresh, err,
-                                   errlen);
+    int r =
+        kopt_tls_material_load(src->ca_file, src->cert_file, src->key_file, &fresh, err, errlen);
 
     *changed = 0;
     if (r < 0)
@@ -297,8 +296,7 @@ int kopt_tls_source_reload(kopt_tls_source_t *src, int *changed, char *err, size
 }
 
 
-int kopt_tls_source_snapshot(kopt_tls_source_t *src, kopt_tls_material_t *out,
-                             uint64_t *generation)
+int kopt_tls_source_snapshot(kopt_tls_source_t *src, kopt_tls_material_t *out, uint64_t *generation)
 {
     int r;
 

@@ -47,7 +47,8 @@ typedef struct {
 
 #define KOPT_STR(k, val) ((kopt_log_field_t){.key = (k), .type = KOPT_LOG_FIELD_STR, .v.s = (val)})
 #define KOPT_INT(k, val) ((kopt_log_field_t){.key = (k), .type = KOPT_LOG_FIELD_INT, .v.i = (val)})
-#define KOPT_UINT(k, val) ((kopt_log_field_t){.key = (k), .type = KOPT_LOG_FIELD_UINT, .v.u = (val)})
+#define KOPT_UINT(k, val)                                                                          \
+    ((kopt_log_field_t){.key = (k), .type = KOPT_LOG_FIELD_UINT, .v.u = (val)})
 #define KOPT_DBL(k, val)                                                                           \
     ((kopt_log_field_t){.key = (k), .type = KOPT_LOG_FIELD_DOUBLE, .v.d = (val)})
 #define KOPT_BOOL(k, val)                                                                          \

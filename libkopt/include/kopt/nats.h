@@ -46,7 +46,6 @@ typedef struct {
  * thread with 0 or a negative errno and a sentence for the log. `spec` and
  * its strings must stay valid until then. */
 int kopt_nats_ensure_stream(uv_loop_t *loop, const char *url, const kopt_stream_spec_t *spec,
-                            void (*done)(void *data, int status, const char *message),
-                            void *data);
+                            void (*done)(void *data, int status, const char *message), void *data);
 
 #endif
