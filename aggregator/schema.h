@@ -9,14 +9,12 @@
 #include "clickhouse.h"
 
 /* container_hourly keeps CPU and memory distributions as sparse exponential
- * histograms (cpu_hist_index/cpu_hist_count, mem_hist_index/mem_hist_count):
- * bucket 0 holds values below FIRST; bucket i >= 1 holds
- * [FIRST * RATIO^(i-1), FIRST * RATIO^i). Counts are windows (one per
- * container-minute). Hours merge by adding counts for equal indexes
- * (sumMap), and a decaying merge multiplies each hour's counts first. */
-#define KOPT_HIST_RATIO 1.05
-#define KOPT_HIST_CPU_FIRST 0.01  /* cores */
-#define KOPT_HIST_MEM_FIRST 1.0e7 /* bytes */
+ * histograms (cpu_hist_index/cpu_hist_count, mem_hist_index/mem_hist_count)
+ * in the one bucket scheme of <kopt/usage_buckets.h> (CPU from 0.001 core,
+ * memory from 1 MiB, growth 1.05), which the advisor reads too. Counts are
+ * windows (one per container-minute). Hours merge by adding counts for
+ * equal indexes (sumMap), and a decaying merge multiplies each hour's counts
+ * first. rollup.c computes them. */
 
 typedef struct {
     /* On servers with TTL (19.6 and later), a TTL on window_start /

@@ -1,0 +1,69 @@
+/* The aggregator's engine: a durable JetStream pull consumer drained into
+ * ClickHouse by worker threads, plus one control thread for set-up
+ * (migrations, NATS, the consumer), consumer lag, max-deliver advisories,
+ * hourly rollups and retention.
+ *
+ * Threads (none is the libuv loop; every call here may block):
+ *   control: migrate -> connect NATS (plain connection, shared: nats.c
+ *            connections are thread-safe) -> create/update the durable ->
+ *            start the workers -> every tick: advisories, lag, rollups,
+ *            retention. Has its own ClickHouse client.
+ *   worker i: its own pull subscription bound to the durable and its own
+ *            ClickHouse client. Fetch (blocking) -> decode -> RowBinary ->
+ *            ONE insert for everything it holds -> ack only after HTTP 200.
+ * The only shared state is the set of touched hours (mutex), the ready
+ * flags (atomics) and the metrics (lock-free). */
+#ifndef KOPT_AGGREGATOR_CONSUMER_H
+#define KOPT_AGGREGATOR_CONSUMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kopt/metrics.h>
+
+#include "clickhouse.h"
+
+typedef struct kopt_agg kopt_agg_t;
+
+/* Strings are kept, not copied: they must outlive the aggregator. */
+typedef struct {
+    const char *nats_url;
+    const char *stream;            /* "KOPT_METRICS" */
+    const char *consumer;          /* "kopt-aggregator" */
+    const char *deadletter_prefix; /* "kopt.deadletter" */
+    kopt_ch_options_t ch;          /* one client per thread is made from it */
+    uint32_t fetch_batch;          /* messages a worker holds at most */
+    uint64_t fetch_timeout_ms;
+    uint64_t ack_wait_ms;
+    int64_t max_ack_pending;
+    int64_t max_deliver;
+    uint64_t insert_max_rows;
+    uint64_t insert_max_delay_ms;
+    uint32_t workers;
+    uint64_t rollup_interval_ms; /* 0: no rollups */
+    uint64_t rollup_lateness_ms;
+    uint32_t retention_days; /* container_windows; 0: keep */
+    uint32_t hourly_retention_days;
+} kopt_agg_options_t;
+
+/* Registers the metrics in `m` (kept) and checks the options. -EINVAL with
+ * the reason logged (bad ClickHouse options), -ENOMEM. */
+int kopt_agg_new(const kopt_agg_options_t *o, kopt_metrics_t *m, kopt_agg_t **out);
+
+/* Starts the control thread, which sets up the rest and retries every step
+ * with backoff until it works or the aggregator stops. */
+int kopt_agg_start(kopt_agg_t *a);
+
+/* Blocking: stops fetching, lets every worker finish its insert and acks
+ * (a worker whose insert cannot succeed now naks its messages so another
+ * replica gets them at once), joins the threads and closes NATS. */
+void kopt_agg_stop(kopt_agg_t *a);
+
+/* Stops if needed, then frees. NULL ok. */
+void kopt_agg_free(kopt_agg_t *a);
+
+/* For /readyz: 0 when migrations are done, NATS is connected, the consumer
+ * exists and ClickHouse answers; otherwise -EAGAIN and why. Non-blocking. */
+int kopt_agg_ready(const kopt_agg_t *a, char *reason, size_t len);
+
+#endif

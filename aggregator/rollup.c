@@ -1,0 +1,243 @@
+/* Hourly rollups in SQL; see rollup.h and docs/storage.md. The bucket
+ * expression mirrors libkopt/usage_buckets.c exactly, so the advisor can
+ * read a bucket index as the same usage whether it came from here or C. */
+#include "rollup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kopt/log.h>
+#include <kopt/usage_buckets.h>
+#include <kopt/util.h>
+
+#include "schema.h"
+
+int kopt_rollup_bucket_sql(const char *value, double first, int n, char **out)
+{
+    /* i = 1 + floor(log(v/first)/log(1.05)), then nudged by one where the
+     * float result lands on the wrong side of a bound (as usage_buckets.c);
+     * arrayMap binds i, since 18.16 has no other local variables. */
+    int r = asprintf(
+        out,
+        "toUInt16(if(NOT ((%1$s) >= %2$.17g), 0, "
+        "arrayMap(i -> least(%3$d, "
+        "if(i > 1 AND (%1$s) < %2$.17g * pow(%4$.17g, i - 1), i - 1, "
+        "if((%1$s) >= %2$.17g * pow(%4$.17g, i), i + 1, i))), "
+        "[1 + toInt64(floor(log(greatest((%1$s), %2$.17g) / %2$.17g) / log(%4$.17g)))])[1]))",
+        value, first, n - 1, KOPT_BUCKET_GROWTH);
+
+    return r < 0 ? -ENOMEM : 0;
+}
+
+/* A SQL string literal: quotes and backslashes escaped. */
+static int quote(const char *s, char **out)
+{
+    size_t n = strlen(s);
+    char *q = malloc(2 * n + 3), *p;
+
+    if (!q)
+        return -ENOMEM;
+    p = q;
+    *p++ = '\'';
+    for (; *s; s++) {
+        if (*s == '\'' || *s == '\\')
+            *p++ = '\\';
+        *p++ = *s;
+    }
+    *p++ = '\'';
+    *p = '\0';
+    *out = q;
+    return 0;
+}
+
+int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sql)
+{
+    char *cpu = NULL, *mem = NULL, *qc = NULL, *where = NULL;
+    int r;
+
+    *sql = NULL;
+    if (hour < 0 || hour % 3600 != 0 || hour > 4294963200LL || !kopt_ch_identifier_ok(db))
+        return -EINVAL;
+    r = kopt_rollup_bucket_sql("cpu_usage_mean_cores", KOPT_CPU_BUCKET_FIRST, KOPT_CPU_BUCKETS,
+                               &cpu);
+    if (r == 0)
+        r = kopt_rollup_bucket_sql("toFloat64(memory_working_set_peak_bytes)",
+                                   KOPT_MEMORY_BUCKET_FIRST, KOPT_MEMORY_BUCKETS, &mem);
+    if (r == 0 && cluster && cluster[0])
+        r = quote(cluster, &qc);
+    if (r == 0 && asprintf(&where, "%s%s", qc ? " AND cluster = " : "", qc ? qc : "") < 0)
+        r = -ENOMEM;
+    if (r == 0 &&
+        asprintf(
+            sql,
+            "INSERT INTO %1$s.container_hourly (cluster, namespace, workload_kind, workload_name, "
+            "container, hour, window_count, pod_count, sample_count, cpu_usage_mean_cores, "
+            "cpu_usage_peak_cores, cpu_usage_core_seconds, cpu_throttled_seconds, "
+            "cpu_throttled_periods, cpu_periods, cpu_hist_index, cpu_hist_count, "
+            "memory_working_set_peak_bytes, memory_rss_peak_bytes, mem_hist_index, "
+            "mem_hist_count, oom_kills, restarts, cpu_request_cores, cpu_limit_cores, "
+            "memory_request_bytes, memory_limit_bytes, rolled_at)\n"
+            "SELECT cluster, namespace, workload_kind, workload_name, container, "
+            "toDateTime(%2$lld) AS hour, toUInt32(count()), toUInt32(uniqExact(pod)), "
+            "toUInt64(sum(sample_count)), avg(cpu_usage_mean_cores), max(cpu_usage_peak_cores), "
+            "sum(cpu_usage_mean_cores * toFloat64(toUInt32(window_end) - "
+            "toUInt32(window_start))), sum(cpu_throttled_seconds), "
+            "toUInt64(sum(cpu_throttled_periods)), toUInt64(sum(cpu_periods)), "
+            "arrayMap(x -> toUInt16(x), tupleElement(sumMap([%3$s], [toUInt64(1)]), 1)), "
+            "arrayMap(x -> toUInt32(x), tupleElement(sumMap([%3$s], [toUInt64(1)]), 2)), "
+            "max(memory_working_set_peak_bytes), max(memory_rss_peak_bytes), "
+            "arrayMap(x -> toUInt16(x), tupleElement(sumMap([%4$s], [toUInt64(1)]), 1)), "
+            "arrayMap(x -> toUInt32(x), tupleElement(sumMap([%4$s], [toUInt64(1)]), 2)), "
+            "toUInt32(sum(oom_kills)), toUInt32(sum(restarts)), "
+            "argMax(cpu_request_cores, window_start), argMax(cpu_limit_cores, window_start), "
+            "argMax(memory_request_bytes, window_start), argMax(memory_limit_bytes, window_start), "
+            "now()\n"
+            "FROM %1$s.container_windows FINAL\n"
+            "WHERE window_start >= toDateTime(%2$lld) AND window_start < toDateTime(%5$lld)%6$s\n"
+            "GROUP BY cluster, namespace, workload_kind, workload_name, container",
+            db, (long long)hour, cpu, mem, (long long)(hour + 3600), where) < 0)
+        r = -ENOMEM;
+    free(cpu);
+    free(mem);
+    free(qc);
+    free(where);
+    return r;
+}
+
+int kopt_rollup_hour(kopt_ch_client_t *c, const char *cluster, int64_t hour, kopt_ch_error_t *err)
+{
+    char *sql = NULL;
+    int r = kopt_rollup_sql(kopt_ch_database(c), cluster, hour, &sql);
+
+    if (r == 0)
+        r = kopt_ch_query(c, sql, NULL, NULL, err);
+    free(sql);
+    return r;
+}
+
+static void roll_one(kopt_ch_client_t *c, const kopt_hour_t *h, const kopt_rollup_stats_t *st,
+                     kopt_hourset_t *failed)
+{
+    kopt_ch_error_t err = {0};
+    uint64_t t0 = kopt_now_ns();
+    int r = kopt_rollup_hour(c, h->cluster[0] ? h->cluster : NULL, h->hour, &err);
+
+    if (st->seconds)
+        kopt_metric_histogram_observe(st->seconds, (double)(kopt_now_ns() - t0) / 1e9);
+    if (r == 0) {
+        if (st->rollups)
+            kopt_metric_counter_inc(st->rollups);
+        return;
+    }
+    if (st->errors)
+        kopt_metric_counter_inc(st->errors);
+    kopt_log_warn("rollup failed; trying again next time", KOPT_STR("cluster", h->cluster),
+                  KOPT_INT("hour", h->hour), KOPT_INT("code", err.code),
+                  KOPT_STR("detail", err.message), KOPT_ERR(r));
+    kopt_hourset_add(failed, h->cluster, h->hour);
+}
+
+void kopt_rollup_pass(kopt_ch_client_t *c, const kopt_hourset_t *todo, uint64_t lateness_ms,
+                      int64_t now, const atomic_int *stop, const kopt_rollup_stats_t *st,
+                      kopt_hourset_t *failed)
+{
+    int64_t cur = now - now % 3600;
+    int64_t from = lateness_ms ? now - (int64_t)(lateness_ms / 1000) : cur + 3600;
+
+    from -= ((from % 3600) + 3600) % 3600;
+    for (size_t i = 0; i < todo->n && !atomic_load(stop); i++)
+        if (todo->items[i].hour < from || todo->items[i].hour > cur)
+            roll_one(c, &todo->items[i], st, failed);
+    for (int64_t h = from; h <= cur && !atomic_load(stop); h += 3600) {
+        kopt_hour_t all = {.cluster = "", .hour = h};
+
+        roll_one(c, &all, st, failed);
+    }
+}
+
+unsigned kopt_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days)
+{
+    static const char *const tables[] = {"container_windows", "container_hourly"};
+    uint32_t days[] = {windows_days, hourly_days};
+    unsigned total = 0;
+
+    for (int i = 0; i < 2; i++) {
+        kopt_ch_error_t err = {0};
+        unsigned dropped = 0;
+        int r;
+
+        if (days[i] == 0)
+            continue;
+        r = kopt_schema_retention(c, tables[i], days[i], 0, &dropped, &err);
+        if (r < 0)
+            kopt_log_warn("retention failed; trying again tomorrow", KOPT_STR("table", tables[i]),
+                          KOPT_STR("detail", err.message), KOPT_ERR(r));
+        else if (dropped > 0)
+            kopt_log_info("old partitions dropped", KOPT_STR("table", tables[i]),
+                          KOPT_UINT("partitions", dropped), KOPT_UINT("days", days[i]));
+        total += dropped;
+    }
+    return total;
+}
+
+void kopt_hourset_init(kopt_hourset_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+void kopt_hourset_free(kopt_hourset_t *s)
+{
+    free(s->items);
+    memset(s, 0, sizeof(*s));
+}
+
+void kopt_hourset_clear(kopt_hourset_t *s)
+{
+    s->n = 0;
+}
+
+static int add_hour(kopt_hourset_t *s, const char *cluster, int64_t hour)
+{
+    kopt_hour_t *h;
+
+    for (size_t i = 0; i < s->n; i++)
+        if (s->items[i].hour == hour && strcmp(s->items[i].cluster, cluster) == 0)
+            return 0;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        kopt_hour_t *items;
+
+        if (s->n >= KOPT_HOURSET_MAX) {
+            s->dropped++;
+            return -ENOSPC;
+        }
+        items = realloc(s->items, cap * sizeof(*items));
+        if (!items) {
+            s->dropped++;
+            return -ENOSPC;
+        }
+        s->items = items;
+        s->cap = cap;
+    }
+    h = &s->items[s->n++];
+    snprintf(h->cluster, sizeof(h->cluster), "%s", cluster);
+    h->hour = hour;
+    return 0;
+}
+
+int kopt_hourset_add(kopt_hourset_t *s, const char *cluster, int64_t t)
+{
+    int64_t hour = t - ((t % 3600) + 3600) % 3600;
+
+    if (!cluster || strlen(cluster) >= KOPT_HOURSET_CLUSTER)
+        cluster = "";
+    return add_hour(s, cluster, hour);
+}
+
+void kopt_hourset_merge(kopt_hourset_t *s, const kopt_hourset_t *from)
+{
+    for (size_t i = 0; i < from->n; i++)
+        add_hour(s, from->items[i].cluster, from->items[i].hour);
+}

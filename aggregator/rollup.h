@@ -1,0 +1,81 @@
+/* Hourly rollups: container_windows (1-minute windows) -> container_hourly,
+ * one row per workload container and hour, with the CPU and memory
+ * distributions as sparse histograms in the kopt/usage_buckets.h scheme.
+ * A rollup is one INSERT ... SELECT ... FROM container_windows FINAL, and
+ * container_hourly is a ReplacingMergeTree(rolled_at), so re-rolling an hour
+ * (late data, two replicas) replaces it. Also the set of hours that received
+ * data, which tells the aggregator what to roll up next. */
+#ifndef KOPT_AGGREGATOR_ROLLUP_H
+#define KOPT_AGGREGATOR_ROLLUP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kopt/metrics.h>
+
+#include "clickhouse.h"
+
+/* The ClickHouse expression of the bucket index (UInt16) of the Float64
+ * expression `value` in the scheme starting at `first` with `n` buckets: the
+ * same index kopt_cpu_bucket()/kopt_memory_bucket() give, float edges
+ * included. Pure; *out is malloc'd. */
+int kopt_rollup_bucket_sql(const char *value, double first, int n, char **out);
+
+/* Pure: the INSERT ... SELECT of one hour (Unix seconds, a multiple of
+ * 3600) of one cluster (NULL: every cluster) into <db>.container_hourly.
+ * -EINVAL for a hour not on the hour; *sql is malloc'd. */
+int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sql);
+
+/* Runs it: blocks, on a worker thread. Errors as kopt_ch_query. */
+int kopt_rollup_hour(kopt_ch_client_t *c, const char *cluster, int64_t hour, kopt_ch_error_t *err);
+
+typedef struct kopt_hourset kopt_hourset_t;
+
+/* Where a rollup pass counts (any may be NULL). */
+typedef struct {
+    kopt_metric_counter_t *rollups, *errors;
+    kopt_metric_histogram_t *seconds;
+} kopt_rollup_stats_t;
+
+/* One pass, blocking: rolls up every (cluster, hour) of `todo` outside the
+ * lateness window, then every hour of the window [now - lateness, now] for
+ * all clusters at once. Pairs that failed are added to `failed` (logged).
+ * Returns early once *stop is set. */
+void kopt_rollup_pass(kopt_ch_client_t *c, const kopt_hourset_t *todo, uint64_t lateness_ms,
+                      int64_t now, const atomic_int *stop, const kopt_rollup_stats_t *st,
+                      kopt_hourset_t *failed);
+
+/* The retention janitor: drops container_windows partitions older than
+ * windows_days and container_hourly ones older than hourly_days (0: keep).
+ * Returns the partitions dropped; failures are logged. */
+unsigned kopt_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days);
+
+/* A bounded set of (cluster, hour) pairs. Not thread-safe: the caller locks. */
+#define KOPT_HOURSET_MAX 4096
+#define KOPT_HOURSET_CLUSTER 128
+
+typedef struct {
+    char cluster[KOPT_HOURSET_CLUSTER]; /* "" means every cluster */
+    int64_t hour;
+} kopt_hour_t;
+
+struct kopt_hourset {
+    kopt_hour_t *items;
+    size_t n, cap;
+    uint64_t dropped; /* pairs refused because the set was full */
+};
+
+void kopt_hourset_init(kopt_hourset_t *s);
+void kopt_hourset_free(kopt_hourset_t *s);
+
+/* Adds the hour holding `t` (Unix seconds). A cluster name too long to keep
+ * is stored as "" (every cluster). 0, or -ENOSPC when full (counted). */
+int kopt_hourset_add(kopt_hourset_t *s, const char *cluster, int64_t t);
+
+/* Adds every pair of `from` to `s`. */
+void kopt_hourset_merge(kopt_hourset_t *s, const kopt_hourset_t *from);
+
+void kopt_hourset_clear(kopt_hourset_t *s);
+
+#endif

@@ -1,0 +1,64 @@
+/* The settings table of kopt-aggregator. Names are shared with the other
+ * daemons where the meaning is the same (nats-url, clickhouse-*). */
+#include "settings.h"
+
+#include <stddef.h>
+
+#define S agg_settings_t
+
+static const kopt_config_setting_t settings[] = {
+    KOPT_DAEMON_SETTINGS(S, ":7421"),
+    {"nats-url", KOPT_CONFIG_STRING, offsetof(S, nats_url), "nats://127.0.0.1:4222",
+     "NATS server(s), comma-separated", 0, 0, 0, NULL},
+    {"clickhouse-url", KOPT_CONFIG_STRING, offsetof(S, clickhouse_url), "http://127.0.0.1:8123",
+     "ClickHouse HTTP interface (http:// or https://)", 0, 0, 0, NULL},
+    {"clickhouse-user", KOPT_CONFIG_STRING, offsetof(S, clickhouse_user), NULL,
+     "ClickHouse user (default: the server's \"default\")", 0, 0, 0, NULL},
+    {"clickhouse-password-file", KOPT_CONFIG_PATH, offsetof(S, clickhouse_password_file), NULL,
+     "file whose first line is the ClickHouse password (or KOPT_CLICKHOUSE_PASSWORD)",
+     KOPT_CONFIG_SECRET, 0, 0, NULL},
+    {"clickhouse-database", KOPT_CONFIG_STRING, offsetof(S, clickhouse_database), "kopt",
+     "ClickHouse database kopt creates and writes", 0, 0, 0, NULL},
+    {"clickhouse-timeout", KOPT_CONFIG_DURATION, offsetof(S, clickhouse_timeout_ms), "60s",
+     "longest ClickHouse request (insert or rollup)", 0, 0, 0, NULL},
+    {"stream", KOPT_CONFIG_STRING, offsetof(S, stream), "KOPT_METRICS",
+     "JetStream stream holding the metric batches", 0, 0, 0, NULL},
+    {"consumer", KOPT_CONFIG_STRING, offsetof(S, consumer), "kopt-aggregator",
+     "durable pull consumer shared by every aggregator replica", 0, 0, 0, NULL},
+    {"fetch-batch", KOPT_CONFIG_INT, offsetof(S, fetch_batch), "1024",
+     "most messages a worker fetches and inserts at once", 0, 1, 100000, NULL},
+    {"fetch-timeout", KOPT_CONFIG_DURATION, offsetof(S, fetch_timeout_ms), "1s",
+     "longest wait of one fetch when the stream is idle", 0, 0, 0, NULL},
+    {"ack-wait", KOPT_CONFIG_DURATION, offsetof(S, ack_wait_ms), "60s",
+     "JetStream redelivers a message not acked within this", 0, 0, 0, NULL},
+    {"max-ack-pending", KOPT_CONFIG_INT, offsetof(S, max_ack_pending), "20000",
+     "messages delivered and not yet acked, across all replicas", 0, 1, 10000000, NULL},
+    {"max-deliver", KOPT_CONFIG_INT, offsetof(S, max_deliver), "20",
+     "deliveries of one message before it is dead-lettered", 0, 2, 1000000, NULL},
+    {"insert-max-rows", KOPT_CONFIG_INT, offsetof(S, insert_max_rows), "100000",
+     "a worker inserts once it holds this many rows", 0, 1, 100000000, NULL},
+    {"insert-max-delay", KOPT_CONFIG_DURATION, offsetof(S, insert_max_delay_ms), "1s",
+     "a worker inserts rows it holds at the latest after this", 0, 0, 0, NULL},
+    {"workers", KOPT_CONFIG_INT, offsetof(S, workers), "2",
+     "parallel fetch-and-insert workers (one ClickHouse connection each)", 0, 1, 64, NULL},
+    {"rollup-interval", KOPT_CONFIG_DURATION, offsetof(S, rollup_interval_ms), "1m",
+     "how often touched hours are rolled up into container_hourly", 0, 0, 0, NULL},
+    {"rollup-lateness", KOPT_CONFIG_DURATION, offsetof(S, rollup_lateness_ms), "2h",
+     "every rollup also re-rolls the hours this far back", 0, 0, 0, NULL},
+    {"retention-days", KOPT_CONFIG_INT, offsetof(S, retention_days), "35",
+     "days of container_windows kept (0: forever)", 0, 0, 100000, NULL},
+    {"hourly-retention-days", KOPT_CONFIG_INT, offsetof(S, hourly_retention_days), "400",
+     "days of container_hourly kept (0: forever)", 0, 0, 100000, NULL},
+    {"deadletter-prefix", KOPT_CONFIG_STRING, offsetof(S, deadletter_prefix), "kopt.deadletter",
+     "messages that can never be stored go to <prefix>.<reason>", 0, 0, 0, NULL},
+};
+
+const kopt_config_spec_t agg_settings_spec = {
+    .program = "kopt-aggregator",
+    .version = KOPT_VERSION,
+    .summary = "drains NATS JetStream KOPT_METRICS into ClickHouse and rolls windows up by "
+               "hour; subcommands: run (default), migrate",
+    .settings = settings,
+    .n_settings = sizeof(settings) / sizeof(settings[0]),
+    .size = sizeof(agg_settings_t),
+};

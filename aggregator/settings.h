@@ -1,0 +1,38 @@
+/* kopt-aggregator's settings: the table behind its flags, KOPT_ variables
+ * and YAML keys (see --help and docs/configuration.md). */
+#ifndef KOPT_AGGREGATOR_SETTINGS_H
+#define KOPT_AGGREGATOR_SETTINGS_H
+
+#include <stdint.h>
+
+#include <kopt/config.h>
+#include <kopt/daemon.h>
+
+typedef struct {
+    kopt_daemon_settings_t common; /* first: see kopt/daemon.h */
+    char *nats_url;
+    char *clickhouse_url;
+    char *clickhouse_user;
+    char *clickhouse_password_file;
+    char *clickhouse_database;
+    uint64_t clickhouse_timeout_ms;
+    char *stream;
+    char *consumer;
+    int64_t fetch_batch;
+    uint64_t fetch_timeout_ms;
+    uint64_t ack_wait_ms;
+    int64_t max_ack_pending;
+    int64_t max_deliver;
+    int64_t insert_max_rows;
+    uint64_t insert_max_delay_ms;
+    int64_t workers;
+    uint64_t rollup_interval_ms;
+    uint64_t rollup_lateness_ms;
+    int64_t retention_days;
+    int64_t hourly_retention_days;
+    char *deadletter_prefix;
+} agg_settings_t;
+
+extern const kopt_config_spec_t agg_settings_spec;
+
+#endif

@@ -1,0 +1,611 @@
+/* kopt-aggregator, the real binary, between a real nats-server (JetStream)
+ * and a real clickhouse-server: batches published to KOPT_METRICS as ingest
+ * does land as exactly one row per window (counted with FINAL), whatever is
+ * re-delivered, killed or stopped on the way; poison goes to the dead-letter
+ * subject; two replicas share the work; the hourly rollup matches the
+ * windows. Each test uses its own database and a fresh stream.
+ *
+ * usage: test_aggregator SRCDIR KOPT_AGGREGATOR */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "kopt/usage_buckets.h"
+#include "kopt/v1/metrics.pb-c.h"
+
+#define STREAM "KOPT_METRICS"
+#define CONSUMER "kopt-aggregator"
+#define CLUSTER "itest"
+
+static const char *agg_exe;
+static kopt_test_nats_t *nats;
+static kopt_test_clickhouse_t *ch;
+static natsConnection *nc;
+static jsCtx *js;
+static int64_t hour0; /* the hour the test windows fall in: the previous one */
+
+/* --- JetStream side --------------------------------------------------------- */
+
+static void fresh_stream(void)
+{
+    jsStreamConfig cfg;
+    jsStreamInfo *si = NULL;
+    const char *subjects[] = {"kopt.metrics.>"};
+    jsErrCode jerr = 0;
+
+    js_DeleteStream(js, STREAM, NULL, &jerr);
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = STREAM;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Duplicates = 120LL * 1000000000LL;
+    assert_int_equal(js_AddStream(&si, js, &cfg, NULL, &jerr), NATS_OK);
+    jsStreamInfo_Destroy(si);
+}
+
+/* Batch `seq` of W windows: one pod per window, all in hour0, container key
+ * shop/Deployment/web/app, so the rollup of hour0 is one row. */
+static void publish_batch(uint64_t epoch, uint64_t seq, size_t w_count)
+{
+    Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
+    Kopt__V1__ContainerWindow *w = calloc(w_count, sizeof(*w)), **wp = calloc(w_count, sizeof(*wp));
+    Google__Protobuf__Timestamp *ts = calloc(2 * w_count, sizeof(*ts));
+    char(*pods)[48] = calloc(w_count, sizeof(*pods));
+    char id[96];
+    uint8_t *buf;
+    size_t len;
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+
+    assert_true(w && wp && ts && pods);
+    b.cluster = (char *)CLUSTER;
+    b.node = (char *)"node-1";
+    b.agent_id = (char *)"agent-1";
+    b.epoch = epoch;
+    b.seq = seq;
+    for (size_t i = 0; i < w_count; i++) {
+        kopt__v1__container_window__init(&w[i]);
+        google__protobuf__timestamp__init(&ts[2 * i]);
+        google__protobuf__timestamp__init(&ts[2 * i + 1]);
+        ts[2 * i].seconds = hour0 + 60 * (int64_t)((seq + i) % 60);
+        ts[2 * i + 1].seconds = ts[2 * i].seconds + 60;
+        snprintf(pods[i], sizeof(pods[i]), "web-%" PRIu64 "-%zu", seq, i);
+        w[i].namespace_ = (char *)"shop";
+        w[i].workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT;
+        w[i].workload_name = (char *)"web";
+        w[i].pod = pods[i];
+        w[i].container = (char *)"app";
+        w[i].window_start = &ts[2 * i];
+        w[i].window_end = &ts[2 * i + 1];
+        w[i].cpu_usage_mean_cores = 0.0123 + 0.0371 * (double)((seq * 7 + i) % 41);
+        w[i].cpu_usage_peak_cores = 1.5 * w[i].cpu_usage_mean_cores;
+        w[i].memory_working_set_peak_bytes = (3ULL << 20) + 777777ULL * ((seq * 3 + i) % 97);
+        w[i].memory_rss_peak_bytes = 1ULL << 20;
+        w[i].cpu_request_cores = 0.5;
+        w[i].memory_request_bytes = 256ULL << 20;
+        w[i].sample_count = 6;
+        w[i].oom_kills = (seq + i) % 13 == 0;
+        wp[i] = &w[i];
+    }
+    b.n_windows = w_count;
+    b.windows = wp;
+    len = kopt__v1__metric_batch__get_packed_size(&b);
+    buf = malloc(len);
+    assert_non_null(buf);
+    kopt__v1__metric_batch__pack(&b, buf);
+    snprintf(id, sizeof(id), "agent-1/%" PRIu64 "/%" PRIu64, epoch, seq);
+    assert_int_equal(
+        natsMsg_Create(&m, "kopt.metrics." CLUSTER ".node-1", NULL, (char *)buf, (int)len),
+        NATS_OK);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    assert_int_equal(js_PublishMsg(&pa, js, m, NULL, &jerr), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    free(buf);
+    free(w);
+    free(wp);
+    free(ts);
+    free(pods);
+}
+
+static void publish_range(uint64_t epoch, uint64_t from, uint64_t n, size_t w_count)
+{
+    for (uint64_t s = from; s < from + n; s++)
+        publish_batch(epoch, s, w_count);
+}
+
+/* The durable has nothing left: none pending, none awaiting an ack. */
+static int consumer_idle(void)
+{
+    jsConsumerInfo *ci = NULL;
+    int idle = 0;
+
+    if (js_GetConsumerInfo(&ci, js, STREAM, CONSUMER, NULL, NULL) == NATS_OK)
+        idle = ci->NumPending == 0 && ci->NumAckPending == 0;
+    jsConsumerInfo_Destroy(ci);
+    return idle;
+}
+
+/* --- ClickHouse side ---------------------------------------------------------- */
+
+static uint64_t ch_u64(const char *fmt, ...)
+{
+    char sql[1024], *out = NULL;
+    uint64_t v = 0;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (kopt_test_clickhouse_query(ch, sql, &out) == 0 && out)
+        v = strtoull(out, NULL, 10);
+    free(out);
+    return v;
+}
+
+static uint64_t rows(const char *db)
+{
+    return ch_u64("SELECT count() FROM %s.container_windows FINAL", db);
+}
+
+/* Waits until the rows are exactly `want` and the consumer is idle. */
+static void wait_rows(const char *db, uint64_t want, double timeout_s)
+{
+    double until = kopt_test_now() + timeout_s;
+    uint64_t n = 0;
+
+    while (kopt_test_now() < until) {
+        n = rows(db);
+        if (n == want && consumer_idle())
+            return;
+        assert_true(n <= want);
+        usleep(100000);
+    }
+    fail_msg("%s.container_windows has %" PRIu64 " rows, want %" PRIu64, db, n, want);
+}
+
+/* --- the aggregator ------------------------------------------------------------- */
+
+typedef struct {
+    kopt_test_proc_t proc;
+    char *dir;
+    char log_path[600];
+    char admin_url[96];
+} agg_t;
+
+static void agg_release(void *arg)
+{
+    agg_t *a = arg;
+
+    kopt_test_proc_release(&a->proc);
+    if (a->dir) {
+        kopt_test_rmtree(a->dir);
+        free(a->dir);
+    }
+    free(a);
+}
+
+static agg_t *live[4]; /* aggregators of the running test, for its teardown */
+
+static void agg_cleanup(void *arg)
+{
+    kopt_test_log_tail(((agg_t *)arg)->log_path, 40);
+    for (int i = 0; i < 4; i++)
+        if (live[i] == arg)
+            live[i] = NULL;
+    agg_release(arg);
+}
+
+/* Per-test teardown: a test that failed leaves no aggregator running. */
+static int test_teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        if (live[i]) {
+            kopt_test_cleanup_forget(live[i]);
+            agg_cleanup(live[i]);
+        }
+    return 0;
+}
+
+static int ready_status(const agg_t *a)
+{
+    char url[160];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s/readyz", a->admin_url);
+    kopt_test_http(url, NULL, 1000, &status, NULL);
+    return (int)status;
+}
+
+static agg_t *agg_start(const char *db, const char *flag, const char *value)
+{
+    agg_t *a = calloc(1, sizeof(*a));
+    char admin[64];
+    double t0 = kopt_test_now();
+    int port = kopt_test_free_port();
+
+    assert_non_null(a);
+    a->dir = kopt_test_tmpdir("kopt-itest-agg");
+    assert_non_null(a->dir);
+    assert_int_equal(kopt_test_cleanup_push(agg_cleanup, a), 0);
+    for (int i = 0; i < 4; i++)
+        if (!live[i]) {
+            live[i] = a;
+            break;
+        }
+    snprintf(a->log_path, sizeof(a->log_path), "%s/aggregator.log", a->dir);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", port);
+    snprintf(a->admin_url, sizeof(a->admin_url), "http://%s", admin);
+    const char *argv[] = {agg_exe,   "--nats-url",
+                          nats->url, "--clickhouse-url",
+                          ch->url,   "--clickhouse-database",
+                          db,        "--admin-listen",
+                          admin,     "--log-format",
+                          "text",    "--ack-wait",
+                          "4s",      "--fetch-batch",
+                          "64",      "--fetch-timeout",
+                          "200ms",   "--insert-max-delay",
+                          "200ms",   "--rollup-interval",
+                          "1s",      "--drain-timeout",
+                          "20s",     flag,
+                          value,     NULL};
+    assert_int_equal(kopt_test_proc_spawn(&a->proc, (char *const *)argv, NULL, a->log_path), 0);
+    while (kopt_test_proc_alive(&a->proc) && kopt_test_now() - t0 < 30.0) {
+        if (ready_status(a) == 200)
+            return a;
+        usleep(50000);
+    }
+    fail_msg("kopt-aggregator not ready (log %s)", a->log_path);
+    return NULL;
+}
+
+static void assert_clean_log(const agg_t *a)
+{
+    static const char *const bad[] = {"ERROR: AddressSanitizer",
+                                      "runtime error:", "ERROR: LeakSanitizer"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (kopt_test_log_contains(a->log_path, bad[i])) {
+            kopt_test_log_tail(a->log_path, 80);
+            fail_msg("aggregator log has \"%s\"", bad[i]);
+        }
+}
+
+/* SIGTERM: must drain and exit 0. */
+static void agg_stop(agg_t *a)
+{
+    assert_int_equal(kopt_test_proc_stop(&a->proc, 25000), 0);
+    if (!WIFEXITED(a->proc.status) || WEXITSTATUS(a->proc.status) != 0) {
+        kopt_test_log_tail(a->log_path, 40);
+        fail_msg("aggregator exit status %d", a->proc.status);
+    }
+    assert_clean_log(a);
+    kopt_test_cleanup_forget(a);
+    for (int i = 0; i < 4; i++)
+        if (live[i] == a)
+            live[i] = NULL;
+    agg_release(a);
+}
+
+static double metric(const agg_t *a, const char *line_prefix)
+{
+    char url[160], *body = NULL, *p;
+    long status = 0;
+    double v = -1;
+
+    snprintf(url, sizeof(url), "%s/metrics", a->admin_url);
+    if (kopt_test_http(url, NULL, 2000, &status, &body) == 0 && status == 200 &&
+        (p = strstr(body, line_prefix)))
+        v = strtod(p + strlen(line_prefix), NULL);
+    free(body);
+    return v;
+}
+
+static uint64_t epoch_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* --- tests ------------------------------------------------------------------------ */
+
+/* N batches -> N*W rows; the same windows again under new ids -> unchanged;
+ * then the hourly rollup of hour0 equals the windows recomputed. */
+static void exact_redelivery_and_rollup(void **state)
+{
+    const char *db = "kopt_t1";
+    const uint64_t n = 60, w = 20;
+    uint64_t e1 = epoch_now(), e2 = e1 + 1;
+    agg_t *a;
+    char *out = NULL;
+
+    (void)state;
+    fresh_stream();
+    a = agg_start(db, NULL, NULL);
+    publish_range(e1, 1, n, w);
+    wait_rows(db, n * w, 30);
+    publish_range(e2, 1, n, w); /* new Nats-Msg-Id, same windows */
+    wait_rows(db, n * w, 30);
+    assert_int_equal(metric(a, "\nkopt_aggregator_consumed_total "), 2 * n);
+    assert_true(metric(a, "\nkopt_aggregator_inserted_rows_total ") >= 2 * n * w);
+
+    /* The rollup of hour0 (the lateness window covers it) converges to: */
+    double until = kopt_test_now() + 20;
+    uint64_t cnt = 0;
+    while (kopt_test_now() < until) {
+        cnt = ch_u64("SELECT window_count FROM %s.container_hourly FINAL WHERE hour = "
+                     "toDateTime(%lld) AND rolled_at > 0",
+                     db, (long long)hour0);
+        if (cnt == n * w)
+            break;
+        usleep(200000);
+    }
+    assert_int_equal(cnt, n * w);
+    assert_int_equal(ch_u64("SELECT count() FROM %s.container_hourly FINAL", db), 1);
+    assert_int_equal(ch_u64("SELECT arraySum(cpu_hist_count) FROM %s.container_hourly FINAL", db),
+                     n * w);
+    assert_int_equal(ch_u64("SELECT arraySum(mem_hist_count) FROM %s.container_hourly FINAL", db),
+                     n * w);
+    assert_int_equal(ch_u64("SELECT pod_count FROM %s.container_hourly FINAL", db), n * w);
+    assert_int_equal(
+        ch_u64("SELECT memory_working_set_peak_bytes FROM %s.container_hourly FINAL", db),
+        ch_u64("SELECT max(memory_working_set_peak_bytes) FROM "
+               "%s.container_windows FINAL",
+               db));
+    assert_int_equal(ch_u64("SELECT oom_kills FROM %s.container_hourly FINAL", db),
+                     ch_u64("SELECT sum(oom_kills) FROM %s.container_windows FINAL", db));
+    assert_int_equal(ch_u64("SELECT toUInt64(round(cpu_usage_peak_cores * 1e6)) FROM "
+                            "%s.container_hourly FINAL",
+                            db),
+                     ch_u64("SELECT toUInt64(round(max(cpu_usage_peak_cores) * 1e6)) FROM "
+                            "%s.container_windows FINAL",
+                            db));
+
+    /* The histograms, bucket by bucket, against kopt_cpu_bucket/kopt_memory_bucket in C. */
+    static uint32_t cpu_want[KOPT_CPU_BUCKETS], mem_want[KOPT_MEMORY_BUCKETS];
+    char sql[512];
+    memset(cpu_want, 0, sizeof(cpu_want));
+    memset(mem_want, 0, sizeof(mem_want));
+    snprintf(sql, sizeof(sql),
+             "SELECT cpu_usage_mean_cores, memory_working_set_peak_bytes FROM "
+             "%s.container_windows FINAL FORMAT TabSeparated",
+             db);
+    assert_int_equal(kopt_test_clickhouse_query(ch, sql, &out), 0);
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        char *tab = strchr(line, '\t');
+
+        assert_non_null(tab);
+        cpu_want[kopt_cpu_bucket(strtod(line, NULL))]++;
+        mem_want[kopt_memory_bucket(strtod(tab + 1, NULL))]++;
+    }
+    free(out);
+    for (int which = 0; which < 2; which++) {
+        uint32_t *want = which ? mem_want : cpu_want;
+        int nb = which ? KOPT_MEMORY_BUCKETS : KOPT_CPU_BUCKETS;
+
+        for (int i = 0; i < nb; i++) {
+            uint64_t got = ch_u64("SELECT sum(c) FROM (SELECT %s_hist_count[indexOf(%s_hist_index, "
+                                  "toUInt16(%d))] AS c FROM %s.container_hourly FINAL)",
+                                  which ? "mem" : "cpu", which ? "mem" : "cpu", i, db);
+
+            if (want[i] != got)
+                fail_msg("%s bucket %d: rollup %" PRIu64 ", windows %u", which ? "mem" : "cpu", i,
+                         got, want[i]);
+        }
+    }
+    agg_stop(a);
+}
+
+/* kill -9 mid-stream, restart: nothing lost, nothing doubled. */
+static void kill9_mid_stream(void **state)
+{
+    const char *db = "kopt_t2";
+    const uint64_t n = 400, w = 10;
+    agg_t *a;
+    double until;
+
+    (void)state;
+    fresh_stream();
+    publish_range(epoch_now(), 1, n, w);
+    a = agg_start(db, "--workers", "1");
+    until = kopt_test_now() + 30;
+    while (rows(db) == 0 && kopt_test_now() < until)
+        usleep(5000);
+    assert_int_equal(kopt_test_proc_kill9(&a->proc), 0);
+    fprintf(stderr, "killed with %" PRIu64 " of %" PRIu64 " rows in\n", rows(db), n * w);
+    assert_int_equal(kopt_test_proc_respawn(&a->proc), 0);
+    wait_rows(db, n * w, 60);
+    agg_stop(a);
+}
+
+/* ClickHouse kill -9 for ~12 s: the backlog drains once it is back. */
+static void clickhouse_down(void **state)
+{
+    const char *db = "kopt_t3";
+    const uint64_t n = 100, w = 10;
+    agg_t *a;
+
+    (void)state;
+    fresh_stream();
+    a = agg_start(db, NULL, NULL);
+    publish_range(epoch_now(), 1, 10, w);
+    wait_rows(db, 10 * w, 30);
+    assert_int_equal(kopt_test_clickhouse_kill9(ch), 0);
+    publish_range(epoch_now(), 11, n - 10, w);
+    /* /readyz turns 503 while ClickHouse is away; the rows wait, unacked. */
+    double until = kopt_test_now() + 12;
+    int seen_unready = 0;
+    while (kopt_test_now() < until) {
+        seen_unready |= ready_status(a) != 200;
+        usleep(200000);
+    }
+    assert_true(seen_unready);
+    assert_true(metric(a, "kopt_aggregator_insert_errors_total{class=\"retryable\",code=\"0\"} ") >
+                0);
+    assert_int_equal(kopt_test_clickhouse_restart(ch), 0);
+    wait_rows(db, n * w, 60);
+    agg_stop(a);
+}
+
+/* Garbage on the stream -> kopt.deadletter.decode with its reason; the rest flows. */
+static void poison_message(void **state)
+{
+    const char *db = "kopt_t4";
+    const char garbage[] = "\xff\xff\xff not a protobuf \x01\x02";
+    natsSubscription *sub = NULL;
+    natsMsg *m = NULL, *dl = NULL;
+    jsPubAck *pa = NULL;
+    const char *v = NULL;
+    agg_t *a;
+
+    (void)state;
+    fresh_stream();
+    assert_int_equal(natsConnection_SubscribeSync(&sub, nc, "kopt.deadletter.>"), NATS_OK);
+    natsConnection_Flush(nc);
+    a = agg_start(db, NULL, NULL);
+    publish_range(epoch_now(), 1, 5, 10);
+    assert_int_equal(natsMsg_Create(&m, "kopt.metrics." CLUSTER ".node-1", NULL, garbage,
+                                    (int)sizeof(garbage) - 1),
+                     NATS_OK);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", "agent-1/poison/1");
+    assert_int_equal(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    publish_range(epoch_now(), 6, 5, 10);
+    wait_rows(db, 100, 30);
+    assert_int_equal(natsSubscription_NextMsg(&dl, sub, 10000), NATS_OK);
+    assert_string_equal(natsMsg_GetSubject(dl), "kopt.deadletter.decode");
+    assert_int_equal(natsMsg_GetDataLength(dl), (int)sizeof(garbage) - 1);
+    assert_memory_equal(natsMsg_GetData(dl), garbage, sizeof(garbage) - 1);
+    assert_int_equal(natsMsgHeader_Get(dl, "Kopt-Reason", &v), NATS_OK);
+    assert_string_equal(v, "decode");
+    assert_int_equal(natsMsgHeader_Get(dl, "Nats-Msg-Id", &v), NATS_OK);
+    assert_string_equal(v, "agent-1/poison/1");
+    assert_int_equal(natsMsgHeader_Get(dl, "Kopt-Subject", &v), NATS_OK);
+    assert_string_equal(v, "kopt.metrics." CLUSTER ".node-1");
+    assert_int_equal(natsMsgHeader_Get(dl, "Kopt-Error", &v), NATS_OK);
+    assert_true(strlen(v) > 0);
+    natsMsg_Destroy(dl);
+    natsSubscription_Destroy(sub);
+    assert_int_equal(metric(a, "\nkopt_aggregator_dead_letters_total{reason=\"decode\"} "), 1);
+    agg_stop(a);
+}
+
+/* Two replicas on one durable: both work, totals exact. */
+static void two_aggregators(void **state)
+{
+    const char *db = "kopt_t5";
+    const uint64_t n = 400, w = 10;
+    agg_t *a, *b;
+    double ca, cb;
+
+    (void)state;
+    fresh_stream();
+    a = agg_start(db, "--workers", "1");
+    b = agg_start(db, "--workers", "1");
+    publish_range(epoch_now(), 1, n, w);
+    wait_rows(db, n * w, 60);
+    ca = metric(a, "\nkopt_aggregator_consumed_total ");
+    cb = metric(b, "\nkopt_aggregator_consumed_total ");
+    fprintf(stderr, "replica a consumed %.0f, b %.0f\n", ca, cb);
+    assert_true(ca > 0 && cb > 0);
+    assert_true(ca + cb >= (double)n);
+    agg_stop(a);
+    agg_stop(b);
+}
+
+static void migrate_subcommand(void **state)
+{
+    const char *argv[] = {agg_exe,
+                          "migrate",
+                          "--clickhouse-url",
+                          ch->url,
+                          "--clickhouse-database",
+                          "kopt_t6",
+                          "--log-format",
+                          "text",
+                          NULL};
+    char *dir = kopt_test_tmpdir("kopt-itest-aggm"), log_path[600];
+    kopt_test_proc_t p;
+
+    (void)state;
+    assert_non_null(dir);
+    snprintf(log_path, sizeof(log_path), "%s/migrate.log", dir);
+    for (int run = 0; run < 2; run++) {
+        assert_int_equal(kopt_test_proc_spawn(&p, (char *const *)argv, NULL, log_path), 0);
+        while (kopt_test_proc_alive(&p))
+            usleep(20000);
+        assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+        kopt_test_proc_release(&p);
+    }
+    assert_int_equal(ch_u64("SELECT count() FROM system.tables WHERE database = 'kopt_t6' AND "
+                            "name = 'container_hourly'"),
+                     1);
+    kopt_test_rmtree(dir);
+    free(dir);
+}
+
+static int group_setup(void **state)
+{
+    int64_t now = (int64_t)time(NULL);
+    int r;
+
+    (void)state;
+    hour0 = now - now % 3600 - 3600;
+    r = kopt_test_nats_start(&nats, NULL);
+    if (r == 0)
+        r = kopt_test_clickhouse_start(&ch);
+    if (r < 0)
+        return -1;
+    if (natsConnection_ConnectTo(&nc, nats->url) != NATS_OK ||
+        natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
+        return -1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    nats_Close();
+    return kopt_test_teardown_all(state);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(migrate_subcommand, test_teardown),
+        cmocka_unit_test_teardown(exact_redelivery_and_rollup, test_teardown),
+        cmocka_unit_test_teardown(poison_message, test_teardown),
+        cmocka_unit_test_teardown(two_aggregators, test_teardown),
+        cmocka_unit_test_teardown(kill9_mid_stream, test_teardown),
+        cmocka_unit_test_teardown(clickhouse_down, test_teardown),
+    };
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SRCDIR KOPT_AGGREGATOR\n", argv[0]);
+        return 2;
+    }
+    agg_exe = argv[2];
+    if (getenv("KOPT_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
