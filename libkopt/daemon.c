@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <kopt/log.h>
+#include <kopt/nats.h>
 
 extern char **environ;
 
@@ -89,6 +90,7 @@ int kopt_daemon_run(kopt_daemon_t *d)
     int code;
 
     uv_run(d->loop, UV_RUN_DEFAULT);
+    kopt_nats_shutdown(2000);
     code = d->exit_code;
     kopt_metrics_free(d->metrics);
     kopt_config_free(d->cfg);

@@ -17,14 +17,20 @@ struct kopt_nats {
     natsConnection *nc;
     uv_async_t wake; /* state changes come from nats.c threads */
     _Atomic int connected;
-    _Atomic int closed; /* nats.c's closed callback ran: no callback follows */
-    int closing;        /* kopt_nats_close was called; loop thread only */
-    int reported;       /* last state given to cb; loop thread only */
+    _Atomic int closing; /* kopt_nats_close was called: callbacks do nothing */
+    int reported;        /* last state given to cb; loop thread only */
+    kopt_nats_t *next;   /* in the graveyard after close */
     kopt_nats_state_fn cb;
     void *data;
 };
 
 static pthread_once_t adapter_once = PTHREAD_ONCE_INIT;
+
+/* Closed handles wait here until kopt_nats_shutdown(): nats.c may still call
+ * a connection's callbacks from its own threads after natsConnection_Close
+ * returns, and only nats_CloseAndWait() says they have all finished. */
+static pthread_mutex_t graveyard_lock = PTHREAD_MUTEX_INITIALIZER;
+static kopt_nats_t *graveyard;
 
 static void adapter_init(void)
 {
@@ -33,6 +39,8 @@ static void adapter_init(void)
 
 static void set_state(kopt_nats_t *n, int up)
 {
+    if (atomic_load(&n->closing))
+        return;
     atomic_store(&n->connected, up);
     uv_async_send(&n->wake);
 }
@@ -50,15 +58,6 @@ static void on_disconnected(natsConnection *nc, void *closure)
 }
 
 
-static void on_nats_closed(natsConnection *nc, void *closure)
-{
-    kopt_nats_t *n = closure;
-
-    (void)nc;
-    atomic_store(&n->closed, 1);
-    uv_async_send(&n->wake);
-}
-
 static void on_freed(uv_handle_t *h)
 {
     free(h->data);
@@ -70,13 +69,8 @@ static void on_wake(uv_async_t *a)
     kopt_nats_t *n = a->data;
     int up = atomic_load(&n->connected);
 
-    if (n->closing) {
-        /* nats.c may call back from its threads until the closed callback:
-         * only then is it safe to free what those callbacks touch. */
-        if (atomic_load(&n->closed))
-            uv_close((uv_handle_t *)&n->wake, on_freed);
+    if (atomic_load(&n->closing))
         return;
-    }
     if (up == n->reported)
         return;
     n->reported = up;
@@ -113,8 +107,6 @@ static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, on_connected, n);
-    if (s == NATS_OK)
-        s = natsOptions_SetClosedCB(o, on_nats_closed, n);
     if (s != NATS_OK) {
         natsOptions_Destroy(o);
         return s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
@@ -170,20 +162,39 @@ int kopt_nats_connected(const kopt_nats_t *n)
     return atomic_load(&n->connected);
 }
 
-static void on_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
 void kopt_nats_close(kopt_nats_t *n, int64_t flush_ms)
 {
     if (!n)
         return;
     if (atomic_load(&n->connected))
         natsConnection_FlushTimeout(n->nc, flush_ms);
+    atomic_store(&n->closing, 1);
     natsConnection_Close(n->nc);
     natsConnection_Destroy(n->nc);
-    uv_close((uv_handle_t *)&n->wake, on_closed);
+    n->nc = NULL;
+    uv_close((uv_handle_t *)&n->wake, NULL);
+    pthread_mutex_lock(&graveyard_lock);
+    n->next = graveyard;
+    graveyard = n;
+    pthread_mutex_unlock(&graveyard_lock);
+}
+
+
+void kopt_nats_shutdown(int64_t timeout_ms)
+{
+    kopt_nats_t *n;
+
+    if (nats_CloseAndWait(timeout_ms) != NATS_OK)
+        return; /* threads may still run: keep the handles (a bounded leak at exit) */
+    pthread_mutex_lock(&graveyard_lock);
+    n = graveyard;
+    graveyard = NULL;
+    pthread_mutex_unlock(&graveyard_lock);
+    while (n) {
+        kopt_nats_t *next = n->next;
+        free(n);
+        n = next;
+    }
 }
 
 typedef struct {

@@ -26,9 +26,14 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_n
 natsConnection *kopt_nats_conn(kopt_nats_t *n);
 int kopt_nats_connected(const kopt_nats_t *n);
 
-/* Flushes what is buffered (up to `flush_ms`), closes and frees; the loop
- * must keep running until the handles are closed. NULL ok. */
+/* Flushes what is buffered (up to `flush_ms`) and closes; the loop must run
+ * once more to close the handle, and kopt_nats_shutdown() frees it. NULL ok. */
 void kopt_nats_close(kopt_nats_t *n, int64_t flush_ms);
+
+/* At exit, after the loop ended: waits up to `timeout_ms` for nats.c's
+ * threads to finish, then frees the closed handles. kopt_daemon_run() calls
+ * it; after it, nats.c may not be used again in the process. */
+void kopt_nats_shutdown(int64_t timeout_ms);
 
 /* A JetStream stream kopt owns. */
 typedef struct {
