@@ -1,5 +1,6 @@
 /* Sources → windows → batches. Window keys are the source's identities; the
- * metadata for a key is looked up when its window closes. */
+ * metadata for a key is looked up when its window closes, and a window whose
+ * container is not known yet waits for the next metadata refresh (once). */
 #include "collect.h"
 
 #include <errno.h>
@@ -12,63 +13,210 @@
 
 #include "kopt/v1/metrics.pb-c.h"
 
+/* A closed window and what is known about its container. */
+typedef struct {
+    kopt_window_t w;
+    kopt_window_meta_t m;
+    uint64_t held_gen; /* metadata generation when it closed */
+    kopt_meta_result_t res;
+    bool counted; /* in windows_held_total */
+} item_t;
+
 struct kopt_collector {
     kopt_collector_opts_t opts;
+    kopt_sources_opts_t src_opts;
+    kopt_sources_t *sources;
     kopt_windower_t *windower;
-    /* Windows of the current flush, and their metadata. */
+    /* Closed windows not sent yet (held back or ready), oldest first. */
+    item_t *items;
+    size_t n_items, cap_items;
+    /* The windows of one batch being made, and their metadata views. */
     kopt_window_t *wins;
     kopt_container_meta_t *metas;
-    size_t n, cap;
+    size_t cap;
     int64_t now_ms;
-    kopt_metric_counter_t *samples, *windows, *batches, *sink_errors;
+    int64_t closed_before_ms; /* windows before this boundary were flushed */
+    kopt_metric_counter_t *samples, *late, *windows, *batches, *sink_errors, *held, *sandbox,
+        *partial, *overflow;
 };
 
-static void on_group(const kopt_proc_group_t *g, void *data)
+/* A reading from the source (on the loop thread). */
+static void on_sample(void *data, const kopt_sample_t *s)
 {
     kopt_collector_t *c = data;
-    kopt_sample_t s;
 
-    memset(&s, 0, sizeof(s));
-    s.key = g->group;
-    s.at_ms = c->now_ms;
-    s.cpu_usage_ns = g->cpu_usage_ns;
-    s.memory_working_set = g->rss_bytes; /* no cgroup: RSS is the best working set we have */
-    s.memory_rss = g->rss_bytes;
-    if (kopt_windower_add(c->windower, &s) == 0)
+    /* A kubelet reading from before the last flush's window boundary would
+     * reopen a window already sent: skip it; the next reading's rate covers
+     * the time. */
+    if (s->at_ms < c->closed_before_ms) {
+        kopt_metric_counter_inc(c->late);
+        return;
+    }
+    if (kopt_windower_add(c->windower, s) == 0)
         kopt_metric_counter_inc(c->samples);
-}
-
-/* Metadata for a proc group: the rule's name is the workload. */
-static void proc_meta(const kopt_collector_t *c, const kopt_window_t *w, kopt_container_meta_t *m)
-{
-    memset(m, 0, sizeof(*m));
-    m->namespace_ = c->opts.proc_namespace;
-    m->workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_PROCESS_GROUP;
-    m->workload_name = w->key;
-    m->pod = w->key;
-    m->container = w->key;
 }
 
 static void on_window(const kopt_window_t *w, void *data)
 {
     kopt_collector_t *c = data;
+    item_t *it;
 
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        kopt_window_t *wins = realloc(c->wins, cap * sizeof(*wins));
-        kopt_container_meta_t *metas = wins ? realloc(c->metas, cap * sizeof(*metas)) : NULL;
-        if (wins)
-            c->wins = wins;
-        if (!metas)
-            return;
-        c->metas = metas;
-        c->cap = cap;
+    /* Bounded: at most four windows a container waiting (normally one). */
+    if (c->n_items >= 4 * c->opts.max_containers) {
+        kopt_metric_counter_inc(c->overflow);
+        return;
     }
-    c->wins[c->n] = *w;
-    c->n++;
+    if (c->n_items == c->cap_items) {
+        size_t cap = c->cap_items ? c->cap_items * 2 : 64;
+        item_t *v = realloc(c->items, cap * sizeof(*v));
+
+        if (!v) {
+            kopt_metric_counter_inc(c->overflow);
+            return;
+        }
+        c->items = v;
+        c->cap_items = cap;
+    }
+    it = &c->items[c->n_items++];
+    memset(it, 0, sizeof(*it));
+    it->w = *w;
+    it->held_gen = kopt_sources_generation(c->sources);
 }
 
-static int emit_batch(kopt_collector_t *c, size_t from, size_t n)
+static int reserve(kopt_collector_t *c, size_t n)
+{
+    kopt_window_t *wins;
+    kopt_container_meta_t *metas;
+
+    if (n <= c->cap)
+        return 0;
+    wins = realloc(c->wins, n * sizeof(*wins));
+    if (!wins)
+        return -ENOMEM;
+    c->wins = wins;
+    metas = realloc(c->metas, n * sizeof(*metas));
+    if (!metas)
+        return -ENOMEM;
+    c->metas = metas;
+    c->cap = n;
+    return 0;
+}
+
+/* --- workload and node facts ------------------------------------------------
+ * kopt_batch_pack() writes windows and the basic node facts. The facts that
+ * come from the API server are packed as a second MetricBatch holding only
+ * `workloads` and `node_facts`, and appended: protobuf defines concatenated
+ * messages as merged (repeated fields append, an embedded message merges
+ * field by field, set scalars of the later one win), so the result is one
+ * MetricBatch with both. */
+
+typedef struct {
+    Kopt__V1__WorkloadFacts wf;
+    Kopt__V1__HpaFacts hpa;
+    kopt_kube_workload_t kw;
+    char *names[KOPT_KUBE_HPA_MAX_METRICS];
+} facts_t;
+
+static bool listed(const facts_t *f, size_t n, const kopt_container_meta_t *m)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((int)f[i].kw.kind == m->workload_kind && strcmp(f[i].kw.name, m->workload_name) == 0 &&
+            strcmp(f[i].kw.namespace_, m->namespace_) == 0)
+            return true;
+    return false;
+}
+
+static void fill_facts(facts_t *f)
+{
+    kopt__v1__workload_facts__init(&f->wf);
+    f->wf.namespace_ = f->kw.namespace_;
+    f->wf.kind = (Kopt__V1__WorkloadKind)f->kw.kind;
+    f->wf.name = f->kw.name;
+    f->wf.replicas = f->kw.replicas;
+    f->wf.ready_replicas = f->kw.ready_replicas;
+    f->wf.qos_class = (Kopt__V1__QosClass)f->kw.qos;
+    if (!f->kw.has_hpa)
+        return;
+    kopt__v1__hpa_facts__init(&f->hpa);
+    f->hpa.name = f->kw.hpa.name;
+    f->hpa.min_replicas = f->kw.hpa.min_replicas;
+    f->hpa.max_replicas = f->kw.hpa.max_replicas;
+    f->hpa.target_cpu_utilization_percent = f->kw.hpa.target_cpu_utilization_percent;
+    f->hpa.target_memory_utilization_percent = f->kw.hpa.target_memory_utilization_percent;
+    for (size_t i = 0; i < f->kw.hpa.n_metrics && i < KOPT_KUBE_HPA_MAX_METRICS; i++)
+        f->names[i] = f->kw.hpa.metric_names[i];
+    f->hpa.n_metric_names = f->kw.hpa.n_metrics;
+    f->hpa.metric_names = f->names;
+    f->wf.hpa = &f->hpa;
+}
+
+/* Appends the facts fragment to *bytes (realloc'd). 0 or -ENOMEM. */
+static int append_facts(kopt_collector_t *c, const kopt_container_meta_t *metas, size_t n,
+                        uint8_t **bytes, size_t *len)
+{
+    kopt_kube_cache_t *kube = kopt_sources_kube(c->sources);
+    Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
+    Kopt__V1__NodeFacts nf = KOPT__V1__NODE_FACTS__INIT;
+    Kopt__V1__WorkloadFacts **ptrs = NULL;
+    facts_t *f = NULL;
+    kopt_kube_node_t node;
+    size_t nf_count = 0, extra;
+    uint8_t *grown;
+    int r = -ENOMEM;
+
+    if (!kube)
+        return 0;
+    f = calloc(n ? n : 1, sizeof(*f));
+    ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    if (!f || !ptrs)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (listed(f, nf_count, &metas[i]) ||
+            kopt_kube_cache_workload(kube, metas[i].namespace_,
+                                     (kopt_kube_kind_t)metas[i].workload_kind,
+                                     metas[i].workload_name, &f[nf_count].kw) < 0)
+            continue;
+        fill_facts(&f[nf_count]);
+        ptrs[nf_count] = &f[nf_count].wf;
+        nf_count++;
+    }
+    b.n_workloads = nf_count;
+    b.workloads = ptrs;
+    if (kopt_kube_cache_node(kube, &node) == 0) {
+        nf.cpu_capacity_cores = node.cpu_capacity_cores;
+        nf.cpu_allocatable_cores = node.cpu_allocatable_cores;
+        nf.memory_capacity_bytes = node.memory_capacity_bytes;
+        nf.memory_allocatable_bytes = node.memory_allocatable_bytes;
+        nf.kernel_version = node.kernel_version;
+        nf.kubelet_version = node.kubelet_version;
+        nf.container_runtime_version = node.container_runtime_version;
+        nf.architecture = node.architecture;
+        nf.instance_type = node.instance_type;
+        nf.zone = node.zone;
+        nf.region = node.region;
+        b.node_facts = &nf;
+    }
+    extra = kopt__v1__metric_batch__get_packed_size(&b);
+    r = 0;
+    if (extra == 0)
+        goto out;
+    grown = realloc(*bytes, *len + extra);
+    if (!grown) {
+        r = -ENOMEM;
+        goto out;
+    }
+    kopt__v1__metric_batch__pack(&b, grown + *len);
+    *bytes = grown;
+    *len += extra;
+out:
+    free(f);
+    free(ptrs);
+    return r;
+}
+
+/* --- batches ------------------------------------------------------------------- */
+
+static int emit_batch(kopt_collector_t *c, size_t n)
 {
     kopt_batch_header_t h = {
         .cluster = c->opts.cluster,
@@ -79,18 +227,19 @@ static int emit_batch(kopt_collector_t *c, size_t from, size_t n)
         .cpu_capacity_cores = (double)sysconf(_SC_NPROCESSORS_ONLN),
         .memory_capacity_bytes =
             (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE),
-        .metric_source = c->opts.proc ? KOPT__V1__METRIC_SOURCE__METRIC_SOURCE_PROC
-                                      : KOPT__V1__METRIC_SOURCE__METRIC_SOURCE_CGROUP_V2,
+        .metric_source = kopt_sources_metric_source(c->sources),
     };
     uint8_t *bytes;
     size_t len;
     int r;
 
     c->opts.take_id(c->opts.data, &h.epoch, &h.seq);
-    r = kopt_batch_pack(&h, c->wins + from, c->metas + from, n, &bytes, &len);
+    r = kopt_batch_pack(&h, c->wins, c->metas, n, &bytes, &len);
     if (r < 0)
         return r;
-    r = c->opts.sink(c->opts.data, h.epoch, h.seq, bytes, len, c->wins + from, c->metas + from, n);
+    r = append_facts(c, c->metas, n, &bytes, &len);
+    if (r == 0)
+        r = c->opts.sink(c->opts.data, h.epoch, h.seq, bytes, len, c->wins, c->metas, n);
     free(bytes);
     if (r < 0) {
         kopt_metric_counter_inc(c->sink_errors);
@@ -101,70 +250,128 @@ static int emit_batch(kopt_collector_t *c, size_t from, size_t n)
     return 0;
 }
 
-int kopt_collector_tick(kopt_collector_t *c, int64_t now_ms)
+/* Describes the waiting windows and sends those that are ready, in batches
+ * of at most max_windows_per_batch, then keeps only the held ones. Two
+ * passes, so the metadata views point into items that do not move until
+ * their batch is packed. Returns how many were sent, or -errno. */
+static int send_ready(kopt_collector_t *c)
 {
-    size_t emitted;
+    size_t kept = 0, n = 0, sent = 0;
     int r = 0;
 
+    if (reserve(c, c->opts.max_windows_per_batch) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < c->n_items; i++) {
+        item_t *it = &c->items[i];
+
+        it->res = kopt_sources_describe(c->sources, &it->w, it->held_gen, &it->m);
+        if (it->res == KOPT_META_WAIT && !it->counted) {
+            kopt_metric_counter_inc(c->held);
+            it->counted = true;
+        } else if (it->res == KOPT_META_DROP) {
+            kopt_metric_counter_inc(c->sandbox);
+        } else if (it->res == KOPT_META_PARTIAL) {
+            kopt_metric_counter_inc(c->partial);
+        }
+    }
+    for (size_t i = 0; i < c->n_items && r == 0; i++) {
+        item_t *it = &c->items[i];
+
+        if (it->res != KOPT_META_FOUND && it->res != KOPT_META_PARTIAL)
+            continue;
+        c->wins[n] = it->w;
+        kopt_window_meta_view(&it->m, &c->metas[n]);
+        if (++n == c->opts.max_windows_per_batch || i + 1 == c->n_items) {
+            r = emit_batch(c, n);
+            sent += n;
+            n = 0;
+        }
+    }
+    if (r == 0 && n > 0) {
+        r = emit_batch(c, n);
+        sent += n;
+    }
+    for (size_t i = 0; i < c->n_items; i++)
+        if (c->items[i].res == KOPT_META_WAIT)
+            c->items[kept++] = c->items[i];
+    c->n_items = kept;
+    return r < 0 ? r : (int)sent;
+}
+
+int kopt_collector_tick(kopt_collector_t *c, int64_t now_ms)
+{
+    int r, sent;
+
     c->now_ms = now_ms;
-    c->n = 0;
     /* Close what ended before this reading, so the reading opens a new window. */
     kopt_windower_flush(c->windower, now_ms, on_window, c);
-    if (c->opts.proc) {
-        r = kopt_proc_source_scan(c->opts.proc, now_ms, on_group, c);
-        if (r < 0)
-            kopt_log_warn("reading /proc failed", KOPT_ERR(r));
-    }
-    emitted = c->n;
-    for (size_t i = 0; i < c->n; i++)
-        proc_meta(c, &c->wins[i], &c->metas[i]);
-    for (size_t from = 0; from < c->n && r >= 0; from += c->opts.max_windows_per_batch) {
-        size_t n = c->n - from < c->opts.max_windows_per_batch ? c->n - from
-                                                               : c->opts.max_windows_per_batch;
-        r = emit_batch(c, from, n);
-    }
-    return r < 0 ? r : (int)emitted;
+    c->closed_before_ms = now_ms - now_ms % c->opts.window_ms;
+    r = kopt_sources_tick(c->sources, now_ms);
+    if (r < 0)
+        kopt_log_warn("reading the source failed", KOPT_ERR(r));
+    sent = send_ready(c);
+    return r < 0 ? r : sent;
 }
 
 int kopt_collector_new(const kopt_collector_opts_t *opts, kopt_metrics_t *metrics,
                        kopt_collector_t **out)
 {
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } defs[] = {
+        {"kopt_agent_samples_total", "Container readings taken.",
+         offsetof(kopt_collector_t, samples)},
+        {"kopt_agent_late_samples_total",
+         "Readings older than the last closed window (kubelet), skipped.",
+         offsetof(kopt_collector_t, late)},
+        {"kopt_agent_windows_total", "Windows closed and queued for ingest.",
+         offsetof(kopt_collector_t, windows)},
+        {"kopt_agent_batches_total", "Batches made and spooled.",
+         offsetof(kopt_collector_t, batches)},
+        {"kopt_agent_spool_errors_total", "Batches that could not be spooled.",
+         offsetof(kopt_collector_t, sink_errors)},
+        {"kopt_agent_windows_held_total",
+         "Windows held back until the next metadata refresh (container not known yet).",
+         offsetof(kopt_collector_t, held)},
+        {"kopt_agent_windows_sandbox_dropped_total",
+         "Windows of cgroups the API server does not list (pod sandbox/pause), dropped.",
+         offsetof(kopt_collector_t, sandbox)},
+        {"kopt_agent_windows_partial_total",
+         "Windows sent without Kubernetes metadata (unknown after a refresh, or no API).",
+         offsetof(kopt_collector_t, partial)},
+        {"kopt_agent_windows_overflow_total",
+         "Windows dropped because too many were waiting for metadata.",
+         offsetof(kopt_collector_t, overflow)},
+    };
     kopt_collector_t *c = calloc(1, sizeof(*c));
     kopt_windower_opts_t wo = {.window_ms = opts->window_ms,
                                .max_containers = opts->max_containers,
                                .forget_after_ms = 3 * opts->window_ms};
-    kopt_metric_family_t *f;
     int r;
 
+    *out = NULL;
     if (!c)
         return -ENOMEM;
     c->opts = *opts;
+    c->src_opts = *opts->sources;
+    c->opts.sources = &c->src_opts;
     if (c->opts.max_windows_per_batch == 0)
         c->opts.max_windows_per_batch = 2000;
     r = kopt_windower_new(&wo, &c->windower);
+    for (size_t i = 0; r == 0 && i < sizeof(defs) / sizeof(defs[0]); i++) {
+        kopt_metric_family_t *f;
+
+        r = kopt_metrics_counter(metrics, defs[i].name, defs[i].help, NULL, &f);
+        if (r == 0)
+            *(kopt_metric_counter_t **)((char *)c + defs[i].off) = kopt_metric_counter_with(f);
+    }
     if (r == 0)
-        r = kopt_metrics_counter(metrics, "kopt_agent_samples_total", "Container readings taken.",
-                                 NULL, &f);
-    if (r == 0) {
-        c->samples = kopt_metric_counter_with(f);
-        r = kopt_metrics_counter(metrics, "kopt_agent_windows_total",
-                                 "Windows closed and queued for ingest.", NULL, &f);
-    }
-    if (r == 0) {
-        c->windows = kopt_metric_counter_with(f);
-        r = kopt_metrics_counter(metrics, "kopt_agent_batches_total", "Batches made and spooled.",
-                                 NULL, &f);
-    }
-    if (r == 0) {
-        c->batches = kopt_metric_counter_with(f);
-        r = kopt_metrics_counter(metrics, "kopt_agent_spool_errors_total",
-                                 "Batches that could not be spooled.", NULL, &f);
-    }
+        r = kopt_sources_new(opts->loop, &c->src_opts, metrics, on_sample, c, &c->sources);
     if (r < 0) {
         kopt_collector_free(c);
         return r;
     }
-    c->sink_errors = kopt_metric_counter_with(f);
     *out = c;
     return 0;
 }
@@ -173,7 +380,9 @@ void kopt_collector_free(kopt_collector_t *c)
 {
     if (!c)
         return;
+    kopt_sources_free(c->sources);
     kopt_windower_free(c->windower);
+    free(c->items);
     free(c->wins);
     free(c->metas);
     free(c);

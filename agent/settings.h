@@ -11,6 +11,7 @@
 
 enum { SOURCE_AUTO, SOURCE_CGROUP, SOURCE_KUBELET, SOURCE_PROC };
 enum { OUTPUT_NONE, OUTPUT_JSON };
+enum { KUBELET_MODE_PROXY, KUBELET_MODE_DIRECT };
 
 typedef struct {
     kopt_daemon_settings_t common; /* first: see kopt/daemon.h */
@@ -31,6 +32,12 @@ typedef struct {
     char *proc_namespace;
     char *proc_root;
     char *cgroup_root;
+    /* Kubernetes: where the API server is and how to reach the kubelet. */
+    char *kubeconfig, *api_server, *token_file, *ca_file;
+    uint64_t metadata_refresh_ms;
+    char *kubelet_url;
+    int kubelet_mode;
+    bool kubelet_insecure_tls;
     bool once;
     int output;
 } agent_settings_t;
