@@ -358,7 +358,8 @@ static int build_headers(kopt_ch_client_t *c)
         else
             c->headers_gzip = n;
     }
-    if (r == 0 && !(l = curl_slist_append(c->headers_gzip, "Content-Encoding: gzip")))
+    /* headers_gzip is not empty here ("Expect:"), so the head stays the same. */
+    if (r == 0 && !curl_slist_append(c->headers_gzip, "Content-Encoding: gzip"))
         r = -ENOMEM;
     return r;
 }

@@ -97,7 +97,7 @@ int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sq
             "FROM %1$s.container_windows FINAL\n"
             "WHERE window_start >= toDateTime(%2$lld) AND window_start < toDateTime(%5$lld)%6$s\n"
             "GROUP BY cluster, namespace, workload_kind, workload_name, container",
-            db, (long long)hour, cpu, mem, (long long)(hour + 3600), where) < 0)
+            db, (long long)hour, cpu, mem, (long long)hour + 3600, where) < 0)
         r = -ENOMEM;
     free(cpu);
     free(mem);

@@ -141,8 +141,8 @@ static int set_well_known(ctx_t *c, const ProtobufCFieldDescriptor *f, ProtobufC
 
 static int set_value(ctx_t *c, const ProtobufCFieldDescriptor *f, void *p, json_t *v)
 {
-    long long i;
-    double d;
+    long long i = 0;
+    double d = 0;
     int r = 0;
 
     switch (f->type) {
