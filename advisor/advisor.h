@@ -1,0 +1,353 @@
+/* What the files of kopt-advisor share: the settings, the engine inputs read
+ * from ClickHouse, the in-memory results, an analysis run, the publisher, the
+ * API method table with its reply abstraction (one implementation serves
+ * gRPC and the HTTP gateway), API keys, and the web page. docs/advisor.md
+ * describes the whole. */
+#ifndef KOPT_ADVISOR_H
+#define KOPT_ADVISOR_H
+
+#include <grpc/grpc.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <kopt/config.h>
+#include <kopt/daemon.h>
+#include <kopt/engine.h>
+#include <kopt/grpc_server.h>
+#include <kopt/http.h>
+#include <kopt/metrics.h>
+#include <kopt/nats.h>
+
+#include "clickhouse.h"
+#include "kopt/v1/advisor.pb-c.h"
+
+/* ---- settings (settings.c) ------------------------------------------------ */
+
+typedef struct {
+    kopt_daemon_settings_t common; /* first: see kopt/daemon.h */
+    kopt_config_addr_t listen, http_listen;
+    char *tls_ca, *tls_cert, *tls_key;
+    bool insecure;
+    char *api_keys_file;
+    char *nats_url;
+    int64_t stream_replicas;
+    uint64_t stream_max_age_ms;
+    char *clickhouse_url, *clickhouse_user, *clickhouse_password_file, *clickhouse_database;
+    uint64_t clickhouse_timeout_ms;
+    uint64_t clickhouse_max_response_bytes;
+    uint64_t analysis_interval_ms;
+    uint64_t lookback_ms;
+    int strategy; /* kopt, vpa, simple */
+    int limits;   /* keep-ratio, from-upper, leave */
+    uint64_t half_life_ms;
+    int64_t cpu_percentile, memory_percentile; /* percent */
+    int64_t safety_margin_percent, oom_bump_percent;
+    char *cpu_min_cores;
+    uint64_t memory_min_bytes;
+    char *idle_cpu_cores;
+    char *cpu_price, *memory_price, *currency;
+    bool once;
+} adv_settings_t;
+
+extern const kopt_config_spec_t adv_settings_spec;
+
+/* Engine options from the settings; -EINVAL with a sentence in err. */
+int adv_settings_engine_options(const adv_settings_t *s, kopt_engine_options_t *o, char *err,
+                                size_t errlen);
+/* ClickHouse client options; the strings stay the settings'. */
+void adv_settings_ch_options(const adv_settings_t *s, kopt_ch_options_t *o);
+
+/* ---- workload kinds (store.c) -------------------------------------------- */
+
+/* "Deployment" for KOPT__V1__WORKLOAD_KIND__..._DEPLOYMENT; "" when unknown. */
+const char *adv_kind_name(int kind);
+/* The enum of a Kubernetes kind, case-insensitive ("statefulset"); 0 if none. */
+int adv_kind_parse(const char *text);
+
+/* ---- engine inputs from container_hourly (store.c) ------------------------ */
+
+typedef struct {
+    char *cluster, *namespace_, *kind, *name; /* kind: "Deployment" */
+    size_t first_container, n_containers;
+    double replicas; /* mean pods per hour */
+} adv_workload_in_t;
+
+typedef struct {
+    char *name;
+    kopt_resources_t current; /* from the latest hour */
+    size_t first_hour, n_hours;
+} adv_container_in_t;
+
+/* Everything one run reads, in the primary key order of container_hourly. */
+typedef struct {
+    adv_workload_in_t *w;
+    size_t n_w, cap_w;
+    adv_container_in_t *c;
+    size_t n_c, cap_c;
+    kopt_engine_hour_t *h;
+    size_t n_h, cap_h;
+    kopt_engine_bucket_t *b;
+    size_t n_b, cap_b;
+    size_t *off; /* while loading: each hour's first CPU and memory bucket in b */
+    size_t cap_off;
+} adv_input_t;
+
+typedef struct {
+    const char *cluster;    /* NULL or "": all */
+    const char *namespace_; /* NULL or "": all */
+    int64_t from, to;       /* hours in [from, to), unix seconds */
+} adv_scope_t;
+
+/* Reads the hours of the scope. 0, or a negative errno with err filled. */
+int adv_store_load_input(kopt_ch_client_t *ch, const adv_scope_t *scope, adv_input_t *in,
+                         kopt_ch_error_t *err);
+void adv_input_free(adv_input_t *in);
+
+/* Nodes per cluster seen in container_windows since `since`, and the last
+ * window; best effort (an empty answer when the table is empty). */
+typedef struct {
+    char *cluster;
+    uint32_t nodes;
+    int64_t last_seen;
+} adv_cluster_info_t;
+
+int adv_store_cluster_info(kopt_ch_client_t *ch, int64_t since, adv_cluster_info_t **out, size_t *n,
+                           kopt_ch_error_t *err);
+void adv_cluster_info_free(adv_cluster_info_t *ci, size_t n);
+
+/* Writes one row per container of every recommendation (details = the
+ * whole Recommendation as JSON). 0 or a negative errno. */
+int adv_store_write(kopt_ch_client_t *ch, Kopt__V1__Recommendation *const *recs, size_t n,
+                    kopt_ch_error_t *err);
+
+/* The newest recommendation of every workload in `recommendations`, decoded
+ * from `details` (at start-up, so a restarted advisor serves at once). */
+int adv_store_load_latest(kopt_ch_client_t *ch, Kopt__V1__Recommendation ***recs, size_t *n,
+                          kopt_ch_error_t *err);
+
+/* Hour rows of one workload for charts. */
+typedef struct {
+    char *container;
+    int64_t hour;
+    uint32_t pods, oom_kills;
+    double cpu_peak, throttled_s;
+    uint64_t mem_peak;
+    kopt_resources_t res;
+    kopt_engine_bucket_t *cpu, *mem; /* into the buffer's bucket array */
+    size_t n_cpu, n_mem;
+    size_t cpu_off, mem_off; /* while loading: offsets of cpu, mem */
+} adv_usage_row_t;
+
+typedef struct {
+    adv_usage_row_t *rows;
+    size_t n, cap;
+    kopt_engine_bucket_t *b;
+    size_t n_b, cap_b;
+} adv_usage_rows_t;
+
+int adv_store_load_usage(kopt_ch_client_t *ch, const char *cluster, const char *namespace_,
+                         const char *kind, const char *name, const char *container, int64_t from,
+                         int64_t to, adv_usage_rows_t *out, kopt_ch_error_t *err);
+void adv_usage_rows_free(adv_usage_rows_t *u);
+
+/* ---- the in-memory results (results.c) ------------------------------------ */
+
+typedef struct {
+    const char *cluster, *namespace_, *name; /* point into rec */
+    int kind;
+    Kopt__V1__Recommendation *rec; /* owned (protobuf_c_message_free_unpacked) */
+    double monthly_savings;
+    int64_t generated_at;
+} adv_entry_t;
+
+typedef struct {
+    char *name;
+    uint32_t nodes;
+    int64_t last_seen, last_analysis; /* unix s; 0 = unknown */
+    char analysis_id[48];
+    uint32_t workloads, idle;
+    double req_cpu, rec_cpu, req_mem, rec_mem; /* cores, bytes, x replicas */
+    double req_cost, rec_cost;                 /* per month */
+} adv_cluster_t;
+
+/* An immutable snapshot, shared by reference: readers take a reference, the
+ * analysis builds a new one and swaps it in; the last release frees it. */
+typedef struct {
+    atomic_int refs;
+    adv_entry_t *e; /* sorted by cluster, namespace, kind, name */
+    size_t n;
+    adv_cluster_t *clusters; /* sorted by name */
+    size_t n_clusters;
+} adv_results_t;
+
+/* Builds a snapshot from `recs` (taken, and the array freed) and cluster
+ * infos (copied); prices cost the summaries. NULL on ENOMEM. */
+adv_results_t *adv_results_new(Kopt__V1__Recommendation **recs, size_t n,
+                               const adv_cluster_info_t *ci, size_t n_ci,
+                               const kopt_engine_prices_t *prices);
+/* A copy of every recommendation of `r` outside cluster/namespace (NULL or
+ * "": everything is inside), appended to *recs (realloc'd). */
+int adv_results_keep_outside(const adv_results_t *r, const char *cluster, const char *namespace_,
+                             Kopt__V1__Recommendation ***recs, size_t *n);
+const adv_entry_t *adv_results_find(const adv_results_t *r, const char *cluster,
+                                    const char *namespace_, int kind, const char *name);
+const adv_cluster_t *adv_results_cluster(const adv_results_t *r, const char *name);
+void adv_results_release(adv_results_t *r);
+
+typedef struct adv_store adv_store_t;
+int adv_store_new(adv_store_t **out);
+void adv_store_free(adv_store_t *s);
+/* A reference to the current snapshot (never NULL); release it when done. */
+adv_results_t *adv_store_acquire(adv_store_t *s);
+/* Replaces the snapshot (taken); readers holding the old one keep it. */
+void adv_store_swap(adv_store_t *s, adv_results_t *next);
+
+/* ---- publishing (publish.c) ------------------------------------------------ */
+
+typedef struct adv_publisher adv_publisher_t;
+
+#define ADV_STREAM_NAME "KOPT_RECOMMENDATIONS"
+#define ADV_STREAM_SUBJECTS "kopt.recommendations.>"
+#define ADV_SUBJECT_PREFIX "kopt.recommendations"
+
+/* Keeps `url` (the settings'); connects at the first send. */
+int adv_publisher_new(const char *url, adv_publisher_t **out);
+/* Publishes each workload's Recommendation (protobuf) on
+ * kopt.recommendations.<cluster>.<namespace> with Nats-Msg-Id
+ * <analysis_id>/<cluster>/<namespace>/<kind>/<name>, and waits for every
+ * PubAck. Blocking: a worker thread, never the loop. *sent counts acks. */
+int adv_publisher_send(adv_publisher_t *p, Kopt__V1__Recommendation *const *recs, size_t n,
+                       size_t *sent, char *err, size_t errlen);
+void adv_publisher_free(adv_publisher_t *p);
+void adv_stream_spec(const adv_settings_t *s, kopt_stream_spec_t *spec);
+
+/* ---- an analysis run (analysis.c) -------------------------------------- */
+
+typedef struct {
+    kopt_engine_options_t engine;
+    kopt_ch_options_t ch;
+    adv_publisher_t *publisher; /* NULL: do not publish */
+} adv_analysis_ctx_t;
+
+typedef struct {
+    char cluster[254], namespace_[64]; /* "" = all */
+    int64_t lookback_s;                /* 0: the engine options' */
+    bool dry_run;
+} adv_run_request_t;
+
+typedef struct {
+    int status; /* 0 or a negative errno */
+    char message[512];
+    char analysis_id[48];
+    uint32_t analyzed, written, idle, skipped, published;
+    int64_t started_ns, finished_ns; /* unix time, ns */
+    Kopt__V1__Recommendation **recs; /* made by the run (owned until taken) */
+    size_t n_recs;
+    adv_cluster_info_t *clusters;
+    size_t n_clusters;
+} adv_run_result_t;
+
+/* Load, engine, store, publish. Blocking (a worker thread or the CLI). */
+void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *req,
+                      adv_run_result_t *out);
+void adv_run_result_free(adv_run_result_t *r);
+
+/* ---- API keys (auth.c) ----------------------------------------------------- */
+
+typedef struct adv_auth adv_auth_t;
+
+/* `path` NULL: no keys (then only mTLS service identities, or anyone with
+ * `open`, the --insecure development mode). -errno with err on a bad file. */
+int adv_auth_new(const char *path, bool open, adv_auth_t **out, char *err, size_t errlen);
+/* Re-reads the file (SIGHUP); keeps the old keys on error. */
+int adv_auth_reload(adv_auth_t *a, char *err, size_t errlen);
+/* GRPC_STATUS_OK, or UNAUTHENTICATED with a message. `authorization` is the
+ * header or metadata value (NULL if absent); `peer_uri` the client
+ * certificate's URI SAN (NULL if none). */
+grpc_status_code adv_auth_check(const adv_auth_t *a, const char *authorization,
+                                const char *peer_uri, const char **why);
+size_t adv_auth_count(const adv_auth_t *a);
+void adv_auth_free(adv_auth_t *a);
+
+/* ---- the API (api.c, api_list.c, api_usage.c) ------------------------------ */
+
+typedef struct adv_reply adv_reply_t;
+/* Called exactly once per call, on the loop thread; `resp` only with OK. */
+typedef void (*adv_reply_fn)(adv_reply_t *r, grpc_status_code code, const char *message,
+                             const ProtobufCMessage *resp);
+struct adv_reply {
+    adv_reply_fn fn;
+};
+
+typedef struct adv_api adv_api_t;
+
+typedef void (*adv_method_fn)(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *reply);
+
+typedef struct {
+    const char *name;      /* "ListRecommendations" */
+    const char *grpc_path; /* "/kopt.v1.Advisor/ListRecommendations" */
+    const char *verb;      /* HTTP */
+    const char *pattern;   /* "/v1/recommendations/{cluster}/..." */
+    bool body;             /* body: "*" */
+    const ProtobufCMessageDescriptor *request;
+    adv_method_fn fn;
+} adv_method_t;
+
+extern const adv_method_t adv_methods[];
+extern const size_t adv_n_methods;
+
+/* Runs an analysis on the loop's worker pool; done() on the loop thread. */
+typedef void (*adv_run_done_fn)(void *data, const adv_run_result_t *r);
+
+typedef struct {
+    uv_loop_t *loop;
+    adv_store_t *store;
+    adv_auth_t *auth;
+    kopt_metrics_t *metrics;
+    const kopt_engine_options_t *engine; /* prices, lookback */
+    const kopt_ch_options_t *ch;
+    /* Starts a run; -EBUSY when one is running. */
+    int (*run)(void *data, const adv_run_request_t *req, adv_run_done_fn done, void *done_data);
+    void *run_data;
+} adv_api_opts_t;
+
+int adv_api_new(const adv_api_opts_t *o, adv_api_t **out);
+/* Registers every method on the gRPC server. */
+int adv_api_register_grpc(adv_api_t *api, kopt_grpc_server_t *s);
+/* Counts a finished call in kopt_advisor_requests_total{method,code}. */
+void adv_api_count(adv_api_t *api, const adv_method_t *m, grpc_status_code code);
+const adv_api_opts_t *adv_api_opts(const adv_api_t *api);
+/* Calls still waiting on a worker (usage queries, analyses). */
+int adv_api_pending(const adv_api_t *api);
+void adv_api_free(adv_api_t *api);
+
+/* Implementations (api_list.c, api_usage.c). */
+void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
+void adv_api_get_recommendation(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
+void adv_api_get_cluster_summary(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
+void adv_api_list_clusters(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
+void adv_api_get_workload_usage(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
+void adv_api_pending_add(adv_api_t *api, int d);
+
+/* Page tokens: an offset bound to a hash of the request's filters. */
+void adv_page_token(uint64_t filter_hash, size_t offset, char *out, size_t len);
+int adv_page_token_parse(const char *token, uint64_t filter_hash, size_t *offset);
+uint64_t adv_hash(uint64_t h, const void *data, size_t len);
+
+/* google.rpc code mapping: the HTTP status of a gRPC code. */
+int adv_http_status(grpc_status_code code);
+
+/* ---- HTTP gateway and web page (gateway.c, web.c) -------------------------- */
+
+typedef struct adv_gateway adv_gateway_t;
+
+int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, const char *listen,
+                    adv_gateway_t **out, int *port);
+void adv_gateway_close(adv_gateway_t *g, void (*done)(void *data), void *data);
+
+extern const char adv_web_page[];
+
+#endif

@@ -1,0 +1,272 @@
+/* The Advisor methods answered from the in-memory results:
+ * ListRecommendations (filters, ordering, page tokens), GetRecommendation,
+ * GetClusterSummary and ListClusters. Responses point into the snapshot,
+ * which is held until the reply has been serialized. Loop thread. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "advisor.h"
+
+#define DEFAULT_PAGE 100
+#define MAX_PAGE 1000
+
+static int page_size(int32_t asked)
+{
+    return asked <= 0 ? DEFAULT_PAGE : asked > MAX_PAGE ? MAX_PAGE : asked;
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+    return adv_hash(h, s ? s : "", (s ? strlen(s) : 0) + 1);
+}
+
+static int by_savings(const void *a, const void *b)
+{
+    const adv_entry_t *x = *(const adv_entry_t *const *)a, *y = *(const adv_entry_t *const *)b;
+
+    if (x->monthly_savings != y->monthly_savings)
+        return x->monthly_savings < y->monthly_savings ? 1 : -1;
+    return x < y ? -1 : x > y; /* snapshot (name) order breaks ties: stable pages */
+}
+
+static int by_generated(const void *a, const void *b)
+{
+    const adv_entry_t *x = *(const adv_entry_t *const *)a, *y = *(const adv_entry_t *const *)b;
+
+    if (x->generated_at != y->generated_at)
+        return x->generated_at < y->generated_at ? 1 : -1;
+    return x < y ? -1 : x > y;
+}
+
+static bool matches(const adv_entry_t *e, const Kopt__V1__ListRecommendationsRequest *q)
+{
+    return (!*q->cluster || strcmp(e->cluster, q->cluster) == 0) &&
+           (!*q->namespace_ || strcmp(e->namespace_, q->namespace_) == 0) &&
+           (!q->kind || e->kind == (int)q->kind) && (!*q->name || strcmp(e->name, q->name) == 0) &&
+           (q->min_monthly_savings == 0 || e->monthly_savings >= q->min_monthly_savings) &&
+           (!q->idle_only || e->rec->idle);
+}
+
+void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, adv_reply_t *r)
+{
+    const Kopt__V1__ListRecommendationsRequest *q =
+        (const Kopt__V1__ListRecommendationsRequest *)msg;
+    Kopt__V1__ListRecommendationsResponse resp = KOPT__V1__LIST_RECOMMENDATIONS_RESPONSE__INIT;
+    adv_results_t *res;
+    const adv_entry_t **sel;
+    size_t n = 0, offset, size = (size_t)page_size(q->page_size);
+    char token[64];
+    uint64_t h;
+
+    if (q->page_size < 0 || !isfinite(q->min_monthly_savings) || (int)q->order < 0 ||
+        q->order > KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_GENERATED_AT_DESC) {
+        r->fn(r, GRPC_STATUS_INVALID_ARGUMENT,
+              q->page_size < 0 ? "page_size must not be negative"
+                               : "min_monthly_savings or order is out of range",
+              NULL);
+        return;
+    }
+    h = hash_str(hash_str(hash_str(0, q->cluster), q->namespace_), q->name);
+    h = adv_hash(h, &q->kind, sizeof(q->kind));
+    h = adv_hash(h, &q->min_monthly_savings, sizeof(q->min_monthly_savings));
+    h = adv_hash(h, &q->idle_only, sizeof(q->idle_only));
+    h = adv_hash(h, &q->order, sizeof(q->order));
+    if (adv_page_token_parse(q->page_token, h, &offset) < 0) {
+        r->fn(r, GRPC_STATUS_INVALID_ARGUMENT,
+              "page_token is not one this server gave for these filters", NULL);
+        return;
+    }
+    res = adv_store_acquire(adv_api_opts(api)->store);
+    sel = malloc((res->n ? res->n : 1) * sizeof(*sel));
+    if (!sel) {
+        adv_results_release(res);
+        r->fn(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    for (size_t i = 0; i < res->n; i++)
+        if (matches(&res->e[i], q))
+            sel[n++] = &res->e[i];
+    if (q->order == KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_GENERATED_AT_DESC)
+        qsort(sel, n, sizeof(*sel), by_generated);
+    else if (q->order != KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_NAME_ASC)
+        qsort(sel, n, sizeof(*sel), by_savings);
+    if (offset > n)
+        offset = n;
+    resp.total_size = (uint32_t)n;
+    resp.n_recommendations = n - offset < size ? n - offset : size;
+    /* The response borrows the snapshot's messages; it is packed before release. */
+    resp.recommendations =
+        calloc(resp.n_recommendations ? resp.n_recommendations : 1, sizeof(*resp.recommendations));
+    if (resp.recommendations) {
+        for (size_t i = 0; i < resp.n_recommendations; i++)
+            resp.recommendations[i] = sel[offset + i]->rec;
+        if (offset + resp.n_recommendations < n) {
+            adv_page_token(h, offset + resp.n_recommendations, token, sizeof(token));
+            resp.next_page_token = token;
+        }
+        r->fn(r, GRPC_STATUS_OK, NULL, &resp.base);
+    } else {
+        r->fn(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    }
+    free(resp.recommendations);
+    free(sel);
+    adv_results_release(res);
+}
+
+/* cluster, namespace, kind and name of a request: INVALID_ARGUMENT text or NULL. */
+static const char *check_ref(const char *cluster, const char *namespace_, int kind,
+                             const char *name)
+{
+    if (!*cluster || !*namespace_ || !*name)
+        return "cluster, namespace and name are required";
+    if (kind <= 0 || !*adv_kind_name(kind))
+        return "kind is required (WORKLOAD_KIND_DEPLOYMENT, or over HTTP also \"Deployment\")";
+    return NULL;
+}
+
+void adv_api_get_recommendation(adv_api_t *api, const ProtobufCMessage *msg, adv_reply_t *r)
+{
+    const Kopt__V1__GetRecommendationRequest *q = (const Kopt__V1__GetRecommendationRequest *)msg;
+    Kopt__V1__GetRecommendationResponse resp = KOPT__V1__GET_RECOMMENDATION_RESPONSE__INIT;
+    const char *bad = check_ref(q->cluster, q->namespace_, (int)q->kind, q->name);
+    const adv_entry_t *e;
+    adv_results_t *res;
+    char why[600];
+
+    if (bad) {
+        r->fn(r, GRPC_STATUS_INVALID_ARGUMENT, bad, NULL);
+        return;
+    }
+    res = adv_store_acquire(adv_api_opts(api)->store);
+    e = adv_results_find(res, q->cluster, q->namespace_, (int)q->kind, q->name);
+    if (!e) {
+        snprintf(why, sizeof(why), "no recommendation for %s %s/%s in cluster %s yet",
+                 adv_kind_name((int)q->kind), q->namespace_, q->name, q->cluster);
+        r->fn(r, GRPC_STATUS_NOT_FOUND, why, NULL);
+    } else {
+        resp.recommendation = e->rec;
+        r->fn(r, GRPC_STATUS_OK, NULL, &resp.base);
+    }
+    adv_results_release(res);
+}
+
+static void set_time(Google__Protobuf__Timestamp *t, int64_t s)
+{
+    google__protobuf__timestamp__init(t);
+    t->seconds = s;
+}
+
+void adv_api_get_cluster_summary(adv_api_t *api, const ProtobufCMessage *msg, adv_reply_t *r)
+{
+    const Kopt__V1__GetClusterSummaryRequest *q = (const Kopt__V1__GetClusterSummaryRequest *)msg;
+    Kopt__V1__GetClusterSummaryResponse resp = KOPT__V1__GET_CLUSTER_SUMMARY_RESPONSE__INIT;
+    Kopt__V1__ResourceTotals req_t = KOPT__V1__RESOURCE_TOTALS__INIT,
+                             rec_t = KOPT__V1__RESOURCE_TOTALS__INIT;
+    Kopt__V1__Pricing pricing = KOPT__V1__PRICING__INIT;
+    Google__Protobuf__Timestamp gen;
+    const kopt_engine_prices_t *p = &adv_api_opts(api)->engine->prices;
+    const adv_cluster_t *c;
+    adv_results_t *res;
+    char why[300];
+
+    if (!*q->cluster) {
+        r->fn(r, GRPC_STATUS_INVALID_ARGUMENT, "cluster is required", NULL);
+        return;
+    }
+    res = adv_store_acquire(adv_api_opts(api)->store);
+    c = adv_results_cluster(res, q->cluster);
+    if (!c) {
+        snprintf(why, sizeof(why), "no cluster named %s has been analysed", q->cluster);
+        r->fn(r, GRPC_STATUS_NOT_FOUND, why, NULL);
+        adv_results_release(res);
+        return;
+    }
+    resp.cluster = c->name;
+    resp.node_count = c->nodes;
+    req_t.cpu_cores = c->req_cpu;
+    req_t.memory_bytes = (uint64_t)c->req_mem;
+    rec_t.cpu_cores = c->rec_cpu;
+    rec_t.memory_bytes = (uint64_t)c->rec_mem;
+    resp.requested = &req_t;
+    resp.recommended = &rec_t;
+    resp.workload_count = c->workloads;
+    resp.idle_workload_count = c->idle;
+    resp.requested_monthly_cost = c->req_cost;
+    resp.recommended_monthly_cost = c->rec_cost;
+    resp.monthly_savings = c->req_cost - c->rec_cost;
+    pricing.currency = (char *)p->currency;
+    pricing.cpu_core_hour = p->cpu_core_hour;
+    pricing.memory_gib_hour = p->memory_gib_hour;
+    pricing.hours_per_month = p->hours_per_month;
+    resp.pricing = &pricing;
+    if (c->last_analysis) {
+        set_time(&gen, c->last_analysis);
+        resp.generated_at = &gen;
+        resp.analysis_id = (char *)c->analysis_id;
+    }
+    r->fn(r, GRPC_STATUS_OK, NULL, &resp.base);
+    adv_results_release(res);
+}
+
+void adv_api_list_clusters(adv_api_t *api, const ProtobufCMessage *msg, adv_reply_t *r)
+{
+    const Kopt__V1__ListClustersRequest *q = (const Kopt__V1__ListClustersRequest *)msg;
+    Kopt__V1__ListClustersResponse resp = KOPT__V1__LIST_CLUSTERS_RESPONSE__INIT;
+    const uint64_t h = adv_hash(0, "clusters", 8);
+    size_t offset, size = (size_t)page_size(q->page_size), n;
+    Kopt__V1__Cluster *cl = NULL, **cp = NULL;
+    Google__Protobuf__Timestamp *ts = NULL;
+    adv_results_t *res;
+    char token[64];
+
+    if (q->page_size < 0 || adv_page_token_parse(q->page_token, h, &offset) < 0) {
+        r->fn(r, GRPC_STATUS_INVALID_ARGUMENT,
+              q->page_size < 0 ? "page_size must not be negative"
+                               : "page_token is not one this server gave",
+              NULL);
+        return;
+    }
+    res = adv_store_acquire(adv_api_opts(api)->store);
+    if (offset > res->n_clusters)
+        offset = res->n_clusters;
+    n = res->n_clusters - offset < size ? res->n_clusters - offset : size;
+    cl = calloc(n + 1, sizeof(*cl));
+    cp = calloc(n + 1, sizeof(*cp));
+    ts = calloc(2 * n + 1, sizeof(*ts));
+    if (!cl || !cp || !ts) {
+        r->fn(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const adv_cluster_t *c = &res->clusters[offset + i];
+
+        kopt__v1__cluster__init(&cl[i]);
+        cl[i].name = c->name;
+        cl[i].node_count = c->nodes;
+        cl[i].workload_count = c->workloads;
+        if (c->last_seen) {
+            set_time(&ts[2 * i], c->last_seen);
+            cl[i].last_seen = &ts[2 * i];
+        }
+        if (c->last_analysis) {
+            set_time(&ts[2 * i + 1], c->last_analysis);
+            cl[i].last_analysis = &ts[2 * i + 1];
+        }
+        cp[i] = &cl[i];
+    }
+    resp.n_clusters = n;
+    resp.clusters = cp;
+    if (offset + n < res->n_clusters) {
+        adv_page_token(h, offset + n, token, sizeof(token));
+        resp.next_page_token = token;
+    }
+    r->fn(r, GRPC_STATUS_OK, NULL, &resp.base);
+out:
+    free(cl);
+    free(cp);
+    free(ts);
+    adv_results_release(res);
+}

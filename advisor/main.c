@@ -1,0 +1,104 @@
+/* kopt-advisor: reads its settings and either runs one analysis
+ * (`kopt-advisor analyze [--once]`, what the Kubernetes CronJob runs) or
+ * serves: gRPC kopt.v1.Advisor + health + reflection, the HTTP gateway and
+ * web page, the admin server, and scheduled analyses on the libuv worker
+ * pool whose results are swapped into memory. SIGTERM drains; SIGHUP
+ * re-reads API keys, certificates and the reloadable settings. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kopt/backoff.h>
+#include <kopt/daemon.h>
+#include <kopt/grpc_services.h>
+#include <kopt/grpc_tls.h>
+#include <kopt/log.h>
+#include <kopt/tls.h>
+#include <kopt/util.h>
+
+#include "advisor.h"
+#include "kopt_descriptors.h"
+#include "serve.h"
+
+extern char **environ;
+
+static int analyze_once(const adv_settings_t *s)
+{
+    adv_analysis_ctx_t ctx = {0};
+    adv_run_request_t req = {0};
+    adv_run_result_t res;
+    kopt_stream_spec_t spec;
+    char err[512];
+    int code;
+
+    if (adv_settings_engine_options(s, &ctx.engine, err, sizeof(err)) < 0) {
+        kopt_log_error("bad engine settings", KOPT_STR("error", err));
+        return KOPT_CONFIG_EXIT_USAGE;
+    }
+    adv_settings_ch_options(s, &ctx.ch);
+    if (s->nats_url && *s->nats_url) {
+        adv_stream_spec(s, &spec);
+        if (adv_serve_ensure_stream_sync(s->nats_url, &spec) < 0)
+            return 1;
+        if (adv_publisher_new(s->nats_url, &ctx.publisher) < 0)
+            return 1;
+    }
+    adv_analysis_run(&ctx, &req, &res);
+    if (res.status < 0)
+        kopt_log_error("analysis failed", KOPT_STR("analysis_id", res.analysis_id),
+                       KOPT_STR("error", res.message), KOPT_UINT("written", res.written));
+    else
+        kopt_log_info("analysis done", KOPT_STR("analysis_id", res.analysis_id),
+                      KOPT_UINT("workloads", res.analyzed), KOPT_UINT("written", res.written),
+                      KOPT_UINT("published", res.published), KOPT_UINT("idle", res.idle),
+                      KOPT_UINT("skipped", res.skipped),
+                      KOPT_DBL("seconds", (double)(res.finished_ns - res.started_ns) / 1e9));
+    code = res.status < 0 ? 1 : 0;
+    adv_run_result_free(&res);
+    adv_publisher_free(ctx.publisher);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    kopt_config_t *cfg = NULL;
+    const adv_settings_t *s;
+    char err[1024];
+    char *const *args;
+    int n = 0, r, code;
+
+    r = kopt_config_load(&cfg, &adv_settings_spec, argc, argv, environ, stdout, err, sizeof(err));
+    if (r == KOPT_CONFIG_EXIT_HELP)
+        return 0;
+    if (r < 0) {
+        fprintf(stderr, "kopt-advisor: %s\n", err);
+        return KOPT_CONFIG_EXIT_USAGE;
+    }
+    s = kopt_config_values(cfg);
+    args = kopt_config_args(cfg, &n);
+    if (n > 1 || (n == 1 && strcmp(args[0], "analyze") != 0)) {
+        fprintf(stderr, "kopt-advisor: unknown subcommand \"%s\" (only: analyze --once)\n",
+                n > 1 ? args[1] : args[0]);
+        kopt_config_free(cfg);
+        return KOPT_CONFIG_EXIT_USAGE;
+    }
+    if (n == 1 || s->once) {
+        kopt_log_setup("advisor", (kopt_log_format_t)s->common.log_format,
+                       (kopt_log_level_t)s->common.log_level, 2);
+        code = analyze_once(s);
+        kopt_config_free(cfg);
+        return code;
+    }
+    {
+        kopt_engine_options_t eo;
+
+        if (adv_settings_engine_options(s, &eo, err, sizeof(err)) < 0) {
+            fprintf(stderr, "kopt-advisor: %s\n", err);
+            kopt_config_free(cfg);
+            return KOPT_CONFIG_EXIT_USAGE;
+        }
+    }
+    kopt_config_free(cfg);
+    return adv_serve(argc, argv);
+}

@@ -1,0 +1,576 @@
+/* kopt-advisor serving: builds the parts (TLS, gRPC with Advisor, health and
+ * reflection, the HTTP gateway, API keys, the KOPT_RECOMMENDATIONS stream),
+ * loads the newest results from ClickHouse at start, and runs analyses on
+ * the libuv worker pool, on a schedule and on RunAnalysis, swapping each
+ * run's results into memory on the loop thread. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kopt/backoff.h>
+#include <kopt/daemon.h>
+#include <kopt/grpc_services.h>
+#include <kopt/grpc_tls.h>
+#include <kopt/log.h>
+#include <kopt/tls.h>
+#include <kopt/util.h>
+
+#include "advisor.h"
+#include "kopt_descriptors.h"
+#include "serve.h"
+
+#define NOT_READY_RETRY_MS 15000
+
+static const char *const served_services[] = {
+    "kopt.v1.Advisor",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+    NULL,
+};
+
+typedef struct {
+    uv_work_t work;
+    adv_analysis_ctx_t ctx;
+    adv_run_request_t req;
+    adv_run_result_t res;
+    adv_run_done_fn done;
+    void *done_data;
+    /* start-up load instead of an analysis */
+    bool load;
+    Kopt__V1__Recommendation **recs;
+    size_t n_recs;
+    int load_status;
+    char load_error[256];
+} job_t;
+
+static struct {
+    kopt_daemon_t d;
+    const adv_settings_t *set;
+    kopt_engine_options_t engine;
+    kopt_ch_options_t ch;
+    char *ch_url, *ch_user, *ch_pw_file, *ch_db, *nats_url; /* outlive reloads */
+    adv_publisher_t *publisher;
+    adv_store_t *store;
+    adv_auth_t *auth;
+    adv_api_t *api;
+    adv_gateway_t *gateway;
+    kopt_tls_source_t *tls;
+    kopt_grpc_tls_fetcher_t *fetcher;
+    kopt_grpc_server_t *grpc;
+    kopt_grpc_health_t *health;
+    kopt_grpc_reflection_t *reflection;
+    kopt_stream_spec_t stream;
+    int stream_ready;
+    kopt_backoff_t stream_backoff;
+    uv_timer_t stream_retry, schedule, drain_poll;
+    bool running, loaded, grpc_down, gateway_down;
+    kopt_metric_family_t *runs;
+    kopt_metric_gauge_t *n_recs, *last_run, *last_duration;
+} app;
+
+static void update_health(void)
+{
+    if (app.health)
+        kopt_grpc_health_set(app.health, "kopt.v1.Advisor",
+                             app.loaded && !kopt_lifecycle_draining(app.d.lifecycle));
+}
+
+static int check_loaded(void *data, char *reason, size_t len)
+{
+    (void)data;
+    if (app.loaded)
+        return 0;
+    snprintf(reason, len, "no results yet: neither loaded from ClickHouse nor analysed");
+    return -1;
+}
+
+/* ---- analyses on the worker pool ------------------------------------------ */
+
+static void job_work(uv_work_t *w)
+{
+    job_t *j = kopt_container_of(w, job_t, work);
+    kopt_ch_client_t *ch = NULL;
+    kopt_ch_error_t err = {0};
+
+    if (!j->load) {
+        adv_analysis_run(&j->ctx, &j->req, &j->res);
+        return;
+    }
+    j->load_status = kopt_ch_client_new(&j->ctx.ch, &ch, &err);
+    if (j->load_status == 0)
+        j->load_status = adv_store_load_latest(ch, &j->recs, &j->n_recs, &err);
+    if (j->load_status == 0 &&
+        adv_store_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
+                               &j->res.n_clusters, &err) < 0)
+        kopt_log_warn("node counts unavailable", KOPT_STR("error", err.message));
+    snprintf(j->load_error, sizeof(j->load_error), "%s", err.message);
+    kopt_ch_client_free(ch);
+}
+
+/* The new snapshot: the run's results, plus the old ones outside its scope. */
+static void swap_in(job_t *j)
+{
+    adv_results_t *old = adv_store_acquire(app.store), *next;
+    Kopt__V1__Recommendation **recs = j->load ? j->recs : j->res.recs;
+    size_t n = j->load ? j->n_recs : j->res.n_recs;
+
+    if (!j->load && adv_results_keep_outside(old, j->req.cluster, j->req.namespace_, &recs, &n) < 0)
+        kopt_log_error("out of memory merging results; keeping only this run's");
+    if (j->load) {
+        j->recs = NULL;
+        j->n_recs = 0;
+    } else {
+        j->res.recs = NULL;
+        j->res.n_recs = 0;
+    }
+    next = adv_results_new(recs, n, j->res.clusters, j->res.n_clusters, &app.engine.prices);
+    adv_results_release(old);
+    if (!next) {
+        kopt_log_error("out of memory building results; serving the previous ones");
+        return;
+    }
+    kopt_metric_gauge_set(app.n_recs, (double)next->n);
+    adv_store_swap(app.store, next);
+}
+
+static void on_schedule(uv_timer_t *t);
+
+static void schedule_next(uint64_t ms)
+{
+    if (app.set->analysis_interval_ms > 0 && !kopt_lifecycle_draining(app.d.lifecycle))
+        uv_timer_start(&app.schedule, on_schedule, ms, 0);
+}
+
+static void job_after(uv_work_t *w, int status)
+{
+    job_t *j = kopt_container_of(w, job_t, work);
+    adv_run_result_t *res = &j->res;
+
+    app.running = false;
+    if (j->load) {
+        size_t loaded = j->n_recs;
+
+        if (status == 0 && j->load_status == 0) {
+            kopt_log_info("latest recommendations loaded", KOPT_UINT("workloads", loaded));
+            swap_in(j);
+            app.loaded = true; /* ready: there is something to serve */
+        } else {
+            kopt_log_warn("could not load the latest recommendations; analysing instead",
+                          KOPT_STR("error", j->load_error));
+        }
+        update_health();
+        /* Nothing to serve yet: analyse at once; else on the schedule. */
+        schedule_next(loaded > 0 ? app.set->analysis_interval_ms : 0);
+    } else {
+        bool ok = status == 0 && res->status == 0;
+
+        kopt_metric_counter_inc(kopt_metric_counter_with(app.runs, ok ? "ok" : "error"));
+        kopt_metric_gauge_set(app.last_duration,
+                              (double)(res->finished_ns - res->started_ns) / 1e9);
+        if (ok)
+            kopt_metric_gauge_set(app.last_run, (double)res->finished_ns / 1e9);
+        if (ok)
+            kopt_log_info("analysis done", KOPT_STR("analysis_id", res->analysis_id),
+                          KOPT_UINT("workloads", res->analyzed), KOPT_UINT("written", res->written),
+                          KOPT_UINT("published", res->published), KOPT_UINT("idle", res->idle),
+                          KOPT_UINT("skipped", res->skipped), KOPT_BOOL("dry_run", j->req.dry_run));
+        else
+            kopt_log_error("analysis failed", KOPT_STR("analysis_id", res->analysis_id),
+                           KOPT_STR("error", res->message), KOPT_UINT("written", res->written));
+        if (res->written > 0)
+            swap_in(j);
+        if (ok && !j->req.dry_run && !app.loaded) {
+            app.loaded = true;
+            update_health();
+        }
+        if (j->done)
+            j->done(j->done_data, res);
+        /* Not ready yet (ClickHouse away at start): retry soon, not in an hour. */
+        schedule_next(!app.loaded && app.set->analysis_interval_ms > NOT_READY_RETRY_MS
+                          ? NOT_READY_RETRY_MS
+                          : app.set->analysis_interval_ms);
+    }
+    for (size_t i = 0; i < j->n_recs; i++)
+        protobuf_c_message_free_unpacked(&j->recs[i]->base, NULL);
+    free(j->recs);
+    adv_run_result_free(res);
+    free(j);
+}
+
+static int start_job(const adv_run_request_t *req, bool load, adv_run_done_fn done, void *done_data)
+{
+    job_t *j;
+
+    if (app.running)
+        return -EBUSY;
+    if (kopt_lifecycle_draining(app.d.lifecycle))
+        return -ECANCELED;
+    j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    j->ctx = (adv_analysis_ctx_t){app.engine, app.ch, app.publisher};
+    if (req)
+        j->req = *req;
+    j->load = load;
+    j->done = done;
+    j->done_data = done_data;
+    if (uv_queue_work(app.d.loop, &j->work, job_work, job_after) < 0) {
+        free(j);
+        return -ENOMEM;
+    }
+    app.running = true;
+    uv_timer_stop(&app.schedule);
+    return 0;
+}
+
+static int api_run(void *data, const adv_run_request_t *req, adv_run_done_fn done, void *done_data)
+{
+    (void)data;
+    return start_job(req, false, done, done_data);
+}
+
+static void on_schedule(uv_timer_t *t)
+{
+    adv_run_request_t req = {0};
+
+    (void)t;
+    if (start_job(&req, false, NULL, NULL) == -EBUSY)
+        schedule_next(app.set->analysis_interval_ms);
+}
+
+/* ---- the stream ------------------------------------------------------------ */
+
+static void ensure_stream(void);
+
+static void on_stream_retry(uv_timer_t *t)
+{
+    (void)t;
+    ensure_stream();
+}
+
+static void on_stream(void *data, int status, const char *message)
+{
+    uint64_t wait;
+
+    (void)data;
+    if (status == 0) {
+        kopt_log_info("JetStream stream ready", KOPT_STR("detail", message));
+        app.stream_ready = 1;
+        return;
+    }
+    if (status == -ECANCELED || kopt_lifecycle_draining(app.d.lifecycle))
+        return;
+    wait = kopt_backoff_next(&app.stream_backoff);
+    kopt_log_warn("JetStream stream set-up failed, retrying", KOPT_STR("detail", message),
+                  KOPT_UINT("retry_ms", wait));
+    uv_timer_start(&app.stream_retry, on_stream_retry, wait, 0);
+}
+
+static void ensure_stream(void)
+{
+    kopt_nats_ensure_stream(app.d.loop, app.nats_url, &app.stream, on_stream, NULL);
+}
+
+typedef struct {
+    int status;
+    bool done;
+} sync_stream_t;
+
+static void on_stream_sync(void *data, int status, const char *message)
+{
+    sync_stream_t *st = data;
+
+    st->status = status;
+    st->done = true;
+    if (status < 0)
+        kopt_log_error("JetStream stream set-up failed", KOPT_STR("detail", message));
+}
+
+int adv_serve_ensure_stream_sync(const char *url, const kopt_stream_spec_t *spec)
+{
+    sync_stream_t st = {0};
+    uv_loop_t loop;
+    int r = uv_loop_init(&loop);
+
+    if (r < 0)
+        return r;
+    r = kopt_nats_ensure_stream(&loop, url, spec, on_stream_sync, &st);
+    if (r == 0)
+        uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return r < 0 ? r : st.status;
+}
+
+/* ---- gRPC and HTTP ------------------------------------------------------------ */
+
+/* TLS with optional client certificates (verified when sent: internal
+ * callers' mTLS), unless --insecure. */
+static int credentials(grpc_server_credentials **creds)
+{
+    char err[512] = "";
+    int r;
+
+    if (app.set->insecure) {
+        kopt_log_warn("INSECURE: gRPC in plaintext; for local development only");
+        *creds = grpc_insecure_server_credentials_create();
+        return 0;
+    }
+    if (!app.set->tls_ca || !app.set->tls_cert || !app.set->tls_key) {
+        kopt_log_error("TLS needs --tls-ca, --tls-cert and --tls-key (or --insecure for local "
+                       "development)");
+        return -EINVAL;
+    }
+    r = kopt_tls_source_new(app.set->tls_ca, app.set->tls_cert, app.set->tls_key, &app.tls, err,
+                            sizeof(err));
+    if (r == 0)
+        r = kopt_grpc_server_credentials_new(app.tls, KOPT_CLIENT_CERT_OPTIONAL, creds,
+                                             &app.fetcher);
+    if (r < 0)
+        kopt_log_error("TLS set-up failed", KOPT_STR("error", err), KOPT_ERR(r));
+    return r;
+}
+
+static int start_servers(void)
+{
+    const adv_settings_t *s = app.set;
+    adv_api_opts_t ao = {.loop = app.d.loop,
+                         .store = app.store,
+                         .auth = app.auth,
+                         .metrics = app.d.metrics,
+                         .engine = &app.engine,
+                         .ch = &app.ch,
+                         .run = api_run};
+    grpc_server_credentials *creds = NULL;
+    int grpc_port = 0, http_port = 0, r;
+
+    r = adv_api_new(&ao, &app.api);
+    if (r == 0)
+        r = credentials(&creds);
+    if (r == 0)
+        r = kopt_grpc_server_new(app.d.loop, NULL, &app.grpc);
+    if (r == 0)
+        r = adv_api_register_grpc(app.api, app.grpc);
+    if (r == 0)
+        r = kopt_grpc_health_register(app.grpc, &app.health);
+    if (r == 0)
+        r = kopt_grpc_reflection_register(app.grpc, kopt_descriptor_set, kopt_descriptor_set_len,
+                                          served_services, &app.reflection);
+    if (r == 0) {
+        r = kopt_grpc_server_listen(app.grpc, s->listen.text, creds, &grpc_port);
+        creds = NULL;
+    }
+    if (r == 0)
+        r = kopt_grpc_server_start(app.grpc);
+    if (creds)
+        grpc_server_credentials_release(creds);
+    if (r < 0) {
+        kopt_log_error("gRPC server failed to start", KOPT_STR("listen", s->listen.text),
+                       KOPT_ERR(r));
+        return r;
+    }
+    kopt_log_info("gRPC listening", KOPT_STR("listen", s->listen.text), KOPT_INT("port", grpc_port),
+                  KOPT_BOOL("tls", !s->insecure));
+    r = adv_gateway_new(app.d.loop, app.api, app.d.metrics, s->http_listen.text, &app.gateway,
+                        &http_port);
+    if (r < 0) {
+        kopt_log_error("HTTP gateway failed to start", KOPT_STR("listen", s->http_listen.text),
+                       KOPT_ERR(r));
+        return r;
+    }
+    kopt_log_info("HTTP gateway and web UI listening", KOPT_STR("listen", s->http_listen.text),
+                  KOPT_INT("port", http_port));
+    update_health();
+    return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static void close_rest(void *arg)
+{
+    (void)arg;
+    app.grpc_down = true;
+    app.grpc = NULL;
+    kopt_grpc_health_free(app.health);
+    kopt_grpc_reflection_free(app.reflection);
+    app.health = NULL;
+    app.reflection = NULL;
+    kopt_grpc_tls_fetcher_free(app.fetcher);
+    kopt_tls_source_free(app.tls);
+    app.fetcher = NULL;
+    app.tls = NULL;
+    if (app.gateway && !app.gateway_down) {
+        app.gateway_down = true;
+        adv_gateway_close(app.gateway, NULL, NULL);
+    }
+    app.gateway = NULL;
+    uv_close((uv_handle_t *)&app.stream_retry, NULL);
+    uv_close((uv_handle_t *)&app.schedule, NULL);
+    uv_close((uv_handle_t *)&app.drain_poll, NULL);
+    kopt_daemon_close(&app.d);
+}
+
+static void on_stop(void *data)
+{
+    (void)data;
+    if (app.grpc && !app.grpc_down)
+        kopt_grpc_server_shutdown(app.grpc, 0, close_rest, NULL);
+    else
+        close_rest(NULL);
+}
+
+static void on_grpc_down(void *arg)
+{
+    (void)arg;
+    app.grpc_down = true;
+    app.grpc = NULL;
+    kopt_lifecycle_drained(app.d.lifecycle); /* calls on_stop */
+}
+
+/* Waits for calls on the worker pool (usage, analyses) before closing gRPC. */
+static void on_drain_poll(uv_timer_t *t)
+{
+    (void)t;
+    if ((app.api && adv_api_pending(app.api) > 0) || app.running)
+        return;
+    uv_timer_stop(&app.drain_poll);
+    if (app.grpc)
+        kopt_grpc_server_shutdown(app.grpc, 1000, on_grpc_down, NULL);
+    else
+        kopt_lifecycle_drained(app.d.lifecycle);
+}
+
+static void on_drain(void *data)
+{
+    (void)data;
+    update_health();
+    uv_timer_stop(&app.stream_retry);
+    uv_timer_stop(&app.schedule);
+    uv_timer_start(&app.drain_poll, on_drain_poll, 0, 100);
+}
+
+static void apply_settings(void *data, const void *settings)
+{
+    const adv_settings_t *s = settings;
+    kopt_engine_options_t eo;
+    char err[512];
+    int changed = 0;
+
+    (void)data;
+    app.set = s;
+    if (adv_settings_engine_options(s, &eo, err, sizeof(err)) < 0)
+        kopt_log_error("engine settings not applied", KOPT_STR("error", err));
+    else
+        app.engine = eo; /* the next analysis uses them */
+    if (adv_auth_reload(app.auth, err, sizeof(err)) < 0)
+        kopt_log_error("API keys reload failed; keeping the current keys", KOPT_STR("error", err));
+    else
+        kopt_log_info("API keys re-read", KOPT_UINT("keys", adv_auth_count(app.auth)));
+    if (app.tls && kopt_tls_source_reload(app.tls, &changed, err, sizeof(err)) < 0)
+        kopt_log_error("TLS reload failed; keeping the current certificates",
+                       KOPT_STR("error", err));
+    else if (changed)
+        kopt_log_info("TLS certificates re-read; new connections use them");
+}
+
+static void on_reload(void *data)
+{
+    (void)data;
+    kopt_daemon_reload(&app.d, apply_settings, NULL);
+    app.set = kopt_daemon_settings(&app.d);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int init_parts(void)
+{
+    const adv_settings_t *s = app.set;
+    char err[512];
+    int r;
+
+    if (adv_settings_engine_options(s, &app.engine, err, sizeof(err)) < 0) {
+        kopt_log_error("bad engine settings", KOPT_STR("error", err));
+        return -EINVAL;
+    }
+    /* Copies: a SIGHUP frees the settings, and workers read these. */
+    app.ch_url = dup_or_null(s->clickhouse_url);
+    app.ch_user = dup_or_null(s->clickhouse_user);
+    app.ch_pw_file = dup_or_null(s->clickhouse_password_file);
+    app.ch_db = dup_or_null(s->clickhouse_database);
+    app.nats_url = dup_or_null(s->nats_url);
+    adv_settings_ch_options(s, &app.ch);
+    app.ch.url = app.ch_url;
+    app.ch.user = app.ch_user;
+    app.ch.password_file = app.ch_pw_file;
+    app.ch.database = app.ch_db;
+    if (!s->api_keys_file && !s->insecure)
+        kopt_log_warn("no --api-keys-file: only mTLS callers with a kopt service identity "
+                      "are let in");
+    if (!s->api_keys_file && s->insecure)
+        kopt_log_warn("INSECURE: no --api-keys-file, so the API is open to anyone");
+    r = adv_auth_new(s->api_keys_file, s->insecure, &app.auth, err, sizeof(err));
+    if (r < 0) {
+        kopt_log_error("API keys not loaded", KOPT_STR("error", err));
+        return r;
+    }
+    r = adv_store_new(&app.store);
+    if (r == 0 && app.nats_url && *app.nats_url)
+        r = adv_publisher_new(app.nats_url, &app.publisher);
+    if (r == 0)
+        r = kopt_metrics_counter(app.d.metrics, "kopt_advisor_analysis_runs_total",
+                                 "Analyses finished, by result", "result", &app.runs);
+    if (r == 0) {
+        kopt_metric_family_t *f;
+
+        kopt_metrics_gauge(app.d.metrics, "kopt_advisor_recommendations",
+                           "Workloads with a recommendation in memory", NULL, &f);
+        app.n_recs = kopt_metric_gauge_with(f);
+        kopt_metrics_gauge(app.d.metrics, "kopt_advisor_last_analysis_timestamp_seconds",
+                           "When the last successful analysis finished", NULL, &f);
+        app.last_run = kopt_metric_gauge_with(f);
+        kopt_metrics_gauge(app.d.metrics, "kopt_advisor_last_analysis_duration_seconds",
+                           "How long the last analysis took", NULL, &f);
+        app.last_duration = kopt_metric_gauge_with(f);
+    }
+    return r;
+}
+
+int adv_serve(int argc, char **argv)
+{
+    kopt_lifecycle_hooks_t hooks = {
+        .drain = on_drain, .stop = on_stop, .reload = on_reload, .data = NULL};
+    int code;
+
+    if (kopt_daemon_init(&app.d, "advisor", &adv_settings_spec, argc, argv, &hooks, &code) < 0)
+        return code;
+    app.set = kopt_daemon_settings(&app.d);
+    grpc_init();
+    uv_timer_init(app.d.loop, &app.stream_retry);
+    uv_timer_init(app.d.loop, &app.schedule);
+    uv_timer_init(app.d.loop, &app.drain_poll);
+    kopt_backoff_init(&app.stream_backoff, 500, 30000, kopt_now_ns());
+    adv_stream_spec(app.set, &app.stream);
+    kopt_admin_add_check(app.d.admin, "results", check_loaded, NULL);
+    if (init_parts() < 0 || start_servers() < 0 || start_job(NULL, true, NULL, NULL) < 0) {
+        kopt_lifecycle_begin_drain(app.d.lifecycle, "start-up failed");
+        app.d.exit_code = 1;
+    } else if (app.nats_url && *app.nats_url) {
+        ensure_stream();
+    }
+    code = kopt_daemon_run(&app.d);
+    adv_api_free(app.api);
+    adv_publisher_free(app.publisher);
+    adv_auth_free(app.auth);
+    adv_store_free(app.store);
+    free(app.ch_url);
+    free(app.ch_user);
+    free(app.ch_pw_file);
+    free(app.ch_db);
+    free(app.nats_url);
+    grpc_shutdown();
+    return code;
+}

@@ -1,0 +1,179 @@
+/* The settings table of kopt-advisor, and the engine and ClickHouse options
+ * made from it. Names are shared with the other daemons where the meaning is
+ * the same (listen, tls-*, nats-url, clickhouse-*). Fractional numbers
+ * (prices, cores) are strings parsed here, since the config has no float. */
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "advisor.h"
+
+#define S adv_settings_t
+
+static const char *const strategies[] = {"kopt", "vpa", "simple", NULL};
+static const char *const limits[] = {"keep-ratio", "from-upper", "leave", NULL};
+
+static const kopt_config_setting_t settings[] = {
+    KOPT_DAEMON_SETTINGS(S, ":7412"),
+    {"listen", KOPT_CONFIG_ADDRESS, offsetof(S, listen), ":7410",
+     "gRPC address for kopt.v1.Advisor, health and reflection", 0, 0, 0, NULL},
+    {"http-listen", KOPT_CONFIG_ADDRESS, offsetof(S, http_listen), ":7411",
+     "HTTP address of the /v1 JSON gateway and the web UI at /", 0, 0, 0, NULL},
+    {"tls-ca", KOPT_CONFIG_PATH, offsetof(S, tls_ca), NULL,
+     "PEM CA that signs internal callers' client certificates (re-read on SIGHUP)", 0, 0, 0, NULL},
+    {"tls-cert", KOPT_CONFIG_PATH, offsetof(S, tls_cert), NULL,
+     "PEM server certificate chain (re-read on SIGHUP)", 0, 0, 0, NULL},
+    {"tls-key", KOPT_CONFIG_PATH, offsetof(S, tls_key), NULL,
+     "PEM server private key (re-read on SIGHUP)", 0, 0, 0, NULL},
+    {"insecure", KOPT_CONFIG_BOOL, offsetof(S, insecure), "false",
+     "plaintext gRPC; without --api-keys-file also no API keys (local development only)", 0, 0, 0,
+     NULL},
+    {"api-keys-file", KOPT_CONFIG_PATH, offsetof(S, api_keys_file), NULL,
+     "accepted API keys, one a line ('#' comments); re-read on SIGHUP", 0, 0, 0, NULL},
+    {"nats-url", KOPT_CONFIG_STRING, offsetof(S, nats_url), "nats://127.0.0.1:4222",
+     "NATS server(s), comma-separated; empty: do not publish", 0, 0, 0, NULL},
+    {"stream-replicas", KOPT_CONFIG_INT, offsetof(S, stream_replicas), "1",
+     "KOPT_RECOMMENDATIONS replicas", 0, 1, 5, NULL},
+    {"stream-max-age", KOPT_CONFIG_DURATION, offsetof(S, stream_max_age_ms), "720h",
+     "how long KOPT_RECOMMENDATIONS keeps results (0: forever)", 0, 0, 0, NULL},
+    {"clickhouse-url", KOPT_CONFIG_STRING, offsetof(S, clickhouse_url), "http://127.0.0.1:8123",
+     "ClickHouse HTTP interface", 0, 0, 0, NULL},
+    {"clickhouse-user", KOPT_CONFIG_STRING, offsetof(S, clickhouse_user), NULL,
+     "ClickHouse user (default: ClickHouse's default user)", 0, 0, 0, NULL},
+    {"clickhouse-password-file", KOPT_CONFIG_PATH, offsetof(S, clickhouse_password_file), NULL,
+     "file whose first line is the ClickHouse password", 0, 0, 0, NULL},
+    {"clickhouse-database", KOPT_CONFIG_STRING, offsetof(S, clickhouse_database), "kopt",
+     "ClickHouse database", 0, 0, 0, NULL},
+    {"clickhouse-timeout", KOPT_CONFIG_DURATION, offsetof(S, clickhouse_timeout_ms), "120s",
+     "longest ClickHouse request", 0, 0, 0, NULL},
+    {"clickhouse-max-response", KOPT_CONFIG_BYTES, offsetof(S, clickhouse_max_response_bytes),
+     "1GiB", "largest ClickHouse answer read (the history of one analysis)", 0, 0, 0, NULL},
+    {"analysis-interval", KOPT_CONFIG_DURATION, offsetof(S, analysis_interval_ms), "1h",
+     "how often the server analyses (0: only on RunAnalysis)", 0, 0, 0, NULL},
+    {"lookback", KOPT_CONFIG_DURATION, offsetof(S, lookback_ms), "192h",
+     "history an analysis reads", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"strategy", KOPT_CONFIG_ENUM, offsetof(S, strategy), "kopt",
+     "recommendation strategy: kopt, vpa (the VPA recommender's rules) or simple",
+     KOPT_CONFIG_RELOADABLE, 0, 0, strategies},
+    {"limits", KOPT_CONFIG_ENUM, offsetof(S, limits), "keep-ratio",
+     "limits policy: keep the current limit/request ratio, set them from the upper bound, "
+     "or leave them",
+     KOPT_CONFIG_RELOADABLE, 0, 0, limits},
+    {"half-life", KOPT_CONFIG_DURATION, offsetof(S, half_life_ms), "24h",
+     "decay half-life of the usage histograms (kopt strategy)", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"cpu-percentile", KOPT_CONFIG_INT, offsetof(S, cpu_percentile), "90",
+     "percentile of CPU usage the CPU request is based on", KOPT_CONFIG_RELOADABLE, 1, 100, NULL},
+    {"memory-percentile", KOPT_CONFIG_INT, offsetof(S, memory_percentile), "95",
+     "percentile of memory peaks the memory request is based on", KOPT_CONFIG_RELOADABLE, 1, 100,
+     NULL},
+    {"safety-margin", KOPT_CONFIG_INT, offsetof(S, safety_margin_percent), "15",
+     "percent added to the percentiles", KOPT_CONFIG_RELOADABLE, 0, 1000, NULL},
+    {"oom-bump", KOPT_CONFIG_INT, offsetof(S, oom_bump_percent), "120",
+     "after an OOM kill, memory is at least this percent of the usage at the kill",
+     KOPT_CONFIG_RELOADABLE, 100, 1000, NULL},
+    {"cpu-min-cores", KOPT_CONFIG_STRING, offsetof(S, cpu_min_cores), "0.01",
+     "smallest CPU request recommended, in cores", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"memory-min", KOPT_CONFIG_BYTES, offsetof(S, memory_min_bytes), "16MiB",
+     "smallest memory request recommended", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"idle-cpu-cores", KOPT_CONFIG_STRING, offsetof(S, idle_cpu_cores), "0.01",
+     "a workload whose CPU peak stays below this all along is idle", KOPT_CONFIG_RELOADABLE, 0, 0,
+     NULL},
+    {"cpu-price-per-core-hour", KOPT_CONFIG_STRING, offsetof(S, cpu_price), "0.031611",
+     "price of one CPU core for one hour", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"memory-price-per-gib-hour", KOPT_CONFIG_STRING, offsetof(S, memory_price), "0.004237",
+     "price of one GiB of memory for one hour", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"currency", KOPT_CONFIG_STRING, offsetof(S, currency), "USD", "ISO 4217 code of the prices",
+     KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"once", KOPT_CONFIG_BOOL, offsetof(S, once), "false",
+     "analyse once, write and publish, and exit 0 (or 1 on failure); what `analyze` does", 0, 0, 0,
+     NULL},
+};
+
+const kopt_config_spec_t adv_settings_spec = {
+    .program = "kopt-advisor",
+    .version = KOPT_VERSION,
+    .summary = "right-sizing advice: analyses ClickHouse history and serves it over gRPC, "
+               "HTTP/JSON and a web page. Subcommand: analyze [--once] runs one analysis",
+    .settings = settings,
+    .n_settings = sizeof(settings) / sizeof(settings[0]),
+    .size = sizeof(adv_settings_t),
+};
+
+static int number(const char *name, const char *text, double min, double *out, char *err,
+                  size_t errlen)
+{
+    char *end = NULL;
+    double v;
+
+    errno = 0;
+    v = text ? strtod(text, &end) : NAN;
+    if (!text || end == text || *end != '\0' || errno != 0 || !isfinite(v) || v < min) {
+        snprintf(err, errlen, "--%s: \"%s\" is not a number >= %g", name, text ? text : "", min);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+int adv_settings_engine_options(const adv_settings_t *s, kopt_engine_options_t *o, char *err,
+                                size_t errlen)
+{
+    int r;
+
+    kopt_engine_options_default(o);
+    o->strategy = (kopt_engine_strategy_t)s->strategy;
+    o->limits = (kopt_limits_policy_t)s->limits;
+    o->half_life_s = (double)s->half_life_ms / 1000.0;
+    o->cpu_percentile = (double)s->cpu_percentile / 100.0;
+    o->memory_percentile = (double)s->memory_percentile / 100.0;
+    if (o->cpu_upper_percentile < o->cpu_percentile)
+        o->cpu_upper_percentile = o->cpu_percentile;
+    if (o->memory_upper_percentile < o->memory_percentile)
+        o->memory_upper_percentile = o->memory_percentile;
+    if (o->cpu_lower_percentile > o->cpu_percentile)
+        o->cpu_lower_percentile = o->cpu_percentile;
+    if (o->memory_lower_percentile > o->memory_percentile)
+        o->memory_lower_percentile = o->memory_percentile;
+    o->safety_margin = (double)s->safety_margin_percent / 100.0;
+    o->oom_bump = (double)s->oom_bump_percent / 100.0;
+    o->memory_min_bytes = s->memory_min_bytes;
+    o->lookback_s = (int64_t)(s->lookback_ms / 1000);
+    r = number("cpu-min-cores", s->cpu_min_cores, 0, &o->cpu_min_cores, err, errlen);
+    if (r == 0)
+        r = number("idle-cpu-cores", s->idle_cpu_cores, 0, &o->idle_cpu_cores, err, errlen);
+    if (r == 0)
+        r = number("cpu-price-per-core-hour", s->cpu_price, 0, &o->prices.cpu_core_hour, err,
+                   errlen);
+    if (r == 0)
+        r = number("memory-price-per-gib-hour", s->memory_price, 0, &o->prices.memory_gib_hour, err,
+                   errlen);
+    if (r < 0)
+        return r;
+    if (!s->currency || strlen(s->currency) != 3) {
+        snprintf(err, errlen, "--currency: \"%s\" is not an ISO 4217 code",
+                 s->currency ? s->currency : "");
+        return -EINVAL;
+    }
+    snprintf(o->prices.currency, sizeof(o->prices.currency), "%s", s->currency);
+    if (kopt_engine_options_check(o) < 0) {
+        snprintf(err, errlen, "engine options out of range (percentiles, margin, prices)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void adv_settings_ch_options(const adv_settings_t *s, kopt_ch_options_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->url = s->clickhouse_url;
+    o->database = s->clickhouse_database;
+    o->user = s->clickhouse_user;
+    o->password_file = s->clickhouse_password_file;
+    o->password_env = "KOPT_CLICKHOUSE_PASSWORD";
+    o->timeout_ms =
+        (uint32_t)(s->clickhouse_timeout_ms > UINT32_MAX ? UINT32_MAX : s->clickhouse_timeout_ms);
+    o->max_response_bytes = (size_t)s->clickhouse_max_response_bytes;
+}

@@ -1,0 +1,778 @@
+/* kopt-advisor, the real binary, against real nats-server and
+ * clickhouse-server: hourly rollups of a few workloads with known shapes are
+ * written to container_hourly, `kopt-advisor analyze --once` writes and
+ * publishes, then the server serves the same recommendation over gRPC (a C
+ * client), HTTP (libcurl), buf curl (reflection) and a Python client made
+ * from the protos; JetStream holds the same message. Bad requests and bad
+ * keys get the right codes. One group: servers start once (~20 s).
+ *
+ * usage: test_advisor SRCDIR KOPT_ADVISOR PYTHON3 PY_SCRIPT BUF [PROTO_INCLUDE_DIR...] */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <jansson.h>
+#include <math.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <kopt/usage_buckets.h>
+
+#include "clickhouse.h"
+#include "harness.h"
+#include "kopt/v1/advisor.pb-c.h"
+#include "schema.h"
+
+#define KEY "itest-key-0123456789"
+#define CLUSTER "local"
+
+static const char *advisor_exe, *python_exe, *python_script, *buf_exe;
+static char *const *proto_dirs;
+static int n_proto_dirs;
+
+static struct {
+    kopt_test_nats_t *nats;
+    kopt_test_clickhouse_t *ch;
+    kopt_test_proc_t adv;
+    char *dir, keys[512], log[512];
+    int grpc_port, http_port, admin_port;
+    char target[64], base[64];
+} w;
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+typedef struct {
+    char *data;
+    size_t len;
+} buf_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *data)
+{
+    buf_t *b = data;
+    char *nd = realloc(b->data, b->len + size * n + 1);
+
+    if (!nd)
+        return 0;
+    memcpy(nd + b->len, p, size * n);
+    b->data = nd;
+    b->len += size * n;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+/* GET (or POST with body) base+path with an API key; returns the status. */
+static long http(const char *method, const char *path, const char *key, const char *body,
+                 char **out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[1024], auth[256];
+    buf_t b = {0};
+    long status = 0;
+
+    assert_non_null(c);
+    snprintf(url, sizeof(url), "%s%s", w.base, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (key) {
+        snprintf(auth, sizeof(auth), "authorization: Bearer %s", key);
+        h = curl_slist_append(h, auth);
+    }
+    if (body) {
+        h = curl_slist_append(h, "content-type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (out)
+        *out = b.data ? b.data : strdup("");
+    else
+        free(b.data);
+    return status;
+}
+
+/* One unary call on gRPC C core, plaintext. Returns the status code;
+ * resp and len get the answer (malloc'd) when OK. */
+static int grpc_unary(const char *method, const char *key, const ProtobufCMessage *req,
+                      uint8_t **resp, size_t *len, char *details, size_t dlen)
+{
+    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(w.target, cr, NULL);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(60, GPR_TIMESPAN));
+    grpc_call *call =
+        grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                 grpc_slice_from_static_string(method), NULL, deadline, NULL);
+    size_t rlen = protobuf_c_message_get_packed_size(req);
+    uint8_t *rb = malloc(rlen + 1);
+    grpc_metadata md;
+    grpc_metadata_array init_md, trail_md;
+    grpc_byte_buffer *send, *recv = NULL;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice sl, det = grpc_empty_slice();
+    grpc_op ops[6];
+    char auth[256];
+    grpc_event ev;
+
+    grpc_channel_credentials_release(cr);
+    protobuf_c_message_pack(req, rb);
+    sl = grpc_slice_from_copied_buffer((const char *)rb, rlen);
+    send = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    free(rb);
+    snprintf(auth, sizeof(auth), "Bearer %s", key ? key : "");
+    md.key = grpc_slice_from_static_string("authorization");
+    md.value = grpc_slice_from_copied_string(auth);
+    grpc_metadata_array_init(&init_md);
+    grpc_metadata_array_init(&trail_md);
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = key ? 1 : 0;
+    ops[0].data.send_initial_metadata.metadata = &md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &det;
+    assert_int_equal(grpc_call_start_batch(call, ops, 6, (void *)1, NULL), GRPC_CALL_OK);
+    ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+    *resp = NULL;
+    *len = 0;
+    if (recv) {
+        grpc_byte_buffer_reader rd;
+        grpc_slice all;
+
+        grpc_byte_buffer_reader_init(&rd, recv);
+        all = grpc_byte_buffer_reader_readall(&rd);
+        *len = GRPC_SLICE_LENGTH(all);
+        *resp = malloc(*len + 1);
+        memcpy(*resp, GRPC_SLICE_START_PTR(all), *len);
+        grpc_slice_unref(all);
+        grpc_byte_buffer_reader_destroy(&rd);
+        grpc_byte_buffer_destroy(recv);
+    }
+    snprintf(details, dlen, "%.*s", (int)GRPC_SLICE_LENGTH(det),
+             (const char *)GRPC_SLICE_START_PTR(det));
+    grpc_slice_unref(det);
+    grpc_slice_unref(md.value);
+    grpc_byte_buffer_destroy(send);
+    grpc_metadata_array_destroy(&init_md);
+    grpc_metadata_array_destroy(&trail_md);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    grpc_channel_destroy(ch);
+    return (int)status;
+}
+
+/* Runs a command; its stdout (and stderr) in *out. Returns the exit status. */
+static int run_cmd(char *const argv[], char **out)
+{
+    char path[600];
+    kopt_test_proc_t p;
+    FILE *f;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/cmd.log", w.dir);
+    unlink(path);
+    assert_int_equal(kopt_test_proc_spawn(&p, argv, NULL, path), 0);
+    for (int i = 0; i < 1200 && kopt_test_proc_alive(&p); i++)
+        usleep(100 * 1000);
+    if (kopt_test_proc_alive(&p))
+        kopt_test_proc_kill9(&p);
+    f = fopen(path, "r");
+    if (out) {
+        n = 0;
+        if (f && fseek(f, 0, SEEK_END) == 0)
+            n = ftell(f);
+        *out = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+        assert_non_null(*out);
+        if (f && n > 0) {
+            rewind(f);
+            if (fread(*out, 1, (size_t)n, f) != (size_t)n)
+                (*out)[0] = '\0';
+        }
+    }
+    if (f)
+        fclose(f);
+    int status = WIFEXITED(p.status) ? WEXITSTATUS(p.status) : 128;
+    kopt_test_proc_release(&p);
+    return status;
+}
+
+/* ---- data ------------------------------------------------------------------------ */
+
+static int n_rows;
+
+/* 48 hours of one container with a constant shape, ending the hour before now. */
+static void add_hours(FILE *f, const char *cluster, const char *ns, const char *kind,
+                      const char *name, const char *container, double cpu, double mem,
+                      double cpu_req, double mem_req, uint32_t pods, uint32_t oom_every)
+{
+    int64_t now = (int64_t)time(NULL) / 3600 * 3600;
+
+    for (int h = 48; h >= 1; h--) {
+        int64_t hour = now - (int64_t)h * 3600;
+        uint32_t n = 60 * pods;
+        uint32_t oom = oom_every && h % (int)oom_every == 0;
+
+        fprintf(
+            f,
+            "%s('%s','%s','%s','%s','%s',%lld,%u,%u,%u,%.6f,%.6f,%.3f,0,0,0,[%d],[%u],%.0f,%.0f,"
+            "[%d],[%u],%u,0,%.3f,0,%.0f,0,%lld)",
+            n_rows++ ? "," : "", cluster, ns, kind, name, container, (long long)hour, n, pods,
+            n * 6, cpu, cpu * 1.5, cpu * 60 * n, kopt_cpu_bucket(cpu), n, mem, mem,
+            kopt_memory_bucket(mem), n, oom, cpu_req, mem_req, (long long)now);
+    }
+}
+
+static void write_history(void)
+{
+    char *sql = NULL, *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sql, &len);
+
+    fputs("INSERT INTO kopt.container_hourly (cluster, namespace, workload_kind, workload_name, "
+          "container, hour, window_count, pod_count, sample_count, cpu_usage_mean_cores, "
+          "cpu_usage_peak_cores, cpu_usage_core_seconds, cpu_throttled_seconds, "
+          "cpu_throttled_periods, cpu_periods, cpu_hist_index, cpu_hist_count, "
+          "memory_working_set_peak_bytes, memory_rss_peak_bytes, mem_hist_index, mem_hist_count, "
+          "oom_kills, restarts, cpu_request_cores, cpu_limit_cores, memory_request_bytes, "
+          "memory_limit_bytes, rolled_at) VALUES ",
+          f);
+    /* web: 0.2 cores and 200 MiB against 1 core and 1 GiB: over-provisioned. */
+    add_hours(f, CLUSTER, "shop", "Deployment", "web", "app", 0.2, 200.0 * 1048576, 1.0,
+              1024.0 * 1048576, 2, 0);
+    /* db: 0.5 cores against 0.25, 600 MiB against 512 MiB with OOM kills. */
+    add_hours(f, CLUSTER, "shop", "StatefulSet", "db", "pg", 0.5, 600.0 * 1048576, 0.25,
+              512.0 * 1048576, 1, 12);
+    /* sleepy: idle. */
+    add_hours(f, CLUSTER, "batch", "Deployment", "sleepy", "main", 0.0005, 5.0 * 1048576, 0.5,
+              256.0 * 1048576, 1, 0);
+    add_hours(f, "other", "default", "Deployment", "api", "api", 0.1, 100.0 * 1048576, 0.1,
+              128.0 * 1048576, 3, 0);
+    fclose(f);
+    if (kopt_test_clickhouse_query(w.ch, sql, &out) != 0)
+        fail_msg("insert failed: %s", out);
+    free(out);
+    free(sql);
+}
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+static int group_setup(void **state)
+{
+    kopt_ch_options_t o = {0};
+    kopt_ch_client_t *c = NULL;
+    kopt_ch_error_t err = {0};
+    char grpc_l[64], http_l[64], admin_l[64], *out = NULL;
+    long st = 0;
+    FILE *f;
+
+    (void)state;
+    if (kopt_test_nats_start(&w.nats, NULL) == -ENOENT ||
+        kopt_test_clickhouse_start(&w.ch) == -ENOENT) {
+        fprintf(stderr, "nats-server or clickhouse-server missing: skipping\n");
+        return -1;
+    }
+    assert_non_null(w.nats);
+    assert_non_null(w.ch);
+    o.url = w.ch->url;
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    assert_int_equal(kopt_schema_migrate(c, NULL, NULL, &err), 0);
+    kopt_ch_client_free(c);
+    write_history();
+    w.dir = kopt_test_tmpdir("kopt-advisor-test");
+    assert_non_null(w.dir);
+    snprintf(w.keys, sizeof(w.keys), "%s/keys", w.dir);
+    snprintf(w.log, sizeof(w.log), "%s/advisor.log", w.dir);
+    f = fopen(w.keys, "w");
+    assert_non_null(f);
+    fputs("# test keys\nanother-key\n" KEY "\n", f);
+    fclose(f);
+    w.grpc_port = kopt_test_free_port();
+    w.http_port = kopt_test_free_port();
+    w.admin_port = kopt_test_free_port();
+    snprintf(w.target, sizeof(w.target), "127.0.0.1:%d", w.grpc_port);
+    snprintf(w.base, sizeof(w.base), "http://127.0.0.1:%d", w.http_port);
+    snprintf(grpc_l, sizeof(grpc_l), "127.0.0.1:%d", w.grpc_port);
+    snprintf(http_l, sizeof(http_l), "127.0.0.1:%d", w.http_port);
+    snprintf(admin_l, sizeof(admin_l), "127.0.0.1:%d", w.admin_port);
+    {
+        char *once[] = {(char *)advisor_exe,
+                        "analyze",
+                        "--once",
+                        "--clickhouse-url",
+                        w.ch->url,
+                        "--nats-url",
+                        w.nats->url,
+                        "--log-format",
+                        "text",
+                        NULL};
+        int rc = run_cmd(once, &out);
+
+        if (rc != 0)
+            fail_msg("analyze --once exited %d: %s", rc, out);
+        free(out);
+    }
+    {
+        char *argv[] = {(char *)advisor_exe,
+                        "--insecure",
+                        "--api-keys-file",
+                        w.keys,
+                        "--listen",
+                        grpc_l,
+                        "--http-listen",
+                        http_l,
+                        "--admin-listen",
+                        admin_l,
+                        "--clickhouse-url",
+                        w.ch->url,
+                        "--nats-url",
+                        w.nats->url,
+                        "--analysis-interval",
+                        "0",
+                        NULL};
+        char url[128];
+
+        assert_int_equal(kopt_test_proc_spawn(&w.adv, argv, NULL, w.log), 0);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", w.admin_port);
+        for (int i = 0; i < 300 && st != 200; i++) {
+            usleep(100 * 1000);
+            kopt_test_http(url, NULL, 1000, &st, NULL);
+        }
+        if (st != 200)
+            kopt_test_log_tail(w.log, 40);
+        assert_int_equal(st, 200);
+    }
+    /* For people: KOPT_TEST_ADVISOR_PAUSE=SECONDS keeps everything up to poke at. */
+    const char *pause = getenv("KOPT_TEST_ADVISOR_PAUSE");
+    if (pause) {
+        fprintf(stderr, "paused: grpc %s http %s admin %d clickhouse %s nats %s key %s\n", w.target,
+                w.base, w.admin_port, w.ch->url, w.nats->url, KEY);
+        sleep((unsigned)atoi(pause));
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    int r = 0;
+
+    if (w.adv.pid) {
+        r = kopt_test_proc_stop(&w.adv, 10000);
+        if (r != 0 || kopt_test_log_contains(w.log, "ERROR: AddressSanitizer") ||
+            kopt_test_log_contains(w.log, "LeakSanitizer")) {
+            kopt_test_log_tail(w.log, 60);
+            r = -1;
+        }
+        if (!WIFEXITED(w.adv.status) || WEXITSTATUS(w.adv.status) != 0) {
+            fprintf(stderr, "kopt-advisor exit status %d\n", w.adv.status);
+            r = -1;
+        }
+    }
+    kopt_test_proc_release(&w.adv);
+    kopt_test_cleanup_all();
+    if (w.dir)
+        kopt_test_rmtree(w.dir);
+    free(w.dir);
+    (void)state;
+    return r;
+}
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+static Kopt__V1__GetRecommendationResponse *get_grpc(const char *ns, int kind, const char *name,
+                                                     const char *key, int *code)
+{
+    Kopt__V1__GetRecommendationRequest req = KOPT__V1__GET_RECOMMENDATION_REQUEST__INIT;
+    char details[512];
+    uint8_t *resp;
+    size_t len;
+    Kopt__V1__GetRecommendationResponse *m = NULL;
+
+    req.cluster = CLUSTER;
+    req.namespace_ = (char *)ns;
+    req.kind = (Kopt__V1__WorkloadKind)kind;
+    req.name = (char *)name;
+    *code = grpc_unary("/kopt.v1.Advisor/GetRecommendation", key, &req.base, &resp, &len, details,
+                       sizeof(details));
+    if (*code == 0)
+        m = kopt__v1__get_recommendation_response__unpack(NULL, len, resp);
+    free(resp);
+    return m;
+}
+
+static void same_recommendation_over_grpc_http_and_jetstream(void **state)
+{
+    Kopt__V1__GetRecommendationResponse *g;
+    const Kopt__V1__ContainerRecommendation *c;
+    json_t *j, *jc;
+    char *body = NULL;
+    int code;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    jsErrCode jerr = 0;
+    int found = 0;
+
+    (void)state;
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT, "web", KEY, &code);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    assert_non_null(g);
+    assert_int_equal(g->recommendation->n_containers, 1);
+    c = g->recommendation->containers[0];
+    /* 0.2 cores used of 1 requested: lowered, but kept above usage. */
+    assert_true(c->recommended->cpu_request_cores < 1.0);
+    assert_true(c->recommended->cpu_request_cores >= 0.2);
+    assert_true(c->recommended->memory_request_bytes < 1024ULL * 1048576);
+    assert_true(c->recommended->memory_request_bytes >= 200ULL * 1048576);
+    assert_true(g->recommendation->savings->monthly_cost > 0);
+    assert_true(strlen(c->explanation) > 20);
+    fprintf(stderr, "web: cpu %.3f -> %.3f, memory %llu -> %llu, %s\n",
+            c->current->cpu_request_cores, c->recommended->cpu_request_cores,
+            (unsigned long long)c->current->memory_request_bytes,
+            (unsigned long long)c->recommended->memory_request_bytes, c->explanation);
+
+    /* HTTP: the same numbers, by the proto3 JSON mapping. */
+    assert_int_equal(
+        http("GET", "/v1/recommendations?cluster=local&namespace=shop", KEY, NULL, &body), 200);
+    j = json_loads(body, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "totalSize")), 2);
+    json_t *recs = json_object_get(j, "recommendations");
+    for (size_t i = 0; i < json_array_size(recs); i++) {
+        json_t *r = json_array_get(recs, i);
+        if (strcmp(json_string_value(json_object_get(json_object_get(r, "workload"), "name")),
+                   "web") != 0)
+            continue;
+        jc = json_array_get(json_object_get(r, "containers"), 0);
+        assert_float_equal(json_number_value(json_object_get(json_object_get(jc, "recommended"),
+                                                             "cpuRequestCores")),
+                           c->recommended->cpu_request_cores, 1e-9);
+        assert_int_equal(strtoull(json_string_value(json_object_get(
+                                      json_object_get(jc, "recommended"), "memoryRequestBytes")),
+                                  NULL, 10),
+                         c->recommended->memory_request_bytes);
+        assert_string_equal(json_string_value(json_object_get(r, "analysisId")),
+                            g->recommendation->analysis_id);
+        found++;
+    }
+    assert_int_equal(found, 1);
+    json_decref(j);
+    free(body);
+    /* Kubernetes kind in the path. */
+    assert_int_equal(http("GET", "/v1/recommendations/local/shop/Deployment/web", KEY, NULL, NULL),
+                     200);
+
+    /* JetStream: every workload's message; web's equals what gRPC serves. */
+    assert_int_equal(natsConnection_ConnectTo(&nc, w.nats->url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsSubOptions_Init(&so);
+    so.Config.DeliverPolicy = js_DeliverAll;
+    assert_int_equal(
+        js_SubscribeSync(&sub, js, "kopt.recommendations.local.shop", NULL, &so, &jerr), NATS_OK);
+    found = 0;
+    for (int i = 0; i < 10; i++) {
+        natsMsg *msg = NULL;
+        Kopt__V1__Recommendation *rec;
+
+        if (natsSubscription_NextMsg(&msg, sub, 2000) != NATS_OK)
+            break;
+        rec = kopt__v1__recommendation__unpack(NULL, (size_t)natsMsg_GetDataLength(msg),
+                                               (const uint8_t *)natsMsg_GetData(msg));
+        assert_non_null(rec);
+        if (strcmp(rec->workload->name, "web") == 0) {
+            assert_string_equal(rec->analysis_id, g->recommendation->analysis_id);
+            assert_float_equal(rec->containers[0]->recommended->cpu_request_cores,
+                               c->recommended->cpu_request_cores, 1e-12);
+            found++;
+        }
+        kopt__v1__recommendation__free_unpacked(rec, NULL);
+        natsMsg_Destroy(msg);
+    }
+    assert_int_equal(found, 1);
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
+}
+
+static void oom_and_idle_are_reported(void **state)
+{
+    Kopt__V1__GetRecommendationResponse *g;
+    int code, oom = 0;
+
+    (void)state;
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_STATEFUL_SET, "db", KEY, &code);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    const Kopt__V1__ContainerRecommendation *c = g->recommendation->containers[0];
+    for (size_t i = 0; i < c->n_reasons; i++)
+        oom |= c->reasons[i] == KOPT__V1__RECOMMENDATION_REASON__RECOMMENDATION_REASON_OOM_KILLED;
+    assert_true(oom);
+    assert_true(c->oom_kills > 0);
+    assert_true(c->recommended->memory_request_bytes > 600ULL * 1048576);
+    assert_true(c->recommended->cpu_request_cores > 0.25);
+    assert_true(g->recommendation->savings->monthly_cost < 0); /* needs more */
+    kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
+    g = get_grpc("batch", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT, "sleepy", KEY, &code);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    assert_true(g->recommendation->idle);
+    kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
+}
+
+static void bad_requests_and_keys_get_the_right_codes(void **state)
+{
+    Kopt__V1__ListRecommendationsRequest lr = KOPT__V1__LIST_RECOMMENDATIONS_REQUEST__INIT;
+    Kopt__V1__GetRecommendationResponse *g;
+    char details[512], *body = NULL;
+    uint8_t *resp;
+    size_t len;
+    int code;
+
+    (void)state;
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT, "nope", KEY, &code);
+    assert_null(g);
+    assert_int_equal(code, GRPC_STATUS_NOT_FOUND);
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT, "web", "wrong-key",
+                 &code);
+    assert_null(g);
+    assert_int_equal(code, GRPC_STATUS_UNAUTHENTICATED);
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT, "web", NULL, &code);
+    assert_null(g);
+    assert_int_equal(code, GRPC_STATUS_UNAUTHENTICATED);
+    lr.page_token = "not-a-token";
+    code = grpc_unary("/kopt.v1.Advisor/ListRecommendations", KEY, &lr.base, &resp, &len, details,
+                      sizeof(details));
+    assert_int_equal(code, GRPC_STATUS_INVALID_ARGUMENT);
+    free(resp);
+
+    assert_int_equal(
+        http("GET", "/v1/recommendations/local/shop/Deployment/nope", KEY, NULL, &body), 404);
+    assert_non_null(strstr(body, "\"code\":5"));
+    free(body);
+    assert_int_equal(http("GET", "/v1/recommendations", "wrong", NULL, &body), 401);
+    assert_non_null(strstr(body, "\"code\":16"));
+    free(body);
+    assert_int_equal(http("GET", "/v1/recommendations", NULL, NULL, NULL), 401);
+    assert_int_equal(http("GET", "/v1/recommendations?page_token=zz", KEY, NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/recommendations?no_such=1", KEY, NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/recommendations?page_size=abc", KEY, NULL, NULL), 400);
+    assert_int_equal(http("GET", "/v1/nothing", KEY, NULL, NULL), 404);
+    assert_int_equal(http("GET", "/v1/clusters/nope/summary", KEY, NULL, NULL), 404);
+}
+
+static void paging_summary_usage_and_page(void **state)
+{
+    char *body = NULL, path[256];
+    json_t *j;
+    const char *tok;
+
+    (void)state;
+    /* Two pages of two, then one, in name order. */
+    assert_int_equal(
+        http("GET",
+             "/v1/recommendations?cluster=local&page_size=2&order=RECOMMENDATION_ORDER_NAME_ASC",
+             KEY, NULL, &body),
+        200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    assert_int_equal(json_array_size(json_object_get(j, "recommendations")), 2);
+    tok = json_string_value(json_object_get(j, "nextPageToken"));
+    assert_non_null(tok);
+    snprintf(path, sizeof(path),
+             "/v1/recommendations?cluster=local&page_size=2&order=RECOMMENDATION_ORDER_NAME_ASC"
+             "&page_token=%s",
+             tok);
+    json_decref(j);
+    assert_int_equal(http("GET", path, KEY, NULL, &body), 200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    assert_int_equal(json_array_size(json_object_get(j, "recommendations")), 1);
+    assert_null(json_object_get(j, "nextPageToken"));
+    json_decref(j);
+
+    assert_int_equal(http("GET", "/v1/clusters/local/summary", KEY, NULL, &body), 200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    assert_int_equal(json_integer_value(json_object_get(j, "workloadCount")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "idleWorkloadCount")), 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(j, "pricing"), "currency")), "USD");
+    json_decref(j);
+
+    assert_int_equal(http("GET", "/v1/clusters", KEY, NULL, &body), 200);
+    assert_non_null(strstr(body, "\"other\""));
+    free(body);
+
+    assert_int_equal(
+        http("GET", "/v1/workloads/local/shop/deployment/web/usage?step=7200s", KEY, NULL, &body),
+        200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    json_t *pts = json_object_get(json_array_get(json_object_get(j, "series"), 0), "points");
+    assert_true(json_array_size(pts) >= 24 && json_array_size(pts) <= 25);
+    assert_true(json_number_value(json_object_get(json_array_get(pts, 0), "cpuP95Cores")) >= 0.2);
+    json_decref(j);
+
+    assert_int_equal(http("GET", "/", NULL, NULL, &body), 200);
+    assert_non_null(strstr(body, "kopt advisor"));
+    free(body);
+}
+
+static void run_analysis_over_http_replaces_results(void **state)
+{
+    char *body = NULL, *id;
+    json_t *j;
+    Kopt__V1__GetRecommendationResponse *g;
+    int code;
+
+    (void)state;
+    assert_int_equal(http("POST", "/v1/analyses", KEY, "{\"cluster\":\"local\"}", &body), 200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(j);
+    id = strdup(json_string_value(json_object_get(j, "analysisId")));
+    assert_int_equal(json_integer_value(json_object_get(j, "workloadsAnalyzed")), 3);
+    json_decref(j);
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT, "web", KEY, &code);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    assert_string_equal(g->recommendation->analysis_id, id);
+    kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
+    /* "other" was outside the run's scope and is still served. */
+    assert_int_equal(
+        http("GET", "/v1/recommendations/other/default/Deployment/api", KEY, NULL, NULL), 200);
+    assert_int_equal(http("POST", "/v1/analyses", KEY, "{\"bogus\":1}", NULL), 400);
+    free(id);
+}
+
+static void buf_curl_lists_and_calls_through_reflection(void **state)
+{
+    char url[128], *out = NULL;
+
+    (void)state;
+    if (access(buf_exe, X_OK) != 0) {
+        fprintf(stderr, "no buf at %s: skipping\n", buf_exe);
+        skip();
+    }
+    snprintf(url, sizeof(url), "http://%s", w.target);
+    {
+        char *argv[] = {(char *)buf_exe,   "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+                        "--list-services", url,    NULL};
+        assert_int_equal(run_cmd(argv, &out), 0);
+        assert_non_null(strstr(out, "kopt.v1.Advisor"));
+        assert_non_null(strstr(out, "grpc.health.v1.Health"));
+        free(out);
+    }
+    {
+        char *argv[] = {(char *)buf_exe,           "curl",           "--protocol", "grpc",
+                        "--http2-prior-knowledge", "--list-methods", url,          NULL};
+        assert_int_equal(run_cmd(argv, &out), 0);
+        assert_non_null(strstr(out, "kopt.v1.Advisor/ListRecommendations"));
+        free(out);
+    }
+    {
+        char full[256], header[128];
+        char *argv[] = {(char *)buf_exe,           "curl", "--protocol", "grpc",
+                        "--http2-prior-knowledge", "-H",   header,       "-d",
+                        "{\"cluster\":\"local\"}", full,   NULL};
+
+        snprintf(header, sizeof(header), "authorization: Bearer %s", KEY);
+        snprintf(full, sizeof(full), "%s/kopt.v1.Advisor/ListRecommendations", url);
+        assert_int_equal(run_cmd(argv, &out), 0);
+        assert_non_null(strstr(out, "\"totalSize\": 3"));
+        free(out);
+    }
+}
+
+static void python_client_lists_recommendations(void **state)
+{
+    char *argv[64], *out = NULL;
+    int n = 0, rc;
+
+    (void)state;
+    argv[n++] = (char *)python_exe;
+    argv[n++] = (char *)python_script;
+    argv[n++] = "--target";
+    argv[n++] = w.target;
+    argv[n++] = "--key";
+    argv[n++] = KEY;
+    for (int i = 0; i < n_proto_dirs && n < 60; i++) {
+        argv[n++] = "-I";
+        argv[n++] = proto_dirs[i];
+    }
+    argv[n] = NULL;
+    rc = run_cmd(argv, &out);
+    if (rc != 0 && rc != 77)
+        fprintf(stderr, "python client exited %d:\n%s", rc, out);
+    free(out);
+    if (rc == 77)
+        skip();
+    assert_int_equal(rc, 0);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(same_recommendation_over_grpc_http_and_jetstream),
+        cmocka_unit_test(oom_and_idle_are_reported),
+        cmocka_unit_test(bad_requests_and_keys_get_the_right_codes),
+        cmocka_unit_test(paging_summary_usage_and_page),
+        cmocka_unit_test(buf_curl_lists_and_calls_through_reflection),
+        cmocka_unit_test(python_client_lists_recommendations),
+        cmocka_unit_test(run_analysis_over_http_replaces_results),
+    };
+    double t0 = kopt_test_now();
+    int failed;
+
+    if (argc < 6) {
+        fprintf(stderr,
+                "usage: %s SRCDIR KOPT_ADVISOR PYTHON3 PY_SCRIPT BUF [PROTO_INCLUDE_DIR...]\n",
+                argv[0]);
+        return 2;
+    }
+    advisor_exe = argv[2];
+    python_exe = argv[3];
+    python_script = argv[4];
+    buf_exe = argv[5];
+    proto_dirs = argv + 6;
+    n_proto_dirs = argc - 6;
+    grpc_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    curl_global_cleanup();
+    grpc_shutdown();
+    nats_Close();
+    fprintf(stderr, "timing: test_advisor %.3f s\n", kopt_test_now() - t0);
+    return failed;
+}
