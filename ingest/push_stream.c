@@ -14,6 +14,7 @@
 
 #include <grpc/byte_buffer_reader.h>
 
+#include <kopt/arena.h>
 #include <kopt/log.h>
 #include <kopt/util.h>
 
@@ -68,7 +69,8 @@ struct push_stream {
     kopt_grpc_tag_t decoded_tag;
     int rx_has;                      /* a message arrived (else half-close or error) */
     grpc_slice rx;                   /* its bytes */
-    Kopt__V1__MetricBatch *rx_batch; /* NULL: undecodable */
+    Kopt__V1__MetricBatch *rx_batch; /* NULL: undecodable; lives in rx_arena */
+    kopt_arena_t rx_arena;           /* emptied after each batch: no idle memory */
     int rx_valid;                    /* kopt_batch_validate's result */
     kopt_batch_problem_t rx_problem;
 };
@@ -103,6 +105,7 @@ static void unref(push_stream_t *s)
     if (s->out)
         grpc_byte_buffer_destroy(s->out);
     grpc_slice_unref(s->details);
+    kopt_arena_free(&s->rx_arena);
     kopt_grpc_call_release(s->c);
     free(s);
     kopt_ingest_check_drained(ing);
@@ -472,7 +475,8 @@ static void on_recv(kopt_grpc_tag_t *tag, int ok)
         s->rx = grpc_byte_buffer_reader_readall(&rd);
         grpc_byte_buffer_reader_destroy(&rd);
         len = GRPC_SLICE_LENGTH(s->rx);
-        s->rx_batch = kopt__v1__metric_batch__unpack(NULL, len, GRPC_SLICE_START_PTR(s->rx));
+        s->rx_batch = kopt__v1__metric_batch__unpack(&s->rx_arena.allocator, len,
+                                                     GRPC_SLICE_START_PTR(s->rx));
         if (s->rx_batch)
             s->rx_valid =
                 kopt_batch_validate(s->rx_batch, &ing->opts.limits, time(NULL), &s->rx_problem);
@@ -495,8 +499,7 @@ static void on_decoded(kopt_grpc_tag_t *tag, int ok)
     else if (!s->ending) /* else: arrived after the end was decided; re-sent later */
         handle_batch(s, s->rx, s->rx_batch);
     if (s->rx_has) {
-        if (s->rx_batch)
-            kopt__v1__metric_batch__free_unpacked(s->rx_batch, NULL);
+        kopt_arena_free(&s->rx_arena); /* the whole decoded batch at once */
         grpc_slice_unref(s->rx);
         s->rx_batch = NULL;
         s->rx_has = 0;
@@ -611,6 +614,7 @@ static push_stream_t *stream_new(kopt_ingest_t *ing, kopt_grpc_call_t *call)
     s->refs = 1;
     kopt_grpc_tag_init(&s->recv_tag, on_recv, 0);
     kopt_grpc_tag_init(&s->decoded_tag, on_decoded, 1);
+    kopt_arena_init(&s->rx_arena, 0);
     kopt_grpc_tag_init(&s->send_tag, on_send, 1);
     kopt_grpc_tag_init(&s->status_tag, on_status, 1);
     kopt_grpc_tag_init(&s->close_tag, on_close, 1);
