@@ -1,0 +1,795 @@
+/* The whole system, for real: nats-server (JetStream) and clickhouse-server
+ * from the harness, kopt-ingest (mutual TLS), kopt-aggregator, kopt-advisor
+ * (TLS, API keys) and kopt-agent (proc source, client certificate) measuring a
+ * stress-ng workload. Counts are checked exactly: the windows the agent
+ * reports having spooled (kopt_agent_windows_total, summed over its lives)
+ * equal the rows of container_windows FINAL, and no key appears twice.
+ *
+ *   test_e2e SRCDIR INGEST AGGREGATOR ADVISOR AGENT BUF flow|chaos
+ *
+ * flow:  data flows to recommendations served over gRPC (buf curl, mTLS),
+ *        HTTP (API key) and on JetStream kopt.recommendations.local.host.
+ * chaos: kill -9 agent, ingest, NATS, aggregator, ClickHouse and advisor
+ *        once each, in a random order at random moments, restart them; the
+ *        counts are still exact and recommendations are served.
+ *        KOPT_E2E_SEED=N replays an order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "kopt/v1/advisor.pb-c.h"
+
+#define WINDOW_MS 5000
+#define API_KEY "e2e-key-5f1c0ffee0ddba11"
+
+static const char *src_dir, *ingest_exe, *aggregator_exe, *advisor_exe, *agent_exe, *buf_exe;
+
+typedef struct {
+    char *dir;
+    char certs[512], keys[512], spool[512], agent_conf[512];
+    kopt_test_nats_t *nats;
+    kopt_test_clickhouse_t *ch;
+    int p_ingest, p_ingest_admin, p_agg_admin, p_adv, p_http, p_adv_admin, p_agent_admin;
+    kopt_test_proc_t ingest, aggregator, advisor, agent, workload;
+    double agent_windows; /* kopt_agent_windows_total summed over finished lives */
+    int agent_lives;
+} sys_t;
+
+static sys_t S;
+static double t_start; /* for the progress notes */
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static int64_t wall_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "e2e %6.1f s: ", kopt_test_now() - t_start);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+typedef struct {
+    char *data;
+    size_t len;
+} body_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *data)
+{
+    body_t *b = data;
+    char *nd = realloc(b->data, b->len + size * n + 1);
+
+    if (!nd)
+        return 0;
+    memcpy(nd + b->len, p, size * n);
+    b->data = nd;
+    b->len += size * n;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+/* GET (or POST body) with the API key. Returns the HTTP status (0: none). */
+static long http(const char *method, const char *url, const char *body, char **out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    body_t b = {0};
+    long status = 0;
+
+    if (!c)
+        return 0;
+    h = curl_slist_append(h, "authorization: Bearer " API_KEY);
+    if (body) {
+        h = curl_slist_append(h, "content-type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (out)
+        *out = b.data ? b.data : strdup("");
+    else
+        free(b.data);
+    return status;
+}
+
+/* Waits until http://127.0.0.1:port/path answers 200. 0, or -ETIMEDOUT. */
+static int wait_http_ok(int port, const char *path, double seconds)
+{
+    char url[128];
+    double end = kopt_test_now() + seconds;
+    long status;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    while (kopt_test_now() < end) {
+        if (kopt_test_http(url, NULL, 2000, &status, NULL) == 0 && status == 200)
+            return 0;
+        sleep_ms(200);
+    }
+    return -ETIMEDOUT;
+}
+
+/* Runs argv to completion (output to log), up to timeout_ms. Exit status or -1. */
+static int run(char *const argv[], const char *log, int timeout_ms)
+{
+    kopt_test_proc_t p;
+    double end = kopt_test_now() + timeout_ms / 1000.0;
+    int code = -1;
+
+    memset(&p, 0, sizeof(p));
+    if (kopt_test_proc_spawn(&p, argv, NULL, log) < 0)
+        return -1;
+    while (kopt_test_proc_alive(&p) && kopt_test_now() < end)
+        sleep_ms(50);
+    if (p.pid == 0 && WIFEXITED(p.status))
+        code = WEXITSTATUS(p.status);
+    kopt_test_proc_release(&p);
+    return code;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *s = NULL;
+    long n;
+
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (s = malloc((size_t)n + 1))) {
+        s[fread(s, 1, (size_t)n, f)] = '\0';
+    }
+    fclose(f);
+    return s;
+}
+
+/* One unsigned number from ClickHouse (first column of the first row). */
+static int ch_numbers(const char *sql, unsigned long long *a, unsigned long long *b)
+{
+    char *out = NULL;
+    int r = kopt_test_clickhouse_query(S.ch, sql, &out), n;
+
+    if (r < 0) {
+        free(out);
+        return r;
+    }
+    n = sscanf(out, "%llu\t%llu", a, b ? b : a);
+    free(out);
+    return n >= 1 ? 0 : -EIO;
+}
+
+/* The agent's kopt_agent_windows_total now, or -1. */
+static double agent_windows_now(void)
+{
+    char url[128], *body = NULL, *line;
+    long status = 0;
+    double v = -1;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.p_agent_admin);
+    if (kopt_test_http(url, NULL, 3000, &status, &body) == 0 && status == 200 && body) {
+        for (line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+            if (strncmp(line, "kopt_agent_windows_total ", 25) == 0) {
+                v = strtod(line + 25, NULL);
+                break;
+            }
+    }
+    free(body);
+    return v;
+}
+
+/* Sleeps until 2.5 s into a window: the windows that closed at its start are
+ * spooled by then (a tick a second), and the next closes 2.5 s later; so a
+ * counter read now stays right if the agent stops right after. */
+static void wait_mid_window(void)
+{
+    int64_t into = wall_ms() % WINDOW_MS;
+
+    sleep_ms(into < 2500 ? 2500 - into : WINDOW_MS - into + 2500);
+}
+
+/* ---- the system ------------------------------------------------------------------- */
+
+static void spawn(kopt_test_proc_t *p, const char *name, char *const argv[])
+{
+    char log[600];
+
+    snprintf(log, sizeof(log), "%s/%s.log", S.dir, name);
+    assert_int_equal(kopt_test_proc_spawn(p, argv, NULL, log), 0);
+}
+
+static void start_ingest(void)
+{
+    char listen[64], admin[64], ca[600], cert[600], key[600];
+    char *argv[] = {(char *)ingest_exe,
+                    "--listen",
+                    listen,
+                    "--admin-listen",
+                    admin,
+                    "--tls-ca",
+                    ca,
+                    "--tls-cert",
+                    cert,
+                    "--tls-key",
+                    key,
+                    "--nats-url",
+                    S.nats->url,
+                    NULL};
+
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.p_ingest);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_ingest_admin);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", S.certs);
+    snprintf(cert, sizeof(cert), "%s/server.pem", S.certs);
+    snprintf(key, sizeof(key), "%s/server-key.pem", S.certs);
+    spawn(&S.ingest, "ingest", argv);
+}
+
+static void start_aggregator(void)
+{
+    char admin[64];
+    char *argv[] = {(char *)aggregator_exe,
+                    "--admin-listen",
+                    admin,
+                    "--nats-url",
+                    S.nats->url,
+                    "--clickhouse-url",
+                    S.ch->url,
+                    "--rollup-interval",
+                    "5s",
+                    "--ack-wait",
+                    "5s",
+                    "--clickhouse-timeout",
+                    "10s",
+                    NULL};
+
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_agg_admin);
+    spawn(&S.aggregator, "aggregator", argv);
+}
+
+static void start_advisor(void)
+{
+    char listen[64], hl[64], admin[64], ca[600], cert[600], key[600];
+    char *argv[] = {(char *)advisor_exe,
+                    "--listen",
+                    listen,
+                    "--http-listen",
+                    hl,
+                    "--admin-listen",
+                    admin,
+                    "--tls-ca",
+                    ca,
+                    "--tls-cert",
+                    cert,
+                    "--tls-key",
+                    key,
+                    "--api-keys-file",
+                    S.keys,
+                    "--nats-url",
+                    S.nats->url,
+                    "--clickhouse-url",
+                    S.ch->url,
+                    "--analysis-interval",
+                    "10s",
+                    "--clickhouse-timeout",
+                    "10s",
+                    NULL};
+
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.p_adv);
+    snprintf(hl, sizeof(hl), "127.0.0.1:%d", S.p_http);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_adv_admin);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", S.certs);
+    snprintf(cert, sizeof(cert), "%s/server.pem", S.certs);
+    snprintf(key, sizeof(key), "%s/server-key.pem", S.certs);
+    spawn(&S.advisor, "advisor", argv);
+}
+
+static void start_agent(void)
+{
+    char ingest[64], admin[64], ca[600], cert[600], key[600];
+    char *argv[] = {(char *)agent_exe,
+                    "--config",
+                    S.agent_conf,
+                    "--ingest",
+                    ingest,
+                    "--tls-server-name",
+                    "localhost",
+                    "--tls-ca",
+                    ca,
+                    "--tls-cert",
+                    cert,
+                    "--tls-key",
+                    key,
+                    "--admin-listen",
+                    admin,
+                    "--window",
+                    "5s",
+                    "--sample-interval",
+                    "1s",
+                    NULL};
+
+    snprintf(ingest, sizeof(ingest), "127.0.0.1:%d", S.p_ingest);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_agent_admin);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", S.certs);
+    snprintf(cert, sizeof(cert), "%s/agent-local.pem", S.certs);
+    snprintf(key, sizeof(key), "%s/agent-local-key.pem", S.certs);
+    spawn(&S.agent, "agent", argv);
+    S.agent_lives++;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int free_port(void)
+{
+    int p = kopt_test_free_port();
+
+    assert_true(p > 0);
+    return p;
+}
+
+static int system_up(void **state)
+{
+    char path[600], conf[2048], log[600];
+    char *certs_argv[] = {path, S.certs, "--cluster", "local", NULL};
+    char *migrate_argv[] = {(char *)aggregator_exe, "migrate", "--clickhouse-url", NULL, NULL};
+    char *work_argv[] = {"stress-ng", "--cpu", "1", "--cpu-load", "20", "--quiet", NULL};
+    double t0 = kopt_test_now();
+
+    (void)state;
+    memset(&S, 0, sizeof(S));
+    S.dir = kopt_test_owned_tmpdir("kopt-e2e");
+    assert_non_null(S.dir);
+    snprintf(S.certs, sizeof(S.certs), "%s/certs", S.dir);
+    snprintf(S.keys, sizeof(S.keys), "%s/api-keys", S.dir);
+    snprintf(S.spool, sizeof(S.spool), "%s/spool", S.dir);
+    snprintf(S.agent_conf, sizeof(S.agent_conf), "%s/agent.yaml", S.dir);
+    snprintf(path, sizeof(path), "%s/scripts/certs", src_dir);
+    snprintf(log, sizeof(log), "%s/certs.log", S.dir);
+    assert_int_equal(run(certs_argv, log, 60000), 0);
+    write_file(S.keys, "# e2e\n" API_KEY "\n");
+    /* The same grouping rules as scripts/up, with the test's one workload. */
+    snprintf(conf, sizeof(conf),
+             "source: proc\ncluster: local\nproc-namespace: host\nspool-dir: %s\n"
+             "proc-rules:\n"
+             "  - \"steady=^stress-ng(-cpu \\\\[| .*--cpu 1 --cpu-load)\"\n"
+             "  - \"nats=(^|/)nats-server( |$)\"\n"
+             "  - \"clickhouse=(^|/)clickhouse(-server| server)( |$)\"\n"
+             "  - \"kopt-ingest=(^|/)kopt-ingest( |$)\"\n"
+             "  - \"kopt-aggregator=(^|/)kopt-aggregator( |$)\"\n"
+             "  - \"kopt-advisor=(^|/)kopt-advisor( |$)\"\n"
+             "  - \"kopt-agent=(^|/)kopt-agent( |$)\"\n",
+             S.spool);
+    write_file(S.agent_conf, conf);
+
+    if (kopt_test_nats_start(&S.nats, NULL) == -ENOENT) {
+        fprintf(stderr, "nats-server not installed (scripts/deps)\n");
+        return -1;
+    }
+    assert_non_null(S.nats);
+    assert_int_equal(kopt_test_clickhouse_start(&S.ch), 0);
+    migrate_argv[3] = S.ch->url;
+    snprintf(log, sizeof(log), "%s/migrate.log", S.dir);
+    assert_int_equal(run(migrate_argv, log, 60000), 0);
+
+    S.p_ingest = free_port();
+    S.p_ingest_admin = free_port();
+    S.p_agg_admin = free_port();
+    S.p_adv = free_port();
+    S.p_http = free_port();
+    S.p_adv_admin = free_port();
+    S.p_agent_admin = free_port();
+    start_ingest();
+    assert_int_equal(wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
+    start_aggregator();
+    assert_int_equal(wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
+    start_advisor();
+    assert_int_equal(wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
+    snprintf(log, sizeof(log), "%s/workload.log", S.dir);
+    assert_int_equal(kopt_test_proc_spawn(&S.workload, work_argv, NULL, log), 0);
+    start_agent();
+    assert_int_equal(wait_http_ok(S.p_agent_admin, "/readyz", 60), 0);
+    note("system up in %.1f s (state %s)", kopt_test_now() - t0, S.dir);
+    return 0;
+}
+
+static void tail_logs(void)
+{
+    static const char *names[] = {"ingest", "aggregator", "advisor", "agent"};
+    char path[600];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s.log", S.dir, names[i]);
+        kopt_test_log_tail(path, 12);
+    }
+}
+
+static int system_down(void **state)
+{
+    kopt_test_proc_t *procs[] = {&S.agent, &S.workload, &S.advisor, &S.aggregator, &S.ingest};
+    bool keep = getenv("KOPT_E2E_KEEP") != NULL;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
+        if (procs[i]->pid)
+            kopt_test_proc_stop(procs[i], 35000);
+        kopt_test_proc_release(procs[i]);
+    }
+    kopt_test_clickhouse_free(S.ch);
+    kopt_test_nats_free(S.nats);
+    S.ch = NULL;
+    S.nats = NULL;
+    if (S.dir) {
+        if (keep)
+            note("kept %s", S.dir);
+        else
+            kopt_test_rmtree(S.dir);
+        free(S.dir);
+        S.dir = NULL;
+    }
+    kopt_test_cleanup_all();
+    return 0;
+}
+
+/* Reads the counter mid-window and stops the agent with SIGTERM (exit 0). */
+static void stop_agent_cleanly(void)
+{
+    double v;
+    int r;
+
+    wait_mid_window();
+    v = agent_windows_now();
+    r = kopt_test_proc_stop(&S.agent, 30000);
+    if (v < 0 || r != 0 || !WIFEXITED(S.agent.status) || WEXITSTATUS(S.agent.status) != 0)
+        tail_logs();
+    assert_true(v >= 0);
+    assert_int_equal(r, 0);
+    assert_true(WIFEXITED(S.agent.status));
+    assert_int_equal(WEXITSTATUS(S.agent.status), 0);
+    S.agent_windows += v;
+    note("agent stopped cleanly; this life spooled %.0f windows (total %.0f over %d lives)", v,
+         S.agent_windows, S.agent_lives);
+}
+
+/* container_windows FINAL reaches the agent's count (no more, no less), and
+ * every key is there once. */
+static void assert_counts_exact(double wait_s)
+{
+    unsigned long long want = (unsigned long long)S.agent_windows, rows = 0, keys = 0, raw = 0;
+    double end = kopt_test_now() + wait_s;
+
+    assert_true(want > 0);
+    do {
+        if (ch_numbers("SELECT count(), uniqExact(cluster, namespace, workload_kind, "
+                       "workload_name, pod, container, window_start) "
+                       "FROM kopt.container_windows FINAL",
+                       &rows, &keys) == 0 &&
+            rows >= want)
+            break;
+        sleep_ms(1000);
+    } while (kopt_test_now() < end);
+    sleep_ms(3000); /* anything late would show now */
+    assert_int_equal(ch_numbers("SELECT count(), uniqExact(cluster, namespace, workload_kind, "
+                                "workload_name, pod, container, window_start) "
+                                "FROM kopt.container_windows FINAL",
+                                &rows, &keys),
+                     0);
+    assert_int_equal(ch_numbers("SELECT count() FROM kopt.container_windows", &raw, NULL), 0);
+    note("agent windows %llu; ClickHouse FINAL rows %llu, distinct keys %llu (%llu before merging)",
+         want, rows, keys, raw);
+    if (rows != want || keys != rows)
+        tail_logs();
+    assert_int_equal(rows, want);
+    assert_int_equal(keys, rows);
+}
+
+/* POST /v1/analyses (retried while the advisor comes back), then the list
+ * over HTTP must hold the workload "steady". */
+static void assert_http_recommendations(void)
+{
+    char url[128], *body = NULL;
+    double end = kopt_test_now() + 60;
+    long status = 0;
+    int found = 0;
+    json_t *j, *recs;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/analyses", S.p_http);
+    while ((status = http("POST", url, "{}", NULL)) != 200 && kopt_test_now() < end)
+        sleep_ms(1000);
+    assert_int_equal(status, 200);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/recommendations?page_size=100", S.p_http);
+    assert_int_equal(http("GET", url, NULL, &body), 200);
+    j = json_loads(body, 0, NULL);
+    assert_non_null(j);
+    recs = json_object_get(j, "recommendations");
+    for (size_t i = 0; i < json_array_size(recs); i++) {
+        json_t *w = json_object_get(json_array_get(recs, i), "workload");
+        if (strcmp(json_string_value(json_object_get(w, "name")) ?: "", "steady") == 0 &&
+            json_array_size(json_object_get(json_array_get(recs, i), "containers")) == 1)
+            found++;
+    }
+    note("HTTP: %zu recommendations, steady among them: %d", json_array_size(recs), found);
+    assert_int_equal(found, 1);
+    /* Without the key: 401. */
+    {
+        long st = 0;
+        assert_int_equal(kopt_test_http(url, NULL, 5000, &st, NULL), 0);
+        assert_int_equal(st, 401);
+    }
+    json_decref(j);
+    free(body);
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+static void flow_windows_reach_clickhouse_and_recommendations_every_api(void **state)
+{
+    char url[160], cacert[600], cert[600], key[600], out[600];
+    char *buf_argv[] = {(char *)buf_exe,
+                        "curl",
+                        "--protocol",
+                        "grpc",
+                        "--cacert",
+                        cacert,
+                        "--cert",
+                        cert,
+                        "--key",
+                        key,
+                        "-H",
+                        "authorization: Bearer " API_KEY,
+                        "-d",
+                        "{\"namespace\":\"host\",\"name\":\"steady\"}",
+                        url,
+                        NULL};
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsSubOptions so;
+    jsErrCode jerr = 0;
+    natsSubscription *sub = NULL;
+    char *text;
+    int found = 0;
+
+    (void)state;
+    /* Half a minute of windows, then a clean stop of the agent. */
+    sleep_ms(25000);
+    stop_agent_cleanly();
+    assert_counts_exact(60);
+
+    assert_http_recommendations();
+
+    /* gRPC over TLS with the client.pem service identity (mutual TLS) and the key. */
+    assert_int_equal(access(buf_exe, X_OK), 0);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/kopt.v1.Advisor/ListRecommendations", S.p_adv);
+    snprintf(cacert, sizeof(cacert), "%s/ca.pem", S.certs);
+    snprintf(cert, sizeof(cert), "%s/client.pem", S.certs);
+    snprintf(key, sizeof(key), "%s/client-key.pem", S.certs);
+    snprintf(out, sizeof(out), "%s/buf-curl.out", S.dir);
+    assert_int_equal(run(buf_argv, out, 60000), 0);
+    text = slurp(out);
+    assert_non_null(text);
+    note("gRPC (buf curl, mTLS): %s", strstr(text, "\"name\": \"steady\"") ? "steady found" : text);
+    assert_non_null(strstr(text, "\"name\": \"steady\""));
+    assert_non_null(strstr(text, "\"recommended\""));
+    free(text);
+
+    /* JetStream: the advisor's message for the workload. */
+    assert_int_equal(natsConnection_ConnectTo(&nc, S.nats->url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsSubOptions_Init(&so);
+    so.Stream = "KOPT_RECOMMENDATIONS";
+    so.Config.DeliverPolicy = js_DeliverAll;
+    assert_int_equal(js_SubscribeSync(&sub, js, "kopt.recommendations.>", NULL, &so, &jerr),
+                     NATS_OK);
+    for (int i = 0; i < 200 && !found; i++) {
+        natsMsg *msg = NULL;
+        Kopt__V1__Recommendation *rec;
+
+        if (natsSubscription_NextMsg(&msg, sub, 3000) != NATS_OK)
+            break;
+        rec = kopt__v1__recommendation__unpack(NULL, (size_t)natsMsg_GetDataLength(msg),
+                                               (const uint8_t *)natsMsg_GetData(msg));
+        if (rec && rec->workload && strcmp(rec->workload->name, "steady") == 0 &&
+            strcmp(natsMsg_GetSubject(msg), "kopt.recommendations.local.host") == 0 &&
+            rec->n_containers == 1)
+            found = 1;
+        kopt__v1__recommendation__free_unpacked(rec, NULL);
+        natsMsg_Destroy(msg);
+    }
+    note("JetStream kopt.recommendations.local.host: steady %s", found ? "seen" : "NOT seen");
+    assert_int_equal(found, 1);
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+typedef enum { K_AGENT, K_INGEST, K_NATS, K_AGGREGATOR, K_CLICKHOUSE, K_ADVISOR, K_N } victim_t;
+static const char *victim_names[K_N] = {"agent",      "ingest",     "nats",
+                                        "aggregator", "clickhouse", "advisor"};
+
+static void kill9(victim_t v)
+{
+    switch (v) {
+    case K_AGENT: {
+        /* Its counter dies with it: read it mid-window, kill right after. */
+        double w;
+        wait_mid_window();
+        w = agent_windows_now();
+        assert_true(w >= 0);
+        assert_int_equal(kopt_test_proc_kill9(&S.agent), 0);
+        S.agent_windows += w;
+        note("kill -9 agent (this life spooled %.0f windows)", w);
+        break;
+    }
+    case K_INGEST:
+        assert_int_equal(kopt_test_proc_kill9(&S.ingest), 0);
+        break;
+    case K_NATS:
+        assert_int_equal(kopt_test_nats_kill9(S.nats), 0);
+        break;
+    case K_AGGREGATOR:
+        assert_int_equal(kopt_test_proc_kill9(&S.aggregator), 0);
+        break;
+    case K_CLICKHOUSE:
+        assert_int_equal(kopt_test_clickhouse_kill9(S.ch), 0);
+        break;
+    case K_ADVISOR:
+        assert_int_equal(kopt_test_proc_kill9(&S.advisor), 0);
+        break;
+    default:
+        break;
+    }
+    if (v != K_AGENT)
+        note("kill -9 %s", victim_names[v]);
+}
+
+static void restart(victim_t v)
+{
+    switch (v) {
+    case K_AGENT:
+        /* Same spool: unacked batches are re-sent with their ids. */
+        assert_int_equal(kopt_test_proc_respawn(&S.agent), 0);
+        S.agent_lives++;
+        assert_int_equal(wait_http_ok(S.p_agent_admin, "/healthz", 30), 0);
+        break;
+    case K_INGEST:
+        assert_int_equal(kopt_test_proc_respawn(&S.ingest), 0);
+        break;
+    case K_NATS:
+        assert_int_equal(kopt_test_nats_restart(S.nats), 0);
+        break;
+    case K_AGGREGATOR:
+        assert_int_equal(kopt_test_proc_respawn(&S.aggregator), 0);
+        break;
+    case K_CLICKHOUSE:
+        assert_int_equal(kopt_test_clickhouse_restart(S.ch), 0);
+        break;
+    case K_ADVISOR:
+        assert_int_equal(kopt_test_proc_respawn(&S.advisor), 0);
+        break;
+    default:
+        break;
+    }
+    note("restarted %s", victim_names[v]);
+}
+
+static void chaos_kill9_each_component_counts_stay_exact(void **state)
+{
+    victim_t order[K_N];
+    const char *seed_env = getenv("KOPT_E2E_SEED");
+    unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10) : (unsigned)time(NULL);
+    char line[256] = "";
+
+    (void)state;
+    srand(seed);
+    for (int i = 0; i < K_N; i++)
+        order[i] = (victim_t)i;
+    for (int i = K_N - 1; i > 0; i--) { /* Fisher-Yates */
+        int j = rand() % (i + 1);
+        victim_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (int i = 0; i < K_N; i++)
+        snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s%s", i ? ", " : "",
+                 victim_names[order[i]]);
+    note("chaos seed %u (KOPT_E2E_SEED=%u replays it): %s", seed, seed, line);
+
+    sleep_ms(10000); /* some data first */
+    for (int i = 0; i < K_N; i++) {
+        sleep_ms(2000 + rand() % 8000); /* a random moment */
+        kill9(order[i]);
+        sleep_ms(1000 + rand() % 3000); /* down for 1-4 s */
+        restart(order[i]);
+        sleep_ms(3000);
+    }
+    /* Everything back: the daemons are alive and ready again. */
+    assert_int_equal(wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
+    assert_int_equal(wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
+    assert_int_equal(wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
+    sleep_ms(8000);
+    stop_agent_cleanly();
+    assert_counts_exact(90);
+    assert_http_recommendations();
+    assert_true(kopt_test_proc_alive(&S.ingest));
+    assert_true(kopt_test_proc_alive(&S.aggregator));
+    assert_true(kopt_test_proc_alive(&S.advisor));
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest flow[] = {
+        cmocka_unit_test_setup_teardown(flow_windows_reach_clickhouse_and_recommendations_every_api,
+                                        system_up, system_down),
+    };
+    const struct CMUnitTest chaos[] = {
+        cmocka_unit_test_setup_teardown(chaos_kill9_each_component_counts_stay_exact, system_up,
+                                        system_down),
+    };
+    int failed;
+
+    if (argc != 8 || (strcmp(argv[7], "flow") != 0 && strcmp(argv[7], "chaos") != 0)) {
+        fprintf(stderr, "usage: %s SRCDIR INGEST AGGREGATOR ADVISOR AGENT BUF flow|chaos\n",
+                argv[0]);
+        return 2;
+    }
+    src_dir = argv[1];
+    ingest_exe = argv[2];
+    aggregator_exe = argv[3];
+    advisor_exe = argv[4];
+    agent_exe = argv[5];
+    buf_exe = argv[6];
+    t_start = kopt_test_now();
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (strcmp(argv[7], "flow") == 0)
+        failed = cmocka_run_group_tests_name("e2e", flow, NULL, NULL);
+    else
+        failed = cmocka_run_group_tests_name("e2e_chaos", chaos, NULL, NULL);
+    curl_global_cleanup();
+    nats_Close();
+    return failed ? 1 : 0;
+}
