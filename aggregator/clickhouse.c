@@ -660,17 +660,18 @@ static int perform(kopt_ch_client_t *c, const char *url, const void *body, size_
     return r;
 }
 
-/* base URL + "?database=..&<extra>", extra already URL-encoded. */
+/* base URL + "?database=..&<extra>", extra already URL-encoded (may be ""). */
 static char *make_url(const kopt_ch_client_t *c, unsigned flags, const char *extra)
 {
+    bool db = !(flags & KOPT_CH_NO_DATABASE);
+    const char *gz = "";
     char *url = NULL;
     int n;
 
+    if (c->compress)
+        gz = db || *extra ? "&enable_http_compression=1" : "enable_http_compression=1";
     n = asprintf(&url, "%s%s%s%s%s%s%s", c->url, strchr(c->url, '?') ? "&" : "?",
-                 flags & KOPT_CH_NO_DATABASE ? "" : "database=",
-                 flags & KOPT_CH_NO_DATABASE ? "" : c->database,
-                 flags & KOPT_CH_NO_DATABASE ? "" : "&", extra,
-                 c->compress ? "&enable_http_compression=1" : "");
+                 db ? "database=" : "", db ? c->database : "", db && *extra ? "&" : "", extra, gz);
     return n < 0 ? NULL : url;
 }
 
@@ -712,7 +713,8 @@ static int request(kopt_ch_client_t *c, unsigned flags, const char *extra, const
 int kopt_ch_query_flags(kopt_ch_client_t *c, const char *sql, unsigned flags, char **body,
                         size_t *len, kopt_ch_error_t *err)
 {
-    return request(c, flags, "wait_end_of_query=1", sql, strlen(sql), body, len, err);
+    return request(c, flags, flags & KOPT_CH_STREAM ? "" : "wait_end_of_query=1", sql, strlen(sql),
+                   body, len, err);
 }
 
 int kopt_ch_query(kopt_ch_client_t *c, const char *sql, char **body, size_t *len,

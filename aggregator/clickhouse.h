@@ -60,6 +60,13 @@ typedef struct {
 
 /* Call flags. */
 #define KOPT_CH_NO_DATABASE 0x1 /* do not select the database (to create it) */
+/* Leave out wait_end_of_query=1, so the server streams the answer as it
+ * computes it instead of buffering all of it first (for large SELECTs). The
+ * price: an error after the first bytes arrives as HTTP 200 with the
+ * exception text ("Code: N, ...") appended to the body, so the caller must
+ * parse strictly and treat a body that does not parse as failed
+ * (kopt_ch_parse_exception tells the code). */
+#define KOPT_CH_STREAM 0x2
 
 /* Errors: -EINVAL bad options (no URL, bad database name, unreadable
  * password file: reported in err->message), -ENOMEM. */
