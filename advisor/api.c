@@ -52,12 +52,6 @@ const adv_method_t adv_methods[] = {
 };
 const size_t adv_n_methods = sizeof(adv_methods) / sizeof(adv_methods[0]);
 
-static const char *const code_names[N_CODES] = {
-    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
-    "DATA_LOSS", "UNAUTHENTICATED"};
-
 int adv_http_status(grpc_status_code code)
 {
     static const int map[N_CODES] = {200, 499, 500, 400, 504, 404, 409, 403, 429,
@@ -306,7 +300,8 @@ void adv_api_count(adv_api_t *api, const adv_method_t *m, grpc_status_code code)
     if (i >= adv_n_methods)
         return;
     if (!api->count[i][c])
-        api->count[i][c] = kopt_metric_counter_with(api->requests, m->name, code_names[c]);
+        api->count[i][c] = kopt_metric_counter_with(api->requests, m->name,
+                                                    kopt_grpc_status_name((grpc_status_code)c));
     kopt_metric_counter_inc(api->count[i][c]);
 }
 

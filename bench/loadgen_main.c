@@ -11,6 +11,8 @@
 
 #include <grpc/grpc.h>
 
+#include <kopt/grpc_server.h>
+
 #include "loadgen.h"
 
 static const char usage_text[] =
@@ -287,23 +289,6 @@ static void print_baseline(const char *name, const char *phase, const char *labe
 static void print_ingest(const lg_opts_t *o, const lg_ingest_result_t *r,
                          const lg_baseline_result_t *dec, double nats_wps)
 {
-    static const char *const codes[LG_STATUS_CODES] = {"OK",
-                                                       "CANCELLED",
-                                                       "UNKNOWN",
-                                                       "INVALID_ARGUMENT",
-                                                       "DEADLINE_EXCEEDED",
-                                                       "NOT_FOUND",
-                                                       "ALREADY_EXISTS",
-                                                       "PERMISSION_DENIED",
-                                                       "RESOURCE_EXHAUSTED",
-                                                       "FAILED_PRECONDITION",
-                                                       "ABORTED",
-                                                       "OUT_OF_RANGE",
-                                                       "UNIMPLEMENTED",
-                                                       "INTERNAL",
-                                                       "UNAVAILABLE",
-                                                       "DATA_LOSS",
-                                                       "UNAUTHENTICATED"};
     static const char *const reasons[LG_REJECT_REASONS] = {"unspecified", "invalid", "too_large",
                                                            "permission_denied"};
     double wps = per_s(r->windows, r->seconds);
@@ -325,7 +310,8 @@ static void print_ingest(const lg_opts_t *o, const lg_ingest_result_t *r,
     printf("  streams ended:");
     for (int c = 0; c < LG_STATUS_CODES; c++)
         if (r->statuses[c]) {
-            printf(" %s=%llu", codes[c], (unsigned long long)r->statuses[c]);
+            printf(" %s=%llu", kopt_grpc_status_name((grpc_status_code)c),
+                   (unsigned long long)r->statuses[c]);
             if (c != 0)
                 errors += r->statuses[c];
         }
