@@ -192,8 +192,8 @@ static int update(ctr_t *c, int v2, uint64_t seed, uint64_t tick)
         r = putf(c->cpu, "cpu.stat",
                  "usage_usec %llu\nuser_usec %llu\nsystem_usec %llu\nnr_periods "
                  "%llu\nnr_throttled %llu\nthrottled_usec %llu\nnr_bursts 0\nburst_usec 0\n",
-                 (unsigned long long)c->usage_us, (unsigned long long)(c->usage_us / 4 * 3),
-                 (unsigned long long)(c->usage_us - c->usage_us / 4 * 3),
+                 (unsigned long long)c->usage_us, (unsigned long long)c->usage_us / 4 * 3,
+                 (unsigned long long)c->usage_us - (unsigned long long)c->usage_us / 4 * 3,
                  (unsigned long long)c->periods, (unsigned long long)c->throttled,
                  (unsigned long long)c->throttled_us);
         if (r == 0)
@@ -343,7 +343,7 @@ int main(int argc, char **argv)
 {
     struct timespec next;
     const char *root = NULL;
-    int n = 300, v2 = 1, r;
+    int n = 300, v2 = 1, r, code = 0;
     uint64_t tick = 0;
     ctr_t *cs;
 
@@ -368,6 +368,7 @@ int main(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "kopt-agent-benchtree: writing the tree under %s: %s\n", root,
                 strerror(-r));
+        free(cs);
         return 1;
     }
     signal(SIGTERM, on_signal);
@@ -385,7 +386,8 @@ int main(int argc, char **argv)
             if (r < 0) {
                 fprintf(stderr, "kopt-agent-benchtree: updating %s: %s; stopping\n", cs[i].mem,
                         strerror(-r));
-                return 1;
+                code = 1;
+                stop = 1;
             }
         }
     }
@@ -395,5 +397,5 @@ int main(int argc, char **argv)
         free(cs[i].mem);
     }
     free(cs);
-    return 0;
+    return code;
 }
