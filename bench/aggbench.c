@@ -39,8 +39,8 @@
 #include "loadgen.h"
 #include "rowbinary.h"
 
-#define WINDOW 4096              /* unacked publishes */
-#define FILE_CHUNK (16u << 20)   /* RowBinary written out every 16 MiB */
+#define WINDOW 4096            /* unacked publishes */
+#define FILE_CHUNK (16u << 20) /* RowBinary written out every 16 MiB */
 #define STREAM "KOPT_METRICS"
 #define SUBJECTS "kopt.metrics.>"
 
@@ -149,8 +149,11 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    lg_opts_t o = {.cluster = "bench", .agent_id = "aggbench", .containers_min = 200,
-                   .containers_max = 300, .seed = 1};
+    lg_opts_t o = {.cluster = "bench",
+                   .agent_id = "aggbench",
+                   .containers_min = 200,
+                   .containers_max = 300,
+                   .seed = 1};
     const char *url = NULL, *out = NULL;
     long batches = 2000, n_nodes = 40;
     pub_state_t st = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER};
@@ -171,7 +174,7 @@ int main(int argc, char **argv)
     natsStatus s;
     int rc = 1;
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every flag takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
         if (!v) {
@@ -197,7 +200,6 @@ int main(int argc, char **argv)
             usage();
             return 2;
         }
-        i++;
     }
     if (!url || !out || batches < 1 || n_nodes < 1 || o.containers_min < 1 ||
         o.containers_max < o.containers_min) {
