@@ -150,23 +150,6 @@ static int wait_http_ok(int port, const char *path, double seconds)
 }
 
 /* Runs argv to completion (output to log), up to timeout_ms. Exit status or -1. */
-static int run(char *const argv[], const char *log, int timeout_ms)
-{
-    kopt_test_proc_t p;
-    double end = kopt_test_now() + timeout_ms / 1000.0;
-    int code = -1;
-
-    memset(&p, 0, sizeof(p));
-    if (kopt_test_proc_spawn(&p, argv, NULL, log) < 0)
-        return -1;
-    while (kopt_test_proc_alive(&p) && kopt_test_now() < end)
-        sleep_ms(50);
-    if (p.pid == 0 && WIFEXITED(p.status))
-        code = WEXITSTATUS(p.status);
-    kopt_test_proc_release(&p);
-    return code;
-}
-
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -390,7 +373,7 @@ static int system_up(void **state)
     snprintf(S.agent_conf, sizeof(S.agent_conf), "%s/agent.yaml", S.dir);
     snprintf(path, sizeof(path), "%s/scripts/certs", src_dir);
     snprintf(log, sizeof(log), "%s/certs.log", S.dir);
-    assert_int_equal(run(certs_argv, log, 60000), 0);
+    assert_int_equal(kopt_test_proc_run(certs_argv, log, 60000), 0);
     write_file(S.keys, "# e2e\n" API_KEY "\n");
     /* The same grouping rules as scripts/up, with the test's one workload. */
     snprintf(conf, sizeof(conf),
@@ -414,7 +397,7 @@ static int system_up(void **state)
     assert_int_equal(kopt_test_clickhouse_start(&S.ch), 0);
     migrate_argv[3] = S.ch->url;
     snprintf(log, sizeof(log), "%s/migrate.log", S.dir);
-    assert_int_equal(run(migrate_argv, log, 60000), 0);
+    assert_int_equal(kopt_test_proc_run(migrate_argv, log, 60000), 0);
 
     S.p_ingest = free_port();
     S.p_ingest_admin = free_port();
@@ -608,7 +591,7 @@ static void flow_windows_reach_clickhouse_and_recommendations_every_api(void **s
     snprintf(cert, sizeof(cert), "%s/client.pem", S.certs);
     snprintf(key, sizeof(key), "%s/client-key.pem", S.certs);
     snprintf(out, sizeof(out), "%s/buf-curl.out", S.dir);
-    assert_int_equal(run(buf_argv, out, 60000), 0);
+    assert_int_equal(kopt_test_proc_run(buf_argv, out, 60000), 0);
     text = slurp(out);
     assert_non_null(text);
     note("gRPC (buf curl, mTLS): %s", strstr(text, "\"name\": \"steady\"") ? "steady found" : text);

@@ -72,6 +72,15 @@ int kopt_test_proc_stop(kopt_test_proc_t *p, int timeout_ms);
 /* Kills (SIGKILL) a child still running and frees what the struct owns. */
 void kopt_test_proc_release(kopt_test_proc_t *p);
 
+/* Runs argv to its end, output to log_path, killed after timeout_ms.
+ * Returns the exit code (128 + signal if killed by one), -ETIMEDOUT, or a
+ * negative errno from the spawn. */
+int kopt_test_proc_run(char *const argv[], const char *log_path, int timeout_ms);
+
+/* Runs `<src_root>/scripts/certs DIR` (dev CA, server and client
+ * certificates); on failure prints the tail of DIR/certs.log. 0 or -1. */
+int kopt_test_make_certs(const char *src_root, const char *dir);
+
 /* --- Cleanup registry -------------------------------------------------------
  * Servers register themselves when they start and leave when freed. Whatever
  * is still registered is freed by kopt_test_cleanup_all(), which also runs at

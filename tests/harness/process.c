@@ -485,3 +485,42 @@ void kopt_test_proc_release(kopt_test_proc_t *p)
     p->env = NULL;
     p->log_path = NULL;
 }
+
+
+int kopt_test_proc_run(char *const argv[], const char *log_path, int timeout_ms)
+{
+    kopt_test_proc_t p;
+    double until = kopt_test_now() + timeout_ms / 1000.0;
+    int r = kopt_test_proc_spawn(&p, argv, NULL, log_path);
+
+    if (r < 0)
+        return r;
+    while (kopt_test_proc_alive(&p) && kopt_test_now() < until)
+        usleep(20000);
+    if (p.pid) {
+        kopt_test_proc_kill9(&p);
+        r = -ETIMEDOUT;
+    } else {
+        r = WIFEXITED(p.status) ? WEXITSTATUS(p.status) : 128 + WTERMSIG(p.status);
+    }
+    kopt_test_proc_release(&p);
+    return r;
+}
+
+
+int kopt_test_make_certs(const char *src_root, const char *dir)
+{
+    char script[4096], log_path[4096];
+    char *argv[3];
+
+    snprintf(script, sizeof(script), "%s/scripts/certs", src_root);
+    snprintf(log_path, sizeof(log_path), "%s/certs.log", dir);
+    argv[0] = script;
+    argv[1] = (char *)dir;
+    argv[2] = NULL;
+    if (kopt_test_proc_run(argv, log_path, 60000) != 0) {
+        kopt_test_log_tail(log_path, 20);
+        return -1;
+    }
+    return 0;
+}

@@ -228,27 +228,6 @@ static uint64_t new_epoch(void)
 /* ------------------------------------------------------------------------ */
 /* Child processes run to completion                                        */
 
-/* Runs argv to its end (killed after timeout_ms); returns the exit code,
- * -ETIMEDOUT, or a negative errno from the spawn. */
-static int run_wait(char *const argv[], const char *log_path, int timeout_ms)
-{
-    kopt_test_proc_t p;
-    double until = kopt_test_now() + timeout_ms / 1000.0;
-    int r = kopt_test_proc_spawn(&p, argv, NULL, log_path);
-
-    if (r < 0)
-        return r;
-    while (kopt_test_proc_alive(&p) && kopt_test_now() < until)
-        usleep(20000);
-    if (p.pid) {
-        kopt_test_proc_kill9(&p);
-        r = -ETIMEDOUT;
-    } else {
-        r = WIFEXITED(p.status) ? WEXITSTATUS(p.status) : 128 + WTERMSIG(p.status);
-    }
-    kopt_test_proc_release(&p);
-    return r;
-}
 
 /* ------------------------------------------------------------------------ */
 /* kopt-ingest                                                              */
@@ -1203,7 +1182,7 @@ static void python_client_pushes_over_mtls(void **state)
         argv[n++] = proto_dirs[i];
     }
     argv[n] = NULL;
-    r = run_wait((char *const *)argv, log_path, 90000);
+    r = kopt_test_proc_run((char *const *)argv, log_path, 90000);
     kopt_test_log_tail(log_path, 30);
     if (r == 77)
         skip(); /* no grpcio / grpc_tools for /usr/bin/python3 */
@@ -1227,23 +1206,9 @@ static void python_client_pushes_over_mtls(void **state)
 
 static int make_certs(void **state)
 {
-    char script[600], log_path[700];
-    char *argv[3];
-
     (void)state;
     certs_dir = kopt_test_tmpdir("kopt-itest-certs");
-    if (!certs_dir)
-        return -1;
-    snprintf(script, sizeof(script), "%s/scripts/certs", src_dir);
-    snprintf(log_path, sizeof(log_path), "%s/certs.log", certs_dir);
-    argv[0] = script;
-    argv[1] = certs_dir;
-    argv[2] = NULL;
-    if (run_wait(argv, log_path, 60000) != 0) {
-        kopt_test_log_tail(log_path, 20);
-        return -1;
-    }
-    return 0;
+    return certs_dir ? kopt_test_make_certs(src_dir, certs_dir) : -1;
 }
 
 static int teardown_all(void **state)
