@@ -112,11 +112,58 @@ typedef struct {
     char *cluster;
     uint32_t nodes;
     int64_t last_seen;
+    double cpu_allocatable_cores; /* of those nodes; 0 = unknown (facts.c) */
+    uint64_t memory_allocatable_bytes;
 } adv_cluster_info_t;
 
 int adv_store_cluster_info(kopt_ch_client_t *ch, int64_t since, adv_cluster_info_t **out, size_t *n,
                            kopt_ch_error_t *err);
 void adv_cluster_info_free(adv_cluster_info_t *ci, size_t n);
+
+/* ---- workload and node facts (facts.c) ------------------------------------ */
+
+/* The HorizontalPodAutoscaler of one workload, as last reported. */
+typedef struct {
+    char *cluster, *namespace_, *kind, *name;
+    char *hpa_name;
+    uint32_t min_replicas, max_replicas;
+    uint32_t target_cpu_percent, target_memory_percent; /* 0 = no such target */
+    char **metrics;
+    size_t n_metrics;
+} adv_hpa_t;
+
+/* A cluster's nodes seen in the lookback, with their allocatable resources
+ * (each node's latest report). */
+typedef struct {
+    char *cluster;
+    uint32_t nodes;
+    double cpu_allocatable_cores, cpu_largest_node_cores;
+    uint64_t memory_allocatable_bytes, memory_largest_node_bytes;
+} adv_node_totals_t;
+
+typedef struct {
+    adv_hpa_t *hpa; /* sorted by cluster, namespace, kind, name */
+    size_t n_hpa;
+    adv_node_totals_t *nodes;
+    size_t n_nodes;
+} adv_facts_t;
+
+/* Reads the facts of the scope (observed since scope->from). -ENOENT when
+ * the tables do not exist yet; otherwise as kopt_ch_query. */
+int adv_facts_load(kopt_ch_client_t *ch, const adv_scope_t *scope, adv_facts_t *f,
+                   kopt_ch_error_t *err);
+void adv_facts_free(adv_facts_t *f);
+const adv_hpa_t *adv_facts_hpa(const adv_facts_t *f, const char *cluster, const char *namespace_,
+                               const char *kind, const char *name);
+const adv_node_totals_t *adv_facts_nodes(const adv_facts_t *f, const char *cluster);
+/* Adds the node totals of f to the cluster infos: allocatable resources,
+ * the node count where ci has none, and clusters ci lacks. 0 or -ENOMEM. */
+int adv_facts_merge_clusters(const adv_facts_t *f, adv_cluster_info_t **ci, size_t *n);
+/* Reads node_facts since `since` and merges them into ci as above. */
+int adv_facts_cluster_info(kopt_ch_client_t *ch, int64_t since, adv_cluster_info_t **ci, size_t *n,
+                           kopt_ch_error_t *err);
+/* The engine's view of h; h may be NULL (no HPA). */
+void adv_facts_engine_hpa(const adv_hpa_t *h, kopt_engine_hpa_t *out);
 
 /* Writes one row per container of every recommendation (details = the
  * whole Recommendation as JSON). 0 or a negative errno. */
@@ -155,12 +202,22 @@ void adv_usage_rows_free(adv_usage_rows_t *u);
 
 /* ---- the in-memory results (results.c) ------------------------------------ */
 
+/* An encoding made once per snapshot (owned by it). */
+typedef struct {
+    char *data;
+    size_t len;
+} adv_bytes_t;
+
 typedef struct {
     const char *cluster, *namespace_, *name; /* point into rec */
     int kind;
     Kopt__V1__Recommendation *rec; /* owned (protobuf_c_message_free_unpacked) */
     double monthly_savings;
     int64_t generated_at;
+    /* The RECOMMENDATION_VIEW_BASIC view of rec, as ListRecommendations
+     * sends it by default: proto3 JSON (exactly kopt_pbjson_encode's) and
+     * protobuf. The FULL view is encoded per call (page.c). */
+    adv_bytes_t basic_json, basic_pb;
 } adv_entry_t;
 
 typedef struct {
@@ -169,6 +226,7 @@ typedef struct {
     int64_t last_seen, last_analysis; /* unix s; 0 = unknown */
     char analysis_id[48];
     uint32_t workloads, idle;
+    double alloc_cpu, alloc_mem;               /* of the nodes; 0 = unknown */
     double req_cpu, rec_cpu, req_mem, rec_mem; /* cores, bytes, x replicas */
     double req_cost, rec_cost;                 /* per month */
 } adv_cluster_t;
@@ -278,9 +336,39 @@ typedef struct adv_reply adv_reply_t;
 /* Called exactly once per call, on the loop thread; `resp` only with OK. */
 typedef void (*adv_reply_fn)(adv_reply_t *r, grpc_status_code code, const char *message,
                              const ProtobufCMessage *resp);
+/* One page of ListRecommendations, still in the snapshot: the transport
+ * encodes it from the entries' cached views (page.c) instead of building a
+ * response message. The entries stay valid during the call only. */
+typedef struct {
+    const adv_entry_t *const *items;
+    size_t n;
+    bool full;                   /* RECOMMENDATION_VIEW_FULL, else BASIC */
+    const char *next_page_token; /* "" on the last page */
+    uint32_t total_size;
+} adv_page_t;
+
+typedef void (*adv_page_fn)(adv_reply_t *r, const adv_page_t *page);
+
 struct adv_reply {
     adv_reply_fn fn;
+    adv_page_fn page; /* ListRecommendations' answer on success (both transports set it) */
 };
+
+/* ---- list pages (page.c) ---------------------------------------------------- */
+
+/* The BASIC view of rec: a shallow copy whose containers leave out the
+ * evidence. It points into rec and *containers (n_containers of them, the
+ * caller's storage); nothing to free. */
+void adv_recommendation_basic(const Kopt__V1__Recommendation *rec, Kopt__V1__Recommendation *out,
+                              Kopt__V1__ContainerRecommendation *containers,
+                              Kopt__V1__ContainerRecommendation **ptrs);
+/* The entry's BASIC encodings (results.c calls it once per entry). */
+int adv_entry_encode(adv_entry_t *e);
+/* A page as the proto3 JSON of ListRecommendationsResponse, byte for byte
+ * what kopt_pbjson_encode gives for the same message; or as its protobuf.
+ * *out is malloc'd. 0, -ENOMEM or -EINVAL. */
+int adv_page_json(const adv_page_t *p, char **out, size_t *len);
+int adv_page_pb(const adv_page_t *p, uint8_t **out, size_t *len);
 
 typedef struct adv_api adv_api_t;
 

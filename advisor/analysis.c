@@ -77,6 +77,10 @@ static void reasons(crec_t *x, const kopt_engine_result_t *r)
         {KOPT_ENGINE_IDLE, KOPT__V1__RECOMMENDATION_REASON__RECOMMENDATION_REASON_IDLE},
         {KOPT_ENGINE_CPU_AT_MIN | KOPT_ENGINE_MEMORY_AT_MIN,
          KOPT__V1__RECOMMENDATION_REASON__RECOMMENDATION_REASON_AT_MINIMUM},
+        {KOPT_ENGINE_CPU_AT_MAX | KOPT_ENGINE_MEMORY_AT_MAX,
+         KOPT__V1__RECOMMENDATION_REASON__RECOMMENDATION_REASON_AT_MAXIMUM},
+        {KOPT_ENGINE_HPA_ADJUSTED,
+         KOPT__V1__RECOMMENDATION_REASON__RECOMMENDATION_REASON_HPA_TARGET_CHANGED},
     };
     unsigned flags = r->flags;
 
@@ -138,16 +142,51 @@ static Kopt__V1__QosClass qos(const kopt_engine_result_t *r, size_t n)
                       : KOPT__V1__QOS_CLASS__QOS_CLASS_BEST_EFFORT;
 }
 
+/* The workload's HPA as reported, and what to do with its CPU target. */
+static void hpa_msgs(Kopt__V1__HpaFacts *hf, Kopt__V1__HpaAdvice *ha, const adv_hpa_t *h,
+                     const kopt_engine_workload_result_t *wres)
+{
+    kopt__v1__hpa_facts__init(hf);
+    kopt__v1__hpa_advice__init(ha);
+    hf->name = h->hpa_name;
+    hf->min_replicas = h->min_replicas;
+    hf->max_replicas = h->max_replicas;
+    hf->target_cpu_utilization_percent = h->target_cpu_percent;
+    hf->target_memory_utilization_percent = h->target_memory_percent;
+    hf->metric_names = h->metrics;
+    hf->n_metric_names = h->n_metrics;
+    ha->adjusted = wres->hpa_adjusted;
+    ha->target_cpu_utilization_percent = wres->hpa_target_percent;
+    ha->scale_out_cores_current = wres->hpa_scale_out_cores_old;
+    ha->scale_out_cores_recommended = wres->hpa_scale_out_cores_new;
+}
+
+/* A container cannot be scheduled with more than a node offers: the
+ * cluster's largest allocatable caps the recommendation, under any
+ * configured maximum. */
+static void cap_to_nodes(kopt_engine_options_t *o, const adv_node_totals_t *n)
+{
+    if (!n)
+        return;
+    if (n->cpu_largest_node_cores > 0 &&
+        (o->cpu_max_cores == 0 || n->cpu_largest_node_cores < o->cpu_max_cores))
+        o->cpu_max_cores = n->cpu_largest_node_cores;
+    if (n->memory_largest_node_bytes > 0 &&
+        (o->memory_max_bytes == 0 || n->memory_largest_node_bytes < o->memory_max_bytes))
+        o->memory_max_bytes = n->memory_largest_node_bytes;
+}
+
 /* The message of one analysed workload, as an owned (unpacked) copy. */
-static Kopt__V1__Recommendation *workload_msg(const adv_analysis_ctx_t *ctx, const adv_input_t *in,
-                                              const adv_workload_in_t *w,
-                                              const kopt_engine_result_t *res,
-                                              const kopt_engine_workload_result_t *wres,
-                                              const char *id, int64_t now, int64_t lookback)
+static Kopt__V1__Recommendation *
+workload_msg(const adv_analysis_ctx_t *ctx, const adv_input_t *in, const adv_workload_in_t *w,
+             const kopt_engine_result_t *res, const kopt_engine_workload_result_t *wres,
+             const adv_hpa_t *hpa, const char *id, int64_t now, int64_t lookback)
 {
     Kopt__V1__Recommendation rec;
     Kopt__V1__WorkloadRef ref;
     Kopt__V1__WorkloadSavings sav;
+    Kopt__V1__HpaFacts hf;
+    Kopt__V1__HpaAdvice ha;
     Google__Protobuf__Timestamp gen, ws, we;
     Kopt__V1__ContainerRecommendation **cp = calloc(w->n_containers + 1, sizeof(*cp));
     crec_t *x = calloc(w->n_containers + 1, sizeof(*x));
@@ -190,6 +229,11 @@ static Kopt__V1__Recommendation *workload_msg(const adv_analysis_ctx_t *ctx, con
     rec.data_points = wres->windows;
     rec.analysis_id = (char *)id;
     rec.qos_class = qos(res, w->n_containers);
+    if (hpa) {
+        hpa_msgs(&hf, &ha, hpa, wres);
+        rec.hpa = &hf;
+        rec.hpa_advice = hpa->target_cpu_percent > 0 ? &ha : NULL;
+    }
     len = kopt__v1__recommendation__get_packed_size(&rec);
     buf = malloc(len ? len : 1);
     if (buf) {
@@ -204,8 +248,8 @@ out:
 }
 
 /* Runs the engine on every workload of `in`; appends to out->recs. */
-static int analyse(const adv_analysis_ctx_t *ctx, const adv_input_t *in, int64_t now,
-                   int64_t lookback, adv_run_result_t *out)
+static int analyse(const adv_analysis_ctx_t *ctx, const adv_input_t *in, const adv_facts_t *facts,
+                   int64_t now, int64_t lookback, adv_run_result_t *out)
 {
     kopt_engine_options_t opts = ctx->engine;
     size_t max_c = 1;
@@ -228,17 +272,21 @@ static int analyse(const adv_analysis_ctx_t *ctx, const adv_input_t *in, int64_t
                                      .replicas = w->replicas,
                                      .containers = ec,
                                      .n_containers = w->n_containers};
+        const adv_hpa_t *hpa = adv_facts_hpa(facts, w->cluster, w->namespace_, w->kind, w->name);
+        kopt_engine_options_t wopts = opts;
         kopt_engine_workload_result_t wres;
         Kopt__V1__Recommendation *rec;
         int r;
 
+        adv_facts_engine_hpa(hpa, &ew.hpa);
+        cap_to_nodes(&wopts, adv_facts_nodes(facts, w->cluster));
         for (size_t k = 0; k < w->n_containers; k++) {
             const adv_container_in_t *c = &in->c[w->first_container + k];
 
             ec[k] =
                 (kopt_engine_container_t){c->name, c->current, &in->h[c->first_hour], c->n_hours};
         }
-        r = kopt_engine_analyze_workload(&opts, &ew, now, res, &wres);
+        r = kopt_engine_analyze_workload(&wopts, &ew, now, res, &wres);
         if (r < 0) {
             if (r != -ENODATA)
                 kopt_log_warn("workload not analysed", KOPT_STR("cluster", w->cluster),
@@ -247,7 +295,7 @@ static int analyse(const adv_analysis_ctx_t *ctx, const adv_input_t *in, int64_t
             out->skipped++;
             continue;
         }
-        rec = workload_msg(ctx, in, w, res, &wres, out->analysis_id, now, lookback);
+        rec = workload_msg(ctx, in, w, res, &wres, hpa, out->analysis_id, now, lookback);
         if (!rec) {
             free(ec);
             free(res);
@@ -269,6 +317,7 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
     kopt_ch_client_t *ch = NULL;
     kopt_ch_error_t err = {0};
     adv_input_t in = {0};
+    adv_facts_t facts = {0};
     adv_scope_t scope;
     int64_t now;
     size_t sent = 0;
@@ -287,10 +336,19 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
                  err.message);
         goto out;
     }
-    /* Node counts are a nicety: a missing container_windows is no failure. */
+    /* Node counts, HPAs and node sizes make better advice, but their absence
+     * (a missing table, an old aggregator) is no failure. */
     if (adv_store_cluster_info(ch, scope.from, &out->clusters, &out->n_clusters, &err) < 0)
         kopt_log_warn("node counts unavailable", KOPT_STR("error", err.message));
-    r = analyse(ctx, &in, now, lookback, out);
+    if (adv_facts_load(ch, &scope, &facts, &err) < 0)
+        kopt_log_warn("workload and node facts unavailable; analysing without HPAs and node sizes",
+                      KOPT_STR("error", err.message));
+    if (adv_facts_merge_clusters(&facts, &out->clusters, &out->n_clusters) < 0) {
+        r = -ENOMEM;
+        snprintf(out->message, sizeof(out->message), "analysis failed: out of memory");
+        goto out;
+    }
+    r = analyse(ctx, &in, &facts, now, lookback, out);
     if (r < 0) {
         snprintf(out->message, sizeof(out->message), "analysis failed: out of memory");
         goto out;
@@ -317,6 +375,7 @@ out:
     out->status = r;
     out->finished_ns = now_ns();
     adv_input_free(&in);
+    adv_facts_free(&facts);
     kopt_ch_client_free(ch);
 }
 

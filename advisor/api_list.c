@@ -163,7 +163,8 @@ void adv_api_get_cluster_summary(adv_api_t *api, const ProtobufCMessage *msg, ad
 {
     const Kopt__V1__GetClusterSummaryRequest *q = (const Kopt__V1__GetClusterSummaryRequest *)msg;
     Kopt__V1__GetClusterSummaryResponse resp = KOPT__V1__GET_CLUSTER_SUMMARY_RESPONSE__INIT;
-    Kopt__V1__ResourceTotals req_t = KOPT__V1__RESOURCE_TOTALS__INIT,
+    Kopt__V1__ResourceTotals alloc_t = KOPT__V1__RESOURCE_TOTALS__INIT,
+                             req_t = KOPT__V1__RESOURCE_TOTALS__INIT,
                              rec_t = KOPT__V1__RESOURCE_TOTALS__INIT;
     Kopt__V1__Pricing pricing = KOPT__V1__PRICING__INIT;
     Google__Protobuf__Timestamp gen;
@@ -186,6 +187,9 @@ void adv_api_get_cluster_summary(adv_api_t *api, const ProtobufCMessage *msg, ad
     }
     resp.cluster = c->name;
     resp.node_count = c->nodes;
+    alloc_t.cpu_cores = c->alloc_cpu;
+    alloc_t.memory_bytes = (uint64_t)c->alloc_mem;
+    resp.allocatable = c->alloc_cpu > 0 || c->alloc_mem > 0 ? &alloc_t : NULL;
     req_t.cpu_cores = c->req_cpu;
     req_t.memory_bytes = (uint64_t)c->req_mem;
     rec_t.cpu_cores = c->rec_cpu;

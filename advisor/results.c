@@ -169,6 +169,8 @@ adv_results_t *adv_results_new(Kopt__V1__Recommendation **recs, size_t n,
         }
         c->nodes = ci[i].nodes;
         c->last_seen = ci[i].last_seen;
+        c->alloc_cpu = ci[i].cpu_allocatable_cores;
+        c->alloc_mem = (double)ci[i].memory_allocatable_bytes;
     }
     if (k)
         qsort(r->clusters, r->n_clusters, sizeof(*r->clusters), cluster_cmp);

@@ -105,6 +105,10 @@ static void job_work(uv_work_t *w)
         adv_store_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
                                &j->res.n_clusters, &err) < 0)
         kopt_log_warn("node counts unavailable", KOPT_STR("error", err.message));
+    if (j->load_status == 0 &&
+        adv_facts_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
+                               &j->res.n_clusters, &err) < 0)
+        kopt_log_warn("node sizes unavailable", KOPT_STR("error", err.message));
     snprintf(j->load_error, sizeof(j->load_error), "%s", err.message);
     kopt_ch_client_free(ch);
 }

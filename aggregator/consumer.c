@@ -19,6 +19,7 @@
 #include <kopt/util.h>
 
 #include "deadletter.h"
+#include "facts.h"
 #include "kopt/v1/metrics.pb-c.h"
 #include "rollup.h"
 #include "rowbinary.h"
@@ -47,6 +48,7 @@ typedef struct worker {
     uint64_t first_ns, progress_ns;
     kopt_rowbinary_buf_t buf, scratch;
     kopt_hourset_t hours;
+    kopt_facts_t facts; /* newest per workload and node, inserted after the windows */
 } worker_t;
 
 struct kopt_agg {
@@ -148,6 +150,9 @@ static void accept_msg(worker_t *w, natsMsg *m)
         for (size_t i = 0; i < mb->n_windows; i++)
             if (mb->windows[i]->window_start)
                 kopt_hourset_add(&w->hours, mb->cluster, mb->windows[i]->window_start->seconds);
+        if (kopt_facts_add_batch(&w->facts, mb) < 0)
+            kopt_log_warn("out of memory keeping workload facts; this round goes without",
+                          KOPT_INT("worker", w->idx));
         m = NULL;
     }
     natsMsg_Destroy(m);
@@ -327,6 +332,24 @@ static void keep_alive(worker_t *w)
     w->progress_ns = kopt_now_ns();
 }
 
+/* Facts are best effort: every batch repeats them, so a failed insert
+ * costs one round of freshness, while holding the windows' acks for it
+ * would stall the stream. The failure is logged and counted. */
+static void store_facts(worker_t *w)
+{
+    kopt_ch_error_t err = {0};
+    int r;
+
+    if (kopt_facts_count(&w->facts) == 0)
+        return;
+    r = kopt_facts_insert(&w->facts, w->ch, &err);
+    if (r == 0)
+        return;
+    count_error(w, &err);
+    kopt_log_warn("workload/node facts not stored this round", KOPT_INT("worker", w->idx),
+                  KOPT_INT("code", err.code), KOPT_STR("message", err.message), KOPT_ERR(r));
+}
+
 static void flush(worker_t *w)
 {
     struct kopt_agg *a = w->a;
@@ -358,6 +381,7 @@ static void flush(worker_t *w)
         keep_alive(w);
     }
     kopt_backoff_reset(&w->backoff);
+    store_facts(w);
     for (size_t i = 0; i < w->n; i++)
         if (w->state[i] == MSG_STORED) {
             natsMsg_Ack(w->msgs[i], NULL);
@@ -374,6 +398,7 @@ out:
     w->total_rows = 0;
     w->buf.len = 0;
     kopt_hourset_clear(&w->hours);
+    kopt_facts_clear(&w->facts);
 }
 
 static bool due(worker_t *w)
@@ -771,6 +796,7 @@ void kopt_agg_free(kopt_agg_t *a)
         kopt_rowbinary_buf_free(&w->buf);
         kopt_rowbinary_buf_free(&w->scratch);
         kopt_hourset_free(&w->hours);
+        kopt_facts_free(&w->facts);
     }
     free(a->workers);
     jsCtx_Destroy(a->js);

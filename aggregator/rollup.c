@@ -159,11 +159,13 @@ void kopt_rollup_pass(kopt_ch_client_t *c, const kopt_hourset_t *todo, uint64_t 
 
 unsigned kopt_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days)
 {
-    static const char *const tables[] = {"container_windows", "container_hourly"};
-    uint32_t days[] = {windows_days, hourly_days};
+    /* Facts live as long as the rollups they describe. */
+    static const char *const tables[] = {"container_windows", "container_hourly", "workload_facts",
+                                         "node_facts"};
+    uint32_t days[] = {windows_days, hourly_days, hourly_days, hourly_days};
     unsigned total = 0;
 
-    for (int i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         kopt_ch_error_t err = {0};
         unsigned dropped = 0;
         int r;

@@ -47,8 +47,9 @@ void kopt_rollup_pass(kopt_ch_client_t *c, const kopt_hourset_t *todo, uint64_t 
                       kopt_hourset_t *failed);
 
 /* The retention janitor: drops container_windows partitions older than
- * windows_days and container_hourly ones older than hourly_days (0: keep).
- * Returns the partitions dropped; failures are logged. */
+ * windows_days, and container_hourly, workload_facts and node_facts ones
+ * older than hourly_days (0: keep). Returns the partitions dropped; failures
+ * are logged. */
 unsigned kopt_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days);
 
 /* A bounded set of (cluster, hour) pairs. Not thread-safe: the caller locks. */

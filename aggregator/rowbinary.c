@@ -79,11 +79,9 @@ int kopt_rowbinary_put_f64(kopt_rowbinary_buf_t *b, double v)
     return put_le(b, bits, 8);
 }
 
-int kopt_rowbinary_put_string(kopt_rowbinary_buf_t *b, const char *s)
+int kopt_rowbinary_put_varuint(kopt_rowbinary_buf_t *b, uint64_t v)
 {
-    size_t n = s ? strlen(s) : 0;
-    uint64_t v = n;
-    int r = reserve(b, n + 10); /* a 64-bit LEB128 takes at most 10 bytes */
+    int r = reserve(b, 10); /* a 64-bit LEB128 takes at most 10 bytes */
 
     if (r < 0)
         return r;
@@ -93,6 +91,18 @@ int kopt_rowbinary_put_string(kopt_rowbinary_buf_t *b, const char *s)
         v >>= 7;
         b->data[b->len++] = byte | (v ? 0x80 : 0);
     } while (v);
+    return 0;
+}
+
+int kopt_rowbinary_put_string(kopt_rowbinary_buf_t *b, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    int r = reserve(b, n + 10);
+
+    if (r == 0)
+        r = kopt_rowbinary_put_varuint(b, n);
+    if (r < 0)
+        return r;
     if (n)
         memcpy(b->data + b->len, s, n);
     b->len += n;

@@ -59,7 +59,41 @@ int kopt_rowbinary_metric_batch(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricB
  * ..., "" for UNSPECIFIED or an unknown value. */
 const char *kopt_rowbinary_workload_kind(int kind);
 
-/* Primitive encoders, exposed for other tables' rows and for tests. */
+/* ---- facts: the latest state of workloads and nodes (rowbinary_facts.c) */
+
+/* workload_facts columns, in encoding order. The first four are the key. */
+#define KOPT_ROWBINARY_WORKLOAD_FACTS_COLUMNS                                                      \
+    "cluster, namespace, workload_kind, workload_name, observed_at, node, replicas, "              \
+    "ready_replicas, qos_class, hpa_name, hpa_min_replicas, hpa_max_replicas, "                    \
+    "hpa_target_cpu_percent, hpa_target_memory_percent, hpa_metrics"
+
+/* node_facts columns, in encoding order. The first two are the key. */
+#define KOPT_ROWBINARY_NODE_FACTS_COLUMNS                                                          \
+    "cluster, node, observed_at, cpu_capacity_cores, cpu_allocatable_cores, "                      \
+    "memory_capacity_bytes, memory_allocatable_bytes, kernel_version, kubelet_version, "           \
+    "container_runtime_version, architecture, instance_type, zone, region, metric_source, "        \
+    "label_keys, label_values"
+
+/* Appends the workload_facts row of one WorkloadFacts of batch m, observed
+ * at m->created; *key_len gets the length of the encoded key (the row's
+ * first bytes), so equal keys compare with memcmp. -EINVAL when m has no
+ * usable created time. On error the buffer is left as it was. */
+int kopt_rowbinary_workload_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
+                                  const Kopt__V1__WorkloadFacts *wf, size_t *key_len);
+
+/* Appends the node_facts row of batch m (which must have node_facts), as
+ * kopt_rowbinary_workload_facts does. */
+int kopt_rowbinary_node_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
+                              size_t *key_len);
+
+/* Names stored for enums: "Guaranteed", "Burstable", "BestEffort"; "cgroup-v1",
+ * "cgroup-v2", "kubelet", "proc"; "" when unspecified or unknown. */
+const char *kopt_rowbinary_qos_class(int qos);
+const char *kopt_rowbinary_metric_source(int source);
+
+/* Primitive encoders, exposed for other tables' rows and for tests.
+ * varuint is ClickHouse's LEB128 (string lengths, array sizes). */
+int kopt_rowbinary_put_varuint(kopt_rowbinary_buf_t *b, uint64_t v);
 int kopt_rowbinary_put_string(kopt_rowbinary_buf_t *b, const char *s);
 int kopt_rowbinary_put_u32(kopt_rowbinary_buf_t *b, uint32_t v);
 int kopt_rowbinary_put_u64(kopt_rowbinary_buf_t *b, uint64_t v);

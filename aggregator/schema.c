@@ -128,6 +128,48 @@ static const column_t recommendation_columns[] = {
     {NULL, NULL, 0},
 };
 
+/* Must hold every column of KOPT_ROWBINARY_WORKLOAD_FACTS_COLUMNS. */
+static const column_t workload_facts_columns[] = {
+    {"cluster", "String", COL_LC},
+    {"namespace", "String", COL_LC},
+    {"workload_kind", "String", COL_LC},
+    {"workload_name", "String", 0},
+    {"observed_at", "DateTime", COL_TIME}, /* the batch's created time */
+    {"node", "String", COL_LC},            /* the agent that saw it */
+    {"replicas", "UInt32", 0},
+    {"ready_replicas", "UInt32", 0},
+    {"qos_class", "String", COL_LC},
+    {"hpa_name", "String", 0}, /* "" = no HorizontalPodAutoscaler */
+    {"hpa_min_replicas", "UInt32", 0},
+    {"hpa_max_replicas", "UInt32", 0},
+    {"hpa_target_cpu_percent", "UInt32", 0},
+    {"hpa_target_memory_percent", "UInt32", 0},
+    {"hpa_metrics", "Array(String)", 0},
+    {NULL, NULL, 0},
+};
+
+/* Must hold every column of KOPT_ROWBINARY_NODE_FACTS_COLUMNS. */
+static const column_t node_facts_columns[] = {
+    {"cluster", "String", COL_LC},
+    {"node", "String", 0},
+    {"observed_at", "DateTime", COL_TIME},
+    {"cpu_capacity_cores", "Float64", 0},
+    {"cpu_allocatable_cores", "Float64", 0},
+    {"memory_capacity_bytes", "UInt64", 0},
+    {"memory_allocatable_bytes", "UInt64", 0},
+    {"kernel_version", "String", COL_LC},
+    {"kubelet_version", "String", COL_LC},
+    {"container_runtime_version", "String", COL_LC},
+    {"architecture", "String", COL_LC},
+    {"instance_type", "String", COL_LC},
+    {"zone", "String", COL_LC},
+    {"region", "String", COL_LC},
+    {"metric_source", "String", COL_LC},
+    {"label_keys", "Array(String)", 0},
+    {"label_values", "Array(String)", 0},
+    {NULL, NULL, 0},
+};
+
 typedef struct {
     const char *table;
     const column_t *columns;
@@ -152,6 +194,20 @@ static const table_t recommendations_table = {
     "recommendations", recommendation_columns,
     "ENGINE = ReplacingMergeTree(generated_at)\n"
     "ORDER BY (cluster, namespace, workload_kind, workload_name, container)"};
+
+/* The latest state per key: a newer observation replaces an older one
+ * within a month's partition; readers take argMax(..., observed_at) across
+ * partitions, and retention drops months with the hourly rollups. */
+static const table_t workload_facts_table = {
+    "workload_facts", workload_facts_columns,
+    "ENGINE = ReplacingMergeTree(observed_at)\n"
+    "PARTITION BY toYYYYMM(observed_at)\n"
+    "ORDER BY (cluster, namespace, workload_kind, workload_name)"};
+
+static const table_t node_facts_table = {"node_facts", node_facts_columns,
+                                         "ENGINE = ReplacingMergeTree(observed_at)\n"
+                                         "PARTITION BY toYYYYMM(observed_at)\n"
+                                         "ORDER BY (cluster, node)"};
 
 typedef struct {
     const kopt_ch_version_t *server;
@@ -227,6 +283,8 @@ static const migration_t migrations[] = {
     {3, "create_recommendations", render_table, &recommendations_table},
     {4, "container_windows_ttl", render_ttl, &windows_ttl},
     {5, "container_hourly_ttl", render_ttl, &hourly_ttl},
+    {6, "create_workload_facts", render_table, &workload_facts_table},
+    {7, "create_node_facts", render_table, &node_facts_table},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

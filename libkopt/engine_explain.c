@@ -187,6 +187,16 @@ void kopt_engine_explain(const kopt_engine_options_t *opts, const kopt_engine_hp
             "CPU never passed %.3f cores: the workload looks idle; consider scaling it "
             "down or removing it. ",
             opts->idle_cpu_cores);
+    if (r->flags & KOPT_ENGINE_CPU_AT_MAX)
+        say(&t,
+            "The CPU request is held at %.3f cores, the most one node offers (or the "
+            "configured maximum). ",
+            r->recommended.cpu_request_cores);
+    if (r->flags & KOPT_ENGINE_MEMORY_AT_MAX)
+        say(&t,
+            "The memory request is held at %.0f MiB, the most one node offers (or the "
+            "configured maximum). ",
+            (double)r->recommended.memory_request_bytes / 1048576.0);
     say_hpa(&t, hpa, wres);
     while (t.len > 0 && r->explanation[t.len - 1] == ' ')
         r->explanation[--t.len] = '\0';

@@ -582,6 +582,21 @@ static void flow_windows_reach_clickhouse_and_recommendations_every_api(void **s
     stop_agent_cleanly();
     assert_counts_exact(60);
 
+    /* The node's facts took the same path: one node, seen by the proc source
+     * with its CPU capacity. */
+    {
+        unsigned long long nodes = 0, described = 0;
+
+        assert_int_equal(ch_numbers("SELECT uniqExact(node), countIf(metric_source = 'proc' AND "
+                                    "cpu_capacity_cores > 0) FROM kopt.node_facts",
+                                    &nodes, &described),
+                         0);
+        note("node_facts: %llu node(s), %llu row(s) with the proc source and a CPU capacity", nodes,
+             described);
+        assert_int_equal(nodes, 1);
+        assert_true(described >= 1);
+    }
+
     assert_http_recommendations();
 
     /* gRPC over TLS with the client.pem service identity (mutual TLS) and the key. */

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <nats/nats.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +288,36 @@ static void write_history(void)
     free(sql);
 }
 
+/* What the aggregator keeps from the agents' batches: web's HPA (two
+ * reports; the newer, 50 %, wins), none for db, and the nodes' allocatable
+ * resources: two 3.5-core nodes in local, one tiny edge node in other. */
+static void write_facts(void)
+{
+    static const char *const sql[] = {
+        "INSERT INTO kopt.workload_facts (cluster, namespace, workload_kind, workload_name, "
+        "observed_at, node, replicas, ready_replicas, qos_class, hpa_name, hpa_min_replicas, "
+        "hpa_max_replicas, hpa_target_cpu_percent, hpa_target_memory_percent, hpa_metrics) VALUES "
+        "('local','shop','Deployment','web',now()-7200,'n1',2,2,'Burstable','web',2,10,70,0,"
+        "['cpu']),"
+        "('local','shop','Deployment','web',now()-600,'n2',2,2,'Burstable','web-hpa',2,10,50,0,"
+        "['cpu','requests_per_second']),"
+        "('local','shop','StatefulSet','db',now()-600,'n1',1,1,'Burstable','',0,0,0,0,[])",
+        "INSERT INTO kopt.node_facts (cluster, node, observed_at, cpu_capacity_cores, "
+        "cpu_allocatable_cores, memory_capacity_bytes, memory_allocatable_bytes) VALUES "
+        "('local','n1',now()-600,4,3.5,17179869184,15032385536),"
+        "('local','n2',now()-600,4,3.5,17179869184,15032385536),"
+        "('other','edge-1',now()-600,1,0.08,8589934592,8589934592)",
+    };
+
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+        char *out = NULL;
+
+        if (kopt_test_clickhouse_query(w.ch, sql[i], &out) != 0)
+            fail_msg("insert failed: %s", out);
+        free(out);
+    }
+}
+
 /* ---- set-up ------------------------------------------------------------------------ */
 
 static int group_setup(void **state)
@@ -311,6 +342,7 @@ static int group_setup(void **state)
     assert_int_equal(kopt_schema_migrate(c, NULL, NULL, &err), 0);
     kopt_ch_client_free(c);
     write_history();
+    write_facts();
     w.dir = kopt_test_tmpdir("kopt-advisor-test");
     assert_non_null(w.dir);
     snprintf(w.keys, sizeof(w.keys), "%s/keys", w.dir);
@@ -551,6 +583,85 @@ static void oom_and_idle_are_reported(void **state)
     kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
 }
 
+static bool has_reason(const Kopt__V1__ContainerRecommendation *c,
+                       Kopt__V1__RecommendationReason reason)
+{
+    for (size_t i = 0; i < c->n_reasons; i++)
+        if (c->reasons[i] == reason)
+            return true;
+    return false;
+}
+
+/* web's HPA scales out at 50 % of a 1-core request (0.5 cores a pod); the
+ * new request is about 0.23 cores, so keeping 0.5 would need a 217 % target:
+ * the advice is the 100 % clamp, said as such. other's only node offers
+ * 0.08 cores, which caps api's CPU. local's summary adds up its nodes. */
+static void hpa_and_node_sizes_shape_the_advice(void **state)
+{
+    Kopt__V1__GetRecommendationResponse *g;
+    const Kopt__V1__Recommendation *rec;
+    const Kopt__V1__ContainerRecommendation *c;
+    char *body = NULL;
+    json_t *j, *alloc;
+    int code;
+
+    (void)state;
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT, "web", KEY, &code);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    rec = g->recommendation;
+    assert_non_null(rec->hpa);
+    assert_string_equal(rec->hpa->name, "web-hpa");
+    assert_int_equal(rec->hpa->target_cpu_utilization_percent, 50);
+    assert_int_equal(rec->hpa->n_metric_names, 2);
+    assert_non_null(rec->hpa_advice);
+    assert_true(rec->hpa_advice->adjusted);
+    assert_int_equal(rec->hpa_advice->target_cpu_utilization_percent, 100);
+    assert_float_equal(rec->hpa_advice->scale_out_cores_current, 0.5, 1e-9);
+    c = rec->containers[0];
+    assert_float_equal(rec->hpa_advice->scale_out_cores_recommended,
+                       c->recommended->cpu_request_cores, 1e-9);
+    assert_true(
+        has_reason(c, KOPT__V1__RECOMMENDATION_REASON__RECOMMENDATION_REASON_HPA_TARGET_CHANGED));
+    assert_non_null(strstr(c->explanation, "The HPA scales out at 50 %"));
+    kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
+
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_STATEFUL_SET, "db", KEY, &code);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    assert_null(g->recommendation->hpa);
+    assert_null(g->recommendation->hpa_advice);
+    kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
+
+    assert_int_equal(
+        http("GET", "/v1/recommendations/other/default/deployment/api", KEY, NULL, &body), 200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    json_t *jc =
+        json_array_get(json_object_get(json_object_get(j, "recommendation"), "containers"), 0);
+    assert_float_equal(
+        json_number_value(json_object_get(json_object_get(jc, "recommended"), "cpuRequestCores")),
+        0.08, 1e-9);
+    {
+        json_t *reasons = json_object_get(jc, "reasons");
+        bool at_max = false;
+
+        for (size_t i = 0; i < json_array_size(reasons); i++)
+            at_max |= strcmp(json_string_value(json_array_get(reasons, i)),
+                             "RECOMMENDATION_REASON_AT_MAXIMUM") == 0;
+        assert_true(at_max);
+    }
+    assert_non_null(
+        strstr(json_string_value(json_object_get(jc, "explanation")), "the most one node offers"));
+    json_decref(j);
+
+    assert_int_equal(http("GET", "/v1/clusters/local/summary", KEY, NULL, &body), 200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    alloc = json_object_get(j, "allocatable");
+    assert_float_equal(json_number_value(json_object_get(alloc, "cpuCores")), 7.0, 1e-9);
+    assert_string_equal(json_string_value(json_object_get(alloc, "memoryBytes")), "30064771072");
+    json_decref(j);
+}
+
 static void bad_requests_and_keys_get_the_right_codes(void **state)
 {
     Kopt__V1__ListRecommendationsRequest lr = KOPT__V1__LIST_RECOMMENDATIONS_REQUEST__INIT;
@@ -746,6 +857,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_recommendation_over_grpc_http_and_jetstream),
         cmocka_unit_test(oom_and_idle_are_reported),
+        cmocka_unit_test(hpa_and_node_sizes_shape_the_advice),
         cmocka_unit_test(bad_requests_and_keys_get_the_right_codes),
         cmocka_unit_test(paging_summary_usage_and_page),
         cmocka_unit_test(buf_curl_lists_and_calls_through_reflection),

@@ -115,7 +115,9 @@ static void schema_is_gated_by_version(void **state)
     (void)state;
     kopt_ch_version_parse("18.16.1", &old);
     kopt_ch_version_parse("23.8.2.7", &cur);
-    for (uint32_t v = 1; v <= 3; v++) {
+    for (uint32_t v = 1; v <= 7; v++) {
+        if (v == 4 || v == 5)
+            continue; /* TTLs, below */
         assert_int_equal(kopt_schema_sql(v, &old, "kopt", &opts, &sql, &name), 0);
         assert_non_null(strstr(sql, "CREATE TABLE IF NOT EXISTS kopt."));
         assert_null(strstr(sql, "CODEC"));
@@ -136,7 +138,7 @@ static void schema_is_gated_by_version(void **state)
     free(sql);
     assert_int_equal(kopt_schema_sql(4, &cur, "kopt", NULL, &sql, &name), -EOPNOTSUPP);
     assert_int_equal(kopt_schema_sql(99, &cur, "kopt", &opts, &sql, &name), -ENOENT);
-    assert_int_equal(kopt_schema_latest(), 5);
+    assert_int_equal(kopt_schema_latest(), 7);
 }
 
 /* --- against the server ------------------------------------------------------ */
@@ -154,14 +156,16 @@ static void migrate_twice_applies_once(void **state)
     assert_true(v.major >= 18);
     assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
     /* No TTL days (and no TTL on 18.16): migrations 4 and 5 stay unrecorded. */
-    assert_int_equal(applied, 3);
+    assert_int_equal(applied, 5);
     assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
     assert_int_equal(applied, 0);
-    ch_expect("SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
-              "container_hourly\ncontainer_windows\nrecommendations\nschema_migrations\n");
+    ch_expect(
+        "SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
+        "container_hourly\ncontainer_windows\nnode_facts\nrecommendations\nschema_migrations\n"
+        "workload_facts\n");
     ch_expect("SELECT version, name FROM kopt.schema_migrations FINAL ORDER BY version",
               "1\tcreate_container_windows\n2\tcreate_container_hourly\n"
-              "3\tcreate_recommendations\n");
+              "3\tcreate_recommendations\n6\tcreate_workload_facts\n7\tcreate_node_facts\n");
     ch_expect("SELECT engine, partition_key, sorting_key FROM system.tables "
               "WHERE database = 'kopt' AND name = 'container_windows'",
               "ReplacingMergeTree\ttoYYYYMMDD(window_start)\tcluster, namespace, workload_kind, "
