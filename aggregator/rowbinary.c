@@ -126,6 +126,8 @@ const char *kopt_rowbinary_workload_kind(int kind)
         return "ReplicaSet";
     case KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_POD:
         return "Pod";
+    case KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_PROCESS_GROUP:
+        return "ProcessGroup"; /* the proc source's groups; the advisor's name too */
     default:
         return "";
     }

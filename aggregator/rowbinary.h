@@ -55,8 +55,9 @@ int kopt_rowbinary_window(kopt_rowbinary_buf_t *b, const kopt_rowbinary_batch_t 
 int kopt_rowbinary_metric_batch(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
                                 uint32_t inserted_at, size_t *rows);
 
-/* The Kubernetes kind stored in workload_kind: "Deployment", "StatefulSet",
- * ..., "" for UNSPECIFIED or an unknown value. */
+/* The kind stored in workload_kind: the Kubernetes kind ("Deployment",
+ * "StatefulSet", ...), "ProcessGroup" for the proc source's groups, "" for
+ * UNSPECIFIED or an unknown value. */
 const char *kopt_rowbinary_workload_kind(int kind);
 
 /* ---- facts: the latest state of workloads and nodes (rowbinary_facts.c) */

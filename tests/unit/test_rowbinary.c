@@ -203,6 +203,7 @@ static void kinds_and_columns(void **state)
     assert_string_equal(kopt_rowbinary_workload_kind(5), "CronJob");
     assert_string_equal(kopt_rowbinary_workload_kind(6), "ReplicaSet");
     assert_string_equal(kopt_rowbinary_workload_kind(7), "Pod");
+    assert_string_equal(kopt_rowbinary_workload_kind(8), "ProcessGroup");
     assert_string_equal(kopt_rowbinary_workload_kind(0), "");
     assert_string_equal(kopt_rowbinary_workload_kind(99), "");
     for (; *p; p++)
