@@ -179,6 +179,28 @@ static const int permanent_codes[] = {
     115, /* UNKNOWN_SETTING */
     117, /* INCORRECT_DATA */
     164, /* READONLY */
+    395, /* FUNCTION_THROW_IF_VALUE_IS_NON_ZERO: a row failed a throwIf() check */
+    469, /* VIOLATED_CONSTRAINT (19.15+): a row failed a CHECK constraint */
+};
+
+/* Permanent codes about the statement, not the rows: every insert of the
+ * same kind fails alike, so no message is to blame (see kopt_ch_blames_rows). */
+static const int statement_codes[] = {
+    16,  /* NO_SUCH_COLUMN_IN_TABLE */
+    36,  /* BAD_ARGUMENTS */
+    43,  /* ILLEGAL_TYPE_OF_ARGUMENT */
+    44,  /* ILLEGAL_COLUMN */
+    46,  /* UNKNOWN_FUNCTION */
+    47,  /* UNKNOWN_IDENTIFIER */
+    48,  /* NOT_IMPLEMENTED */
+    50,  /* UNKNOWN_TYPE */
+    57,  /* TABLE_ALREADY_EXISTS */
+    60,  /* UNKNOWN_TABLE */
+    62,  /* SYNTAX_ERROR */
+    73,  /* UNKNOWN_FORMAT */
+    81,  /* UNKNOWN_DATABASE */
+    115, /* UNKNOWN_SETTING */
+    164, /* READONLY */
 };
 
 /* Codes that say "the server cannot do it now". */
@@ -227,6 +249,12 @@ kopt_ch_class_t kopt_ch_classify(long http_status, int code)
         http_status == 408 || http_status == 429)
         return KOPT_CH_RETRYABLE;
     return KOPT_CH_PERMANENT;
+}
+
+bool kopt_ch_blames_rows(const kopt_ch_error_t *err)
+{
+    return err->cls == KOPT_CH_PERMANENT && err->code != 0 &&
+           !in_list(statement_codes, sizeof(statement_codes) / sizeof(int), err->code);
 }
 
 const char *kopt_ch_class_name(kopt_ch_class_t cls)

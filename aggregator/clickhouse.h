@@ -121,6 +121,15 @@ int kopt_ch_parse_exception(const char *body, size_t len, char *msg, size_t msg_
 /* Retry decision for an answer with this HTTP status and exception code. */
 kopt_ch_class_t kopt_ch_classify(long http_status, int code);
 
+/* True for a permanent error about the rows sent (they do not parse, do not
+ * fit a column, fail a check such as throwIf() or a constraint), so one
+ * message of an insert can be to blame and the others can be stored. False
+ * for a statement that can never work whatever the rows (unknown table,
+ * column or database, syntax, read-only: a schema or config problem every
+ * insert hits alike), for an error without a ClickHouse code, and for
+ * retryable errors. */
+bool kopt_ch_blames_rows(const kopt_ch_error_t *err);
+
 /* "ok", "retryable", "permanent": for logs and metric labels. */
 const char *kopt_ch_class_name(kopt_ch_class_t cls);
 

@@ -20,6 +20,7 @@
 
 #include "deadletter.h"
 #include "facts.h"
+#include "health.h"
 #include "kopt/v1/metrics.pb-c.h"
 #include "rollup.h"
 #include "rowbinary.h"
@@ -29,6 +30,8 @@
 #define TICK_MS 500
 #define LAG_EVERY_MS 5000
 #define RETENTION_EVERY_MS (24ULL * 3600 * 1000)
+#define PROBE_EVERY_MS 1000 /* how soon /readyz sees ClickHouse go or come back */
+#define PROBE_TIMEOUT_MS 2000
 
 typedef enum { MSG_PENDING = 0, MSG_STORED, MSG_DEAD } msg_state_t;
 
@@ -54,7 +57,8 @@ typedef struct worker {
 struct kopt_agg {
     kopt_agg_options_t o;
     atomic_int stop;
-    atomic_int migrated, nats_ok, consumer_ok, ch_ok;
+    atomic_int migrated, nats_ok, consumer_ok;
+    kopt_ch_health_t *health; /* ClickHouse's state for /readyz */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     kopt_hourset_t touched; /* under mu */
@@ -236,8 +240,10 @@ static int insert_range(worker_t *w, size_t lo, size_t hi, kopt_ch_error_t *err)
     uint64_t t0;
     int r;
 
+    /* Only pending messages: after a halving, a half already stored must
+     * not be inserted again when the other half is retried. */
     for (size_t i = lo; i < hi; i++) {
-        if (w->state[i] == MSG_DEAD)
+        if (w->state[i] != MSG_PENDING)
             contiguous = false;
         else
             rows += w->rows[i];
@@ -249,7 +255,7 @@ static int insert_range(worker_t *w, size_t lo, size_t hi, kopt_ch_error_t *err)
         for (size_t i = lo; i < hi; i++) {
             size_t n = w->off[i + 1] - w->off[i];
 
-            if (w->state[i] == MSG_DEAD || n == 0)
+            if (w->state[i] != MSG_PENDING || n == 0)
                 continue;
             if (w->scratch.len + n > w->scratch.cap) {
                 size_t cap = 2 * (w->scratch.len + n);
@@ -273,19 +279,19 @@ static int insert_range(worker_t *w, size_t lo, size_t hi, kopt_ch_error_t *err)
     if (r == 0) {
         kopt_metric_counter_inc(a->inserts);
         kopt_metric_counter_add(a->inserted_rows, (double)rows);
-        atomic_store(&a->ch_ok, 1);
         return 0;
     }
     count_error(w, err);
-    if (err->cls != KOPT_CH_PERMANENT && err->r != -EREMOTEIO)
-        atomic_store(&a->ch_ok, 0);
     return r;
 }
 
-/* Stores [lo, hi): on a permanent error, halves the range until the
- * message ClickHouse refuses is alone, and dead-letters it. 0 when every
- * message is stored or dead; a negative errno for a retryable failure. */
-static int store_range(worker_t *w, size_t lo, size_t hi)
+/* Stores [lo, hi): on a permanent error that blames the rows, halves the
+ * range until the message ClickHouse refuses is alone, and dead-letters it.
+ * A permanent error of the statement itself (unknown table, ...) would hit
+ * every message alike, so it is retried like a retryable one instead of
+ * dead-lettering the whole stream. 0 when every message is stored or dead;
+ * a negative errno for a failure to retry, described in *last. */
+static int store_range(worker_t *w, size_t lo, size_t hi, kopt_ch_error_t *last)
 {
     kopt_ch_error_t err = {0};
     size_t mid;
@@ -297,16 +303,21 @@ static int store_range(worker_t *w, size_t lo, size_t hi)
                 w->state[i] = MSG_STORED;
         return 0;
     }
-    if (r == -ENOMEM || err.cls != KOPT_CH_PERMANENT)
+    if (r == -ENOMEM || !kopt_ch_blames_rows(&err)) {
+        *last = err;
         return r;
+    }
     if (hi - lo == 1) {
         char text[320];
 
         snprintf(text, sizeof(text), "ClickHouse code %d (HTTP %ld): %s", err.code, err.http_status,
                  err.message);
         if (kopt_deadletter_msg(w->a->nc, w->a->js, w->a->o.deadletter_prefix, KOPT_DL_CLICKHOUSE,
-                                text, w->msgs[lo]) < 0)
+                                text, w->msgs[lo]) < 0) {
+            *last = (kopt_ch_error_t){.r = -EIO, .cls = KOPT_CH_RETRYABLE};
+            snprintf(last->message, sizeof(last->message), "dead letter not published");
             return -EIO;
+        }
         natsMsg_Ack(w->msgs[lo], NULL);
         kopt_metric_counter_inc(kopt_metric_counter_with(w->a->f_dead, KOPT_DL_CLICKHOUSE));
         kopt_metric_counter_inc(w->a->consumed);
@@ -314,8 +325,8 @@ static int store_range(worker_t *w, size_t lo, size_t hi)
         return 0;
     }
     mid = lo + (hi - lo) / 2;
-    r = store_range(w, lo, mid);
-    return r < 0 ? r : store_range(w, mid, hi);
+    r = store_range(w, lo, mid, last);
+    return r < 0 ? r : store_range(w, mid, hi, last);
 }
 
 /* While retrying, tells JetStream the held messages are still being worked
@@ -353,24 +364,32 @@ static void store_facts(worker_t *w)
 static void flush(worker_t *w)
 {
     struct kopt_agg *a = w->a;
+    kopt_ch_error_t err = {0};
     size_t acked = 0;
     int r;
 
     w->off[w->n] = w->buf.len;
-    while ((r = store_range(w, 0, w->n)) < 0) {
+    while ((r = store_range(w, 0, w->n, &err)) < 0) {
         uint64_t wait = kopt_backoff_next(&w->backoff), slice = a->o.ack_wait_ms / 3;
 
+        /* Until an insert works again, /readyz says why not. */
+        kopt_ch_health_report(a->health, (unsigned)w->idx, &err);
         if (stopping(a)) {
             kopt_log_warn("stopping with an insert that failed; handing the messages back",
                           KOPT_INT("worker", w->idx), KOPT_UINT("messages", w->n), KOPT_ERR(r));
+            /* A half stored by a halving is acked; the rest comes back. */
             for (size_t i = 0; i < w->n; i++)
-                if (w->state[i] != MSG_DEAD)
+                if (w->state[i] == MSG_STORED)
+                    natsMsg_Ack(w->msgs[i], NULL);
+                else if (w->state[i] == MSG_PENDING)
                     natsMsg_Nak(w->msgs[i], NULL);
             goto out;
         }
         kopt_log_warn("insert failed; retrying the same rows, not acking",
                       KOPT_INT("worker", w->idx), KOPT_UINT("rows", w->total_rows),
-                      KOPT_UINT("retry_ms", wait), KOPT_ERR(r));
+                      KOPT_UINT("retry_ms", wait), KOPT_INT("code", err.code),
+                      KOPT_STR("class", kopt_ch_class_name(err.cls)),
+                      KOPT_STR("detail", err.message), KOPT_ERR(r));
         while (wait > 0 && !stopping(a)) {
             uint64_t step = wait < slice || slice == 0 ? wait : slice;
 
@@ -392,6 +411,7 @@ static void flush(worker_t *w)
     kopt_hourset_merge(&a->touched, &w->hours);
     pthread_mutex_unlock(&a->mu);
 out:
+    kopt_ch_health_report(a->health, (unsigned)w->idx, NULL); /* stored, or handed back */
     for (size_t i = 0; i < w->n; i++)
         natsMsg_Destroy(w->msgs[i]);
     w->n = 0;
@@ -443,7 +463,6 @@ static int migrate(struct kopt_agg *a, kopt_ch_client_t *ch)
         kopt_log_info("schema migrated", KOPT_UINT("applied", applied),
                       KOPT_STR("database", kopt_ch_database(ch)));
         atomic_store(&a->migrated, 1);
-        atomic_store(&a->ch_ok, 1);
     } else {
         kopt_log_warn("migrations failed; retrying", KOPT_STR("clickhouse", kopt_ch_url(ch)),
                       KOPT_INT("code", err.code), KOPT_STR("detail", err.message), KOPT_ERR(r));
@@ -525,7 +544,7 @@ static int ensure_consumer(struct kopt_agg *a)
     return 0;
 }
 
-static void poll_lag(struct kopt_agg *a, kopt_ch_client_t *ch)
+static void poll_lag(struct kopt_agg *a)
 {
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
@@ -540,12 +559,6 @@ static void poll_lag(struct kopt_agg *a, kopt_ch_client_t *ch)
     }
     jsConsumerInfo_Destroy(ci);
     atomic_store(&a->nats_ok, natsConnection_Status(a->nc) == NATS_CONN_STATUS_CONNECTED);
-    if (!atomic_load(&a->ch_ok)) {
-        kopt_ch_error_t err;
-
-        if (kopt_ch_query(ch, "SELECT 1", NULL, NULL, &err) == 0)
-            atomic_store(&a->ch_ok, 1);
-    }
 }
 
 /* Rolls up the hours touched since the last run plus the lateness window;
@@ -587,32 +600,60 @@ static int start_workers(struct kopt_agg *a)
     return 0;
 }
 
-static void control_loop(struct kopt_agg *a, kopt_ch_client_t *ch)
+/* Max-deliver advisories are plain NATS messages, sent when a fetch finds a
+ * message past MaxDeliver: the subscription must exist before the first
+ * fetch, or an advisory sent meanwhile is lost. A queue group: one replica
+ * handles each advisory. */
+static natsSubscription *watch_advisories(struct kopt_agg *a)
 {
     char subject[512];
     natsSubscription *adv = NULL;
-    uint64_t next_lag = 0, next_rollup = now_ms() + a->o.rollup_interval_ms, next_retention = 0;
 
     snprintf(subject, sizeof(subject), "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s",
              a->o.stream, a->o.consumer);
-    /* A queue group: one replica handles each advisory. */
-    if (natsConnection_QueueSubscribeSync(&adv, a->nc, subject, a->o.consumer) != NATS_OK)
+    if (natsConnection_QueueSubscribeSync(&adv, a->nc, subject, a->o.consumer) != NATS_OK ||
+        natsConnection_Flush(a->nc) != NATS_OK)
         kopt_log_warn("cannot watch max-deliver advisories", KOPT_STR("subject", subject));
+    return adv;
+}
+
+/* The advisory is not sent again: a failed dead letter is tried a few
+ * times before the message is given up (and logged). */
+static void on_advisory(struct kopt_agg *a, natsMsg *m)
+{
+    int r = -EIO;
+
+    for (int attempt = 0; attempt < 5 && r == -EIO && !stopping(a); attempt++) {
+        if (attempt)
+            nap(a, 500ULL << attempt);
+        r = kopt_deadletter_advisory(a->nc, a->js, a->o.deadletter_prefix, a->o.stream,
+                                     natsMsg_GetData(m), natsMsg_GetDataLength(m));
+    }
+    if (r == 0)
+        kopt_metric_counter_inc(kopt_metric_counter_with(a->f_dead, KOPT_DL_MAX_DELIVER));
+    else
+        kopt_log_error("a message past max-deliver could not be dead-lettered; it stays in the "
+                       "stream, skipped by the consumer",
+                       KOPT_INT("advisory_bytes", natsMsg_GetDataLength(m)), KOPT_ERR(r));
+}
+
+static void control_loop(struct kopt_agg *a, kopt_ch_client_t *ch, natsSubscription *adv)
+{
+    uint64_t next_lag = 0, next_rollup = now_ms() + a->o.rollup_interval_ms, next_retention = 0;
+
     while (!stopping(a)) {
         natsMsg *m = NULL;
         uint64_t now;
 
         if (adv && natsSubscription_NextMsg(&m, adv, TICK_MS) == NATS_OK) {
-            kopt_deadletter_advisory(a->nc, a->js, a->o.deadletter_prefix, a->o.stream,
-                                     natsMsg_GetData(m), natsMsg_GetDataLength(m));
-            kopt_metric_counter_inc(kopt_metric_counter_with(a->f_dead, KOPT_DL_MAX_DELIVER));
+            on_advisory(a, m);
             natsMsg_Destroy(m);
         } else if (!adv) {
             nap(a, TICK_MS);
         }
         now = now_ms();
         if (now >= next_lag) {
-            poll_lag(a, ch);
+            poll_lag(a);
             next_lag = now + LAG_EVERY_MS;
         }
         if (a->o.rollup_interval_ms && now >= next_rollup) {
@@ -626,7 +667,6 @@ static void control_loop(struct kopt_agg *a, kopt_ch_client_t *ch)
             next_retention = now + RETENTION_EVERY_MS;
         }
     }
-    natsSubscription_Destroy(adv);
 }
 
 static void *control_main(void *arg)
@@ -650,9 +690,13 @@ static void *control_main(void *arg)
     while (!stopping(a) && ensure_consumer(a) < 0)
         nap(a, kopt_backoff_next(&b));
     if (!stopping(a)) {
+        natsSubscription *adv;
+
         kopt_deadletter_ensure_stream(a->js, a->o.deadletter_prefix);
+        adv = watch_advisories(a);
         if (start_workers(a) == 0)
-            control_loop(a, ch);
+            control_loop(a, ch, adv);
+        natsSubscription_Destroy(adv);
     }
     /* Workers finish their inserts and acks; then the acks are flushed. */
     for (uint32_t i = 0; i < a->n_workers; i++)
@@ -754,6 +798,9 @@ int kopt_agg_new(const kopt_agg_options_t *o, kopt_metrics_t *m, kopt_agg_t **ou
     if (r == 0 && (r = kopt_ch_client_new(&a->o.ch, &probe, &err)) < 0)
         kopt_log_error("bad ClickHouse settings", KOPT_STR("detail", err.message), KOPT_ERR(r));
     kopt_ch_client_free(probe);
+    if (r == 0)
+        r = kopt_ch_health_new(&a->o.ch, a->o.workers, PROBE_EVERY_MS, PROBE_TIMEOUT_MS, m,
+                               &a->health);
     if (r < 0) {
         kopt_agg_free(a);
         return r;
@@ -764,6 +811,8 @@ int kopt_agg_new(const kopt_agg_options_t *o, kopt_metrics_t *m, kopt_agg_t **ou
 
 int kopt_agg_start(kopt_agg_t *a)
 {
+    if (kopt_ch_health_start(a->health) < 0)
+        return -EAGAIN;
     a->control_started = pthread_create(&a->control, NULL, control_main, a) == 0;
     return a->control_started ? 0 : -EAGAIN;
 }
@@ -778,6 +827,8 @@ void kopt_agg_stop(kopt_agg_t *a)
         pthread_join(a->control, NULL);
         a->control_started = false;
     }
+    if (a->health)
+        kopt_ch_health_stop(a->health);
 }
 
 void kopt_agg_free(kopt_agg_t *a)
@@ -799,6 +850,7 @@ void kopt_agg_free(kopt_agg_t *a)
         kopt_facts_free(&w->facts);
     }
     free(a->workers);
+    kopt_ch_health_free(a->health);
     jsCtx_Destroy(a->js);
     natsConnection_Destroy(a->nc);
     kopt_hourset_free(&a->touched);
@@ -811,14 +863,16 @@ int kopt_agg_ready(const kopt_agg_t *a, char *reason, size_t len)
 {
     struct kopt_agg *m = (struct kopt_agg *)a; /* atomic_load wants non-const in C17 */
 
+    /* ClickHouse first: its reason (refused, TLS, auth) also explains why
+     * the migrations are not done. */
+    if (kopt_ch_health_check(m->health, reason, len) < 0)
+        return -EAGAIN;
     if (!atomic_load(&m->migrated))
         snprintf(reason, len, "ClickHouse migrations not done yet");
     else if (!atomic_load(&m->nats_ok))
         snprintf(reason, len, "not connected to NATS at %s", a->o.nats_url);
     else if (!atomic_load(&m->consumer_ok))
         snprintf(reason, len, "consumer %s on stream %s not set up", a->o.consumer, a->o.stream);
-    else if (!atomic_load(&m->ch_ok))
-        snprintf(reason, len, "ClickHouse not answering");
     else
         return 0;
     return -EAGAIN;

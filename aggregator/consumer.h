@@ -11,6 +11,8 @@
  *   worker i: its own pull subscription bound to the durable and its own
  *            ClickHouse client. Fetch (blocking) -> decode -> RowBinary ->
  *            ONE insert for everything it holds -> ack only after HTTP 200.
+ *   health:  SELECT 1 every second for /readyz (health.h), which also
+ *            hears from every worker whose inserts fail.
  * The only shared state is the set of touched hours (mutex), the ready
  * flags (atomics) and the metrics (lock-free). */
 #ifndef KOPT_AGGREGATOR_CONSUMER_H

@@ -35,6 +35,7 @@ static void ch_options(const agg_settings_t *s, kopt_ch_options_t *o)
     o->user = s->clickhouse_user;
     o->password_file = s->clickhouse_password_file;
     o->password_env = "KOPT_CLICKHOUSE_PASSWORD";
+    o->ca_file = s->clickhouse_ca;
     o->timeout_ms = (uint32_t)s->clickhouse_timeout_ms;
 }
 

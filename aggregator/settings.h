@@ -15,6 +15,7 @@ typedef struct {
     char *clickhouse_user;
     char *clickhouse_password_file;
     char *clickhouse_database;
+    char *clickhouse_ca;
     uint64_t clickhouse_timeout_ms;
     char *stream;
     char *consumer;

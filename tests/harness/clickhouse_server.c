@@ -1,15 +1,19 @@
 /* A real clickhouse-server for a test: a config small enough for a 2-core CI
  * box (caches of tens of MiB instead of GiB, no interserver port), everything
  * (data, tmp, logs, preprocessed configs) inside one temp dir, free loopback
- * ports, readiness by GET /ping. kill9 + restart keep ports and data. The
- * config keys are those ClickHouse 18.16 (Debian 12) reads; newer releases
- * still accept them. */
+ * ports, readiness by GET /ping, optionally HTTPS too. kill9 + restart keep
+ * ports and data. The config keys are those ClickHouse 18.16 (Debian 12)
+ * reads; newer releases still accept them. */
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,12 +66,44 @@ static const char users_xml[] =
     "  </quotas>\n"
     "</yandex>\n";
 
+/* HTTPS for 18.16: https_port plus the server side of Poco's SSL manager.
+ * No dhParamsFile: Poco then uses its built-in DH group, and the dev
+ * certificates are EC (ECDHE), so no DHE suite is needed anyway. The server
+ * asks clients for no certificate (verificationMode none). */
+static int tls_section(const kopt_test_clickhouse_t *ch, char **out)
+{
+    if (!ch->tls_cert) {
+        *out = strdup("");
+        return *out ? 0 : -ENOMEM;
+    }
+    if (asprintf(out,
+                 "  <https_port>%d</https_port>\n"
+                 "  <openSSL>\n"
+                 "    <server>\n"
+                 "      <certificateFile>%s</certificateFile>\n"
+                 "      <privateKeyFile>%s</privateKeyFile>\n"
+                 "      <verificationMode>none</verificationMode>\n"
+                 "      <loadDefaultCAFile>false</loadDefaultCAFile>\n"
+                 "      <cacheSessions>true</cacheSessions>\n"
+                 "      <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>\n"
+                 "      <preferServerCiphers>true</preferServerCiphers>\n"
+                 "    </server>\n"
+                 "  </openSSL>\n",
+                 ch->https_port, ch->tls_cert, ch->tls_key) < 0) {
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static int write_config(kopt_test_clickhouse_t *ch, char **config_path)
 {
-    char *users = NULL, *text = NULL;
+    char *users = NULL, *text = NULL, *tls = NULL;
     int r;
 
     r = write_file(ch->dir, "users.xml", users_xml, &users);
+    if (r == 0)
+        r = tls_section(ch, &tls);
     if (r < 0)
         goto out;
     if (asprintf(
@@ -99,8 +135,9 @@ static int write_config(kopt_test_clickhouse_t *ch, char **config_path)
             "  <timezone>UTC</timezone>\n"
             "  <mlock_executable>false</mlock_executable>\n"
             "  <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>\n"
+            "%5$s"
             "</yandex>\n",
-            ch->dir, ch->http_port, ch->tcp_port, users) < 0) {
+            ch->dir, ch->http_port, ch->tcp_port, users, tls) < 0) {
         r = -ENOMEM;
         goto out;
     }
@@ -108,7 +145,44 @@ static int write_config(kopt_test_clickhouse_t *ch, char **config_path)
 out:
     free(users);
     free(text);
+    free(tls);
     return r;
+}
+
+static size_t keep_ok(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    size_t n = size * nmemb;
+
+    if (n >= 3 && strncmp(ptr, "Ok.", 3) == 0)
+        *(int *)userdata = 1;
+    return n;
+}
+
+/* GET /ping over https. The harness only checks that TLS is served; the
+ * tests verify the certificate against the CA themselves. */
+static int https_ready(const kopt_test_clickhouse_t *ch)
+{
+    char url[128];
+    CURL *c = curl_easy_init();
+    long status = 0;
+    int ok = 0;
+
+    if (!c)
+        return 0;
+    snprintf(url, sizeof(url), "%s/ping", ch->https_url);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_ok);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &ok);
+    if (curl_easy_perform(c) != CURLE_OK ||
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200)
+        ok = 0;
+    curl_easy_cleanup(c);
+    return ok;
 }
 
 static int is_ready(kopt_test_clickhouse_t *ch)
@@ -122,7 +196,37 @@ static int is_ready(kopt_test_clickhouse_t *ch)
         return 0;
     ready = status == 200 && strncmp(body, "Ok.", 3) == 0;
     free(body);
-    return ready;
+    return ready && (!ch->tls_cert || https_ready(ch));
+}
+
+/* While the server is down its ports stay bound, not listening: a connect
+ * is refused, as with nothing there, and no other process picks them. */
+static void hold_ports(kopt_test_clickhouse_t *ch)
+{
+    const int ports[3] = {ch->http_port, ch->tcp_port, ch->https_port};
+
+    for (int i = 0; i < 3; i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)ports[i]),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int one = 1, fd = ports[i] > 0 ? socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+
+        if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+                        bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)) {
+            close(fd);
+            fd = -1;
+        }
+        ch->held_fds[i] = fd;
+    }
+}
+
+static void release_ports(kopt_test_clickhouse_t *ch)
+{
+    for (int i = 0; i < 3; i++) {
+        if (ch->held_fds[i] >= 0)
+            close(ch->held_fds[i]);
+        ch->held_fds[i] = -1;
+    }
 }
 
 static void print_logs(kopt_test_clickhouse_t *ch)
@@ -192,7 +296,15 @@ static int spawn_and_wait(kopt_test_clickhouse_t *ch)
     do
         ch->tcp_port = kopt_test_free_port();
     while (ch->tcp_port == ch->http_port);
-    if (ch->http_port < 0 || ch->tcp_port < 0)
+    ch->https_port = 0;
+    ch->https_url[0] = '\0';
+    if (ch->tls_cert) {
+        do
+            ch->https_port = kopt_test_free_port();
+        while (ch->https_port == ch->http_port || ch->https_port == ch->tcp_port);
+        snprintf(ch->https_url, sizeof(ch->https_url), "https://127.0.0.1:%d", ch->https_port);
+    }
+    if (ch->http_port < 0 || ch->tcp_port < 0 || ch->https_port < 0)
         return -EADDRNOTAVAIL;
     snprintf(ch->url, sizeof(ch->url), "http://127.0.0.1:%d", ch->http_port);
     r = write_config(ch, &conf);
@@ -213,7 +325,24 @@ static void cleanup_cb(void *arg)
     kopt_test_clickhouse_free(arg);
 }
 
+static void free_fields(kopt_test_clickhouse_t *ch)
+{
+    release_ports(ch);
+    free(ch->dir);
+    free(ch->log_path);
+    free(ch->err_log_path);
+    free(ch->tls_cert);
+    free(ch->tls_key);
+    free(ch);
+}
+
 int kopt_test_clickhouse_start(kopt_test_clickhouse_t **out)
+{
+    return kopt_test_clickhouse_start_opts(out, NULL);
+}
+
+int kopt_test_clickhouse_start_opts(kopt_test_clickhouse_t **out,
+                                    const kopt_test_clickhouse_opts_t *opts)
 {
     kopt_test_clickhouse_t *ch = calloc(1, sizeof(*ch));
     int r = -ENOMEM;
@@ -221,6 +350,10 @@ int kopt_test_clickhouse_start(kopt_test_clickhouse_t **out)
     *out = NULL;
     if (!ch)
         return -ENOMEM;
+    ch->held_fds[0] = ch->held_fds[1] = ch->held_fds[2] = -1;
+    if (opts && opts->tls_cert && opts->tls_key &&
+        (!(ch->tls_cert = strdup(opts->tls_cert)) || !(ch->tls_key = strdup(opts->tls_key))))
+        goto fail;
     ch->dir = kopt_test_owned_tmpdir("kopt-clickhouse");
     if (!ch->dir || asprintf(&ch->log_path, "%s/stdout.log", ch->dir) < 0 ||
         asprintf(&ch->err_log_path, "%s/log/clickhouse-server.err.log", ch->dir) < 0)
@@ -236,18 +369,16 @@ int kopt_test_clickhouse_start(kopt_test_clickhouse_t **out)
     if (r < 0)
         goto fail;
     kopt_test_cleanup_push(cleanup_cb, ch);
-    fprintf(stderr, "harness: clickhouse-server pid %d at %s (dir %s) ready in %.2f s\n",
-            (int)ch->pid, ch->url, ch->dir, ch->start_seconds);
+    fprintf(stderr, "harness: clickhouse-server pid %d at %s%s%s (dir %s) ready in %.2f s\n",
+            (int)ch->pid, ch->url, ch->tls_cert ? " and " : "", ch->https_url, ch->dir,
+            ch->start_seconds);
     *out = ch;
     return 0;
 fail:
     kopt_test_proc_release(&ch->proc);
     if (ch->dir)
         kopt_test_rmtree(ch->dir);
-    free(ch->dir);
-    free(ch->log_path);
-    free(ch->err_log_path);
-    free(ch);
+    free_fields(ch);
     return r;
 }
 
@@ -256,6 +387,8 @@ int kopt_test_clickhouse_kill9(kopt_test_clickhouse_t *ch)
     int r = kopt_test_proc_kill9(&ch->proc);
 
     ch->pid = 0;
+    release_ports(ch);
+    hold_ports(ch);
     return r;
 }
 
@@ -267,6 +400,7 @@ int kopt_test_clickhouse_restart(kopt_test_clickhouse_t *ch)
     if (!ch->proc.argv)
         return -EINVAL;
     kopt_test_proc_stop(&ch->proc, STOP_TIMEOUT_MS);
+    release_ports(ch);
     t0 = kopt_test_now();
     r = kopt_test_proc_respawn(&ch->proc);
     if (r < 0)
@@ -290,6 +424,7 @@ int kopt_test_clickhouse_stop(kopt_test_clickhouse_t *ch)
         fprintf(stderr, "harness: clickhouse-server on port %d ignored SIGTERM for %d ms; killed\n",
                 ch->http_port, STOP_TIMEOUT_MS);
     kopt_test_proc_release(&ch->proc);
+    release_ports(ch);
     ch->pid = 0;
     if (ch->dir && access(ch->dir, F_OK) == 0 && kopt_test_rmtree(ch->dir) < 0)
         r = -EIO;
@@ -302,10 +437,7 @@ void kopt_test_clickhouse_free(kopt_test_clickhouse_t *ch)
         return;
     kopt_test_cleanup_forget(ch);
     kopt_test_clickhouse_stop(ch);
-    free(ch->dir);
-    free(ch->log_path);
-    free(ch->err_log_path);
-    free(ch);
+    free_fields(ch);
 }
 
 int kopt_test_clickhouse_query(kopt_test_clickhouse_t *ch, const char *sql, char **out)

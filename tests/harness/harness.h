@@ -147,9 +147,19 @@ int kopt_test_nats_stop(kopt_test_nats_t *s);
 void kopt_test_nats_free(kopt_test_nats_t *s);
 
 /* --- clickhouse-server (clickhouse_server.c) ------------------------------ */
+typedef struct kopt_test_clickhouse_opts {
+    /* PEM server certificate (chain) and key: also serve HTTPS on a free
+     * https_port (ClickHouse's https_port and <openSSL><server>). The cert
+     * must name 127.0.0.1, as scripts/certs' server.pem does. NULL: HTTP only. */
+    const char *tls_cert;
+    const char *tls_key;
+} kopt_test_clickhouse_opts_t;
+
 typedef struct kopt_test_clickhouse {
-    char url[64]; /* "http://127.0.0.1:<http_port>" */
+    char url[64];       /* "http://127.0.0.1:<http_port>" */
+    char https_url[64]; /* "https://127.0.0.1:<https_port>", "" without TLS */
     int http_port;
+    int https_port; /* 0 without TLS */
     int tcp_port;
     pid_t pid;
     char *dir;            /* temp dir: config.xml, users.xml, data/, log/ */
@@ -157,6 +167,8 @@ typedef struct kopt_test_clickhouse {
     char *err_log_path;   /* ClickHouse's own error log (level warning) */
     double start_seconds; /* last start or restart, spawn to /ping "Ok." */
     kopt_test_proc_t proc;
+    char *tls_cert, *tls_key; /* owned copies, or NULL */
+    int held_fds[3];          /* ports held while down (kill9 .. restart), or -1 */
 } kopt_test_clickhouse_t;
 
 /* Writes a small config (caches of tens of MiB, 2 GB per query, no
@@ -166,6 +178,16 @@ typedef struct kopt_test_clickhouse {
  * on free ports; waits up to 60 s for GET /ping → "Ok.". Returns like
  * kopt_test_nats_start(). */
 int kopt_test_clickhouse_start(kopt_test_clickhouse_t **out);
+
+/* The same with options (may be NULL). With TLS, readiness also waits for
+ * GET /ping over https, so a certificate ClickHouse cannot load fails the
+ * start (-EIO, its error log printed) instead of a later test. */
+int kopt_test_clickhouse_start_opts(kopt_test_clickhouse_t **out,
+                                    const kopt_test_clickhouse_opts_t *opts);
+
+/* kill -9 and reap. Until restart the server's ports stay bound (not
+ * listening) by the harness, so clients get "connection refused" and no
+ * other test process can take them over during a long outage. */
 int kopt_test_clickhouse_kill9(kopt_test_clickhouse_t *ch);
 int kopt_test_clickhouse_restart(kopt_test_clickhouse_t *ch);
 int kopt_test_clickhouse_stop(kopt_test_clickhouse_t *ch);

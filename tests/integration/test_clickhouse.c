@@ -27,6 +27,9 @@
 #define SECRET "hunter2-Sup3rSecret-pw"
 
 static kopt_test_clickhouse_t *ch;
+static const char *src_dir;
+static char *certs_dir; /* scripts/certs output: ca.pem, server.pem, rogue-ca.pem */
+static char ca_pem[512], rogue_ca_pem[512];
 
 static kopt_ch_client_t *client(bool compress)
 {
@@ -98,6 +101,29 @@ static void versions_errors_and_classes(void **state)
     assert_int_equal(kopt_ch_classify(401, 193), KOPT_CH_RETRYABLE);
     assert_int_equal(kopt_ch_classify(418, 0), KOPT_CH_PERMANENT);
     assert_int_equal(kopt_ch_classify(200, 0), KOPT_CH_OK);
+    assert_int_equal(kopt_ch_classify(500, 395), KOPT_CH_PERMANENT); /* throwIf() */
+    assert_int_equal(kopt_ch_classify(500, 469), KOPT_CH_PERMANENT); /* CHECK constraint */
+
+    /* Only errors about the rows put one message to blame (and dead-letter
+     * it); a statement every insert fails alike blames none. */
+    {
+        const int rows[] = {395, 469, 33, 32, 27, 53, 117};
+        const int statement[] = {60, 81, 16, 62, 164, 50};
+        kopt_ch_error_t e = {.cls = KOPT_CH_PERMANENT};
+
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+            e.code = rows[i];
+            assert_true(kopt_ch_blames_rows(&e));
+        }
+        for (size_t i = 0; i < sizeof(statement) / sizeof(statement[0]); i++) {
+            e.code = statement[i];
+            assert_false(kopt_ch_blames_rows(&e));
+        }
+        e.code = 0; /* a 4xx without a ClickHouse code: not the rows' fault */
+        assert_false(kopt_ch_blames_rows(&e));
+        e = (kopt_ch_error_t){.cls = KOPT_CH_RETRYABLE, .code = 241};
+        assert_false(kopt_ch_blames_rows(&e));
+    }
 
     assert_true(kopt_ch_identifier_ok("container_windows"));
     assert_false(kopt_ch_identifier_ok("x; DROP TABLE y"));
@@ -459,16 +485,113 @@ static void kill9_is_retryable_then_recovers(void **state)
     kopt_ch_client_free(c);
 }
 
-static int group_setup(void **state)
+/* --- TLS (https_port with the dev CA's server certificate) ------------------ */
+
+static kopt_ch_client_t *tls_client(const char *ca)
 {
-    int r = kopt_test_clickhouse_start(&ch);
+    kopt_ch_options_t o = {.url = ch->https_url, .ca_file = ca, .timeout_ms = 20000};
+    kopt_ch_client_t *c = NULL;
+    kopt_ch_error_t err;
+
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    return c;
+}
+
+/* Verified against the dev CA: queries, an insert and keep-alive over TLS. */
+static void tls_verified_with_the_ca(void **state)
+{
+    kopt_ch_client_t *c = tls_client(ca_pem);
+    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_error_t err;
+    kopt_ch_version_t v;
+    unsigned applied = 99;
+    char *body = NULL;
 
     (void)state;
+    assert_int_equal(kopt_ch_server_version(c, &v, &err), 0);
+    fprintf(stderr, "over %s: ClickHouse %s\n", kopt_ch_url(c), v.text);
+    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    encode_windows(&b, "web-tls", 1700000000, 4, 1700000000);
+    assert_int_equal(kopt_ch_insert(c, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+                                    "RowBinary", b.data, b.len, &err),
+                     0);
+    assert_int_equal(kopt_ch_query(c,
+                                   "SELECT count() FROM container_windows FINAL "
+                                   "WHERE pod = 'web-tls'",
+                                   &body, NULL, &err),
+                     0);
+    assert_string_equal(body, "4\n");
+    free(body);
+    assert_int_equal(kopt_ch_connections_opened(c), 1);
+    kopt_rowbinary_buf_free(&b);
+    kopt_ch_client_free(c);
+}
+
+/* Another CA (and the system's, which knows no dev CA): refused at the
+ * handshake, at once, as a TLS error that names the certificate. */
+static void tls_wrong_ca_fails_fast(void **state)
+{
+    const char *cas[] = {rogue_ca_pem, NULL};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cas) / sizeof(cas[0]); i++) {
+        kopt_ch_client_t *c = tls_client(cas[i]);
+        kopt_ch_error_t err;
+        double t0 = kopt_test_now();
+
+        assert_int_equal(kopt_ch_query(c, "SELECT 1", NULL, NULL, &err), -EPROTO);
+        fprintf(stderr, "CA %s: r %d class %s in %.3f s: %s\n", cas[i] ? "rogue" : "system", err.r,
+                kopt_ch_class_name(err.cls), kopt_test_now() - t0, err.message);
+        assert_true(kopt_test_now() - t0 < 2.0);
+        assert_int_equal(err.cls, KOPT_CH_RETRYABLE);
+        assert_int_equal(err.http_status, 0);
+        assert_non_null(strstr(err.message, "certificate"));
+        kopt_ch_client_free(c);
+    }
+}
+
+static int need_tls(void **state)
+{
+    (void)state;
+    if (!ch || !ch->https_port)
+        skip();
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    kopt_test_clickhouse_opts_t opts = {0};
+    char cert[512], key[512];
+    int r;
+
+    (void)state;
+    certs_dir = src_dir ? kopt_test_tmpdir("kopt-itest-chcerts") : NULL;
+    if (certs_dir && kopt_test_make_certs(src_dir, certs_dir) == 0) {
+        snprintf(cert, sizeof(cert), "%s/server.pem", certs_dir);
+        snprintf(key, sizeof(key), "%s/server-key.pem", certs_dir);
+        snprintf(ca_pem, sizeof(ca_pem), "%s/ca.pem", certs_dir);
+        snprintf(rogue_ca_pem, sizeof(rogue_ca_pem), "%s/rogue-ca.pem", certs_dir);
+        opts.tls_cert = cert;
+        opts.tls_key = key;
+    }
+    r = kopt_test_clickhouse_start_opts(&ch, &opts);
     if (r == -ENOENT) {
         fprintf(stderr, "clickhouse-server not installed: skipping the server tests\n");
         ch = NULL;
     }
     return r == 0 || r == -ENOENT ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    int r = kopt_test_teardown_all(state);
+
+    if (certs_dir) {
+        kopt_test_rmtree(certs_dir);
+        free(certs_dir);
+        certs_dir = NULL;
+    }
+    return r;
 }
 
 static int need_server(void **state)
@@ -479,7 +602,7 @@ static int need_server(void **state)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(versions_errors_and_classes),
@@ -490,12 +613,15 @@ int main(void)
         cmocka_unit_test_setup(errors_are_classified, need_server),
         cmocka_unit_test_setup(credentials_never_logged, need_server),
         cmocka_unit_test_setup(retention_drops_old_partitions, need_server),
+        cmocka_unit_test_setup(tls_verified_with_the_ca, need_tls),
+        cmocka_unit_test_setup(tls_wrong_ca_fails_fast, need_tls),
         cmocka_unit_test_setup(kill9_is_retryable_then_recovers, need_server),
     };
     int failed;
 
     if (getenv("KOPT_TEST_FILTER"))
         cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
-    failed = cmocka_run_group_tests(tests, group_setup, kopt_test_teardown_all);
+    src_dir = argc > 1 ? argv[1] : NULL;
+    failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     return failed;
 }
