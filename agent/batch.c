@@ -46,6 +46,28 @@ static void fill(Kopt__V1__ContainerWindow *cw, Google__Protobuf__Timestamp *ts,
     cw->sample_count = w->samples;
 }
 
+/* proto3 has no absent string: "" is "not known". */
+static char *or_empty(const char *s)
+{
+    return (char *)(s ? s : "");
+}
+
+static void node_facts(Kopt__V1__NodeFacts *f, const kopt_batch_header_t *h)
+{
+    f->cpu_capacity_cores = h->cpu_capacity_cores;
+    f->cpu_allocatable_cores = h->cpu_allocatable_cores;
+    f->memory_capacity_bytes = h->memory_capacity_bytes;
+    f->memory_allocatable_bytes = h->memory_allocatable_bytes;
+    f->kernel_version = or_empty(h->kernel_version);
+    f->kubelet_version = or_empty(h->kubelet_version);
+    f->container_runtime_version = or_empty(h->container_runtime_version);
+    f->architecture = or_empty(h->architecture);
+    f->instance_type = or_empty(h->instance_type);
+    f->zone = or_empty(h->zone);
+    f->region = or_empty(h->region);
+    f->metric_source = (Kopt__V1__MetricSource)h->metric_source;
+}
+
 int kopt_batch_pack(const kopt_batch_header_t *h, const kopt_window_t *wins,
                     const kopt_container_meta_t *metas, size_t n, uint8_t **out, size_t *len)
 {
@@ -67,9 +89,7 @@ int kopt_batch_pack(const kopt_batch_header_t *h, const kopt_window_t *wins,
     b.seq = h->seq;
     stamp(&created, h->created_ms);
     b.created = &created;
-    facts.cpu_capacity_cores = h->cpu_capacity_cores;
-    facts.memory_capacity_bytes = h->memory_capacity_bytes;
-    facts.metric_source = (Kopt__V1__MetricSource)h->metric_source;
+    node_facts(&facts, h);
     b.node_facts = &facts;
     for (size_t i = 0; i < n; i++) {
         fill(&cws[i], &ts[2 * i], &wins[i], &metas[i]);

@@ -21,9 +21,13 @@ typedef struct {
     const char *cluster, *node, *agent_id, *agent_version;
     uint64_t epoch, seq;
     int64_t created_ms;
-    double cpu_capacity_cores;
-    uint64_t memory_capacity_bytes;
     int metric_source; /* Kopt__V1__MetricSource */
+    /* kopt.v1.NodeFacts: 0 and NULL mean "not known" (all but the capacity
+     * come from the API server's Node). */
+    double cpu_capacity_cores, cpu_allocatable_cores;
+    uint64_t memory_capacity_bytes, memory_allocatable_bytes;
+    const char *kernel_version, *kubelet_version, *container_runtime_version, *architecture,
+        *instance_type, *zone, *region;
 } kopt_batch_header_t;
 
 /* `metas[i]` describes `wins[i]`. *out is malloc'd; the caller frees it.

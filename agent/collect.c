@@ -103,12 +103,13 @@ static int reserve(kopt_collector_t *c, size_t n)
 }
 
 /* --- workload and node facts ------------------------------------------------
- * kopt_batch_pack() writes windows and the basic node facts. The facts that
- * come from the API server are packed as a second MetricBatch holding only
- * `workloads` and `node_facts`, and appended: protobuf defines concatenated
- * messages as merged (repeated fields append, an embedded message merges
- * field by field, set scalars of the later one win), so the result is one
- * MetricBatch with both. */
+ * kopt_batch_pack() writes the windows and the node facts. The workload facts
+ * from the API server are packed as a second MetricBatch holding only
+ * `workloads` and appended: concatenated messages parse as one, and a
+ * repeated field's elements append. Only a repeated field may travel this
+ * way: protobuf-c 1.4.1 does not merge a second occurrence of an embedded
+ * message (node_facts) but replaces it whole, losing what the first one
+ * said, so the node facts go in the header. */
 
 typedef struct {
     Kopt__V1__WorkloadFacts wf;
@@ -150,16 +151,14 @@ static void fill_facts(facts_t *f)
     f->wf.hpa = &f->hpa;
 }
 
-/* Appends the facts fragment to *bytes (realloc'd). 0 or -ENOMEM. */
+/* Appends the workload facts fragment to *bytes (realloc'd). 0 or -ENOMEM. */
 static int append_facts(kopt_collector_t *c, const kopt_container_meta_t *metas, size_t n,
                         uint8_t **bytes, size_t *len)
 {
     kopt_kube_cache_t *kube = kopt_sources_kube(c->sources);
     Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
-    Kopt__V1__NodeFacts nf = KOPT__V1__NODE_FACTS__INIT;
     Kopt__V1__WorkloadFacts **ptrs = NULL;
     facts_t *f = NULL;
-    kopt_kube_node_t node;
     size_t nf_count = 0, extra;
     uint8_t *grown;
     int r = -ENOMEM;
@@ -182,20 +181,6 @@ static int append_facts(kopt_collector_t *c, const kopt_container_meta_t *metas,
     }
     b.n_workloads = nf_count;
     b.workloads = ptrs;
-    if (kopt_kube_cache_node(kube, &node) == 0) {
-        nf.cpu_capacity_cores = node.cpu_capacity_cores;
-        nf.cpu_allocatable_cores = node.cpu_allocatable_cores;
-        nf.memory_capacity_bytes = node.memory_capacity_bytes;
-        nf.memory_allocatable_bytes = node.memory_allocatable_bytes;
-        nf.kernel_version = node.kernel_version;
-        nf.kubelet_version = node.kubelet_version;
-        nf.container_runtime_version = node.container_runtime_version;
-        nf.architecture = node.architecture;
-        nf.instance_type = node.instance_type;
-        nf.zone = node.zone;
-        nf.region = node.region;
-        b.node_facts = &nf;
-    }
     extra = kopt__v1__metric_batch__get_packed_size(&b);
     r = 0;
     if (extra == 0)
@@ -214,6 +199,31 @@ out:
     return r;
 }
 
+/* The Node's facts from the API server, when known, over the machine's own
+ * capacity. `node` holds the strings the header points to. */
+static void node_facts(kopt_collector_t *c, kopt_batch_header_t *h, kopt_kube_node_t *node)
+{
+    kopt_kube_cache_t *kube = kopt_sources_kube(c->sources);
+
+    h->cpu_capacity_cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
+    h->memory_capacity_bytes = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    if (!kube || kopt_kube_cache_node(kube, node) < 0)
+        return;
+    if (node->cpu_capacity_cores > 0)
+        h->cpu_capacity_cores = node->cpu_capacity_cores;
+    if (node->memory_capacity_bytes > 0)
+        h->memory_capacity_bytes = node->memory_capacity_bytes;
+    h->cpu_allocatable_cores = node->cpu_allocatable_cores;
+    h->memory_allocatable_bytes = node->memory_allocatable_bytes;
+    h->kernel_version = node->kernel_version;
+    h->kubelet_version = node->kubelet_version;
+    h->container_runtime_version = node->container_runtime_version;
+    h->architecture = node->architecture;
+    h->instance_type = node->instance_type;
+    h->zone = node->zone;
+    h->region = node->region;
+}
+
 /* --- batches ------------------------------------------------------------------- */
 
 static int emit_batch(kopt_collector_t *c, size_t n)
@@ -224,15 +234,14 @@ static int emit_batch(kopt_collector_t *c, size_t n)
         .agent_id = c->opts.agent_id,
         .agent_version = KOPT_VERSION,
         .created_ms = c->now_ms,
-        .cpu_capacity_cores = (double)sysconf(_SC_NPROCESSORS_ONLN),
-        .memory_capacity_bytes =
-            (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE),
         .metric_source = kopt_sources_metric_source(c->sources),
     };
+    kopt_kube_node_t node;
     uint8_t *bytes;
     size_t len;
     int r;
 
+    node_facts(c, &h, &node);
     c->opts.take_id(c->opts.data, &h.epoch, &h.seq);
     r = kopt_batch_pack(&h, c->wins, c->metas, n, &bytes, &len);
     if (r < 0)

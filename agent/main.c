@@ -116,10 +116,16 @@ static void take_once_id(void *data, uint64_t *epoch, uint64_t *seq)
 static int to_stdout(void *data, uint64_t epoch, uint64_t seq, const uint8_t *bytes, size_t len,
                      const kopt_window_t *wins, const kopt_container_meta_t *metas, size_t n)
 {
+    int r = kopt_output_batch_json(stdout, bytes, len);
+
     (void)data;
-    (void)bytes;
-    (void)len;
-    kopt_output_windows_json(stdout, app.set->cluster, app.node, epoch, seq, wins, metas, n);
+    (void)wins;
+    (void)metas;
+    if (r < 0) {
+        kopt_log_error("--once: cannot print the batch", KOPT_UINT("epoch", epoch),
+                       KOPT_UINT("seq", seq), KOPT_ERR(r));
+        return r;
+    }
     app.once_windows += n;
     return 0;
 }

@@ -1,16 +1,17 @@
 /* `kopt-agent --once --output json`: windows as JSON lines for people and
- * scripts, one object a window, field names as in the proto's JSON form. */
+ * scripts, one object a window, field names as in the proto's JSON form
+ * (times as windowStartMs/windowEndMs, 64-bit ids as strings, bytes as
+ * numbers), each with the facts of its workload ("workload", with "hpa")
+ * when the batch carries them. */
 #ifndef KOPT_AGENT_OUTPUT_H
 #define KOPT_AGENT_OUTPUT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "batch.h"
-#include "window.h"
-
-int kopt_output_windows_json(FILE *f, const char *cluster, const char *node, uint64_t epoch,
-                             uint64_t seq, const kopt_window_t *wins,
-                             const kopt_container_meta_t *metas, size_t n);
+/* Prints the windows of one packed MetricBatch (as sent to ingest).
+ * 0, -EINVAL (not a MetricBatch), -ENOMEM. */
+int kopt_output_batch_json(FILE *f, const uint8_t *bytes, size_t len);
 
 #endif

@@ -184,7 +184,12 @@ static void release_call(kopt_transport_t *t)
          (t->status == GRPC_STATUS_RESOURCE_EXHAUSTED && !wait)) &&
         no_progress && ++t->strikes >= t->opts.poison_after)
         drop_poison(t);
-    if (no_progress && t->opts.n_targets > 1) { /* try the next address */
+    /* A stream that got nowhere: the next try gets a new channel (to the
+     * next address, if there are several). A kept channel has gRPC's own
+     * reconnect backoff, which grows to 120 s and held the stream down for a
+     * minute after ingest was back; a new channel connects at once, so the
+     * agent's backoff, capped at backoff_max_ms, is the only wait. */
+    if (no_progress) {
         grpc_channel_destroy(t->ch);
         t->ch = NULL;
         t->target = (t->target + 1) % t->opts.n_targets;

@@ -1,7 +1,8 @@
 /* Test harness: what tests share to run against real things — a free loopback
  * port, a temp dir removed at the end, capture of a fd's output, child processes
  * that cannot outlive the test, and real nats-server and clickhouse-server
- * instances on free loopback ports. docs/testing.md explains how to use it. */
+ * instances on free loopback ports, and a replayed Kubernetes API server and
+ * kubelet. docs/testing.md explains how to use it. */
 #ifndef KOPT_TEST_HARNESS_H
 #define KOPT_TEST_HARNESS_H
 
@@ -197,5 +198,53 @@ void kopt_test_clickhouse_free(kopt_test_clickhouse_t *ch);
  * and the body in *out; on an error, -EIO and ClickHouse's message in *out.
  * out may be NULL; otherwise the caller frees *out. */
 int kopt_test_clickhouse_query(kopt_test_clickhouse_t *ch, const char *sql, char **out);
+
+/* --- Kubernetes API server and kubelet, replayed (kube_replay.c) -----------
+ * A TLS server on a free loopback port answering from the recorded responses
+ * in fixtures_dir (tests/fixtures/kube): the node's pod list (field selector
+ * spec.nodeName=<node>; 410 Gone once after kopt_test_kube_gone_once() to a
+ * list with resourceVersion), ReplicaSets, Jobs and workloads by name, the
+ * HPA list, the Node, and the kubelet's /stats/summary both directly and
+ * through the node proxy (/api/v1/nodes/<node>/proxy/stats/summary), made
+ * live: times are now and CPU counters grow at the recorded usageNanoCores.
+ * Every request needs "Authorization: Bearer <token>" (401 otherwise);
+ * unknown paths get a 404 Status; /slow answers after 3 s. */
+typedef struct kopt_test_kube_opts {
+    const char *fixtures_dir;         /* required */
+    const char *cert_file, *key_file; /* the server's PEM certificate and key */
+    const char *token;                /* the bearer token to require */
+    const char *node;                 /* NULL: "node-1" */
+    const char *summary;              /* file in fixtures_dir; NULL: summary.json */
+} kopt_test_kube_opts_t;
+
+typedef struct kopt_test_kube_stats {
+    int requests, unauthorized;
+    int pod_lists, pod_lists_rv; /* of which with resourceVersion */
+    int hpa_lists, node_gets;
+    int summaries_direct, summaries_proxy;
+} kopt_test_kube_stats_t;
+
+typedef struct kopt_test_kube kopt_test_kube_t;
+
+/* Loads the fixtures and starts serving; registered for cleanup. 0,
+ * -EINVAL (a fixture or the certificate unusable; printed), -ENOMEM, or a
+ * negative errno from the socket. The caller frees *out. */
+int kopt_test_kube_start(kopt_test_kube_t **out, const kopt_test_kube_opts_t *opts);
+
+/* "https://127.0.0.1:<port>" (the dev server certificate has IP:127.0.0.1). */
+const char *kopt_test_kube_url(const kopt_test_kube_t *k);
+int kopt_test_kube_port(const kopt_test_kube_t *k);
+
+/* Requires another token from now on (a rotated service-account token). */
+void kopt_test_kube_set_token(kopt_test_kube_t *k, const char *token);
+
+/* The next pod list that carries a resourceVersion gets 410 Gone. */
+void kopt_test_kube_gone_once(kopt_test_kube_t *k);
+
+/* What was asked so far. */
+void kopt_test_kube_stats(kopt_test_kube_t *k, kopt_test_kube_stats_t *out);
+
+/* Stops the server (waiting for its connections) and frees. NULL: no-op. */
+void kopt_test_kube_free(kopt_test_kube_t *k);
 
 #endif

@@ -1,32 +1,25 @@
-/* agent/kube_client.c, kube_cache.c and kubelet_source.c against a TLS test
- * server (OpenSSL, a thread, a free loopback port, certificates from
- * scripts/certs) that replays the recorded responses of tests/fixtures/kube/
- * by path, the way an API server and a kubelet answer: it checks the bearer
- * token (401 without or with a wrong one), answers 410 Gone once to a list
- * with resourceVersion, and has a slow path for the client timeout.
- * argv[1] is the source root. */
+/* agent/kube_client.c, kube_cache.c and kubelet_source.c against the
+ * harness's replayed API server and kubelet (tests/harness/kube_replay.c:
+ * TLS with the dev certificates of scripts/certs, the recorded responses of
+ * tests/fixtures/kube/): the bearer token (401 without or with a wrong one),
+ * 410 Gone to a list with resourceVersion, a slow path for the client
+ * timeout. argv[1] is the source root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/ssl.h>
 
 #include "harness.h"
 #include "kube_cache.h"
@@ -36,231 +29,7 @@
 static const char *src_root = ".";
 static char *dir;
 
-/* --- The test server ---------------------------------------------------------- */
-
-static struct {
-    int fd, port;
-    SSL_CTX *ctx;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    volatile int stop;
-    char token[64]; /* expected bearer token */
-    int gone_once;  /* answer the next list with resourceVersion with 410 */
-    int pod_lists, pod_lists_rv, unauthorized, requests;
-    int active; /* connection threads running */
-    json_t *fixtures[8];
-} srv;
-
-enum { F_PODS, F_RS, F_JOBS, F_WORKLOADS, F_HPAS, F_NODE, F_SUMMARY, F_N };
-static const char *const fixture_names[F_N] = {"pods.json",      "replicasets.json", "jobs.json",
-                                               "workloads.json", "hpas.json",        "node.json",
-                                               "summary.json"};
-
-static void respond(SSL *ssl, int code, const char *reason, const char *body)
-{
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     code, reason, strlen(body));
-
-    SSL_write(ssl, head, n);
-    if (*body)
-        SSL_write(ssl, body, (int)strlen(body));
-}
-
-static void respond_status(SSL *ssl, int code, const char *reason, const char *message)
-{
-    char body[512];
-
-    snprintf(body, sizeof(body),
-             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
-             "\"message\":\"%s\",\"reason\":\"%s\",\"code\":%d}",
-             message, reason, code);
-    respond(ssl, code, reason, body);
-}
-
-static void respond_json(SSL *ssl, const json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-
-    respond(ssl, 200, "OK", s);
-    free(s);
-}
-
-/* GET /apis/<group>/<v>/namespaces/NS/<plural>/NAME from a recorded list. */
-static bool serve_object(SSL *ssl, const char *path)
-{
-    static const struct {
-        const char *plural, *kind, *api;
-        int fixture;
-    } kinds[] = {
-        {"replicasets", "ReplicaSet", "apps/v1", F_RS},
-        {"jobs", "Job", "batch/v1", F_JOBS},
-        {"deployments", "Deployment", "apps/v1", F_WORKLOADS},
-        {"statefulsets", "StatefulSet", "apps/v1", F_WORKLOADS},
-        {"daemonsets", "DaemonSet", "apps/v1", F_WORKLOADS},
-        {"cronjobs", "CronJob", "batch/v1", F_WORKLOADS},
-    };
-    char ns[64], plural[64], name[256];
-    const json_t *item;
-    size_t i, k;
-
-    if (sscanf(path, "/apis/%*[^/]/%*[^/]/namespaces/%63[^/]/%63[^/]/%255s", ns, plural, name) != 3)
-        return false;
-    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-        if (strcmp(kinds[k].plural, plural) != 0)
-            continue;
-        json_array_foreach(json_object_get(srv.fixtures[kinds[k].fixture], "items"), i, item)
-        {
-            const json_t *meta = json_object_get(item, "metadata");
-            const char *kind = json_string_value(json_object_get(item, "kind"));
-
-            if (strcmp(json_string_value(json_object_get(meta, "name")), name) == 0 &&
-                strcmp(json_string_value(json_object_get(meta, "namespace")), ns) == 0 &&
-                (!kind || strcmp(kind, kinds[k].kind) == 0)) {
-                json_t *copy = json_deep_copy(item);
-
-                json_object_set_new(copy, "kind", json_string(kinds[k].kind));
-                json_object_set_new(copy, "apiVersion", json_string(kinds[k].api));
-                respond_json(ssl, copy);
-                json_decref(copy);
-                return true;
-            }
-        }
-    }
-    respond_status(ssl, 404, "NotFound", "not found");
-    return true;
-}
-
-static void serve(SSL *ssl, const char *path, const char *auth)
-{
-    char want[128];
-    bool ok;
-
-    pthread_mutex_lock(&srv.lock);
-    srv.requests++;
-    snprintf(want, sizeof(want), "Bearer %s", srv.token);
-    ok = auth && strcmp(auth, want) == 0;
-    srv.unauthorized += !ok;
-    pthread_mutex_unlock(&srv.lock);
-    if (!ok) {
-        respond_status(ssl, 401, "Unauthorized", "Unauthorized");
-        return;
-    }
-    if (strcmp(path, "/slow") == 0) {
-        for (int i = 0; i < 30 && !srv.stop; i++)
-            usleep(100 * 1000);
-        respond(ssl, 200, "OK", "{}");
-    } else if (strncmp(path, "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1", 49) == 0) {
-        bool rv = strstr(path, "resourceVersion=") != NULL, gone;
-
-        pthread_mutex_lock(&srv.lock);
-        srv.pod_lists++;
-        srv.pod_lists_rv += rv;
-        gone = rv && srv.gone_once;
-        srv.gone_once = srv.gone_once && !rv;
-        pthread_mutex_unlock(&srv.lock);
-        if (gone)
-            respond_status(ssl, 410, "Expired", "too old resource version: 918273 (918999)");
-        else
-            respond_json(ssl, srv.fixtures[F_PODS]);
-    } else if (strcmp(path, "/apis/autoscaling/v2/horizontalpodautoscalers") == 0) {
-        respond_json(ssl, srv.fixtures[F_HPAS]);
-    } else if (strcmp(path, "/api/v1/nodes/node-1") == 0) {
-        respond_json(ssl, srv.fixtures[F_NODE]);
-    } else if (strcmp(path, "/api/v1/nodes/node-1/proxy/stats/summary") == 0 ||
-               strcmp(path, "/stats/summary") == 0) {
-        respond_json(ssl, srv.fixtures[F_SUMMARY]);
-    } else if (!serve_object(ssl, path)) {
-        respond_status(ssl, 404, "NotFound", "the server could not find the requested resource");
-    }
-}
-
-static void handle(int fd)
-{
-    SSL *ssl = SSL_new(srv.ctx);
-    char req[8192], path[2048], *auth, *eol;
-    size_t len = 0;
-    int n;
-
-    SSL_set_fd(ssl, fd);
-    if (SSL_accept(ssl) != 1)
-        goto out;
-    while (len < sizeof(req) - 1) {
-        n = SSL_read(ssl, req + len, (int)(sizeof(req) - 1 - len));
-        if (n <= 0)
-            goto out;
-        len += (size_t)n;
-        req[len] = '\0';
-        if (strstr(req, "\r\n\r\n"))
-            break;
-    }
-    if (sscanf(req, "GET %2047s HTTP/1.1", path) != 1)
-        goto out;
-    auth = strcasestr(req, "\r\nAuthorization: ");
-    if (auth) {
-        auth += strlen("\r\nAuthorization: ");
-        eol = strstr(auth, "\r\n");
-        if (eol)
-            *eol = '\0';
-    }
-    serve(ssl, path, auth);
-    SSL_shutdown(ssl);
-out:
-    SSL_free(ssl);
-    close(fd);
-}
-
-static void *conn_main(void *arg)
-{
-    handle((int)(intptr_t)arg);
-    pthread_mutex_lock(&srv.lock);
-    srv.active--;
-    pthread_mutex_unlock(&srv.lock);
-    return NULL;
-}
-
-/* A thread a connection, so a slow answer does not hold up the next. */
-static void *server_main(void *arg)
-{
-    pthread_t t;
-
-    (void)arg;
-    while (!srv.stop) {
-        struct pollfd p = {.fd = srv.fd, .events = POLLIN};
-        int fd;
-
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        fd = accept(srv.fd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        pthread_mutex_lock(&srv.lock);
-        srv.active++;
-        pthread_mutex_unlock(&srv.lock);
-        if (pthread_create(&t, NULL, conn_main, (void *)(intptr_t)fd) == 0) {
-            pthread_detach(t);
-        } else {
-            handle(fd);
-            pthread_mutex_lock(&srv.lock);
-            srv.active--;
-            pthread_mutex_unlock(&srv.lock);
-        }
-    }
-    /* Wait for the connection threads (the slow one checks stop). */
-    for (;;) {
-        int n;
-
-        pthread_mutex_lock(&srv.lock);
-        n = srv.active;
-        pthread_mutex_unlock(&srv.lock);
-        if (n == 0)
-            break;
-        usleep(10 * 1000);
-    }
-    return NULL;
-}
+static kopt_test_kube_t *srv;
 
 static char *path_in(const char *name)
 {
@@ -281,57 +50,36 @@ static void write_file(const char *name, const char *text)
     fclose(f);
 }
 
-static void set_token(const char *t)
+static kopt_test_kube_stats_t stats(void)
 {
-    pthread_mutex_lock(&srv.lock);
-    snprintf(srv.token, sizeof(srv.token), "%s", t);
-    pthread_mutex_unlock(&srv.lock);
+    kopt_test_kube_stats_t st;
+
+    kopt_test_kube_stats(srv, &st);
+    return st;
 }
 
 static int setup(void **state)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    char cmd[2048], fx[1024];
-    int one = 1;
+    char fixtures[1024], cert[1100], key[1100];
+    kopt_test_kube_opts_t o = {
+        .fixtures_dir = fixtures, .cert_file = cert, .key_file = key, .token = "tok-1"};
 
     (void)state;
     dir = kopt_test_tmpdir("kopt-kube");
-    assert_non_null(dir);
-    snprintf(cmd, sizeof(cmd), "'%s/scripts/certs' '%s' >/dev/null", src_root, dir);
-    assert_int_equal(system(cmd), 0);
-    for (int i = 0; i < F_N; i++) {
-        snprintf(fx, sizeof(fx), "%s/tests/fixtures/kube/%s", src_root, fixture_names[i]);
-        srv.fixtures[i] = json_load_file(fx, 0, NULL);
-        assert_non_null(srv.fixtures[i]);
-    }
-    srv.ctx = SSL_CTX_new(TLS_server_method());
-    assert_int_equal(SSL_CTX_use_certificate_chain_file(srv.ctx, path_in("server.pem")), 1);
-    assert_int_equal(
-        SSL_CTX_use_PrivateKey_file(srv.ctx, path_in("server-key.pem"), SSL_FILETYPE_PEM), 1);
-    srv.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    setsockopt(srv.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    assert_int_equal(bind(srv.fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(srv.fd, 16), 0);
-    socklen_t alen = sizeof(a);
-    getsockname(srv.fd, (struct sockaddr *)&a, &alen);
-    srv.port = ntohs(a.sin_port);
-    pthread_mutex_init(&srv.lock, NULL);
-    set_token("tok-1");
+    if (!dir || kopt_test_make_certs(src_root, dir) < 0)
+        return -1;
+    snprintf(fixtures, sizeof(fixtures), "%s/tests/fixtures/kube", src_root);
+    snprintf(cert, sizeof(cert), "%s/server.pem", dir);
+    snprintf(key, sizeof(key), "%s/server-key.pem", dir);
     write_file("token", "tok-1\n");
-    assert_int_equal(pthread_create(&srv.thread, NULL, server_main, NULL), 0);
-    return 0;
+    return kopt_test_kube_start(&srv, &o);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    srv.stop = 1;
-    pthread_join(srv.thread, NULL);
-    close(srv.fd);
-    SSL_CTX_free(srv.ctx);
-    for (int i = 0; i < F_N; i++)
-        json_decref(srv.fixtures[i]);
-    pthread_mutex_destroy(&srv.lock);
+    kopt_test_kube_free(srv);
+    srv = NULL;
     kopt_test_rmtree(dir);
     free(dir);
     return 0;
@@ -340,11 +88,8 @@ static int teardown(void **state)
 /* A config for the test server with the token file and the dev CA. */
 static void base_config(kopt_kube_config_t *c)
 {
-    char server[64];
-
     memset(c, 0, sizeof(*c));
-    snprintf(server, sizeof(server), "https://127.0.0.1:%d", srv.port);
-    c->server = strdup(server);
+    c->server = strdup(kopt_test_kube_url(srv));
     c->ca_file = strdup(path_in("ca.pem"));
     c->token_file = strdup(path_in("token"));
     c->timeout_ms = 2000;
@@ -378,19 +123,19 @@ static void bearer_token_is_checked_and_reread_on_401(void **state)
     free(body);
 
     /* The token rotates: the file has the new one, the client re-reads it. */
-    set_token("tok-2");
+    kopt_test_kube_set_token(srv, "tok-2");
     write_file("token", "tok-2\n");
     assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, &status), 0);
     free(body);
 
     /* A wrong token: one re-read, one retry, then a clean -EACCES. */
-    set_token("tok-3");
-    before = srv.unauthorized;
+    kopt_test_kube_set_token(srv, "tok-3");
+    before = stats().unauthorized;
     assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, &status),
                      -EACCES);
     assert_int_equal(status, 401);
     assert_null(body);
-    assert_int_equal(srv.unauthorized - before, 2);
+    assert_int_equal(stats().unauthorized - before, 2);
     kopt_kube_client_free(c);
 
     /* No token at all. */
@@ -400,7 +145,7 @@ static void bearer_token_is_checked_and_reread_on_401(void **state)
     assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), -EACCES);
     kopt_kube_client_free(c);
     kopt_kube_config_clear(&cfg);
-    set_token("tok-2");
+    kopt_test_kube_set_token(srv, "tok-2");
 }
 
 static void errors_are_clean_and_fast(void **state)
@@ -464,7 +209,7 @@ static void in_cluster_and_kubeconfig_configs_work(void **state)
 
     (void)state;
     /* In-cluster: env and a service-account directory. */
-    snprintf(port, sizeof(port), "%d", srv.port);
+    snprintf(port, sizeof(port), "%d", kopt_test_kube_port(srv));
     setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
     setenv("KUBERNETES_SERVICE_PORT", port, 1);
     {
@@ -497,7 +242,7 @@ static void in_cluster_and_kubeconfig_configs_work(void **state)
              "    certificate-authority-data: %s\n"
              "contexts:\n- name: dev\n  context:\n    cluster: kind\n    user: admin\n"
              "users:\n- name: admin\n  user:\n    token: tok-2\n",
-             srv.port, b64);
+             kopt_test_kube_port(srv), b64);
     write_file("kubeconfig", kc);
     assert_int_equal(kopt_kube_config_load(&cfg, path_in("kubeconfig")), 0);
     assert_null(cfg.ca_file);
@@ -597,15 +342,13 @@ static void cache_gives_each_container_its_metadata(void **state)
 
     /* The next list carries the resourceVersion; a 410 makes a relist. Owners
      * are cached: no new fetches within the TTL. */
-    pthread_mutex_lock(&srv.lock);
-    srv.gone_once = 1;
-    pthread_mutex_unlock(&srv.lock);
+    kopt_test_kube_gone_once(srv);
     assert_int_equal(kopt_kube_cache_refresh(cache, 1709288410000LL), 0);
     kopt_kube_cache_stats(cache, &st);
     assert_int_equal(st.relists, 1);
     assert_int_equal(st.refreshes, 2);
     assert_int_equal(st.object_fetches, fetches);
-    assert_true(srv.pod_lists_rv >= 1);
+    assert_true(stats().pod_lists_rv >= 1);
     assert_int_equal(kopt_kube_cache_refresh(cache, 1709288420000LL), 0);
     assert_int_equal(
         kopt_kube_cache_container(cache,
@@ -629,13 +372,13 @@ static void cache_gives_each_container_its_metadata(void **state)
     kopt_kube_cache_free(cache);
 
     /* A failing list keeps nothing new and says why. */
-    set_token("tok-9");
+    kopt_test_kube_set_token(srv, "tok-9");
     assert_int_equal(kopt_kube_cache_new(c, &cc, &cache), 0);
     assert_int_equal(kopt_kube_cache_refresh(cache, 1709288400000LL), -EACCES);
     kopt_kube_cache_stats(cache, &st);
     assert_int_equal(st.refresh_errors, 1);
     kopt_kube_cache_free(cache);
-    set_token("tok-2");
+    kopt_test_kube_set_token(srv, "tok-2");
     kopt_kube_client_free(c);
     kopt_kube_config_clear(&cfg);
 }
@@ -651,15 +394,17 @@ static void kubelet_summary_directly_and_through_the_proxy(void **state)
     base_config(&cfg);
     api = client_for(&cfg);
     assert_int_equal(kopt_kubelet_fetch(api, KOPT_KUBELET_PROXY, "node-1", NULL, &s), 0);
+    assert_int_equal(stats().summaries_proxy, 1);
     ct = kopt_kubelet_find(&s, "e5f6a7b8-c9d0-4e1f-a2b3-c4d5e6f7a8b9", "postgres");
     assert_non_null(ct);
     assert_int_equal(ct->memory_working_set_bytes, 734003200);
     kopt_kubelet_summary_clear(&s);
 
-    assert_int_equal(kopt_kubelet_config(&cfg, "127.0.0.1", srv.port, &kcfg), 0);
+    assert_int_equal(kopt_kubelet_config(&cfg, "127.0.0.1", kopt_test_kube_port(srv), &kcfg), 0);
     kubelet = client_for(&kcfg);
     assert_int_equal(kopt_kubelet_fetch(kubelet, KOPT_KUBELET_DIRECT, NULL, NULL, &s), 0);
     assert_int_equal(s.n_pods, 3);
+    assert_int_equal(stats().summaries_direct, 1);
     kopt_kubelet_summary_clear(&s);
     assert_int_equal(kopt_kubelet_fetch(api, KOPT_KUBELET_PROXY, "bad/name", NULL, &s), -EINVAL);
     kopt_kube_client_free(kubelet);
