@@ -3,7 +3,9 @@
  * Two layers. kopt_http_request_* is pure: bytes in, one parsed request (or a
  * status like 400/413/431) out, no I/O and no globals, so it is fuzzed alone.
  * kopt_http_server_* runs on the caller's libuv loop: listen, route, respond
- * (at once or later), time out slow clients, drain, and count in a registry. */
+ * (at once or later), time out slow clients, drain, and count in a registry.
+ * kopt_http_tls_* optionally puts TLS (1.2+, client certificates if asked)
+ * under a server; the handlers see the same requests either way. */
 #ifndef KOPT_HTTP_H
 #define KOPT_HTTP_H
 
@@ -79,7 +81,39 @@ const char *kopt_http_status_text(int status);
  * found"), path NULL leaves "path" out. malloc'd, or NULL. */
 char *kopt_http_error_json(int status, const char *message, const char *path);
 
-/* ---- server (http_server.c) ---- */
+/* ---- TLS material for a server (http_tls.c) ---- */
+
+typedef struct kopt_http_tls kopt_http_tls_t;
+
+typedef enum {
+    KOPT_HTTP_CLIENT_CERT_NONE = 0, /* not asked for */
+    KOPT_HTTP_CLIENT_CERT_OPTIONAL, /* asked for, verified when sent: a bad one fails */
+    KOPT_HTTP_CLIENT_CERT_REQUIRE,  /* mutual TLS: no verified certificate, no connection */
+} kopt_http_client_cert_t;
+
+typedef struct {
+    const char *cert_file;      /* PEM: the leaf first, then intermediates */
+    const char *key_file;       /* PEM, unencrypted */
+    const char *client_ca_file; /* PEM CAs for client certificates; needed unless NONE */
+    kopt_http_client_cert_t client_cert;
+} kopt_http_tls_options_t;
+
+/* Reads and checks the files (the key matches the certificate, the CA parses)
+ * and builds an OpenSSL server context: TLS 1.2 and 1.3, ALPN http/1.1. The
+ * paths are copied for reload. On error returns a negative errno and writes a
+ * sentence naming the file to `err` (never key material). Loop thread. */
+int kopt_http_tls_new(const kopt_http_tls_options_t *o, kopt_http_tls_t **out, char *err,
+                      size_t errlen);
+
+/* Re-reads the files (SIGHUP). Connections accepted from then on use the new
+ * material, open ones keep theirs. *changed says whether any file's bytes
+ * differ. On failure the old material stays in use. */
+int kopt_http_tls_reload(kopt_http_tls_t *t, int *changed, char *err, size_t errlen);
+
+/* Free only after every server using it is freed. NULL is a no-op. */
+void kopt_http_tls_free(kopt_http_tls_t *t);
+
+/* ---- server (http_server.c, http_conn.c) ---- */
 
 typedef struct kopt_http_server kopt_http_server_t;
 typedef struct kopt_http_response kopt_http_response_t;
@@ -97,9 +131,13 @@ typedef struct {
     uint64_t idle_timeout_ms;   /* a kept-alive or new connection may idle this long */
     int max_connections;        /* more are answered 503 and closed */
     const char *name;           /* for logs: "admin", "gateway" */
+    kopt_http_tls_t *tls;       /* NULL: plain HTTP. Kept: it must outlive the server. A
+                                   handshake must finish within header_timeout_ms; failures
+                                   are logged and counted in
+                                   kopt_http_tls_handshake_failures_total{reason} */
 } kopt_http_server_options_t;
 
-/* 10 s header timeout, 10 s idle timeout, 1024 connections. */
+/* 10 s header timeout, 10 s idle timeout, 1024 connections, no TLS. */
 void kopt_http_server_options_default(kopt_http_server_options_t *o);
 
 /* `opts` is copied (NULL: defaults). The server registers its counters in
@@ -122,9 +160,9 @@ int kopt_http_server_listen(kopt_http_server_t *srv, const char *addr);
 /* The bound port after listen (useful with port 0), or -ENOTCONN. */
 int kopt_http_server_port(const kopt_http_server_t *srv);
 
-/* Graceful close: stops accepting, closes idle connections, lets requests in
- * flight finish (answered with Connection: close), then calls done(data) once
- * everything is closed. */
+/* Graceful close: stops accepting, closes idle connections (over TLS after
+ * close_notify), lets requests in flight finish (answered with Connection:
+ * close), then calls done(data) once everything is closed. */
 void kopt_http_server_close(kopt_http_server_t *srv, void (*done)(void *data), void *data);
 
 /* Closes everything now (deferred responses still pending are answered into
@@ -134,6 +172,11 @@ void kopt_http_server_free(kopt_http_server_t *srv);
 
 /* The request behind `res`: valid until the response is sent. */
 const kopt_http_request_t *kopt_http_response_request(const kopt_http_response_t *res);
+
+/* Over TLS, the first URI SAN (spiffe://...) of the client certificate that
+ * the handshake verified; NULL without one, on plain HTTP or once the client
+ * left. Valid until the response is sent. */
+const char *kopt_http_response_tls_peer(const kopt_http_response_t *res);
 
 /* Adds a response header (copied). -EINVAL for CR/LF in it, -ENOMEM. */
 int kopt_http_response_header(kopt_http_response_t *res, const char *name, const char *value);
