@@ -43,14 +43,16 @@ static char *json_dup(const json_t *row, const char *key)
     return strdup(s ? s : "");
 }
 
-/* Runs sql (freed) and calls each(row, arg) for every line of the answer. */
-static int each_row(kopt_ch_client_t *ch, char *sql, int (*each)(const json_t *row, void *arg),
-                    void *arg, kopt_ch_error_t *err)
+/* Closes q, the memstream writing *sql, runs the query (freeing *sql) and
+ * calls each(row, arg) for every line of the answer. */
+static int each_row(kopt_ch_client_t *ch, FILE *q, char **sql,
+                    int (*each)(const json_t *row, void *arg), void *arg, kopt_ch_error_t *err)
 {
     char *body = NULL, *line, *save = NULL;
-    int r = kopt_ch_query(ch, sql, &body, NULL, err);
+    int r = fclose(q) == 0 ? kopt_ch_query(ch, *sql, &body, NULL, err) : -ENOMEM;
 
-    free(sql);
+    free(*sql);
+    *sql = NULL;
     if (r < 0)
         return r;
     for (line = strtok_r(body, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save)) {
@@ -148,11 +150,7 @@ static int load_hpas(kopt_ch_client_t *ch, const adv_scope_t *scope, adv_facts_t
     fputs(" GROUP BY cluster, namespace, workload_kind, workload_name HAVING hpa != '' "
           "ORDER BY cluster, namespace, kind, name FORMAT JSONEachRow",
           q);
-    if (fclose(q) != 0) {
-        free(sql);
-        return -ENOMEM;
-    }
-    return each_row(ch, sql, add_hpa, f, err);
+    return each_row(ch, q, &sql, add_hpa, f, err);
 }
 
 static int load_nodes(kopt_ch_client_t *ch, const adv_scope_t *scope, adv_facts_t *f,
@@ -172,11 +170,7 @@ static int load_nodes(kopt_ch_client_t *ch, const adv_scope_t *scope, adv_facts_
             kopt_ch_database(ch));
     scope_filter(q, scope);
     fputs(" GROUP BY cluster, node) GROUP BY cluster ORDER BY cluster FORMAT JSONEachRow", q);
-    if (fclose(q) != 0) {
-        free(sql);
-        return -ENOMEM;
-    }
-    return each_row(ch, sql, add_nodes, f, err);
+    return each_row(ch, q, &sql, add_nodes, f, err);
 }
 
 int adv_facts_load(kopt_ch_client_t *ch, const adv_scope_t *scope, adv_facts_t *f,

@@ -20,7 +20,6 @@
 
 #include "http_internal.h"
 
-#define PEM_MAX_BYTES (1 << 20) /* a CA bundle is KiBs; refuse anything huge */
 #define SESSION_ID_CONTEXT "kopt-http"
 /* TLS 1.2 suites with forward secrecy and AEAD only (ECDHE: no DH parameters to
  * manage); TLS 1.3 keeps OpenSSL's defaults. */
@@ -51,31 +50,6 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
     }
     ERR_clear_error();
     return r;
-}
-
-/* A NUL-terminated copy of a small text file. */
-static int read_text(const char *path, char **out, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
-
-    if (!f)
-        return fail(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
-    buf = malloc(PEM_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    n = fread(buf, 1, PEM_MAX_BYTES + 1, f);
-    fclose(f);
-    if (n > PEM_MAX_BYTES) {
-        free(buf);
-        return fail(err, errlen, -EFBIG, "%s is larger than 1 MiB", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return 0;
 }
 
 /* ALPN: HTTP/1.1 is all this server speaks; without a match, no ALPN. */
@@ -178,7 +152,7 @@ static int load(const kopt_http_tls_t *t, SSL_CTX **out, unsigned char *digest, 
     int r = kopt_tls_material_load(NULL, t->cert_file, t->key_file, &m, err, errlen);
 
     if (r == 0 && t->client_cert != KOPT_HTTP_CLIENT_CERT_NONE)
-        r = read_text(t->ca_file, &ca, err, errlen);
+        r = kopt_tls_read_pem(t->ca_file, &ca, err, errlen);
     if (r < 0)
         goto out;
     ctx = ctx_base();

@@ -40,8 +40,7 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 }
 
 
-/* Reads a whole text file into a NUL-terminated string. */
-static int read_file(const char *path, char **out, char *err, size_t errlen)
+int kopt_tls_read_pem(const char *path, char **out, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     char *buf;
@@ -184,11 +183,11 @@ int kopt_tls_material_load(const char *ca_file, const char *cert_file, const cha
 
     if (!cert_file || !*cert_file || !key_file || !*key_file)
         return fail(err, errlen, -EINVAL, "a certificate and a key file are both required");
-    r = ca_file && *ca_file ? read_file(ca_file, &m.ca_pem, err, errlen) : 0;
+    r = ca_file && *ca_file ? kopt_tls_read_pem(ca_file, &m.ca_pem, err, errlen) : 0;
     if (r == 0)
-        r = read_file(cert_file, &m.cert_pem, err, errlen);
+        r = kopt_tls_read_pem(cert_file, &m.cert_pem, err, errlen);
     if (r == 0)
-        r = read_file(key_file, &m.key_pem, err, errlen);
+        r = kopt_tls_read_pem(key_file, &m.key_pem, err, errlen);
     if (r == 0)
         r = check_material(&m, ca_file, cert_file, key_file, &leaf, err, errlen);
     if (r < 0) {

@@ -28,6 +28,11 @@ int kopt_tls_material_load(const char *ca_file, const char *cert_file, const cha
 
 void kopt_tls_material_clear(kopt_tls_material_t *m);
 
+/* A PEM file (at most 1 MiB) as a NUL-terminated string the caller frees.
+ * A negative errno with a sentence naming the file in err (-EFBIG when
+ * larger). */
+int kopt_tls_read_pem(const char *path, char **out, char *err, size_t errlen);
+
 /* 1 when both hold the same PEM bytes. */
 int kopt_tls_material_equal(const kopt_tls_material_t *a, const kopt_tls_material_t *b);
 
