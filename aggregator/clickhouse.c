@@ -151,56 +151,43 @@ int kopt_ch_parse_exception(const char *body, size_t len, char *msg, size_t msg_
     return code;
 }
 
-/* Codes that say "this statement or these rows can never succeed". */
-static const int permanent_codes[] = {
-    6,   /* CANNOT_PARSE_TEXT */
-    16,  /* NO_SUCH_COLUMN_IN_TABLE */
-    26,  /* CANNOT_PARSE_QUOTED_STRING */
-    27,  /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
-    32,  /* ATTEMPT_TO_READ_AFTER_EOF: truncated RowBinary */
-    33,  /* CANNOT_READ_ALL_DATA */
-    36,  /* BAD_ARGUMENTS */
-    41,  /* CANNOT_PARSE_DATETIME */
-    43,  /* ILLEGAL_TYPE_OF_ARGUMENT */
-    44,  /* ILLEGAL_COLUMN */
-    46,  /* UNKNOWN_FUNCTION */
-    47,  /* UNKNOWN_IDENTIFIER */
-    48,  /* NOT_IMPLEMENTED */
-    50,  /* UNKNOWN_TYPE */
-    53,  /* TYPE_MISMATCH */
-    57,  /* TABLE_ALREADY_EXISTS */
-    60,  /* UNKNOWN_TABLE */
-    62,  /* SYNTAX_ERROR */
-    69,  /* ARGUMENT_OUT_OF_BOUND */
-    70,  /* CANNOT_CONVERT_TYPE */
-    72,  /* CANNOT_PARSE_NUMBER */
-    73,  /* UNKNOWN_FORMAT */
-    81,  /* UNKNOWN_DATABASE */
-    115, /* UNKNOWN_SETTING */
-    117, /* INCORRECT_DATA */
-    164, /* READONLY */
-    395, /* FUNCTION_THROW_IF_VALUE_IS_NON_ZERO: a row failed a throwIf() check */
-    469, /* VIOLATED_CONSTRAINT (19.15+): a row failed a CHECK constraint */
-};
+/* Codes that retrying cannot fix. ROWS: the data is refused, so one
+ * message is to blame and is isolated by halving; STATEMENT: the insert
+ * itself is wrong (schema, config), every insert fails alike and no message
+ * is to blame (see kopt_ch_blames_rows). */
+enum { ROWS, STATEMENT };
 
-/* Permanent codes about the statement, not the rows: every insert of the
- * same kind fails alike, so no message is to blame (see kopt_ch_blames_rows). */
-static const int statement_codes[] = {
-    16,  /* NO_SUCH_COLUMN_IN_TABLE */
-    36,  /* BAD_ARGUMENTS */
-    43,  /* ILLEGAL_TYPE_OF_ARGUMENT */
-    44,  /* ILLEGAL_COLUMN */
-    46,  /* UNKNOWN_FUNCTION */
-    47,  /* UNKNOWN_IDENTIFIER */
-    48,  /* NOT_IMPLEMENTED */
-    50,  /* UNKNOWN_TYPE */
-    57,  /* TABLE_ALREADY_EXISTS */
-    60,  /* UNKNOWN_TABLE */
-    62,  /* SYNTAX_ERROR */
-    73,  /* UNKNOWN_FORMAT */
-    81,  /* UNKNOWN_DATABASE */
-    115, /* UNKNOWN_SETTING */
-    164, /* READONLY */
+static const struct {
+    int code, blame;
+} permanent_codes[] = {
+    {6, ROWS},        /* CANNOT_PARSE_TEXT */
+    {16, STATEMENT},  /* NO_SUCH_COLUMN_IN_TABLE */
+    {26, ROWS},       /* CANNOT_PARSE_QUOTED_STRING */
+    {27, ROWS},       /* CANNOT_PARSE_INPUT_ASSERTION_FAILED */
+    {32, ROWS},       /* ATTEMPT_TO_READ_AFTER_EOF: truncated RowBinary */
+    {33, ROWS},       /* CANNOT_READ_ALL_DATA */
+    {36, STATEMENT},  /* BAD_ARGUMENTS */
+    {41, ROWS},       /* CANNOT_PARSE_DATETIME */
+    {43, STATEMENT},  /* ILLEGAL_TYPE_OF_ARGUMENT */
+    {44, STATEMENT},  /* ILLEGAL_COLUMN */
+    {46, STATEMENT},  /* UNKNOWN_FUNCTION */
+    {47, STATEMENT},  /* UNKNOWN_IDENTIFIER */
+    {48, STATEMENT},  /* NOT_IMPLEMENTED */
+    {50, STATEMENT},  /* UNKNOWN_TYPE */
+    {53, ROWS},       /* TYPE_MISMATCH */
+    {57, STATEMENT},  /* TABLE_ALREADY_EXISTS */
+    {60, STATEMENT},  /* UNKNOWN_TABLE */
+    {62, STATEMENT},  /* SYNTAX_ERROR */
+    {69, ROWS},       /* ARGUMENT_OUT_OF_BOUND */
+    {70, ROWS},       /* CANNOT_CONVERT_TYPE */
+    {72, ROWS},       /* CANNOT_PARSE_NUMBER */
+    {73, STATEMENT},  /* UNKNOWN_FORMAT */
+    {81, STATEMENT},  /* UNKNOWN_DATABASE */
+    {115, STATEMENT}, /* UNKNOWN_SETTING */
+    {117, ROWS},      /* INCORRECT_DATA */
+    {164, STATEMENT}, /* READONLY */
+    {395, ROWS},      /* FUNCTION_THROW_IF_VALUE_IS_NON_ZERO: a row failed a throwIf() check */
+    {469, ROWS},      /* VIOLATED_CONSTRAINT (19.15+): a row failed a CHECK constraint */
 };
 
 /* Codes that say "the server cannot do it now". */
@@ -235,13 +222,22 @@ static bool in_list(const int *list, size_t n, int code)
     return false;
 }
 
+/* ROWS or STATEMENT for a permanent code, -1 for any other. */
+static int permanent_blame(int code)
+{
+    for (size_t i = 0; i < sizeof(permanent_codes) / sizeof(permanent_codes[0]); i++)
+        if (permanent_codes[i].code == code)
+            return permanent_codes[i].blame;
+    return -1;
+}
+
 kopt_ch_class_t kopt_ch_classify(long http_status, int code)
 {
     if (http_status == 200 && code == 0)
         return KOPT_CH_OK;
     if (code && in_list(retryable_codes, sizeof(retryable_codes) / sizeof(int), code))
         return KOPT_CH_RETRYABLE;
-    if (code && in_list(permanent_codes, sizeof(permanent_codes) / sizeof(int), code))
+    if (code && permanent_blame(code) >= 0)
         return KOPT_CH_PERMANENT;
     /* Unknown code: trust the status. No answer, 5xx, auth, 429 and 408
      * are the server's state; other 4xx are the request's fault. */
@@ -254,7 +250,7 @@ kopt_ch_class_t kopt_ch_classify(long http_status, int code)
 bool kopt_ch_blames_rows(const kopt_ch_error_t *err)
 {
     return err->cls == KOPT_CH_PERMANENT && err->code != 0 &&
-           !in_list(statement_codes, sizeof(statement_codes) / sizeof(int), err->code);
+           permanent_blame(err->code) != STATEMENT;
 }
 
 const char *kopt_ch_class_name(kopt_ch_class_t cls)

@@ -184,20 +184,10 @@ static int ch_numbers(const char *sql, unsigned long long *a, unsigned long long
 /* The agent's kopt_agent_windows_total now, or -1. */
 static double agent_windows_now(void)
 {
-    char url[128], *body = NULL, *line;
-    long status = 0;
-    double v = -1;
+    char admin[64];
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", S.p_agent_admin);
-    if (kopt_test_http(url, NULL, 3000, &status, &body) == 0 && status == 200 && body) {
-        for (line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-            if (strncmp(line, "kopt_agent_windows_total ", 25) == 0) {
-                v = strtod(line + 25, NULL);
-                break;
-            }
-    }
-    free(body);
-    return v;
+    snprintf(admin, sizeof(admin), "http://127.0.0.1:%d", S.p_agent_admin);
+    return kopt_test_metric(admin, "kopt_agent_windows_total");
 }
 
 /* Sleeps until 2.5 s into a window: the windows that closed at its start are

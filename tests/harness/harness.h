@@ -107,6 +107,11 @@ int kopt_test_port_accepts(int port);
  * -EIO when not. */
 int kopt_test_http(const char *url, const char *body, long timeout_ms, long *status, char **out);
 
+/* The value of one sample of a kopt admin server's /metrics: the line that
+ * is `sample` ("name" or "name{labels}") then a space. -1 when the server
+ * does not answer 200 or has no such line. */
+double kopt_test_metric(const char *admin_url, const char *sample);
+
 /* --- nats-server (nats_server.c) ------------------------------------------ */
 typedef struct kopt_test_nats_opts {
     bool no_jetstream;        /* default: JetStream on, file store in dir */

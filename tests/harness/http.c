@@ -105,3 +105,21 @@ int kopt_test_http(const char *url, const char *body, long timeout_ms, long *sta
         free(b.data);
     return 0;
 }
+
+double kopt_test_metric(const char *admin_url, const char *sample)
+{
+    char url[256], *body = NULL, *p;
+    long status = 0;
+    double v = -1;
+    size_t n = strlen(sample);
+
+    snprintf(url, sizeof(url), "%s/metrics", admin_url);
+    if (kopt_test_http(url, NULL, 2000, &status, &body) == 0 && status == 200 && body)
+        for (p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+            if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
+                v = strtod(p + n + 1, NULL);
+                break;
+            }
+    free(body);
+    return v;
+}

@@ -106,20 +106,7 @@ void itest_wait_http(itest_child_t *c, const char *path, const char *what)
 
 double itest_metric(const itest_child_t *c, const char *sample)
 {
-    char url[160], *body = NULL, *p;
-    long status = 0;
-    double v = -1;
-    size_t n = strlen(sample);
-
-    snprintf(url, sizeof(url), "%s/metrics", c->admin_url);
-    if (kopt_test_http(url, NULL, 2000, &status, &body) == 0 && status == 200 && body)
-        for (p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-            if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
-                v = strtod(p + n + 1, NULL);
-                break;
-            }
-    free(body);
-    return v;
+    return kopt_test_metric(c->admin_url, sample);
 }
 
 void itest_assert_sanitizer_clean(const itest_child_t *c)

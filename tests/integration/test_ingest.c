@@ -406,20 +406,7 @@ static void ingest_stop(ingest_t *ing)
 /* The value of one sample line of /metrics ("name{labels}"), or -1. */
 static double metric(const ingest_t *ing, const char *sample)
 {
-    char url[128], *body = NULL, *p;
-    long status = 0;
-    double v = -1;
-    size_t n = strlen(sample);
-
-    snprintf(url, sizeof(url), "%s/metrics", ing->admin_url);
-    if (kopt_test_http(url, NULL, 2000, &status, &body) == 0 && status == 200 && body)
-        for (p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-            if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
-                v = strtod(p + n + 1, NULL);
-                break;
-            }
-    free(body);
-    return v;
+    return kopt_test_metric(ing->admin_url, sample);
 }
 
 /* ------------------------------------------------------------------------ */
