@@ -30,6 +30,8 @@ typedef struct {
     kopt_daemon_settings_t common; /* first: see kopt/daemon.h */
     kopt_config_addr_t listen, http_listen;
     char *tls_ca, *tls_cert, *tls_key;
+    int http_tls;                                            /* off, on, mutual */
+    char *http_tls_cert, *http_tls_key, *http_tls_client_ca; /* NULL: the tls-* files */
     bool insecure;
     char *api_keys_file;
     char *nats_url;
@@ -67,7 +69,7 @@ const char *adv_kind_name(int kind);
 /* The enum of a Kubernetes kind, case-insensitive ("statefulset"); 0 if none. */
 int adv_kind_parse(const char *text);
 
-/* ---- engine inputs from container_hourly (store.c) ------------------------ */
+/* ---- engine inputs from container_hourly (hourly.c, hourly_read.c) -------- */
 
 typedef struct {
     char *cluster, *namespace_, *kind, *name; /* kind: "Deployment" */
@@ -77,22 +79,23 @@ typedef struct {
 
 typedef struct {
     char *name;
-    kopt_resources_t current; /* from the latest hour */
-    size_t first_hour, n_hours;
+    kopt_resources_t current;        /* from the latest hour */
+    const kopt_engine_hour_t *hours; /* n_hours in time order, in one of the input's parts */
+    size_t n_hours;
 } adv_container_in_t;
 
-/* Everything one run reads, in the primary key order of container_hourly. */
+typedef struct adv_hourly_part adv_hourly_part_t;
+
+/* Everything one run reads, in the primary key order of container_hourly.
+ * The hours and their buckets live in the parts (one per range query). */
 typedef struct {
     adv_workload_in_t *w;
     size_t n_w, cap_w;
     adv_container_in_t *c;
     size_t n_c, cap_c;
-    kopt_engine_hour_t *h;
-    size_t n_h, cap_h;
-    kopt_engine_bucket_t *b;
-    size_t n_b, cap_b;
-    size_t *off; /* while loading: each hour's first CPU and memory bucket in b */
-    size_t cap_off;
+    adv_hourly_part_t **parts;
+    size_t n_parts, cap_parts;
+    size_t n_hours; /* in all containers */
 } adv_input_t;
 
 typedef struct {
@@ -101,10 +104,30 @@ typedef struct {
     int64_t from, to;       /* hours in [from, to), unix seconds */
 } adv_scope_t;
 
-/* Reads the hours of the scope. 0, or a negative errno with err filled. */
-int adv_store_load_input(kopt_ch_client_t *ch, const adv_scope_t *scope, adv_input_t *in,
-                         kopt_ch_error_t *err);
+/* Reads the hours of the scope (hourly_read.c): range queries on `ch` and,
+ * when opts is not NULL, on more connections opened with opts. 0, or a
+ * negative errno with err filled. */
+int adv_store_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts,
+                         const adv_scope_t *scope, adv_input_t *in, kopt_ch_error_t *err);
 void adv_input_free(adv_input_t *in);
+
+/* The pure part (hourly.c): one answer of the hourly query in RowBinary,
+ * each row (cluster, namespace, workload_kind, workload_name, container:
+ * String; hour, window_count, pod_count: UInt32; cpu_usage_mean_cores,
+ * cpu_usage_peak_cores, cpu_throttled_seconds: Float64;
+ * cpu_throttled_periods, cpu_periods: UInt64; cpu_hist_index:
+ * Array(UInt16); cpu_hist_count: Array(UInt32);
+ * memory_working_set_peak_bytes: UInt64; mem_hist_index, mem_hist_count;
+ * oom_kills: UInt32; cpu_request_cores, cpu_limit_cores: Float64;
+ * memory_request_bytes, memory_limit_bytes: UInt64; rolled_at: UInt32),
+ * grouped per container in key order, each (container, hour) once: the row
+ * with the newest rolled_at. Hours outside [from, to) make the answer bad.
+ * `body` is freed on success only. -EBADMSG, -ENOMEM. */
+int adv_hourly_parse(char *body, size_t len, int64_t from, int64_t to, adv_hourly_part_t **out);
+/* Appends a part's workloads after what `in` holds (parts must come in key
+ * order); `in` takes the part, also on failure. */
+int adv_hourly_emit(adv_hourly_part_t *p, adv_input_t *in);
+void adv_hourly_part_free(adv_hourly_part_t *p);
 
 /* Nodes per cluster seen in container_windows since `since`, and the last
  * window; best effort (an empty answer when the table is empty). */
@@ -237,6 +260,8 @@ typedef struct {
     atomic_int refs;
     adv_entry_t *e; /* sorted by cluster, namespace, kind, name */
     size_t n;
+    /* e in ListRecommendations' other orders, sorted once per snapshot. */
+    const adv_entry_t **by_savings, **by_generated;
     adv_cluster_t *clusters; /* sorted by name */
     size_t n_clusters;
 } adv_results_t;
@@ -432,8 +457,9 @@ int adv_http_status(grpc_status_code code);
 
 typedef struct adv_gateway adv_gateway_t;
 
+/* `tls` (NULL: plain HTTP) must outlive the gateway. */
 int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, const char *listen,
-                    adv_gateway_t **out, int *port);
+                    kopt_http_tls_t *tls, adv_gateway_t **out, int *port);
 void adv_gateway_close(adv_gateway_t *g, void (*done)(void *data), void *data);
 
 extern const char adv_web_page[];

@@ -283,8 +283,7 @@ static int analyse(const adv_analysis_ctx_t *ctx, const adv_input_t *in, const a
         for (size_t k = 0; k < w->n_containers; k++) {
             const adv_container_in_t *c = &in->c[w->first_container + k];
 
-            ec[k] =
-                (kopt_engine_container_t){c->name, c->current, &in->h[c->first_hour], c->n_hours};
+            ec[k] = (kopt_engine_container_t){c->name, c->current, c->hours, c->n_hours};
         }
         r = kopt_engine_analyze_workload(&wopts, &ew, now, res, &wres);
         if (r < 0) {
@@ -330,7 +329,7 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
     scope = (adv_scope_t){req->cluster, req->namespace_, lookback > 0 ? now - lookback : 0, now};
     r = kopt_ch_client_new(&ctx->ch, &ch, &err);
     if (r == 0)
-        r = adv_store_load_input(ch, &scope, &in, &err);
+        r = adv_store_load_input(ch, &ctx->ch, &scope, &in, &err);
     if (r < 0) {
         snprintf(out->message, sizeof(out->message), "reading container_hourly failed: %s",
                  err.message);

@@ -221,6 +221,21 @@ static void grpc_reply(adv_reply_t *r, grpc_status_code code, const char *messag
     free(g);
 }
 
+static void grpc_page(adv_reply_t *r, const adv_page_t *page)
+{
+    grpc_reply_t *g = kopt_container_of(r, grpc_reply_t, reply);
+    grpc_status_code code = GRPC_STATUS_OK;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    if (adv_page_pb(page, &buf, &len) < 0)
+        code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+    kopt_grpc_call_reply(g->call, code, code ? "out of memory" : NULL, buf, len);
+    adv_api_count(g->b->api, g->b->m, code);
+    free(buf);
+    free(g);
+}
+
 static void on_unary(kopt_grpc_call_t *call, const uint8_t *req, size_t len)
 {
     const binding_t *b = kopt_grpc_call_user(call);
@@ -252,6 +267,7 @@ static void on_unary(kopt_grpc_call_t *call, const uint8_t *req, size_t len)
         return;
     }
     g->reply.fn = grpc_reply;
+    g->reply.page = grpc_page;
     g->call = call;
     g->b = b;
     b->m->fn(b->api, msg, &g->reply);

@@ -1,7 +1,8 @@
 /* The Advisor methods answered from the in-memory results:
  * ListRecommendations (filters, ordering, page tokens), GetRecommendation,
  * GetClusterSummary and ListClusters. Responses point into the snapshot,
- * which is held until the reply has been serialized. Loop thread. */
+ * which is held until the reply has been serialized; a list page goes out
+ * as the entries' cached encodings (adv_page_t, page.c). Loop thread. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,24 +24,6 @@ static uint64_t hash_str(uint64_t h, const char *s)
     return adv_hash(h, s ? s : "", (s ? strlen(s) : 0) + 1);
 }
 
-static int by_savings(const void *a, const void *b)
-{
-    const adv_entry_t *x = *(const adv_entry_t *const *)a, *y = *(const adv_entry_t *const *)b;
-
-    if (x->monthly_savings != y->monthly_savings)
-        return x->monthly_savings < y->monthly_savings ? 1 : -1;
-    return x < y ? -1 : x > y; /* snapshot (name) order breaks ties: stable pages */
-}
-
-static int by_generated(const void *a, const void *b)
-{
-    const adv_entry_t *x = *(const adv_entry_t *const *)a, *y = *(const adv_entry_t *const *)b;
-
-    if (x->generated_at != y->generated_at)
-        return x->generated_at < y->generated_at ? 1 : -1;
-    return x < y ? -1 : x > y;
-}
-
 static bool matches(const adv_entry_t *e, const Kopt__V1__ListRecommendationsRequest *q)
 {
     return (!*q->cluster || strcmp(e->cluster, q->cluster) == 0) &&
@@ -50,25 +33,39 @@ static bool matches(const adv_entry_t *e, const Kopt__V1__ListRecommendationsReq
            (!q->idle_only || e->rec->idle);
 }
 
+static bool filtered(const Kopt__V1__ListRecommendationsRequest *q)
+{
+    return *q->cluster || *q->namespace_ || q->kind || *q->name || q->min_monthly_savings != 0 ||
+           q->idle_only;
+}
+
+static bool view_ok(Kopt__V1__RecommendationView v)
+{
+    return (int)v >= 0 && v <= KOPT__V1__RECOMMENDATION_VIEW__RECOMMENDATION_VIEW_FULL;
+}
+
 void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, adv_reply_t *r)
 {
     const Kopt__V1__ListRecommendationsRequest *q =
         (const Kopt__V1__ListRecommendationsRequest *)msg;
-    Kopt__V1__ListRecommendationsResponse resp = KOPT__V1__LIST_RECOMMENDATIONS_RESPONSE__INIT;
+    adv_page_t page = {.full = q->view == KOPT__V1__RECOMMENDATION_VIEW__RECOMMENDATION_VIEW_FULL,
+                       .next_page_token = ""};
     adv_results_t *res;
-    const adv_entry_t **sel;
+    const adv_entry_t **sel, **order;
     size_t n = 0, offset, size = (size_t)page_size(q->page_size);
     char token[64];
     uint64_t h;
 
     if (q->page_size < 0 || !isfinite(q->min_monthly_savings) || (int)q->order < 0 ||
-        q->order > KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_GENERATED_AT_DESC) {
+        q->order > KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_GENERATED_AT_DESC ||
+        !view_ok(q->view)) {
         r->fn(r, GRPC_STATUS_INVALID_ARGUMENT,
               q->page_size < 0 ? "page_size must not be negative"
-                               : "min_monthly_savings or order is out of range",
+                               : "min_monthly_savings, order or view is out of range",
               NULL);
         return;
     }
+    /* view is left out: it changes what each item shows, not which items. */
     h = hash_str(hash_str(hash_str(0, q->cluster), q->namespace_), q->name);
     h = adv_hash(h, &q->kind, sizeof(q->kind));
     h = adv_hash(h, &q->min_monthly_savings, sizeof(q->min_monthly_savings));
@@ -79,39 +76,42 @@ void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, a
               "page_token is not one this server gave for these filters", NULL);
         return;
     }
-    res = adv_store_acquire(adv_api_opts(api)->store);
-    sel = malloc((res->n ? res->n : 1) * sizeof(*sel));
+    /* One pass over the snapshot in the asked order: count the matches and
+     * keep those of this page. */
+    sel = malloc(size * sizeof(*sel));
     if (!sel) {
-        adv_results_release(res);
         r->fn(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
-    for (size_t i = 0; i < res->n; i++)
-        if (matches(&res->e[i], q))
-            sel[n++] = &res->e[i];
-    if (q->order == KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_GENERATED_AT_DESC)
-        qsort(sel, n, sizeof(*sel), by_generated);
-    else if (q->order != KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_NAME_ASC)
-        qsort(sel, n, sizeof(*sel), by_savings);
-    if (offset > n)
-        offset = n;
-    resp.total_size = (uint32_t)n;
-    resp.n_recommendations = n - offset < size ? n - offset : size;
-    /* The response borrows the snapshot's messages; it is packed before release. */
-    resp.recommendations =
-        calloc(resp.n_recommendations ? resp.n_recommendations : 1, sizeof(*resp.recommendations));
-    if (resp.recommendations) {
-        for (size_t i = 0; i < resp.n_recommendations; i++)
-            resp.recommendations[i] = sel[offset + i]->rec;
-        if (offset + resp.n_recommendations < n) {
-            adv_page_token(h, offset + resp.n_recommendations, token, sizeof(token));
-            resp.next_page_token = token;
-        }
-        r->fn(r, GRPC_STATUS_OK, NULL, &resp.base);
+    res = adv_store_acquire(adv_api_opts(api)->store);
+    order = q->order == KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_GENERATED_AT_DESC
+                ? res->by_generated
+            : q->order == KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_NAME_ASC
+                ? NULL
+                : res->by_savings;
+    if (!filtered(q)) { /* the common call: a slice of the order */
+        n = res->n;
+        for (size_t i = offset; i < n && page.n < size; i++)
+            sel[page.n++] = order ? order[i] : &res->e[i];
     } else {
-        r->fn(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        for (size_t i = 0; i < res->n; i++) {
+            const adv_entry_t *e = order ? order[i] : &res->e[i];
+
+            if (!matches(e, q))
+                continue;
+            if (n >= offset && n - offset < size)
+                sel[page.n++] = e;
+            n++;
+        }
     }
-    free(resp.recommendations);
+    page.total_size = (uint32_t)n;
+    page.items = sel;
+    if (offset + page.n < n) {
+        adv_page_token(h, offset + page.n, token, sizeof(token));
+        page.next_page_token = token;
+    }
+    /* The transport encodes the page from the snapshot before it is released. */
+    r->page(r, &page);
     free(sel);
     adv_results_release(res);
 }
@@ -134,8 +134,12 @@ void adv_api_get_recommendation(adv_api_t *api, const ProtobufCMessage *msg, adv
     const char *bad = check_ref(q->cluster, q->namespace_, (int)q->kind, q->name);
     const adv_entry_t *e;
     adv_results_t *res;
+    Kopt__V1__Recommendation basic;
+    Kopt__V1__ContainerRecommendation *cs = NULL, **ps = NULL;
     char why[600];
 
+    if (!bad && !view_ok(q->view))
+        bad = "view is out of range";
     if (bad) {
         r->fn(r, GRPC_STATUS_INVALID_ARGUMENT, bad, NULL);
         return;
@@ -146,10 +150,19 @@ void adv_api_get_recommendation(adv_api_t *api, const ProtobufCMessage *msg, adv
         snprintf(why, sizeof(why), "no recommendation for %s %s/%s in cluster %s yet",
                  adv_kind_name((int)q->kind), q->namespace_, q->name, q->cluster);
         r->fn(r, GRPC_STATUS_NOT_FOUND, why, NULL);
-    } else {
+    } else if (q->view != KOPT__V1__RECOMMENDATION_VIEW__RECOMMENDATION_VIEW_BASIC) {
         resp.recommendation = e->rec;
         r->fn(r, GRPC_STATUS_OK, NULL, &resp.base);
+    } else if ((cs = calloc(e->rec->n_containers + 1, sizeof(*cs))) &&
+               (ps = calloc(e->rec->n_containers + 1, sizeof(*ps)))) {
+        adv_recommendation_basic(e->rec, &basic, cs, ps);
+        resp.recommendation = &basic;
+        r->fn(r, GRPC_STATUS_OK, NULL, &resp.base);
+    } else {
+        r->fn(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     }
+    free(cs);
+    free(ps);
     adv_results_release(res);
 }
 

@@ -2,7 +2,8 @@
  * annotations (adv_methods), served by the same method implementations as
  * gRPC. Path and query parameters go into the request through
  * kopt_pbjson_set_field, a body through kopt_pbjson_decode, the response
- * out through kopt_pbjson_encode; errors are {"code": <gRPC code>,
+ * out through kopt_pbjson_encode (a list page as the snapshot's cached
+ * JSON, adv_page_json: the same bytes); errors are {"code": <gRPC code>,
  * "message": "..."} with the google.rpc HTTP status. Same API keys. The web
  * page is served at /. Loop thread. */
 #include <ctype.h>
@@ -67,6 +68,25 @@ static void http_reply(adv_reply_t *r, grpc_status_code code, const char *messag
         kopt_http_response_send(h->res, 200, "application/json", json, len);
     } else {
         send_error(h->res, code, message);
+    }
+    adv_api_count(h->api, h->m, code);
+    free(json);
+    free(h);
+}
+
+static void http_page(adv_reply_t *r, const adv_page_t *page)
+{
+    http_reply_t *h = kopt_container_of(r, http_reply_t, reply);
+    grpc_status_code code = GRPC_STATUS_OK;
+    char *json = NULL;
+    size_t len = 0;
+
+    if (adv_page_json(page, &json, &len) < 0) {
+        code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        send_error(h->res, code, "out of memory");
+    } else {
+        kopt_http_response_header(h->res, "Cache-Control", "no-store");
+        kopt_http_response_send(h->res, 200, "application/json", json, len);
     }
     adv_api_count(h->api, h->m, code);
     free(json);
@@ -253,8 +273,9 @@ static void on_api(kopt_http_response_t *res, void *data)
         goto out;
     }
     /* pbuf holds the last pattern tried, which is m's: names point into it. */
-    code = adv_auth_check(adv_api_opts(g->api)->auth,
-                          kopt_http_request_header(req, "authorization"), NULL, &why);
+    code =
+        adv_auth_check(adv_api_opts(g->api)->auth, kopt_http_request_header(req, "authorization"),
+                       kopt_http_response_tls_peer(res), &why);
     if (code != GRPC_STATUS_OK) {
         send_error(res, code, why);
         adv_api_count(g->api, m, code);
@@ -270,6 +291,7 @@ static void on_api(kopt_http_response_t *res, void *data)
         goto out;
     }
     h->reply.fn = http_reply;
+    h->reply.page = http_page;
     h->res = res;
     h->api = g->api;
     h->m = m;
@@ -291,7 +313,7 @@ static void on_page(kopt_http_response_t *res, void *data)
 }
 
 int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, const char *listen,
-                    adv_gateway_t **out, int *port)
+                    kopt_http_tls_t *tls, adv_gateway_t **out, int *port)
 {
     kopt_http_server_options_t o;
     adv_gateway_t *g = calloc(1, sizeof(*g));
@@ -302,6 +324,7 @@ int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, co
     g->api = api;
     kopt_http_server_options_default(&o);
     o.name = "gateway";
+    o.tls = tls;
     o.limits.max_body_bytes = 64 * 1024;
     r = kopt_http_server_new(loop, &o, metrics, &g->srv);
     if (r == 0)

@@ -2,7 +2,8 @@
  * recommendation, sorted for lookups, with per-cluster totals, shared by
  * reference count. An analysis builds a new snapshot off the loop and swaps
  * it in under a mutex; readers holding the old one finish with it, and the
- * last release frees it. So the list and get calls never touch ClickHouse. */
+ * last release frees it. So the list and get calls never touch ClickHouse.
+ * Each entry's list view is encoded here once (page.c). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -106,6 +107,38 @@ static int add_to_cluster(adv_results_t *r, const adv_entry_t *e,
     return 0;
 }
 
+static int by_savings(const void *a, const void *b)
+{
+    const adv_entry_t *x = *(const adv_entry_t *const *)a, *y = *(const adv_entry_t *const *)b;
+
+    if (x->monthly_savings != y->monthly_savings)
+        return x->monthly_savings < y->monthly_savings ? 1 : -1;
+    return x < y ? -1 : x > y; /* name order breaks ties: stable pages */
+}
+
+static int by_generated(const void *a, const void *b)
+{
+    const adv_entry_t *x = *(const adv_entry_t *const *)a, *y = *(const adv_entry_t *const *)b;
+
+    if (x->generated_at != y->generated_at)
+        return x->generated_at < y->generated_at ? 1 : -1;
+    return x < y ? -1 : x > y;
+}
+
+/* The list's other orders, once here instead of a sort per call. */
+static int sort_orders(adv_results_t *r)
+{
+    r->by_savings = malloc((r->n ? r->n : 1) * sizeof(*r->by_savings));
+    r->by_generated = malloc((r->n ? r->n : 1) * sizeof(*r->by_generated));
+    if (!r->by_savings || !r->by_generated)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->n; i++)
+        r->by_savings[i] = r->by_generated[i] = &r->e[i];
+    qsort(r->by_savings, r->n, sizeof(*r->by_savings), by_savings);
+    qsort(r->by_generated, r->n, sizeof(*r->by_generated), by_generated);
+    return 0;
+}
+
 adv_results_t *adv_results_new(Kopt__V1__Recommendation **recs, size_t n,
                                const adv_cluster_info_t *ci, size_t n_ci,
                                const kopt_engine_prices_t *prices)
@@ -148,8 +181,11 @@ adv_results_t *adv_results_new(Kopt__V1__Recommendation **recs, size_t n,
     }
     free(recs);
     qsort(r->e, r->n, sizeof(*r->e), entry_cmp);
+    if (sort_orders(r) < 0)
+        goto fail;
+    /* Encoded once here, so a list call only filters, pages and splices. */
     for (size_t i = 0; i < r->n; i++)
-        if (add_to_cluster(r, &r->e[i], prices) < 0)
+        if (add_to_cluster(r, &r->e[i], prices) < 0 || adv_entry_encode(&r->e[i]) < 0)
             goto fail;
     /* Node counts and last_seen from container_windows; clusters seen there
      * without a recommendation yet are listed too. */
@@ -237,11 +273,16 @@ void adv_results_release(adv_results_t *r)
 {
     if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
         return;
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         protobuf_c_message_free_unpacked(&r->e[i].rec->base, NULL);
+        free(r->e[i].basic_json.data);
+        free(r->e[i].basic_pb.data);
+    }
     for (size_t i = 0; i < r->n_clusters; i++)
         free(r->clusters[i].name);
     free(r->e);
+    free(r->by_savings);
+    free(r->by_generated);
     free(r->clusters);
     free(r);
 }

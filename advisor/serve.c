@@ -22,6 +22,9 @@
 
 #define NOT_READY_RETRY_MS 15000
 
+/* --http-tls, in the order of settings.c's list. */
+enum { HTTP_TLS_OFF, HTTP_TLS_ON, HTTP_TLS_MUTUAL };
+
 static const char *const served_services[] = {
     "kopt.v1.Advisor",
     "grpc.health.v1.Health",
@@ -58,6 +61,7 @@ static struct {
     adv_gateway_t *gateway;
     kopt_tls_source_t *tls;
     kopt_grpc_tls_fetcher_t *fetcher;
+    kopt_http_tls_t *http_tls; /* the gateway's, NULL without --http-tls */
     kopt_grpc_server_t *grpc;
     kopt_grpc_health_t *health;
     kopt_grpc_reflection_t *reflection;
@@ -336,6 +340,44 @@ static int credentials(grpc_server_credentials **creds)
     return r;
 }
 
+/* The gateway's HTTPS: its own files, else the gRPC port's. As on gRPC,
+ * client certificates are verified when sent once a CA is known; "mutual"
+ * requires one. Off by default: TLS often ends at an Ingress in front. */
+static int http_tls(void)
+{
+    const adv_settings_t *s = app.set;
+    kopt_http_tls_options_t o = {
+        .cert_file = s->http_tls_cert ? s->http_tls_cert : s->tls_cert,
+        .key_file = s->http_tls_key ? s->http_tls_key : s->tls_key,
+        .client_ca_file = s->http_tls_client_ca ? s->http_tls_client_ca : s->tls_ca,
+    };
+    char err[512] = "";
+    int r;
+
+    if (s->http_tls == HTTP_TLS_OFF) {
+        if (s->http_tls_cert || s->http_tls_key || s->http_tls_client_ca)
+            kopt_log_warn("--http-tls is off: --http-tls-cert, --http-tls-key and "
+                          "--http-tls-client-ca are not used");
+        return 0;
+    }
+    if (!o.cert_file || !o.key_file) {
+        kopt_log_error("--http-tls needs --http-tls-cert and --http-tls-key (or --tls-cert and "
+                       "--tls-key)");
+        return -EINVAL;
+    }
+    if (s->http_tls == HTTP_TLS_MUTUAL && !o.client_ca_file) {
+        kopt_log_error("--http-tls mutual needs --http-tls-client-ca (or --tls-ca)");
+        return -EINVAL;
+    }
+    o.client_cert = s->http_tls == HTTP_TLS_MUTUAL ? KOPT_HTTP_CLIENT_CERT_REQUIRE
+                    : o.client_ca_file             ? KOPT_HTTP_CLIENT_CERT_OPTIONAL
+                                                   : KOPT_HTTP_CLIENT_CERT_NONE;
+    r = kopt_http_tls_new(&o, &app.http_tls, err, sizeof(err));
+    if (r < 0)
+        kopt_log_error("HTTPS set-up failed", KOPT_STR("error", err), KOPT_ERR(r));
+    return r;
+}
+
 static int start_servers(void)
 {
     const adv_settings_t *s = app.set;
@@ -349,6 +391,9 @@ static int start_servers(void)
     grpc_server_credentials *creds = NULL;
     int grpc_port = 0, http_port = 0, r;
 
+    r = http_tls(); /* checked, and logged, before anything listens */
+    if (r < 0)
+        return r;
     r = adv_api_new(&ao, &app.api);
     if (r == 0)
         r = credentials(&creds);
@@ -376,15 +421,18 @@ static int start_servers(void)
     }
     kopt_log_info("gRPC listening", KOPT_STR("listen", s->listen.text), KOPT_INT("port", grpc_port),
                   KOPT_BOOL("tls", !s->insecure));
-    r = adv_gateway_new(app.d.loop, app.api, app.d.metrics, s->http_listen.text, &app.gateway,
-                        &http_port);
+    r = adv_gateway_new(app.d.loop, app.api, app.d.metrics, s->http_listen.text, app.http_tls,
+                        &app.gateway, &http_port);
     if (r < 0) {
         kopt_log_error("HTTP gateway failed to start", KOPT_STR("listen", s->http_listen.text),
                        KOPT_ERR(r));
         return r;
     }
     kopt_log_info("HTTP gateway and web UI listening", KOPT_STR("listen", s->http_listen.text),
-                  KOPT_INT("port", http_port));
+                  KOPT_INT("port", http_port),
+                  KOPT_STR("tls", s->http_tls == HTTP_TLS_MUTUAL ? "mutual"
+                                  : s->http_tls == HTTP_TLS_ON   ? "on"
+                                                                 : "off"));
     update_health();
     return 0;
 }
@@ -476,6 +524,12 @@ static void apply_settings(void *data, const void *settings)
                        KOPT_STR("error", err));
     else if (changed)
         kopt_log_info("TLS certificates re-read; new connections use them");
+    changed = 0;
+    if (app.http_tls && kopt_http_tls_reload(app.http_tls, &changed, err, sizeof(err)) < 0)
+        kopt_log_error("HTTPS reload failed; keeping the current certificates",
+                       KOPT_STR("error", err));
+    else if (changed)
+        kopt_log_info("HTTPS certificates re-read; new connections use them");
 }
 
 static void on_reload(void *data)
@@ -566,6 +620,7 @@ int adv_serve(int argc, char **argv)
         ensure_stream();
     }
     code = kopt_daemon_run(&app.d);
+    kopt_http_tls_free(app.http_tls); /* the gateway, closed, no longer needs it */
     adv_api_free(app.api);
     adv_publisher_free(app.publisher);
     adv_auth_free(app.auth);

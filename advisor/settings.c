@@ -15,6 +15,7 @@
 
 static const char *const strategies[] = {"kopt", "vpa", "simple", NULL};
 static const char *const limits[] = {"keep-ratio", "from-upper", "leave", NULL};
+static const char *const http_tls_modes[] = {"off", "on", "mutual", NULL};
 
 static const kopt_config_setting_t settings[] = {
     KOPT_DAEMON_SETTINGS(S, ":7412"),
@@ -28,6 +29,18 @@ static const kopt_config_setting_t settings[] = {
      "PEM server certificate chain (re-read on SIGHUP)", 0, 0, 0, NULL},
     {"tls-key", KOPT_CONFIG_PATH, offsetof(S, tls_key), NULL,
      "PEM server private key (re-read on SIGHUP)", 0, 0, 0, NULL},
+    {"http-tls", KOPT_CONFIG_ENUM, offsetof(S, http_tls), "off",
+     "HTTPS on --http-listen: off, on (client certificates verified when sent, if a client CA "
+     "is known) or mutual (a verified client certificate required)",
+     0, 0, 0, http_tls_modes},
+    {"http-tls-cert", KOPT_CONFIG_PATH, offsetof(S, http_tls_cert), NULL,
+     "PEM certificate chain of the HTTPS gateway (default: --tls-cert; re-read on SIGHUP)", 0, 0, 0,
+     NULL},
+    {"http-tls-key", KOPT_CONFIG_PATH, offsetof(S, http_tls_key), NULL,
+     "PEM private key of the HTTPS gateway (default: --tls-key; re-read on SIGHUP)", 0, 0, 0, NULL},
+    {"http-tls-client-ca", KOPT_CONFIG_PATH, offsetof(S, http_tls_client_ca), NULL,
+     "PEM CA for the gateway's client certificates (default: --tls-ca; re-read on SIGHUP)", 0, 0, 0,
+     NULL},
     {"insecure", KOPT_CONFIG_BOOL, offsetof(S, insecure), "false",
      "plaintext gRPC; without --api-keys-file also no API keys (local development only)", 0, 0, 0,
      NULL},

@@ -1,0 +1,375 @@
+/* The read of container_hourly for an analysis. ClickHouse 18.16 cannot
+ * read in key order, so ORDER BY sorts all 3.4M rows of 10,000 containers x
+ * 14 days and FINAL merges every part in one thread; together they were most
+ * of an analysis (docs/performance.md). Instead:
+ *   1. a plan: rows per (cluster, namespace) in the scope, in key order;
+ *   2. range queries on that key prefix, whole namespaces of about RANGE_ROWS
+ *      rows each, in RowBinary (not text), without FINAL or ORDER BY
+ *      (hourly.c orders and de-duplicates), streamed, uncompressed;
+ *   3. READ_THREADS threads, each with its own connection, fetch and parse
+ *      ranges while this thread appends the parsed ones in range order: the
+ *      ranges are disjoint and in key order, so the inputs are too.
+ * A range's rows all come from one query, so no container is read twice.
+ * Blocking: worker threads and the CLI only. */
+#include <endian.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "advisor.h"
+#include "ch_sql.h"
+
+#define READ_THREADS 2 /* connections; each query also runs on the server's threads */
+/* Rows a range query aims at: about 13 MB of RowBinary. Page faults were
+ * the largest cost of the read on our VMs; answers and scratch arrays this
+ * small stay under glibc's mmap threshold, so their pages are reused from
+ * one range to the next (400,000-row ranges: 6.7-7.5 CPU s in the advisor,
+ * 70,000: 3.7-4.2 s). */
+#define RANGE_ROWS 70000
+#define AHEAD 4 /* parsed ranges waiting to be appended, at most */
+
+#define HOURLY_COLUMNS                                                                             \
+    "cluster, namespace, workload_kind, workload_name, container, toUInt32(hour), "                \
+    "window_count, pod_count, cpu_usage_mean_cores, cpu_usage_peak_cores, "                        \
+    "cpu_throttled_seconds, cpu_throttled_periods, cpu_periods, cpu_hist_index, cpu_hist_count, "  \
+    "memory_working_set_peak_bytes, mem_hist_index, mem_hist_count, oom_kills, "                   \
+    "cpu_request_cores, cpu_limit_cores, memory_request_bytes, memory_limit_bytes, "               \
+    "toUInt32(rolled_at)"
+
+typedef struct {
+    char *cluster;
+    char **ns;
+    size_t n_ns, rows;
+    adv_hourly_part_t *part; /* the result, when done */
+    int status;
+    kopt_ch_error_t err;
+    bool done;
+} range_t;
+
+typedef struct {
+    const adv_scope_t *scope;
+    const char *db;
+    range_t *ranges;
+    size_t n_ranges;
+    size_t next, appended; /* ranges taken by a thread; appended to the input */
+    bool stop;             /* an error or the end: take no more */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} reader_t;
+
+typedef struct {
+    reader_t *rd;
+    kopt_ch_client_t *ch;
+    bool own; /* ch was opened for this thread */
+    pthread_t tid;
+    bool started;
+} worker_t;
+
+static void ranges_free(range_t *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].cluster);
+        for (size_t k = 0; k < r[i].n_ns; k++)
+            free(r[i].ns[k]);
+        free(r[i].ns);
+        adv_hourly_part_free(r[i].part);
+    }
+    free(r);
+}
+
+static void where_scope(FILE *q, const adv_scope_t *s)
+{
+    if (s->cluster && *s->cluster) {
+        fputs("cluster = ", q);
+        kopt_ch_sql_string(q, s->cluster);
+        fputs(" AND ", q);
+    }
+    if (s->namespace_ && *s->namespace_) {
+        fputs("namespace = ", q);
+        kopt_ch_sql_string(q, s->namespace_);
+        fputs(" AND ", q);
+    }
+    fprintf(q, "hour >= toDateTime(%lld) AND hour < toDateTime(%lld)", (long long)s->from,
+            (long long)s->to);
+}
+
+/* ---- the plan ------------------------------------------------------------- */
+
+/* A RowBinary String at *p as a new C string; NULL when cut short. */
+static char *take_str(const char **p, const char *end)
+{
+    uint64_t n = 0;
+    char *s;
+
+    for (int shift = 0;; shift += 7) {
+        uint8_t b;
+
+        if (*p >= end || shift >= 64)
+            return NULL;
+        b = (uint8_t) * (*p)++;
+        n |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            break;
+    }
+    if (n > (uint64_t)(end - *p))
+        return NULL;
+    s = strndup(*p, (size_t)n);
+    *p += n;
+    return s;
+}
+
+/* Adds a namespace to the last range, or starts a range; takes both
+ * strings, also on failure. */
+static int add_namespace(reader_t *rd, size_t *cap, char *cluster, char *ns, uint64_t rows)
+{
+    range_t *r = rd->n_ranges ? &rd->ranges[rd->n_ranges - 1] : NULL;
+    char **v;
+
+    if (!r || strcmp(r->cluster, cluster) != 0 || r->rows + rows > RANGE_ROWS) {
+        if (rd->n_ranges == *cap) {
+            size_t c = *cap ? 2 * *cap : 16;
+            range_t *nr = realloc(rd->ranges, c * sizeof(*nr));
+
+            if (!nr) {
+                free(cluster);
+                free(ns);
+                return -ENOMEM;
+            }
+            rd->ranges = nr;
+            *cap = c;
+        }
+        r = &rd->ranges[rd->n_ranges++];
+        memset(r, 0, sizeof(*r));
+        r->cluster = cluster;
+    } else {
+        free(cluster);
+    }
+    v = realloc(r->ns, (r->n_ns + 1) * sizeof(*v));
+    if (!v) {
+        free(ns);
+        return -ENOMEM;
+    }
+    r->ns = v;
+    r->ns[r->n_ns++] = ns;
+    r->rows += rows;
+    return 0;
+}
+
+/* Rows per (cluster, namespace), grouped into ranges in key order. */
+static int plan(kopt_ch_client_t *ch, reader_t *rd, kopt_ch_error_t *err)
+{
+    char *sql = NULL, *body = NULL;
+    size_t sql_len = 0, len = 0, cap = 0;
+    FILE *q = open_memstream(&sql, &sql_len);
+    const char *p, *end;
+    int r;
+
+    if (!q)
+        return -ENOMEM;
+    fprintf(q, "SELECT cluster, namespace, count() FROM %s.container_hourly WHERE ", rd->db);
+    where_scope(q, rd->scope);
+    fputs(" GROUP BY cluster, namespace ORDER BY cluster, namespace FORMAT RowBinary", q);
+    if (fclose(q) != 0) {
+        free(sql);
+        return -ENOMEM;
+    }
+    r = kopt_ch_query(ch, sql, &body, &len, err);
+    free(sql);
+    for (p = body, end = body + len; r == 0 && p < end;) {
+        char *cluster = take_str(&p, end), *ns = cluster ? take_str(&p, end) : NULL;
+        uint64_t rows = 0;
+
+        if (ns && end - p >= 8) {
+            memcpy(&rows, p, 8);
+            p += 8;
+            r = add_namespace(rd, &cap, cluster, ns, le64toh(rows));
+            continue;
+        }
+        free(cluster);
+        free(ns);
+        r = -EBADMSG;
+        if (err)
+            snprintf(err->message, sizeof(err->message), "unexpected container_hourly plan row");
+    }
+    free(body);
+    return r;
+}
+
+/* ---- one range ---------------------------------------------------------------- */
+
+/* A streamed answer that does not parse: an exception appended after the
+ * first rows (kopt_ch_parse_exception), or rows that are not ours. */
+static int bad_answer(const char *body, size_t len, kopt_ch_error_t *err)
+{
+    size_t tail = len > 4096 ? 4096 : len;
+    char msg[sizeof(err->message)];
+    int code = kopt_ch_parse_exception(body + len - tail, tail, msg, sizeof(msg));
+
+    if (!code) {
+        snprintf(err->message, sizeof(err->message), "unexpected container_hourly row");
+        return -EBADMSG;
+    }
+    err->r = -EREMOTEIO;
+    err->code = code;
+    err->http_status = 200;
+    err->cls = kopt_ch_classify(500, code);
+    snprintf(err->message, sizeof(err->message), "%s", msg);
+    return -EREMOTEIO;
+}
+
+static int read_range(kopt_ch_client_t *ch, const reader_t *rd, range_t *rg)
+{
+    char *sql = NULL, *body = NULL;
+    size_t sql_len = 0, len = 0;
+    FILE *q = open_memstream(&sql, &sql_len);
+    int r;
+
+    if (!q)
+        return -ENOMEM;
+    fprintf(q, "SELECT " HOURLY_COLUMNS " FROM %s.container_hourly WHERE cluster = ", rd->db);
+    kopt_ch_sql_string(q, rg->cluster);
+    fputs(" AND namespace IN (", q);
+    for (size_t i = 0; i < rg->n_ns; i++) {
+        if (i)
+            fputc(',', q);
+        kopt_ch_sql_string(q, rg->ns[i]);
+    }
+    fprintf(q, ") AND hour >= toDateTime(%lld) AND hour < toDateTime(%lld) FORMAT RowBinary",
+            (long long)rd->scope->from, (long long)rd->scope->to);
+    if (fclose(q) != 0) {
+        free(sql);
+        return -ENOMEM;
+    }
+    /* Streamed: rows leave the server as it reads them (see KOPT_CH_STREAM);
+     * an error after the first rows makes the answer fail to parse. */
+    r = kopt_ch_query_flags(ch, sql, KOPT_CH_STREAM, &body, &len, &rg->err);
+    free(sql);
+    if (r < 0)
+        return r;
+    r = adv_hourly_parse(body, len, rd->scope->from, rd->scope->to, &rg->part);
+    if (r == -EBADMSG)
+        r = bad_answer(body, len, &rg->err);
+    if (r < 0)
+        free(body); /* else parsed and freed */
+    return r;
+}
+
+static void *work(void *arg)
+{
+    worker_t *w = arg;
+    reader_t *rd = w->rd;
+
+    pthread_mutex_lock(&rd->mu);
+    for (;;) {
+        range_t *rg;
+        int r;
+
+        while (!rd->stop && rd->next < rd->n_ranges && rd->next >= rd->appended + AHEAD)
+            pthread_cond_wait(&rd->cv, &rd->mu);
+        if (rd->stop || rd->next >= rd->n_ranges)
+            break;
+        rg = &rd->ranges[rd->next++];
+        pthread_mutex_unlock(&rd->mu);
+        r = read_range(w->ch, rd, rg);
+        pthread_mutex_lock(&rd->mu);
+        rg->status = r;
+        rg->done = true;
+        if (r < 0)
+            rd->stop = true;
+        pthread_cond_broadcast(&rd->cv);
+    }
+    pthread_mutex_unlock(&rd->mu);
+    return NULL;
+}
+
+/* Appends the ranges in order as the threads finish them. */
+static int gather(reader_t *rd, adv_input_t *in, kopt_ch_error_t *err)
+{
+    int r = 0;
+
+    for (size_t i = 0; i < rd->n_ranges && r == 0; i++) {
+        range_t *rg = &rd->ranges[i];
+
+        pthread_mutex_lock(&rd->mu);
+        while (!rg->done && !(rd->stop && rd->next <= i))
+            pthread_cond_wait(&rd->cv, &rd->mu);
+        pthread_mutex_unlock(&rd->mu);
+        if (!rg->done) { /* an earlier range failed; its error is reported */
+            r = -ECANCELED;
+            break;
+        }
+        r = rg->status;
+        if (r < 0 && err)
+            *err = rg->err;
+        if (r == 0)
+            r = adv_hourly_emit(rg->part, in); /* in takes the part */
+        rg->part = NULL;
+        pthread_mutex_lock(&rd->mu);
+        rd->appended = i + 1;
+        if (r < 0)
+            rd->stop = true;
+        pthread_cond_broadcast(&rd->cv);
+        pthread_mutex_unlock(&rd->mu);
+    }
+    return r;
+}
+
+int adv_store_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts,
+                         const adv_scope_t *scope, adv_input_t *in, kopt_ch_error_t *err)
+{
+    reader_t rd = {.scope = scope, .db = kopt_ch_database(ch)};
+    worker_t w[READ_THREADS] = {0};
+    kopt_ch_error_t first = {0};
+    int r;
+
+    memset(in, 0, sizeof(*in));
+    r = plan(ch, &rd, err);
+    if (r < 0 || rd.n_ranges == 0) {
+        ranges_free(rd.ranges, rd.n_ranges);
+        return r;
+    }
+    pthread_mutex_init(&rd.mu, NULL);
+    pthread_cond_init(&rd.cv, NULL);
+    for (size_t i = 0; i < READ_THREADS && i < rd.n_ranges; i++) {
+        w[i].rd = &rd;
+        w[i].ch = ch;
+        /* More connections when the options to open them are given; a
+         * failure to open one only leaves fewer threads. */
+        if (i > 0 && (!opts || kopt_ch_client_new(opts, &w[i].ch, NULL) < 0))
+            break;
+        w[i].own = i > 0;
+        w[i].started = pthread_create(&w[i].tid, NULL, work, &w[i]) == 0;
+        if (!w[i].started && w[i].own)
+            kopt_ch_client_free(w[i].ch);
+        if (!w[i].started)
+            break;
+    }
+    if (w[0].started) {
+        r = gather(&rd, in, &first);
+    } else {
+        r = -EAGAIN;
+        snprintf(first.message, sizeof(first.message), "cannot start a reading thread");
+    }
+    pthread_mutex_lock(&rd.mu);
+    rd.stop = true;
+    pthread_cond_broadcast(&rd.cv);
+    pthread_mutex_unlock(&rd.mu);
+    for (size_t i = 0; i < READ_THREADS; i++) {
+        if (w[i].started)
+            pthread_join(w[i].tid, NULL);
+        if (w[i].started && w[i].own)
+            kopt_ch_client_free(w[i].ch);
+    }
+    pthread_cond_destroy(&rd.cv);
+    pthread_mutex_destroy(&rd.mu);
+    ranges_free(rd.ranges, rd.n_ranges);
+    if (r < 0) {
+        if (err)
+            *err = first;
+        adv_input_free(in);
+        return r;
+    }
+    return 0;
+}

@@ -1,0 +1,279 @@
+/* kopt-advisor, the real binary, serving its HTTP/JSON gateway over TLS
+ * (--http-tls on, the gRPC port's certificates from scripts/certs) with API
+ * keys, seen with libcurl: a key is still needed over HTTPS (but not with a
+ * kopt service's client certificate, as on gRPC), plain HTTP and a client
+ * that does not trust the server are refused, a rogue client certificate is
+ * refused, SIGHUP serves new certificates, SIGTERM exits 0. ClickHouse is left unreachable: the
+ * gateway answers from (empty) memory, which is all this test needs.
+ *
+ * usage: test_advisor_tls SRCDIR KOPT_ADVISOR */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define KEY "tls-itest-key-0123456789"
+
+static const char *src_root, *advisor_exe;
+static char *dir, keys[1024], log_path[1024], pki[1024], pki2[1024];
+static int http_port;
+static kopt_test_proc_t adv;
+
+/* d/name; sixteen results live at once (test thread only). */
+static const char *file(const char *d, const char *name)
+{
+    static char buf[16][1200];
+    static int i;
+
+    i = (i + 1) % 16;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s", d, name);
+    return buf[i];
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *data)
+{
+    char *b = data;
+    size_t len = strlen(b), add = size * n;
+
+    if (len + add < 4096) {
+        memcpy(b + len, p, add);
+        b[len + add] = '\0';
+    }
+    return size * n;
+}
+
+typedef struct {
+    const char *scheme; /* "https" or "http" */
+    const char *ca;
+    const char *cert, *key; /* client certificate, or NULL */
+    const char *api_key;    /* or NULL */
+} req_t;
+
+/* GET /v1/recommendations; curl's result, the status and the body. */
+static CURLcode get(const req_t *q, long *status, char *body)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[256], auth[256];
+    CURLcode rc;
+
+    snprintf(url, sizeof(url), "%s://localhost:%d/v1/recommendations", q->scheme, http_port);
+    body[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CAINFO, q->ca);
+    curl_easy_setopt(c, CURLOPT_SSLCERT, q->cert);
+    curl_easy_setopt(c, CURLOPT_SSLKEY, q->key);
+    if (q->api_key) {
+        snprintf(auth, sizeof(auth), "authorization: Bearer %s", q->api_key);
+        h = curl_slist_append(h, auth);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    *status = 0;
+    rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+static void gateway_serves_https_with_api_keys(void **state)
+{
+    req_t q = {.scheme = "https", .ca = file(pki, "ca.pem"), .api_key = KEY};
+    char body[4096];
+    long status;
+
+    (void)state;
+    assert_int_equal(get(&q, &status, body), CURLE_OK);
+    assert_int_equal(status, 200);
+    assert_string_equal(body, "{}"); /* nothing analysed: ClickHouse is away */
+    q.api_key = "wrong-key";
+    assert_int_equal(get(&q, &status, body), CURLE_OK);
+    assert_int_equal(status, 401);
+    q.api_key = NULL;
+    assert_int_equal(get(&q, &status, body), CURLE_OK);
+    assert_int_equal(status, 401);
+}
+
+static void plain_http_and_untrusting_clients_are_refused(void **state)
+{
+    req_t q = {.scheme = "http", .ca = file(pki, "ca.pem"), .api_key = KEY};
+    char body[4096];
+    long status;
+
+    (void)state;
+    assert_int_equal(get(&q, &status, body), CURLE_OK);
+    assert_int_equal(status, 400);
+    assert_non_null(strstr(body, "https://"));
+    q.scheme = "https";
+    q.ca = file(pki, "rogue-ca.pem");
+    assert_int_equal(get(&q, &status, body), CURLE_PEER_FAILED_VERIFICATION);
+}
+
+/* Client certificates are optional, as on the gRPC port, and verified. */
+static void client_certificates_are_verified_when_sent(void **state)
+{
+    req_t q = {.scheme = "https",
+               .ca = file(pki, "ca.pem"),
+               .cert = file(pki, "client.pem"),
+               .key = file(pki, "client-key.pem"),
+               .api_key = KEY};
+    char body[4096];
+    long status;
+
+    (void)state;
+    assert_int_equal(get(&q, &status, body), CURLE_OK);
+    assert_int_equal(status, 200);
+    /* A kopt service identity (spiffe://kopt/service/...) needs no key, as on gRPC; an
+     * agent's does. */
+    q.api_key = NULL;
+    assert_int_equal(get(&q, &status, body), CURLE_OK);
+    assert_int_equal(status, 200);
+    q.cert = file(pki, "agent-local.pem");
+    q.key = file(pki, "agent-local-key.pem");
+    assert_int_equal(get(&q, &status, body), CURLE_OK);
+    assert_int_equal(status, 401);
+    q.api_key = KEY;
+    q.cert = file(pki, "rogue-client.pem");
+    q.key = file(pki, "rogue-client-key.pem");
+    assert_int_not_equal(get(&q, &status, body), CURLE_OK);
+    assert_int_equal(status, 0);
+}
+
+static void sighup_serves_new_certificates(void **state)
+{
+    req_t q = {.scheme = "https", .ca = file(pki2, "ca.pem"), .api_key = KEY};
+    char body[4096], cmd[8192];
+    long status = 0;
+
+    (void)state;
+    assert_int_not_equal(get(&q, &status, body), CURLE_OK); /* not yet trusted */
+    snprintf(cmd, sizeof(cmd), "cp '%s/server.pem' '%s/server-key.pem' '%s/ca.pem' '%s/'", pki2,
+             pki2, pki2, pki);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(kopt_test_proc_signal(&adv, SIGHUP), 0);
+    for (int i = 0; i < 100 && status != 200; i++) {
+        usleep(50 * 1000);
+        get(&q, &status, body);
+    }
+    assert_int_equal(status, 200);
+    assert_true(kopt_test_log_contains(log_path, "HTTPS certificates re-read"));
+}
+
+static int group_setup(void **state)
+{
+    char http_l[64], grpc_l[64], admin_l[64], ch_url[64];
+    FILE *f;
+
+    (void)state;
+    dir = kopt_test_tmpdir("kopt-advisor-tls");
+    assert_non_null(dir);
+    snprintf(pki, sizeof(pki), "%s/pki", dir);
+    snprintf(pki2, sizeof(pki2), "%s/pki2", dir);
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    snprintf(log_path, sizeof(log_path), "%s/advisor.log", dir);
+    assert_int_equal(mkdir(pki, 0700) == 0 && mkdir(pki2, 0700) == 0, 1);
+    assert_int_equal(kopt_test_make_certs(src_root, pki), 0);
+    assert_int_equal(kopt_test_make_certs(src_root, pki2), 0);
+    f = fopen(keys, "w");
+    assert_non_null(f);
+    fputs(KEY "\n", f);
+    fclose(f);
+    http_port = kopt_test_free_port();
+    snprintf(http_l, sizeof(http_l), "127.0.0.1:%d", http_port);
+    snprintf(grpc_l, sizeof(grpc_l), "127.0.0.1:%d", kopt_test_free_port());
+    snprintf(admin_l, sizeof(admin_l), "127.0.0.1:%d", kopt_test_free_port());
+    snprintf(ch_url, sizeof(ch_url), "http://127.0.0.1:%d", kopt_test_free_port());
+    {
+        char *argv[] = {(char *)advisor_exe,
+                        "--tls-ca",
+                        (char *)file(pki, "ca.pem"),
+                        "--tls-cert",
+                        (char *)file(pki, "server.pem"),
+                        "--tls-key",
+                        (char *)file(pki, "server-key.pem"),
+                        "--api-keys-file",
+                        keys,
+                        "--listen",
+                        grpc_l,
+                        "--http-listen",
+                        http_l,
+                        "--admin-listen",
+                        admin_l,
+                        "--clickhouse-url",
+                        ch_url,
+                        "--nats-url",
+                        "",
+                        "--log-format",
+                        "text",
+                        NULL};
+        char *env[] = {"KOPT_HTTP_TLS=on", NULL}; /* the environment form of --http-tls */
+
+        assert_int_equal(kopt_test_proc_spawn(&adv, argv, env, log_path), 0);
+    }
+    for (int i = 0; i < 100 && !kopt_test_port_accepts(http_port); i++)
+        usleep(50 * 1000);
+    if (!kopt_test_port_accepts(http_port)) {
+        kopt_test_log_tail(log_path, 40);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    int r = 0;
+
+    (void)state;
+    if (adv.pid) {
+        r = kopt_test_proc_stop(&adv, 10000);
+        if (r != 0 || !WIFEXITED(adv.status) || WEXITSTATUS(adv.status) != 0 ||
+            kopt_test_log_contains(log_path, "ERROR: AddressSanitizer") ||
+            kopt_test_log_contains(log_path, "LeakSanitizer")) {
+            fprintf(stderr, "kopt-advisor exit status %d\n", adv.status);
+            r = -1;
+        }
+    }
+    if (r != 0 || getenv("KOPT_TEST_VERBOSE"))
+        kopt_test_log_tail(log_path, 60);
+    kopt_test_proc_release(&adv);
+    kopt_test_rmtree(dir);
+    free(dir);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(gateway_serves_https_with_api_keys),
+        cmocka_unit_test(plain_http_and_untrusting_clients_are_refused),
+        cmocka_unit_test(client_certificates_are_verified_when_sent),
+        cmocka_unit_test(sighup_serves_new_certificates),
+    };
+    int failed;
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SRCDIR KOPT_ADVISOR\n", argv[0]);
+        return 2;
+    }
+    src_root = argv[1];
+    advisor_exe = argv[2];
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    curl_global_cleanup();
+    return failed;
+}
