@@ -46,6 +46,12 @@ typedef struct {
     size_t n_recs;
     int load_status;
     char load_error[256];
+    /* The snapshot to swap in, built on the worker thread: encoding every
+     * list entry takes ~100 ms per 5,000 workloads, which must not stall
+     * the loop. Only jobs swap, one at a time, so the snapshot it extends
+     * is still current when job_after installs it. */
+    adv_results_t *next;
+    bool built; /* next was attempted (NULL then means out of memory) */
 } job_t;
 
 static struct {
@@ -92,33 +98,9 @@ static int check_loaded(void *data, char *reason, size_t len)
 
 /* ---- analyses on the worker pool ------------------------------------------ */
 
-static void job_work(uv_work_t *w)
-{
-    job_t *j = kopt_container_of(w, job_t, work);
-    kopt_ch_client_t *ch = NULL;
-    kopt_ch_error_t err = {0};
-
-    if (!j->load) {
-        adv_analysis_run(&j->ctx, &j->req, &j->res);
-        return;
-    }
-    j->load_status = kopt_ch_client_new(&j->ctx.ch, &ch, &err);
-    if (j->load_status == 0)
-        j->load_status = adv_store_load_latest(ch, &j->recs, &j->n_recs, &err);
-    if (j->load_status == 0 &&
-        adv_store_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
-                               &j->res.n_clusters, &err) < 0)
-        kopt_log_warn("node counts unavailable", KOPT_STR("error", err.message));
-    if (j->load_status == 0 &&
-        adv_facts_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
-                               &j->res.n_clusters, &err) < 0)
-        kopt_log_warn("node sizes unavailable", KOPT_STR("error", err.message));
-    snprintf(j->load_error, sizeof(j->load_error), "%s", err.message);
-    kopt_ch_client_free(ch);
-}
-
-/* The new snapshot: the run's results, plus the old ones outside its scope. */
-static void swap_in(job_t *j)
+/* The new snapshot: the run's results, plus the old ones outside its scope.
+ * Worker thread. */
+static void build_next(job_t *j)
 {
     adv_results_t *old = adv_store_acquire(app.store), *next;
     Kopt__V1__Recommendation **recs = j->load ? j->recs : j->res.recs;
@@ -135,12 +117,51 @@ static void swap_in(job_t *j)
     }
     next = adv_results_new(recs, n, j->res.clusters, j->res.n_clusters, &app.engine.prices);
     adv_results_release(old);
-    if (!next) {
+    j->next = next;
+    j->built = true;
+}
+
+/* Loop thread. */
+static void swap_in(job_t *j)
+{
+    if (!j->built)
+        return;
+    if (!j->next) {
         kopt_log_error("out of memory building results; serving the previous ones");
         return;
     }
-    kopt_metric_gauge_set(app.n_recs, (double)next->n);
-    adv_store_swap(app.store, next);
+    kopt_metric_gauge_set(app.n_recs, (double)j->next->n);
+    adv_store_swap(app.store, j->next);
+    j->next = NULL;
+}
+
+static void job_work(uv_work_t *w)
+{
+    job_t *j = kopt_container_of(w, job_t, work);
+    kopt_ch_client_t *ch = NULL;
+    kopt_ch_error_t err = {0};
+
+    if (!j->load) {
+        adv_analysis_run(&j->ctx, &j->req, &j->res);
+        if (j->res.written > 0)
+            build_next(j);
+        return;
+    }
+    j->load_status = kopt_ch_client_new(&j->ctx.ch, &ch, &err);
+    if (j->load_status == 0)
+        j->load_status = adv_store_load_latest(ch, &j->recs, &j->n_recs, &err);
+    if (j->load_status == 0 &&
+        adv_store_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
+                               &j->res.n_clusters, &err) < 0)
+        kopt_log_warn("node counts unavailable", KOPT_STR("error", err.message));
+    if (j->load_status == 0 &&
+        adv_facts_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
+                               &j->res.n_clusters, &err) < 0)
+        kopt_log_warn("node sizes unavailable", KOPT_STR("error", err.message));
+    snprintf(j->load_error, sizeof(j->load_error), "%s", err.message);
+    kopt_ch_client_free(ch);
+    if (j->load_status == 0)
+        build_next(j);
 }
 
 static void on_schedule(uv_timer_t *t);
@@ -204,6 +225,7 @@ static void job_after(uv_work_t *w, int status)
         protobuf_c_message_free_unpacked(&j->recs[i]->base, NULL);
     free(j->recs);
     adv_run_result_free(res);
+    adv_results_release(j->next); /* not installed */
     free(j);
 }
 

@@ -13,6 +13,7 @@
 #include <kopt/pbjson.h>
 
 #include "advisor.h"
+#include "ch_sql.h"
 
 static const char *const kinds[] = {"",        "Deployment", "StatefulSet", "DaemonSet",   "Job",
                                     "CronJob", "ReplicaSet", "Pod",         "ProcessGroup"};
@@ -137,17 +138,6 @@ static int add_buckets(kopt_engine_bucket_t **b, size_t *n_b, size_t *cap_b, con
     }
     free(tmp);
     return r;
-}
-
-static void sql_str(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'' || *s == '\\')
-            fputc('\\', f);
-        fputc(*s, f);
-    }
-    fputc('\'', f);
 }
 
 static int run_query(kopt_ch_client_t *ch, char *sql, size_t sql_len, char **body, size_t *len,
@@ -401,16 +391,16 @@ int adv_store_load_usage(kopt_ch_client_t *ch, const char *cluster, const char *
             "cpu_hist_count, mem_hist_index, mem_hist_count FROM %s.container_hourly FINAL "
             "WHERE cluster = ",
             kopt_ch_database(ch));
-    sql_str(q, cluster);
+    kopt_ch_sql_string(q, cluster);
     fputs(" AND namespace = ", q);
-    sql_str(q, namespace_);
+    kopt_ch_sql_string(q, namespace_);
     fputs(" AND workload_kind = ", q);
-    sql_str(q, kind);
+    kopt_ch_sql_string(q, kind);
     fputs(" AND workload_name = ", q);
-    sql_str(q, name);
+    kopt_ch_sql_string(q, name);
     if (container && *container) {
         fputs(" AND container = ", q);
-        sql_str(q, container);
+        kopt_ch_sql_string(q, container);
     }
     fprintf(q,
             " AND hour >= toDateTime(%lld) AND hour < toDateTime(%lld) ORDER BY container, hour "
