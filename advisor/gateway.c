@@ -84,12 +84,12 @@ static void http_page(adv_reply_t *r, const adv_page_t *page)
     if (adv_page_json(page, &json, &len) < 0) {
         code = GRPC_STATUS_RESOURCE_EXHAUSTED;
         send_error(h->res, code, "out of memory");
+        free(json);
     } else {
         kopt_http_response_header(h->res, "Cache-Control", "no-store");
-        kopt_http_response_send(h->res, 200, "application/json", json, len);
+        kopt_http_response_send_owned(h->res, 200, "application/json", json, len);
     }
     adv_api_count(h->api, h->m, code);
-    free(json);
     free(h);
 }
 

@@ -114,6 +114,7 @@ static void on_conn_closed(uv_handle_t *h)
     http_tls_conn_free(c->tls);
     free(c->cbuf);
     free(c->wbuf);
+    free(c->wbody);
     free(c);
     srv->nalloc--;
     http_server_maybe_finished(srv);
@@ -326,7 +327,8 @@ static void on_write(uv_write_t *req, int status)
     http_conn_t *c = kopt_container_of(req, http_conn_t, wreq);
 
     free(c->wbuf);
-    c->wbuf = NULL;
+    free(c->wbody);
+    c->wbuf = c->wbody = NULL;
     c->writing = 0;
     if (c->closing)
         return;
@@ -367,16 +369,20 @@ const char *kopt_http_response_tls_peer(const kopt_http_response_t *res)
     return res->conn && res->conn->tls ? http_tls_conn_peer(res->conn->tls) : NULL;
 }
 
-int kopt_http_response_send(kopt_http_response_t *res, int status, const char *content_type,
-                            const void *body, size_t len)
+/* Sends the head and body; `owned` (the body, or NULL) is kept and written
+ * as it is on plain HTTP, else copied after the head and freed. */
+static int send_response(kopt_http_response_t *res, int status, const char *content_type,
+                         const void *body, size_t len, void *owned)
 {
     http_conn_t *c = res->conn;
     char head[512];
-    size_t n, total;
+    size_t n, total, inline_len;
+    uv_buf_t bufs[2];
     int r;
 
     if (!c) {
         response_free(res);
+        free(owned);
         return -ENOTCONN;
     }
     http_server_count(c->srv, res, status);
@@ -392,10 +398,17 @@ int kopt_http_response_send(kopt_http_response_t *res, int status, const char *c
                          c->close_after ? "close" : "keep-alive");
     if (strcmp(kopt_http_request_method(res->req), "HEAD") == 0)
         len = 0; /* HEAD: the length a GET would have, and no body */
-    total = n + res->hlen + 2 + len;
+    /* TLS encrypts one contiguous buffer in slices: the body goes inline. */
+    if (owned && !c->tls && len) {
+        c->wbody = owned;
+        owned = NULL;
+    }
+    inline_len = c->wbody ? 0 : len;
+    total = n + res->hlen + 2 + inline_len;
     c->wbuf = malloc(total);
     if (!c->wbuf) {
         response_free(res);
+        free(owned);
         http_conn_close(c);
         return -ENOMEM;
     }
@@ -403,8 +416,9 @@ int kopt_http_response_send(kopt_http_response_t *res, int status, const char *c
     if (res->hlen)
         memcpy(c->wbuf + n, res->headers, res->hlen);
     memcpy(c->wbuf + n + res->hlen, "\r\n", 2);
-    if (len)
-        memcpy(c->wbuf + n + res->hlen + 2, body, len);
+    if (inline_len)
+        memcpy(c->wbuf + n + res->hlen + 2, body, inline_len);
+    free(owned);
     /* The request goes back to the connection, to be reset and reused. */
     c->req = res->req;
     res->req = NULL;
@@ -416,8 +430,10 @@ int kopt_http_response_send(kopt_http_response_t *res, int status, const char *c
         c->woff = 0;
         r = tls_write_slice(c);
     } else {
-        r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &(uv_buf_t){.base = c->wbuf, .len = total},
-                     1, on_write);
+        bufs[0] = uv_buf_init(c->wbuf, (unsigned int)total);
+        if (c->wbody)
+            bufs[1] = uv_buf_init(c->wbody, (unsigned int)len);
+        r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, c->wbody ? 2 : 1, on_write);
     }
     if (r < 0) {
         c->writing = 0;
@@ -426,6 +442,18 @@ int kopt_http_response_send(kopt_http_response_t *res, int status, const char *c
     }
     timer_set(c, TM_WRITE, c->srv->opts.header_timeout_ms);
     return 0;
+}
+
+int kopt_http_response_send(kopt_http_response_t *res, int status, const char *content_type,
+                            const void *body, size_t len)
+{
+    return send_response(res, status, content_type, body, len, NULL);
+}
+
+int kopt_http_response_send_owned(kopt_http_response_t *res, int status, const char *content_type,
+                                  void *body, size_t len)
+{
+    return send_response(res, status, content_type, body, len, body);
 }
 
 int kopt_http_response_error(kopt_http_response_t *res, int status, const char *message)

@@ -88,6 +88,7 @@ typedef struct http_conn {
     kopt_http_request_t *req;  /* NULL while a response holds it */
     kopt_http_response_t *res; /* the request being handled */
     char *wbuf;                /* the response being written */
+    char *wbody;               /* plain HTTP: its body, when written from the caller's buffer */
     size_t wlen, woff;         /* TLS: how much of wbuf is encrypted and queued */
     http_tls_conn_t *tls;      /* NULL: plain HTTP */
     char *cbuf;                /* TLS: ciphertext read buffer */

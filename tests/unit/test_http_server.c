@@ -60,6 +60,18 @@ static void h_echo(kopt_http_response_t *res, void *data)
     kopt_http_response_send(res, 200, kopt_http_request_header(req, "Content-Type"), body, len);
 }
 
+/* A body the server takes over: 6,000 bytes of a known pattern. */
+static void h_owned(kopt_http_response_t *res, void *data)
+{
+    char *body = malloc(6000);
+
+    (void)data;
+    assert_non_null(body);
+    for (int i = 0; i < 6000; i++)
+        body[i] = (char)('a' + i % 26);
+    kopt_http_response_send_owned(res, 200, "text/plain", body, 6000);
+}
+
 static void h_prefix(kopt_http_response_t *res, void *data)
 {
     const char *path = kopt_http_request_path(kopt_http_response_request(res));
@@ -136,6 +148,7 @@ static fx_t *fx_start(uint64_t timeout_ms, int max_conns)
     assert_int_equal(kopt_http_server_route(fx->srv, "GET", "/hello", 0, "hello", h_hello, fx), 0);
     assert_int_equal(kopt_http_server_route(fx->srv, "POST", "/echo", 0, "echo", h_echo, fx), 0);
     assert_int_equal(kopt_http_server_route(fx->srv, "GET", "/slow", 0, "slow", h_slow, fx), 0);
+    assert_int_equal(kopt_http_server_route(fx->srv, "GET", "/owned", 0, "owned", h_owned, fx), 0);
     assert_int_equal(kopt_http_server_route(fx->srv, NULL, "/v1/", 1, "v1", h_prefix, fx), 0);
     assert_int_equal(kopt_http_server_port(fx->srv), -ENOTCONN);
     assert_int_equal(kopt_http_server_listen(fx->srv, "127.0.0.1:0"), 0);
@@ -290,6 +303,22 @@ static void http_server_routes_and_keep_alive(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "abcde");
     assert_non_null(strstr(r.head, "Content-Type: application/x-test\r\n"));
+    /* A body handed over (written after the head, not copied), twice on one
+     * connection, then HEAD: its length and no body. */
+    for (int k = 0; k < 2; k++) {
+        cli_sends(&c, "GET /owned HTTP/1.1\r\n\r\n");
+        assert_int_equal(cli_response(&c, &r), 0);
+        assert_int_equal(r.body_len, 6000);
+        for (int i = 0; i < 6000; i++)
+            assert_int_equal(r.body[i], 'a' + i % 26);
+    }
+    cli_sends(&c, "HEAD /owned HTTP/1.1\r\n\r\n");
+    assert_true(cli_fill(&c) > 0);
+    assert_non_null(strstr(c.buf, "Content-Length: 6000\r\n"));
+    assert_non_null(strstr(c.buf, "\r\n\r\n"));
+    assert_int_equal(strlen(strstr(c.buf, "\r\n\r\n")), 4); /* nothing after the head */
+    c.len = 0;
+    c.buf[0] = '\0';
     cli_sends(&c, "GET /v1/recommendations/x?y=1 HTTP/1.1\r\n\r\n");
     assert_int_equal(cli_response(&c, &r), 0);
     assert_string_equal(r.body, "/v1/recommendations/x");

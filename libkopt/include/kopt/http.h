@@ -186,6 +186,10 @@ int kopt_http_response_header(kopt_http_response_t *res, const char *name, const
  * response is dropped and `res` still freed). */
 int kopt_http_response_send(kopt_http_response_t *res, int status, const char *content_type,
                             const void *body, size_t len);
+/* The same, taking the malloc'd body: plain HTTP writes it as it is, without
+ * the copy (for large bodies built per request). It is freed in every case. */
+int kopt_http_response_send_owned(kopt_http_response_t *res, int status, const char *content_type,
+                                  void *body, size_t len);
 /* A JSON error body: {"error":"<message>","path":"<request path>"}; message
  * NULL: the status text in lower case. */
 int kopt_http_response_error(kopt_http_response_t *res, int status, const char *message);
