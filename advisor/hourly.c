@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kopt/util.h>
+
 #include "advisor.h"
 
 #define MAX_BUCKETS 65536    /* a histogram has far fewer: a bad answer */
@@ -122,23 +124,6 @@ struct adv_hourly_part {
     uint32_t *order; /* container ids in key order */
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    size_t c = *cap ? *cap : 1024;
-    void *np;
-
-    if (need <= *cap)
-        return 0;
-    while (c < need)
-        c *= 2;
-    np = realloc(*p, c * size);
-    if (!np)
-        return -ENOMEM;
-    *p = np;
-    *cap = c;
-    return 0;
-}
-
 static uint64_t hash_key(const uint8_t *k, size_t n)
 {
     uint64_t h = 14695981039346656037ULL; /* FNV-1a */
@@ -184,7 +169,8 @@ static int container_id(adv_hourly_part_t *p, const uint8_t *key, size_t len, ui
             return 0;
         }
     }
-    if (p->n_c >= UINT32_MAX - 1 || grow((void **)&p->c, &p->cap_c, p->n_c + 1, sizeof(*p->c)) < 0)
+    if (p->n_c >= UINT32_MAX - 1 ||
+        kopt_grow_array((void **)&p->c, &p->cap_c, p->n_c + 1, sizeof(*p->c)) < 0)
         return -ENOMEM;
     c = &p->c[p->n_c];
     *c = (ckey_t){.key = malloc(len ? len : 1), .key_len = len, .in_order = true};
@@ -533,7 +519,7 @@ static int emit_container(const ckey_t *c, const ckey_t *prev, adv_input_t *in)
     adv_container_in_t *ci;
 
     if (!prev || !w || fields_cmp(prev, c, 4) != 0) {
-        if (grow((void **)&in->w, &in->cap_w, in->n_w + 1, sizeof(*in->w)) < 0)
+        if (kopt_grow_array((void **)&in->w, &in->cap_w, in->n_w + 1, sizeof(*in->w)) < 0)
             return -ENOMEM;
         w = &in->w[in->n_w++];
         /* Replicas: the mean pods per hour of its first container. */
@@ -546,7 +532,7 @@ static int emit_container(const ckey_t *c, const ckey_t *prev, adv_input_t *in)
         if (!w->cluster || !w->namespace_ || !w->kind || !w->name)
             return -ENOMEM;
     }
-    if (grow((void **)&in->c, &in->cap_c, in->n_c + 1, sizeof(*in->c)) < 0)
+    if (kopt_grow_array((void **)&in->c, &in->cap_c, in->n_c + 1, sizeof(*in->c)) < 0)
         return -ENOMEM;
     ci = &in->c[in->n_c++];
     *ci = (adv_container_in_t){
@@ -562,7 +548,8 @@ int adv_hourly_emit(adv_hourly_part_t *p, adv_input_t *in)
 {
     const ckey_t *prev = NULL;
 
-    if (grow((void **)&in->parts, &in->cap_parts, in->n_parts + 1, sizeof(*in->parts)) < 0) {
+    if (kopt_grow_array((void **)&in->parts, &in->cap_parts, in->n_parts + 1, sizeof(*in->parts)) <
+        0) {
         adv_hourly_part_free(p);
         return -ENOMEM;
     }

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include <kopt/pbjson.h>
+#include <kopt/util.h>
 
 #include "advisor.h"
 #include "ch_sql.h"
@@ -94,23 +95,6 @@ static size_t array_len(const char *s)
     return n;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    size_t c = *cap ? *cap : 64;
-    void *np;
-
-    if (need <= *cap)
-        return 0;
-    while (c < need)
-        c *= 2;
-    np = realloc(*p, c * size);
-    if (!np)
-        return -ENOMEM;
-    *p = np;
-    *cap = c;
-    return 0;
-}
-
 /* Appends the buckets of an index and a count array; *first gets the
  * offset of the first. */
 static int add_buckets(kopt_engine_bucket_t **b, size_t *n_b, size_t *cap_b, const char *idx,
@@ -128,7 +112,7 @@ static int add_buckets(kopt_engine_bucket_t **b, size_t *n_b, size_t *cap_b, con
     if (r == 0 && ni != nc)
         r = -EBADMSG;
     if (r == 0)
-        r = grow((void **)b, cap_b, *n_b + ni, sizeof(**b));
+        r = kopt_grow_array((void **)b, cap_b, *n_b + ni, sizeof(**b));
     if (r == 0) {
         *first = *n_b;
         for (size_t i = 0; i < ni; i++)
@@ -174,7 +158,7 @@ int adv_store_cluster_info(kopt_ch_client_t *ch, int64_t since, adv_cluster_info
     for (p = body, end = body + len; p < end && r == 0;) {
         r = split_line(&p, end, f, 3);
         if (r == 0)
-            r = grow((void **)out, &cap, *n + 1, sizeof(**out));
+            r = kopt_grow_array((void **)out, &cap, *n + 1, sizeof(**out));
         if (r == 0) {
             (*out)[*n] = (adv_cluster_info_t){.cluster = strdup(f[0]),
                                               .nodes = (uint32_t)strtoul(f[1], NULL, 10),
@@ -350,7 +334,7 @@ int adv_store_load_latest(kopt_ch_client_t *ch, Kopt__V1__Recommendation ***recs
                 snprintf(err->message, sizeof(err->message), "bad details: %.200s", msg);
             r = -EBADMSG;
         }
-        if (r == 0 && grow((void **)recs, &cap, *n + 1, sizeof(**recs)) < 0)
+        if (r == 0 && kopt_grow_array((void **)recs, &cap, *n + 1, sizeof(**recs)) < 0)
             r = -ENOMEM;
         if (r == 0)
             (*recs)[(*n)++] = (Kopt__V1__Recommendation *)m;
@@ -419,7 +403,7 @@ int adv_store_load_usage(kopt_ch_client_t *ch, const char *cluster, const char *
 
         r = split_line(&p, end, f, USAGE_FIELDS);
         if (r == 0)
-            r = grow((void **)&out->rows, &out->cap, out->n + 1, sizeof(*out->rows));
+            r = kopt_grow_array((void **)&out->rows, &out->cap, out->n + 1, sizeof(*out->rows));
         if (r < 0)
             break;
         u = &out->rows[out->n++];

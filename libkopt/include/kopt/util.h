@@ -1,9 +1,12 @@
-/* Small helpers every module uses: container_of, array size, monotonic time. */
+/* Small helpers every module uses: container_of, array size, monotonic time,
+ * growing an array. */
 #ifndef KOPT_UTIL_H
 #define KOPT_UTIL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 /* The struct that holds `ptr` as its `member` (intrusive handles, gRPC tags). */
@@ -18,6 +21,27 @@ static inline uint64_t kopt_now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Makes room for `need` elements of `size` bytes in the array *p of
+ * capacity *cap, doubling (from 64); 0 or -ENOMEM, *p untouched on failure. */
+static inline int kopt_grow_array(void **p, size_t *cap, size_t need, size_t size)
+{
+    size_t c = *cap ? *cap : 64;
+    void *np;
+
+    if (need <= *cap)
+        return 0;
+    while (c < need)
+        c *= 2;
+    if (size && c > SIZE_MAX / size)
+        return -ENOMEM;
+    np = realloc(*p, c * size);
+    if (!np)
+        return -ENOMEM;
+    *p = np;
+    *cap = c;
+    return 0;
 }
 
 #endif
