@@ -38,6 +38,7 @@ typedef struct {
     int64_t stream_replicas;
     uint64_t stream_max_age_ms;
     char *clickhouse_url, *clickhouse_user, *clickhouse_password_file, *clickhouse_database;
+    char *clickhouse_ca;
     uint64_t clickhouse_timeout_ms;
     uint64_t clickhouse_max_response_bytes;
     uint64_t analysis_interval_ms;

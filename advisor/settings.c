@@ -58,6 +58,9 @@ static const kopt_config_setting_t settings[] = {
      "ClickHouse user (default: ClickHouse's default user)", 0, 0, 0, NULL},
     {"clickhouse-password-file", KOPT_CONFIG_PATH, offsetof(S, clickhouse_password_file), NULL,
      "file whose first line is the ClickHouse password", 0, 0, 0, NULL},
+    {"clickhouse-ca", KOPT_CONFIG_PATH, offsetof(S, clickhouse_ca), NULL,
+     "PEM CA bundle that signs an https:// ClickHouse's certificate (default: the system CAs)", 0,
+     0, 0, NULL},
     {"clickhouse-database", KOPT_CONFIG_STRING, offsetof(S, clickhouse_database), "kopt",
      "ClickHouse database", 0, 0, 0, NULL},
     {"clickhouse-timeout", KOPT_CONFIG_DURATION, offsetof(S, clickhouse_timeout_ms), "120s",
@@ -185,6 +188,7 @@ void adv_settings_ch_options(const adv_settings_t *s, kopt_ch_options_t *o)
     o->database = s->clickhouse_database;
     o->user = s->clickhouse_user;
     o->password_file = s->clickhouse_password_file;
+    o->ca_file = s->clickhouse_ca;
     o->password_env = "KOPT_CLICKHOUSE_PASSWORD";
     o->timeout_ms =
         (uint32_t)(s->clickhouse_timeout_ms > UINT32_MAX ? UINT32_MAX : s->clickhouse_timeout_ms);

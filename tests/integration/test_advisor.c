@@ -39,7 +39,7 @@
 #define KEY "itest-key-0123456789"
 #define CLUSTER "local"
 
-static const char *advisor_exe, *python_exe, *python_script, *buf_exe;
+static const char *src_dir, *advisor_exe, *python_exe, *python_script, *buf_exe;
 static char *const *proto_dirs;
 static int n_proto_dirs;
 
@@ -48,6 +48,7 @@ static struct {
     kopt_test_clickhouse_t *ch;
     kopt_test_proc_t adv;
     char *dir, keys[512], log[512];
+    char *certs, ca[600], rogue_ca[600]; /* scripts/certs: ClickHouse also serves https */
     int grpc_port, http_port, admin_port;
     char target[64], base[64];
 } w;
@@ -330,10 +331,22 @@ static int group_setup(void **state)
     FILE *f;
 
     (void)state;
-    if (kopt_test_nats_start(&w.nats, NULL) == -ENOENT ||
-        kopt_test_clickhouse_start(&w.ch) == -ENOENT) {
-        fprintf(stderr, "nats-server or clickhouse-server missing: skipping\n");
-        return -1;
+    w.certs = kopt_test_tmpdir("kopt-advisor-certs");
+    assert_non_null(w.certs);
+    assert_int_equal(kopt_test_make_certs(src_dir, w.certs), 0);
+    snprintf(w.ca, sizeof(w.ca), "%s/ca.pem", w.certs);
+    snprintf(w.rogue_ca, sizeof(w.rogue_ca), "%s/rogue-ca.pem", w.certs);
+    {
+        char cert[600], key[600];
+        kopt_test_clickhouse_opts_t co = {.tls_cert = cert, .tls_key = key};
+
+        snprintf(cert, sizeof(cert), "%s/server.pem", w.certs);
+        snprintf(key, sizeof(key), "%s/server-key.pem", w.certs);
+        if (kopt_test_nats_start(&w.nats, NULL) == -ENOENT ||
+            kopt_test_clickhouse_start_opts(&w.ch, &co) == -ENOENT) {
+            fprintf(stderr, "nats-server or clickhouse-server missing: skipping\n");
+            return -1;
+        }
     }
     assert_non_null(w.nats);
     assert_non_null(w.ch);
@@ -360,20 +373,24 @@ static int group_setup(void **state)
     snprintf(http_l, sizeof(http_l), "127.0.0.1:%d", w.http_port);
     snprintf(admin_l, sizeof(admin_l), "127.0.0.1:%d", w.admin_port);
     {
-        char *once[] = {(char *)advisor_exe,
-                        "analyze",
-                        "--once",
-                        "--clickhouse-url",
-                        w.ch->url,
-                        "--nats-url",
-                        w.nats->url,
-                        "--log-format",
-                        "text",
-                        NULL};
-        int rc = run_cmd(once, &out);
+        /* Over https with the dev CA: the history read (range queries on two
+         * connections), the facts, and the recommendations insert. */
+        char *once[] = {(char *)advisor_exe, "analyze",         "--once", "--clickhouse-url",
+                        w.ch->https_url,     "--clickhouse-ca", w.ca,     "--nats-url",
+                        w.nats->url,         "--log-format",    "text",   NULL};
+        int rc;
 
+        assert_true(w.ch->https_url[0] != '\0');
+        rc = run_cmd(once, &out);
         if (rc != 0)
             fail_msg("analyze --once exited %d: %s", rc, out);
+        free(out);
+        /* A ClickHouse whose certificate the CA does not sign: a clear failure. */
+        once[6] = w.rogue_ca;
+        rc = run_cmd(once, &out);
+        fprintf(stderr, "analyze --once with the wrong CA: exit %d\n", rc);
+        assert_int_not_equal(rc, 0);
+        assert_non_null(strstr(out, "certificate"));
         free(out);
     }
     {
@@ -437,6 +454,9 @@ static int group_teardown(void **state)
     if (w.dir)
         kopt_test_rmtree(w.dir);
     free(w.dir);
+    if (w.certs)
+        kopt_test_rmtree(w.certs);
+    free(w.certs);
     (void)state;
     return r;
 }
@@ -873,6 +893,7 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
+    src_dir = argv[1];
     advisor_exe = argv[2];
     python_exe = argv[3];
     python_script = argv[4];
