@@ -501,7 +501,7 @@ static char *name_dup(const ckey_t *c, int i)
     size_t n;
 
     key_field(c, i, &s, &n);
-    return strndup((const char *)s, n);
+    return kopt_bytes_dup(s, n);
 }
 
 static double mean_pods(const ckey_t *c)

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kopt/util.h>
+
 #include "advisor.h"
 #include "ch_sql.h"
 
@@ -115,7 +117,7 @@ static char *take_str(const char **p, const char *end)
     }
     if (n > (uint64_t)(end - *p))
         return NULL;
-    s = strndup(*p, (size_t)n);
+    s = kopt_bytes_dup(*p, (size_t)n);
     *p += n;
     return s;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* The struct that holds `ptr` as its `member` (intrusive handles, gRPC tags). */
@@ -21,6 +22,21 @@ static inline uint64_t kopt_now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* A NUL-terminated copy of n bytes that need not be NUL-terminated (a
+ * RowBinary string), or NULL. Not strndup: it may read past n looking for a
+ * NUL, which ASan's strict_string_checks reports. */
+static inline char *kopt_bytes_dup(const void *p, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    if (s) {
+        if (n)
+            memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
 }
 
 /* Makes room for `need` elements of `size` bytes in the array *p of
