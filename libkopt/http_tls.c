@@ -5,7 +5,6 @@
  * TLS 1.2 and 1.3 only. Loop thread. See kopt/http.h and http_internal.h. */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <kopt/tls.h>
 
 #include "http_internal.h"
+#include "tls_internal.h"
 
 #define SESSION_ID_CONTEXT "kopt-http"
 /* TLS 1.2 suites with forward secrecy and AEAD only (ECDHE: no DH parameters to
@@ -38,19 +38,6 @@ struct http_tls_conn {
     int started;
     char peer[256]; /* the verified client certificate's first URI SAN, or "" */
 };
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    ERR_clear_error();
-    return r;
-}
 
 /* ALPN: HTTP/1.1 is all this server speaks; without a match, no ALPN. */
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -158,15 +145,17 @@ static int load(const kopt_http_tls_t *t, SSL_CTX **out, unsigned char *digest, 
     ctx = ctx_base();
     md = EVP_MD_CTX_new();
     if (!ctx || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        r = fail(err, errlen, -ENOMEM, "%s: out of memory building the TLS context", t->cert_file);
+        r = kopt_tls_fail(err, errlen, -ENOMEM, "%s: out of memory building the TLS context",
+                          t->cert_file);
         goto out;
     }
     if (use_chain(ctx, m.cert_pem) < 0)
-        r = fail(err, errlen, -EINVAL, "%s: OpenSSL refused the certificate chain", t->cert_file);
+        r = kopt_tls_fail(err, errlen, -EINVAL, "%s: OpenSSL refused the certificate chain",
+                          t->cert_file);
     else if (use_key(ctx, m.key_pem) < 0)
-        r = fail(err, errlen, -EINVAL, "%s: OpenSSL refused the private key", t->key_file);
+        r = kopt_tls_fail(err, errlen, -EINVAL, "%s: OpenSSL refused the private key", t->key_file);
     else if (ca && use_client_cas(ctx, ca, t->client_cert) < 0)
-        r = fail(err, errlen, -EINVAL, "%s holds no PEM certificate", t->ca_file);
+        r = kopt_tls_fail(err, errlen, -EINVAL, "%s holds no PEM certificate", t->ca_file);
     if (r == 0 && (EVP_DigestUpdate(md, m.cert_pem, strlen(m.cert_pem)) != 1 ||
                    EVP_DigestUpdate(md, m.key_pem, strlen(m.key_pem)) != 1 ||
                    (ca && EVP_DigestUpdate(md, ca, strlen(ca)) != 1) ||
@@ -192,9 +181,10 @@ int kopt_http_tls_new(const kopt_http_tls_options_t *o, kopt_http_tls_t **out, c
     int r;
 
     if (!o->cert_file || !o->key_file)
-        return fail(err, errlen, -EINVAL, "a certificate and a key file are both required");
+        return kopt_tls_fail(err, errlen, -EINVAL,
+                             "a certificate and a key file are both required");
     if (o->client_cert != KOPT_HTTP_CLIENT_CERT_NONE && (!o->client_ca_file || !*o->client_ca_file))
-        return fail(err, errlen, -EINVAL, "client certificates need a CA file");
+        return kopt_tls_fail(err, errlen, -EINVAL, "client certificates need a CA file");
     t = calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;

@@ -2,6 +2,8 @@
  * lock-protected holder for servers. See kopt/tls.h. */
 #include <kopt/tls.h>
 
+#include "tls_internal.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -26,7 +28,7 @@ struct kopt_tls_source {
 };
 
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+int kopt_tls_fail(char *err, size_t errlen, int r, const char *fmt, ...)
 {
     va_list ap;
 
@@ -47,7 +49,7 @@ int kopt_tls_read_pem(const char *path, char **out, char *err, size_t errlen)
     size_t n;
 
     if (!f)
-        return fail(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
+        return kopt_tls_fail(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
     buf = malloc(PEM_MAX_BYTES + 1);
     if (!buf) {
         fclose(f);
@@ -57,7 +59,8 @@ int kopt_tls_read_pem(const char *path, char **out, char *err, size_t errlen)
     fclose(f);
     if (n > PEM_MAX_BYTES) {
         free(buf);
-        return fail(err, errlen, -EFBIG, "%s is larger than %d bytes", path, PEM_MAX_BYTES);
+        return kopt_tls_fail(err, errlen, -EFBIG, "%s is larger than %d bytes", path,
+                             PEM_MAX_BYTES);
     }
     buf[n] = '\0';
     *out = buf;
@@ -126,14 +129,14 @@ static int verify_chain(const char *ca_pem, X509 *leaf, const char *cert_file, c
         n++;
     }
     if (n == 0) {
-        r = fail(err, errlen, -EINVAL, "%s holds no PEM certificate", ca_file);
+        r = kopt_tls_fail(err, errlen, -EINVAL, "%s holds no PEM certificate", ca_file);
         goto out;
     }
     /* Expiry is checked (and only warned about) by the caller. */
     X509_STORE_set_flags(store, X509_V_FLAG_NO_CHECK_TIME | X509_V_FLAG_PARTIAL_CHAIN);
     if (X509_STORE_CTX_init(ctx, store, leaf, NULL) != 1 || X509_verify_cert(ctx) != 1)
-        r = fail(err, errlen, -EINVAL, "%s is not signed by the CA in %s: %s", cert_file, ca_file,
-                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+        r = kopt_tls_fail(err, errlen, -EINVAL, "%s is not signed by the CA in %s: %s", cert_file,
+                          ca_file, X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 out:
     BIO_free(bio);
     X509_STORE_CTX_free(ctx);
@@ -152,15 +155,16 @@ static int check_material(const kopt_tls_material_t *m, const char *ca_file, con
     int r = 0;
 
     if (!leaf)
-        return fail(err, errlen, -EINVAL, "%s holds no PEM certificate", cert_file);
+        return kopt_tls_fail(err, errlen, -EINVAL, "%s holds no PEM certificate", cert_file);
     bio = BIO_new_mem_buf(m->key_pem, -1);
     key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     if (!key)
-        r = fail(err, errlen, -EINVAL, "%s holds no PEM private key (or it is encrypted)",
-                 key_file);
+        r = kopt_tls_fail(err, errlen, -EINVAL, "%s holds no PEM private key (or it is encrypted)",
+                          key_file);
     else if (X509_check_private_key(leaf, key) != 1)
-        r = fail(err, errlen, -EINVAL, "the key in %s does not match the certificate in %s",
-                 key_file, cert_file);
+        r = kopt_tls_fail(err, errlen, -EINVAL,
+                          "the key in %s does not match the certificate in %s", key_file,
+                          cert_file);
     else if (m->ca_pem)
         r = verify_chain(m->ca_pem, leaf, cert_file, ca_file, err, errlen);
     EVP_PKEY_free(key);
@@ -182,7 +186,8 @@ int kopt_tls_material_load(const char *ca_file, const char *cert_file, const cha
     int r;
 
     if (!cert_file || !*cert_file || !key_file || !*key_file)
-        return fail(err, errlen, -EINVAL, "a certificate and a key file are both required");
+        return kopt_tls_fail(err, errlen, -EINVAL,
+                             "a certificate and a key file are both required");
     r = ca_file && *ca_file ? kopt_tls_read_pem(ca_file, &m.ca_pem, err, errlen) : 0;
     if (r == 0)
         r = kopt_tls_read_pem(cert_file, &m.cert_pem, err, errlen);
