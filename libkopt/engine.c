@@ -2,7 +2,7 @@
  * strategy's estimate into advice (low-confidence hold, min/max, rounding,
  * limits policy, throttling, replayed risk, flags, savings) and, per
  * workload, the HPA target that keeps the scale-out point. */
-#include <kopt/engine.h>
+#include "engine_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -265,9 +265,8 @@ static void set_flags(const kopt_engine_options_t *o, kopt_engine_result_t *r)
     r->confidence = fmin(1.0, r->history_days * 86400.0 / lookback);
 }
 
-int kopt_engine_analyze_container(const kopt_engine_options_t *opts,
-                                  const kopt_engine_container_t *c, size_t containers_per_pod,
-                                  int64_t now, kopt_engine_result_t *out)
+int kopt_engine_recommend(const kopt_engine_options_t *opts, const kopt_engine_container_t *c,
+                          size_t containers_per_pod, int64_t now, kopt_engine_result_t *out)
 {
     kopt_engine_estimate_t est;
 
@@ -293,9 +292,23 @@ int kopt_engine_analyze_container(const kopt_engine_options_t *opts,
         out->flags |= KOPT_ENGINE_OOM_BUMPED;
     set_requests(opts, &est, out);
     set_limits(opts, out);
+    return 0;
+}
+
+int kopt_engine_analyze_container(const kopt_engine_options_t *opts,
+                                  const kopt_engine_container_t *c, size_t containers_per_pod,
+                                  int64_t now, kopt_engine_result_t *out)
+{
+    int r = kopt_engine_recommend(opts, c, containers_per_pod, now, out);
+
+    if (r < 0)
+        return r;
     kopt_engine_replay(c, now, opts->lookback_s, &out->recommended, &out->risk);
     set_flags(opts, out);
     kopt_engine_savings(&opts->prices, &out->current, &out->recommended, &out->savings);
+    r = kopt_engine_backtest(opts, c, containers_per_pod, now, 0, &out->backtest);
+    if (r < 0)
+        return r;
     kopt_engine_explain(opts, NULL, NULL, out);
     return 0;
 }

@@ -1,16 +1,19 @@
 /* What the history inside the lookback holds: span, counts, OOM kills,
  * throttling and plain (undecayed, one weight per window) percentiles, the
  * evidence every strategy reports. */
-#include <kopt/engine.h>
+#include "engine_internal.h"
 
+#include <math.h>
 #include <string.h>
 
+/* Percentiles are bucket upper bounds, which can pass the exact maximum
+ * seen; a percentile is never reported above it. */
 static void stats(const kopt_dhist_t *h, kopt_engine_stats_t *s)
 {
-    s->p50 = kopt_dhist_percentile(h, 0.50);
-    s->p90 = kopt_dhist_percentile(h, 0.90);
-    s->p95 = kopt_dhist_percentile(h, 0.95);
-    s->p99 = kopt_dhist_percentile(h, 0.99);
+    s->p50 = fmin(kopt_dhist_percentile(h, 0.50), s->max);
+    s->p90 = fmin(kopt_dhist_percentile(h, 0.90), s->max);
+    s->p95 = fmin(kopt_dhist_percentile(h, 0.95), s->max);
+    s->p99 = fmin(kopt_dhist_percentile(h, 0.99), s->max);
 }
 
 void kopt_engine_history(const kopt_engine_container_t *c, int64_t now, int64_t lookback_s,
@@ -27,7 +30,7 @@ void kopt_engine_history(const kopt_engine_container_t *c, int64_t now, int64_t 
         const kopt_engine_hour_t *h = &c->hours[i];
         double usage;
 
-        if (h->start >= now || (lookback_s > 0 && h->start < now - lookback_s) || h->windows == 0)
+        if (!kopt_engine_in_lookback(h, now, lookback_s))
             continue;
         if (out->hours == 0 || h->start < out->first_hour)
             out->first_hour = h->start;
@@ -35,6 +38,7 @@ void kopt_engine_history(const kopt_engine_container_t *c, int64_t now, int64_t 
             out->last_hour = h->start;
         out->hours++;
         out->windows += h->windows;
+        out->covered_s += kopt_engine_hour_covered_s(h);
         pods += h->pods > 0 ? h->pods : 1;
         out->oom_kills += h->oom_kills;
         usage = (double)(h->oom_usage_bytes ? h->oom_usage_bytes : h->mem_peak_bytes);

@@ -3,23 +3,19 @@
  * request = percentile x (1 + margin); bounds at other percentiles widened
  * by the confidence model; memory never below the usage at an OOM kill
  * times the bump. */
-#include <kopt/engine.h>
+#include "engine_internal.h"
 
 #include <math.h>
 
-static bool in_lookback(const kopt_engine_hour_t *h, int64_t now, int64_t lookback_s)
-{
-    return h->windows > 0 && h->start < now && (lookback_s <= 0 || h->start >= now - lookback_s);
-}
-
-/* d: days of history, counting a day only when it has a day's windows per
- * pod (so three pods seen for a day are one day, as one pod is). */
+/* d: days of history, counting a day only when its windows cover a day
+ * per pod (so three pods seen for a day are one day, as one pod is), and
+ * whatever the agents' window length. */
 static double history_days(const kopt_engine_history_t *hist)
 {
     double pods = hist->mean_pods > 1 ? hist->mean_pods : 1;
-    double by_count = (double)hist->windows / (1440.0 * pods);
+    double by_time = hist->covered_s / (86400.0 * pods);
 
-    return by_count < hist->lifespan_days ? by_count : hist->lifespan_days;
+    return by_time < hist->lifespan_days ? by_time : hist->lifespan_days;
 }
 
 static void widen(kopt_confidence_model_t model, double d, double *lower, double *upper)
@@ -44,7 +40,7 @@ void kopt_engine_estimate_kopt(const kopt_engine_options_t *opts, const kopt_eng
     for (i = 0; i < c->n_hours; i++) {
         const kopt_engine_hour_t *h = &c->hours[i];
 
-        if (!in_lookback(h, now, opts->lookback_s))
+        if (!kopt_engine_in_lookback(h, now, opts->lookback_s))
             continue;
         for (j = 0; j < h->cpu_hist_len; j++) {
             int b = h->cpu_hist[j].index < KOPT_CPU_BUCKETS ? h->cpu_hist[j].index

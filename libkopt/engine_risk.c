@@ -2,14 +2,9 @@
  * Histograms only know a window to 5 % (one bucket), so a window counts as
  * passing a value when its bucket reaches past it: the counts lean to the
  * safe side by at most one bucket. */
-#include <kopt/engine.h>
+#include "engine_internal.h"
 
 #include <string.h>
-
-static bool in_lookback(const kopt_engine_hour_t *h, int64_t now, int64_t lookback_s)
-{
-    return h->windows > 0 && h->start < now && (lookback_s <= 0 || h->start >= now - lookback_s);
-}
 
 void kopt_engine_replay(const kopt_engine_container_t *c, int64_t now, int64_t lookback_s,
                         const kopt_resources_t *rec, kopt_engine_risk_t *out)
@@ -24,7 +19,7 @@ void kopt_engine_replay(const kopt_engine_container_t *c, int64_t now, int64_t l
         const kopt_engine_hour_t *h = &c->hours[i];
         bool oom_hour = false;
 
-        if (!in_lookback(h, now, lookback_s))
+        if (!kopt_engine_in_lookback(h, now, lookback_s))
             continue;
         out->windows += h->windows;
         for (j = 0; j < h->cpu_hist_len; j++) {

@@ -2,7 +2,7 @@
  * default constants (pkg/recommender/logic, pkg/recommender/model), fed
  * from kopt's hourly rollups. Constants and the differences that the
  * rollups force are listed in docs/engine.md. */
-#include <kopt/engine.h>
+#include "engine_internal.h"
 
 #include <math.h>
 
@@ -22,11 +22,6 @@
 #define VPA_MEMORY_INTERVAL 86400    /* one peak a day */
 #define VPA_MAX_DAYS 64              /* older days weigh < 2^-63 anyway */
 
-static bool in_lookback(const kopt_engine_hour_t *h, int64_t now, int64_t lookback_s)
-{
-    return h->windows > 0 && h->start < now && (lookback_s <= 0 || h->start >= now - lookback_s);
-}
-
 static void memory_peaks(const kopt_engine_container_t *c, const kopt_engine_history_t *hist,
                          int64_t now, int64_t lookback_s, kopt_dhist_t *mem)
 {
@@ -41,7 +36,7 @@ static void memory_peaks(const kopt_engine_container_t *c, const kopt_engine_his
         const kopt_engine_hour_t *h = &c->hours[i];
         double v = (double)h->mem_peak_bytes;
 
-        if (!in_lookback(h, now, lookback_s) || h->start < base)
+        if (!kopt_engine_in_lookback(h, now, lookback_s) || h->start < base)
             continue;
         d = (int)((h->start - base) / VPA_MEMORY_INTERVAL);
         if (h->oom_kills > 0) {
@@ -76,7 +71,7 @@ void kopt_engine_estimate_vpa(const kopt_engine_options_t *opts, const kopt_engi
         /* addCPUSample: weight = max(request, minSampleWeight). */
         double w = req > VPA_MIN_SAMPLE_WEIGHT ? req : VPA_MIN_SAMPLE_WEIGHT;
 
-        if (!in_lookback(h, now, opts->lookback_s))
+        if (!kopt_engine_in_lookback(h, now, opts->lookback_s))
             continue;
         for (j = 0; j < h->cpu_hist_len; j++)
             kopt_dhist_add(&cpu, h->cpu_hist[j].index, (double)h->cpu_hist[j].count * w, h->start);

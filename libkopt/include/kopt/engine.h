@@ -49,6 +49,10 @@ typedef struct {
     /* CPU request in force in the hour (0 = unknown: the current one); the
      * vpa strategy weights CPU samples by it, as the VPA does. */
     double cpu_request_cores;
+    /* Seconds the hour's windows cover, summed over pods (0 = windows x 60,
+     * the agent's default one-minute window). History length and confidence
+     * count this time, so agents may use any window length. */
+    double covered_s;
 } kopt_engine_hour_t;
 
 /* Requests and limits of one container; 0 = not set. */
@@ -188,7 +192,8 @@ typedef struct {
 typedef struct {
     int64_t first_hour, last_hour; /* starts of the first and last hour read */
     uint32_t hours;
-    uint64_t windows;     /* 1-minute windows (all pods) */
+    uint64_t windows;     /* windows (all pods), of any length */
+    double covered_s;     /* seconds the windows cover (all pods) */
     double mean_pods;     /* pods per hour, averaged; >= 1 */
     double lifespan_days; /* (last_hour + 1 h - first_hour) in days */
     uint32_t oom_kills;
@@ -212,6 +217,25 @@ typedef struct {
     uint32_t memory_hours_oom;   /* hours with such a window */
 } kopt_engine_risk_t;
 
+/* The strategy's recommendation made out of sample: fitted on the earlier
+ * part of the container's own history (before `split`) and scored on the
+ * part that followed, which the fit never saw. */
+typedef struct {
+    bool valid;                       /* false: too little history on one side */
+    int64_t split;                    /* hour start: fit before, score from here */
+    kopt_resources_t recommended;     /* what the fit recommended */
+    uint64_t windows;                 /* windows scored */
+    double scored_hours;              /* hours scored */
+    double cpu_over_request_share;    /* of scored windows, mean CPU above the request */
+    double memory_over_request_share; /* working-set peak above the request */
+    double cpu_over_limit_share;      /* mean CPU above the limit (0: no limit) */
+    double memory_over_limit_share;   /* peak above the limit: OOM kills (0: no limit) */
+    double reserved_core_hours;       /* request x scored hours */
+    double reserved_gib_hours;
+    double used_core_hours; /* what the scored windows used */
+    double used_gib_hours;  /* mean working-set peak x hours */
+} kopt_engine_backtest_t;
+
 /* Current minus recommended requests (negative: more is recommended). */
 typedef struct {
     double cpu_cores;
@@ -232,9 +256,10 @@ typedef struct {
     kopt_engine_strategy_t strategy;
     kopt_engine_history_t history; /* counts, percentiles, OOMs, throttling */
     kopt_engine_risk_t risk;
-    kopt_engine_savings_t savings; /* for one replica */
-    unsigned flags;                /* KOPT_ENGINE_* */
-    uint32_t hpa_target_percent;   /* recommended HPA target when adjusted */
+    kopt_engine_backtest_t backtest; /* out of sample, on the container's own history */
+    kopt_engine_savings_t savings;   /* for one replica */
+    unsigned flags;                  /* KOPT_ENGINE_* */
+    uint32_t hpa_target_percent;     /* recommended HPA target when adjusted */
     double oom_floor_bytes;
     char explanation[KOPT_ENGINE_EXPLANATION_MAX];
 } kopt_engine_result_t;
@@ -321,6 +346,14 @@ void kopt_engine_estimate_simple(const kopt_engine_options_t *opts,
 /* Replays the hours in [now - lookback, now) against `rec`. */
 void kopt_engine_replay(const kopt_engine_container_t *c, int64_t now, int64_t lookback_s,
                         const kopt_resources_t *rec, kopt_engine_risk_t *out);
+
+/* Fits the strategy on the hours before a split of [now - lookback, now)
+ * (at `fit_share` of the history's span, on an hour; 2/3 when 0) and scores
+ * what it recommends on the hours from the split on. out->valid is false
+ * when either side has less than two hours. 0, or -EINVAL. */
+int kopt_engine_backtest(const kopt_engine_options_t *opts, const kopt_engine_container_t *c,
+                         size_t containers_per_pod, int64_t now, double fit_share,
+                         kopt_engine_backtest_t *out);
 
 /* Savings of one container (one replica): current minus recommended. */
 void kopt_engine_savings(const kopt_engine_prices_t *prices, const kopt_resources_t *current,
