@@ -10,14 +10,18 @@
  * the reference; this only skips its minutes.
  *
  *   kopt-engine-replay [--train-days 8] [--strategy kopt|vpa|simple]
- *                      [--shift S] CSV...
+ *                      [--shift S] [--set NAME=VALUE]... CSV...
  *
+ * --set changes one engine option (the names of kopt_engine_options_t:
+ * half_life_s, cpu_percentile, cpu_step, cpu_step_share, ...; see
+ * options[] below), for comparing a model's variants.
  * --shift moves every timestamp by S seconds before the hours are cut, to
  * check that a result does not depend on where hour boundaries fall. */
 #include <kopt/engine.h>
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +38,37 @@ typedef struct {
     kopt_engine_bucket_t *cpu, *mem; /* one bucket per window, hours point in */
     size_t n_hours;
 } rolled_t;
+
+/* The numeric options --set can change. */
+#define OPT(name)                                                                                  \
+    {                                                                                              \
+#name, offsetof(kopt_engine_options_t, name)                                               \
+    }
+static const struct {
+    const char *name;
+    size_t offset;
+} options[] = {
+    OPT(half_life_s),       OPT(cpu_percentile), OPT(cpu_max_percentile),
+    OPT(cpu_step),          OPT(cpu_step_share), OPT(memory_half_life_s),
+    OPT(memory_percentile), OPT(safety_margin),  OPT(cpu_min_cores),
+};
+
+static int set_option(kopt_engine_options_t *o, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+
+    if (eq && strncmp(arg, "memory_headroom_bytes=", 22) == 0) {
+        o->memory_headroom_bytes = strtoull(eq + 1, NULL, 10);
+        return 0;
+    }
+    for (size_t i = 0; eq && i < sizeof(options) / sizeof(options[0]); i++)
+        if (strlen(options[i].name) == (size_t)(eq - arg) &&
+            strncmp(options[i].name, arg, (size_t)(eq - arg)) == 0) {
+            *(double *)(void *)((char *)o + options[i].offset) = atof(eq + 1);
+            return 0;
+        }
+    return -EINVAL;
+}
 
 static int by_time(const void *a, const void *b)
 {
@@ -241,7 +276,12 @@ int main(int argc, char **argv)
             train_days = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--shift") == 0)
             shift = atoll(argv[i + 1]);
-        else if (strcmp(argv[i], "--strategy") == 0) {
+        else if (strcmp(argv[i], "--set") == 0) {
+            if (set_option(&o, argv[i + 1]) < 0) {
+                fprintf(stderr, "kopt-engine-replay: --set %s: unknown option\n", argv[i + 1]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--strategy") == 0) {
             if (kopt_engine_strategy_parse(argv[i + 1], &o.strategy) < 0) {
                 fprintf(stderr, "kopt-engine-replay: unknown strategy %s\n", argv[i + 1]);
                 return 2;
@@ -253,7 +293,7 @@ int main(int argc, char **argv)
     }
     if (i >= argc || !(train_days > 0)) {
         fprintf(stderr, "usage: kopt-engine-replay [--train-days D] [--strategy S] [--shift S] "
-                        "CSV...\n");
+                        "[--set NAME=VALUE]... CSV...\n");
         return 2;
     }
     printf("{");

@@ -16,19 +16,23 @@ void kopt_engine_options_default(kopt_engine_options_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->strategy = KOPT_STRATEGY_KOPT;
-    o->half_life_s = 86400;
-    o->cpu_percentile = 0.90;
+    o->half_life_s = 2 * 86400;
+    o->cpu_percentile = 0.80;
+    o->cpu_max_percentile = 0.99;
+    o->cpu_step = 1.3;
+    o->cpu_step_share = 0.005;
     o->cpu_lower_percentile = 0.50;
-    o->cpu_upper_percentile = 0.95;
-    o->memory_percentile = 0.95;
+    o->cpu_upper_percentile = 0.99;
+    o->memory_half_life_s = 86400;
+    o->memory_percentile = 0.90;
+    o->memory_headroom_bytes = 256 * MIB;
     o->memory_lower_percentile = 0.50;
-    o->memory_upper_percentile = 0.99;
-    o->safety_margin = 0.15;
+    o->memory_upper_percentile = 1.0;
+    o->safety_margin = 0;
     o->oom_bump = 1.2;
-    o->cpu_min_weight = 0.01;
     o->limits = KOPT_LIMITS_KEEP_RATIO;
     o->throttle_share = 0.05;
-    o->cpu_min_cores = 0.01;
+    o->cpu_min_cores = 0.025;
     o->memory_min_bytes = 16 * MIB;
     o->cpu_round_cores = 0.001;
     o->memory_round_bytes = MIB;
@@ -61,12 +65,16 @@ int kopt_engine_options_check(const kopt_engine_options_t *o)
         return -EINVAL;
     if (!fraction_ok(o->cpu_percentile) || !fraction_ok(o->cpu_lower_percentile) ||
         !fraction_ok(o->cpu_upper_percentile) || !fraction_ok(o->memory_percentile) ||
-        !fraction_ok(o->memory_lower_percentile) || !fraction_ok(o->memory_upper_percentile))
+        !fraction_ok(o->memory_lower_percentile) || !fraction_ok(o->memory_upper_percentile) ||
+        !fraction_ok(o->cpu_max_percentile) || o->cpu_max_percentile < o->cpu_percentile)
+        return -EINVAL;
+    if (!(o->cpu_step >= 1) || !isfinite(o->cpu_step) ||
+        !(o->cpu_step_share >= 0 && o->cpu_step_share <= 1) || !nonneg(o->memory_half_life_s))
         return -EINVAL;
     if (!nonneg(o->half_life_s) || !nonneg(o->safety_margin) || !(o->oom_bump >= 1) ||
-        !isfinite(o->oom_bump) || !nonneg(o->cpu_min_weight) || !nonneg(o->throttle_share) ||
-        !nonneg(o->cpu_min_cores) || !nonneg(o->cpu_max_cores) || !nonneg(o->cpu_round_cores) ||
-        !nonneg(o->idle_cpu_cores) || !nonneg(o->low_confidence_days))
+        !isfinite(o->oom_bump) || !nonneg(o->throttle_share) || !nonneg(o->cpu_min_cores) ||
+        !nonneg(o->cpu_max_cores) || !nonneg(o->cpu_round_cores) || !nonneg(o->idle_cpu_cores) ||
+        !nonneg(o->low_confidence_days))
         return -EINVAL;
     if ((o->cpu_max_cores > 0 && o->cpu_max_cores < o->cpu_min_cores) ||
         (o->memory_max_bytes > 0 && o->memory_max_bytes < o->memory_min_bytes))
@@ -173,6 +181,12 @@ static void estimate(const kopt_engine_options_t *o, const kopt_engine_container
         kopt_engine_estimate_kopt(o, c, hist, now, est);
         break;
     }
+    /* A strategy that does not say where its targets came from: the
+     * targets themselves. */
+    if (est->cpu_basis == 0)
+        est->cpu_basis = est->cpu_target;
+    if (est->memory_basis == 0)
+        est->memory_basis = est->memory_target;
 }
 
 /* Targets and bounds: min/max, then up to whole units. */
@@ -288,6 +302,10 @@ int kopt_engine_recommend(const kopt_engine_options_t *opts, const kopt_engine_c
     out->cpu_percentile = est.cpu_percentile;
     out->memory_percentile = est.memory_percentile;
     out->oom_floor_bytes = est.oom_floor_bytes;
+    out->cpu_basis_cores = est.cpu_basis;
+    out->cpu_next_share = est.cpu_next_share;
+    out->memory_basis_bytes = est.memory_basis;
+    out->memory_headroom_bytes = est.memory_headroom;
     if (est.oom_bumped)
         out->flags |= KOPT_ENGINE_OOM_BUMPED;
     set_requests(opts, &est, out);

@@ -60,58 +60,73 @@ int kopt_engine_strategy_parse(const char *name, kopt_engine_strategy_t *out)
     return 0;
 }
 
-static const char *who(kopt_engine_strategy_t s)
-{
-    switch (s) {
-    case KOPT_STRATEGY_VPA:
-        return "the VPA algorithm";
-    case KOPT_STRATEGY_SIMPLE:
-        return "the simple rule";
-    case KOPT_STRATEGY_KOPT:
-    default:
-        return "kopt";
-    }
-}
-
-static void say_cpu(text_t *t, const kopt_engine_result_t *r)
+/* "over 8.0 days of history (2304 windows covering 8.0 days, confidence
+ * 100 %)": the time the windows cover, whatever their length. */
+static void say_history(text_t *t, const kopt_engine_result_t *r)
 {
     const kopt_engine_history_t *h = &r->history;
 
-    say(t,
-        "CPU p%.0f was %.3f cores over %.1f days of history (%llu one-minute windows, "
-        "confidence %.0f %%); %s recommends a request of %.3f cores (bounds %.3f to %.3f)",
-        r->cpu_percentile * 100, r->strategy == KOPT_STRATEGY_SIMPLE ? h->cpu.p95 : h->cpu.p90,
-        h->lifespan_days, (unsigned long long)h->windows, r->confidence * 100, who(r->strategy),
-        r->recommended.cpu_request_cores, r->cpu_lower, r->cpu_upper);
+    say(t, "over %.1f days of history (%llu windows covering %.1f days, confidence %.0f %%)",
+        h->lifespan_days, (unsigned long long)h->windows, h->covered_s / 86400.0,
+        r->confidence * 100);
+}
+
+static void say_cpu(text_t *t, const kopt_engine_options_t *o, const kopt_engine_result_t *r)
+{
+    say(t, "CPU request %.3f cores", r->recommended.cpu_request_cores);
     if (r->current.cpu_request_cores > 0)
-        say(t, " against %.3f now. ", r->current.cpu_request_cores);
+        say(t, " (now %.3f)", r->current.cpu_request_cores);
     else
-        say(t, " where none is set now. ");
+        say(t, " (none set now)");
+    switch (r->strategy) {
+    case KOPT_STRATEGY_KOPT:
+        say(t, ": %.3f cores is the p%.1f of the time-weighted usage ", r->cpu_basis_cores,
+            r->cpu_percentile * 100);
+        say_history(t, r);
+        say(t, "; %.0f %% more would cover only %.2f %% more of the time", (o->cpu_step - 1) * 100,
+            r->cpu_next_share * 100);
+        break;
+    case KOPT_STRATEGY_SIMPLE:
+        say(t, ": the p95 of the window means, %.3f cores, ", r->cpu_basis_cores);
+        say_history(t, r);
+        break;
+    case KOPT_STRATEGY_VPA:
+    default:
+        say(t, ": the VPA algorithm's p%.0f, %.3f cores, plus its margin, ",
+            r->cpu_percentile * 100, r->cpu_basis_cores);
+        say_history(t, r);
+        break;
+    }
+    say(t, "; bounds %.3f to %.3f. ", r->cpu_lower, r->cpu_upper);
 }
 
 static void say_memory(text_t *t, const kopt_engine_result_t *r)
 {
     const kopt_engine_history_t *h = &r->history;
 
-    if (r->strategy == KOPT_STRATEGY_SIMPLE)
-        say(t, "Memory peaked at %.0f MiB", h->memory.max / MIB);
-    else
-        say(t, "Memory p95 of the window peaks was %.0f MiB", h->memory.p95 / MIB);
-    say(t, "; recommended %.0f MiB (bounds %.0f to %.0f)",
-        (double)r->recommended.memory_request_bytes / MIB, (double)r->memory_lower / MIB,
-        (double)r->memory_upper / MIB);
+    say(t, "Memory request %.0f MiB", (double)r->recommended.memory_request_bytes / MIB);
     if (r->current.memory_request_bytes > 0)
-        say(t, " against %.0f MiB now. ", (double)r->current.memory_request_bytes / MIB);
+        say(t, " (now %.0f MiB)", (double)r->current.memory_request_bytes / MIB);
     else
-        say(t, " where none is set now. ");
-    if (h->oom_kills > 0) {
-        say(t, "%u OOM kill%s in the window, the largest at %.0f MiB", h->oom_kills,
+        say(t, " (none set now)");
+    if (r->flags & KOPT_ENGINE_OOM_BUMPED)
+        say(t, ": %.0f MiB, the usage at an OOM kill times the bump", r->oom_floor_bytes / MIB);
+    else if (r->strategy == KOPT_STRATEGY_KOPT)
+        say(t,
+            ": daily peaks weighted to the last days reach %.0f MiB (p%.0f), plus %.0f MiB "
+            "headroom",
+            r->memory_basis_bytes / MIB, r->memory_percentile * 100,
+            r->memory_headroom_bytes / MIB);
+    else if (r->strategy == KOPT_STRATEGY_SIMPLE)
+        say(t, ": the highest peak, %.0f MiB, plus 15 %%", r->memory_basis_bytes / MIB);
+    else
+        say(t, ": the VPA algorithm's p%.0f of daily peaks, %.0f MiB, plus its margin",
+            r->memory_percentile * 100, r->memory_basis_bytes / MIB);
+    say(t, "; the highest peak seen was %.0f MiB; bounds %.0f to %.0f MiB. ", h->memory.max / MIB,
+        (double)r->memory_lower / MIB, (double)r->memory_upper / MIB);
+    if (h->oom_kills > 0)
+        say(t, "%u OOM kill%s in the window, the largest at %.0f MiB. ", h->oom_kills,
             h->oom_kills == 1 ? "" : "s", h->oom_max_usage_bytes / MIB);
-        if (r->oom_floor_bytes > 0)
-            say(t, ": memory stays at or above %.0f MiB. ", r->oom_floor_bytes / MIB);
-        else
-            say(t, ". ");
-    }
 }
 
 static void say_limits(text_t *t, const kopt_engine_options_t *o, const kopt_engine_result_t *r)
@@ -149,6 +164,19 @@ static void say_risk(text_t *t, const kopt_engine_result_t *r)
     say(t, ". ");
 }
 
+/* The out-of-sample check: fitted on the earlier part, scored on the rest. */
+static void say_backtest(text_t *t, const kopt_engine_result_t *r)
+{
+    const kopt_engine_backtest_t *b = &r->backtest;
+
+    if (!b->valid)
+        return;
+    say(t,
+        "Backtest: fitted on the history before the last %.0f hours, the same rule was above "
+        "the usage of those hours in all but %.1f %% (CPU) and %.1f %% (memory) of the windows. ",
+        b->scored_hours, b->cpu_over_request_share * 100, b->memory_over_request_share * 100);
+}
+
 static void say_hpa(text_t *t, const kopt_engine_hpa_t *hpa, const kopt_engine_workload_result_t *w)
 {
     if (!hpa || !w || !w->hpa_adjusted)
@@ -175,10 +203,11 @@ void kopt_engine_explain(const kopt_engine_options_t *opts, const kopt_engine_hp
         say(&t, "No usage history in the window: nothing to recommend yet.");
         return;
     }
-    say_cpu(&t, r);
+    say_cpu(&t, opts, r);
     say_memory(&t, r);
     say_limits(&t, opts, r);
     say_risk(&t, r);
+    say_backtest(&t, r);
     if (r->flags & KOPT_ENGINE_LOW_CONFIDENCE)
         say(&t, "Only %.2f days of history back this: the bounds are wide%s. ", r->history_days,
             r->strategy == KOPT_STRATEGY_KOPT ? " and requests are not lowered yet" : "");

@@ -23,4 +23,27 @@ static inline double kopt_engine_hour_covered_s(const kopt_engine_hour_t *h)
 int kopt_engine_recommend(const kopt_engine_options_t *opts, const kopt_engine_container_t *c,
                           size_t containers_per_pod, int64_t now, kopt_engine_result_t *out);
 
+/* kopt's CPU fit (engine_kopt_cpu.c): the request, the share of time at
+ * or below it, the time one step more would have covered, and bounds at
+ * the options' lower/upper percentiles (before the confidence widening). */
+typedef struct {
+    double request, percentile, next_share;
+    double lower, upper;
+} kopt_cpu_fit_t;
+
+void kopt_engine_fit_cpu(const kopt_engine_options_t *opts, const kopt_engine_container_t *c,
+                         int64_t now, kopt_cpu_fit_t *out);
+
+/* kopt's memory fit (engine_kopt_memory.c): the daily-peak level at the
+ * request percentile, the headroom added to it, the bounds' peak levels
+ * and how many days had a peak. */
+typedef struct {
+    double basis, headroom;
+    double lower, upper;
+    unsigned days;
+} kopt_memory_fit_t;
+
+void kopt_engine_fit_memory(const kopt_engine_options_t *opts, const kopt_engine_container_t *c,
+                            const kopt_engine_history_t *hist, int64_t now, kopt_memory_fit_t *out);
+
 #endif

@@ -1,7 +1,6 @@
-/* The kopt strategy: decaying histograms (half-life from the options) of
- * per-window CPU means weighted by usage and of per-window memory peaks;
- * request = percentile x (1 + margin); bounds at other percentiles widened
- * by the confidence model; memory never below the usage at an OOM kill
+/* The kopt strategy: a model per resource (engine_kopt_cpu.c for CPU,
+ * engine_kopt_memory.c for memory), bounds around each request widened by
+ * the confidence model, and memory never below the usage at an OOM kill
  * times the bump. */
 #include "engine_internal.h"
 
@@ -30,42 +29,23 @@ void kopt_engine_estimate_kopt(const kopt_engine_options_t *opts, const kopt_eng
                                const kopt_engine_history_t *hist, int64_t now,
                                kopt_engine_estimate_t *est)
 {
-    kopt_dhist_t cpu, mem;
-    double mid[KOPT_CPU_BUCKETS] = {0}; /* bucket middles, computed once each */
-    double m = 1.0 + opts->safety_margin;
-    size_t i, j;
+    kopt_cpu_fit_t cpu;
+    kopt_memory_fit_t mem;
 
-    kopt_dhist_init(&cpu, KOPT_DHIST_CPU, opts->half_life_s);
-    kopt_dhist_init(&mem, KOPT_DHIST_MEMORY, opts->half_life_s);
-    for (i = 0; i < c->n_hours; i++) {
-        const kopt_engine_hour_t *h = &c->hours[i];
-
-        if (!kopt_engine_in_lookback(h, now, opts->lookback_s))
-            continue;
-        for (j = 0; j < h->cpu_hist_len; j++) {
-            int b = h->cpu_hist[j].index < KOPT_CPU_BUCKETS ? h->cpu_hist[j].index
-                                                            : KOPT_CPU_BUCKETS - 1;
-            double w;
-
-            /* A window's weight is its usage (the bucket's middle), so the
-             * percentile is one of CPU time, not of minutes. */
-            if (mid[b] == 0)
-                mid[b] = (kopt_cpu_bucket_lower(b) + kopt_cpu_bucket_upper(b)) / 2;
-            w = mid[b] > opts->cpu_min_weight ? mid[b] : opts->cpu_min_weight;
-
-            kopt_dhist_add(&cpu, b, (double)h->cpu_hist[j].count * w, h->start);
-        }
-        for (j = 0; j < h->mem_hist_len; j++)
-            kopt_dhist_add(&mem, h->mem_hist[j].index, h->mem_hist[j].count, h->start);
-    }
-    est->cpu_percentile = opts->cpu_percentile;
+    kopt_engine_fit_cpu(opts, c, now, &cpu);
+    kopt_engine_fit_memory(opts, c, hist, now, &mem);
+    est->cpu_percentile = cpu.percentile;
+    est->cpu_basis = cpu.request;
+    est->cpu_next_share = cpu.next_share;
+    est->cpu_target = cpu.request;
+    est->cpu_lower = fmin(cpu.lower, cpu.request);
+    est->cpu_upper = fmax(cpu.upper, cpu.request);
     est->memory_percentile = opts->memory_percentile;
-    est->cpu_target = kopt_dhist_percentile(&cpu, opts->cpu_percentile) * m;
-    est->cpu_lower = kopt_dhist_percentile(&cpu, opts->cpu_lower_percentile) * m;
-    est->cpu_upper = kopt_dhist_percentile(&cpu, opts->cpu_upper_percentile) * m;
-    est->memory_target = kopt_dhist_percentile(&mem, opts->memory_percentile) * m;
-    est->memory_lower = kopt_dhist_percentile(&mem, opts->memory_lower_percentile) * m;
-    est->memory_upper = kopt_dhist_percentile(&mem, opts->memory_upper_percentile) * m;
+    est->memory_basis = mem.basis;
+    est->memory_headroom = mem.headroom;
+    est->memory_target = mem.basis + mem.headroom;
+    est->memory_lower = mem.lower;
+    est->memory_upper = fmax(mem.upper + mem.headroom, est->memory_target);
     est->history_days = history_days(hist);
     widen(opts->confidence, est->history_days, &est->cpu_lower, &est->cpu_upper);
     widen(opts->confidence, est->history_days, &est->memory_lower, &est->memory_upper);
@@ -81,14 +61,6 @@ void kopt_engine_estimate_kopt(const kopt_engine_options_t *opts, const kopt_eng
         if (est->memory_upper < est->memory_target)
             est->memory_upper = est->memory_target;
     }
-    /* Percentiles are monotone, so only a narrow lower percentile option
-     * can put a bound on the wrong side. */
-    if (est->cpu_lower > est->cpu_target)
-        est->cpu_lower = est->cpu_target;
-    if (est->cpu_upper < est->cpu_target)
-        est->cpu_upper = est->cpu_target;
     if (est->memory_lower > est->memory_target)
         est->memory_lower = est->memory_target;
-    if (est->memory_upper < est->memory_target)
-        est->memory_upper = est->memory_target;
 }

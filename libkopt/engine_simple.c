@@ -24,6 +24,9 @@ void kopt_engine_estimate_simple(const kopt_engine_options_t *opts,
     est->memory_lower =
         hist->memory.p50 < est->memory_target ? hist->memory.p50 : est->memory_target;
     est->memory_upper = est->memory_target;
+    est->cpu_basis = est->cpu_target;
+    est->memory_basis = hist->memory.max;
+    est->memory_headroom = est->memory_target - hist->memory.max;
     est->history_days = hist->lifespan_days;
     est->oom_floor_bytes = 0;
     est->oom_bumped = false;

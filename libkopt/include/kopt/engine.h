@@ -119,20 +119,33 @@ typedef struct {
 
 typedef struct {
     kopt_engine_strategy_t strategy;
-    double half_life_s;             /* decay half-life, default 86400 */
-    double cpu_percentile;          /* request, default 0.90 */
-    double cpu_lower_percentile;    /* default 0.50 */
-    double cpu_upper_percentile;    /* default 0.95 */
-    double memory_percentile;       /* request, of window peaks, default 0.95 */
-    double memory_lower_percentile; /* default 0.50 */
-    double memory_upper_percentile; /* default 0.99 */
-    double safety_margin;           /* default 0.15 */
-    double oom_bump;                /* default 1.2 */
-    double cpu_min_weight;          /* cores, floor of a CPU sample's weight; 0.01 */
+    /* kopt, CPU: a time-weighted histogram of window means decaying with
+     * half_life_s (default 48 h). The request starts at cpu_percentile
+     * (0.80) and rises while raising it by cpu_step (x 1.3) would still
+     * cover at least cpu_step_share (0.5 %) more of the time, up to
+     * cpu_max_percentile (0.99). */
+    double half_life_s;
+    double cpu_percentile;
+    double cpu_max_percentile;
+    double cpu_step;
+    double cpu_step_share;
+    double cpu_lower_percentile; /* bounds, default 0.50 */
+    double cpu_upper_percentile; /* default 0.99 */
+    /* kopt, memory: one peak per day (days counted back from the last hour
+     * with data) weighted by memory_half_life_s (24 h); request =
+     * memory_percentile (0.90) of them + max(memory_headroom_bytes
+     * (256 MiB), safety_margin (0) x that peak). */
+    double memory_half_life_s;
+    double memory_percentile;
+    uint64_t memory_headroom_bytes;
+    double memory_lower_percentile; /* bounds, of daily peaks, default 0.50 */
+    double memory_upper_percentile; /* default 1.0: the highest daily peak */
+    double safety_margin;
+    double oom_bump; /* default 1.2 */
     kopt_limits_policy_t limits;
     double throttle_share;                       /* throttled/periods above which CPU limits stay
                                                     >= the upper bound; default 0.05 */
-    double cpu_min_cores, cpu_max_cores;         /* 0.01, 0 = no max */
+    double cpu_min_cores, cpu_max_cores;         /* 0.025, 0 = no max */
     uint64_t memory_min_bytes, memory_max_bytes; /* 16 MiB, 0 = no max */
     double cpu_round_cores;                      /* 0.001 (millicores) */
     uint64_t memory_round_bytes;                 /* 1 MiB */
@@ -186,6 +199,12 @@ typedef struct {
     double history_days;                              /* "d" of the confidence multipliers */
     double oom_floor_bytes;                           /* memory floor after OOM kills (0 = none) */
     bool oom_bumped;
+    /* Where the targets came from, for the explanation: the usage level
+     * read from the history and what was added to it. */
+    double cpu_basis;       /* cores at cpu_percentile */
+    double cpu_next_share;  /* kopt: time a step higher would have covered */
+    double memory_basis;    /* bytes at memory_percentile (of daily peaks for kopt) */
+    double memory_headroom; /* bytes added to memory_basis */
 } kopt_engine_estimate_t;
 
 /* A summary of the history inside the lookback. */
@@ -261,6 +280,9 @@ typedef struct {
     unsigned flags;                  /* KOPT_ENGINE_* */
     uint32_t hpa_target_percent;     /* recommended HPA target when adjusted */
     double oom_floor_bytes;
+    /* The usage levels the requests came from (estimate's basis fields). */
+    double cpu_basis_cores, cpu_next_share;
+    double memory_basis_bytes, memory_headroom_bytes;
     char explanation[KOPT_ENGINE_EXPLANATION_MAX];
 } kopt_engine_result_t;
 
