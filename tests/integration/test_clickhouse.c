@@ -185,10 +185,9 @@ static void migrate_twice_applies_once(void **state)
     assert_int_equal(applied, 7);
     assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
     assert_int_equal(applied, 0);
-    ch_expect(
-        "SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
-        "container_hourly\ncontainer_windows\nnode_facts\nrecommendations\nrollup_state\n"
-        "schema_migrations\nworkload_facts\n");
+    ch_expect("SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
+              "container_hourly\ncontainer_windows\nnode_facts\nrecommendations\nrollup_state\n"
+              "schema_migrations\nworkload_facts\n");
     ch_expect("SELECT version, name FROM kopt.schema_migrations FINAL ORDER BY version",
               "1\tcreate_container_windows\n2\tcreate_container_hourly\n"
               "3\tcreate_recommendations\n6\tcreate_workload_facts\n7\tcreate_node_facts\n"
