@@ -99,11 +99,39 @@ typedef struct {
     size_t n_hours; /* in all containers */
 } adv_input_t;
 
+/* What the aggregators say about container_hourly for the clusters of a
+ * scope (rollup_state; docs/storage.md, "Rollup state"). */
 typedef struct {
-    const char *cluster;    /* NULL or "": all */
-    const char *namespace_; /* NULL or "": all */
-    int64_t from, to;       /* hours in [from, to), unix seconds */
+    char cluster[254];
+    int64_t hour;
+} adv_partial_hour_t;
+
+typedef struct {
+    bool known;             /* rollup_state has rows for the scope's clusters */
+    int64_t complete_until; /* the oldest watermark of the live replicas: every
+                               window stored before it is rolled up */
+    int64_t updated_at;     /* the newest row */
+    /* Hours before `history_end` with windows stored after the watermark,
+     * not rolled up yet: partial in container_hourly, left out of a read. */
+    adv_partial_hour_t *partial;
+    size_t n_partial;
+} adv_rollup_t;
+
+typedef struct {
+    const char *cluster;        /* NULL or "": all */
+    const char *namespace_;     /* NULL or "": all */
+    int64_t from, to;           /* hours in [from, to), unix seconds */
+    const adv_rollup_t *rollup; /* NULL: read every hour */
 } adv_scope_t;
+
+/* Reads rollup_state for the scope's cluster(s) (hourly_read.c). Replicas
+ * whose row is older than the cluster's newest by more than three of their
+ * intervals (at least 5 min) are gone and not counted. Partial hours are
+ * those before history_end. -ENOENT without the table (an older
+ * aggregator); otherwise as kopt_ch_query. */
+int adv_store_rollup_state(kopt_ch_client_t *ch, const char *cluster, int64_t history_end,
+                           adv_rollup_t *out, kopt_ch_error_t *err);
+void adv_rollup_free(adv_rollup_t *r);
 
 /* Reads the hours of the scope (hourly_read.c): range queries on `ch` and,
  * when opts is not NULL, on more connections opened with opts. 0, or a
@@ -120,7 +148,8 @@ void adv_input_free(adv_input_t *in);
  * Array(UInt16); cpu_hist_count: Array(UInt32);
  * memory_working_set_peak_bytes: UInt64; mem_hist_index, mem_hist_count;
  * oom_kills: UInt32; cpu_request_cores, cpu_limit_cores: Float64;
- * memory_request_bytes, memory_limit_bytes: UInt64; rolled_at: UInt32),
+ * memory_request_bytes, memory_limit_bytes: UInt64; rolled_at: UInt32;
+ * covered_seconds: UInt64, into covered_s),
  * grouped per container in key order, each (container, hour) once: the row
  * with the newest rolled_at. Hours outside [from, to) make the answer bad.
  * `body` is freed on success only. -EBADMSG, -ENOMEM. */
@@ -332,6 +361,10 @@ typedef struct {
     size_t n_recs;
     adv_cluster_info_t *clusters;
     size_t n_clusters;
+    /* container_hourly's completeness when the run read it (rollup_state):
+     * 0 when unknown; hours left out because they were not rolled up yet. */
+    int64_t rollup_complete_until;
+    uint32_t rollup_partial_hours;
 } adv_run_result_t;
 
 /* Load, engine, store, publish. Blocking (a worker thread or the CLI). */

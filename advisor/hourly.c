@@ -21,9 +21,9 @@
 
 #define MAX_BUCKETS 65536    /* a histogram has far fewer: a bad answer */
 #define MAX_KEY_BYTES 100000 /* five names */
-/* The shortest row: five empty Strings (1 byte each), five 4-byte and ten
- * 8-byte values, four empty arrays (1 byte each). */
-#define MIN_ROW_BYTES (5 + 5 * 4 + 10 * 8 + 4)
+/* The shortest row: five empty Strings (1 byte each), five 4-byte and
+ * eleven 8-byte values, four empty arrays (1 byte each). */
+#define MIN_ROW_BYTES (5 + 5 * 4 + 11 * 8 + 4)
 
 /* ---- RowBinary ------------------------------------------------------------ */
 
@@ -276,6 +276,9 @@ static int read_row(rd_t *r, adv_hourly_part_t *p, int64_t from, int64_t to, uin
     res.memory_request_bytes = rd_u64(r);
     res.memory_limit_bytes = rd_u64(r);
     p->rolled[i] = rd_u32(r);
+    /* 0 in rows rolled before the column existed: the engine then counts
+     * one minute per window. */
+    h->covered_s = (double)rd_u64(r);
     p->cid[i] = cid;
     /* The hour check also catches an exception appended to a streamed
      * answer: its text does not read as an hour in the range. */

@@ -38,7 +38,7 @@
     "cpu_throttled_seconds, cpu_throttled_periods, cpu_periods, cpu_hist_index, cpu_hist_count, "  \
     "memory_working_set_peak_bytes, mem_hist_index, mem_hist_count, oom_kills, "                   \
     "cpu_request_cores, cpu_limit_cores, memory_request_bytes, memory_limit_bytes, "               \
-    "toUInt32(rolled_at)"
+    "toUInt32(rolled_at), covered_seconds"
 
 typedef struct {
     char *cluster;
@@ -221,6 +221,21 @@ static int bad_answer(const char *body, size_t len, kopt_ch_error_t *err)
     return -EREMOTEIO;
 }
 
+/* Leaves out the cluster's hours that are not rolled up yet. */
+static void partial_filter(FILE *q, const adv_rollup_t *ru, const char *cluster)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; ru && i < ru->n_partial; i++) {
+        if (strcmp(ru->partial[i].cluster, cluster) != 0)
+            continue;
+        fprintf(q, "%s%lld", k++ ? ", " : " AND toUInt32(hour) NOT IN (",
+                (long long)ru->partial[i].hour);
+    }
+    if (k)
+        fputc(')', q);
+}
+
 static int read_range(kopt_ch_client_t *ch, const reader_t *rd, range_t *rg)
 {
     char *sql = NULL, *body = NULL;
@@ -238,8 +253,10 @@ static int read_range(kopt_ch_client_t *ch, const reader_t *rd, range_t *rg)
             fputc(',', q);
         kopt_ch_sql_string(q, rg->ns[i]);
     }
-    fprintf(q, ") AND hour >= toDateTime(%lld) AND hour < toDateTime(%lld) FORMAT RowBinary",
+    fprintf(q, ") AND hour >= toDateTime(%lld) AND hour < toDateTime(%lld)",
             (long long)rd->scope->from, (long long)rd->scope->to);
+    partial_filter(q, rd->scope->rollup, rg->cluster);
+    fputs(" FORMAT RowBinary", q);
     if (fclose(q) != 0) {
         free(sql);
         return -ENOMEM;
@@ -374,4 +391,165 @@ int adv_store_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts,
         return r;
     }
     return 0;
+}
+
+/* ---- rollup_state ---------------------------------------------------------- */
+
+typedef struct {
+    char *cluster;
+    uint32_t watermark, interval, updated;
+    uint32_t *pending;
+    size_t n_pending;
+} state_row_t;
+
+static int take_u32(const char **p, const char *end, uint32_t *v)
+{
+    if (end - *p < 4)
+        return -EBADMSG;
+    memcpy(v, *p, 4);
+    *v = le32toh(*v);
+    *p += 4;
+    return 0;
+}
+
+/* cluster String, watermark UInt32, pending Array(UInt32), interval UInt32,
+ * updated UInt32. */
+static int take_state_row(const char **p, const char *end, state_row_t *row)
+{
+    uint64_t n = 0;
+
+    memset(row, 0, sizeof(*row));
+    row->cluster = take_str(p, end);
+    if (!row->cluster || take_u32(p, end, &row->watermark) < 0)
+        return -EBADMSG;
+    for (int shift = 0;; shift += 7) {
+        uint8_t b;
+
+        if (*p >= end || shift >= 64)
+            return -EBADMSG;
+        b = (uint8_t) * (*p)++;
+        n |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            break;
+    }
+    if (n > (uint64_t)(end - *p) / 4)
+        return -EBADMSG;
+    row->pending = malloc((n ? n : 1) * sizeof(*row->pending));
+    if (!row->pending)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < n; i++)
+        take_u32(p, end, &row->pending[row->n_pending++]);
+    if (take_u32(p, end, &row->interval) < 0 || take_u32(p, end, &row->updated) < 0)
+        return -EBADMSG;
+    return 0;
+}
+
+static void state_rows_free(state_row_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].cluster);
+        free(rows[i].pending);
+    }
+    free(rows);
+}
+
+/* A replica is live while its row is within three of its intervals (at
+ * least 5 min) of the newest row of its cluster. */
+static bool live(const state_row_t *rows, size_t n, const state_row_t *row)
+{
+    uint32_t newest = 0, grace = row->interval * 3 > 300 ? row->interval * 3 : 300;
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rows[i].cluster, row->cluster) == 0 && rows[i].updated > newest)
+            newest = rows[i].updated;
+    return row->updated + grace >= newest;
+}
+
+static int add_partial(adv_rollup_t *out, size_t *cap, const char *cluster, int64_t hour)
+{
+    for (size_t i = 0; i < out->n_partial; i++)
+        if (out->partial[i].hour == hour && strcmp(out->partial[i].cluster, cluster) == 0)
+            return 0;
+    if (kopt_grow_array((void **)&out->partial, cap, out->n_partial + 1, sizeof(*out->partial)) < 0)
+        return -ENOMEM;
+    snprintf(out->partial[out->n_partial].cluster, sizeof(out->partial[0].cluster), "%s", cluster);
+    out->partial[out->n_partial++].hour = hour;
+    return 0;
+}
+
+static int summarise(state_row_t *rows, size_t n, int64_t history_end, adv_rollup_t *out)
+{
+    size_t cap = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const state_row_t *row = &rows[i];
+
+        if (!live(rows, n, row))
+            continue;
+        if (!out->known || row->watermark < out->complete_until)
+            out->complete_until = row->watermark;
+        if (row->updated > out->updated_at)
+            out->updated_at = row->updated;
+        out->known = true;
+        for (size_t k = 0; k < row->n_pending; k++)
+            if ((int64_t)row->pending[k] < history_end &&
+                add_partial(out, &cap, row->cluster, row->pending[k]) < 0)
+                return -ENOMEM;
+    }
+    return 0;
+}
+
+int adv_store_rollup_state(kopt_ch_client_t *ch, const char *cluster, int64_t history_end,
+                           adv_rollup_t *out, kopt_ch_error_t *err)
+{
+    char *sql = NULL, *body = NULL;
+    size_t sql_len = 0, len = 0, n = 0, cap = 0;
+    FILE *q = open_memstream(&sql, &sql_len);
+    state_row_t *rows = NULL;
+    const char *p, *end;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (!q)
+        return -ENOMEM;
+    fprintf(q,
+            "SELECT cluster, toUInt32(watermark), arrayMap(x -> toUInt32(x), pending), "
+            "interval_seconds, toUInt32(updated_at) FROM %s.rollup_state FINAL",
+            kopt_ch_database(ch));
+    if (cluster && *cluster) {
+        fputs(" WHERE cluster = ", q);
+        kopt_ch_sql_string(q, cluster);
+    }
+    fputs(" FORMAT RowBinary", q);
+    if (fclose(q) != 0) {
+        free(sql);
+        return -ENOMEM;
+    }
+    r = kopt_ch_query(ch, sql, &body, &len, err);
+    free(sql);
+    if (r < 0 && err && err->code == 60) /* UNKNOWN_TABLE: an aggregator before migration 9 */
+        r = -ENOENT;
+    for (p = body, end = body + len; r == 0 && p < end;) {
+        if (kopt_grow_array((void **)&rows, &cap, n + 1, sizeof(*rows)) < 0) {
+            r = -ENOMEM;
+            break;
+        }
+        r = take_state_row(&p, end, &rows[n]);
+        n++;
+        if (r == -EBADMSG && err)
+            snprintf(err->message, sizeof(err->message), "unexpected rollup_state row");
+    }
+    if (r == 0)
+        r = summarise(rows, n, history_end, out);
+    if (r < 0)
+        adv_rollup_free(out);
+    state_rows_free(rows, n);
+    free(body);
+    return r;
+}
+
+void adv_rollup_free(adv_rollup_t *r)
+{
+    free(r->partial);
+    memset(r, 0, sizeof(*r));
 }

@@ -163,24 +163,62 @@ static void poll_lag(struct kopt_agg *a)
 }
 
 /* Rolls up the hours touched since the last run plus the lateness window;
- * hours that failed go back into the set for the next run. */
-static void rollup_pass(struct kopt_agg *a, kopt_ch_client_t *ch)
+ * hours that failed go back into the set for the next run. Then the
+ * watermark moves to the moment the hours were taken (every window stored
+ * before it was in the set, as workers add their hours before inserting)
+ * and rollup_state gets it with the hours stored since. */
+static void rollup_pass(struct kopt_agg *a, kopt_ch_client_t *ch, const atomic_int *stop)
 {
     kopt_rollup_stats_t st = {a->rollups, a->rollup_errors, a->rollup_seconds};
-    kopt_hourset_t todo, failed;
+    kopt_hourset_t todo, failed, pending;
+    kopt_ch_error_t err = {0};
+    int64_t snapshot;
+    int r;
 
     kopt_hourset_init(&failed);
+    kopt_hourset_init(&pending);
     pthread_mutex_lock(&a->mu);
     todo = a->touched;
     kopt_hourset_init(&a->touched);
+    snapshot = (int64_t)time(NULL);
     pthread_mutex_unlock(&a->mu);
-    kopt_rollup_pass(ch, &todo, a->o.rollup_lateness_ms, (int64_t)time(NULL), &a->stop, &st,
-                     &failed);
+    kopt_rollup_pass(ch, &todo, a->o.rollup_lateness_ms, snapshot, stop, &st, &failed);
+    if (atomic_load(stop)) /* cut short: nothing is known done */
+        kopt_hourset_merge(&failed, &todo);
+    else
+        kopt_rollup_state_update(&a->rstate, &todo, &failed, snapshot);
     pthread_mutex_lock(&a->mu);
     kopt_hourset_merge(&a->touched, &failed);
+    kopt_hourset_merge(&pending, &a->touched);
     pthread_mutex_unlock(&a->mu);
+    kopt_metric_gauge_set(a->rollup_pending, (double)pending.n);
+    kopt_metric_gauge_set(a->rollup_lag,
+                          (double)kopt_rollup_state_lag(&a->rstate, (int64_t)time(NULL)));
+    r = atomic_load(stop) ? 0 : kopt_rollup_state_write(ch, &a->rstate, &pending, time(NULL), &err);
+    if (r < 0)
+        kopt_log_warn("rollup state not written; the advisor sees the previous one",
+                      KOPT_INT("code", err.code), KOPT_STR("detail", err.message), KOPT_ERR(r));
     kopt_hourset_free(&todo);
     kopt_hourset_free(&failed);
+    kopt_hourset_free(&pending);
+}
+
+/* At SIGTERM, once the workers stored what they held: their hours are
+ * rolled up now, as no other replica knows them. Skipped when ClickHouse
+ * is away (the lateness window of the next pass anywhere catches recent
+ * hours; older ones stay listed as pending in rollup_state). */
+static void last_rollup_pass(struct kopt_agg *a, kopt_ch_client_t *ch)
+{
+    atomic_int never = 0;
+    char why[256];
+
+    if (!a->o.rollup_interval_ms || !atomic_load(&a->migrated))
+        return;
+    if (kopt_ch_health_check(a->health, why, sizeof(why)) < 0) {
+        kopt_log_warn("no last rollup pass: ClickHouse is away", KOPT_STR("reason", why));
+        return;
+    }
+    rollup_pass(a, ch, &never);
 }
 
 static int start_workers(struct kopt_agg *a)
@@ -258,9 +296,11 @@ static void control_loop(struct kopt_agg *a, kopt_ch_client_t *ch, natsSubscript
             next_lag = now + LAG_EVERY_MS;
         }
         if (a->o.rollup_interval_ms && now >= next_rollup) {
-            rollup_pass(a, ch);
+            rollup_pass(a, ch, &a->stop);
             next_rollup = now_ms() + a->o.rollup_interval_ms;
         }
+        kopt_metric_gauge_set(a->rollup_lag,
+                              (double)kopt_rollup_state_lag(&a->rstate, (int64_t)time(NULL)));
         if (now >= next_retention) {
             kopt_metric_counter_add(
                 a->dropped_partitions,
@@ -302,6 +342,7 @@ static void *control_main(void *arg)
     /* Workers finish their inserts and acks; then the acks are flushed. */
     for (uint32_t i = 0; i < a->n_workers; i++)
         pthread_join(a->workers[i].thread, NULL);
+    last_rollup_pass(a, ch);
     if (a->nc) {
         natsConnection_FlushTimeout(a->nc, 2000);
         natsConnection_Close(a->nc);
@@ -338,6 +379,11 @@ static int register_metrics(struct kopt_agg *a, kopt_metrics_t *m)
     COUNTER(redeliveries, "kopt_aggregator_redeliveries_total",
             "messages delivered more than once (NumDelivered > 1)");
     COUNTER(rollups, "kopt_aggregator_rollups_total", "hours rolled up into container_hourly");
+    GAUGE(rollup_lag, "kopt_aggregator_rollup_lag_seconds",
+          "seconds since the oldest rollup watermark: windows stored since may not be in "
+          "container_hourly yet");
+    GAUGE(rollup_pending, "kopt_aggregator_rollup_pending_hours",
+          "(cluster, hour) pairs with stored windows not rolled up yet, after the last pass");
     COUNTER(rollup_errors, "kopt_aggregator_rollup_errors_total", "rollups that failed");
     COUNTER(dropped_partitions, "kopt_aggregator_retention_dropped_partitions_total",
             "partitions dropped by the retention janitor");
@@ -347,7 +393,8 @@ static int register_metrics(struct kopt_agg *a, kopt_metrics_t *m)
           "messages delivered and not yet acked");
     HIST(insert_seconds, "kopt_aggregator_insert_duration_seconds",
          "time of one ClickHouse insert");
-    HIST(rollup_seconds, "kopt_aggregator_rollup_duration_seconds", "time of one hour's rollup");
+    HIST(rollup_seconds, "kopt_aggregator_rollup_duration_seconds",
+         "time of one rollup statement (the touched hours of one cluster and UTC day)");
     if (r == 0)
         r = kopt_metrics_counter(m, "kopt_aggregator_insert_errors_total",
                                  "failed inserts by error class and ClickHouse code", "class,code",
@@ -380,6 +427,8 @@ int kopt_agg_new(const kopt_agg_options_t *o, kopt_metrics_t *m, kopt_agg_t **ou
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cond, NULL);
     kopt_hourset_init(&a->touched);
+    kopt_rollup_state_init(&a->rstate, NULL, (uint32_t)((a->o.rollup_interval_ms + 999) / 1000),
+                           (int64_t)time(NULL));
     a->workers = calloc(a->o.workers, sizeof(*a->workers));
     r = a->workers ? register_metrics(a, m) : -ENOMEM;
     for (uint32_t i = 0; r == 0 && i < a->o.workers; i++) {
@@ -455,6 +504,7 @@ void kopt_agg_free(kopt_agg_t *a)
     jsCtx_Destroy(a->js);
     natsConnection_Destroy(a->nc);
     kopt_hourset_free(&a->touched);
+    kopt_rollup_state_free(&a->rstate);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->mu);
     free(a);

@@ -19,6 +19,7 @@
 #include "facts.h"
 #include "health.h"
 #include "rollup.h"
+#include "rollup_state.h"
 #include "rowbinary.h"
 
 #define MS 1000000ULL /* ns */
@@ -51,7 +52,8 @@ struct kopt_agg {
     kopt_ch_health_t *health; /* ClickHouse's state for /readyz */
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    kopt_hourset_t touched; /* under mu */
+    kopt_hourset_t touched;     /* under mu */
+    kopt_rollup_state_t rstate; /* the control thread's */
     pthread_t control;
     bool control_started;
     natsConnection *nc;
@@ -62,7 +64,7 @@ struct kopt_agg {
     kopt_metric_counter_t *consumed, *inserted_rows, *inserts, *redeliveries, *rollups,
         *rollup_errors, *dropped_partitions;
     kopt_metric_histogram_t *insert_seconds, *rollup_seconds;
-    kopt_metric_gauge_t *lag, *ack_pending, *held;
+    kopt_metric_gauge_t *lag, *ack_pending, *held, *rollup_lag, *rollup_pending;
 };
 
 static inline bool agg_stopping(struct kopt_agg *a)

@@ -52,14 +52,64 @@ static int quote(const char *s, char **out)
     return 0;
 }
 
-int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sql)
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The WHERE of the windows of `hours` (sorted, distinct): a range on
+ * window_start, which prunes day partitions, and the hours themselves when
+ * they do not fill the range. */
+static int hours_where(const int64_t *hours, size_t n, const char *qc, char **out)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+
+    if (!f)
+        return -ENOMEM;
+    fprintf(f, "window_start >= toDateTime(%lld) AND window_start < toDateTime(%lld)",
+            (long long)hours[0], (long long)hours[n - 1] + 3600);
+    if ((hours[n - 1] - hours[0]) / 3600 + 1 != (int64_t)n) {
+        fputs(" AND intDiv(toUInt32(window_start), 3600) IN (", f);
+        for (size_t i = 0; i < n; i++)
+            fprintf(f, "%s%lld", i ? ", " : "", (long long)(hours[i] / 3600));
+        fputc(')', f);
+    }
+    if (qc)
+        fprintf(f, " AND cluster = %s", qc);
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *out = buf;
+    return 0;
+}
+
+int kopt_rollup_sql_hours(const char *db, const char *cluster, const int64_t *hours, size_t n,
+                          char **sql)
 {
     char *cpu = NULL, *mem = NULL, *qc = NULL, *where = NULL;
-    int r;
+    int64_t *h = NULL;
+    size_t m = 0;
+    int r = 0;
 
     *sql = NULL;
-    if (hour < 0 || hour % 3600 != 0 || hour > 4294963200LL || !kopt_ch_identifier_ok(db))
+    if (n == 0 || n > KOPT_ROLLUP_MAX_HOURS || !kopt_ch_identifier_ok(db))
         return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (hours[i] < 0 || hours[i] % 3600 != 0 || hours[i] > 4294963200LL)
+            return -EINVAL;
+    h = malloc(n * sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    memcpy(h, hours, n * sizeof(*h));
+    qsort(h, n, sizeof(*h), cmp_i64);
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || h[m - 1] != h[i])
+            h[m++] = h[i];
     r = kopt_rollup_bucket_sql("cpu_usage_mean_cores", KOPT_CPU_BUCKET_FIRST, KOPT_CPU_BUCKETS,
                                &cpu);
     if (r == 0)
@@ -67,8 +117,10 @@ int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sq
                                    KOPT_MEMORY_BUCKET_FIRST, KOPT_MEMORY_BUCKETS, &mem);
     if (r == 0 && cluster && cluster[0])
         r = quote(cluster, &qc);
-    if (r == 0 && asprintf(&where, "%s%s", qc ? " AND cluster = " : "", qc ? qc : "") < 0)
-        r = -ENOMEM;
+    if (r == 0)
+        r = hours_where(h, m, qc, &where);
+    /* The hour is the UTC hour (intDiv), not toStartOfHour, which follows
+     * the server's time zone and is off for zones of half hours. */
     if (r == 0 &&
         asprintf(
             sql,
@@ -78,27 +130,30 @@ int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sq
             "cpu_throttled_periods, cpu_periods, cpu_hist_index, cpu_hist_count, "
             "memory_working_set_peak_bytes, memory_rss_peak_bytes, mem_hist_index, "
             "mem_hist_count, oom_kills, restarts, cpu_request_cores, cpu_limit_cores, "
-            "memory_request_bytes, memory_limit_bytes, rolled_at)\n"
+            "memory_request_bytes, memory_limit_bytes, covered_seconds, rolled_at)\n"
             "SELECT cluster, namespace, workload_kind, workload_name, container, "
-            "toDateTime(%2$lld) AS hour, toUInt32(count()), toUInt32(uniqExact(pod)), "
+            "toDateTime(intDiv(toUInt32(window_start), 3600) * 3600) AS hour, "
+            "toUInt32(count()), toUInt32(uniqExact(pod)), "
             "toUInt64(sum(sample_count)), avg(cpu_usage_mean_cores), max(cpu_usage_peak_cores), "
             "sum(cpu_usage_mean_cores * toFloat64(toUInt32(window_end) - "
             "toUInt32(window_start))), sum(cpu_throttled_seconds), "
             "toUInt64(sum(cpu_throttled_periods)), toUInt64(sum(cpu_periods)), "
+            "arrayMap(x -> toUInt16(x), tupleElement(sumMap([%2$s], [toUInt64(1)]), 1)), "
+            "arrayMap(x -> toUInt32(x), tupleElement(sumMap([%2$s], [toUInt64(1)]), 2)), "
+            "max(memory_working_set_peak_bytes), max(memory_rss_peak_bytes), "
             "arrayMap(x -> toUInt16(x), tupleElement(sumMap([%3$s], [toUInt64(1)]), 1)), "
             "arrayMap(x -> toUInt32(x), tupleElement(sumMap([%3$s], [toUInt64(1)]), 2)), "
-            "max(memory_working_set_peak_bytes), max(memory_rss_peak_bytes), "
-            "arrayMap(x -> toUInt16(x), tupleElement(sumMap([%4$s], [toUInt64(1)]), 1)), "
-            "arrayMap(x -> toUInt32(x), tupleElement(sumMap([%4$s], [toUInt64(1)]), 2)), "
             "toUInt32(sum(oom_kills)), toUInt32(sum(restarts)), "
             "argMax(cpu_request_cores, window_start), argMax(cpu_limit_cores, window_start), "
             "argMax(memory_request_bytes, window_start), argMax(memory_limit_bytes, window_start), "
-            "now()\n"
+            "toUInt64(sum(if(window_end > window_start, "
+            "toUInt32(window_end) - toUInt32(window_start), 0))), now()\n"
             "FROM %1$s.container_windows FINAL\n"
-            "WHERE window_start >= toDateTime(%2$lld) AND window_start < toDateTime(%5$lld)%6$s\n"
-            "GROUP BY cluster, namespace, workload_kind, workload_name, container",
-            db, (long long)hour, cpu, mem, (long long)hour + 3600, where) < 0)
+            "WHERE %4$s\n"
+            "GROUP BY cluster, namespace, workload_kind, workload_name, container, hour",
+            db, cpu, mem, where) < 0)
         r = -ENOMEM;
+    free(h);
     free(cpu);
     free(mem);
     free(qc);
@@ -106,10 +161,21 @@ int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sq
     return r;
 }
 
+int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sql)
+{
+    return kopt_rollup_sql_hours(db, cluster, &hour, 1, sql);
+}
+
 int kopt_rollup_hour(kopt_ch_client_t *c, const char *cluster, int64_t hour, kopt_ch_error_t *err)
 {
+    return kopt_rollup_hours(c, cluster, &hour, 1, err);
+}
+
+int kopt_rollup_hours(kopt_ch_client_t *c, const char *cluster, const int64_t *hours, size_t n,
+                      kopt_ch_error_t *err)
+{
     char *sql = NULL;
-    int r = kopt_rollup_sql(kopt_ch_database(c), cluster, hour, &sql);
+    int r = kopt_rollup_sql_hours(kopt_ch_database(c), cluster, hours, n, &sql);
 
     if (r == 0)
         r = kopt_ch_query(c, sql, NULL, NULL, err);
@@ -117,26 +183,47 @@ int kopt_rollup_hour(kopt_ch_client_t *c, const char *cluster, int64_t hour, kop
     return r;
 }
 
-static void roll_one(kopt_ch_client_t *c, const kopt_hour_t *h, const kopt_rollup_stats_t *st,
-                     kopt_hourset_t *failed)
+/* One statement: hours [lo, hi) of `jobs`, all of one cluster and UTC day. */
+static void roll_group(kopt_ch_client_t *c, const kopt_hour_t *jobs, size_t lo, size_t hi,
+                       const kopt_rollup_stats_t *st, kopt_hourset_t *failed)
 {
     kopt_ch_error_t err = {0};
+    int64_t hours[KOPT_ROLLUP_MAX_HOURS];
+    const char *cluster = jobs[lo].cluster;
     uint64_t t0 = kopt_now_ns();
-    int r = kopt_rollup_hour(c, h->cluster[0] ? h->cluster : NULL, h->hour, &err);
+    size_t n = hi - lo;
+    int r;
 
+    for (size_t i = 0; i < n; i++)
+        hours[i] = jobs[lo + i].hour;
+    r = kopt_rollup_hours(c, cluster[0] ? cluster : NULL, hours, n, &err);
     if (st->seconds)
         kopt_metric_histogram_observe(st->seconds, (double)(kopt_now_ns() - t0) / 1e9);
     if (r == 0) {
         if (st->rollups)
-            kopt_metric_counter_inc(st->rollups);
+            kopt_metric_counter_add(st->rollups, (double)n);
         return;
     }
     if (st->errors)
         kopt_metric_counter_inc(st->errors);
-    kopt_log_warn("rollup failed; trying again next time", KOPT_STR("cluster", h->cluster),
-                  KOPT_INT("hour", h->hour), KOPT_INT("code", err.code),
-                  KOPT_STR("detail", err.message), KOPT_ERR(r));
-    kopt_hourset_add(failed, h->cluster, h->hour);
+    kopt_log_warn("rollup failed; trying again next time", KOPT_STR("cluster", cluster),
+                  KOPT_INT("from_hour", hours[0]), KOPT_UINT("hours", n),
+                  KOPT_INT("code", err.code), KOPT_STR("detail", err.message), KOPT_ERR(r));
+    for (size_t i = 0; i < n; i++)
+        kopt_hourset_add(failed, cluster, hours[i]);
+}
+
+static int job_cmp(const void *a, const void *b)
+{
+    const kopt_hour_t *x = a, *y = b;
+    int c = strcmp(x->cluster, y->cluster);
+
+    return c ? c : (x->hour > y->hour) - (x->hour < y->hour);
+}
+
+static int64_t day_of(int64_t hour)
+{
+    return hour / 86400;
 }
 
 void kopt_rollup_pass(kopt_ch_client_t *c, const kopt_hourset_t *todo, uint64_t lateness_ms,
@@ -145,16 +232,33 @@ void kopt_rollup_pass(kopt_ch_client_t *c, const kopt_hourset_t *todo, uint64_t 
 {
     int64_t cur = now - now % 3600;
     int64_t from = lateness_ms ? now - (int64_t)(lateness_ms / 1000) : cur + 3600;
+    kopt_hourset_t jobs;
 
     from -= ((from % 3600) + 3600) % 3600;
-    for (size_t i = 0; i < todo->n && !atomic_load(stop); i++)
+    kopt_hourset_init(&jobs);
+    /* The lateness window for every cluster at once; the touched hours
+     * outside it per cluster. The set keeps each pair once. */
+    for (int64_t h = from; h <= cur; h += 3600)
+        kopt_hourset_add(&jobs, "", h);
+    for (size_t i = 0; i < todo->n; i++)
         if (todo->items[i].hour < from || todo->items[i].hour > cur)
-            roll_one(c, &todo->items[i], st, failed);
-    for (int64_t h = from; h <= cur && !atomic_load(stop); h += 3600) {
-        kopt_hour_t all = {.cluster = "", .hour = h};
-
-        roll_one(c, &all, st, failed);
+            kopt_hourset_add(&jobs, todo->items[i].cluster, todo->items[i].hour);
+    if (jobs.dropped > 0) /* cannot happen: todo and the window fit */
+        kopt_log_warn("rollup pass dropped hours", KOPT_UINT("hours", jobs.dropped));
+    if (jobs.n > 0)
+        qsort(jobs.items, jobs.n, sizeof(*jobs.items), job_cmp);
+    /* One statement per cluster and UTC day: container_windows has daily
+     * partitions, so each statement reads one partition once, however many
+     * of its hours were touched (a backfill touches all 24). */
+    for (size_t lo = 0, hi; lo < jobs.n && !atomic_load(stop); lo = hi) {
+        for (hi = lo + 1; hi < jobs.n && hi - lo < KOPT_ROLLUP_MAX_HOURS &&
+                          strcmp(jobs.items[hi].cluster, jobs.items[lo].cluster) == 0 &&
+                          day_of(jobs.items[hi].hour) == day_of(jobs.items[lo].hour);
+             hi++)
+            ;
+        roll_group(c, jobs.items, lo, hi, st, failed);
     }
+    kopt_hourset_free(&jobs);
 }
 
 unsigned kopt_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days)

@@ -22,26 +22,40 @@
  * included. Pure; *out is malloc'd. */
 int kopt_rollup_bucket_sql(const char *value, double first, int n, char **out);
 
-/* Pure: the INSERT ... SELECT of one hour (Unix seconds, a multiple of
- * 3600) of one cluster (NULL: every cluster) into <db>.container_hourly.
- * -EINVAL for a hour not on the hour; *sql is malloc'd. */
+/* Hours one rollup statement takes at most: a UTC day, the partition of
+ * container_windows. */
+#define KOPT_ROLLUP_MAX_HOURS 24
+
+/* Pure: ONE INSERT ... SELECT into <db>.container_hourly of the hours
+ * `hours` (n of them, 1..KOPT_ROLLUP_MAX_HOURS, Unix seconds, multiples of
+ * 3600, any order, repeats allowed) of one cluster (NULL: every cluster),
+ * grouped by container and hour. It reads container_windows once over the
+ * span of the hours. -EINVAL for an hour not on the hour or a bad n; *sql
+ * is malloc'd. */
+int kopt_rollup_sql_hours(const char *db, const char *cluster, const int64_t *hours, size_t n,
+                          char **sql);
+
+/* The same for one hour. */
 int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sql);
 
-/* Runs it: blocks, on a worker thread. Errors as kopt_ch_query. */
+/* Run them: block, on a worker thread. Errors as kopt_ch_query. */
+int kopt_rollup_hours(kopt_ch_client_t *c, const char *cluster, const int64_t *hours, size_t n,
+                      kopt_ch_error_t *err);
 int kopt_rollup_hour(kopt_ch_client_t *c, const char *cluster, int64_t hour, kopt_ch_error_t *err);
 
 typedef struct kopt_hourset kopt_hourset_t;
 
-/* Where a rollup pass counts (any may be NULL). */
+/* Where a rollup pass counts (any may be NULL): hours rolled, failed
+ * statements, and the time of each statement. */
 typedef struct {
     kopt_metric_counter_t *rollups, *errors;
     kopt_metric_histogram_t *seconds;
 } kopt_rollup_stats_t;
 
-/* One pass, blocking: rolls up every (cluster, hour) of `todo` outside the
- * lateness window, then every hour of the window [now - lateness, now] for
- * all clusters at once. Pairs that failed are added to `failed` (logged).
- * Returns early once *stop is set. */
+/* One pass, blocking: rolls up every hour of the window [now - lateness,
+ * now] for all clusters, and every (cluster, hour) of `todo` outside it,
+ * in one statement per cluster and UTC day. The pairs of a failed statement
+ * are added to `failed` (logged). Returns early once *stop is set. */
 void kopt_rollup_pass(kopt_ch_client_t *c, const kopt_hourset_t *todo, uint64_t lateness_ms,
                       int64_t now, const atomic_int *stop, const kopt_rollup_stats_t *st,
                       kopt_hourset_t *failed);

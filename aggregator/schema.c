@@ -276,6 +276,50 @@ static int render_ttl(const ctx_t *x, const void *arg, char **sql)
 static const ttl_t windows_ttl = {"container_windows", "window_start", 0};
 static const ttl_t hourly_ttl = {"container_hourly", "hour", 1};
 
+/* A column added to an existing table. 18.16 has no ADD COLUMN IF NOT
+ * EXISTS, so kopt_schema_migrate() looks in system.columns first: a retry
+ * after a crash between the ALTER and its record, or two replicas migrating
+ * at once, finds the column there and only records the migration. */
+typedef struct {
+    const char *table;
+    column_t column;
+} add_column_t;
+
+static int render_add_column(const ctx_t *x, const void *arg, char **sql)
+{
+    const add_column_t *a = arg;
+    bool codec = kopt_ch_version_at_least(x->server, CODEC_SINCE);
+    const char *c = !codec                       ? ""
+                    : a->column.flags & COL_TIME ? " CODEC(Delta, ZSTD(1))"
+                                                 : " CODEC(ZSTD(1))";
+
+    if (asprintf(sql, "ALTER TABLE %s.%s ADD COLUMN %s %s%s", x->db, a->table, a->column.name,
+                 a->column.type, c) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Seconds the hour's windows cover, summed over pods: sum(window_end -
+ * window_start). Rows rolled before it read 0, which the advisor's engine
+ * takes as windows x 60 (one-minute windows). */
+static const add_column_t hourly_covered = {"container_hourly", {"covered_seconds", "UInt64", 0}};
+
+/* How far each aggregator replica has rolled up, per cluster (rollup.h):
+ * one row per (cluster, replica), the newest updated_at wins. Not
+ * partitioned, as recommendations: a new row must replace the old one
+ * whatever its date. */
+static const column_t rollup_state_columns[] = {
+    {"cluster", "String", COL_LC},        {"replica", "String", 0}, /* host/pid of the aggregator */
+    {"watermark", "DateTime", COL_TIME}, /* windows stored before it are rolled up */
+    {"pending", "Array(DateTime)", 0},   /* hours stored after it, not rolled up yet */
+    {"interval_seconds", "UInt32", 0},   /* the replica's --rollup-interval */
+    {"updated_at", "DateTime", COL_TIME}, {NULL, NULL, 0},
+};
+
+static const table_t rollup_state_table = {"rollup_state", rollup_state_columns,
+                                           "ENGINE = ReplacingMergeTree(updated_at)\n"
+                                           "ORDER BY (cluster, replica)"};
+
 /* Append only; never renumber or edit an applied migration: add a new one. */
 static const migration_t migrations[] = {
     {1, "create_container_windows", render_table, &windows_table},
@@ -285,6 +329,8 @@ static const migration_t migrations[] = {
     {5, "container_hourly_ttl", render_ttl, &hourly_ttl},
     {6, "create_workload_facts", render_table, &workload_facts_table},
     {7, "create_node_facts", render_table, &node_facts_table},
+    {8, "container_hourly_covered_seconds", render_add_column, &hourly_covered},
+    {9, "create_rollup_state", render_table, &rollup_state_table},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -326,6 +372,28 @@ static int exec(kopt_ch_client_t *c, unsigned flags, kopt_ch_error_t *err, const
         return -ENOMEM;
     r = kopt_ch_query_flags(c, sql, flags, NULL, NULL, err);
     free(sql);
+    return r;
+}
+
+/* Whether <db>.<table> has the column already (an ADD COLUMN migration
+ * applied but not recorded). */
+static int column_exists(kopt_ch_client_t *c, const char *db, const add_column_t *a, bool *yes,
+                         kopt_ch_error_t *err)
+{
+    char *sql = NULL, *body = NULL;
+    int r;
+
+    *yes = false;
+    if (asprintf(&sql,
+                 "SELECT count() FROM system.columns WHERE database = '%s' AND table = '%s' AND "
+                 "name = '%s' FORMAT TSV",
+                 db, a->table, a->column.name) < 0)
+        return -ENOMEM;
+    r = kopt_ch_query(c, sql, &body, NULL, err);
+    free(sql);
+    if (r == 0)
+        *yes = body && strtoul(body, NULL, 10) > 0;
+    free(body);
     return r;
 }
 
@@ -392,8 +460,25 @@ int kopt_schema_migrate(kopt_ch_client_t *c, const kopt_schema_options_t *opts, 
             r = 0;
             continue;
         }
-        if (r == 0)
+        if (r == 0 && m->render == render_add_column) {
+            bool there = false;
+
+            r = column_exists(c, db, m->arg, &there, err);
+            if (r == 0 && there) {
+                free(sql);
+                sql = NULL; /* applied before, not recorded: record it now */
+            }
+        }
+        if (r == 0 && sql) {
             r = kopt_ch_query(c, sql, NULL, NULL, err);
+            /* Another replica added it meanwhile: that is success too. */
+            if (r < 0 && m->render == render_add_column) {
+                bool there = false;
+
+                if (column_exists(c, db, m->arg, &there, NULL) == 0 && there)
+                    r = 0;
+            }
+        }
         free(sql);
         if (r == 0)
             r = exec(c, 0, err,

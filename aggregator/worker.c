@@ -281,6 +281,13 @@ static void flush(worker_t *w)
     int r;
 
     w->off[w->n] = w->buf.len;
+    /* The hours go into the set before the insert too: a rollup pass that
+     * takes the set after this insert returned then has them, which is
+     * what its watermark promises (rollup_state.h). After the acks they are
+     * added again, for a pass that took them while the insert ran. */
+    pthread_mutex_lock(&a->mu);
+    kopt_hourset_merge(&a->touched, &w->hours);
+    pthread_mutex_unlock(&a->mu);
     while ((r = store_range(w, 0, w->n, &err)) < 0) {
         uint64_t wait = kopt_backoff_next(&w->backoff), slice = a->o.ack_wait_ms / 3;
 

@@ -21,7 +21,16 @@
  *
  * Prints "RESULT batches=... windows=... ..." and "COLUMNS <the file's
  * columns, for INSERT ... (cols) FORMAT RowBinary>" on stdout. Exit 0, or 1 when
- * a publish was not acknowledged. */
+ * a publish was not acknowledged.
+ *
+ *   kopt-aggbench --rollup-clickhouse URL [--days N] [--containers N-N]
+ *
+ * instead times the rollups of a backfill: database kopt_rollbench gets
+ * --days days of one-minute windows of the --containers maximum
+ * containers (made by the server from numbers()), then every hour is
+ * rolled up twice, as a pass did before (one statement per hour) and as
+ * kopt_rollup_pass does now (one per UTC day), and the two results are
+ * compared. Prints "ROLLUP per_hour_s=... per_day_s=... ...". */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,14 +39,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
 #include <kopt/names.h>
 
 #include "kopt/v1/metrics.pb-c.h"
+#include "clickhouse.h"
 #include "loadgen.h"
+#include "rollup.h"
 #include "rowbinary.h"
+#include "schema.h"
 
 #define WINDOW 4096            /* unacked publishes */
 #define FILE_CHUNK (16u << 20) /* RowBinary written out every 16 MiB */
@@ -143,8 +156,123 @@ static double now_s(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: kopt-aggbench --nats-url URL --out FILE [--batches N] [--nodes N]\n"
-                    "                     [--containers MIN-MAX] [--cluster NAME] [--seed N]\n");
+    fprintf(stderr,
+            "usage: kopt-aggbench --nats-url URL --out FILE [--batches N] [--nodes N]\n"
+            "                     [--containers MIN-MAX] [--cluster NAME] [--seed N]\n"
+            "       kopt-aggbench --rollup-clickhouse URL [--days N] [--containers MIN-MAX]\n");
+}
+
+/* ---- --rollup-clickhouse: the rollups of a backfill ----------------------- */
+
+static int ch_run(kopt_ch_client_t *c, const char *sql, char **out)
+{
+    kopt_ch_error_t err = {0};
+    int r = kopt_ch_query(c, sql, out, NULL, &err);
+
+    if (r < 0)
+        fprintf(stderr, "kopt-aggbench: query failed: %s\n%.300s\n", err.message, sql);
+    return r;
+}
+
+/* What a run wrote (rolled_at >= since): rows and sums that must agree. */
+static int hourly_digest(kopt_ch_client_t *c, int64_t since, char **out)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(), sum(window_count), sum(pod_count), sum(covered_seconds), "
+             "round(sum(cpu_usage_core_seconds), 3), sum(arraySum(cpu_hist_count)), "
+             "sum(length(mem_hist_index)), max(memory_working_set_peak_bytes) "
+             "FROM kopt_rollbench.container_hourly WHERE rolled_at >= toDateTime(%lld) FORMAT TSV",
+             (long long)since);
+    return ch_run(c, sql, out);
+}
+
+static int rollup_bench(const char *url, int days, int containers)
+{
+    kopt_ch_options_t o = {.url = url, .database = "kopt_rollbench", .timeout_ms = 600000};
+    kopt_ch_client_t *c = NULL;
+    kopt_ch_error_t err = {0};
+    kopt_rollup_stats_t st = {0};
+    kopt_hourset_t todo, failed;
+    atomic_int stop = 0;
+    int64_t now = (int64_t)time(NULL), day0 = now - now % 86400 - (int64_t)days * 86400;
+    int64_t n_hours = (int64_t)days * 24, since_old, since_new;
+    char *sql = NULL, *d_old = NULL, *d_new = NULL;
+    double t0, t_fill, t_old, t_new;
+    int r;
+
+    kopt_hourset_init(&todo);
+    kopt_hourset_init(&failed);
+    r = kopt_ch_client_new(&o, &c, &err);
+    if (r == 0)
+        r = kopt_ch_query_flags(c, "DROP DATABASE IF EXISTS kopt_rollbench", KOPT_CH_NO_DATABASE,
+                                NULL, NULL, &err);
+    if (r == 0)
+        r = kopt_schema_migrate(c, NULL, NULL, &err);
+    t0 = now_s();
+    /* Pods of 20 namespaces and 100 workloads; a usage that moves. */
+    if (r == 0 &&
+        asprintf(&sql,
+                 "INSERT INTO kopt_rollbench.container_windows (cluster, namespace, workload_kind, "
+                 "workload_name, pod, container, node, window_start, window_end, "
+                 "cpu_usage_mean_cores, cpu_usage_peak_cores, memory_working_set_peak_bytes, "
+                 "memory_rss_peak_bytes, cpu_request_cores, memory_request_bytes, sample_count, "
+                 "inserted_at) "
+                 "SELECT 'bench', concat('ns-', toString(c %% 20)), 'Deployment', "
+                 "concat('wl-', toString(c %% 100)), concat('pod-', toString(c)), 'app', "
+                 "concat('node-', toString(c %% 10)), toDateTime(%lld + m * 60), "
+                 "toDateTime(%lld + m * 60 + 60), (c %% 17) * 0.013 + (m %% 7) * 0.011, "
+                 "(c %% 17) * 0.02 + (m %% 5) * 0.03, toUInt64(50000000 + (c %% 31) * 7000000 + "
+                 "(m %% 13) * 1000000), 40000000, 0.5, 268435456, 6, now() "
+                 "FROM (SELECT number %% %d AS c, intDiv(number, %d) AS m FROM numbers(%lld))",
+                 (long long)day0, (long long)day0, containers, containers,
+                 (long long)containers * n_hours * 60) < 0)
+        r = -ENOMEM;
+    if (r == 0)
+        r = ch_run(c, sql, NULL);
+    free(sql);
+    t_fill = now_s() - t0;
+    for (int64_t h = 0; r == 0 && h < n_hours; h++)
+        kopt_hourset_add(&todo, "bench", day0 + h * 3600);
+    /* Before: one statement per touched hour (the old kopt_rollup_pass). */
+    since_old = (int64_t)time(NULL);
+    t0 = now_s();
+    for (size_t i = 0; r == 0 && i < todo.n; i++)
+        r = kopt_rollup_hour(c, "bench", todo.items[i].hour, &err);
+    t_old = now_s() - t0;
+    if (r == 0)
+        r = hourly_digest(c, since_old, &d_old);
+    /* After: the pass as it is now, no lateness window. */
+    while (r == 0 && (int64_t)time(NULL) <= since_old + (int64_t)t_old + 1)
+        usleep(100000); /* rolled_at must tell the runs apart */
+    since_new = (int64_t)time(NULL);
+    t0 = now_s();
+    if (r == 0)
+        kopt_rollup_pass(c, &todo, 0, (int64_t)time(NULL), &stop, &st, &failed);
+    t_new = now_s() - t0;
+    if (r == 0 && failed.n > 0)
+        r = -EIO;
+    if (r == 0)
+        r = hourly_digest(c, since_new, &d_new);
+    if (r == 0) {
+        printf("ROLLUP days=%d containers=%d windows=%lld hours=%lld fill_s=%.2f per_hour_s=%.2f "
+               "per_day_s=%.2f speedup=%.1f same=%s\n",
+               days, containers, (long long)containers * n_hours * 60, (long long)n_hours, t_fill,
+               t_old, t_new, t_new > 0 ? t_old / t_new : 0,
+               strcmp(d_old, d_new) == 0 ? "yes" : "NO");
+        printf("DIGEST per_hour %sDIGEST per_day  %s", d_old, d_new);
+        if (strcmp(d_old, d_new) != 0)
+            r = -EPROTO;
+    } else {
+        fprintf(stderr, "kopt-aggbench: rollup bench failed: %s (%d)\n", err.message, r);
+    }
+    free(d_old);
+    free(d_new);
+    kopt_hourset_free(&todo);
+    kopt_hourset_free(&failed);
+    kopt_ch_client_free(c);
+    return r == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -154,7 +282,8 @@ int main(int argc, char **argv)
                    .containers_min = 200,
                    .containers_max = 300,
                    .seed = 1};
-    const char *url = NULL, *out = NULL;
+    const char *url = NULL, *out = NULL, *rollup_url = NULL;
+    int days = 3;
     long batches = 2000, n_nodes = 40;
     pub_state_t st = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER};
     lg_node_t *nodes = NULL;
@@ -196,11 +325,17 @@ int main(int argc, char **argv)
             o.cluster = v;
         else if (strcmp(a, "--seed") == 0)
             o.seed = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--rollup-clickhouse") == 0)
+            rollup_url = v;
+        else if (strcmp(a, "--days") == 0)
+            days = (int)strtol(v, NULL, 10);
         else {
             usage();
             return 2;
         }
     }
+    if (rollup_url && days > 0 && o.containers_max > 0)
+        return rollup_bench(rollup_url, days, o.containers_max);
     if (!url || !out || batches < 1 || n_nodes < 1 || o.containers_min < 1 ||
         o.containers_max < o.containers_min) {
         usage();

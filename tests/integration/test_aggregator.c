@@ -449,6 +449,155 @@ static void exact_redelivery_and_rollup(void **state)
 }
 
 /* kill -9 mid-stream, restart: nothing lost, nothing doubled. */
+/* One batch of `n` windows of `len_s` seconds from `start`, pod `pod`,
+ * container key shop/Deployment/web/app. */
+static void publish_windows(uint64_t epoch, uint64_t seq, const char *pod, int64_t start,
+                            int64_t len_s, size_t n)
+{
+    Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
+    Kopt__V1__ContainerWindow w[64], *wp[64];
+    Google__Protobuf__Timestamp ts[128];
+    char id[96];
+    uint8_t *buf;
+    size_t len;
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+
+    assert_true(n <= 64);
+    b.cluster = (char *)CLUSTER;
+    b.node = (char *)"node-1";
+    b.agent_id = (char *)"agent-1";
+    b.epoch = epoch;
+    b.seq = seq;
+    for (size_t i = 0; i < n; i++) {
+        kopt__v1__container_window__init(&w[i]);
+        google__protobuf__timestamp__init(&ts[2 * i]);
+        google__protobuf__timestamp__init(&ts[2 * i + 1]);
+        ts[2 * i].seconds = start + (int64_t)i * len_s;
+        ts[2 * i + 1].seconds = ts[2 * i].seconds + len_s;
+        w[i].namespace_ = (char *)"shop";
+        w[i].workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT;
+        w[i].workload_name = (char *)"web";
+        w[i].pod = (char *)pod;
+        w[i].container = (char *)"app";
+        w[i].window_start = &ts[2 * i];
+        w[i].window_end = &ts[2 * i + 1];
+        w[i].cpu_usage_mean_cores = 0.25;
+        w[i].cpu_usage_peak_cores = 0.5;
+        w[i].memory_working_set_peak_bytes = 64ULL << 20;
+        w[i].sample_count = 2;
+        wp[i] = &w[i];
+    }
+    b.n_windows = n;
+    b.windows = wp;
+    len = kopt__v1__metric_batch__get_packed_size(&b);
+    buf = malloc(len);
+    assert_non_null(buf);
+    kopt__v1__metric_batch__pack(&b, buf);
+    snprintf(id, sizeof(id), "agent-1/%" PRIu64 "/%" PRIu64, epoch, seq);
+    assert_int_equal(
+        natsMsg_Create(&m, "kopt.metrics." CLUSTER ".node-1", NULL, (char *)buf, (int)len),
+        NATS_OK);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    assert_int_equal(js_PublishMsg(&pa, js, m, NULL, &jerr), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    free(buf);
+}
+
+/* Waits up to timeout_s for `sql` (one value) to answer `want`. */
+static void wait_answer(const char *sql, const char *want, double timeout_s)
+{
+    double until = kopt_test_now() + timeout_s;
+    char *out = NULL;
+
+    while (kopt_test_now() < until) {
+        free(out);
+        out = NULL;
+        if (kopt_test_clickhouse_query(ch, sql, &out) == 0 && out && strcmp(out, want) == 0) {
+            free(out);
+            return;
+        }
+        usleep(100000);
+    }
+    fail_msg("%s\nanswered \"%s\", want \"%s\"", sql, out ? out : "(error)", want);
+}
+
+/* Windows of 10 s (the demo) in hour0 and of 5 min (a replay) two days
+ * back: covered_seconds holds their real lengths. Then a backfill whose
+ * hour cannot be rolled up (container_hourly renamed away): rollup_state
+ * keeps the watermark and lists the hour as pending, the lag metric
+ * grows; once the table is back the hour is rolled, pending empties and
+ * the watermark passes the backfill. */
+static void covered_seconds_and_rollup_state(void **state)
+{
+    const char *db = "kopt_cov";
+    int64_t old = hour0 - 48 * 3600, older = hour0 - 72 * 3600;
+    uint64_t e = epoch_now();
+    char sql[512], want[128], *out = NULL;
+    int64_t t_backfill;
+    agg_t *a;
+
+    (void)state;
+    fresh_stream();
+    a = agg_start(db, NULL);
+    publish_windows(e, 1, "demo-0", hour0, 10, 6);
+    publish_windows(e, 2, "replay-0", old, 300, 3);
+    publish_windows(e, 3, "replay-1", old + 900, 300, 3);
+    wait_rows(db, 12, 30);
+    snprintf(sql, sizeof(sql),
+             "SELECT toUInt32(hour), window_count, pod_count, covered_seconds FROM "
+             "%s.container_hourly FINAL ORDER BY hour FORMAT TSV",
+             db);
+    snprintf(want, sizeof(want), "%lld\t6\t2\t1800\n%lld\t6\t1\t60\n", (long long)old,
+             (long long)hour0);
+    wait_answer(sql, want, 20);
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT count(), min(length(pending)) FROM %s.rollup_state FINAL WHERE cluster = '" CLUSTER
+        "' AND watermark > 0 FORMAT TSV",
+        db);
+    wait_answer(sql, "1\t0\n", 20);
+
+    /* A backfill that cannot be rolled up yet. */
+    snprintf(sql, sizeof(sql), "RENAME TABLE %s.container_hourly TO %s.container_hourly_away", db,
+             db);
+    assert_int_equal(kopt_test_clickhouse_query(ch, sql, NULL), 0);
+    sleep(2); /* a pass with nothing new: the watermark is now */
+    t_backfill = (int64_t)time(NULL);
+    publish_windows(e, 4, "replay-2", older, 300, 12);
+    wait_rows(db, 24, 30);
+    snprintf(sql, sizeof(sql),
+             "SELECT has(pending, toDateTime(%lld)), watermark < toDateTime(%lld) FROM "
+             "%s.rollup_state FINAL WHERE cluster = '" CLUSTER "' FORMAT TSV",
+             (long long)older, (long long)t_backfill + 1, db);
+    wait_answer(sql, "1\t1\n", 20);
+    sleep(3);
+    assert_true(metric(a, "kopt_aggregator_rollup_lag_seconds") >= 3);
+    assert_true(metric(a, "kopt_aggregator_rollup_pending_hours") >= 1);
+    assert_true(metric(a, "kopt_aggregator_rollup_errors_total") >= 1);
+
+    /* Back: rolled up, nothing pending, the watermark past the backfill. */
+    snprintf(sql, sizeof(sql), "RENAME TABLE %s.container_hourly_away TO %s.container_hourly", db,
+             db);
+    assert_int_equal(kopt_test_clickhouse_query(ch, sql, NULL), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT length(pending), watermark > toDateTime(%lld) FROM %s.rollup_state FINAL "
+             "WHERE cluster = '" CLUSTER "' FORMAT TSV",
+             (long long)t_backfill, db);
+    wait_answer(sql, "0\t1\n", 20);
+    snprintf(sql, sizeof(sql),
+             "SELECT window_count, covered_seconds FROM %s.container_hourly FINAL WHERE hour = "
+             "toDateTime(%lld) FORMAT TSV",
+             db, (long long)older);
+    assert_int_equal(kopt_test_clickhouse_query(ch, sql, &out), 0);
+    assert_string_equal(out, "12\t3600\n");
+    free(out);
+    assert_true(metric(a, "kopt_aggregator_rollup_lag_seconds") < 10);
+    agg_stop(a);
+}
+
 static void kill9_mid_stream(void **state)
 {
     const char *db = "kopt_t2";
@@ -960,6 +1109,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(migrate_subcommand, test_teardown),
         cmocka_unit_test_teardown(exact_redelivery_and_rollup, test_teardown),
+        cmocka_unit_test_teardown(covered_seconds_and_rollup_state, test_teardown),
         cmocka_unit_test_teardown(poison_message, test_teardown),
         cmocka_unit_test_teardown(two_aggregators, test_teardown),
         cmocka_unit_test_teardown(kill9_mid_stream, test_teardown),

@@ -164,7 +164,7 @@ static void schema_is_gated_by_version(void **state)
     free(sql);
     assert_int_equal(kopt_schema_sql(4, &cur, "kopt", NULL, &sql, &name), -EOPNOTSUPP);
     assert_int_equal(kopt_schema_sql(99, &cur, "kopt", &opts, &sql, &name), -ENOENT);
-    assert_int_equal(kopt_schema_latest(), 7);
+    assert_int_equal(kopt_schema_latest(), 9);
 }
 
 /* --- against the server ------------------------------------------------------ */
@@ -182,16 +182,16 @@ static void migrate_twice_applies_once(void **state)
     assert_true(v.major >= 18);
     assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
     /* No TTL days (and no TTL on 18.16): migrations 4 and 5 stay unrecorded. */
-    assert_int_equal(applied, 5);
+    assert_int_equal(applied, 7);
     assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
     assert_int_equal(applied, 0);
-    ch_expect(
-        "SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
-        "container_hourly\ncontainer_windows\nnode_facts\nrecommendations\nschema_migrations\n"
-        "workload_facts\n");
+    ch_expect("SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
+              "container_hourly\ncontainer_windows\nnode_facts\nrecommendations\nrollup_state\n"
+              "schema_migrations\nworkload_facts\n");
     ch_expect("SELECT version, name FROM kopt.schema_migrations FINAL ORDER BY version",
               "1\tcreate_container_windows\n2\tcreate_container_hourly\n"
-              "3\tcreate_recommendations\n6\tcreate_workload_facts\n7\tcreate_node_facts\n");
+              "3\tcreate_recommendations\n6\tcreate_workload_facts\n7\tcreate_node_facts\n"
+              "8\tcontainer_hourly_covered_seconds\n9\tcreate_rollup_state\n");
     ch_expect("SELECT engine, partition_key, sorting_key FROM system.tables "
               "WHERE database = 'kopt' AND name = 'container_windows'",
               "ReplacingMergeTree\ttoYYYYMMDD(window_start)\tcluster, namespace, workload_kind, "
@@ -200,6 +200,74 @@ static void migrate_twice_applies_once(void **state)
 }
 
 /* n windows of one container, a minute apart, starting at t0. */
+/* A database made by the schema of migration 7 (before covered_seconds),
+ * with a rolled-up hour in it: migration 8 adds the column, the old row
+ * reads 0 (the engine's one-minute fallback) and new rollups fill it. A
+ * column added by a run that died before recording it is found in
+ * system.columns, not added twice. */
+static void migration_adds_covered_seconds_to_an_old_database(void **state)
+{
+    kopt_ch_options_t o = {.url = ch->url, .database = "kopt_v7", .timeout_ms = 20000};
+    kopt_ch_client_t *c = NULL;
+    kopt_ch_version_t v;
+    kopt_ch_error_t err;
+    unsigned applied = 99;
+    char q[512];
+
+    (void)state;
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    assert_int_equal(kopt_ch_server_version(c, &v, &err), 0);
+    free(ch_query("DROP DATABASE IF EXISTS kopt_v7"));
+    free(ch_query("CREATE DATABASE kopt_v7"));
+    free(ch_query("CREATE TABLE kopt_v7.schema_migrations (version UInt32, name String, "
+                  "applied_at DateTime, server_version String) "
+                  "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"));
+    for (uint32_t m = 1; m <= 7; m++) {
+        const char *name = NULL;
+        char *sql = NULL;
+        int r = kopt_schema_sql(m, &v, "kopt_v7", NULL, &sql, &name);
+
+        if (r == -EOPNOTSUPP)
+            continue;
+        assert_int_equal(r, 0);
+        free(ch_query(sql));
+        free(sql);
+        snprintf(q, sizeof(q),
+                 "INSERT INTO kopt_v7.schema_migrations VALUES (%u, '%s', now(), '%s')", m, name,
+                 v.text);
+        free(ch_query(q));
+    }
+    free(ch_query("INSERT INTO kopt_v7.container_hourly (cluster, namespace, workload_kind, "
+                  "workload_name, container, hour, window_count, rolled_at) VALUES "
+                  "('prod', 'shop', 'Deployment', 'web', 'app', 1800000000, 60, 1800003600)"));
+    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(applied, 2);
+    ch_expect("SELECT window_count, covered_seconds FROM kopt_v7.container_hourly", "60\t0\n");
+    ch_expect("SELECT type FROM system.columns WHERE database = 'kopt_v7' AND "
+              "table = 'container_hourly' AND name = 'covered_seconds'",
+              "UInt64\n");
+    /* Died after the ALTER, before the record: the next run records it. */
+    free(ch_query("ALTER TABLE kopt_v7.schema_migrations DELETE WHERE version = 8"));
+    for (int i = 0; i < 100; i++) {
+        char *n = ch_query("SELECT count() FROM kopt_v7.schema_migrations WHERE version = 8");
+        bool gone = strcmp(n, "0\n") == 0;
+
+        free(n);
+        if (gone)
+            break;
+        usleep(50000);
+    }
+    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(applied, 1);
+    ch_expect("SELECT count() FROM system.columns WHERE database = 'kopt_v7' AND "
+              "table = 'container_hourly' AND name = 'covered_seconds'",
+              "1\n");
+    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(applied, 0);
+    free(ch_query("DROP DATABASE kopt_v7"));
+    kopt_ch_client_free(c);
+}
+
 static void encode_windows(kopt_rowbinary_buf_t *b, const char *pod, int64_t t0, int n,
                            uint32_t inserted_at)
 {
@@ -609,6 +677,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(schema_is_gated_by_version),
         cmocka_unit_test(timeouts_are_retryable),
         cmocka_unit_test_setup(migrate_twice_applies_once, need_server),
+        cmocka_unit_test_setup(migration_adds_covered_seconds_to_an_old_database, need_server),
         cmocka_unit_test_setup(reinserted_windows_replace_themselves, need_server),
         cmocka_unit_test_setup(errors_are_classified, need_server),
         cmocka_unit_test_setup(credentials_never_logged, need_server),

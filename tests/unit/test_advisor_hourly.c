@@ -1,7 +1,9 @@
 /* advisor/hourly.c: RowBinary answers of the container_hourly query become
  * engine inputs in the table's key order, each (container, hour) once with
  * the newest rolled_at (a re-rolled hour is not counted twice), whatever
- * order the rows came in; answers that are not ours are refused. */
+ * order the rows came in; answers that are not ours are refused; the
+ * seconds the windows cover reach the engine (0 from rows rolled before
+ * the column existed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -96,6 +98,7 @@ static void row(body_t *b, const char *ns, const char *kind, const char *name, c
     put_u64(b, 1000000 + (uint64_t)hour); /* memory request */
     put_u64(b, 0);
     put_u32(b, rolled);
+    put_u64(b, hour == 2 ? 0 : 600 * (uint64_t)pods); /* covered_seconds; 0: rolled before it */
 }
 
 static void open_body(body_t *b)
@@ -205,6 +208,27 @@ static void a_re_rolled_hour_counts_once_with_the_newest_rollup(void **state)
     adv_input_free(&in); /* parsing freed b.data */
 }
 
+static void covered_seconds_reach_the_engine(void **state)
+{
+    body_t b;
+    adv_input_t in = {0};
+    const adv_container_in_t *c;
+
+    (void)state;
+    open_body(&b);
+    row(&b, "shop", "Deployment", "web", "app", 2, 10, 0.1, 3);
+    row(&b, "shop", "Deployment", "web", "app", 0, 10, 0.1, 3);
+    row(&b, "shop", "Deployment", "web", "app", 1, 10, 0.1, 2);
+    parse_into(&b, &in);
+    assert_int_equal(in.n_c, 1);
+    c = &in.c[0];
+    assert_int_equal(c->n_hours, 3);
+    assert_true(c->hours[0].covered_s == 1800.0); /* 3 pods x 600 s */
+    assert_true(c->hours[1].covered_s == 1200.0);
+    assert_true(c->hours[2].covered_s == 0.0); /* engine: windows x 60 */
+    adv_input_free(&in);                       /* parsing freed b.data */
+}
+
 static void parts_append_in_order(void **state)
 {
     body_t b1, b2;
@@ -288,6 +312,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rows_come_out_in_key_and_hour_order),
         cmocka_unit_test(a_re_rolled_hour_counts_once_with_the_newest_rollup),
+        cmocka_unit_test(covered_seconds_reach_the_engine),
         cmocka_unit_test(parts_append_in_order),
         cmocka_unit_test(answers_that_are_not_ours_are_refused),
     };

@@ -1,0 +1,186 @@
+/* aggregator/rollup.c and rollup_state.c, the pure parts: one rollup
+ * statement for many hours (grouped by hour, one read of the span, the
+ * hours listed only when they leave gaps, covered_seconds summed), the
+ * rollup watermark per cluster and its rollup_state row, and the migration
+ * that adds covered_seconds on 18.16 and on current servers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rollup.h"
+#include "rollup_state.h"
+#include "schema.h"
+
+#define H 1800000000LL /* a multiple of 3600: 2027-01-15 08:00 UTC */
+
+static void contiguous_hours_are_one_range(void **state)
+{
+    int64_t hours[] = {H + 7200, H, H + 3600, H}; /* any order, repeats */
+    char *sql = NULL;
+
+    (void)state;
+    assert_int_equal(kopt_rollup_sql_hours("kopt", "prod", hours, 4, &sql), 0);
+    assert_non_null(strstr(sql, "INSERT INTO kopt.container_hourly ("));
+    assert_non_null(strstr(sql, "WHERE window_start >= toDateTime(1800000000) AND window_start < "
+                                "toDateTime(1800010800) AND cluster = 'prod'\n"));
+    assert_null(strstr(sql, " IN ("));
+    assert_non_null(strstr(sql, "toDateTime(intDiv(toUInt32(window_start), 3600) * 3600) AS hour"));
+    assert_non_null(strstr(sql, "GROUP BY cluster, namespace, workload_kind, workload_name, "
+                                "container, hour"));
+    /* covered_seconds: the column, then the window lengths summed. */
+    assert_non_null(strstr(sql, "memory_limit_bytes, covered_seconds, rolled_at)"));
+    assert_non_null(strstr(sql, "toUInt64(sum(if(window_end > window_start, toUInt32(window_end) - "
+                                "toUInt32(window_start), 0))), now()"));
+    assert_non_null(strstr(sql, "FROM kopt.container_windows FINAL"));
+    free(sql);
+}
+
+static void scattered_hours_are_listed(void **state)
+{
+    int64_t hours[] = {H + 5 * 3600, H, H + 2 * 3600};
+    char *sql = NULL;
+
+    (void)state;
+    assert_int_equal(kopt_rollup_sql_hours("kopt", NULL, hours, 3, &sql), 0);
+    assert_non_null(strstr(sql, "WHERE window_start >= toDateTime(1800000000) AND window_start < "
+                                "toDateTime(1800021600) AND intDiv(toUInt32(window_start), 3600) "
+                                "IN (500000, 500002, 500005)\n"));
+    assert_null(strstr(sql, "cluster = "));
+    free(sql);
+}
+
+static void one_hour_and_bad_input(void **state)
+{
+    int64_t hours[KOPT_ROLLUP_MAX_HOURS + 1];
+    char *sql = NULL, *one = NULL;
+
+    (void)state;
+    assert_int_equal(kopt_rollup_sql("kopt", "it's", H, &one), 0);
+    assert_int_equal(kopt_rollup_sql_hours("kopt", "it's", &hours[0], 0, &sql), -EINVAL);
+    hours[0] = H;
+    assert_int_equal(kopt_rollup_sql_hours("kopt", "it's", hours, 1, &sql), 0);
+    assert_string_equal(sql, one);
+    assert_non_null(strstr(sql, "cluster = 'it\\'s'"));
+    free(sql);
+    free(one);
+    hours[0] = H + 60;
+    assert_int_equal(kopt_rollup_sql_hours("kopt", NULL, hours, 1, &sql), -EINVAL);
+    assert_null(sql);
+    for (int i = 0; i <= KOPT_ROLLUP_MAX_HOURS; i++)
+        hours[i] = H + 3600 * i;
+    assert_int_equal(kopt_rollup_sql_hours("kopt", NULL, hours, KOPT_ROLLUP_MAX_HOURS + 1, &sql),
+                     -EINVAL);
+    assert_int_equal(kopt_rollup_sql_hours("kopt; DROP", NULL, hours, 1, &sql), -EINVAL);
+}
+
+static void watermark_moves_only_where_nothing_failed(void **state)
+{
+    kopt_rollup_state_t st;
+    kopt_hourset_t todo, failed;
+
+    (void)state;
+    kopt_rollup_state_init(&st, "host-a/42", 60, 1000);
+    kopt_hourset_init(&todo);
+    kopt_hourset_init(&failed);
+    assert_int_equal(kopt_rollup_state_lag(&st, 1030), 30); /* since start, nothing known */
+    kopt_hourset_add(&todo, "prod", H);
+    kopt_hourset_add(&todo, "dev", H + 10);
+    kopt_hourset_add(&failed, "dev", H);
+    kopt_rollup_state_update(&st, &todo, &failed, 2000);
+    assert_int_equal(st.n, 2);
+    assert_int_equal(st.marks[0].watermark, 2000); /* prod */
+    assert_int_equal(st.marks[1].watermark, 1000); /* dev failed: still at the start */
+    assert_int_equal(kopt_rollup_state_lag(&st, 2100), 1100);
+    /* A pass with no data for a cluster moves it too: nothing was stored. */
+    kopt_hourset_clear(&todo);
+    kopt_hourset_clear(&failed);
+    kopt_rollup_state_update(&st, &todo, &failed, 3000);
+    assert_int_equal(st.marks[0].watermark, 3000);
+    assert_int_equal(st.marks[1].watermark, 3000);
+    /* A failed statement for every cluster (the lateness window) holds all. */
+    kopt_hourset_add(&failed, "", H);
+    kopt_rollup_state_update(&st, &todo, &failed, 4000);
+    assert_int_equal(st.marks[0].watermark, 3000);
+    assert_int_equal(kopt_rollup_state_lag(&st, 2000), 0);
+    kopt_hourset_free(&todo);
+    kopt_hourset_free(&failed);
+    kopt_rollup_state_free(&st);
+}
+
+static void state_row_per_cluster_with_its_pending_hours(void **state)
+{
+    kopt_rollup_state_t st;
+    kopt_hourset_t todo, none, pending;
+    char *sql = NULL;
+
+    (void)state;
+    kopt_rollup_state_init(&st, "host-a/42", 60, 1000);
+    kopt_hourset_init(&todo);
+    kopt_hourset_init(&none);
+    kopt_hourset_init(&pending);
+    assert_int_equal(kopt_rollup_state_sql("kopt", &st, &pending, 5000, &sql), -ENODATA);
+    kopt_hourset_add(&todo, "prod", H);
+    kopt_hourset_add(&todo, "o'k", H);
+    kopt_rollup_state_update(&st, &todo, &none, 2000);
+    kopt_hourset_add(&pending, "prod", H + 7200 + 5);
+    kopt_hourset_add(&pending, "prod", H + 10);
+    kopt_hourset_add(&pending, "", H + 3600); /* a cluster name too long to keep: every cluster */
+    assert_int_equal(kopt_rollup_state_sql("kopt", &st, &pending, 5000, &sql), 0);
+    assert_string_equal(sql, "INSERT INTO kopt.rollup_state (cluster, replica, watermark, pending, "
+                             "interval_seconds, updated_at) VALUES\n"
+                             "('prod', 'host-a/42', 2000, [1800000000,1800003600,1800007200], 60, "
+                             "5000),\n"
+                             "('o\\'k', 'host-a/42', 2000, [1800003600], 60, 5000)");
+    free(sql);
+    kopt_hourset_free(&todo);
+    kopt_hourset_free(&none);
+    kopt_hourset_free(&pending);
+    kopt_rollup_state_free(&st);
+}
+
+static void covered_seconds_migration(void **state)
+{
+    kopt_ch_version_t old, cur;
+    const char *name = NULL;
+    char *sql = NULL;
+
+    (void)state;
+    kopt_ch_version_parse("18.16.1", &old);
+    kopt_ch_version_parse("23.8.2.7", &cur);
+    assert_int_equal(kopt_schema_sql(8, &old, "kopt", NULL, &sql, &name), 0);
+    assert_string_equal(name, "container_hourly_covered_seconds");
+    assert_string_equal(sql, "ALTER TABLE kopt.container_hourly ADD COLUMN covered_seconds UInt64");
+    free(sql);
+    assert_int_equal(kopt_schema_sql(8, &cur, "kopt", NULL, &sql, &name), 0);
+    assert_string_equal(
+        sql, "ALTER TABLE kopt.container_hourly ADD COLUMN covered_seconds UInt64 CODEC(ZSTD(1))");
+    free(sql);
+    assert_int_equal(kopt_schema_sql(9, &old, "kopt", NULL, &sql, &name), 0);
+    assert_string_equal(name, "create_rollup_state");
+    assert_non_null(strstr(sql, "CREATE TABLE IF NOT EXISTS kopt.rollup_state"));
+    assert_non_null(strstr(sql, "pending Array(DateTime)"));
+    assert_non_null(strstr(sql, "ORDER BY (cluster, replica)"));
+    free(sql);
+    assert_int_equal(kopt_schema_latest(), 9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(contiguous_hours_are_one_range),
+        cmocka_unit_test(scattered_hours_are_listed),
+        cmocka_unit_test(one_hour_and_bad_input),
+        cmocka_unit_test(watermark_moves_only_where_nothing_failed),
+        cmocka_unit_test(state_row_per_cluster_with_its_pending_hours),
+        cmocka_unit_test(covered_seconds_migration),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
