@@ -27,7 +27,7 @@ void adv_backtest_totals_add(adv_backtest_totals_t *t, const kopt_engine_backtes
     if (!(pods > 0))
         pods = 1;
     t->series++;
-    t->windows += w;
+    t->windows += b->windows;
     /* The engine's shares are counts over b->windows: back to counts. */
     t->cpu_windows_over_request += b->cpu_over_request_share * w;
     t->memory_windows_over_request += b->memory_over_request_share * w;
@@ -43,7 +43,7 @@ void adv_backtest_totals_add(adv_backtest_totals_t *t, const kopt_engine_backtes
 
 double adv_backtest_share(const adv_backtest_totals_t *t, double part)
 {
-    return t->windows > 0 ? part / t->windows : 0;
+    return t->windows > 0 ? part / (double)t->windows : 0;
 }
 
 static void utc(int64_t when, char *out, size_t len)
@@ -96,10 +96,10 @@ int adv_backtest_print_table(FILE *f, const adv_backtest_report_t *rep)
 
 static json_t *totals_json(const adv_backtest_totals_t *t)
 {
-    return json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f}",
+    return json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f}",
                      "strategy", kopt_engine_strategy_name(t->strategy), "series",
                      (json_int_t)t->series, "skipped", (json_int_t)t->skipped, "windows",
-                     t->windows, "cpuOverRequestShare",
+                     (json_int_t)t->windows, "cpuOverRequestShare",
                      adv_backtest_share(t, t->cpu_windows_over_request), "memoryOverRequestShare",
                      adv_backtest_share(t, t->memory_windows_over_request), "cpuOverLimitShare",
                      adv_backtest_share(t, t->cpu_windows_over_limit), "memoryOverLimitShare",

@@ -25,7 +25,7 @@ typedef struct {
     kopt_engine_strategy_t strategy;
     uint32_t series;  /* with a valid backtest */
     uint32_t skipped; /* with history, but too little on one side of the split */
-    double windows;   /* scored */
+    uint64_t windows; /* scored */
     double cpu_windows_over_request, memory_windows_over_request;
     double cpu_windows_over_limit, memory_windows_over_limit;
     uint32_t series_memory_over_request; /* above the memory request in any window */

@@ -65,7 +65,7 @@ static void sums_weigh_windows_and_pods(void **state)
     assert_int_equal(t.strategy, KOPT_STRATEGY_VPA);
     assert_int_equal(t.series, 3);
     assert_int_equal(t.skipped, 1);
-    assert_float_equal(t.windows, 5000, 1e-9);
+    assert_int_equal(t.windows, 5000);
     assert_float_equal(adv_backtest_share(&t, t.cpu_windows_over_request), 0.15, 1e-12);
     assert_float_equal(adv_backtest_share(&t, t.memory_windows_over_request), 0.0006, 1e-12);
     assert_float_equal(t.cpu_windows_over_limit, 310, 1e-9);
@@ -161,6 +161,7 @@ static void the_json_carries_every_sum(void **state)
     assert_string_equal(json_string_value(json_object_get(s, "strategy")), "simple");
     assert_int_equal(json_integer_value(json_object_get(s, "series")), 3);
     assert_int_equal(json_integer_value(json_object_get(s, "skipped")), 1);
+    assert_int_equal(json_integer_value(json_object_get(s, "windows")), 5000);
     assert_float_equal(json_real_value(json_object_get(s, "cpuOverRequestShare")), 0.15, 1e-12);
     assert_float_equal(json_real_value(json_object_get(s, "memoryOverRequestShare")), 0.0006,
                        1e-12);
