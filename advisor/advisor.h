@@ -43,8 +43,8 @@ typedef struct {
     uint64_t clickhouse_max_response_bytes;
     uint64_t analysis_interval_ms;
     uint64_t lookback_ms;
-    int strategy; /* kopt, vpa, simple */
-    int limits;   /* keep-ratio, from-upper, leave */
+    kopt_config_list_t strategy; /* kopt, vpa, simple: one to serve, any to backtest */
+    int limits;                  /* keep-ratio, from-upper, leave */
     uint64_t half_life_ms;
     int64_t cpu_percentile, memory_percentile; /* percent */
     int64_t safety_margin_percent, oom_bump_percent;
@@ -53,13 +53,20 @@ typedef struct {
     char *idle_cpu_cores;
     char *cpu_price, *memory_price, *currency;
     bool once;
+    char *cluster, *namespace_; /* analyze and backtest: the scope; NULL = all */
+    int output;                 /* backtest: table, json */
 } adv_settings_t;
 
 extern const kopt_config_spec_t adv_settings_spec;
 
-/* Engine options from the settings; -EINVAL with a sentence in err. */
+/* Engine options from the settings; -EINVAL with a sentence in err (also
+ * when --strategy names more than one: only backtest takes several). */
 int adv_settings_engine_options(const adv_settings_t *s, kopt_engine_options_t *o, char *err,
                                 size_t errlen);
+/* The strategies --strategy names, each once, in the order given: 0 and
+ * out[0..*n) (room for three), or -EINVAL naming the bad one in err. */
+int adv_settings_strategies(const adv_settings_t *s, kopt_engine_strategy_t *out, size_t *n,
+                            char *err, size_t errlen);
 /* ClickHouse client options; the strings stay the settings'. */
 void adv_settings_ch_options(const adv_settings_t *s, kopt_ch_options_t *o);
 

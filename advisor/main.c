@@ -1,6 +1,7 @@
 /* kopt-advisor: reads its settings and either runs one analysis
- * (`kopt-advisor analyze [--once]`, what the Kubernetes CronJob runs) or
- * serves: gRPC kopt.v1.Advisor + health + reflection, the HTTP gateway and
+ * (`kopt-advisor analyze [--once]`, what the Kubernetes CronJob runs),
+ * backtests the strategies on the stored history (`kopt-advisor backtest`)
+ * or serves: gRPC kopt.v1.Advisor + health + reflection, the HTTP gateway and
  * web page, the admin server, and scheduled analyses on the libuv worker
  * pool whose results are swapped into memory. SIGTERM drains; SIGHUP
  * re-reads API keys, certificates and the reloadable settings. */
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <kopt/backoff.h>
 #include <kopt/daemon.h>
@@ -18,6 +20,7 @@
 #include <kopt/util.h>
 
 #include "advisor.h"
+#include "backtest.h"
 #include "kopt_descriptors.h"
 #include "serve.h"
 
@@ -37,6 +40,8 @@ static int analyze_once(const adv_settings_t *s)
         return KOPT_CONFIG_EXIT_USAGE;
     }
     adv_settings_ch_options(s, &ctx.ch);
+    snprintf(req.cluster, sizeof(req.cluster), "%s", s->cluster ? s->cluster : "");
+    snprintf(req.namespace_, sizeof(req.namespace_), "%s", s->namespace_ ? s->namespace_ : "");
     if (s->nats_url && *s->nats_url) {
         adv_stream_spec(s, &spec);
         if (adv_serve_ensure_stream_sync(s->nats_url, &spec) < 0)
@@ -60,6 +65,41 @@ static int analyze_once(const adv_settings_t *s)
     return code;
 }
 
+/* Every strategy unless --strategy (flag, variable or file) names some. */
+static int backtest(const kopt_config_t *cfg, const adv_settings_t *s)
+{
+    kopt_engine_strategy_t st[3] = {KOPT_STRATEGY_KOPT, KOPT_STRATEGY_VPA, KOPT_STRATEGY_SIMPLE};
+    size_t n = 3;
+    kopt_engine_options_t eo;
+    kopt_ch_options_t ch;
+    adv_settings_t one = *s;
+    kopt_config_list_t kopt_only = {(char *[]){"kopt"}, 1};
+    adv_scope_t scope;
+    int64_t now = (int64_t)time(NULL);
+    char err[512];
+
+    if (kopt_config_source(cfg, "strategy") != KOPT_CONFIG_SRC_DEFAULT &&
+        adv_settings_strategies(s, st, &n, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kopt-advisor: %s\n", err);
+        return KOPT_CONFIG_EXIT_USAGE;
+    }
+    /* The other engine settings, checked with any one strategy. */
+    one.strategy = kopt_only;
+    if (adv_settings_engine_options(&one, &eo, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kopt-advisor: %s\n", err);
+        return KOPT_CONFIG_EXIT_USAGE;
+    }
+    adv_settings_ch_options(s, &ch);
+    scope =
+        (adv_scope_t){s->cluster, s->namespace_, eo.lookback_s > 0 ? now - eo.lookback_s : 0, now};
+    if (adv_backtest_run(&ch, &eo, &scope, st, n, now, s->output == 1, stdout, err, sizeof(err)) <
+        0) {
+        kopt_log_error("backtest failed", KOPT_STR("error", err));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     kopt_config_t *cfg = NULL;
@@ -77,11 +117,19 @@ int main(int argc, char **argv)
     }
     s = kopt_config_values(cfg);
     args = kopt_config_args(cfg, &n);
-    if (n > 1 || (n == 1 && strcmp(args[0], "analyze") != 0)) {
-        fprintf(stderr, "kopt-advisor: unknown subcommand \"%s\" (only: analyze --once)\n",
+    if (n > 1 || (n == 1 && strcmp(args[0], "analyze") != 0 && strcmp(args[0], "backtest") != 0)) {
+        fprintf(stderr,
+                "kopt-advisor: unknown subcommand \"%s\" (only: analyze [--once], backtest)\n",
                 n > 1 ? args[1] : args[0]);
         kopt_config_free(cfg);
         return KOPT_CONFIG_EXIT_USAGE;
+    }
+    if (n == 1 && strcmp(args[0], "backtest") == 0) {
+        kopt_log_setup("advisor", (kopt_log_format_t)s->common.log_format,
+                       (kopt_log_level_t)s->common.log_level, 2);
+        code = backtest(cfg, s);
+        kopt_config_free(cfg);
+        return code;
     }
     if (n == 1 || s->once) {
         kopt_log_setup("advisor", (kopt_log_format_t)s->common.log_format,

@@ -30,6 +30,9 @@ void adv_recommendation_basic(const Kopt__V1__Recommendation *rec, Kopt__V1__Rec
         c->memory_usage = NULL;
         c->oom_kills = 0;
         c->cpu_throttled_seconds = 0;
+        c->bounds = NULL;
+        c->replayed_risk = NULL;
+        c->backtest = NULL;
         ptrs[i] = c;
     }
     out->containers = ptrs;

@@ -13,9 +13,9 @@
 
 #define S adv_settings_t
 
-static const char *const strategies[] = {"kopt", "vpa", "simple", NULL};
 static const char *const limits[] = {"keep-ratio", "from-upper", "leave", NULL};
 static const char *const http_tls_modes[] = {"off", "on", "mutual", NULL};
+static const char *const outputs[] = {"table", "json", NULL};
 
 static const kopt_config_setting_t settings[] = {
     KOPT_DAEMON_SETTINGS(S, ":7412"),
@@ -71,9 +71,10 @@ static const kopt_config_setting_t settings[] = {
      "how often the server analyses (0: only on RunAnalysis)", 0, 0, 0, NULL},
     {"lookback", KOPT_CONFIG_DURATION, offsetof(S, lookback_ms), "192h",
      "history an analysis reads", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
-    {"strategy", KOPT_CONFIG_ENUM, offsetof(S, strategy), "kopt",
-     "recommendation strategy: kopt, vpa (the VPA recommender's rules) or simple",
-     KOPT_CONFIG_RELOADABLE, 0, 0, strategies},
+    {"strategy", KOPT_CONFIG_LIST, offsetof(S, strategy), "kopt",
+     "recommendation strategy: kopt, vpa (the VPA recommender's rules) or simple; backtest "
+     "takes a list (default there: all three)",
+     KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
     {"limits", KOPT_CONFIG_ENUM, offsetof(S, limits), "keep-ratio",
      "limits policy: keep the current limit/request ratio, set them from the upper bound, "
      "or leave them",
@@ -106,13 +107,22 @@ static const kopt_config_setting_t settings[] = {
     {"once", KOPT_CONFIG_BOOL, offsetof(S, once), "false",
      "analyse once, write and publish, and exit 0 (or 1 on failure); what `analyze` does", 0, 0, 0,
      NULL},
+    {"cluster", KOPT_CONFIG_STRING, offsetof(S, cluster), NULL,
+     "analyze and backtest: only this cluster (default: all; the server ignores it)", 0, 0, 0,
+     NULL},
+    {"namespace", KOPT_CONFIG_STRING, offsetof(S, namespace_), NULL,
+     "analyze and backtest: only this namespace (default: all; the server ignores it)", 0, 0, 0,
+     NULL},
+    {"output", KOPT_CONFIG_ENUM, offsetof(S, output), "table",
+     "backtest: print a table for people or json", 0, 0, 0, outputs},
 };
 
 const kopt_config_spec_t adv_settings_spec = {
     .program = "kopt-advisor",
     .version = KOPT_VERSION,
     .summary = "right-sizing advice: analyses ClickHouse history and serves it over gRPC, "
-               "HTTP/JSON and a web page. Subcommand: analyze [--once] runs one analysis",
+               "HTTP/JSON and a web page. Subcommands: analyze [--once] runs one analysis; "
+               "backtest scores the strategies out of sample on the stored history",
     .settings = settings,
     .n_settings = sizeof(settings) / sizeof(settings[0]),
     .size = sizeof(adv_settings_t),
@@ -134,13 +144,49 @@ static int number(const char *name, const char *text, double min, double *out, c
     return 0;
 }
 
+int adv_settings_strategies(const adv_settings_t *s, kopt_engine_strategy_t *out, size_t *n,
+                            char *err, size_t errlen)
+{
+    *n = 0;
+    for (size_t i = 0; i < s->strategy.n; i++) {
+        kopt_engine_strategy_t st;
+        bool seen = false;
+
+        if (kopt_engine_strategy_parse(s->strategy.items[i], &st) < 0) {
+            snprintf(err, errlen, "--strategy: \"%s\" is not kopt, vpa or simple",
+                     s->strategy.items[i]);
+            return -EINVAL;
+        }
+        for (size_t k = 0; k < *n; k++)
+            seen |= out[k] == st;
+        if (!seen)
+            out[(*n)++] = st;
+    }
+    if (*n == 0) {
+        snprintf(err, errlen, "--strategy: name kopt, vpa or simple");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int adv_settings_engine_options(const adv_settings_t *s, kopt_engine_options_t *o, char *err,
                                 size_t errlen)
 {
+    kopt_engine_strategy_t st[3];
+    size_t n;
     int r;
 
     kopt_engine_options_default(o);
-    o->strategy = (kopt_engine_strategy_t)s->strategy;
+    r = adv_settings_strategies(s, st, &n, err, errlen);
+    if (r < 0)
+        return r;
+    if (n > 1) {
+        snprintf(err, errlen,
+                 "--strategy: the server and analyze use one strategy; only backtest takes "
+                 "several");
+        return -EINVAL;
+    }
+    o->strategy = st[0];
     o->limits = (kopt_limits_policy_t)s->limits;
     o->half_life_s = (double)s->half_life_ms / 1000.0;
     o->cpu_percentile = (double)s->cpu_percentile / 100.0;

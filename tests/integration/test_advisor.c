@@ -3,8 +3,11 @@
  * written to container_hourly, `kopt-advisor analyze --once` writes and
  * publishes, then the server serves the same recommendation over gRPC (a C
  * client), HTTP (libcurl), buf curl (reflection) and a Python client made
- * from the protos; JetStream holds the same message. Bad requests and bad
- * keys get the right codes. One group: servers start once (~20 s).
+ * from the protos; JetStream holds the same message. Each container's
+ * bounds, replayed risk and backtest come out of every one of them, and
+ * `kopt-advisor backtest` scores each strategy on the stored history. Bad
+ * requests and bad keys get the right codes. One group: servers start once
+ * (~20 s).
  *
  * usage: test_advisor SRCDIR KOPT_ADVISOR PYTHON3 PY_SCRIPT BUF [PROTO_INCLUDE_DIR...] */
 #include <setjmp.h>
@@ -568,6 +571,10 @@ static void same_recommendation_over_grpc_http_and_jetstream(void **state)
             assert_string_equal(rec->analysis_id, g->recommendation->analysis_id);
             assert_float_equal(rec->containers[0]->recommended->cpu_request_cores,
                                c->recommended->cpu_request_cores, 1e-12);
+            assert_non_null(rec->containers[0]->backtest);
+            assert_true(rec->containers[0]->backtest->valid);
+            assert_float_equal(rec->containers[0]->bounds->cpu_upper_cores,
+                               c->bounds->cpu_upper_cores, 0);
             found++;
         }
         kopt__v1__recommendation__free_unpacked(rec, NULL);
@@ -601,6 +608,196 @@ static void oom_and_idle_are_reported(void **state)
     assert_int_equal(code, GRPC_STATUS_OK);
     assert_true(g->recommendation->idle);
     kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
+}
+
+/* The evidence of one container whose 48 hours (2 pods: 120 windows an
+ * hour) end the hour before now: bounds around the requests, the 48 hours
+ * replayed, and a backtest fitted on the first 32 hours, scored on 16. */
+static void check_evidence(const Kopt__V1__ContainerRecommendation *c, uint32_t pods)
+{
+    const Kopt__V1__ResourceBounds *b = c->bounds;
+    const Kopt__V1__ReplayedRisk *r = c->replayed_risk;
+    const Kopt__V1__Backtest *t = c->backtest;
+    const double shares[] = {
+        r ? r->cpu_over_request_share : -1,    r ? r->cpu_over_limit_share : -1,
+        r ? r->memory_over_request_share : -1, t ? t->cpu_over_request_share : -1,
+        t ? t->memory_over_request_share : -1, t ? t->cpu_over_limit_share : -1,
+        t ? t->memory_over_limit_share : -1};
+
+    assert_non_null(b);
+    assert_non_null(r);
+    assert_non_null(t);
+    assert_true(b->cpu_lower_cores > 0);
+    assert_true(b->cpu_lower_cores <= c->recommended->cpu_request_cores);
+    assert_true(c->recommended->cpu_request_cores <= b->cpu_upper_cores);
+    assert_true(b->memory_lower_bytes > 0);
+    assert_true(b->memory_lower_bytes <= c->recommended->memory_request_bytes);
+    assert_true(c->recommended->memory_request_bytes <= b->memory_upper_bytes);
+    for (size_t i = 0; i < sizeof(shares) / sizeof(shares[0]); i++)
+        assert_true(shares[i] >= 0 && shares[i] <= 1);
+    assert_int_equal(r->windows, 48 * 60 * pods);
+    assert_true(r->cpu_windows_over_request <= r->windows);
+    assert_true(t->valid);
+    assert_non_null(t->fit_start_time);
+    assert_int_equal(t->split_time->seconds - t->fit_start_time->seconds, 32 * 3600);
+    assert_int_equal(t->end_time->seconds - t->split_time->seconds, 16 * 3600);
+    assert_int_equal(t->windows, 16 * 60 * pods);
+    assert_float_equal(t->scored_hours, 16, 1e-9);
+    assert_non_null(t->recommended);
+    assert_float_equal(t->reserved_core_hours, t->recommended->cpu_request_cores * 16, 1e-9);
+    assert_true(t->used_core_hours > 0 && t->used_gib_hours > 0);
+    fprintf(stderr,
+            "%s: cpu %.3f in [%.3f, %.3f]; replayed: cpu over request %.4f of %llu windows; "
+            "backtest: fitted %.3f cores, %llu MiB, later windows over the request: cpu %.4f, "
+            "memory %.4f\n",
+            c->container, c->recommended->cpu_request_cores, b->cpu_lower_cores, b->cpu_upper_cores,
+            r->cpu_over_request_share, (unsigned long long)r->windows,
+            t->recommended->cpu_request_cores,
+            (unsigned long long)(t->recommended->memory_request_bytes >> 20),
+            t->cpu_over_request_share, t->memory_over_request_share);
+}
+
+/* Bounds, replayed risk and backtest: over gRPC, the same numbers in the
+ * gateway's JSON (not in the list's BASIC view), and on JetStream. */
+static void bounds_risk_and_backtest_are_served(void **state)
+{
+    Kopt__V1__GetRecommendationResponse *g;
+    const Kopt__V1__ContainerRecommendation *c;
+    json_t *j, *jc, *jb;
+    char *body = NULL;
+    int code;
+
+    (void)state;
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT, "web", KEY, &code);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    c = g->recommendation->containers[0];
+    check_evidence(c, 2);
+    /* A constant 0.2 cores and 200 MiB: the fit covers what followed. */
+    assert_float_equal(c->backtest->cpu_over_request_share, 0, 0);
+    assert_float_equal(c->backtest->memory_over_request_share, 0, 0);
+    assert_float_equal(c->backtest->used_core_hours, 0.2 * 16, 0.01);
+
+    assert_int_equal(http("GET", "/v1/recommendations/local/shop/Deployment/web", KEY, NULL, &body),
+                     200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(j);
+    jc = json_array_get(json_object_get(json_object_get(j, "recommendation"), "containers"), 0);
+    assert_float_equal(
+        json_number_value(json_object_get(json_object_get(jc, "bounds"), "cpuUpperCores")),
+        c->bounds->cpu_upper_cores, 1e-12);
+    assert_int_equal(strtoull(json_string_value(json_object_get(json_object_get(jc, "bounds"),
+                                                                "memoryLowerBytes")),
+                              NULL, 10),
+                     c->bounds->memory_lower_bytes);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(jc, "replayedRisk"), "windows")), "5760");
+    jb = json_object_get(jc, "backtest");
+    assert_true(json_is_true(json_object_get(jb, "valid")));
+    assert_string_equal(json_string_value(json_object_get(jb, "windows")), "1920");
+    assert_non_null(json_string_value(json_object_get(jb, "splitTime")));
+    assert_float_equal(json_number_value(json_object_get(jb, "reservedCoreHours")),
+                       c->backtest->reserved_core_hours, 1e-9);
+    json_decref(j);
+
+    assert_int_equal(
+        http("GET", "/v1/recommendations?cluster=local&namespace=shop&name=web", KEY, NULL, &body),
+        200);
+    assert_non_null(strstr(body, "\"recommended\":{"));
+    assert_null(strstr(body, "bounds"));
+    assert_null(strstr(body, "replayedRisk"));
+    assert_null(strstr(body, "backtest"));
+    free(body);
+    kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
+
+    /* db is short of CPU and memory: its advice still brackets and scores. */
+    g = get_grpc("shop", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_STATEFUL_SET, "db", KEY, &code);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    check_evidence(g->recommendation->containers[0], 1);
+    kopt__v1__get_recommendation_response__free_unpacked(g, NULL);
+}
+
+/* `kopt-advisor backtest` on the stored history: a line for each strategy
+ * over the four series, and as JSON for one namespace and two strategies. */
+static void backtest_command_prints_each_strategy(void **state)
+{
+    char *out = NULL;
+    const char *p;
+    json_t *j, *list;
+    int rc;
+
+    (void)state;
+    {
+        char *argv[] = {(char *)advisor_exe,
+                        "backtest",
+                        "--clickhouse-url",
+                        w.ch->url,
+                        "--log-format",
+                        "text",
+                        NULL};
+
+        rc = run_cmd(argv, &out);
+        fprintf(stderr, "kopt-advisor backtest (exit %d):\n%s", rc, out);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(out, "backtest of 4 series (cluster all, namespace all)"));
+        for (int i = 0; i < 3; i++) {
+            static const char *const names[] = {"\nkopt ", "\nvpa ", "\nsimple "};
+            unsigned series = 0, skipped = 9;
+            double core_h = 0, gib_h = 0, cpu = -1, mem = -1;
+
+            p = strstr(out, names[i]);
+            assert_non_null(p);
+            assert_int_equal(sscanf(p + strlen(names[i]), "%u %u %lf %lf %lf%% %lf%%", &series,
+                                    &skipped, &core_h, &gib_h, &cpu, &mem),
+                             6);
+            assert_int_equal(series, 4);
+            assert_int_equal(skipped, 0);
+            assert_true(core_h > 0 && gib_h > 0);
+            assert_true(cpu >= 0 && cpu <= 100 && mem >= 0 && mem <= 100);
+        }
+        free(out);
+    }
+    {
+        char *argv[] = {(char *)advisor_exe,
+                        "backtest",
+                        "--clickhouse-url",
+                        w.ch->url,
+                        "--namespace",
+                        "shop",
+                        "--strategy",
+                        "kopt,simple",
+                        "--output",
+                        "json",
+                        "--log-format",
+                        "text",
+                        NULL};
+
+        rc = run_cmd(argv, &out);
+        assert_int_equal(rc, 0);
+        p = strchr(out, '{');
+        assert_non_null(p);
+        j = json_loads(p, JSON_DISABLE_EOF_CHECK, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "namespace")), "shop");
+        assert_int_equal(json_integer_value(json_object_get(j, "series")), 2);
+        list = json_object_get(j, "strategies");
+        assert_int_equal(json_array_size(list), 2);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "strategy")),
+                            "kopt");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "strategy")),
+                            "simple");
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 1), "series")), 2);
+        json_decref(j);
+        free(out);
+    }
+    {
+        char *argv[] = {(char *)advisor_exe, "backtest", "--strategy", "best", NULL};
+
+        rc = run_cmd(argv, &out);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out, "\"best\" is not kopt, vpa or simple"));
+        free(out);
+    }
 }
 
 static bool has_reason(const Kopt__V1__ContainerRecommendation *c,
@@ -778,6 +975,7 @@ static void paging_summary_usage_and_page(void **state)
 
     assert_int_equal(http("GET", "/", NULL, NULL, &body), 200);
     assert_non_null(strstr(body, "kopt advisor"));
+    assert_non_null(strstr(body, "Backtest: fitted on"));
     free(body);
 }
 
@@ -877,6 +1075,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_recommendation_over_grpc_http_and_jetstream),
         cmocka_unit_test(oom_and_idle_are_reported),
+        cmocka_unit_test(bounds_risk_and_backtest_are_served),
+        cmocka_unit_test(backtest_command_prints_each_strategy),
         cmocka_unit_test(hpa_and_node_sizes_shape_the_advice),
         cmocka_unit_test(bad_requests_and_keys_get_the_right_codes),
         cmocka_unit_test(paging_summary_usage_and_page),

@@ -4,8 +4,10 @@
 Generates Python modules and gRPC stubs for kopt/v1/advisor.proto (and what it
 imports) with grpc_tools.protoc into a temp dir, then over plaintext gRPC:
   1. ListRecommendations for cluster "local" with the API key: three
-     workloads, each with containers, savings and an analysis id; paging
-     with page_size=1 walks the same three;
+     workloads, each with containers, savings and an analysis id (the basic
+     view without bounds or backtest), and from GetRecommendation web's
+     bounds around its requests, its backtest and replayed risk; paging with
+     page_size=1 walks the same three;
   2. GetRecommendation of an unknown workload: NOT_FOUND;
   3. a wrong key: UNAUTHENTICATED.
 test_advisor.c starts the servers, writes the history, runs the analysis and
@@ -64,6 +66,27 @@ def run(args, grpc, pb, pb_grpc, metrics_pb):
         web = [r for r in resp.recommendations if r.workload.name == "web"]
         check(web and web[0].containers[0].recommended.cpu_request_cores < 1.0,
               "web's CPU request is lowered")
+        c = web[0].containers[0] if web else None
+        check(c is not None and not c.HasField("bounds") and not c.HasField("backtest")
+              and not c.HasField("replayed_risk"),
+              "the list's basic view leaves out the bounds, replayed risk and backtest")
+        full = stub.GetRecommendation(pb.GetRecommendationRequest(
+            cluster="local", namespace="shop", kind=metrics_pb.WORKLOAD_KIND_DEPLOYMENT,
+            name="web"), metadata=key, timeout=20).recommendation.containers[0]
+        check(full.bounds.cpu_lower_cores <= full.recommended.cpu_request_cores
+              <= full.bounds.cpu_upper_cores
+              and full.bounds.memory_lower_bytes <= full.recommended.memory_request_bytes
+              <= full.bounds.memory_upper_bytes,
+              "web's bounds bracket its recommended requests")
+        bt = full.backtest
+        check(bt.valid and bt.windows == 1920 and bt.scored_hours == 16
+              and bt.split_time.seconds - bt.fit_start_time.seconds == 32 * 3600
+              and 0 <= bt.cpu_over_request_share <= 1 and 0 <= bt.memory_over_request_share <= 1,
+              "web's backtest: fitted on 32 hours, scored on 16 (got %s)" % str(bt).replace(
+                  "\n", " "))
+        check(full.replayed_risk.windows == 5760
+              and 0 <= full.replayed_risk.cpu_over_request_share <= 1,
+              "web's replayed risk covers its 48 hours")
 
         seen, token = [], ""
         for _ in range(5):

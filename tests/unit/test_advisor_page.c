@@ -2,7 +2,8 @@
  * cached encodings is byte for byte the proto3 JSON (kopt_pbjson_encode) and
  * the protobuf (protobuf_c_message_pack) of the same response message, in
  * both views, on the first, a middle, the last and an empty page; the BASIC
- * view leaves out exactly the evidence. */
+ * view leaves out exactly the evidence (bounds and backtest too). advisor/evidence.c:
+ * an engine result's bounds, replayed risk and backtest as messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,13 +18,53 @@
 #include <kopt/pbjson.h>
 
 #include "advisor.h"
+#include "evidence.h"
 
 #define N_RECS 5
+
+/* An engine result with history, bounds, replayed risk and a valid
+ * backtest: 48 hours from 1800000000, split after 32. */
+static void engine_result(kopt_engine_result_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->recommended = (kopt_resources_t){0.25, 0.5, 300ULL << 20, 600ULL << 20};
+    r->cpu_lower = 0.125;
+    r->cpu_upper = 0.375;
+    r->memory_lower = 200ULL << 20;
+    r->memory_upper = 400ULL << 20;
+    r->history.windows = 5760;
+    r->history.first_hour = 1800000000;
+    r->history.last_hour = 1800000000 + 47 * 3600;
+    r->risk = (kopt_engine_risk_t){.windows = 5760,
+                                   .cpu_windows_over_request = 576,
+                                   .cpu_over_request_share = 0.1,
+                                   .cpu_windows_throttled = 6,
+                                   .cpu_throttled_share = 6 / 5760.0,
+                                   .cpu_hours_peak_over_limit = 3,
+                                   .memory_windows_over_request = 1440,
+                                   .memory_windows_oom = 2,
+                                   .memory_hours_oom = 1};
+    r->backtest = (kopt_engine_backtest_t){.valid = true,
+                                           .split = 1800000000 + 32 * 3600,
+                                           .recommended = {0.2, 0.4, 256ULL << 20, 512ULL << 20},
+                                           .windows = 1920,
+                                           .scored_hours = 16,
+                                           .cpu_over_request_share = 0.125,
+                                           .memory_over_request_share = 0.25,
+                                           .cpu_over_limit_share = 0.0625,
+                                           .memory_over_limit_share = 1 / 1920.0,
+                                           .reserved_core_hours = 3.2,
+                                           .reserved_gib_hours = 4,
+                                           .used_core_hours = 2.5,
+                                           .used_gib_hours = 3};
+}
 
 /* An owned Recommendation with every kind of field set, some of them to
  * values that JSON escapes or writes specially. */
 static Kopt__V1__Recommendation *make_rec(int i)
 {
+    kopt_engine_result_t er;
+    adv_evidence_t ev[2];
     Kopt__V1__Recommendation rec = KOPT__V1__RECOMMENDATION__INIT;
     Kopt__V1__WorkloadRef ref = KOPT__V1__WORKLOAD_REF__INIT;
     Kopt__V1__WorkloadSavings sav = KOPT__V1__WORKLOAD_SAVINGS__INIT;
@@ -52,8 +93,10 @@ static Kopt__V1__Recommendation *make_rec(int i)
     cpu.p50_cores = 0.05;
     cpu.max_cores = 1.0 / 3;
     mem.p99_bytes = 18446744073709551615ULL;
+    engine_result(&er);
     for (int k = 0; k < 2; k++) {
         kopt__v1__container_recommendation__init(&c[k]);
+        adv_evidence_fill(&ev[k], &c[k], &er);
         c[k].container = k ? "sidecar" : "main";
         c[k].current = &cur;
         c[k].recommended = &nr;
@@ -194,6 +237,12 @@ static void the_basic_view_leaves_out_the_evidence_only(void **state)
     assert_null(strstr(e->basic_json.data, "Percentile"));
     assert_null(strstr(e->basic_json.data, "oomKills"));
     assert_null(strstr(e->basic_json.data, "cpuThrottledSeconds"));
+    assert_null(strstr(e->basic_json.data, "replayedRisk"));
+    assert_null(strstr(e->basic_json.data, "backtest"));
+    assert_null(strstr(e->basic_json.data, "bounds"));
+    /* The snapshot's own message keeps them. */
+    assert_non_null(e->rec->containers[0]->bounds);
+    assert_int_equal(e->rec->containers[0]->bounds->memory_upper_bytes, 400ULL << 20);
     b = kopt__v1__recommendation__unpack(NULL, e->basic_pb.len, (const uint8_t *)e->basic_pb.data);
     assert_non_null(b);
     assert_int_equal(b->n_containers, 2);
@@ -204,6 +253,9 @@ static void the_basic_view_leaves_out_the_evidence_only(void **state)
     assert_float_equal(b->containers[0]->confidence, 0.5, 0);
     assert_string_equal(b->containers[0]->explanation, "");
     assert_null(b->containers[0]->cpu_usage);
+    assert_null(b->containers[0]->replayed_risk);
+    assert_null(b->containers[0]->backtest);
+    assert_null(b->containers[0]->bounds);
     assert_string_equal(b->workload->name, e->rec->workload->name);
     assert_float_equal(b->savings->monthly_cost, e->rec->savings->monthly_cost, 0);
     assert_int_equal(b->generated_at->seconds, e->rec->generated_at->seconds);
@@ -213,12 +265,67 @@ static void the_basic_view_leaves_out_the_evidence_only(void **state)
     adv_results_release(res);
 }
 
+/* Every number lands in its field; the replay's memory share is the count
+ * over the windows (1440 / 5760); times come from the history and split. */
+static void evidence_maps_every_engine_field(void **state)
+{
+    Kopt__V1__ContainerRecommendation c = KOPT__V1__CONTAINER_RECOMMENDATION__INIT;
+    kopt_engine_result_t r;
+    adv_evidence_t ev;
+    char *json = NULL;
+
+    (void)state;
+    engine_result(&r);
+    adv_evidence_fill(&ev, &c, &r);
+    assert_float_equal(c.bounds->cpu_lower_cores, 0.125, 0);
+    assert_float_equal(c.bounds->cpu_upper_cores, 0.375, 0);
+    assert_int_equal(c.bounds->memory_lower_bytes, 200ULL << 20);
+    assert_int_equal(c.replayed_risk->windows, 5760);
+    assert_int_equal(c.replayed_risk->cpu_windows_over_request, 576);
+    assert_float_equal(c.replayed_risk->cpu_over_request_share, 0.1, 0);
+    assert_int_equal(c.replayed_risk->cpu_windows_over_limit, 6);
+    assert_int_equal(c.replayed_risk->cpu_hours_peak_over_limit, 3);
+    assert_float_equal(c.replayed_risk->memory_over_request_share, 0.25, 0);
+    assert_int_equal(c.replayed_risk->memory_windows_over_limit, 2);
+    assert_int_equal(c.replayed_risk->memory_hours_over_limit, 1);
+    assert_true(c.backtest->valid);
+    assert_int_equal(c.backtest->fit_start_time->seconds, 1800000000);
+    assert_int_equal(c.backtest->split_time->seconds, 1800000000 + 32 * 3600);
+    assert_int_equal(c.backtest->end_time->seconds, 1800000000 + 48 * 3600);
+    assert_float_equal(c.backtest->recommended->cpu_limit_cores, 0.4, 0);
+    assert_int_equal(c.backtest->windows, 1920);
+    assert_float_equal(c.backtest->memory_over_limit_share, 1 / 1920.0, 0);
+    assert_float_equal(c.backtest->used_gib_hours, 3, 0);
+    /* proto3 JSON names, as the gateway writes them. */
+    assert_int_equal(kopt_pbjson_encode(&c.base, &json, NULL), 0);
+    assert_non_null(strstr(json, "\"replayedRisk\":{\"windows\":\"5760\","));
+    assert_non_null(strstr(json, "\"backtest\":{\"valid\":true,\"fitStartTime\":"));
+    assert_non_null(strstr(json, "\"splitTime\":\"2027-01-16T16:00:00Z\""));
+    assert_non_null(strstr(json, "\"cpuOverRequestShare\":0.125"));
+    free(json);
+
+    /* Too little history on one side: {valid: false} and nothing else. */
+    r.backtest.valid = false;
+    adv_evidence_fill(&ev, &c, &r);
+    assert_false(c.backtest->valid);
+    assert_null(c.backtest->split_time);
+    assert_null(c.backtest->recommended);
+    assert_int_equal(c.backtest->windows, 0);
+    /* No history at all: no evidence. */
+    r.history.windows = 0;
+    adv_evidence_fill(&ev, &c, &r);
+    assert_null(c.bounds);
+    assert_null(c.replayed_risk);
+    assert_null(c.backtest);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pages_equal_the_generic_encoders),
         cmocka_unit_test(an_empty_snapshot_lists_as_an_empty_object),
         cmocka_unit_test(the_basic_view_leaves_out_the_evidence_only),
+        cmocka_unit_test(evidence_maps_every_engine_field),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
