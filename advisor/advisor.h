@@ -45,8 +45,10 @@ typedef struct {
     uint64_t lookback_ms;
     kopt_config_list_t strategy; /* kopt, vpa, simple: one to serve, any to backtest */
     int limits;                  /* keep-ratio, from-upper, leave */
-    uint64_t half_life_ms;
-    int64_t cpu_percentile, memory_percentile; /* percent */
+    uint64_t half_life_ms, memory_half_life_ms;
+    int64_t cpu_percentile, cpu_max_percentile, memory_percentile; /* percent */
+    char *cpu_step, *cpu_step_share;
+    uint64_t memory_headroom_bytes;
     int64_t safety_margin_percent, oom_bump_percent;
     char *cpu_min_cores;
     uint64_t memory_min_bytes;

@@ -14,6 +14,7 @@
 #include <kopt/log.h>
 
 #include "advisor.h"
+#include "evidence.h"
 
 #define MAX_REASONS 8
 
@@ -24,6 +25,7 @@ typedef struct {
     Kopt__V1__CpuUsageStats cpu;
     Kopt__V1__MemoryUsageStats mem;
     Kopt__V1__RecommendationReason reasons[MAX_REASONS];
+    adv_evidence_t ev; /* bounds, replayed risk, backtest */
 } crec_t;
 
 static int64_t now_ns(void)
@@ -122,6 +124,7 @@ static void container_msg(crec_t *x, const char *name, const kopt_engine_result_
     x->c.oom_kills = h->oom_kills;
     x->c.cpu_throttled_seconds = h->cpu_throttled_seconds;
     reasons(x, r);
+    adv_evidence_fill(&x->ev, &x->c, r);
 }
 
 static Kopt__V1__QosClass qos(const kopt_engine_result_t *r, size_t n)

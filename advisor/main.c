@@ -90,8 +90,10 @@ static int backtest(const kopt_config_t *cfg, const adv_settings_t *s)
         return KOPT_CONFIG_EXIT_USAGE;
     }
     adv_settings_ch_options(s, &ch);
-    scope =
-        (adv_scope_t){s->cluster, s->namespace_, eo.lookback_s > 0 ? now - eo.lookback_s : 0, now};
+    scope = (adv_scope_t){.cluster = s->cluster,
+                          .namespace_ = s->namespace_,
+                          .from = eo.lookback_s > 0 ? now - eo.lookback_s : 0,
+                          .to = now};
     if (adv_backtest_run(&ch, &eo, &scope, st, n, now, s->output == 1, stdout, err, sizeof(err)) <
         0) {
         kopt_log_error("backtest failed", KOPT_STR("error", err));

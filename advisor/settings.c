@@ -79,19 +79,35 @@ static const kopt_config_setting_t settings[] = {
      "limits policy: keep the current limit/request ratio, set them from the upper bound, "
      "or leave them",
      KOPT_CONFIG_RELOADABLE, 0, 0, limits},
-    {"half-life", KOPT_CONFIG_DURATION, offsetof(S, half_life_ms), "24h",
-     "decay half-life of the usage histograms (kopt strategy)", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
-    {"cpu-percentile", KOPT_CONFIG_INT, offsetof(S, cpu_percentile), "90",
-     "percentile of CPU usage the CPU request is based on", KOPT_CONFIG_RELOADABLE, 1, 100, NULL},
-    {"memory-percentile", KOPT_CONFIG_INT, offsetof(S, memory_percentile), "95",
-     "percentile of memory peaks the memory request is based on", KOPT_CONFIG_RELOADABLE, 1, 100,
+    {"half-life", KOPT_CONFIG_DURATION, offsetof(S, half_life_ms), "48h",
+     "half-life of the CPU usage histogram (kopt strategy)", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"cpu-percentile", KOPT_CONFIG_INT, offsetof(S, cpu_percentile), "80",
+     "percentile of the time where the CPU request starts (kopt; it rises from there while a "
+     "step more still covers enough time)",
+     KOPT_CONFIG_RELOADABLE, 1, 100, NULL},
+    {"cpu-max-percentile", KOPT_CONFIG_INT, offsetof(S, cpu_max_percentile), "99",
+     "percentile of the time the CPU request never passes (kopt)", KOPT_CONFIG_RELOADABLE, 1, 100,
      NULL},
-    {"safety-margin", KOPT_CONFIG_INT, offsetof(S, safety_margin_percent), "15",
-     "percent added to the percentiles", KOPT_CONFIG_RELOADABLE, 0, 1000, NULL},
+    {"cpu-step", KOPT_CONFIG_STRING, offsetof(S, cpu_step), "1.3",
+     "the step the CPU request looks ahead by, as a factor (kopt)", KOPT_CONFIG_RELOADABLE, 0, 0,
+     NULL},
+    {"cpu-step-share", KOPT_CONFIG_STRING, offsetof(S, cpu_step_share), "0.005",
+     "the CPU request rises while a step more would cover at least this share of the time (kopt)",
+     KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"memory-percentile", KOPT_CONFIG_INT, offsetof(S, memory_percentile), "90",
+     "percentile of the daily memory peaks the memory request is based on (kopt)",
+     KOPT_CONFIG_RELOADABLE, 1, 100, NULL},
+    {"memory-half-life", KOPT_CONFIG_DURATION, offsetof(S, memory_half_life_ms), "24h",
+     "half-life of the daily memory peaks' weights (kopt)", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"memory-headroom", KOPT_CONFIG_BYTES, offsetof(S, memory_headroom_bytes), "256MiB",
+     "memory added to the daily peak level (kopt)", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"safety-margin", KOPT_CONFIG_INT, offsetof(S, safety_margin_percent), "0",
+     "percent of the daily peak level added instead of the headroom when larger (kopt)",
+     KOPT_CONFIG_RELOADABLE, 0, 1000, NULL},
     {"oom-bump", KOPT_CONFIG_INT, offsetof(S, oom_bump_percent), "120",
      "after an OOM kill, memory is at least this percent of the usage at the kill",
      KOPT_CONFIG_RELOADABLE, 100, 1000, NULL},
-    {"cpu-min-cores", KOPT_CONFIG_STRING, offsetof(S, cpu_min_cores), "0.01",
+    {"cpu-min-cores", KOPT_CONFIG_STRING, offsetof(S, cpu_min_cores), "0.025",
      "smallest CPU request recommended, in cores", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
     {"memory-min", KOPT_CONFIG_BYTES, offsetof(S, memory_min_bytes), "16MiB",
      "smallest memory request recommended", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
@@ -189,8 +205,13 @@ int adv_settings_engine_options(const adv_settings_t *s, kopt_engine_options_t *
     o->strategy = st[0];
     o->limits = (kopt_limits_policy_t)s->limits;
     o->half_life_s = (double)s->half_life_ms / 1000.0;
+    o->memory_half_life_s = (double)s->memory_half_life_ms / 1000.0;
     o->cpu_percentile = (double)s->cpu_percentile / 100.0;
+    o->cpu_max_percentile = (double)s->cpu_max_percentile / 100.0;
     o->memory_percentile = (double)s->memory_percentile / 100.0;
+    o->memory_headroom_bytes = s->memory_headroom_bytes;
+    if (o->cpu_max_percentile < o->cpu_percentile)
+        o->cpu_max_percentile = o->cpu_percentile;
     if (o->cpu_upper_percentile < o->cpu_percentile)
         o->cpu_upper_percentile = o->cpu_percentile;
     if (o->memory_upper_percentile < o->memory_percentile)
@@ -204,6 +225,10 @@ int adv_settings_engine_options(const adv_settings_t *s, kopt_engine_options_t *
     o->memory_min_bytes = s->memory_min_bytes;
     o->lookback_s = (int64_t)(s->lookback_ms / 1000);
     r = number("cpu-min-cores", s->cpu_min_cores, 0, &o->cpu_min_cores, err, errlen);
+    if (r == 0)
+        r = number("cpu-step", s->cpu_step, 1, &o->cpu_step, err, errlen);
+    if (r == 0)
+        r = number("cpu-step-share", s->cpu_step_share, 0, &o->cpu_step_share, err, errlen);
     if (r == 0)
         r = number("idle-cpu-cores", s->idle_cpu_cores, 0, &o->idle_cpu_cores, err, errlen);
     if (r == 0)
