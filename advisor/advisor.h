@@ -47,7 +47,7 @@ typedef struct {
     int limits;                  /* keep-ratio, from-upper, leave */
     uint64_t half_life_ms, memory_half_life_ms;
     int64_t cpu_percentile, cpu_max_percentile, memory_percentile; /* percent */
-    char *cpu_step, *cpu_step_share;
+    char *cpu_step, *cpu_step_share, *cpu_floor_cores;
     uint64_t memory_headroom_bytes;
     int64_t safety_margin_percent, oom_bump_percent;
     char *cpu_min_cores;

@@ -94,6 +94,9 @@ static const kopt_config_setting_t settings[] = {
     {"cpu-step-share", KOPT_CONFIG_STRING, offsetof(S, cpu_step_share), "0.005",
      "the CPU request rises while a step more would cover at least this share of the time (kopt)",
      KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
+    {"cpu-floor-cores", KOPT_CONFIG_STRING, offsetof(S, cpu_floor_cores), "0.025",
+     "CPU usage below this is noise to the CPU request (kopt), in cores", KOPT_CONFIG_RELOADABLE, 0,
+     0, NULL},
     {"memory-percentile", KOPT_CONFIG_INT, offsetof(S, memory_percentile), "90",
      "percentile of the daily memory peaks the memory request is based on (kopt)",
      KOPT_CONFIG_RELOADABLE, 1, 100, NULL},
@@ -107,7 +110,7 @@ static const kopt_config_setting_t settings[] = {
     {"oom-bump", KOPT_CONFIG_INT, offsetof(S, oom_bump_percent), "120",
      "after an OOM kill, memory is at least this percent of the usage at the kill",
      KOPT_CONFIG_RELOADABLE, 100, 1000, NULL},
-    {"cpu-min-cores", KOPT_CONFIG_STRING, offsetof(S, cpu_min_cores), "0.025",
+    {"cpu-min-cores", KOPT_CONFIG_STRING, offsetof(S, cpu_min_cores), "0.01",
      "smallest CPU request recommended, in cores", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
     {"memory-min", KOPT_CONFIG_BYTES, offsetof(S, memory_min_bytes), "16MiB",
      "smallest memory request recommended", KOPT_CONFIG_RELOADABLE, 0, 0, NULL},
@@ -225,6 +228,8 @@ int adv_settings_engine_options(const adv_settings_t *s, kopt_engine_options_t *
     o->memory_min_bytes = s->memory_min_bytes;
     o->lookback_s = (int64_t)(s->lookback_ms / 1000);
     r = number("cpu-min-cores", s->cpu_min_cores, 0, &o->cpu_min_cores, err, errlen);
+    if (r == 0)
+        r = number("cpu-floor-cores", s->cpu_floor_cores, 0, &o->cpu_floor_cores, err, errlen);
     if (r == 0)
         r = number("cpu-step", s->cpu_step, 1, &o->cpu_step, err, errlen);
     if (r == 0)

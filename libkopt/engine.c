@@ -21,6 +21,7 @@ void kopt_engine_options_default(kopt_engine_options_t *o)
     o->cpu_max_percentile = 0.99;
     o->cpu_step = 1.3;
     o->cpu_step_share = 0.005;
+    o->cpu_floor_cores = 0.025;
     o->cpu_lower_percentile = 0.50;
     o->cpu_upper_percentile = 0.99;
     o->memory_half_life_s = 86400;
@@ -32,7 +33,7 @@ void kopt_engine_options_default(kopt_engine_options_t *o)
     o->oom_bump = 1.2;
     o->limits = KOPT_LIMITS_KEEP_RATIO;
     o->throttle_share = 0.05;
-    o->cpu_min_cores = 0.025;
+    o->cpu_min_cores = 0.01;
     o->memory_min_bytes = 16 * MIB;
     o->cpu_round_cores = 0.001;
     o->memory_round_bytes = MIB;

@@ -87,7 +87,7 @@ static void say_cpu(text_t *t, const kopt_engine_options_t *o, const kopt_engine
             r->cpu_next_share * 100);
         break;
     case KOPT_STRATEGY_SIMPLE:
-        say(t, ": the p95 of the window means, %.3f cores, ", r->cpu_basis_cores);
+        say(t, ": the simple rule's p95 of the window means, %.3f cores, ", r->cpu_basis_cores);
         say_history(t, r);
         break;
     case KOPT_STRATEGY_VPA:

@@ -7,7 +7,8 @@
  * time: a steady series ends near its top, whose last few per cent are
  * cheap to cover, while a rare burst far above the usual level is left to
  * spare CPU instead of being reserved all the time. Never past
- * cpu_max_percentile. docs/engine.md has the reasoning and measurements. */
+ * cpu_max_percentile, nor below cpu_floor_cores. docs/engine.md has the reasoning and measurements.
+ */
 #include "engine_internal.h"
 
 #include <math.h>
@@ -33,7 +34,7 @@ void kopt_engine_fit_cpu(const kopt_engine_options_t *o, const kopt_engine_conta
                          int64_t now, kopt_cpu_fit_t *out)
 {
     kopt_dhist_t h;
-    double cum = 0, next = 0, floor = o->cpu_min_cores;
+    double cum = 0, next = 0, floor = o->cpu_floor_cores;
     int i;
 
     kopt_dhist_init(&h, KOPT_DHIST_CPU, o->half_life_s);

@@ -129,6 +129,7 @@ typedef struct {
     double cpu_max_percentile;
     double cpu_step;
     double cpu_step_share;
+    double cpu_floor_cores;      /* below this, usage is noise: 0.025 (the VPA's pod minimum) */
     double cpu_lower_percentile; /* bounds, default 0.50 */
     double cpu_upper_percentile; /* default 0.99 */
     /* kopt, memory: one peak per day (days counted back from the last hour
@@ -145,7 +146,7 @@ typedef struct {
     kopt_limits_policy_t limits;
     double throttle_share;                       /* throttled/periods above which CPU limits stay
                                                     >= the upper bound; default 0.05 */
-    double cpu_min_cores, cpu_max_cores;         /* 0.025, 0 = no max */
+    double cpu_min_cores, cpu_max_cores;         /* 0.01, 0 = no max */
     uint64_t memory_min_bytes, memory_max_bytes; /* 16 MiB, 0 = no max */
     double cpu_round_cores;                      /* 0.001 (millicores) */
     uint64_t memory_round_bytes;                 /* 1 MiB */
