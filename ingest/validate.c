@@ -18,7 +18,7 @@ void kopt_batch_limits_default(kopt_batch_limits_t *lim)
     lim->max_workloads = 5000;
     /* The advisor's 8-day lookback plus 6 days for an agent's outage, and
      * well inside the aggregator's 35 days of container_windows
-     * (docs/configuration.md, "How old a window may be"). */
+     * (docs/configuration.md, "kopt-ingest: how old a window may be"). */
     lim->max_age_seconds = (int64_t)14 * 24 * 3600;
     lim->max_future_seconds = 300;
     lim->max_window_seconds = 3600;
@@ -193,7 +193,6 @@ int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_
             return -EINVAL;
     return 0;
 }
-
 
 void kopt_batch_split_old(Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim, int64_t now,
                           kopt_batch_split_t *split)
