@@ -9,8 +9,9 @@ typedef struct push_stream push_stream_t;
 
 typedef struct {
     kopt_metric_counter_t *stored, *duplicate, *failed, *windows, *bytes, *rate_limited;
-    kopt_metric_family_t *rejected;     /* {reason} */
-    kopt_metric_family_t *streams_done; /* {code} */
+    kopt_metric_counter_t *windows_too_old; /* kopt_ingest_windows_refused_total{too_old} */
+    kopt_metric_family_t *rejected;         /* {reason} */
+    kopt_metric_family_t *streams_done;     /* {code} */
     kopt_metric_histogram_t *publish_seconds;
 } ingest_metrics_t;
 

@@ -3,7 +3,9 @@
  * of pending entries) so a cumulative ack never covers a batch that is not
  * stored. A bad batch, a rate limit or a failed publish ends the stream with
  * a status after everything before it was acked; the agent re-sends the rest.
- * Everything runs on the loop thread (all tags are on_loop). */
+ * Windows too old to keep are left out of their batch and reported in the
+ * ack (WindowRefusal); they never end the stream. Everything but on_recv
+ * runs on the loop thread (all other tags are on_loop). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -24,14 +26,27 @@
 #include <kopt/names.h>
 
 #define MAX_EPOCHS 4 /* an agent replaying its spool sends at most two */
+/* WindowRefusals in one PushAck, at most: a spool replay of old batches
+ * then yields acks of a few KiB, each covering up to this many batches. */
+#define MAX_REFUSALS 32
 
-enum { WAITING, INFLIGHT, STORED, REJECTED, FAILED };
+/* SKIPPED: settled without publishing (every window too old). */
+enum { WAITING, INFLIGHT, STORED, SKIPPED, REJECTED, FAILED };
+
+/* Windows left out of one settled batch, until an ack reports them. */
+typedef struct {
+    uint64_t epoch, seq;
+    uint32_t refused, stored;
+    int64_t oldest_s;
+    int batch_too_old;
+} refusal_t;
 
 typedef struct pending {
     struct pending *next;
     push_stream_t *s; /* NULL once the stream is gone: the publish result is dropped */
     uint64_t epoch, seq, started_ns;
     size_t bytes, windows;
+    kopt_batch_split_t split; /* too_old > 0 or store_nothing: reported when settled */
     int state;
     grpc_slice data; /* WAITING only: the batch to publish */
     char subject[300], msg_id[300];
@@ -63,6 +78,9 @@ struct push_stream {
     Kopt__V1__BatchRejection rejection; /* at most one: the stream ends after it */
     int has_rejection;
     char rejection_msg[256];
+    refusal_t *refusals; /* settled, not yet acked; MAX_REFUSALS, allocated on first use */
+    size_t n_refusals;
+    int logged_too_old; /* the first batch with old windows is logged, the rest counted */
     kopt_grpc_tag_t recv_tag, send_tag, status_tag, close_tag;
     /* Filled on the CQ thread while a read is outstanding, used on the loop:
      * decoding and validating there keeps the loop free for the rest. */
@@ -73,6 +91,9 @@ struct push_stream {
     kopt_arena_t rx_arena;           /* emptied after each batch: no idle memory */
     int rx_valid;                    /* kopt_batch_validate's result */
     kopt_batch_problem_t rx_problem;
+    kopt_batch_split_t rx_split; /* valid batches: which windows are too old */
+    grpc_slice rx_pub;           /* windows left out: the bytes to publish instead of rx */
+    int rx_has_pub;
 };
 
 static void maybe_read(push_stream_t *s);
@@ -105,6 +126,7 @@ static void unref(push_stream_t *s)
     if (s->out)
         grpc_byte_buffer_destroy(s->out);
     grpc_slice_unref(s->details);
+    free(s->refusals);
     kopt_arena_free(&s->rx_arena);
     kopt_grpc_call_release(s->c);
     free(s);
@@ -298,10 +320,32 @@ static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
     return 0;
 }
 
-static void handle_batch(push_stream_t *s, grpc_slice data, const Kopt__V1__MetricBatch *b)
+/* Logs the first batch of a stream that loses windows for their age; the
+ * others only move kopt_ingest_windows_refused_total, so a spool replay of
+ * days of old batches does not flood the log. */
+static void log_too_old(push_stream_t *s, const Kopt__V1__MetricBatch *b,
+                        const kopt_batch_split_t *sp)
+{
+    if (s->logged_too_old)
+        return;
+    s->logged_too_old = 1;
+    kopt_log_warn("Push: windows older than --max-batch-age left out; later batches of this "
+                  "stream are only counted in kopt_ingest_windows_refused_total",
+                  KOPT_STR("cluster", b->cluster), KOPT_STR("agent", b->agent_id),
+                  KOPT_UINT("epoch", b->epoch), KOPT_UINT("seq", b->seq),
+                  KOPT_UINT("windows_refused", sp->too_old), KOPT_UINT("windows_stored", sp->kept),
+                  KOPT_INT("oldest_s", sp->oldest_seconds),
+                  KOPT_INT("max_age_s", s->ing->opts.limits.max_age_seconds));
+}
+
+/* `data` is what arrived (limits and rate count it); `pub` what to publish:
+ * the same bytes, or the batch re-packed without its too-old windows. */
+static void handle_batch(push_stream_t *s, grpc_slice data, grpc_slice pub,
+                         const Kopt__V1__MetricBatch *b)
 {
     kopt_ingest_t *ing = s->ing;
     size_t len = GRPC_SLICE_LENGTH(data);
+    const kopt_batch_split_t *sp = &s->rx_split;
     pending_t *p;
     char node[256];
 
@@ -325,21 +369,33 @@ static void handle_batch(push_stream_t *s, grpc_slice data, const Kopt__V1__Metr
                GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
         return;
     }
-    if (admit(s, b, len) == 0 && (p = calloc(1, sizeof(*p)))) {
-        p->epoch = b->epoch;
-        p->seq = b->seq;
-        p->bytes = len;
-        p->windows = b->n_windows;
-        p->state = WAITING;
-        p->data = grpc_slice_ref(data);
-        kopt_name_subject_token(b->node, node, sizeof(node));
-        snprintf(p->subject, sizeof(p->subject), "%s.%s.%s", ing->opts.subject_prefix, b->cluster,
-                 node);
-        snprintf(p->msg_id, sizeof(p->msg_id), "%s/%" PRIu64 "/%" PRIu64, b->agent_id, b->epoch,
-                 b->seq);
+    if (admit(s, b, len) < 0 || !(p = calloc(1, sizeof(*p))))
+        return;
+    p->epoch = b->epoch;
+    p->seq = b->seq;
+    p->split = *sp;
+    if (sp->too_old > 0 || sp->store_nothing)
+        log_too_old(s, b, sp);
+    if (sp->store_nothing) {
+        /* Settled at once, in order behind what is still in flight. */
+        p->state = SKIPPED;
+        p->data = grpc_empty_slice();
         push_pending(s, p);
-        publish(s, p);
+        return;
     }
+    p->bytes = GRPC_SLICE_LENGTH(pub);
+    p->windows = sp->kept;
+    p->state = WAITING;
+    p->data = grpc_slice_ref(pub);
+    kopt_name_subject_token(b->node, node, sizeof(node));
+    snprintf(p->subject, sizeof(p->subject), "%s.%s.%s", ing->opts.subject_prefix, b->cluster,
+             node);
+    /* The batch's id even when windows were left out: a re-send is still
+     * recognised, and JetStream keeps the copy it stored first. */
+    snprintf(p->msg_id, sizeof(p->msg_id), "%s/%" PRIu64 "/%" PRIu64, b->agent_id, b->epoch,
+             b->seq);
+    push_pending(s, p);
+    publish(s, p);
 }
 
 /* Publishes entries held back by a full window, in order. */
@@ -374,15 +430,46 @@ static void send_status(push_stream_t *s)
     start(s, &op, 1, &s->status_tag);
 }
 
+/* Queues the report of a settled batch that lost windows and counts them.
+ * -ENOSPC: the queue is full; the batch waits until an ack took some.
+ * -ENOMEM: counted and logged, not reported (the ack still covers it). */
+static int queue_refusal(push_stream_t *s, const pending_t *p)
+{
+    refusal_t *r;
+
+    if (s->n_refusals == MAX_REFUSALS)
+        return -ENOSPC;
+    if (!s->refusals && !(s->refusals = calloc(MAX_REFUSALS, sizeof(*s->refusals)))) {
+        kopt_log_error("Push: out of memory; a WindowRefusal is not reported",
+                       KOPT_UINT("epoch", p->epoch), KOPT_UINT("seq", p->seq));
+        kopt_metric_counter_add(s->ing->m.windows_too_old, (double)p->split.too_old);
+        return -ENOMEM;
+    }
+    r = &s->refusals[s->n_refusals++];
+    r->epoch = p->epoch;
+    r->seq = p->seq;
+    r->refused = (uint32_t)p->split.too_old; /* at most max_windows */
+    r->stored = (uint32_t)p->split.kept;
+    r->oldest_s = p->split.oldest_seconds;
+    r->batch_too_old = p->split.batch_too_old;
+    kopt_metric_counter_add(s->ing->m.windows_too_old, (double)p->split.too_old);
+    return 0;
+}
+
 /* Pops settled entries and advances the cumulative acks. */
 static void settle(push_stream_t *s)
 {
     pending_t *p;
 
-    while ((p = s->head) && (p->state == STORED || p->state == REJECTED || p->state == FAILED)) {
+    while ((p = s->head) && (p->state == STORED || p->state == SKIPPED || p->state == REJECTED ||
+                             p->state == FAILED)) {
         epoch_t *e = find_epoch(s, p->epoch);
         int failed = p->state == FAILED;
 
+        /* Its report must travel in the ack that first covers it. */
+        if (!failed && (p->split.too_old > 0 || p->split.store_nothing) &&
+            queue_refusal(s, p) == -ENOSPC)
+            break;
         s->head = p->next;
         if (!s->head)
             s->tail = NULL;
@@ -407,12 +494,55 @@ static void settle(push_stream_t *s)
     maybe_send(s);
 }
 
+/* Moves the queued refusals of `epoch` into the ack; `msg` holds their
+ * texts until the ack is packed. Returns how many. */
+static size_t take_refusals(push_stream_t *s, uint64_t epoch, int64_t max_age,
+                            Kopt__V1__WindowRefusal *wr, char (*msg)[160])
+{
+    size_t n = 0, keep = 0;
+
+    for (size_t i = 0; i < s->n_refusals; i++) {
+        const refusal_t *r = &s->refusals[i];
+
+        if (r->epoch != epoch) {
+            if (keep != i)
+                s->refusals[keep] = *r;
+            keep++;
+            continue;
+        }
+        kopt__v1__window_refusal__init(&wr[n]);
+        wr[n].epoch = r->epoch;
+        wr[n].seq = r->seq;
+        wr[n].reason = KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_OLD;
+        wr[n].windows_refused = r->refused;
+        wr[n].windows_stored = r->stored;
+        if (r->batch_too_old)
+            snprintf(msg[n], sizeof(msg[n]),
+                     "batch created longer ago than the %" PRId64
+                     " s accepted (oldest time %" PRId64 " s ago); nothing of it stored (%" PRIu32
+                     " windows)",
+                     max_age, r->oldest_s, r->refused);
+        else
+            snprintf(msg[n], sizeof(msg[n]),
+                     "%" PRIu32 " of %" PRIu32 " windows start more than %" PRId64
+                     " s ago (oldest %" PRId64 " s); %s",
+                     r->refused, r->refused + r->stored, max_age, r->oldest_s,
+                     r->stored ? "the rest stored" : "nothing stored");
+        wr[n].message = msg[n];
+        n++;
+    }
+    s->n_refusals = keep;
+    return n;
+}
+
 /* Sends the next ack if one is due and none is in flight; else ends the
  * stream when it has nothing left to do. */
 static void maybe_send(push_stream_t *s)
 {
     Kopt__V1__PushAck ack = KOPT__V1__PUSH_ACK__INIT;
     Kopt__V1__BatchRejection *rej[1];
+    Kopt__V1__WindowRefusal wr[MAX_REFUSALS], *wrp[MAX_REFUSALS];
+    char wr_msg[MAX_REFUSALS][160];
     grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
     epoch_t *due = NULL;
     grpc_slice sl;
@@ -436,6 +566,11 @@ static void maybe_send(push_stream_t *s)
         ack.rejections = rej;
         s->has_rejection = 0;
     }
+    ack.n_window_refusals =
+        take_refusals(s, due->epoch, s->ing->opts.limits.max_age_seconds, wr, wr_msg);
+    for (size_t i = 0; i < ack.n_window_refusals; i++)
+        wrp[i] = &wr[i];
+    ack.window_refusals = ack.n_window_refusals ? wrp : NULL;
     sl = grpc_slice_malloc(kopt__v1__push_ack__get_packed_size(&ack));
     kopt__v1__push_ack__pack(&ack, GRPC_SLICE_START_PTR(sl));
     s->out = grpc_raw_byte_buffer_create(&sl, 1);
@@ -457,17 +592,35 @@ static void on_send(kopt_grpc_tag_t *tag, int ok)
     }
     if (!ok)
         end_stream(s, GRPC_STATUS_CANCELLED, "client went away");
-    maybe_send(s);
+    settle(s); /* entries held back while the refusal queue was full; then the next ack */
+    maybe_read(s);
     unref(s);
 }
 
-/* CQ thread: read, decode and validate the message; nothing else of the
- * stream is touched here. The loop takes over in on_decoded. */
+/* CQ thread: finds the windows too old to keep and, when some of the batch
+ * is still to be stored, packs it without them into rx_pub. */
+static void trim_old_windows(push_stream_t *s, Kopt__V1__MetricBatch *b, int64_t now)
+{
+    size_t n = b->n_windows;
+
+    kopt_batch_split_old(b, &s->ing->opts.limits, now, &s->rx_split);
+    if (s->rx_split.too_old == 0 || s->rx_split.store_nothing)
+        return;
+    b->n_windows = s->rx_split.kept;
+    s->rx_pub = grpc_slice_malloc(kopt__v1__metric_batch__get_packed_size(b));
+    kopt__v1__metric_batch__pack(b, GRPC_SLICE_START_PTR(s->rx_pub));
+    s->rx_has_pub = 1;
+    b->n_windows = n;
+}
+
+/* CQ thread: read, decode, validate and trim the message; nothing else of
+ * the stream is touched here. The loop takes over in on_decoded. */
 static void on_recv(kopt_grpc_tag_t *tag, int ok)
 {
     push_stream_t *s = kopt_container_of(tag, push_stream_t, recv_tag);
     kopt_ingest_t *ing = s->ing;
     grpc_byte_buffer_reader rd;
+    int64_t now;
     size_t len;
 
     s->rx_has = ok && s->in && grpc_byte_buffer_reader_init(&rd, s->in);
@@ -477,9 +630,11 @@ static void on_recv(kopt_grpc_tag_t *tag, int ok)
         len = GRPC_SLICE_LENGTH(s->rx);
         s->rx_batch = kopt__v1__metric_batch__unpack(&s->rx_arena.allocator, len,
                                                      GRPC_SLICE_START_PTR(s->rx));
+        now = time(NULL);
         if (s->rx_batch)
-            s->rx_valid =
-                kopt_batch_validate(s->rx_batch, &ing->opts.limits, time(NULL), &s->rx_problem);
+            s->rx_valid = kopt_batch_validate(s->rx_batch, &ing->opts.limits, now, &s->rx_problem);
+        if (s->rx_batch && s->rx_valid == 0)
+            trim_old_windows(s, s->rx_batch, now);
     }
     if (s->in) {
         grpc_byte_buffer_destroy(s->in);
@@ -497,12 +652,16 @@ static void on_decoded(kopt_grpc_tag_t *tag, int ok)
     if (!s->rx_has)
         s->half_closed = 1;
     else if (!s->ending) /* else: arrived after the end was decided; re-sent later */
-        handle_batch(s, s->rx, s->rx_batch);
+        handle_batch(s, s->rx, s->rx_has_pub ? s->rx_pub : s->rx, s->rx_batch);
     if (s->rx_has) {
         kopt_arena_free(&s->rx_arena); /* the whole decoded batch at once */
         grpc_slice_unref(s->rx);
+        if (s->rx_has_pub)
+            grpc_slice_unref(s->rx_pub);
         s->rx_batch = NULL;
         s->rx_has = 0;
+        s->rx_has_pub = 0;
+        memset(&s->rx_split, 0, sizeof(s->rx_split));
     }
     maybe_read(s);
     settle(s);
@@ -518,6 +677,10 @@ static void maybe_read(push_stream_t *s)
     grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
 
     if (s->reading || s->half_closed || s->ending || s->status_sent || s->paused)
+        return;
+    /* An agent that does not read its acks must not make us hold settled
+     * batches without end: on_send reads again once an ack took the queue. */
+    if (s->n_refusals == MAX_REFUSALS)
         return;
     if (flush_waiting(s) == -EAGAIN || !kopt_ingest_has_capacity(ing)) {
         s->paused = 1;

@@ -29,7 +29,7 @@ static double gauge_inflight_bytes(void *data)
 
 static int register_metrics(kopt_ingest_t *ing, kopt_metrics_t *m)
 {
-    kopt_metric_family_t *batches, *windows, *bytes, *limited, *publish;
+    kopt_metric_family_t *batches, *windows, *refused, *bytes, *limited, *publish;
     const double *lat;
     size_t n_lat;
     int r = 0;
@@ -41,6 +41,11 @@ static int register_metrics(kopt_ingest_t *ing, kopt_metrics_t *m)
     r = r ? r
           : kopt_metrics_counter(m, "kopt_ingest_windows_total",
                                  "Container windows stored in JetStream.", NULL, &windows);
+    r = r ? r
+          : kopt_metrics_counter(m, "kopt_ingest_windows_refused_total",
+                                 "Container windows left out of their batch for good, by reason "
+                                 "(too_old: older than --max-batch-age); the stream goes on.",
+                                 "reason", &refused);
     r = r ? r
           : kopt_metrics_counter(m, "kopt_ingest_received_bytes_total",
                                  "Bytes of MetricBatch messages received.", NULL, &bytes);
@@ -78,6 +83,7 @@ static int register_metrics(kopt_ingest_t *ing, kopt_metrics_t *m)
     ing->m.duplicate = kopt_metric_counter_with(batches, "duplicate");
     ing->m.failed = kopt_metric_counter_with(batches, "failed");
     ing->m.windows = kopt_metric_counter_with(windows);
+    ing->m.windows_too_old = kopt_metric_counter_with(refused, "too_old"); /* 0 from the start */
     ing->m.bytes = kopt_metric_counter_with(bytes);
     ing->m.rate_limited = kopt_metric_counter_with(limited);
     ing->m.publish_seconds = kopt_metric_histogram_with(publish);

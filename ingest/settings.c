@@ -46,8 +46,12 @@ static const kopt_config_setting_t settings[] = {
      "JetStream publishes awaiting a PubAck, at most", 0, 1, 1000000, NULL},
     {"publish-timeout", KOPT_CONFIG_DURATION, offsetof(S, publish_timeout_ms), "5s",
      "a PubAck later than this fails the batch (the agent re-sends it)", 0, 0, 0, NULL},
-    {"max-batch-age", KOPT_CONFIG_DURATION, offsetof(S, max_batch_age_ms), "168h",
-     "oldest window accepted (agents replay their spool after outages)", 0, 0, 0, NULL},
+    /* 14 days: the advisor's 8-day lookback plus 6 days of agent outage, well
+     * inside the aggregator's 35-day container_windows retention. */
+    {"max-batch-age", KOPT_CONFIG_DURATION, offsetof(S, max_batch_age_ms), "336h",
+     "windows starting longer ago are left out of their batch and reported in the ack "
+     "(agents replay their spool after outages)",
+     0, 0, 0, NULL},
     {"max-clock-skew", KOPT_CONFIG_DURATION, offsetof(S, max_clock_skew_ms), "5m",
      "how far in the future a timestamp may be", 0, 0, 0, NULL},
     {"rate-batches", KOPT_CONFIG_INT, offsetof(S, rate_batches), "200",

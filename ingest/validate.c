@@ -1,5 +1,6 @@
-/* What makes a MetricBatch storable. Each check names the field it failed on,
- * so the agent's operator can find the bug from the gRPC status alone. */
+/* What makes a MetricBatch storable, and which of its windows are too old to
+ * keep. Each check names the field it failed on, so the agent's operator can
+ * find the bug from the gRPC status alone. */
 #include "validate.h"
 
 #include <errno.h>
@@ -15,7 +16,10 @@ void kopt_batch_limits_default(kopt_batch_limits_t *lim)
 {
     lim->max_windows = 20000;
     lim->max_workloads = 5000;
-    lim->max_age_seconds = (int64_t)7 * 24 * 3600;
+    /* The advisor's 8-day lookback plus 6 days for an agent's outage, and
+     * well inside the aggregator's 35 days of container_windows
+     * (docs/configuration.md, "kopt-ingest: how old a window may be"). */
+    lim->max_age_seconds = (int64_t)14 * 24 * 3600;
     lim->max_future_seconds = 300;
     lim->max_window_seconds = 3600;
 }
@@ -62,13 +66,16 @@ static int check_name(kopt_batch_problem_t *p, field_t f, const char *v, kopt_na
     return 0;
 }
 
+/* Present, well-formed, not before 1970 (no measurement is; and it keeps the
+ * arithmetic on times from overflowing) and not in the future. How old it is
+ * does not matter here: see kopt_batch_split_old. */
 static int check_time(kopt_batch_problem_t *p, field_t fl, const Google__Protobuf__Timestamp *t,
                       const kopt_batch_limits_t *lim, int64_t now)
 {
     char buf[64];
     const char *field;
 
-    if (t && t->nanos >= 0 && t->nanos <= 999999999 && t->seconds >= now - lim->max_age_seconds &&
+    if (t && t->nanos >= 0 && t->nanos <= 999999999 && t->seconds >= 0 &&
         t->seconds <= now + lim->max_future_seconds)
         return 0;
     field = field_text(fl, buf, sizeof(buf));
@@ -76,9 +83,8 @@ static int check_time(kopt_batch_problem_t *p, field_t fl, const Google__Protobu
         return fail(p, "missing_field", "%s: missing", field);
     if (t->nanos < 0 || t->nanos > 999999999)
         return fail(p, "bad_time", "%s: nanos %d out of range", field, t->nanos);
-    if (t->seconds < now - lim->max_age_seconds)
-        return fail(p, "bad_time", "%s: %lld s old, more than the %lld s accepted", field,
-                    (long long)(now - t->seconds), (long long)lim->max_age_seconds);
+    if (t->seconds < 0)
+        return fail(p, "bad_time", "%s: %lld s is before 1970", field, (long long)t->seconds);
     if (t->seconds > now + lim->max_future_seconds)
         return fail(p, "bad_time", "%s: %lld s in the future (clock skew?)", field,
                     (long long)(t->seconds - now));
@@ -186,4 +192,35 @@ int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_
         if (check_workload(b->workloads[i], i, p) < 0)
             return -EINVAL;
     return 0;
+}
+
+void kopt_batch_split_old(Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim, int64_t now,
+                          kopt_batch_split_t *split)
+{
+    /* Retention and the advisor's lookback both go by window_start. */
+    int64_t oldest_ok = now - lim->max_age_seconds, oldest = now;
+    size_t kept = 0;
+
+    split->batch_too_old = b->created->seconds < oldest_ok;
+    if (split->batch_too_old)
+        oldest = b->created->seconds;
+    for (size_t i = 0; i < b->n_windows; i++) {
+        Kopt__V1__ContainerWindow *w = b->windows[i];
+        int64_t start = w->window_start->seconds;
+
+        if (start < oldest_ok || split->batch_too_old) {
+            if (start < oldest_ok && start < oldest)
+                oldest = start;
+            continue;
+        }
+        /* Young: swap it to the front. Young windows keep their order; the
+         * old ones behind them may not, which nothing relies on. */
+        b->windows[i] = b->windows[kept];
+        b->windows[kept++] = w;
+    }
+    split->kept = kept;
+    split->too_old = b->n_windows - kept;
+    /* Validated times are in [0, now + skew]: no overflow. */
+    split->oldest_seconds = now - oldest;
+    split->store_nothing = split->batch_too_old || (b->n_windows > 0 && kept == 0);
 }

@@ -44,6 +44,8 @@ struct kopt_push_client {
     int ack_errors;
     kopt_push_rejection_t *rejections;
     size_t n_rejections;
+    kopt_push_window_refusal_t *refusals;
+    size_t n_refusals;
 };
 
 static char *read_file(const char *path)
@@ -110,6 +112,33 @@ static epoch_ack_t *epoch_slot(kopt_push_client_t *c, uint64_t epoch, int create
     return &c->epochs[c->n_epochs++];
 }
 
+static void record_refusals(kopt_push_client_t *c, const Kopt__V1__PushAck *ack)
+{
+    kopt_push_window_refusal_t *more;
+
+    if (ack->n_window_refusals == 0)
+        return;
+    more = realloc(c->refusals, (c->n_refusals + ack->n_window_refusals) * sizeof(*more));
+    if (!more) {
+        c->ack_errors++;
+        return;
+    }
+    c->refusals = more;
+    for (size_t i = 0; i < ack->n_window_refusals; i++) {
+        kopt_push_window_refusal_t *r = &c->refusals[c->n_refusals++];
+        const Kopt__V1__WindowRefusal *wr = ack->window_refusals[i];
+
+        r->epoch = wr->epoch;
+        r->seq = wr->seq;
+        r->reason = wr->reason;
+        r->windows_refused = wr->windows_refused;
+        r->windows_stored = wr->windows_stored;
+        snprintf(r->message, sizeof(r->message), "%s", wr->message ? wr->message : "");
+        r->ack_epoch = ack->epoch;
+        r->ack_through_seq = ack->acked_through_seq;
+    }
+}
+
 static void record_ack(kopt_push_client_t *c, grpc_slice data)
 {
     Kopt__V1__PushAck *ack =
@@ -145,6 +174,7 @@ static void record_ack(kopt_push_client_t *c, grpc_slice data)
             snprintf(r->message, sizeof(r->message), "%s", br->message ? br->message : "");
         }
     }
+    record_refusals(c, ack);
     kopt__v1__push_ack__free_unpacked(ack, NULL);
 }
 
@@ -442,6 +472,17 @@ const kopt_push_rejection_t *kopt_push_client_rejection(const kopt_push_client_t
     return i < c->n_rejections ? &c->rejections[i] : NULL;
 }
 
+size_t kopt_push_client_n_window_refusals(const kopt_push_client_t *c)
+{
+    return c->n_refusals;
+}
+
+const kopt_push_window_refusal_t *kopt_push_client_window_refusal(const kopt_push_client_t *c,
+                                                                  size_t i)
+{
+    return i < c->n_refusals ? &c->refusals[i] : NULL;
+}
+
 void kopt_push_client_free(kopt_push_client_t *c)
 {
     grpc_event ev;
@@ -475,5 +516,6 @@ void kopt_push_client_free(kopt_push_client_t *c)
     gpr_free((void *)c->error_string);
     free(c->details);
     free(c->rejections);
+    free(c->refusals);
     free(c);
 }

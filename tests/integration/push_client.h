@@ -1,7 +1,8 @@
 /* A blocking client for one kopt.v1.Ingest/Push stream on gRPC C core: opens
  * the call over mutual TLS (or plaintext), sends MetricBatch bytes with one
- * SEND_MESSAGE in flight, collects the cumulative PushAcks and rejections as
- * they arrive, and reads the final status with its trailers. Each client owns
+ * SEND_MESSAGE in flight, collects the cumulative PushAcks, rejections and
+ * window refusals as they arrive, and reads the final status with its
+ * trailers. Each client owns
  * its channel and completion queue and is driven only by the thread that calls
  * it, so a test can interleave several streams from one thread. grpc_init()
  * is the caller's. */
@@ -31,6 +32,16 @@ typedef struct {
     int reason; /* Kopt__V1__RejectReason */
     char message[256];
 } kopt_push_rejection_t;
+
+/* A PushAck.window_refusals entry, and the acked_through_seq of the ack
+ * that carried it (the contract: the first ack that covers the batch). */
+typedef struct {
+    uint64_t epoch, seq;
+    int reason; /* Kopt__V1__RejectReason */
+    uint32_t windows_refused, windows_stored;
+    char message[256];
+    uint64_t ack_epoch, ack_through_seq;
+} kopt_push_window_refusal_t;
 
 /* Creates the channel and starts the call (the connection is made lazily, so
  * a refused handshake shows up in the status, not here). Returns 0, -ENOENT
@@ -86,6 +97,11 @@ int kopt_push_client_ack_errors(const kopt_push_client_t *c);
 /* Rejections received so far, in order. */
 size_t kopt_push_client_n_rejections(const kopt_push_client_t *c);
 const kopt_push_rejection_t *kopt_push_client_rejection(const kopt_push_client_t *c, size_t i);
+
+/* Window refusals received so far, in order. */
+size_t kopt_push_client_n_window_refusals(const kopt_push_client_t *c);
+const kopt_push_window_refusal_t *kopt_push_client_window_refusal(const kopt_push_client_t *c,
+                                                                  size_t i);
 
 /* Cancels the call if it is still open, waits for gRPC to hand back every
  * operation, and frees everything. NULL is a no-op. */

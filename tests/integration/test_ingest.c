@@ -1,7 +1,9 @@
 /* kopt-ingest, the real binary, against a real nats-server with JetStream:
  * batches pushed over mutual TLS land in KOPT_METRICS exactly once and are
  * acked only when stored; bad clients and bad batches get the right status
- * while good agents keep streaming; NATS dying mid-stream loses nothing that
+ * while good agents keep streaming; windows older than --max-batch-age are
+ * left out of their batch and reported in the ack without ending the stream;
+ * NATS dying mid-stream loses nothing that
  * was acked; SIGTERM drains. A Python client generated from the protos is run
  * too (test_ingest_python.py). Each test starts its own nats-server and
  * kopt-ingest, and checks the ingest log for sanitizer reports at the end.
@@ -914,6 +916,220 @@ static void oversized_batch_is_settled_as_too_large(void **state)
     kopt_test_nats_free(nats);
 }
 
+/* ------------------------------------------------------------------------ */
+/* 3b. Windows older than --max-batch-age: left out, reported, stream goes on */
+
+#define DAY 86400
+
+/* The one window refusal for (epoch, seq) that c received; it came in an
+ * ack that covers the batch (the first one that does, by the contract). */
+static const kopt_push_window_refusal_t *refusal_for(const kopt_push_client_t *c, uint64_t epoch,
+                                                     uint64_t seq)
+{
+    const kopt_push_window_refusal_t *found = NULL;
+
+    for (size_t i = 0; i < kopt_push_client_n_window_refusals(c); i++) {
+        const kopt_push_window_refusal_t *r = kopt_push_client_window_refusal(c, i);
+
+        if (r->epoch != epoch || r->seq != seq)
+            continue;
+        if (found)
+            fail_msg("seq %" PRIu64 " has two window refusals", seq);
+        found = r;
+    }
+    if (!found)
+        fail_msg("seq %" PRIu64 " has no window refusal", seq);
+    fprintf(stderr, "  seq %" PRIu64 ": %u refused, %u stored: %s\n", seq, found->windows_refused,
+            found->windows_stored, found->message);
+    assert_int_equal(found->reason, KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_OLD);
+    assert_true(found->ack_epoch == epoch && found->ack_through_seq >= seq);
+    return found;
+}
+
+/* Makes window i of bt start `age` seconds ago (a minute long). */
+static void window_age(batch_t *bt, size_t i, int64_t now, int64_t age)
+{
+    bt->ts[2 * i].seconds = now - age;
+    bt->ts[2 * i + 1].seconds = now - age + 60;
+}
+
+/* What an agent replaying an old spool sends (the default --max-batch-age is
+ * 14 days): a batch with some windows 15 days old is stored without them, a
+ * batch with only old windows or created 15 days ago is settled with nothing
+ * stored; each is reported in the ack (WindowRefusal, REJECT_REASON_TOO_OLD)
+ * and counted, and the stream goes on. Re-sending is still deduplicated; a
+ * window from the future still makes its batch INVALID. */
+static void old_windows_left_out_while_the_stream_goes_on(void **state)
+{
+    static const size_t old_ones[] = {2, 5, 7}; /* of seq 2's 10 windows */
+    kopt_test_nats_t *nats = nats_or_skip();
+    ingest_t *ing = ingest_start(nats, NULL);
+    uint64_t epoch = new_epoch();
+    int64_t now = (int64_t)time(NULL);
+    enum { BURST = 80 };
+    packed_t *sent = packed_new(6), *future = packed_new(1), *burst = packed_new(BURST + 2);
+    double received, until;
+    uint64_t held;
+    int got_all;
+    kopt_push_client_t *c;
+    const kopt_push_window_refusal_t *r;
+    Kopt__V1__MetricBatch *got;
+    stored_list_t *l;
+    batch_t bt;
+    size_t n;
+
+    (void)state;
+    make_good(&sent[0], epoch, 1, 5);
+    batch_init(&bt, CLUSTER, AGENT, epoch, 2, 10);
+    for (size_t i = 0; i < 3; i++)
+        window_age(&bt, old_ones[i], now, 15 * DAY + 60 * (int64_t)i);
+    batch_pack(&bt, &sent[1]);
+    batch_free(&bt);
+    batch_init(&bt, CLUSTER, AGENT, epoch, 3, 4); /* every window 20 days old */
+    for (size_t i = 0; i < 4; i++)
+        window_age(&bt, i, now, 20 * DAY + 60 * (int64_t)i);
+    batch_pack(&bt, &sent[2]);
+    batch_free(&bt);
+    batch_init(&bt, CLUSTER, AGENT, epoch, 4, 6); /* made 15 days ago, spooled since */
+    bt.created.seconds = now - 15 * DAY;
+    for (size_t i = 0; i < 6; i++)
+        window_age(&bt, i, now, 15 * DAY + 60 * (int64_t)(i + 1));
+    batch_pack(&bt, &sent[3]);
+    batch_free(&bt);
+    make_good(&sent[4], epoch, 5, 3);
+    make_good(&sent[5], epoch, 6, 2);
+
+    c = client(ing, "agent-local");
+    send_all(c, sent, 0, 5);
+    assert_int_equal(kopt_push_client_wait_acked(c, epoch, 5, 10000), 0);
+    kopt_push_client_poll(c, 200);
+    assert_int_equal(kopt_push_client_status(c), -1); /* old windows did not end it */
+    assert_int_equal(kopt_push_client_n_rejections(c), 0);
+    assert_int_equal(kopt_push_client_n_window_refusals(c), 3);
+    r = refusal_for(c, epoch, 2);
+    assert_true(r->windows_refused == 3 && r->windows_stored == 7);
+    assert_non_null(strstr(r->message, "3 of 10 windows start more than 1209600 s ago"));
+    r = refusal_for(c, epoch, 3);
+    assert_true(r->windows_refused == 4 && r->windows_stored == 0);
+    assert_non_null(strstr(r->message, "nothing stored"));
+    r = refusal_for(c, epoch, 4);
+    assert_true(r->windows_refused == 6 && r->windows_stored == 0);
+    assert_non_null(strstr(r->message, "batch created longer ago than the 1209600 s accepted"));
+    assert_true(metric(ing, "kopt_ingest_windows_refused_total{reason=\"too_old\"}") == 13);
+
+    /* The stream keeps working: the next batch is stored and acked. */
+    send_all(c, sent, 5, 6);
+    assert_int_equal(kopt_push_client_wait_acked(c, epoch, 6, 10000), 0);
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_OK);
+    assert_int_equal(kopt_push_client_n_window_refusals(c), 3);
+    assert_int_equal(kopt_push_client_ack_errors(c), 0);
+    client_free(c);
+
+    /* JetStream: 1, 5 and 6 as sent; 2 without its old windows; not 3, 4. */
+    l = stream_read(nats);
+    assert_int_equal(l->msgs, 4);
+    assert_stored_once(l, &sent[0], 1);
+    assert_stored_once(l, &sent[4], 2);
+    assert_int_equal(stored_count(l, AGENT, epoch, 2, NULL), 1);
+    assert_int_equal(stored_count(l, AGENT, epoch, 3, NULL), 0);
+    assert_int_equal(stored_count(l, AGENT, epoch, 4, NULL), 0);
+    for (size_t i = 0; i < l->n; i++) {
+        char id[160];
+
+        snprintf(id, sizeof(id), "%s/%" PRIu64 "/2", AGENT, epoch);
+        if (strcmp(l->v[i].id, id) != 0)
+            continue;
+        assert_string_equal(l->v[i].subject, SUBJECT);
+        got = kopt__v1__metric_batch__unpack(NULL, (size_t)l->v[i].len, l->v[i].data);
+        assert_non_null(got);
+        n = got->n_windows;
+        /* The young windows in their order: pods web-2-0, 1, 3, 4, 6, 8, 9. */
+        if (n != 7 || strcmp(got->windows[2]->pod, "web-2-3") != 0 ||
+            strcmp(got->windows[6]->pod, "web-2-9") != 0 || got->seq != 2 || !got->node_facts) {
+            kopt__v1__metric_batch__free_unpacked(got, NULL);
+            fail_msg("seq 2 stored with %zu windows, want the 7 young ones", n);
+        }
+        for (size_t k = 0; k < n; k++)
+            assert_true(got->windows[k]->window_start->seconds > now - 14 * DAY);
+        kopt__v1__metric_batch__free_unpacked(got, NULL);
+    }
+    stored_free(l);
+    assert_true(metric(ing, "kopt_ingest_windows_total") == 5 + 7 + 3 + 2);
+    assert_true(metric(ing, "kopt_ingest_batches_total{result=\"stored\"}") == 4);
+
+    /* Seq 2 again (its ack lost, say): reported again, stored once. */
+    c = client(ing, "agent-local");
+    send_all(c, sent, 1, 2);
+    assert_int_equal(kopt_push_client_wait_acked(c, epoch, 2, 10000), 0);
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_OK);
+    assert_int_equal(refusal_for(c, epoch, 2)->windows_refused, 3);
+    client_free(c);
+    assert_int_equal(stream_msgs(nats), 4);
+    assert_true(metric(ing, "kopt_ingest_batches_total{result=\"duplicate\"}") == 1);
+    assert_true(metric(ing, "kopt_ingest_windows_refused_total{reason=\"too_old\"}") == 16);
+
+    /* 80 old batches held behind a good one whose PubAck waits (NATS frozen):
+     * once it comes, they all settle at once, more than one ack may report
+     * (32). Every one is reported in an ack that covers it, and the stream
+     * goes on. */
+    make_good(&burst[0], epoch + 2, 1, 1);
+    for (uint64_t seq = 2; seq <= BURST + 1; seq++) {
+        batch_init(&bt, CLUSTER, AGENT, epoch + 2, seq, 1);
+        window_age(&bt, 0, now, 15 * DAY);
+        batch_pack(&bt, &burst[seq - 1]);
+        batch_free(&bt);
+    }
+    make_good(&burst[BURST + 1], epoch + 2, BURST + 2, 1);
+    received = metric(ing, "kopt_ingest_received_bytes_total");
+    for (size_t i = 0; i <= BURST; i++)
+        received += (double)burst[i].len;
+    c = client(ing, "agent-local");
+    assert_int_equal(kopt_test_proc_signal(&nats->proc, SIGSTOP), 0);
+    send_all(c, burst, 0, BURST + 1);
+    until = kopt_test_now() + 10;
+    while (metric(ing, "kopt_ingest_received_bytes_total") < received && kopt_test_now() < until)
+        usleep(20000);
+    held = kopt_push_client_acked(c, epoch + 2);
+    got_all = metric(ing, "kopt_ingest_received_bytes_total") >= received;
+    assert_int_equal(kopt_test_proc_signal(&nats->proc, SIGCONT), 0);
+    assert_int_equal(held, 0); /* nothing settled while seq 1 waits */
+    assert_true(got_all);
+    send_all(c, burst, BURST + 1, BURST + 2);
+    assert_int_equal(kopt_push_client_wait_acked(c, epoch + 2, BURST + 2, 10000), 0);
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_OK);
+    assert_int_equal(kopt_push_client_n_window_refusals(c), BURST);
+    for (uint64_t seq = 2; seq <= BURST + 1; seq++)
+        assert_int_equal(refusal_for(c, epoch + 2, seq)->windows_stored, 0);
+    assert_int_equal(kopt_push_client_ack_errors(c), 0);
+    client_free(c);
+    assert_int_equal(stream_msgs(nats), 6);
+    assert_true(metric(ing, "kopt_ingest_windows_refused_total{reason=\"too_old\"}") == 16 + BURST);
+
+    /* A window an hour ahead is not old data but a wrong clock: the batch is
+     * INVALID, as before, and that still ends the stream. */
+    batch_init(&bt, CLUSTER, AGENT, epoch + 1, 1, 3);
+    window_age(&bt, 1, now, -3600);
+    batch_pack(&bt, future);
+    batch_free(&bt);
+    c = client(ing, "agent-local");
+    kopt_push_client_send(c, future->data, future->len, 5000);
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_INVALID_ARGUMENT);
+    expect_status(c, GRPC_STATUS_INVALID_ARGUMENT, "windows[1].window_start");
+    assert_int_equal(kopt_push_client_n_rejections(c), 1);
+    assert_int_equal(kopt_push_client_rejection(c, 0)->reason,
+                     KOPT__V1__REJECT_REASON__REJECT_REASON_INVALID);
+    assert_int_equal(kopt_push_client_n_window_refusals(c), 0);
+    client_free(c);
+    assert_int_equal(stream_msgs(nats), 6);
+    assert_true(metric(ing, "kopt_ingest_rejected_total{reason=\"bad_time\"}") == 1);
+
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+    packed_free(sent);
+    packed_free(future);
+    packed_free(burst);
+}
+
 /* An agent over its rate: RESOURCE_EXHAUSTED with kopt-retry-after-ms, and
  * what was acked before is stored. */
 static void rate_limit_ends_stream_with_retry_after(void **state)
@@ -1176,14 +1392,19 @@ static void python_client_pushes_over_mtls(void **state)
     assert_int_equal(r, 0);
 
     /* The Python batches are in the stream, once each, with ids we expect;
-     * the rejected one (cluster mismatch) is not. */
+     * the rejected one (cluster mismatch) is not. Seq 1 of epoch + 3 lost
+     * its 2 old windows: 3 of 5 are stored. */
     l = stream_read(nats);
-    assert_int_equal(l->msgs, N + 1);
+    assert_int_equal(l->msgs, N + 3);
     for (uint64_t seq = 1; seq <= N; seq++)
         assert_int_equal(stored_count(l, AGENT, epoch, seq, NULL), 1);
     assert_int_equal(stored_count(l, AGENT, epoch + 1, 1, NULL), 1);
     assert_int_equal(stored_count(l, AGENT, epoch + 1, 2, NULL), 0);
+    assert_int_equal(stored_count(l, AGENT, epoch + 3, 1, NULL), 1);
+    assert_int_equal(stored_count(l, AGENT, epoch + 3, 2, NULL), 1);
     stored_free(l);
+    assert_true(metric(ing, "kopt_ingest_windows_refused_total{reason=\"too_old\"}") == 2);
+    assert_true(metric(ing, "kopt_ingest_windows_total") == 5 * N + 5 + 3 + 5);
 
     ingest_stop(ing);
     kopt_test_nats_free(nats);
@@ -1216,6 +1437,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(refusals_by_identity, test_teardown),
         cmocka_unit_test_teardown(bad_batches_refused_while_good_agent_streams, test_teardown),
         cmocka_unit_test_teardown(oversized_batch_is_settled_as_too_large, test_teardown),
+        cmocka_unit_test_teardown(old_windows_left_out_while_the_stream_goes_on, test_teardown),
         cmocka_unit_test_teardown(rate_limit_ends_stream_with_retry_after, test_teardown),
         cmocka_unit_test_teardown(cancelled_stream_with_batches_in_flight_is_harmless,
                                   test_teardown),

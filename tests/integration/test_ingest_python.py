@@ -9,9 +9,14 @@ with the agent-local certificate (spiffe://kopt/cluster/local/agent/dev-agent):
      stream ends OK after the client half-closes;
   2. pushes epoch E+1: seq 1 good, seq 2 for cluster "other": the stream ends
      PERMISSION_DENIED, an ack covers seq 2 and lists its rejection;
-  3. connects without a client certificate: UNAVAILABLE (the handshake fails).
+  3. connects without a client certificate: UNAVAILABLE (the handshake fails);
+  4. pushes epoch E+3: seq 1 with 2 of its 5 windows 15 days old (older than
+     ingest's default --max-batch-age, 14 days), seq 2 good: the stream ends
+     OK, nothing is rejected, and an ack covering seq 1 carries a
+     WindowRefusal (REJECT_REASON_TOO_OLD, 2 refused, 3 stored).
 test_ingest.c starts nats-server and kopt-ingest, runs this script, and then
-checks that KOPT_METRICS holds batches 1..N of epoch E and seq 1 of E+1.
+checks that KOPT_METRICS holds batches 1..N of epoch E, seq 1 of E+1 and
+seqs 1 and 2 of E+3 (seq 1 with its 3 young windows).
 
 Needs only Debian's python3-grpcio and python3-grpc-tools (/usr/bin/python3).
 Exit 0 pass, 1 fail, 77 skip.
@@ -56,7 +61,8 @@ def generate(out, includes):
     importlib.invalidate_caches()
 
 
-def batch(m, epoch, seq, cluster=CLUSTER, windows=5):
+def batch(m, epoch, seq, cluster=CLUSTER, windows=5, old=0):
+    """old: how many of the windows (the last ones) start 15 days ago."""
     now = int(time.time())
     b = m.MetricBatch(cluster=cluster, node=NODE, agent_id=AGENT, epoch=epoch, seq=seq,
                       agent_version="itest-python")
@@ -66,8 +72,9 @@ def batch(m, epoch, seq, cluster=CLUSTER, windows=5):
     for i in range(windows):
         w = b.windows.add(namespace="shop", workload_kind=m.WORKLOAD_KIND_DEPLOYMENT,
                           workload_name="web", pod="web-py-%d-%d" % (seq, i), container="app")
-        w.window_start.seconds = now - 120 - 60 * i
-        w.window_end.seconds = now - 60 - 60 * i
+        age = 15 * 86400 if i >= windows - old else 0
+        w.window_start.seconds = now - age - 120 - 60 * i
+        w.window_end.seconds = now - age - 60 - 60 * i
         w.cpu_usage_mean_cores = 0.25
         w.cpu_usage_peak_cores = 0.75
         w.memory_working_set_peak_bytes = 200 << 20
@@ -138,6 +145,25 @@ def run(args, grpc, m, ingest, ingest_grpc):
         acks, code, details = push(grpc, ingest_grpc.IngestStub(ch), [batch(m, e + 2, 1)])
         check(code == grpc.StatusCode.UNAVAILABLE and not acks,
               "no client certificate: UNAVAILABLE (got %s %r)" % (code, details))
+
+    # 4. Windows too old are left out and reported; the stream goes on.
+    with grpc.secure_channel(args.target, creds) as ch:
+        e4 = e + 3
+        acks, code, details = push(grpc, ingest_grpc.IngestStub(ch),
+                                   [batch(m, e4, 1, old=2), batch(m, e4, 2)])
+        check(code == grpc.StatusCode.OK,
+              "old windows do not end the stream: OK (got %s %r)" % (code, details))
+        check(acks_monotonic(acks, e4) and acks and acks[-1].acked_through_seq == 2,
+              "both batches acked (%s)" % [a.acked_through_seq for a in acks])
+        check(all(len(a.rejections) == 0 for a in acks), "old windows are not a rejection")
+        refs = [(r, a) for a in acks for r in a.window_refusals]
+        check(len(refs) == 1, "one window refusal (%s)" % [r for r, _ in refs])
+        if refs:
+            r, a = refs[0]
+            check(r.epoch == e4 and r.seq == 1 and r.reason == ingest.REJECT_REASON_TOO_OLD and
+                  r.windows_refused == 2 and r.windows_stored == 3 and
+                  a.acked_through_seq >= 1 and r.message,
+                  "seq 1: TOO_OLD, 2 refused, 3 stored, in an ack covering it (%s)" % r)
 
 
 def main():

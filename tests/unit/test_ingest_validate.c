@@ -1,5 +1,6 @@
 /* Ingest's pure checks: Kubernetes names, the agent identity from its
- * certificate, and batch validation with a message naming the bad field. */
+ * certificate, batch validation with a message naming the bad field, and the
+ * split of windows too old to keep from the rest of their batch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,8 +142,15 @@ static void times_must_be_sane(void **state)
     ts_created.seconds = NOW + 3600;
     assert_string_equal(problem(), "created: 3600 s in the future (clock skew?)");
     setup(NULL);
-    ts_start.seconds = NOW - 30 * 24 * 3600;
-    assert_non_null(strstr(problem(), "windows[0].window_start: 2592000 s old"));
+    /* Ahead by more than the 300 s of skew: the agent's clock is wrong, and
+     * that makes the whole batch invalid (unlike age, below). */
+    ts_start.seconds = NOW + 301;
+    ts_end.seconds = NOW + 361;
+    assert_string_equal(problem(), "windows[0].window_start: 301 s in the future (clock skew?)");
+    setup(NULL);
+    ts_start.seconds = -60;
+    ts_end.seconds = 0;
+    assert_string_equal(problem(), "windows[0].window_start: -60 s is before 1970");
     setup(NULL);
     ts_end.seconds = ts_start.seconds;
     assert_string_equal(problem(), "windows[0]: window_end is not after window_start");
@@ -173,6 +181,148 @@ static void numbers_must_be_finite_and_plausible(void **state)
     assert_string_equal(problem(), "windows[0].workload_kind: unknown kind 99");
 }
 
+/* Age is not validation's business: a window (or a whole batch) older than
+ * max_age is valid, and kopt_batch_split_old() leaves it out. */
+static void old_times_are_valid(void **state)
+{
+    (void)state;
+    ts_start.seconds = NOW - 30 * 24 * 3600;
+    ts_end.seconds = ts_start.seconds + 60;
+    assert_string_equal(problem(), "");
+    ts_created.seconds = NOW - 30 * 24 * 3600 + 65;
+    assert_string_equal(problem(), "");
+}
+
+/* The default accepts the advisor's 8-day lookback (192 h) with 6 days to
+ * spare and stays well inside the aggregator's 35 days of container_windows:
+ * 14 d = 1209600 s. */
+static void default_age_covers_the_lookback(void **state)
+{
+    (void)state;
+    assert_int_equal(lim.max_age_seconds, 14 * 86400);
+    assert_true(lim.max_age_seconds > 8 * 86400);
+    assert_true(lim.max_age_seconds < 35 * 86400);
+}
+
+/* Four windows a minute long; OLD marks those that start too long ago. */
+static Google__Protobuf__Timestamp w4_ts[8];
+static Kopt__V1__ContainerWindow w4[4], *w4p[4];
+
+static void four_windows(const int64_t start[4])
+{
+    for (int i = 0; i < 4; i++) {
+        w4[i] = win;
+        stamp(&w4_ts[2 * i], start[i]);
+        stamp(&w4_ts[2 * i + 1], start[i] + 60);
+        w4[i].window_start = &w4_ts[2 * i];
+        w4[i].window_end = &w4_ts[2 * i + 1];
+        w4p[i] = &w4[i];
+    }
+    batch.n_windows = 4;
+    batch.windows = w4p;
+}
+
+#define AGE (14 * 86400) /* the default max_age_seconds */
+
+static void split_leaves_old_windows_behind(void **state)
+{
+    /* Windows 1 and 3 start 1 s and 1 day before the limit, NOW - 1209600:
+     * too old. Window 2 starts exactly on it: kept (the limit is inclusive). */
+    const int64_t start[4] = {NOW - 65, NOW - AGE - 1, NOW - AGE, NOW - AGE - 86400};
+    kopt_batch_split_t sp;
+    uint8_t buf[4096];
+    size_t len;
+    Kopt__V1__MetricBatch *u;
+
+    (void)state;
+    four_windows(start);
+    assert_string_equal(problem(), "");
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    assert_int_equal(sp.kept, 2);
+    assert_int_equal(sp.too_old, 2);
+    assert_int_equal(sp.oldest_seconds, AGE + 86400); /* 1296000 s: window 3 */
+    assert_false(sp.batch_too_old);
+    assert_false(sp.store_nothing);
+    /* Young ones first, in their order; every window still in the array. */
+    assert_int_equal(batch.n_windows, 4);
+    assert_ptr_equal(batch.windows[0], &w4[0]);
+    assert_ptr_equal(batch.windows[1], &w4[2]);
+    assert_true((batch.windows[2] == &w4[1] && batch.windows[3] == &w4[3]) ||
+                (batch.windows[2] == &w4[3] && batch.windows[3] == &w4[1]));
+
+    /* Packed with n_windows = kept, it carries the two young windows only. */
+    batch.n_windows = sp.kept;
+    len = kopt__v1__metric_batch__get_packed_size(&batch);
+    assert_true(len <= sizeof(buf));
+    kopt__v1__metric_batch__pack(&batch, buf);
+    batch.n_windows = 4;
+    u = kopt__v1__metric_batch__unpack(NULL, len, buf);
+    assert_non_null(u);
+    assert_int_equal(u->n_windows, 2);
+    assert_int_equal(u->windows[0]->window_start->seconds, NOW - 65);
+    assert_int_equal(u->windows[1]->window_start->seconds, NOW - AGE);
+    assert_int_equal(u->seq, 42);
+    kopt__v1__metric_batch__free_unpacked(u, NULL);
+}
+
+static void split_of_young_or_all_old_batches(void **state)
+{
+    const int64_t young[4] = {NOW - 65, NOW - 125, NOW - 185, NOW - 245};
+    const int64_t old[4] = {NOW - AGE - 60, NOW - AGE - 120, NOW - AGE - 1, NOW - 40 * 86400};
+    kopt_batch_split_t sp;
+
+    (void)state;
+    four_windows(young);
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    assert_int_equal(sp.kept, 4);
+    assert_int_equal(sp.too_old, 0);
+    assert_int_equal(sp.oldest_seconds, 0);
+    assert_false(sp.store_nothing);
+    for (int i = 0; i < 4; i++)
+        assert_ptr_equal(batch.windows[i], &w4[i]);
+
+    /* Every window too old: nothing to publish. */
+    four_windows(old);
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    assert_int_equal(sp.kept, 0);
+    assert_int_equal(sp.too_old, 4);
+    assert_int_equal(sp.oldest_seconds, 40 * 86400);
+    assert_false(sp.batch_too_old);
+    assert_true(sp.store_nothing);
+
+    /* A batch without windows is stored as it is... */
+    batch.n_windows = 0;
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    assert_int_equal(sp.kept, 0);
+    assert_int_equal(sp.too_old, 0);
+    assert_false(sp.store_nothing);
+}
+
+/* A batch created before the limit is too old as a whole, even if a window
+ * claims to be younger (it cannot have been measured after the batch was
+ * made): nothing of it is stored, not even its facts. */
+static void split_of_a_batch_created_too_long_ago(void **state)
+{
+    const int64_t start[4] = {NOW - 65, NOW - AGE - 1, NOW - AGE, NOW - AGE - 60};
+    kopt_batch_split_t sp;
+
+    (void)state;
+    ts_created.seconds = NOW - AGE - 30;
+    four_windows(start);
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    assert_true(sp.batch_too_old);
+    assert_true(sp.store_nothing);
+    assert_int_equal(sp.kept, 0);
+    assert_int_equal(sp.too_old, 4);
+    assert_int_equal(sp.oldest_seconds, AGE + 60); /* window 3, older than created */
+
+    batch.n_windows = 0;
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    assert_true(sp.store_nothing);
+    assert_int_equal(sp.too_old, 0);
+    assert_int_equal(sp.oldest_seconds, AGE + 30);
+}
+
 static void counts_are_capped(void **state)
 {
     (void)state;
@@ -190,6 +340,11 @@ int main(void)
         cmocka_unit_test_setup(times_must_be_sane, setup),
         cmocka_unit_test_setup(numbers_must_be_finite_and_plausible, setup),
         cmocka_unit_test_setup(counts_are_capped, setup),
+        cmocka_unit_test_setup(old_times_are_valid, setup),
+        cmocka_unit_test_setup(default_age_covers_the_lookback, setup),
+        cmocka_unit_test_setup(split_leaves_old_windows_behind, setup),
+        cmocka_unit_test_setup(split_of_young_or_all_old_batches, setup),
+        cmocka_unit_test_setup(split_of_a_batch_created_too_long_ago, setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
