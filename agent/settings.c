@@ -30,7 +30,7 @@ static const kopt_config_setting_t settings[] = {
      "disk queue for batches not yet acknowledged by ingest", 0, 0, 0, NULL},
     {"spool-max-bytes", KOPT_CONFIG_BYTES, offsetof(S, spool_max_bytes), "256MiB",
      "spool size bound; the oldest batches are dropped (and counted) past it", 0, 0, 0, NULL},
-    {"spool-max-age", KOPT_CONFIG_DURATION, offsetof(S, spool_max_age_ms), "168h",
+    {"spool-max-age", KOPT_CONFIG_DURATION, offsetof(S, spool_max_age_ms), "336h",
      "spooled batches older than this are dropped (ingest refuses them anyway)", 0, 0, 0, NULL},
     {"spool-fsync", KOPT_CONFIG_ENUM, offsetof(S, spool_fsync), "always",
      "when spool writes reach the disk", 0, 0, 0, fsyncs},
