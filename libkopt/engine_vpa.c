@@ -154,11 +154,15 @@ static int cpu_bucket_mc(const vpa_hist_t *h, double m)
  * kopt bucket is taken as spread evenly, and a kopt bucket (5 % wide) never
  * spans more than two VPA buckets (at least 10 millicores, and wider than
  * 5 %). Out: the first VPA bucket and the share of the weight it gets. */
-static void cpu_split(const vpa_hist_t *h, int i, int *b, double *share)
+static void cpu_split(const vpa_hist_t *h, int i, double peak, int *b, double *share)
 {
     double lo = i <= 0 ? 0 : kopt_cpu_bucket_lower(i);
     double hi = i <= 0 ? KOPT_CPU_BUCKET_FIRST : kopt_cpu_bucket_upper(i);
     double m, edge;
+
+    /* The hour's peak, when in this bucket, bounds what the bucket holds. */
+    if (peak >= lo && peak < hi)
+        hi = peak + 1e-9;
 
     *b = cpu_bucket_mc(h, ceil(lo * 1000.0 - 1e-6));
     *share = 1.0;
@@ -314,15 +318,22 @@ static void cpu_samples(const kopt_engine_container_t *c, int64_t now, int64_t l
         for (j = 0; j < h->cpu_hist_len; j++) {
             int k = h->cpu_hist[j].index < KOPT_CPU_BUCKETS ? h->cpu_hist[j].index
                                                             : KOPT_CPU_BUCKETS - 1;
-            double weight = (double)h->cpu_hist[j].count * w;
+            double weight = (double)h->cpu_hist[j].count * w, share;
+            int b;
 
-            if (!split_known[k]) {
-                cpu_split(cpu, k, &split_b[k], &split_share[k]);
-                split_known[k] = true;
+            if (k == kopt_cpu_bucket(h->cpu_peak_cores)) {
+                cpu_split(cpu, k, h->cpu_peak_cores, &b, &share);
+            } else {
+                if (!split_known[k]) {
+                    cpu_split(cpu, k, -1, &split_b[k], &split_share[k]);
+                    split_known[k] = true;
+                }
+                b = split_b[k];
+                share = split_share[k];
             }
-            hist_add(cpu, split_b[k], weight * split_share[k], (s + e) / 2);
-            if (split_share[k] < 1)
-                hist_add(cpu, split_b[k] + 1, weight * (1 - split_share[k]), (s + e) / 2);
+            hist_add(cpu, b, weight * share, (s + e) / 2);
+            if (share < 1)
+                hist_add(cpu, b + 1, weight * (1 - share), (s + e) / 2);
         }
     }
 }
