@@ -248,17 +248,34 @@ static void find_span(const kopt_engine_container_t *c, const kopt_engine_histor
     sp->k_max = 0;
 }
 
+/* Share of an hour's windows whose working set read 0 (bucket 0: < 1 MiB). */
+static double zero_share(const kopt_engine_hour_t *h)
+{
+    size_t j;
+
+    if (h->mem_peak_bytes == 0)
+        return 1;
+    for (j = 0; j < h->mem_hist_len; j++)
+        if (h->mem_hist[j].index == 0)
+            return (double)h->mem_hist[j].count / (double)h->windows;
+    return 0;
+}
+
 /* One peak per aggregation interval, each added with the decay of the
  * interval's END (as VPA's addMemorySample adds the running peak at
- * WindowEnd). OOM kills: RecordOOM puts max(usage x 1.2, usage + 100 MiB)
- * into the interval. */
+ * WindowEnd). VPA only replaces a non-zero peak: an interval whose first
+ * sample reads 0 bytes keeps 0; the first sample is taken as 0 when most
+ * windows of the hour that opens the interval were. OOM kills: RecordOOM
+ * puts max(usage x 1.2, usage + 100 MiB) into the interval. */
 static void memory_peaks(const kopt_engine_container_t *c, int64_t now, int64_t lookback_s,
                          vpa_span_t *sp, vpa_hist_t *mem)
 {
-    double peak[VPA_MAX_INTERVALS] = {0};
-    bool seen[VPA_MAX_INTERVALS] = {false};
+    double peak[VPA_MAX_INTERVALS] = {0}, oom[VPA_MAX_INTERVALS] = {0};
+    int64_t opener[VPA_MAX_INTERVALS];
+    bool seen[VPA_MAX_INTERVALS] = {false}, zero[VPA_MAX_INTERVALS] = {false};
     int64_t k, k_min;
     size_t i;
+    int d;
 
     for (i = 0; i < c->n_hours; i++)
         if (kopt_engine_in_lookback(&c->hours[i], now, lookback_s)) {
@@ -267,32 +284,47 @@ static void memory_peaks(const kopt_engine_container_t *c, int64_t now, int64_t 
                 sp->k_max = k;
         }
     k_min = sp->k_max - (VPA_MAX_INTERVALS - 1);
+    for (d = 0; d < VPA_MAX_INTERVALS; d++)
+        opener[d] = INT64_MAX;
     for (i = 0; i < c->n_hours; i++) {
         const kopt_engine_hour_t *h = &c->hours[i];
-        double v = (double)h->mem_peak_bytes;
-        int d;
+        double s, e;
+        int64_t ks, ke;
 
         if (!kopt_engine_in_lookback(h, now, lookback_s))
             continue;
+        /* The intervals this hour holds samples of, and whether it opens them. */
+        hour_stretch(sp, h, &s, &e);
+        ks = (int64_t)floor((s - (double)sp->t0) / VPA_INTERVAL);
+        ke = (int64_t)floor((e - 1 - (double)sp->t0) / VPA_INTERVAL);
+        for (k = ks > k_min ? ks : k_min; k <= ke && k <= sp->k_max; k++) {
+            d = (int)(k - k_min);
+            if (h->start < opener[d]) {
+                opener[d] = h->start;
+                zero[d] = zero_share(h) > 0.5;
+            }
+        }
         k = hour_interval(sp, h);
         if (k < k_min)
             continue;
         d = (int)(k - k_min);
+        seen[d] = true;
+        peak[d] = fmax(peak[d], (double)h->mem_peak_bytes);
         if (h->oom_kills > 0) {
             double u = (double)(h->oom_usage_bytes ? h->oom_usage_bytes : h->mem_peak_bytes);
 
-            v = fmax(v, fmax(u * VPA_OOM_BUMP, u + VPA_OOM_MIN_BUMP));
+            oom[d] = fmax(oom[d], fmax(u * VPA_OOM_BUMP, u + VPA_OOM_MIN_BUMP));
         }
-        if (!seen[d] || v > peak[d])
-            peak[d] = v;
-        seen[d] = true;
     }
     for (k = k_min; k <= sp->k_max; k++) {
-        int d = (int)(k - k_min);
+        double v;
 
-        if (seen[d])
-            hist_add(mem, hist_bucket(mem, ceil(peak[d])), 1.0,
-                     (double)sp->t0 + (double)(k + 1) * VPA_INTERVAL);
+        d = (int)(k - k_min);
+        if (!seen[d])
+            continue;
+        v = fmax(zero[d] ? 0 : peak[d], oom[d]);
+        hist_add(mem, hist_bucket(mem, ceil(v)), 1.0,
+                 (double)sp->t0 + (double)(k + 1) * VPA_INTERVAL);
     }
 }
 
