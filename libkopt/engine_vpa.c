@@ -49,10 +49,9 @@ typedef struct {
  * aggregation intervals' origin derived from it. */
 typedef struct {
     int64_t first_hour, last_hour;
-    double first_cov, last_cov; /* seconds covered per pod in those hours */
-    double last_window;         /* length of one window in the last hour */
-    int64_t t0;                 /* estimated first sample: intervals start here */
-    int64_t k_max;              /* newest interval holding data */
+    int64_t t0;         /* estimated first sample: intervals start here */
+    double last_sample; /* estimated start of the last sample */
+    int64_t k_max;      /* newest interval holding data */
 } vpa_span_t;
 
 static void hist_init(vpa_hist_t *h, double first, double max)
@@ -179,72 +178,74 @@ static void cpu_split(const vpa_hist_t *h, int i, double peak, int *b, double *s
         *share = edge > lo ? (edge - lo) / (hi - lo) : 0;
 }
 
-/* Per pod: seconds an hour's windows cover, at most the hour. */
-static double cov_per_pod(const kopt_engine_hour_t *h)
-{
-    double cov = kopt_engine_hour_covered_s(h) / (double)(h->pods > 0 ? h->pods : 1);
+/* Where an hour's windows most likely started. The rollup gives them all
+ * the hour's start; per pod there are n windows of w seconds (covered
+ * seconds / windows), taken as back to back: a history starts at its first
+ * sample, so the first hour's windows are its last ones and end with the
+ * hour; every later hour's run from its start (the last hour stops when
+ * the history does). Window j starts at s + j w. */
+typedef struct {
+    double s, w;
+    int n;
+} vpa_windows_t;
 
-    return cov < HOUR ? cov : HOUR;
+static void hour_windows(int64_t first_hour, const kopt_engine_hour_t *h, vpa_windows_t *win)
+{
+    double pods = (double)(h->pods > 0 ? h->pods : 1);
+    double n = fmax(1, floor((double)h->windows / pods + 0.5));
+    double cov = fmin(HOUR, kopt_engine_hour_covered_s(h) / pods);
+
+    win->n = (int)n;
+    win->w = cov / n;
+    win->s = h->start == first_hour ? (double)h->start + HOUR - cov : (double)h->start;
 }
 
-/* The stretch [*s, *e) of an hour its windows cover. A history starts at
- * its first sample, so the first hour's windows are its last ones; every
- * later hour's run from its start (the last hour stops when the history
- * does). All windows of an hour share its start in the rollup; this is
- * where, within the hour, they most likely were. */
-static void hour_stretch(const vpa_span_t *sp, const kopt_engine_hour_t *h, double *s, double *e)
+/* The interval a sample starting at t belongs to: intervals run from the
+ * first sample, [t0 + k day, t0 + (k + 1) day). */
+static int64_t interval_of(const vpa_span_t *sp, double t)
 {
-    double cov = cov_per_pod(h);
-
-    if (h->start == sp->first_hour) {
-        *e = (double)h->start + HOUR;
-        *s = *e - cov;
-    } else {
-        *s = (double)h->start;
-        *e = *s + cov;
-    }
+    return (int64_t)floor((t - (double)sp->t0) / VPA_INTERVAL);
 }
 
-/* The aggregation interval an hour's peak goes to: intervals run from the
- * first sample, [t0 + k day, t0 + (k + 1) day); an hour across a boundary
- * goes where most of its covered stretch lies (the later one on a tie). */
+/* The interval an hour's peak goes to: an hour whose windows straddle a
+ * boundary goes where most of them start (the later one on a tie). */
 static int64_t hour_interval(const vpa_span_t *sp, const kopt_engine_hour_t *h)
 {
-    double s, e, b;
-    int64_t ks, ke;
+    vpa_windows_t win;
+    int64_t ks, kl;
+    double b, before;
 
-    hour_stretch(sp, h, &s, &e);
-    ks = (int64_t)floor((s - (double)sp->t0) / VPA_INTERVAL);
-    ke = (int64_t)floor((e - 1 - (double)sp->t0) / VPA_INTERVAL);
-    if (ks >= ke)
+    hour_windows(sp->first_hour, h, &win);
+    ks = interval_of(sp, win.s);
+    kl = interval_of(sp, win.s + (win.n - 1) * win.w);
+    if (ks >= kl)
         return ks > 0 ? ks : 0;
-    b = (double)sp->t0 + (double)ke * VPA_INTERVAL;
-    return e - b >= b - s ? ke : ks;
+    b = (double)sp->t0 + (double)kl * VPA_INTERVAL;
+    before = fmin(win.n, ceil((b - win.s) / win.w));
+    return (double)win.n - before >= before ? kl : ks;
 }
 
 static void find_span(const kopt_engine_container_t *c, const kopt_engine_history_t *hist,
                       int64_t now, int64_t lookback_s, vpa_span_t *sp)
 {
+    vpa_windows_t win;
     size_t i;
 
     sp->first_hour = hist->first_hour;
     sp->last_hour = hist->last_hour;
-    sp->first_cov = sp->last_cov = HOUR;
-    sp->last_window = 60;
+    sp->t0 = sp->first_hour;
+    sp->last_sample = (double)sp->last_hour;
     for (i = 0; i < c->n_hours; i++) {
         const kopt_engine_hour_t *h = &c->hours[i];
-        double per_pod = (double)h->windows / (double)(h->pods > 0 ? h->pods : 1);
 
         if (!kopt_engine_in_lookback(h, now, lookback_s))
             continue;
+        hour_windows(sp->first_hour, h, &win);
         if (h->start == sp->first_hour)
-            sp->first_cov = cov_per_pod(h);
-        if (h->start == sp->last_hour) {
-            sp->last_cov = cov_per_pod(h);
-            sp->last_window = per_pod >= 1 ? sp->last_cov / per_pod : sp->last_cov;
-        }
+            sp->t0 = (int64_t)llround(win.s);
+        if (h->start == sp->last_hour)
+            sp->last_sample = win.s + (win.n - 1) * win.w;
     }
-    sp->t0 = sp->first_hour + HOUR - (int64_t)llround(sp->first_cov);
     sp->k_max = 0;
 }
 
@@ -288,15 +289,15 @@ static void memory_peaks(const kopt_engine_container_t *c, int64_t now, int64_t 
         opener[d] = INT64_MAX;
     for (i = 0; i < c->n_hours; i++) {
         const kopt_engine_hour_t *h = &c->hours[i];
-        double s, e;
+        vpa_windows_t win;
         int64_t ks, ke;
 
         if (!kopt_engine_in_lookback(h, now, lookback_s))
             continue;
         /* The intervals this hour holds samples of, and whether it opens them. */
-        hour_stretch(sp, h, &s, &e);
-        ks = (int64_t)floor((s - (double)sp->t0) / VPA_INTERVAL);
-        ke = (int64_t)floor((e - 1 - (double)sp->t0) / VPA_INTERVAL);
+        hour_windows(sp->first_hour, h, &win);
+        ks = interval_of(sp, win.s);
+        ke = interval_of(sp, win.s + (win.n - 1) * win.w);
         for (k = ks > k_min ? ks : k_min; k <= ke && k <= sp->k_max; k++) {
             d = (int)(k - k_min);
             if (h->start < opener[d]) {
@@ -342,11 +343,13 @@ static void cpu_samples(const kopt_engine_container_t *c, int64_t now, int64_t l
         const kopt_engine_hour_t *h = &c->hours[i];
         double req = h->cpu_request_cores > 0 ? h->cpu_request_cores : c->current.cpu_request_cores;
         double w = req > VPA_MIN_SAMPLE_WEIGHT ? req : VPA_MIN_SAMPLE_WEIGHT;
-        double s, e;
+        vpa_windows_t win;
+        double t;
 
         if (!kopt_engine_in_lookback(h, now, lookback_s))
             continue;
-        hour_stretch(sp, h, &s, &e);
+        hour_windows(sp->first_hour, h, &win);
+        t = win.s + (win.n - 1) * win.w / 2; /* the windows' mean start */
         for (j = 0; j < h->cpu_hist_len; j++) {
             int k = h->cpu_hist[j].index < KOPT_CPU_BUCKETS ? h->cpu_hist[j].index
                                                             : KOPT_CPU_BUCKETS - 1;
@@ -363,9 +366,9 @@ static void cpu_samples(const kopt_engine_container_t *c, int64_t now, int64_t l
                 b = split_b[k];
                 share = split_share[k];
             }
-            hist_add(cpu, b, weight * share, (s + e) / 2);
+            hist_add(cpu, b, weight * share, t);
             if (share < 1)
-                hist_add(cpu, b + 1, weight * (1 - share), (s + e) / 2);
+                hist_add(cpu, b + 1, weight * (1 - share), t);
         }
     }
 }
@@ -395,7 +398,7 @@ void kopt_engine_estimate_vpa(const kopt_engine_options_t *opts, const kopt_engi
 {
     vpa_hist_t cpu, mem;
     vpa_span_t sp;
-    double n, d, lifespan, last_sample, fraction, min_mc, min_bytes;
+    double n, d, lifespan, fraction, min_mc, min_bytes;
     bool bounds = opts->confidence != KOPT_CONFIDENCE_NONE;
 
     hist_init(&cpu, VPA_CPU_FIRST, VPA_CPU_MAX);
@@ -405,12 +408,8 @@ void kopt_engine_estimate_vpa(const kopt_engine_options_t *opts, const kopt_engi
     memory_peaks(c, now, opts->lookback_s, &sp, &mem);
 
     /* getConfidence: min(last sample start - first, in days; samples /
-     * (60 x 24)). The last sample starts one window before the stretch
-     * its hour covers ends. */
-    last_sample = sp.last_hour == sp.first_hour
-                      ? (double)sp.last_hour + HOUR - sp.last_window
-                      : (double)sp.last_hour + sp.last_cov - sp.last_window;
-    lifespan = fmax(0, last_sample - (double)sp.t0) / 86400.0;
+     * (60 x 24)). */
+    lifespan = fmax(0, sp.last_sample - (double)sp.t0) / 86400.0;
     n = (double)hist->windows / 1440.0;
     d = n < lifespan ? n : lifespan;
     est->history_days = d;
