@@ -329,8 +329,20 @@ static void memory_peaks(const kopt_engine_container_t *c, int64_t now, int64_t 
     }
 }
 
+/* The time whose decay equals the mean decay of an hour's windows: window j
+ * weighs 2^((s + j w - ref) / half-life), a geometric series, so n windows
+ * weigh n x 2^((t - ref) / half-life) with t below (s when n = 1). */
+static double windows_time(const vpa_windows_t *win)
+{
+    double q = exp2(win->w / VPA_HALF_LIFE_S);
+
+    if (win->n <= 1 || !(q > 1))
+        return win->s;
+    return win->s + VPA_HALF_LIFE_S * log2((pow(q, win->n) - 1) / (win->n * (q - 1)));
+}
+
 /* CPU: every window is a sample of weight max(request, 0.1 core), decayed
- * from the middle of the stretch its hour covers. */
+ * from where in the hour it most likely started. */
 static void cpu_samples(const kopt_engine_container_t *c, int64_t now, int64_t lookback_s,
                         const vpa_span_t *sp, vpa_hist_t *cpu)
 {
@@ -349,7 +361,7 @@ static void cpu_samples(const kopt_engine_container_t *c, int64_t now, int64_t l
         if (!kopt_engine_in_lookback(h, now, lookback_s))
             continue;
         hour_windows(sp->first_hour, h, &win);
-        t = win.s + (win.n - 1) * win.w / 2; /* the windows' mean start */
+        t = windows_time(&win);
         for (j = 0; j < h->cpu_hist_len; j++) {
             int k = h->cpu_hist[j].index < KOPT_CPU_BUCKETS ? h->cpu_hist[j].index
                                                             : KOPT_CPU_BUCKETS - 1;
