@@ -40,7 +40,8 @@ typedef struct {
     double first;
     int n;
     bool has_ref;
-    int64_t ref; /* decay reference, a multiple of the half-life */
+    int64_t ref;                /* decay reference, a multiple of the half-life */
+    double last_t, last_factor; /* an hour's buckets share one time */
     double total;
     double weight[VPA_MAX_BUCKETS];
 } vpa_hist_t;
@@ -64,6 +65,8 @@ static void hist_init(vpa_hist_t *h, double first, double max)
         h->n = VPA_MAX_BUCKETS;
     h->has_ref = false;
     h->ref = 0;
+    h->last_t = 0;
+    h->last_factor = 0;
     h->total = 0;
     for (i = 0; i < VPA_MAX_BUCKETS; i++)
         h->weight[i] = 0;
@@ -100,6 +103,8 @@ static void hist_add(vpa_hist_t *h, int b, double weight, double t)
 
     if (!(weight > 0))
         return;
+    if (h->last_factor > 0 && t == h->last_t)
+        goto add;
     if (!h->has_ref) {
         h->ref = round_half_life(t);
         h->has_ref = true;
@@ -115,7 +120,10 @@ static void hist_add(vpa_hist_t *h, int b, double weight, double t)
         h->ref = ref;
         e = (t - (double)ref) / VPA_HALF_LIFE_S;
     }
-    weight *= exp2(e);
+    h->last_t = t;
+    h->last_factor = exp2(e);
+add:
+    weight *= h->last_factor;
     h->weight[b] += weight;
     h->total += weight;
 }
@@ -147,35 +155,46 @@ static int cpu_bucket_mc(const vpa_hist_t *h, double m)
     return hist_bucket(h, m / 1000.0);
 }
 
-/* Splits kopt CPU bucket i over VPA's buckets: a raw usage c is read as
- * ceil(c in millicores), so VPA bucket b holds the raw values above
- * (m_b - 1) millicores, m_b its first whole millicore. Usage inside the
- * kopt bucket is taken as spread evenly, and a kopt bucket (5 % wide) never
- * spans more than two VPA buckets (at least 10 millicores, and wider than
- * 5 %). Out: the first VPA bucket and the share of the weight it gets. */
-static void cpu_split(const vpa_hist_t *h, int i, double peak, int *b, double *share)
+/* How kopt CPU bucket i = [lo, hi) maps onto VPA's buckets: a raw usage c
+ * is read as ceil(c in millicores), so the raw values up to `edge` read as
+ * VPA bucket b and those above as b + 1 (a kopt bucket, 5 % wide, never
+ * spans more: VPA's are at least 10 millicores and wider than 5 %). */
+typedef struct {
+    bool known;
+    int b;
+    double lo, hi, edge;
+} vpa_cpu_map_t;
+
+static void cpu_map(const vpa_hist_t *h, int i, vpa_cpu_map_t *m)
 {
-    double lo = i <= 0 ? 0 : kopt_cpu_bucket_lower(i);
-    double hi = i <= 0 ? KOPT_CPU_BUCKET_FIRST : kopt_cpu_bucket_upper(i);
-    double m, edge;
+    double mc;
 
-    /* The hour's peak, when in this bucket, bounds what the bucket holds. */
-    if (peak >= lo && peak < hi)
-        hi = peak + 1e-9;
-
-    *b = cpu_bucket_mc(h, ceil(lo * 1000.0 - 1e-6));
-    *share = 1.0;
-    if (i >= KOPT_CPU_BUCKETS - 1 || *b >= h->n - 1)
+    m->lo = i <= 0 ? 0 : kopt_cpu_bucket_lower(i);
+    m->hi = i <= 0 ? KOPT_CPU_BUCKET_FIRST : kopt_cpu_bucket_upper(i);
+    m->b = cpu_bucket_mc(h, ceil(m->lo * 1000.0 - 1e-6));
+    m->edge = INFINITY;
+    m->known = true;
+    if (i >= KOPT_CPU_BUCKETS - 1 || m->b >= h->n - 1)
         return;
-    /* m: the first whole millicore of bucket b + 1. */
-    m = ceil(hist_start(h, *b + 1) * 1000.0 - 1e-6);
-    while (m > 1 && cpu_bucket_mc(h, m - 1) > *b)
-        m--;
-    while (cpu_bucket_mc(h, m) <= *b)
-        m++;
-    edge = (m - 1) / 1000.0; /* raw values above it read as >= m */
-    if (edge < hi)
-        *share = edge > lo ? (edge - lo) / (hi - lo) : 0;
+    /* mc: the first whole millicore of bucket b + 1. */
+    mc = ceil(hist_start(h, m->b + 1) * 1000.0 - 1e-6);
+    while (mc > 1 && cpu_bucket_mc(h, mc - 1) > m->b)
+        mc--;
+    while (cpu_bucket_mc(h, mc) <= m->b)
+        mc++;
+    m->edge = (mc - 1) / 1000.0;
+}
+
+/* The share of a kopt bucket's windows that VPA reads as bucket m->b:
+ * usage taken as spread evenly over the bucket, but never above the hour's
+ * peak when the peak lies in it. */
+static double cpu_share(const vpa_cpu_map_t *m, double peak)
+{
+    double hi = peak >= m->lo && peak < m->hi ? peak + 1e-9 : m->hi;
+
+    if (m->edge >= hi)
+        return 1;
+    return m->edge > m->lo ? (m->edge - m->lo) / (hi - m->lo) : 0;
 }
 
 /* Where an hour's windows most likely started. The rollup gives them all
@@ -329,16 +348,28 @@ static void memory_peaks(const kopt_engine_container_t *c, int64_t now, int64_t 
     }
 }
 
-/* The time whose decay equals the mean decay of an hour's windows: window j
- * weighs 2^((s + j w - ref) / half-life), a geometric series, so n windows
- * weigh n x 2^((t - ref) / half-life) with t below (s when n = 1). */
-static double windows_time(const vpa_windows_t *win)
-{
-    double q = exp2(win->w / VPA_HALF_LIFE_S);
+/* Where in its stretch an hour's windows weigh on average: window j weighs
+ * 2^((s + j w - ref) / half-life), a geometric series, so n windows weigh
+ * n x 2^((s + offset - ref) / half-life) with the offset below (0 when
+ * n = 1). Full hours share n and w, so the last answer is kept. */
+typedef struct {
+    int n;
+    double w, offset;
+} vpa_decay_cache_t;
 
-    if (win->n <= 1 || !(q > 1))
-        return win->s;
-    return win->s + VPA_HALF_LIFE_S * log2((pow(q, win->n) - 1) / (win->n * (q - 1)));
+static double windows_time(const vpa_windows_t *win, vpa_decay_cache_t *cache)
+{
+    double q;
+
+    if (win->n != cache->n || win->w != cache->w) {
+        q = exp2(win->w / VPA_HALF_LIFE_S);
+        cache->n = win->n;
+        cache->w = win->w;
+        cache->offset = win->n <= 1 || !(q > 1)
+                            ? 0
+                            : VPA_HALF_LIFE_S * log2((pow(q, win->n) - 1) / (win->n * (q - 1)));
+    }
+    return win->s + cache->offset;
 }
 
 /* CPU: every window is a sample of weight max(request, 0.1 core), decayed
@@ -346,11 +377,12 @@ static double windows_time(const vpa_windows_t *win)
 static void cpu_samples(const kopt_engine_container_t *c, int64_t now, int64_t lookback_s,
                         const vpa_span_t *sp, vpa_hist_t *cpu)
 {
-    int split_b[KOPT_CPU_BUCKETS];
-    double split_share[KOPT_CPU_BUCKETS];
-    bool split_known[KOPT_CPU_BUCKETS] = {false};
+    vpa_cpu_map_t map[KOPT_CPU_BUCKETS];
+    vpa_decay_cache_t cache = {0, 0, 0};
     size_t i, j;
 
+    for (j = 0; j < KOPT_CPU_BUCKETS; j++)
+        map[j].known = false;
     for (i = 0; i < c->n_hours; i++) {
         const kopt_engine_hour_t *h = &c->hours[i];
         double req = h->cpu_request_cores > 0 ? h->cpu_request_cores : c->current.cpu_request_cores;
@@ -361,26 +393,18 @@ static void cpu_samples(const kopt_engine_container_t *c, int64_t now, int64_t l
         if (!kopt_engine_in_lookback(h, now, lookback_s))
             continue;
         hour_windows(sp->first_hour, h, &win);
-        t = windows_time(&win);
+        t = windows_time(&win, &cache);
         for (j = 0; j < h->cpu_hist_len; j++) {
             int k = h->cpu_hist[j].index < KOPT_CPU_BUCKETS ? h->cpu_hist[j].index
                                                             : KOPT_CPU_BUCKETS - 1;
             double weight = (double)h->cpu_hist[j].count * w, share;
-            int b;
 
-            if (k == kopt_cpu_bucket(h->cpu_peak_cores)) {
-                cpu_split(cpu, k, h->cpu_peak_cores, &b, &share);
-            } else {
-                if (!split_known[k]) {
-                    cpu_split(cpu, k, -1, &split_b[k], &split_share[k]);
-                    split_known[k] = true;
-                }
-                b = split_b[k];
-                share = split_share[k];
-            }
-            hist_add(cpu, b, weight * share, t);
+            if (!map[k].known)
+                cpu_map(cpu, k, &map[k]);
+            share = cpu_share(&map[k], h->cpu_peak_cores);
+            hist_add(cpu, map[k].b, weight * share, t);
             if (share < 1)
-                hist_add(cpu, b + 1, weight * (1 - share), t);
+                hist_add(cpu, map[k].b + 1, weight * (1 - share), t);
         }
     }
 }
