@@ -95,16 +95,15 @@ static int64_t round_half_life(double t)
 
 /* decayingHistogram.AddSample: weight x 2^((t - ref) / half-life), the
  * reference set at the first sample (rounded) and moved forward, with the
- * stored weights scaled down, when the exponent would pass 100. */
-static void hist_add(vpa_hist_t *h, int b, double weight, double t)
+ * stored weights scaled down, when the exponent would pass 100. The factor
+ * of the last t is kept: an hour's buckets share one time. */
+static double decay_factor(vpa_hist_t *h, double t)
 {
     double e;
     int i;
 
-    if (!(weight > 0))
-        return;
     if (h->last_factor > 0 && t == h->last_t)
-        goto add;
+        return h->last_factor;
     if (!h->has_ref) {
         h->ref = round_half_life(t);
         h->has_ref = true;
@@ -122,8 +121,14 @@ static void hist_add(vpa_hist_t *h, int b, double weight, double t)
     }
     h->last_t = t;
     h->last_factor = exp2(e);
-add:
-    weight *= h->last_factor;
+    return h->last_factor;
+}
+
+static void hist_add(vpa_hist_t *h, int b, double weight, double t)
+{
+    if (!(weight > 0))
+        return;
+    weight *= decay_factor(h, t);
     h->weight[b] += weight;
     h->total += weight;
 }
