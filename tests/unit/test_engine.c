@@ -161,10 +161,11 @@ static void short_history_low_confidence(void **state)
     /* Memory must grow (768 MiB > 256 MiB): raising is never held back. */
     assert_int_equal(r.recommended.memory_request_bytes, 768 * MIB);
     assert_non_null(strstr(r.explanation, "not lowered"));
-    /* The vpa strategy reports the same wide bounds but does not hold. */
+    /* The vpa strategy reports wide bounds too but does not hold: VPA's
+     * bucket of 0.5 cores ends at 0.5111345 -> 511 + 76 = 587 m. */
     o.strategy = KOPT_STRATEGY_VPA;
     analyze(&o, f, &r);
-    assert_near(r.recommended.cpu_request_cores, 0.593, 1e-9);
+    assert_near(r.recommended.cpu_request_cores, 0.587, 1e-9);
     assert_true(r.flags & KOPT_ENGINE_LOW_CONFIDENCE);
     free(f);
 }

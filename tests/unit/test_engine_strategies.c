@@ -80,11 +80,43 @@ static void run(kopt_engine_strategy_t s, fixture_t *f, size_t per_pod, kopt_eng
     assert_int_equal(kopt_engine_analyze_container(&o, &f->c, per_pod, NOW, r), 0);
 }
 
-/* 8 days at 0.5 cores, 400 MiB. VPA: target p90 x 1.15, lower p50 x 1.15 x
- * (1 + 0.001/d)^-2, upper p95 x 1.15 x (1 + 1/d), d = min(8 days, 11520 /
- * 1440) = 8. CPU 0.515502 x 1.15 = 0.592827 -> 0.593, upper x 1.125 =
- * 0.666931 -> 0.667. Memory: p90 of 8 daily peaks of 400 MiB: 403.9092 x
- * 1.15 = 464.50 -> 465 MiB; upper x 1.125 = 522.56 -> 523 MiB. */
+/* The vpa strategy with a lookback of 9 days (the default 8 would cut the
+ * first hour of a history 193 hours long). */
+static void run_vpa_9_days(fixture_t *f, kopt_engine_result_t *r)
+{
+    kopt_engine_options_t o;
+
+    kopt_engine_options_default(&o);
+    o.strategy = KOPT_STRATEGY_VPA;
+    o.lookback_s = 9 * DAY;
+    assert_int_equal(kopt_engine_analyze_container(&o, &f->c, 1, NOW, r), 0);
+}
+
+/* An hour `ago` hours before NOW holding only `windows` one-minute windows,
+ * all at `cpu` and `mem`. */
+static kopt_engine_hour_t *part_hour(fixture_t *f, int ago, uint32_t windows, double cpu,
+                                     uint64_t mem)
+{
+    kopt_engine_hour_t *h = hour(f, ago, cpu, 60, 0, mem);
+    size_t k = (size_t)(h - f->hours);
+
+    h->windows = windows;
+    f->cpu[k][0].count = windows;
+    f->mem[k].count = windows;
+    return h;
+}
+
+/* 8 days at 0.5 cores, 400 MiB. The vpa strategy uses VPA's own buckets:
+ * bucket b starts at first x (1.05^b - 1) / 0.05 (first 0.01 core, 1e7
+ * bytes) and a percentile is its bucket's end; amounts are whole millicores
+ * and bytes, truncated at each step. d = min(lifespan, samples / 1440): the
+ * first sample starts at NOW - 192 h, the last at NOW - 60 s, so lifespan =
+ * 691140 s = 7.9993056 days (11520 samples / 1440 = 8).
+ * CPU: 0.5 cores -> bucket 25, end 0.5111345 -> 511 m + 76 m = 587 m;
+ * lower 587 x (1 + 0.001/d)^-2 = 586.85 -> 586 m; upper 587 x (1 + 1/d) =
+ * 660.38 -> 660 m. Memory: p90 of 8 interval peaks of 400 MiB: bucket 23,
+ * end 445019988 + 66752998 = 511772986 bytes = 488.06 MiB -> 489 MiB
+ * (rounded up to MiB); upper x 1.1250109 = 549.08 MiB -> 550 MiB. */
 static void vpa_constant(void **state)
 {
     fixture_t *f = fixture_new(1.0, 1024 * MIB);
@@ -96,12 +128,102 @@ static void vpa_constant(void **state)
     run(KOPT_STRATEGY_VPA, f, 1, &r);
     assert_near(r.cpu_percentile, 0.9, 0);
     assert_near(r.memory_percentile, 0.9, 0);
-    assert_near(r.history_days, 8, 1e-12);
-    assert_near(r.recommended.cpu_request_cores, 0.593, 1e-12);
-    assert_near(r.cpu_upper, 0.667, 1e-12);
-    assert_near(r.cpu_lower, 0.593, 1e-12);
-    assert_int_equal(r.recommended.memory_request_bytes, 465 * MIB);
-    assert_int_equal(r.memory_upper, 523 * MIB);
+    assert_near(r.history_days, 691140.0 / 86400, 1e-12);
+    assert_near(r.recommended.cpu_request_cores, 0.587, 1e-12);
+    assert_near(r.cpu_upper, 0.660, 1e-12);
+    assert_near(r.cpu_lower, 0.586, 1e-12);
+    assert_int_equal(r.recommended.memory_request_bytes, 489 * MIB);
+    assert_int_equal(r.memory_upper, 550 * MIB);
+    free(f);
+}
+
+/* Memory intervals start at the first sample, not at an hour, and each
+ * peak weighs as of its interval's end: 8 days give 8 peaks weighing 2, 4,
+ * ..., 256 (total 510). The first hour (NOW - 193 h) holds 20 windows, so
+ * the first sample is at NOW - 193 h + 40 min = t0 and interval k is
+ * [t0 + k day, t0 + (k + 1) day). Memory is 300 MiB but 1000 MiB in the
+ * hours 24..2 ago; the last hour (1 ago) has 40 windows at 300 MiB, the
+ * last starting at NOW - 21 min, before t0 + 8 days = NOW - 20 min: it is
+ * in interval 7, no ninth interval. The hour 25 ago straddles t0 + 7 days
+ * (40 of its windows start before): interval 6.
+ * Interval 7's 1000 MiB weighs 256/510 = 50.2 %, so p50 and p90 are both
+ * 1000 MiB: bucket 37, end 1077095457 + 161564318 = 1238659775 bytes =
+ * 1181.28 MiB -> 1182; lower x (1 + 0.001/d)^-2 = 1180.98 -> 1181 MiB,
+ * d = (NOW - 21 min - t0) = 691140 s = 7.9993056 days. (Intervals cut at
+ * the first hour's start would make a ninth of the last hour alone, at
+ * 300 MiB with the highest weight, and drop p50 to 300 MiB.) */
+static void vpa_interval_peaks(void **state)
+{
+    fixture_t *f = fixture_new(1.0, 1024 * MIB);
+    kopt_engine_result_t r;
+
+    (void)state;
+    part_hour(f, 193, 20, 0.5, 300 * MIB);
+    for (int ago = 192; ago >= 2; ago--)
+        hour(f, ago, 0.5, 60, 0, ago <= 24 ? 1000 * MIB : 300 * MIB);
+    part_hour(f, 1, 40, 0.5, 300 * MIB);
+    run_vpa_9_days(f, &r);
+    assert_near(r.history_days, 691140.0 / 86400, 1e-12);
+    assert_int_equal(r.recommended.memory_request_bytes, 1182 * MIB);
+    assert_int_equal(r.memory_lower, 1181 * MIB);
+    free(f);
+}
+
+/* An hour across an interval boundary goes where most of its windows
+ * start. 31 hours; 300 MiB but 1000 MiB in the hour 24 h after the first.
+ * First hour with 20 windows: t0 = its start + 40 min, the boundary t0 + 1
+ * day cuts that hour after 40 windows -> interval 0 (weight 2; interval 1
+ * at 300 MiB weighs 4): p50 = 300 MiB, lower 380258472 x (1 + 0.001/d)^-2
+ * = 362.07 MiB -> 363, d = 109140 s = 1.2631944 days; p90 = 1000 MiB ->
+ * 1182. First hour with 40 windows: t0 = its start + 20 min, 20 windows
+ * before the boundary, 40 after -> interval 1: 1000 MiB weighs 4/6, p50 =
+ * 1000 MiB: 1236722224 bytes = 1179.43 MiB -> 1180 (d = 110340 s). */
+static void vpa_boundary_hour(void **state)
+{
+    kopt_engine_result_t r;
+
+    (void)state;
+    for (int first = 20; first <= 40; first += 20) {
+        fixture_t *f = fixture_new(1.0, 1024 * MIB);
+
+        part_hour(f, 31, (uint32_t)first, 0.5, 300 * MIB);
+        for (int ago = 30; ago >= 1; ago--)
+            hour(f, ago, 0.5, 60, 0, ago == 7 ? 1000 * MIB : 300 * MIB);
+        run(KOPT_STRATEGY_VPA, f, 1, &r);
+        assert_int_equal(r.recommended.memory_request_bytes, 1182 * MIB);
+        assert_int_equal(r.memory_lower, first == 20 ? 363 * MIB : 1180 * MIB);
+        free(f);
+    }
+}
+
+/* CPU in VPA's buckets. A rollup bucket (5 % from 1 m) is split over the
+ * VPA buckets its usage would read as (whole millicores, rounded up),
+ * evenly, but never above the hour's peak. 36 windows at 0.5 and 24 at 1.0
+ * cores an hour, peak 1.0: rollup bucket 128 = [0.4909542, 0.5155019) reads
+ * as VPA bucket 25 up to 0.511 (511 m; 512 m starts bucket 26), a share
+ * (0.511 - 0.4909542) / 0.0245477 = 81.66 %. p50: 36 x 0.8166 = 29.40 of
+ * 60 < 30, so bucket 26: end 0.5466913 -> 546 + 81 = 627 m, lower x
+ * (1 + 0.001/d)^-2 = 626.84 -> 0.626. p90: 1.0's bucket 36 (its rollup
+ * bucket ends above the peak, so all of it): end 1.0162814 -> 1016 + 152 =
+ * 1168 m. 0.012 cores, two containers a pod: VPA's bucket 1 = [0.01,
+ * 0.0205) -> 20 + 3 = 23 m, above the pod minimum 25 / 2 = 12 m. */
+static void vpa_cpu_buckets(void **state)
+{
+    fixture_t *f = fixture_new(1.0, 1024 * MIB);
+    kopt_engine_result_t r;
+
+    (void)state;
+    for (int ago = 1; ago <= 8 * 24; ago++)
+        hour(f, ago, 0.5, 36, 1.0, 400 * MIB);
+    run(KOPT_STRATEGY_VPA, f, 1, &r);
+    assert_near(r.cpu_lower, 0.626, 1e-12);
+    assert_near(r.recommended.cpu_request_cores, 1.168, 1e-12);
+    free(f);
+    f = fixture_new(1.0, 1024 * MIB);
+    for (int ago = 1; ago <= 8 * 24; ago++)
+        hour(f, ago, 0.012, 60, 0, 400 * MIB);
+    run(KOPT_STRATEGY_VPA, f, 2, &r);
+    assert_near(r.recommended.cpu_request_cores, 0.023, 1e-12);
     free(f);
 }
 
@@ -111,7 +233,8 @@ static void vpa_constant(void **state)
  * worth 2^-4 of the newer per unit weight, so VPA's older share is
  * 4/16 / (4/16 + 0.1) = 71 % (p50 in 0.8's bucket) while kopt's is
  * 0.82/16 / (0.82/16 + 0.20) = 20 % (p50 in 0.2's bucket). Both p90s are
- * 0.8's: 0.839698 x 1.15 = 0.965653 -> 0.966. */
+ * 0.8's: VPA's bucket 32 ends at 0.8006377 -> 800 + 120 = 920 m; kopt's
+ * 0.839698 x 1.15 = 0.965653 -> 0.966. */
 static void vpa_weights_by_request(void **state)
 {
     fixture_t *f = fixture_new(0.05, 256 * MIB);
@@ -125,19 +248,20 @@ static void vpa_weights_by_request(void **state)
     }
     run(KOPT_STRATEGY_VPA, f, 1, &vpa);
     run(KOPT_STRATEGY_KOPT, f, 1, &kopt);
-    assert_near(vpa.recommended.cpu_request_cores, 0.966, 1e-12);
+    assert_near(vpa.recommended.cpu_request_cores, 0.920, 1e-12);
     assert_near(kopt.recommended.cpu_request_cores, 0.966, 1e-12);
-    /* lower: 0.965653 x (1.000125)^-2 = 0.965412 -> 0.966 (vpa);
+    /* lower: 920 x (1 + 0.001/7.9993)^-2 = 919.77 -> 0.919 (vpa);
      * 0.204002 x 1.15 x (1.000125)^-2 = 0.234543 -> 0.235 (kopt). */
-    assert_near(vpa.cpu_lower, 0.966, 1e-12);
+    assert_near(vpa.cpu_lower, 0.919, 1e-12);
     assert_near(kopt.cpu_lower, 0.235, 1e-12);
     free(f);
 }
 
 /* An OOM kill at 400 MiB on the newest day: VPA puts max(400 x 1.2, 400 +
- * 100) = 500 MiB into that day's peak. Daily weights double each day, so the
- * newest day holds 128/255 = 50.2 %: the 400 MiB days hold 49.8 % < 50 %,
- * and p50 and p90 are both 500's bucket: 515.5019 x 1.15 = 592.83 -> 593 MiB. */
+ * 100) = 500 MiB into that interval's peak. Interval weights double each
+ * day, so the newest holds 256/510 = 50.2 %: the 400 MiB intervals hold
+ * 49.8 % < 50 %, and p50 and p90 are both 500's bucket 26: end 546691264
+ * + 82003689 = 628694953 bytes = 599.57 MiB -> 600 MiB. */
 static void vpa_oom_bump(void **state)
 {
     fixture_t *f = fixture_new(0.5, 512 * MIB);
@@ -153,15 +277,16 @@ static void vpa_oom_bump(void **state)
         }
     }
     run(KOPT_STRATEGY_VPA, f, 1, &r);
-    assert_int_equal(r.recommended.memory_request_bytes, 593 * MIB);
-    /* lower: 592.83 x (1.000125)^-2 = 592.68 -> 593 MiB. */
-    assert_int_equal(r.memory_lower, 593 * MIB);
+    assert_int_equal(r.recommended.memory_request_bytes, 600 * MIB);
+    /* lower: 599.57 x (1 + 0.001/7.9993)^-2 = 599.42 -> 600 MiB. */
+    assert_int_equal(r.memory_lower, 600 * MIB);
     free(f);
 }
 
-/* Pod minimums, 25 millicores and 250 MiB, spread over 2 containers: 12.5 m
- * and 125 MiB. 0.005 cores -> 0.005003 x 1.15 = 0.00575 < 0.0125 -> 0.0125,
- * rounded up to 0.013; 50 MiB -> 59.85 MiB < 125 MiB = 131072000 bytes. */
+/* Pod minimums, 25 millicores and 250 MiB, spread over 2 containers and
+ * truncated as VPA's ScaleResource does: 12 m (not 12.5) and 125 MiB. 0.005
+ * cores -> VPA bucket 0, end 0.01 -> 10 + 1 = 11 m < 12 m; 50 MiB -> bucket
+ * 4, end 55256312 -> 63544758 bytes < 125 MiB = 131072000 bytes. */
 static void vpa_pod_minimums(void **state)
 {
     fixture_t *f = fixture_new(0.1, 64 * MIB);
@@ -171,7 +296,7 @@ static void vpa_pod_minimums(void **state)
     for (int ago = 1; ago <= 8 * 24; ago++)
         hour(f, ago, 0.005, 60, 0, 50 * MIB);
     run(KOPT_STRATEGY_VPA, f, 2, &r);
-    assert_near(r.recommended.cpu_request_cores, 0.013, 1e-12);
+    assert_near(r.recommended.cpu_request_cores, 0.012, 1e-12);
     assert_int_equal(r.recommended.memory_request_bytes, 125 * MIB);
     run(KOPT_STRATEGY_VPA, f, 1, &r); /* one container: 25 m, 250 MiB */
     assert_near(r.recommended.cpu_request_cores, 0.025, 1e-12);
@@ -257,10 +382,11 @@ static void confidence_none(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(vpa_constant),    cmocka_unit_test(vpa_weights_by_request),
-        cmocka_unit_test(vpa_oom_bump),    cmocka_unit_test(vpa_pod_minimums),
-        cmocka_unit_test(simple_rule),     cmocka_unit_test(histogram_rules),
-        cmocka_unit_test(confidence_none),
+        cmocka_unit_test(vpa_constant),           cmocka_unit_test(vpa_interval_peaks),
+        cmocka_unit_test(vpa_boundary_hour),      cmocka_unit_test(vpa_cpu_buckets),
+        cmocka_unit_test(vpa_weights_by_request), cmocka_unit_test(vpa_oom_bump),
+        cmocka_unit_test(vpa_pod_minimums),       cmocka_unit_test(simple_rule),
+        cmocka_unit_test(histogram_rules),        cmocka_unit_test(confidence_none),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
