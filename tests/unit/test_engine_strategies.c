@@ -17,18 +17,14 @@
 
 #include <kopt/engine.h>
 
+#include "assert_near.h"
+
 #define MIB 1048576ULL
 #define HOUR 3600
 #define DAY 86400
 #define NOW ((int64_t)1700000000 / HOUR * HOUR)
 #define MAX_HOURS 200
 
-#define assert_near(a, b, tol)                                                                     \
-    do {                                                                                           \
-        double a_ = (double)(a), b_ = (double)(b);                                                 \
-        if (!(fabs(a_ - b_) <= (tol)))                                                             \
-            fail_msg("%s = %.9g, expected %.9g", #a, a_, b_);                                      \
-    } while (0)
 
 typedef struct {
     kopt_engine_hour_t hours[MAX_HOURS];
