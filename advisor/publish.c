@@ -3,7 +3,8 @@
  * KOPT_RECOMMENDATIONS), de-duplicated by a Nats-Msg-Id made of the analysis
  * id and the workload. It runs on the analysis worker thread (or the CLI),
  * never on the loop, with a plain connection of its own: blocking JetStream
- * calls are fine there (STACK-NOTES 24). */
+ * calls are fine there (docs/stack-facts.md, 'nats.c: blocking calls on the
+ * loop'). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>

@@ -1,7 +1,8 @@
 /* JetStream async publishing for ingest. The window is ours, kept below
- * nats.c's MaxPending so a publish never stalls the loop (STACK-NOTES 30);
- * publishes are matched to their PubAcks by the natsMsg pointer, which stays
- * alive until the AckHandler hands it back. */
+ * nats.c's MaxPending so a publish never stalls the loop (docs/stack-facts.md,
+ * 'nats.c: MaxPending on the loop'); publishes are matched to their PubAcks
+ * by the natsMsg pointer, which stays alive until the AckHandler hands it
+ * back. */
 #include "publish.h"
 
 #include <errno.h>

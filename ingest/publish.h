@@ -1,6 +1,7 @@
 /* Asynchronous JetStream publishing with a bounded window. PubAcks arrive on
- * a nats.c thread (STACK-NOTES 25) and are handed to the loop, where each
- * publish's `ref` comes back with its result, so callers never lock. */
+ * a nats.c thread (docs/stack-facts.md, 'nats.c: PubAck handler thread') and
+ * are handed to the loop, where each publish's `ref` comes back with its
+ * result, so callers never lock. */
 #ifndef KOPT_INGEST_PUBLISH_H
 #define KOPT_INGEST_PUBLISH_H
 

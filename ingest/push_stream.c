@@ -670,7 +670,7 @@ static void on_decoded(kopt_grpc_tag_t *tag, int ok)
 
 /* Re-arms the read unless the stream ends, or capacity is short: then it
  * waits in the paused list, and HTTP/2 flow control pushes back on the
- * agent (STACK-NOTES 17). */
+ * agent (docs/stack-facts.md, 'gRPC: backpressure'). */
 static void maybe_read(push_stream_t *s)
 {
     kopt_ingest_t *ing = s->ing;

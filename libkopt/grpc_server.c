@@ -1,7 +1,8 @@
 /* gRPC server plumbing shared by ingest and advisor: request slots per
  * method, unary replies, UNIMPLEMENTED for unknown methods (without a pending
- * catch-all request a client would hang until its deadline: STACK-NOTES 6),
- * and the shutdown order of STACK-NOTES 18. See kopt/grpc_server.h. */
+ * catch-all request a client would hang until its deadline), and gRPC's
+ * shutdown order; docs/stack-facts.md, 'gRPC: catch-all calls' and 'gRPC:
+ * server shutdown order'. See kopt/grpc_server.h. */
 #include <kopt/grpc_server.h>
 
 #include <errno.h>
@@ -330,7 +331,7 @@ int kopt_grpc_call_peer_uri(const kopt_grpc_call_t *c, char *out, size_t len)
 
     if (!ctx)
         return -ENOENT;
-    /* All DNS and URI SANs in certificate order (STACK-NOTES 5). */
+    /* All DNS and URI SANs in certificate order (docs/stack-facts.md, 'gRPC: peer identity'). */
     it = grpc_auth_context_find_properties_by_name(ctx, "x509_subject_alternative_name");
     while ((p = grpc_auth_property_iterator_next(&it))) {
         if (p->value_length <= 9 || strncmp(p->value, "spiffe://", 9) != 0)

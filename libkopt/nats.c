@@ -1,5 +1,6 @@
 /* The loop-driven NATS connection and stream set-up. The libuv adapter header
- * defines functions, so it is included here and nowhere else (STACK-NOTES 23). */
+ * defines functions, so it is included here and nowhere else
+ * (docs/stack-facts.md, 'nats.c: adapter header in one file'). */
 #include <kopt/nats.h>
 
 #include <errno.h>

@@ -689,7 +689,8 @@ static void refusals_by_identity(void **state)
     stored_list_t *l;
 
     (void)state;
-    /* No mutual TLS, no stream: the handshake fails (STACK-NOTES 9). */
+    /* No mutual TLS, no stream: the handshake fails (docs/stack-facts.md,
+     * 'gRPC: what a refused client sees'). */
     for (size_t i = 0; i < 3; i++) {
         fprintf(stderr, "  %s client:\n", handshake_refused[i]);
         c = try_push(ing, handshake_refused[i], epoch);

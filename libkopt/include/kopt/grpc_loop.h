@@ -1,11 +1,13 @@
 /* The bridge between gRPC's completion queue and the libuv loop.
  *
- * gRPC exposes no fd to poll (STACK-NOTES 13), so one thread of ours sits in
+ * gRPC exposes no fd to poll, so one thread of ours sits in
  * grpc_completion_queue_next(). Each tag says where its callback runs: on that
- * CQ thread (cheap work such as decoding a received message and re-arming the
- * read: STACK-NOTES 15) or on the libuv loop thread (anything that touches
- * loop-owned state). Loop-bound completions cross through one mutex-protected
- * list and a uv_async, drained whole per wake-up because sends coalesce.
+ * CQ thread (cheap work that touches only the call, such as decoding a
+ * received message) or on the libuv loop thread (anything that touches
+ * loop-owned state). docs/stack-facts.md, 'gRPC: threads and the completion
+ * queue' and 'gRPC: splitting receive and send', has the measurements.
+ * Loop-bound completions cross through one mutex-protected list and a
+ * uv_async, drained whole per wake-up because sends coalesce.
  *
  * Tags are intrusive: embed a kopt_grpc_tag_t in the call's context and find
  * the context back with kopt_container_of(). */

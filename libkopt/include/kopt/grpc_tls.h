@@ -3,8 +3,8 @@
  * Server credentials re-read the material at handshakes through gRPC's
  * certificate-config fetcher, so a SIGHUP reload of the kopt_tls_source_t
  * takes effect for new connections without a restart. Only the two modes that
- * verify a presented certificate exist here: STACK-NOTES 4 shows the others
- * accept rogue-CA certificates. */
+ * verify a presented certificate exist here: the others accept rogue-CA
+ * certificates (docs/stack-facts.md, 'gRPC: client certificate modes'). */
 #ifndef KOPT_GRPC_TLS_H
 #define KOPT_GRPC_TLS_H
 

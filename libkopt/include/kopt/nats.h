@@ -2,7 +2,8 @@
  * libuv adapter), reconnecting forever, with its up/down state reported on
  * the loop thread; and JetStream stream set-up, which uses blocking API calls
  * and so runs on a worker thread with a plain connection of its own
- * (STACK-NOTES 22-24). */
+ * (docs/stack-facts.md, 'nats.c: libuv adapter set-up' and 'nats.c: blocking
+ * calls on the loop'). */
 #ifndef KOPT_NATS_H
 #define KOPT_NATS_H
 
