@@ -1,10 +1,11 @@
 /* The agent's view of Kubernetes for its own node: the node's pods with
  * their containers' requests, limits and states, the workload that owns each
  * (owners fetched by name and cached), the HPAs that target those workloads,
- * and the Node's facts. Refreshed by a list with resourceVersion every few
- * seconds (a 410 Gone relists from scratch); read by the window code through
- * copies. Bounded: pods, containers, cached owners and HPAs have caps, and
- * what did not fit is counted.
+ * and the Node's facts. Refreshed by a list with resourceVersion every
+ * --metadata-refresh (60 s by default, driven by sources.c; a 410 Gone
+ * relists from scratch); read by the window code through copies. Bounded:
+ * pods, containers, cached owners and HPAs have caps, and what did not fit is
+ * counted.
  *
  * Threads: kopt_kube_cache_refresh() does blocking HTTP and runs on one
  * worker thread at a time; the lookups may run on any thread meanwhile (a

@@ -1,10 +1,10 @@
-/* Turns raw samples into 1-minute windows. Sources report cumulative
- * counters (CPU nanoseconds, throttled periods, OOM kills) and gauges
- * (memory); this module derives rates between consecutive samples of the
- * same container, handles counter resets (a restarted container starts its
- * counters again), and closes a window per container at each wall-clock
- * window boundary. Pure: time comes in with the samples; bounded in the
- * number of containers it tracks. */
+/* Turns raw samples into windows (1 minute unless window_ms says otherwise).
+ * Sources report cumulative counters (CPU nanoseconds, throttled periods, OOM
+ * kills) and gauges (memory); this module derives rates between consecutive
+ * samples of the same container, handles counter resets (a restarted
+ * container starts its counters again), and closes a window per container at
+ * each wall-clock window boundary. Pure: time comes in with the samples;
+ * bounded in the number of containers it tracks. */
 #ifndef KOPT_AGENT_WINDOW_H
 #define KOPT_AGENT_WINDOW_H
 

@@ -4,8 +4,13 @@
  * stored. A bad batch, a rate limit or a failed publish ends the stream with
  * a status after everything before it was acked; the agent re-sends the rest.
  * Windows too old to keep are left out of their batch and reported in the
- * ack (WindowRefusal); they never end the stream. Everything but on_recv
- * runs on the loop thread (all other tags are on_loop). */
+ * ack (WindowRefusal); they never end the stream.
+ * Threads: on_recv runs on the gRPC completion-queue thread and touches only
+ * the rx_* fields: it reads the message, decodes it into the stream's arena,
+ * validates it and re-packs it without its too-old windows. Everything else
+ * (identity, rate limits, publishing, settling, acks) runs on the loop
+ * thread, where on_decoded takes the result over and PubAcks arrive through
+ * publish.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>

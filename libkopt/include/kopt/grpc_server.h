@@ -3,8 +3,10 @@
  * a drain that lets in-flight calls finish before a deadline.
  *
  * Threads: handlers run on the loop thread (completions cross through
- * kopt_grpc_loop). A handler owns the kopt_grpc_call_t it is given until it
- * replies (unary) or releases it (stream); after that it must not touch it. */
+ * kopt_grpc_loop); a stream handler may run its own tags on the CQ thread
+ * and hand results back with kopt_grpc_server_post(). A handler owns the
+ * kopt_grpc_call_t it is given until it replies (unary) or releases it
+ * (stream); after that it must not touch it. */
 #ifndef KOPT_GRPC_SERVER_H
 #define KOPT_GRPC_SERVER_H
 
