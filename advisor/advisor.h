@@ -121,7 +121,8 @@ typedef struct {
                                window stored before it is rolled up */
     int64_t updated_at;     /* the newest row */
     /* Hours before `history_end` with windows stored after the watermark,
-     * not rolled up yet: partial in container_hourly, left out of a read. */
+     * not rolled up yet: partial in container_hourly (an analysis waits for
+     * them, analysis.c). */
     adv_partial_hour_t *partial;
     size_t n_partial;
 } adv_rollup_t;
@@ -371,7 +372,8 @@ typedef struct {
     adv_cluster_info_t *clusters;
     size_t n_clusters;
     /* container_hourly's completeness when the run read it (rollup_state):
-     * 0 when unknown; hours left out because they were not rolled up yet. */
+     * 0 when unknown; hours still not rolled up after the wait, read as
+     * they are. */
     int64_t rollup_complete_until;
     uint32_t rollup_partial_hours;
 } adv_run_result_t;

@@ -315,38 +315,62 @@ static int analyse(const adv_analysis_ctx_t *ctx, const adv_input_t *in, const a
 /* What the aggregators say about container_hourly (docs/storage.md,
  * "Rollup state"). Hours before the previous one are history: a history
  * hour with windows stored but not rolled up yet (a backfill, a spool
- * replayed after an outage) is partial in container_hourly, so it is left
- * out of this run rather than taken as complete; the next run, after the
- * rollup, has it whole. The current and previous hours are read as they
- * are: they are partial by nature, and the engine counts the time their
- * windows cover. Unknown state (an older aggregator) reads every hour. */
+ * replayed after an outage) is partial in container_hourly. The run waits
+ * for the rollup to take it (bounded by ROLLUP_WAIT_S: a rollup of days
+ * takes seconds) rather than analyse a history with holes or gaps; what is
+ * still partial after the wait is read as it is and reported, never left
+ * out (leaving out most of a backfilled week would turn eight days of
+ * history into one hour). The current and previous hours are partial by
+ * nature; the engine counts the time their windows cover. Unknown state
+ * (an older aggregator) reads every hour. */
+#define ROLLUP_WAIT_S 60
+#define ROLLUP_POLL_S 2
+
+static int read_rollup(kopt_ch_client_t *ch, const adv_run_request_t *req, int64_t now,
+                       adv_rollup_t *ru)
+{
+    kopt_ch_error_t err = {0};
+    int r;
+
+    adv_rollup_free(ru);
+    r = adv_store_rollup_state(ch, req->cluster, now - now % 3600 - 3600, ru, &err);
+    if (r < 0 && r != -ENOENT)
+        kopt_log_warn("rollup state unavailable; reading every hour as complete",
+                      KOPT_STR("error", err.message), KOPT_ERR(r));
+    return r;
+}
+
 static void rollup_state(kopt_ch_client_t *ch, const adv_run_request_t *req, int64_t now,
                          adv_rollup_t *ru, adv_run_result_t *out)
 {
-    kopt_ch_error_t err = {0};
-    int64_t history_end = now - now % 3600 - 3600;
-    int r = adv_store_rollup_state(ch, req->cluster, history_end, ru, &err);
+    int waited = 0;
 
-    if (r < 0) {
-        if (r != -ENOENT)
-            kopt_log_warn("rollup state unavailable; reading every hour as complete",
-                          KOPT_STR("error", err.message), KOPT_ERR(r));
+    if (read_rollup(ch, req, now, ru) < 0 || !ru->known)
         return;
+    if (ru->n_partial > 0)
+        kopt_log_info("hours not rolled up yet (backfill in progress); waiting for the rollup",
+                      KOPT_UINT("hours", ru->n_partial), KOPT_INT("most_s", ROLLUP_WAIT_S));
+    while (ru->known && ru->n_partial > 0 && waited < ROLLUP_WAIT_S) {
+        struct timespec pause = {ROLLUP_POLL_S, 0};
+
+        nanosleep(&pause, NULL);
+        waited += ROLLUP_POLL_S;
+        if (read_rollup(ch, req, now, ru) < 0)
+            return;
     }
-    if (!ru->known)
-        return;
     out->rollup_complete_until = ru->complete_until;
     out->rollup_partial_hours = (uint32_t)ru->n_partial;
     if (ru->n_partial > 0)
-        kopt_log_warn("hours not rolled up yet (backfill in progress); left out of this analysis",
-                      KOPT_UINT("hours", ru->n_partial),
-                      KOPT_STR("cluster", ru->partial[0].cluster),
-                      KOPT_INT("first_hour", ru->partial[0].hour),
-                      KOPT_INT("complete_until", ru->complete_until),
-                      KOPT_INT("rollup_lag_s", now - ru->complete_until));
+        kopt_log_warn(
+            "hours still not rolled up after the wait; read as they are",
+            KOPT_UINT("hours", ru->n_partial), KOPT_STR("cluster", ru->partial[0].cluster),
+            KOPT_INT("first_hour", ru->partial[0].hour),
+            KOPT_INT("complete_until", ru->complete_until),
+            KOPT_INT("rollup_lag_s", now - ru->complete_until), KOPT_INT("waited_s", waited));
     else
         kopt_log_info("container_hourly rolled up", KOPT_INT("complete_until", ru->complete_until),
-                      KOPT_INT("rollup_lag_s", now - ru->complete_until));
+                      KOPT_INT("rollup_lag_s", now - ru->complete_until),
+                      KOPT_INT("waited_s", waited));
 }
 
 void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *req,
@@ -368,7 +392,7 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
     now = out->started_ns / 1000000000LL;
     make_id(out->analysis_id, sizeof(out->analysis_id), now);
     scope =
-        (adv_scope_t){req->cluster, req->namespace_, lookback > 0 ? now - lookback : 0, now, &ru};
+        (adv_scope_t){req->cluster, req->namespace_, lookback > 0 ? now - lookback : 0, now, NULL};
     r = kopt_ch_client_new(&ctx->ch, &ch, &err);
     if (r == 0)
         rollup_state(ch, req, now, &ru, out);
@@ -413,9 +437,10 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
         out->published = (uint32_t)sent;
     }
     if (r == 0 && out->rollup_partial_hours > 0)
-        snprintf(out->message, sizeof(out->message),
-                 "analysis done; %u hours not rolled up yet were left out (rollup lag %lld s)",
-                 out->rollup_partial_hours, (long long)(now - out->rollup_complete_until));
+        snprintf(
+            out->message, sizeof(out->message),
+            "analysis done; %u hours not rolled up yet were read as they are (rollup lag %lld s)",
+            out->rollup_partial_hours, (long long)(now - out->rollup_complete_until));
     else if (r == 0)
         snprintf(out->message, sizeof(out->message), "analysis done");
 out:
