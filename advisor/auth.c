@@ -78,6 +78,12 @@ static int read_keys(const char *path, digest_t **out, size_t *n, char *err, siz
         if (r < 0)
             break;
     }
+    /* getline ends on an error as on the end of the file: a directory or an
+     * I/O error must not read as an empty (or partial) list of keys. */
+    if (r == 0 && ferror(f)) {
+        r = -EIO;
+        snprintf(err, errlen, "cannot read API keys file %s: %s", path, strerror(errno));
+    }
     if (line) {
         OPENSSL_cleanse(line, cap);
         free(line);

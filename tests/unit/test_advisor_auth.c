@@ -268,6 +268,12 @@ static void auth_refuses_a_missing_file_or_too_many_keys(void **state)
     assert_int_equal(adv_auth_new(fx->path, false, &a, err, sizeof(err)), -E2BIG);
     assert_null(a);
     assert_non_null(strstr(err, "more than 10000 keys"));
+    /* A path that cannot be read as lines (a directory) is an error, not an
+     * empty list of keys. */
+    err[0] = '\0';
+    assert_int_equal(adv_auth_new("/tmp", false, &a, err, sizeof(err)), -EIO);
+    assert_null(a);
+    assert_non_null(strstr(err, "/tmp"));
 }
 
 static void auth_reload_swaps_keys_and_keeps_them_on_error(void **state)
