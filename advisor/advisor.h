@@ -45,6 +45,7 @@ typedef struct {
     uint64_t lookback_ms;
     kopt_config_list_t strategy; /* kopt, vpa, simple: one to serve, any to backtest */
     int limits;                  /* keep-ratio, from-upper, leave */
+    uint64_t rollup_wait_ms;
     uint64_t half_life_ms, memory_half_life_ms;
     int64_t cpu_percentile, cpu_max_percentile, memory_percentile; /* percent */
     char *cpu_step, *cpu_step_share, *cpu_floor_cores;
@@ -353,6 +354,7 @@ typedef struct {
     kopt_engine_options_t engine;
     kopt_ch_options_t ch;
     adv_publisher_t *publisher; /* NULL: do not publish */
+    uint32_t rollup_wait_s;     /* longest wait for a backfill's rollup (analysis.c) */
 } adv_analysis_ctx_t;
 
 typedef struct {

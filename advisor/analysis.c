@@ -316,14 +316,13 @@ static int analyse(const adv_analysis_ctx_t *ctx, const adv_input_t *in, const a
  * "Rollup state"). Hours before the previous one are history: a history
  * hour with windows stored but not rolled up yet (a backfill, a spool
  * replayed after an outage) is partial in container_hourly. The run waits
- * for the rollup to take it (bounded by ROLLUP_WAIT_S: a rollup of days
- * takes seconds) rather than analyse a history with holes or gaps; what is
+ * for the rollup to take it (at most --rollup-wait: a rollup of days
+ * takes seconds) rather than analyse a history with holes; what is
  * still partial after the wait is read as it is and reported, never left
  * out (leaving out most of a backfilled week would turn eight days of
  * history into one hour). The current and previous hours are partial by
  * nature; the engine counts the time their windows cover. Unknown state
  * (an older aggregator) reads every hour. */
-#define ROLLUP_WAIT_S 60
 #define ROLLUP_POLL_S 2
 
 static int read_rollup(kopt_ch_client_t *ch, const adv_run_request_t *req, int64_t now,
@@ -341,16 +340,16 @@ static int read_rollup(kopt_ch_client_t *ch, const adv_run_request_t *req, int64
 }
 
 static void rollup_state(kopt_ch_client_t *ch, const adv_run_request_t *req, int64_t now,
-                         adv_rollup_t *ru, adv_run_result_t *out)
+                         uint32_t wait_s, adv_rollup_t *ru, adv_run_result_t *out)
 {
-    int waited = 0;
+    uint32_t waited = 0;
 
     if (read_rollup(ch, req, now, ru) < 0 || !ru->known)
         return;
     if (ru->n_partial > 0)
         kopt_log_info("hours not rolled up yet (backfill in progress); waiting for the rollup",
-                      KOPT_UINT("hours", ru->n_partial), KOPT_INT("most_s", ROLLUP_WAIT_S));
-    while (ru->known && ru->n_partial > 0 && waited < ROLLUP_WAIT_S) {
+                      KOPT_UINT("hours", ru->n_partial), KOPT_UINT("most_s", wait_s));
+    while (ru->known && ru->n_partial > 0 && waited < wait_s) {
         struct timespec pause = {ROLLUP_POLL_S, 0};
 
         nanosleep(&pause, NULL);
@@ -366,11 +365,11 @@ static void rollup_state(kopt_ch_client_t *ch, const adv_run_request_t *req, int
             KOPT_UINT("hours", ru->n_partial), KOPT_STR("cluster", ru->partial[0].cluster),
             KOPT_INT("first_hour", ru->partial[0].hour),
             KOPT_INT("complete_until", ru->complete_until),
-            KOPT_INT("rollup_lag_s", now - ru->complete_until), KOPT_INT("waited_s", waited));
+            KOPT_INT("rollup_lag_s", now - ru->complete_until), KOPT_UINT("waited_s", waited));
     else
         kopt_log_info("container_hourly rolled up", KOPT_INT("complete_until", ru->complete_until),
                       KOPT_INT("rollup_lag_s", now - ru->complete_until),
-                      KOPT_INT("waited_s", waited));
+                      KOPT_UINT("waited_s", waited));
 }
 
 void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *req,
@@ -395,7 +394,7 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
         (adv_scope_t){req->cluster, req->namespace_, lookback > 0 ? now - lookback : 0, now, NULL};
     r = kopt_ch_client_new(&ctx->ch, &ch, &err);
     if (r == 0)
-        rollup_state(ch, req, now, &ru, out);
+        rollup_state(ch, req, now, ctx->rollup_wait_s, &ru, out);
     if (r == 0)
         r = adv_store_load_input(ch, &ctx->ch, &scope, &in, &err);
     if (r < 0) {

@@ -40,6 +40,7 @@ static int analyze_once(const adv_settings_t *s)
         return KOPT_CONFIG_EXIT_USAGE;
     }
     adv_settings_ch_options(s, &ctx.ch);
+    ctx.rollup_wait_s = (uint32_t)(s->rollup_wait_ms / 1000);
     snprintf(req.cluster, sizeof(req.cluster), "%s", s->cluster ? s->cluster : "");
     snprintf(req.namespace_, sizeof(req.namespace_), "%s", s->namespace_ ? s->namespace_ : "");
     if (s->nats_url && *s->nats_url) {

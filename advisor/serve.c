@@ -61,6 +61,7 @@ static struct {
     kopt_ch_options_t ch;
     char *ch_url, *ch_user, *ch_pw_file, *ch_db, *nats_url; /* outlive reloads */
     adv_publisher_t *publisher;
+    uint32_t rollup_wait_s;
     adv_store_t *store;
     adv_auth_t *auth;
     adv_api_t *api;
@@ -240,7 +241,10 @@ static int start_job(const adv_run_request_t *req, bool load, adv_run_done_fn do
     j = calloc(1, sizeof(*j));
     if (!j)
         return -ENOMEM;
-    j->ctx = (adv_analysis_ctx_t){app.engine, app.ch, app.publisher};
+    j->ctx = (adv_analysis_ctx_t){.engine = app.engine,
+                                  .ch = app.ch,
+                                  .publisher = app.publisher,
+                                  .rollup_wait_s = app.rollup_wait_s};
     if (req)
         j->req = *req;
     j->load = load;
@@ -583,6 +587,7 @@ static int init_parts(void)
     app.ch_db = dup_or_null(s->clickhouse_database);
     app.nats_url = dup_or_null(s->nats_url);
     adv_settings_ch_options(s, &app.ch);
+    app.rollup_wait_s = (uint32_t)(s->rollup_wait_ms / 1000);
     app.ch.url = app.ch_url;
     app.ch.user = app.ch_user;
     app.ch.password_file = app.ch_pw_file;

@@ -1070,6 +1070,99 @@ static void python_client_lists_recommendations(void **state)
     assert_int_equal(rc, 0);
 }
 
+/* rollup_state as an aggregator writes it: `pending` lists history hours
+ * whose windows are stored but not rolled up yet. Each call is a newer row
+ * of the same replica, so it replaces the last (ReplacingMergeTree). */
+static void set_rollup_state(int64_t pending_hour, int64_t version)
+{
+    char pending[48] = "", sql[512], *out = NULL;
+
+    if (pending_hour)
+        snprintf(pending, sizeof(pending), "toDateTime(%lld)", (long long)pending_hour);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO kopt.rollup_state (cluster, replica, watermark, pending, "
+             "interval_seconds, updated_at) VALUES ('%s', 'test/1', toDateTime(%lld), [%s], 1, "
+             "toDateTime(%lld))",
+             CLUSTER, (long long)time(NULL), pending, (long long)version);
+    if (kopt_test_clickhouse_query(w.ch, sql, &out) != 0)
+        fail_msg("rollup_state insert failed: %s", out);
+    free(out);
+}
+
+static bool file_has(const char *path, const char *text)
+{
+    char buf[65536];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+/* A backfill the aggregator has not rolled up yet: an hour ten hours back
+ * is pending. analyze --once waits; when a newer rollup_state row clears the
+ * hour, it reads the whole history (web: 48 hours x 120 windows = 5760).
+ * With the hour never cleared and --rollup-wait 2s, it reads the hour as it
+ * is and says so: nothing is dropped from the history either way. */
+static void analysis_waits_for_a_backfill_rollup(void **state)
+{
+    int64_t now = (int64_t)time(NULL);
+    int64_t hour = now - now % 3600 - 10 * 3600;
+    char log[600], *out = NULL;
+    char *argv[] = {(char *)advisor_exe,
+                    "analyze",
+                    "--once",
+                    "--clickhouse-url",
+                    w.ch->url,
+                    "--nats-url",
+                    "",
+                    "--cluster",
+                    CLUSTER,
+                    "--log-format",
+                    "text",
+                    "--rollup-wait",
+                    "30s",
+                    NULL};
+    kopt_test_proc_t p;
+
+    (void)state;
+    snprintf(log, sizeof(log), "%s/rollup-wait.log", w.dir);
+    set_rollup_state(hour, now);
+    assert_int_equal(kopt_test_proc_spawn(&p, argv, NULL, log), 0);
+    for (int i = 0; i < 100 && !file_has(log, "waiting for the rollup"); i++)
+        usleep(100 * 1000);
+    assert_true(file_has(log, "waiting for the rollup"));
+    sleep(2);
+    assert_true(kopt_test_proc_alive(&p)); /* still waiting */
+    set_rollup_state(0, now + 1);
+    for (int i = 0; i < 300 && kopt_test_proc_alive(&p); i++)
+        usleep(100 * 1000);
+    assert_false(kopt_test_proc_alive(&p));
+    assert_int_equal(WEXITSTATUS(p.status), 0);
+    kopt_test_proc_release(&p);
+    assert_true(file_has(log, "container_hourly rolled up"));
+    assert_false(file_has(log, "read as they are"));
+
+    /* Never cleared: after the wait the hour is read as it is. */
+    set_rollup_state(hour, now + 2);
+    argv[12] = "2s";
+    assert_int_equal(run_cmd(argv, &out), 0);
+    assert_non_null(strstr(out, "hours still not rolled up after the wait; read as they are"));
+    free(out);
+    out = NULL;
+    assert_int_equal(kopt_test_clickhouse_query(w.ch,
+                                                "SELECT argMax(details, generated_at) FROM "
+                                                "kopt.recommendations FINAL WHERE workload_name = "
+                                                "'web' FORMAT TSVRaw",
+                                                &out),
+                     0);
+    assert_non_null(strstr(out, "\"dataPoints\":\"5760\""));
+    free(out);
+    set_rollup_state(0, now + 3); /* as complete, for whatever runs next */
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1083,6 +1176,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(buf_curl_lists_and_calls_through_reflection),
         cmocka_unit_test(python_client_lists_recommendations),
         cmocka_unit_test(run_analysis_over_http_replaces_results),
+        cmocka_unit_test(analysis_waits_for_a_backfill_rollup),
     };
     double t0 = kopt_test_now();
     int failed;
