@@ -103,9 +103,11 @@ int lg_baseline_nats(const lg_opts_t *o, const lg_node_t *nodes, lg_baseline_res
     snprintf(stream, sizeof(stream), "KOPT_BENCH_%d", (int)getpid());
     snprintf(subjects, sizeof(subjects), "kopt.bench.%d.>", (int)getpid());
     r = setup(o->nats_url, stream, subjects, &st, &nc, &js);
+    /* Room for the longest variant of any node: each is sent in turn. */
     for (int i = 0; r == 0 && i < o->agents; i++)
-        if (nodes[i].body_len[0] + LG_SUFFIX_MAX > cap)
-            cap = nodes[i].body_len[0] + LG_SUFFIX_MAX;
+        for (int v = 0; v < LG_VARIANTS; v++)
+            if (nodes[i].body_len[v] + LG_SUFFIX_MAX > cap)
+                cap = nodes[i].body_len[v] + LG_SUFFIX_MAX;
     if (r == 0 && !(buf = malloc(cap)))
         r = -ENOMEM;
     if (r < 0)
