@@ -21,7 +21,6 @@
 #include <kopt/util.h>
 
 #include "advisor.h"
-#include "ch_sql.h"
 
 #define READ_THREADS 2 /* connections; each query also runs on the server's threads */
 /* Rows a range query aims at: about 13 MB of RowBinary. Page faults were

@@ -12,9 +12,9 @@
 #include <nats/nats.h>
 
 #include <kopt/backoff.h>
+#include <kopt/clickhouse.h>
 #include <kopt/metrics.h>
 
-#include "clickhouse.h"
 #include "consumer.h"
 #include "facts.h"
 #include "health.h"

@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "clickhouse.h"
+#include <kopt/clickhouse.h>
+
 #include "kopt/v1/metrics.pb-c.h"
 #include "rowbinary.h"
 

@@ -43,10 +43,10 @@
 
 #include <nats/nats.h>
 
+#include <kopt/clickhouse.h>
 #include <kopt/names.h>
 
 #include "kopt/v1/metrics.pb-c.h"
-#include "clickhouse.h"
 #include "loadgen.h"
 #include "rollup.h"
 #include "rowbinary.h"

@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clickhouse.h"
 #include "harness.h"
+#include "kopt/clickhouse.h"
 #include "kopt/log.h"
 #include "rowbinary.h"
 #include "schema.h"
