@@ -20,7 +20,7 @@
 #include "health.h"
 #include "rollup.h"
 #include "rollup_state.h"
-#include "rowbinary.h"
+#include "rows.h"
 
 #define MS 1000000ULL /* ns */
 

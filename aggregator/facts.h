@@ -15,7 +15,7 @@
 #include <kopt/clickhouse.h>
 
 #include "kopt/v1/metrics.pb-c.h"
-#include "rowbinary.h"
+#include "rows.h"
 
 /* Newest row per key; rows are kept encoded (a replaced row's bytes stay
  * in `rows` until the set is cleared). */

@@ -13,7 +13,7 @@
  * Each batch is published to JetStream as kopt-ingest does it: subject
  * kopt.metrics.<cluster>.<node>, Nats-Msg-Id <agent>/<epoch>/<seq>, nats.c
  * async publish with a window of unacked messages. Its rows go to the file
- * through aggregator/rowbinary.c, the aggregator's own encoder, in the
+ * through aggregator/rows.c, the aggregator's own encoder, in the
  * column order of KOPT_ROWBINARY_WINDOW_COLUMNS.
  *
  *   kopt-aggbench --nats-url URL --out FILE [--batches N] [--nodes N]
@@ -49,7 +49,7 @@
 #include "kopt/v1/metrics.pb-c.h"
 #include "loadgen.h"
 #include "rollup.h"
-#include "rowbinary.h"
+#include "rows.h"
 #include "schema.h"
 
 #define WINDOW 4096            /* unacked publishes */

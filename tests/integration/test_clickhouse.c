@@ -21,7 +21,7 @@
 #include "harness.h"
 #include "kopt/clickhouse.h"
 #include "kopt/log.h"
-#include "rowbinary.h"
+#include "rows.h"
 #include "schema.h"
 
 #define SECRET "hunter2-Sup3rSecret-pw"

@@ -1,10 +1,10 @@
-/* RowBinary rows for workload_facts and node_facts; see rowbinary.h. A row
+/* RowBinary rows for workload_facts and node_facts; see rows.h. A row
  * is the state an agent saw when it built the batch, versioned by the
  * batch's created time, so a re-delivered batch writes the same row again. */
 #include <errno.h>
 #include <stdint.h>
 
-#include "rowbinary.h"
+#include "rows.h"
 
 #define DATETIME_MAX 4294967295LL
 
@@ -52,15 +52,6 @@ static int observed_at(const Kopt__V1__MetricBatch *m, uint32_t *out)
     return 0;
 }
 
-static int put_strings(kopt_rowbinary_buf_t *b, char *const *s, size_t n)
-{
-    int r = kopt_rowbinary_put_varuint(b, n);
-
-    for (size_t i = 0; i < n && r == 0; i++)
-        r = kopt_rowbinary_put_string(b, s[i]);
-    return r;
-}
-
 int kopt_rowbinary_workload_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
                                   const Kopt__V1__WorkloadFacts *wf, size_t *key_len)
 {
@@ -85,7 +76,7 @@ int kopt_rowbinary_workload_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__Metri
     IFOK(r, kopt_rowbinary_put_u32(b, h->max_replicas));
     IFOK(r, kopt_rowbinary_put_u32(b, h->target_cpu_utilization_percent));
     IFOK(r, kopt_rowbinary_put_u32(b, h->target_memory_utilization_percent));
-    IFOK(r, put_strings(b, h->metric_names, h->n_metric_names));
+    IFOK(r, kopt_rowbinary_put_strings(b, h->metric_names, h->n_metric_names));
     if (r < 0)
         b->len = mark;
     return r;
