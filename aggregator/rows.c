@@ -44,7 +44,7 @@ static int datetime(const Google__Protobuf__Timestamp *t, uint32_t *out)
     return 0;
 }
 
-int kopt_rowbinary_window(kopt_rowbinary_buf_t *b, const kopt_rowbinary_batch_t *batch,
+int kopt_rowbinary_window(kopt_ch_buf_t *b, const kopt_rowbinary_batch_t *batch,
                           const Kopt__V1__ContainerWindow *w)
 {
     size_t mark = b->len;
@@ -54,42 +54,42 @@ int kopt_rowbinary_window(kopt_rowbinary_buf_t *b, const kopt_rowbinary_batch_t 
     if (datetime(w->window_start, &start) < 0 || datetime(w->window_end, &end) < 0)
         return -EINVAL;
     /* The order is KOPT_ROWBINARY_WINDOW_COLUMNS; test_rowbinary pins it. */
-    r = kopt_rowbinary_put_string(b, batch->cluster);
-    IFOK(r, kopt_rowbinary_put_string(b, w->namespace_));
-    IFOK(r, kopt_rowbinary_put_string(b, kopt_rowbinary_workload_kind(w->workload_kind)));
-    IFOK(r, kopt_rowbinary_put_string(b, w->workload_name));
-    IFOK(r, kopt_rowbinary_put_string(b, w->pod));
-    IFOK(r, kopt_rowbinary_put_string(b, w->container));
-    IFOK(r, kopt_rowbinary_put_string(b, batch->node));
-    IFOK(r, kopt_rowbinary_put_string(b, w->pod_uid));
-    IFOK(r, kopt_rowbinary_put_string(b, w->container_id));
-    IFOK(r, kopt_rowbinary_put_u32(b, start));
-    IFOK(r, kopt_rowbinary_put_u32(b, end));
-    IFOK(r, kopt_rowbinary_put_f64(b, w->cpu_usage_mean_cores));
-    IFOK(r, kopt_rowbinary_put_f64(b, w->cpu_usage_peak_cores));
-    IFOK(r, kopt_rowbinary_put_f64(b, w->cpu_throttled_seconds));
-    IFOK(r, kopt_rowbinary_put_u64(b, w->cpu_throttled_periods));
-    IFOK(r, kopt_rowbinary_put_u64(b, w->cpu_periods));
-    IFOK(r, kopt_rowbinary_put_u64(b, w->memory_working_set_peak_bytes));
-    IFOK(r, kopt_rowbinary_put_u64(b, w->memory_working_set_last_bytes));
-    IFOK(r, kopt_rowbinary_put_u64(b, w->memory_rss_peak_bytes));
-    IFOK(r, kopt_rowbinary_put_u32(b, w->oom_kills));
-    IFOK(r, kopt_rowbinary_put_u32(b, w->restarts));
-    IFOK(r, kopt_rowbinary_put_f64(b, w->cpu_request_cores));
-    IFOK(r, kopt_rowbinary_put_f64(b, w->cpu_limit_cores));
-    IFOK(r, kopt_rowbinary_put_u64(b, w->memory_request_bytes));
-    IFOK(r, kopt_rowbinary_put_u64(b, w->memory_limit_bytes));
-    IFOK(r, kopt_rowbinary_put_u32(b, w->sample_count));
-    IFOK(r, kopt_rowbinary_put_string(b, batch->agent_id));
-    IFOK(r, kopt_rowbinary_put_u64(b, batch->epoch));
-    IFOK(r, kopt_rowbinary_put_u64(b, batch->seq));
-    IFOK(r, kopt_rowbinary_put_u32(b, batch->inserted_at));
+    r = kopt_ch_put_string(b, batch->cluster);
+    IFOK(r, kopt_ch_put_string(b, w->namespace_));
+    IFOK(r, kopt_ch_put_string(b, kopt_rowbinary_workload_kind(w->workload_kind)));
+    IFOK(r, kopt_ch_put_string(b, w->workload_name));
+    IFOK(r, kopt_ch_put_string(b, w->pod));
+    IFOK(r, kopt_ch_put_string(b, w->container));
+    IFOK(r, kopt_ch_put_string(b, batch->node));
+    IFOK(r, kopt_ch_put_string(b, w->pod_uid));
+    IFOK(r, kopt_ch_put_string(b, w->container_id));
+    IFOK(r, kopt_ch_put_u32(b, start));
+    IFOK(r, kopt_ch_put_u32(b, end));
+    IFOK(r, kopt_ch_put_f64(b, w->cpu_usage_mean_cores));
+    IFOK(r, kopt_ch_put_f64(b, w->cpu_usage_peak_cores));
+    IFOK(r, kopt_ch_put_f64(b, w->cpu_throttled_seconds));
+    IFOK(r, kopt_ch_put_u64(b, w->cpu_throttled_periods));
+    IFOK(r, kopt_ch_put_u64(b, w->cpu_periods));
+    IFOK(r, kopt_ch_put_u64(b, w->memory_working_set_peak_bytes));
+    IFOK(r, kopt_ch_put_u64(b, w->memory_working_set_last_bytes));
+    IFOK(r, kopt_ch_put_u64(b, w->memory_rss_peak_bytes));
+    IFOK(r, kopt_ch_put_u32(b, w->oom_kills));
+    IFOK(r, kopt_ch_put_u32(b, w->restarts));
+    IFOK(r, kopt_ch_put_f64(b, w->cpu_request_cores));
+    IFOK(r, kopt_ch_put_f64(b, w->cpu_limit_cores));
+    IFOK(r, kopt_ch_put_u64(b, w->memory_request_bytes));
+    IFOK(r, kopt_ch_put_u64(b, w->memory_limit_bytes));
+    IFOK(r, kopt_ch_put_u32(b, w->sample_count));
+    IFOK(r, kopt_ch_put_string(b, batch->agent_id));
+    IFOK(r, kopt_ch_put_u64(b, batch->epoch));
+    IFOK(r, kopt_ch_put_u64(b, batch->seq));
+    IFOK(r, kopt_ch_put_u32(b, batch->inserted_at));
     if (r < 0)
         b->len = mark;
     return r;
 }
 
-int kopt_rowbinary_metric_batch(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
+int kopt_rowbinary_metric_batch(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
                                 uint32_t inserted_at, size_t *rows)
 {
     kopt_rowbinary_batch_t id = {

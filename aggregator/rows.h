@@ -40,12 +40,12 @@ typedef struct {
 /* Appends one row. Window times are truncated to whole seconds (DateTime).
  * -EINVAL when window_start/window_end is missing or outside DateTime's range
  * (1970 .. 2106), -ENOMEM. On error the buffer is left as it was. */
-int kopt_rowbinary_window(kopt_rowbinary_buf_t *b, const kopt_rowbinary_batch_t *batch,
+int kopt_rowbinary_window(kopt_ch_buf_t *b, const kopt_rowbinary_batch_t *batch,
                           const Kopt__V1__ContainerWindow *w);
 
 /* Appends a row for every window of a decoded MetricBatch; *rows gets their
  * number. All or nothing: on error the buffer is left as it was. */
-int kopt_rowbinary_metric_batch(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
+int kopt_rowbinary_metric_batch(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
                                 uint32_t inserted_at, size_t *rows);
 
 /* The kind stored in workload_kind: the Kubernetes kind ("Deployment",
@@ -72,13 +72,12 @@ const char *kopt_rowbinary_workload_kind(int kind);
  * at m->created; *key_len gets the length of the encoded key (the row's
  * first bytes), so equal keys compare with memcmp. -EINVAL when m has no
  * usable created time. On error the buffer is left as it was. */
-int kopt_rowbinary_workload_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
+int kopt_rowbinary_workload_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
                                   const Kopt__V1__WorkloadFacts *wf, size_t *key_len);
 
 /* Appends the node_facts row of batch m (which must have node_facts), as
  * kopt_rowbinary_workload_facts does. */
-int kopt_rowbinary_node_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
-                              size_t *key_len);
+int kopt_rowbinary_node_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m, size_t *key_len);
 
 /* Names stored for enums: "Guaranteed", "Burstable", "BestEffort"; "cgroup-v1",
  * "cgroup-v2", "kubelet", "proc"; "" when unspecified or unknown. */

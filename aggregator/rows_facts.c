@@ -52,7 +52,7 @@ static int observed_at(const Kopt__V1__MetricBatch *m, uint32_t *out)
     return 0;
 }
 
-int kopt_rowbinary_workload_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
+int kopt_rowbinary_workload_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
                                   const Kopt__V1__WorkloadFacts *wf, size_t *key_len)
 {
     static const Kopt__V1__HpaFacts no_hpa = KOPT__V1__HPA_FACTS__INIT;
@@ -61,61 +61,60 @@ int kopt_rowbinary_workload_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__Metri
     uint32_t t;
     int r = observed_at(m, &t);
 
-    IFOK(r, kopt_rowbinary_put_string(b, m->cluster));
-    IFOK(r, kopt_rowbinary_put_string(b, wf->namespace_));
-    IFOK(r, kopt_rowbinary_put_string(b, kopt_rowbinary_workload_kind(wf->kind)));
-    IFOK(r, kopt_rowbinary_put_string(b, wf->name));
+    IFOK(r, kopt_ch_put_string(b, m->cluster));
+    IFOK(r, kopt_ch_put_string(b, wf->namespace_));
+    IFOK(r, kopt_ch_put_string(b, kopt_rowbinary_workload_kind(wf->kind)));
+    IFOK(r, kopt_ch_put_string(b, wf->name));
     *key_len = b->len - mark;
-    IFOK(r, kopt_rowbinary_put_u32(b, t));
-    IFOK(r, kopt_rowbinary_put_string(b, m->node));
-    IFOK(r, kopt_rowbinary_put_u32(b, wf->replicas));
-    IFOK(r, kopt_rowbinary_put_u32(b, wf->ready_replicas));
-    IFOK(r, kopt_rowbinary_put_string(b, kopt_rowbinary_qos_class(wf->qos_class)));
-    IFOK(r, kopt_rowbinary_put_string(b, h->name));
-    IFOK(r, kopt_rowbinary_put_u32(b, h->min_replicas));
-    IFOK(r, kopt_rowbinary_put_u32(b, h->max_replicas));
-    IFOK(r, kopt_rowbinary_put_u32(b, h->target_cpu_utilization_percent));
-    IFOK(r, kopt_rowbinary_put_u32(b, h->target_memory_utilization_percent));
-    IFOK(r, kopt_rowbinary_put_strings(b, h->metric_names, h->n_metric_names));
+    IFOK(r, kopt_ch_put_u32(b, t));
+    IFOK(r, kopt_ch_put_string(b, m->node));
+    IFOK(r, kopt_ch_put_u32(b, wf->replicas));
+    IFOK(r, kopt_ch_put_u32(b, wf->ready_replicas));
+    IFOK(r, kopt_ch_put_string(b, kopt_rowbinary_qos_class(wf->qos_class)));
+    IFOK(r, kopt_ch_put_string(b, h->name));
+    IFOK(r, kopt_ch_put_u32(b, h->min_replicas));
+    IFOK(r, kopt_ch_put_u32(b, h->max_replicas));
+    IFOK(r, kopt_ch_put_u32(b, h->target_cpu_utilization_percent));
+    IFOK(r, kopt_ch_put_u32(b, h->target_memory_utilization_percent));
+    IFOK(r, kopt_ch_put_strings(b, h->metric_names, h->n_metric_names));
     if (r < 0)
         b->len = mark;
     return r;
 }
 
-int kopt_rowbinary_node_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
-                              size_t *key_len)
+int kopt_rowbinary_node_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m, size_t *key_len)
 {
     const Kopt__V1__NodeFacts *n = m->node_facts;
     size_t mark = b->len;
     uint32_t t;
     int r = n ? observed_at(m, &t) : -EINVAL;
 
-    IFOK(r, kopt_rowbinary_put_string(b, m->cluster));
-    IFOK(r, kopt_rowbinary_put_string(b, m->node));
+    IFOK(r, kopt_ch_put_string(b, m->cluster));
+    IFOK(r, kopt_ch_put_string(b, m->node));
     *key_len = b->len - mark;
-    IFOK(r, kopt_rowbinary_put_u32(b, t));
+    IFOK(r, kopt_ch_put_u32(b, t));
     if (r < 0) {
         b->len = mark;
         return r;
     }
-    r = kopt_rowbinary_put_f64(b, n->cpu_capacity_cores);
-    IFOK(r, kopt_rowbinary_put_f64(b, n->cpu_allocatable_cores));
-    IFOK(r, kopt_rowbinary_put_u64(b, n->memory_capacity_bytes));
-    IFOK(r, kopt_rowbinary_put_u64(b, n->memory_allocatable_bytes));
-    IFOK(r, kopt_rowbinary_put_string(b, n->kernel_version));
-    IFOK(r, kopt_rowbinary_put_string(b, n->kubelet_version));
-    IFOK(r, kopt_rowbinary_put_string(b, n->container_runtime_version));
-    IFOK(r, kopt_rowbinary_put_string(b, n->architecture));
-    IFOK(r, kopt_rowbinary_put_string(b, n->instance_type));
-    IFOK(r, kopt_rowbinary_put_string(b, n->zone));
-    IFOK(r, kopt_rowbinary_put_string(b, n->region));
-    IFOK(r, kopt_rowbinary_put_string(b, kopt_rowbinary_metric_source(n->metric_source)));
-    IFOK(r, kopt_rowbinary_put_varuint(b, n->n_labels));
+    r = kopt_ch_put_f64(b, n->cpu_capacity_cores);
+    IFOK(r, kopt_ch_put_f64(b, n->cpu_allocatable_cores));
+    IFOK(r, kopt_ch_put_u64(b, n->memory_capacity_bytes));
+    IFOK(r, kopt_ch_put_u64(b, n->memory_allocatable_bytes));
+    IFOK(r, kopt_ch_put_string(b, n->kernel_version));
+    IFOK(r, kopt_ch_put_string(b, n->kubelet_version));
+    IFOK(r, kopt_ch_put_string(b, n->container_runtime_version));
+    IFOK(r, kopt_ch_put_string(b, n->architecture));
+    IFOK(r, kopt_ch_put_string(b, n->instance_type));
+    IFOK(r, kopt_ch_put_string(b, n->zone));
+    IFOK(r, kopt_ch_put_string(b, n->region));
+    IFOK(r, kopt_ch_put_string(b, kopt_rowbinary_metric_source(n->metric_source)));
+    IFOK(r, kopt_ch_put_varuint(b, n->n_labels));
     for (size_t i = 0; i < n->n_labels && r == 0; i++)
-        r = kopt_rowbinary_put_string(b, n->labels[i]->key);
-    IFOK(r, kopt_rowbinary_put_varuint(b, n->n_labels));
+        r = kopt_ch_put_string(b, n->labels[i]->key);
+    IFOK(r, kopt_ch_put_varuint(b, n->n_labels));
     for (size_t i = 0; i < n->n_labels && r == 0; i++)
-        r = kopt_rowbinary_put_string(b, n->labels[i]->value);
+        r = kopt_ch_put_string(b, n->labels[i]->value);
     if (r < 0)
         b->len = mark;
     return r;

@@ -289,7 +289,7 @@ int main(int argc, char **argv)
     lg_node_t *nodes = NULL;
     bool **keep = NULL;
     keyset_t keys = {0};
-    kopt_rowbinary_buf_t rb;
+    kopt_ch_buf_t rb;
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsOptions jo;
@@ -346,7 +346,7 @@ int main(int argc, char **argv)
     end0 = t_now - t_now % 60; /* the minute that just ended, then back in time */
     inserted_at = (uint32_t)t_now;
     epoch0 = (uint64_t)t_now * 1000000000ull;
-    kopt_rowbinary_buf_init(&rb);
+    kopt_ch_buf_init(&rb);
 
     /* The nodes, and which of their windows have a key no other node has. */
     nodes = calloc((size_t)n_nodes, sizeof(*nodes));
@@ -524,7 +524,7 @@ out:
     free(keep);
     free(keys.slot);
     free(pbuf);
-    kopt_rowbinary_buf_free(&rb);
+    kopt_ch_buf_free(&rb);
     nats_Close();
     return rc;
 }

@@ -8,22 +8,22 @@
 
 #include "kopt/rowbinary.h"
 
-void kopt_rowbinary_buf_init(kopt_rowbinary_buf_t *b)
+void kopt_ch_buf_init(kopt_ch_buf_t *b)
 {
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
 }
 
-void kopt_rowbinary_buf_free(kopt_rowbinary_buf_t *b)
+void kopt_ch_buf_free(kopt_ch_buf_t *b)
 {
     if (!b)
         return;
     free(b->data);
-    kopt_rowbinary_buf_init(b);
+    kopt_ch_buf_init(b);
 }
 
-static int reserve(kopt_rowbinary_buf_t *b, size_t n)
+static int reserve(kopt_ch_buf_t *b, size_t n)
 {
     size_t cap;
     uint8_t *p;
@@ -43,7 +43,7 @@ static int reserve(kopt_rowbinary_buf_t *b, size_t n)
     return 0;
 }
 
-static int put_le(kopt_rowbinary_buf_t *b, uint64_t v, size_t width)
+static int put_le(kopt_ch_buf_t *b, uint64_t v, size_t width)
 {
     int r = reserve(b, width);
 
@@ -54,22 +54,22 @@ static int put_le(kopt_rowbinary_buf_t *b, uint64_t v, size_t width)
     return 0;
 }
 
-int kopt_rowbinary_put_u16(kopt_rowbinary_buf_t *b, uint16_t v)
+int kopt_ch_put_u16(kopt_ch_buf_t *b, uint16_t v)
 {
     return put_le(b, v, 2);
 }
 
-int kopt_rowbinary_put_u32(kopt_rowbinary_buf_t *b, uint32_t v)
+int kopt_ch_put_u32(kopt_ch_buf_t *b, uint32_t v)
 {
     return put_le(b, v, 4);
 }
 
-int kopt_rowbinary_put_u64(kopt_rowbinary_buf_t *b, uint64_t v)
+int kopt_ch_put_u64(kopt_ch_buf_t *b, uint64_t v)
 {
     return put_le(b, v, 8);
 }
 
-int kopt_rowbinary_put_f64(kopt_rowbinary_buf_t *b, double v)
+int kopt_ch_put_f64(kopt_ch_buf_t *b, double v)
 {
     uint64_t bits;
 
@@ -77,7 +77,7 @@ int kopt_rowbinary_put_f64(kopt_rowbinary_buf_t *b, double v)
     return put_le(b, bits, 8);
 }
 
-int kopt_rowbinary_put_varuint(kopt_rowbinary_buf_t *b, uint64_t v)
+int kopt_ch_put_varuint(kopt_ch_buf_t *b, uint64_t v)
 {
     int r = reserve(b, 10); /* a 64-bit LEB128 takes at most 10 bytes */
 
@@ -92,12 +92,12 @@ int kopt_rowbinary_put_varuint(kopt_rowbinary_buf_t *b, uint64_t v)
     return 0;
 }
 
-int kopt_rowbinary_put_string_n(kopt_rowbinary_buf_t *b, const void *s, size_t n)
+int kopt_ch_put_string_n(kopt_ch_buf_t *b, const void *s, size_t n)
 {
     int r = n > SIZE_MAX - 10 ? -ENOMEM : reserve(b, n + 10);
 
     if (r == 0)
-        r = kopt_rowbinary_put_varuint(b, n);
+        r = kopt_ch_put_varuint(b, n);
     if (r < 0)
         return r;
     if (n)
@@ -106,17 +106,17 @@ int kopt_rowbinary_put_string_n(kopt_rowbinary_buf_t *b, const void *s, size_t n
     return 0;
 }
 
-int kopt_rowbinary_put_string(kopt_rowbinary_buf_t *b, const char *s)
+int kopt_ch_put_string(kopt_ch_buf_t *b, const char *s)
 {
-    return kopt_rowbinary_put_string_n(b, s, s ? strlen(s) : 0);
+    return kopt_ch_put_string_n(b, s, s ? strlen(s) : 0);
 }
 
-int kopt_rowbinary_put_strings(kopt_rowbinary_buf_t *b, char *const *s, size_t n)
+int kopt_ch_put_strings(kopt_ch_buf_t *b, char *const *s, size_t n)
 {
-    int r = kopt_rowbinary_put_varuint(b, n);
+    int r = kopt_ch_put_varuint(b, n);
 
     for (size_t i = 0; i < n && r == 0; i++)
-        r = kopt_rowbinary_put_string(b, s[i]);
+        r = kopt_ch_put_string(b, s[i]);
     return r;
 }
 

@@ -268,7 +268,7 @@ static void migration_adds_covered_seconds_to_an_old_database(void **state)
     kopt_ch_client_free(c);
 }
 
-static void encode_windows(kopt_rowbinary_buf_t *b, const char *pod, int64_t t0, int n,
+static void encode_windows(kopt_ch_buf_t *b, const char *pod, int64_t t0, int n,
                            uint32_t inserted_at)
 {
     kopt_rowbinary_batch_t id = {.cluster = "prod",
@@ -305,7 +305,7 @@ static void encode_windows(kopt_rowbinary_buf_t *b, const char *pod, int64_t t0,
 static void reinserted_windows_replace_themselves(void **state)
 {
     kopt_ch_client_t *plain = client(false), *gz = client(true);
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     kopt_ch_error_t err;
     int64_t t0 = (time(NULL) / 86400 - 2) * 86400; /* two days ago, 00:00 UTC */
     char *body = NULL;
@@ -343,7 +343,7 @@ static void reinserted_windows_replace_themselves(void **state)
     /* Keep-alive: 21 requests, one connection each client. */
     assert_int_equal(kopt_ch_connections_opened(plain), 1);
     assert_int_equal(kopt_ch_connections_opened(gz), 1);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
     kopt_ch_client_free(plain);
     kopt_ch_client_free(gz);
 }
@@ -351,7 +351,7 @@ static void reinserted_windows_replace_themselves(void **state)
 static void errors_are_classified(void **state)
 {
     kopt_ch_client_t *c = client(false);
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     kopt_ch_error_t err;
     char *body = NULL;
 
@@ -383,7 +383,7 @@ static void errors_are_classified(void **state)
                      -EREMOTEIO);
     assert_int_equal(err.code, 60);
     assert_int_equal(kopt_ch_insert(c, "t; DROP", NULL, "RowBinary", b.data, b.len, &err), -EINVAL);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
     kopt_ch_client_free(c);
 }
 
@@ -494,7 +494,7 @@ static void credentials_never_logged(void **state)
 static void retention_drops_old_partitions(void **state)
 {
     kopt_ch_client_t *c = client(false);
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     kopt_ch_error_t err;
     int64_t now = time(NULL);
     unsigned dropped = 99;
@@ -517,7 +517,7 @@ static void retention_drops_old_partitions(void **state)
     /* Unpartitioned tables are never touched. */
     assert_int_equal(kopt_schema_retention(c, "recommendations", 1, 0, &dropped, &err), 0);
     assert_int_equal(dropped, 0);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
     kopt_ch_client_free(c);
 }
 
@@ -569,7 +569,7 @@ static kopt_ch_client_t *tls_client(const char *ca)
 static void tls_verified_with_the_ca(void **state)
 {
     kopt_ch_client_t *c = tls_client(ca_pem);
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     kopt_ch_error_t err;
     kopt_ch_version_t v;
     unsigned applied = 99;
@@ -591,7 +591,7 @@ static void tls_verified_with_the_ca(void **state)
     assert_string_equal(body, "4\n");
     free(body);
     assert_int_equal(kopt_ch_connections_opened(c), 1);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
     kopt_ch_client_free(c);
 }
 

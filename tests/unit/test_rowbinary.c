@@ -78,11 +78,11 @@ static const kopt_rowbinary_batch_t batch_id = {
 
 static void known_row_bytes(void **state)
 {
-    kopt_rowbinary_buf_t b;
+    kopt_ch_buf_t b;
     window_t x;
 
     (void)state;
-    kopt_rowbinary_buf_init(&b);
+    kopt_ch_buf_init(&b);
     make_window(&x);
     assert_int_equal(kopt_rowbinary_window(&b, &batch_id, &x.w), 0);
     assert_int_equal(b.len, sizeof(known_row));
@@ -91,55 +91,55 @@ static void known_row_bytes(void **state)
     assert_int_equal(kopt_rowbinary_window(&b, &batch_id, &x.w), 0);
     assert_int_equal(b.len, 2 * sizeof(known_row));
     assert_memory_equal(b.data + sizeof(known_row), known_row, sizeof(known_row));
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
     assert_null(b.data);
-    kopt_rowbinary_buf_free(NULL);
+    kopt_ch_buf_free(NULL);
 }
 
 static void string_lengths_are_leb128(void **state)
 {
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     char *s = malloc(20000);
 
     (void)state;
     memset(s, 'x', 300);
     s[300] = '\0';
-    assert_int_equal(kopt_rowbinary_put_string(&b, s), 0);
+    assert_int_equal(kopt_ch_put_string(&b, s), 0);
     assert_int_equal(b.len, 302);
     assert_int_equal(b.data[0], 0xac); /* 300 = 0b10_0101100 */
     assert_int_equal(b.data[1], 0x02);
     b.len = 0;
     memset(s, 'y', 16384);
     s[16384] = '\0';
-    assert_int_equal(kopt_rowbinary_put_string(&b, s), 0);
+    assert_int_equal(kopt_ch_put_string(&b, s), 0);
     assert_int_equal(b.len, 16387);
     assert_memory_equal(b.data, "\x80\x80\x01", 3);
     b.len = 0;
-    assert_int_equal(kopt_rowbinary_put_string(&b, ""), 0);
-    assert_int_equal(kopt_rowbinary_put_string(&b, NULL), 0);
+    assert_int_equal(kopt_ch_put_string(&b, ""), 0);
+    assert_int_equal(kopt_ch_put_string(&b, NULL), 0);
     assert_int_equal(b.len, 2);
     assert_memory_equal(b.data, "\0\0", 2);
     free(s);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
 }
 
 static void numbers_are_little_endian(void **state)
 {
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
 
     (void)state;
-    assert_int_equal(kopt_rowbinary_put_u32(&b, 0x01020304), 0);
-    assert_int_equal(kopt_rowbinary_put_u64(&b, 0x0102030405060708ULL), 0);
-    assert_int_equal(kopt_rowbinary_put_f64(&b, -2.0), 0);
+    assert_int_equal(kopt_ch_put_u32(&b, 0x01020304), 0);
+    assert_int_equal(kopt_ch_put_u64(&b, 0x0102030405060708ULL), 0);
+    assert_int_equal(kopt_ch_put_f64(&b, -2.0), 0);
     assert_int_equal(b.len, 20);
     assert_memory_equal(b.data, "\x04\x03\x02\x01\x08\x07\x06\x05\x04\x03\x02\x01", 12);
     assert_memory_equal(b.data + 12, "\0\0\0\0\0\0\0\xc0", 8);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
 }
 
 static void bad_times_leave_buffer_unchanged(void **state)
 {
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     window_t x;
 
     (void)state;
@@ -154,12 +154,12 @@ static void bad_times_leave_buffer_unchanged(void **state)
     x.start.seconds = 4294967296LL; /* 2106: past DateTime */
     assert_int_equal(kopt_rowbinary_window(&b, &batch_id, &x.w), -EINVAL);
     assert_int_equal(b.len, sizeof(known_row));
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
 }
 
 static void metric_batch_is_all_or_nothing(void **state)
 {
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     Kopt__V1__MetricBatch m;
     Kopt__V1__ContainerWindow *ws[3];
     window_t x[3];
@@ -187,7 +187,7 @@ static void metric_batch_is_all_or_nothing(void **state)
     assert_int_equal(kopt_rowbinary_metric_batch(&b, &m, 1700000100, &rows), -EINVAL);
     assert_int_equal(rows, 0);
     assert_int_equal(b.len, 3 * sizeof(known_row));
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
 }
 
 static void kinds_and_columns(void **state)

@@ -32,24 +32,24 @@ typedef struct {
     uint8_t *data;
     size_t len;
     size_t cap;
-} kopt_rowbinary_buf_t;
+} kopt_ch_buf_t;
 
-void kopt_rowbinary_buf_init(kopt_rowbinary_buf_t *b);
-void kopt_rowbinary_buf_free(kopt_rowbinary_buf_t *b);
+void kopt_ch_buf_init(kopt_ch_buf_t *b);
+void kopt_ch_buf_free(kopt_ch_buf_t *b);
 
 /* Each appends one value; 0, or -ENOMEM with the buffer as it was. */
-int kopt_rowbinary_put_varuint(kopt_rowbinary_buf_t *b, uint64_t v); /* LEB128: lengths, counts */
-int kopt_rowbinary_put_u16(kopt_rowbinary_buf_t *b, uint16_t v);
-int kopt_rowbinary_put_u32(kopt_rowbinary_buf_t *b, uint32_t v); /* also DateTime */
-int kopt_rowbinary_put_u64(kopt_rowbinary_buf_t *b, uint64_t v);
-int kopt_rowbinary_put_f64(kopt_rowbinary_buf_t *b, double v);
+int kopt_ch_put_varuint(kopt_ch_buf_t *b, uint64_t v); /* LEB128: lengths, counts */
+int kopt_ch_put_u16(kopt_ch_buf_t *b, uint16_t v);
+int kopt_ch_put_u32(kopt_ch_buf_t *b, uint32_t v); /* also DateTime */
+int kopt_ch_put_u64(kopt_ch_buf_t *b, uint64_t v);
+int kopt_ch_put_f64(kopt_ch_buf_t *b, double v);
 /* A String: s up to its NUL (NULL is ""), or n bytes of s. */
-int kopt_rowbinary_put_string(kopt_rowbinary_buf_t *b, const char *s);
-int kopt_rowbinary_put_string_n(kopt_rowbinary_buf_t *b, const void *s, size_t n);
+int kopt_ch_put_string(kopt_ch_buf_t *b, const char *s);
+int kopt_ch_put_string_n(kopt_ch_buf_t *b, const void *s, size_t n);
 /* An Array(String) of n strings. An array of other elements is its count
- * (kopt_rowbinary_put_varuint) followed by them. On error the buffer may hold a
+ * (kopt_ch_put_varuint) followed by them. On error the buffer may hold a
  * part of the array: callers cut len back, as for any partial row. */
-int kopt_rowbinary_put_strings(kopt_rowbinary_buf_t *b, char *const *s, size_t n);
+int kopt_ch_put_strings(kopt_ch_buf_t *b, char *const *s, size_t n);
 
 /* ---- decoding ------------------------------------------------------------- */
 
