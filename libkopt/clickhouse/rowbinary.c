@@ -1,7 +1,6 @@
-/* The RowBinary encoder, and the decoder's one allocating call; see
- * kopt/rowbinary.h (the other getters are inline there). Byte order is
- * written out explicitly (not memcpy of host integers) so the encoding is
- * little-endian whatever the host is. */
+/* The RowBinary encoder; see kopt/rowbinary.h (the decoder is inline
+ * there). Byte order is written out explicitly (not memcpy of host
+ * integers) so the encoding is little-endian whatever the host is. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,21 +117,4 @@ int kopt_ch_put_strings(kopt_ch_buf_t *b, char *const *s, size_t n)
     for (size_t i = 0; i < n && r == 0; i++)
         r = kopt_ch_put_string(b, s[i]);
     return r;
-}
-
-int kopt_ch_get_strdup(kopt_ch_reader_t *r, char **out)
-{
-    size_t n;
-    const uint8_t *s = kopt_ch_get_string(r, &n);
-
-    *out = NULL;
-    if (r->bad)
-        return -EBADMSG;
-    *out = malloc(n + 1);
-    if (!*out)
-        return -ENOMEM;
-    if (n)
-        memcpy(*out, s, n);
-    (*out)[n] = '\0';
-    return 0;
 }

@@ -11,7 +11,8 @@
  *
  * Pure: no I/O, no globals. The encoder's only allocation is the caller's
  * growable buffer; the decoder allocates nothing (kopt_ch_get_strdup
- * excepted) and points into the caller's bytes. */
+ * excepted) and points into the caller's bytes. The decoder is all inline
+ * (below); rowbinary.c holds the encoder. */
 #ifndef KOPT_ROWBINARY_H
 #define KOPT_ROWBINARY_H
 
@@ -20,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- encoding ------------------------------------------------------------- */
@@ -70,8 +72,10 @@ typedef struct {
 
 static inline void kopt_ch_reader_init(kopt_ch_reader_t *r, const void *data, size_t len)
 {
-    r->p = data;
-    r->end = data ? r->p + len : r->p;
+    const uint8_t *p = data;
+
+    r->p = p;
+    r->end = p ? p + len : p; /* no data: nothing to read */
     r->bad = false;
 }
 
@@ -185,6 +189,21 @@ static inline uint64_t kopt_ch_get_array_len(kopt_ch_reader_t *r, size_t elem_mi
 /* A String as a new NUL-terminated string in *out (the caller frees it).
  * 0; -EBADMSG when bad (*out NULL); -ENOMEM. A NUL inside the value ends
  * the C string early: use kopt_ch_get_string for bytes. */
-int kopt_ch_get_strdup(kopt_ch_reader_t *r, char **out);
+static inline int kopt_ch_get_strdup(kopt_ch_reader_t *r, char **out)
+{
+    size_t n;
+    const uint8_t *s = kopt_ch_get_string(r, &n);
+
+    *out = NULL;
+    if (r->bad)
+        return -EBADMSG;
+    *out = malloc(n + 1);
+    if (!*out)
+        return -ENOMEM;
+    if (n)
+        memcpy(*out, s, n);
+    (*out)[n] = '\0';
+    return 0;
+}
 
 #endif
