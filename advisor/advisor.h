@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include <kopt/clickhouse.h>
 #include <kopt/config.h>
 #include <kopt/daemon.h>
 #include <kopt/engine.h>
@@ -21,7 +22,6 @@
 #include <kopt/metrics.h>
 #include <kopt/nats.h>
 
-#include "clickhouse.h"
 #include "kopt/v1/advisor.pb-c.h"
 
 /* ---- settings (settings.c) ------------------------------------------------ */

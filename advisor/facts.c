@@ -13,7 +13,6 @@
 #include <jansson.h>
 
 #include "advisor.h"
-#include "ch_sql.h"
 
 #define CH_UNKNOWN_TABLE 60 /* the aggregator has not migrated yet */
 

@@ -8,13 +8,14 @@
  * place: a container whose rows came together and in time order (most do:
  * a part is stored in key order) points into them; only the others are
  * sorted into a copy. Memory is touched once because page faults, not
- * parsing, were the cost. Pure: no I/O, no globals. */
-#include <endian.h>
+ * parsing, were the cost. Decoded with kopt_clickhouse's RowBinary reader
+ * (kopt/rowbinary.h). Pure: no I/O, no globals. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <kopt/rowbinary.h>
 #include <kopt/util.h>
 
 #include "advisor.h"
@@ -24,77 +25,6 @@
 /* The shortest row: five empty Strings (1 byte each), five 4-byte and
  * eleven 8-byte values, four empty arrays (1 byte each). */
 #define MIN_ROW_BYTES (5 + 5 * 4 + 11 * 8 + 4)
-
-/* ---- RowBinary ------------------------------------------------------------ */
-
-typedef struct {
-    const uint8_t *p, *end;
-    bool bad;
-} rd_t;
-
-static uint64_t rd_leb(rd_t *r)
-{
-    uint64_t v = 0;
-
-    for (int shift = 0; r->p < r->end && shift < 64; shift += 7) {
-        uint8_t b = *r->p++;
-
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return v;
-    }
-    r->bad = true;
-    return 0;
-}
-
-static const uint8_t *rd_take(rd_t *r, size_t n)
-{
-    const uint8_t *p = r->p;
-
-    if (r->bad || (size_t)(r->end - r->p) < n) {
-        r->bad = true;
-        return NULL;
-    }
-    r->p += n;
-    return p;
-}
-
-static void rd_str(rd_t *r)
-{
-    uint64_t n = rd_leb(r);
-
-    if (!r->bad)
-        rd_take(r, n > SIZE_MAX ? SIZE_MAX : (size_t)n);
-}
-
-static uint32_t rd_u32(rd_t *r)
-{
-    const uint8_t *p = rd_take(r, 4);
-    uint32_t v = 0;
-
-    if (p)
-        memcpy(&v, p, 4);
-    return le32toh(v);
-}
-
-static uint64_t rd_u64(rd_t *r)
-{
-    const uint8_t *p = rd_take(r, 8);
-    uint64_t v = 0;
-
-    if (p)
-        memcpy(&v, p, 8);
-    return le64toh(v);
-}
-
-static double rd_f64(rd_t *r)
-{
-    uint64_t u = rd_u64(r);
-    double d;
-
-    memcpy(&d, &u, sizeof(d));
-    return d;
-}
 
 /* ---- one answer ------------------------------------------------------------ */
 
@@ -183,25 +113,19 @@ static int container_id(adv_hourly_part_t *p, const uint8_t *key, size_t len, ui
 }
 
 /* Array(UInt16) of indexes then Array(UInt32) of counts: one histogram. */
-static int read_hist(rd_t *r, adv_hourly_part_t *p, uint32_t *off, size_t *len)
+static int read_hist(kopt_ch_reader_t *r, adv_hourly_part_t *p, uint32_t *off, size_t *len)
 {
-    uint64_t n = rd_leb(r), m;
+    uint64_t n = kopt_ch_get_array_len(r, 2), m;
 
     if (r->bad || n > MAX_BUCKETS || p->n_b + n > p->cap_b || p->n_b + n > UINT32_MAX)
         return -EBADMSG;
-    for (uint64_t i = 0; i < n; i++) {
-        const uint8_t *q = rd_take(r, 2);
-        uint16_t v = 0;
-
-        if (q)
-            memcpy(&v, q, 2);
-        p->b[p->n_b + i].index = le16toh(v);
-    }
-    m = rd_leb(r);
+    for (uint64_t i = 0; i < n; i++)
+        p->b[p->n_b + i].index = kopt_ch_get_u16(r);
+    m = kopt_ch_get_array_len(r, 4);
     if (r->bad || m != n)
         return -EBADMSG;
     for (uint64_t i = 0; i < n; i++)
-        p->b[p->n_b + i].count = rd_u32(r);
+        p->b[p->n_b + i].count = kopt_ch_get_u32(r);
     if (r->bad)
         return -EBADMSG;
     *off = (uint32_t)p->n_b;
@@ -228,8 +152,8 @@ static void note_row(ckey_t *c, uint32_t i, const kopt_engine_hour_t *h, uint32_
     }
 }
 
-static int read_row(rd_t *r, adv_hourly_part_t *p, int64_t from, int64_t to, uint32_t *last_cid,
-                    const uint8_t **last_key, size_t *last_len)
+static int read_row(kopt_ch_reader_t *r, adv_hourly_part_t *p, int64_t from, int64_t to,
+                    uint32_t *last_cid, const uint8_t **last_key, size_t *last_len)
 {
     const uint8_t *key = r->p;
     kopt_engine_hour_t *h;
@@ -239,7 +163,7 @@ static int read_row(rd_t *r, adv_hourly_part_t *p, int64_t from, int64_t to, uin
     int e;
 
     for (int k = 0; k < 5; k++)
-        rd_str(r);
+        kopt_ch_get_string(r, &len);
     len = (size_t)(r->p - key);
     if (r->bad || len > MAX_KEY_BYTES || p->n_h >= p->cap_h || p->n_h >= UINT32_MAX - 1)
         return -EBADMSG;
@@ -252,33 +176,33 @@ static int read_row(rd_t *r, adv_hourly_part_t *p, int64_t from, int64_t to, uin
     *last_key = key;
     *last_len = len;
     h = &p->h[i];
-    h->start = rd_u32(r);
-    h->windows = rd_u32(r);
-    h->pods = rd_u32(r);
-    h->cpu_mean_cores = rd_f64(r);
-    h->cpu_peak_cores = rd_f64(r);
-    h->cpu_throttled_seconds = rd_f64(r);
-    h->cpu_throttled_periods = rd_u64(r);
-    h->cpu_periods = rd_u64(r);
+    h->start = kopt_ch_get_u32(r);
+    h->windows = kopt_ch_get_u32(r);
+    h->pods = kopt_ch_get_u32(r);
+    h->cpu_mean_cores = kopt_ch_get_f64(r);
+    h->cpu_peak_cores = kopt_ch_get_f64(r);
+    h->cpu_throttled_seconds = kopt_ch_get_f64(r);
+    h->cpu_throttled_periods = kopt_ch_get_u64(r);
+    h->cpu_periods = kopt_ch_get_u64(r);
     h->cpu_hist = h->mem_hist = NULL; /* set when b stops growing */
     e = read_hist(r, p, &p->cpu_off[i], &h->cpu_hist_len);
     if (e < 0)
         return e;
-    h->mem_peak_bytes = rd_u64(r);
+    h->mem_peak_bytes = kopt_ch_get_u64(r);
     e = read_hist(r, p, &p->mem_off[i], &h->mem_hist_len);
     if (e < 0)
         return e;
-    h->oom_kills = rd_u32(r);
+    h->oom_kills = kopt_ch_get_u32(r);
     h->oom_usage_bytes = 0;
-    h->cpu_request_cores = rd_f64(r);
+    h->cpu_request_cores = kopt_ch_get_f64(r);
     res.cpu_request_cores = h->cpu_request_cores;
-    res.cpu_limit_cores = rd_f64(r);
-    res.memory_request_bytes = rd_u64(r);
-    res.memory_limit_bytes = rd_u64(r);
-    p->rolled[i] = rd_u32(r);
+    res.cpu_limit_cores = kopt_ch_get_f64(r);
+    res.memory_request_bytes = kopt_ch_get_u64(r);
+    res.memory_limit_bytes = kopt_ch_get_u64(r);
+    p->rolled[i] = kopt_ch_get_u32(r);
     /* 0 in rows rolled before the column existed: the engine then counts
      * one minute per window. */
-    h->covered_s = (double)rd_u64(r);
+    h->covered_s = (double)kopt_ch_get_u64(r);
     p->cid[i] = cid;
     /* The hour check also catches an exception appended to a streamed
      * answer: its text does not read as an hour in the range. */
@@ -294,12 +218,12 @@ static int read_row(rd_t *r, adv_hourly_part_t *p, int64_t from, int64_t to, uin
 /* The i-th name of a key: 0 cluster, 1 namespace, 2 kind, 3 name, 4 container. */
 static void key_field(const ckey_t *c, int i, const uint8_t **s, size_t *n)
 {
-    rd_t r = {(const uint8_t *)c->key, (const uint8_t *)c->key + c->key_len, false};
+    kopt_ch_reader_t r;
 
+    kopt_ch_reader_init(&r, c->key, c->key_len);
     for (int k = 0; k < i; k++)
-        rd_str(&r);
-    *n = (size_t)rd_leb(&r);
-    *s = r.p;
+        kopt_ch_get_string(&r, n);
+    *s = kopt_ch_get_string(&r, n);
 }
 
 /* ClickHouse's String order: bytes, then length. */
@@ -472,13 +396,14 @@ static int reserve(adv_hourly_part_t *p, size_t len)
 int adv_hourly_parse(char *body, size_t len, int64_t from, int64_t to, adv_hourly_part_t **out)
 {
     adv_hourly_part_t *p = calloc(1, sizeof(*p));
-    rd_t r = {(const uint8_t *)body, (const uint8_t *)body + len, false};
+    kopt_ch_reader_t r;
     const uint8_t *last_key = NULL;
     size_t last_len = 0;
     uint32_t last_cid = 0;
     int e = 0;
 
     *out = NULL;
+    kopt_ch_reader_init(&r, body, len);
     if (!p || reserve(p, len) < 0) {
         adv_hourly_part_free(p);
         return -ENOMEM;

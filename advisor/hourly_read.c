@@ -11,17 +11,16 @@
  *      ranges are disjoint and in key order, so the inputs are too.
  * A range's rows all come from one query, so no container is read twice.
  * Blocking: worker threads and the CLI only. */
-#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <kopt/rowbinary.h>
 #include <kopt/util.h>
 
 #include "advisor.h"
-#include "ch_sql.h"
 
 #define READ_THREADS 2 /* connections; each query also runs on the server's threads */
 /* Rows a range query aims at: about 13 MB of RowBinary. Page faults were
@@ -99,29 +98,6 @@ static void where_scope(FILE *q, const adv_scope_t *s)
 
 /* ---- the plan ------------------------------------------------------------- */
 
-/* A RowBinary String at *p as a new C string; NULL when cut short. */
-static char *take_str(const char **p, const char *end)
-{
-    uint64_t n = 0;
-    char *s;
-
-    for (int shift = 0;; shift += 7) {
-        uint8_t b;
-
-        if (*p >= end || shift >= 64)
-            return NULL;
-        b = (uint8_t) * (*p)++;
-        n |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            break;
-    }
-    if (n > (uint64_t)(end - *p))
-        return NULL;
-    s = kopt_bytes_dup(*p, (size_t)n);
-    *p += n;
-    return s;
-}
-
 /* Adds a namespace to the last range, or starts a range; takes both
  * strings, also on failure. */
 static int add_namespace(reader_t *rd, size_t *cap, char *cluster, char *ns, uint64_t rows)
@@ -165,7 +141,7 @@ static int plan(kopt_ch_client_t *ch, reader_t *rd, kopt_ch_error_t *err)
     char *sql = NULL, *body = NULL;
     size_t sql_len = 0, len = 0, cap = 0;
     FILE *q = open_memstream(&sql, &sql_len);
-    const char *p, *end;
+    kopt_ch_reader_t in;
     int r;
 
     if (!q)
@@ -179,20 +155,24 @@ static int plan(kopt_ch_client_t *ch, reader_t *rd, kopt_ch_error_t *err)
     }
     r = kopt_ch_query(ch, sql, &body, &len, err);
     free(sql);
-    for (p = body, end = body + len; r == 0 && p < end;) {
-        char *cluster = take_str(&p, end), *ns = cluster ? take_str(&p, end) : NULL;
-        uint64_t rows = 0;
+    kopt_ch_reader_init(&in, body, r == 0 ? len : 0);
+    while (r == 0 && kopt_ch_reader_left(&in) > 0) {
+        char *cluster = NULL, *ns = NULL;
+        uint64_t rows;
 
-        if (ns && end - p >= 8) {
-            memcpy(&rows, p, 8);
-            p += 8;
-            r = add_namespace(rd, &cap, cluster, ns, le64toh(rows));
+        r = kopt_ch_get_strdup(&in, &cluster);
+        if (r == 0)
+            r = kopt_ch_get_strdup(&in, &ns);
+        rows = kopt_ch_get_u64(&in);
+        if (r == 0)
+            r = kopt_ch_reader_status(&in);
+        if (r == 0) {
+            r = add_namespace(rd, &cap, cluster, ns, rows);
             continue;
         }
         free(cluster);
         free(ns);
-        r = -EBADMSG;
-        if (err)
+        if (r == -EBADMSG && err)
             snprintf(err->message, sizeof(err->message), "unexpected container_hourly plan row");
     }
     free(body);
@@ -402,46 +382,27 @@ typedef struct {
     size_t n_pending;
 } state_row_t;
 
-static int take_u32(const char **p, const char *end, uint32_t *v)
-{
-    if (end - *p < 4)
-        return -EBADMSG;
-    memcpy(v, *p, 4);
-    *v = le32toh(*v);
-    *p += 4;
-    return 0;
-}
-
 /* cluster String, watermark UInt32, pending Array(UInt32), interval UInt32,
  * updated UInt32. */
-static int take_state_row(const char **p, const char *end, state_row_t *row)
+static int take_state_row(kopt_ch_reader_t *in, state_row_t *row)
 {
-    uint64_t n = 0;
+    uint64_t n;
+    int r;
 
     memset(row, 0, sizeof(*row));
-    row->cluster = take_str(p, end);
-    if (!row->cluster || take_u32(p, end, &row->watermark) < 0)
-        return -EBADMSG;
-    for (int shift = 0;; shift += 7) {
-        uint8_t b;
-
-        if (*p >= end || shift >= 64)
-            return -EBADMSG;
-        b = (uint8_t) * (*p)++;
-        n |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            break;
-    }
-    if (n > (uint64_t)(end - *p) / 4)
-        return -EBADMSG;
+    r = kopt_ch_get_strdup(in, &row->cluster);
+    row->watermark = kopt_ch_get_u32(in);
+    n = kopt_ch_get_array_len(in, 4);
+    if (r < 0 || kopt_ch_reader_status(in) < 0)
+        return r < 0 ? r : -EBADMSG;
     row->pending = malloc((n ? n : 1) * sizeof(*row->pending));
     if (!row->pending)
         return -ENOMEM;
     for (uint64_t i = 0; i < n; i++)
-        take_u32(p, end, &row->pending[row->n_pending++]);
-    if (take_u32(p, end, &row->interval) < 0 || take_u32(p, end, &row->updated) < 0)
-        return -EBADMSG;
-    return 0;
+        row->pending[row->n_pending++] = kopt_ch_get_u32(in);
+    row->interval = kopt_ch_get_u32(in);
+    row->updated = kopt_ch_get_u32(in);
+    return kopt_ch_reader_status(in);
 }
 
 static void state_rows_free(state_row_t *rows, size_t n)
@@ -506,7 +467,7 @@ int adv_store_rollup_state(kopt_ch_client_t *ch, const char *cluster, int64_t hi
     size_t sql_len = 0, len = 0, n = 0, cap = 0;
     FILE *q = open_memstream(&sql, &sql_len);
     state_row_t *rows = NULL;
-    const char *p, *end;
+    kopt_ch_reader_t in;
     int r;
 
     memset(out, 0, sizeof(*out));
@@ -529,12 +490,13 @@ int adv_store_rollup_state(kopt_ch_client_t *ch, const char *cluster, int64_t hi
     free(sql);
     if (r < 0 && err && err->code == 60) /* UNKNOWN_TABLE: an aggregator before migration 9 */
         r = -ENOENT;
-    for (p = body, end = body + len; r == 0 && p < end;) {
+    kopt_ch_reader_init(&in, body, r == 0 ? len : 0);
+    while (r == 0 && kopt_ch_reader_left(&in) > 0) {
         if (kopt_grow_array((void **)&rows, &cap, n + 1, sizeof(*rows)) < 0) {
             r = -ENOMEM;
             break;
         }
-        r = take_state_row(&p, end, &rows[n]);
+        r = take_state_row(&in, &rows[n]);
         n++;
         if (r == -EBADMSG && err)
             snprintf(err->message, sizeof(err->message), "unexpected rollup_state row");

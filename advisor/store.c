@@ -14,7 +14,6 @@
 #include <kopt/util.h>
 
 #include "advisor.h"
-#include "ch_sql.h"
 
 static const char *const kinds[] = {"",        "Deployment", "StatefulSet", "DaemonSet",   "Job",
                                     "CronJob", "ReplicaSet", "Pod",         "ProcessGroup"};

@@ -494,8 +494,8 @@ void kopt_agg_free(kopt_agg_t *a)
         free(w->off);
         free(w->rows);
         free(w->state);
-        kopt_rowbinary_buf_free(&w->buf);
-        kopt_rowbinary_buf_free(&w->scratch);
+        kopt_ch_buf_free(&w->buf);
+        kopt_ch_buf_free(&w->scratch);
         kopt_hourset_free(&w->hours);
         kopt_facts_free(&w->facts);
     }

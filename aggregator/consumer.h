@@ -21,9 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kopt/clickhouse.h>
 #include <kopt/metrics.h>
-
-#include "clickhouse.h"
 
 typedef struct kopt_agg kopt_agg_t;
 

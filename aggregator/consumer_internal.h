@@ -12,15 +12,15 @@
 #include <nats/nats.h>
 
 #include <kopt/backoff.h>
+#include <kopt/clickhouse.h>
 #include <kopt/metrics.h>
 
-#include "clickhouse.h"
 #include "consumer.h"
 #include "facts.h"
 #include "health.h"
 #include "rollup.h"
 #include "rollup_state.h"
-#include "rowbinary.h"
+#include "rows.h"
 
 #define MS 1000000ULL /* ns */
 
@@ -40,7 +40,7 @@ typedef struct worker {
     msg_state_t *state;
     size_t n, total_rows;
     uint64_t first_ns, progress_ns;
-    kopt_rowbinary_buf_t buf, scratch;
+    kopt_ch_buf_t buf, scratch;
     kopt_hourset_t hours;
     kopt_facts_t facts; /* newest per workload and node, inserted after the windows */
 } worker_t;

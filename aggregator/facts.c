@@ -20,7 +20,7 @@ void kopt_facts_init(kopt_facts_t *f)
 
 static void set_free(kopt_fact_set_t *s)
 {
-    kopt_rowbinary_buf_free(&s->rows);
+    kopt_ch_buf_free(&s->rows);
     free(s->slots);
     memset(s, 0, sizeof(*s));
 }
@@ -145,7 +145,7 @@ int kopt_facts_add_batch(kopt_facts_t *f, const Kopt__V1__MetricBatch *m)
 }
 
 /* The live rows of s, one after the other, in a new buffer. */
-static int gather(const kopt_fact_set_t *s, kopt_rowbinary_buf_t *out)
+static int gather(const kopt_fact_set_t *s, kopt_ch_buf_t *out)
 {
     for (size_t i = 0; i < s->cap; i++) {
         const struct kopt_fact_slot *e = &s->slots[i];
@@ -173,16 +173,16 @@ static int gather(const kopt_fact_set_t *s, kopt_rowbinary_buf_t *out)
 static int insert_set(const kopt_fact_set_t *s, kopt_ch_client_t *c, const char *table,
                       const char *columns, kopt_ch_error_t *err)
 {
-    kopt_rowbinary_buf_t body;
+    kopt_ch_buf_t body;
     int r;
 
     if (s->used == 0)
         return 0;
-    kopt_rowbinary_buf_init(&body);
+    kopt_ch_buf_init(&body);
     r = gather(s, &body);
     if (r == 0)
         r = kopt_ch_insert(c, table, columns, "RowBinary", body.data, body.len, err);
-    kopt_rowbinary_buf_free(&body);
+    kopt_ch_buf_free(&body);
     return r;
 }
 

@@ -12,14 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "clickhouse.h"
+#include <kopt/clickhouse.h>
+
 #include "kopt/v1/metrics.pb-c.h"
-#include "rowbinary.h"
+#include "rows.h"
 
 /* Newest row per key; rows are kept encoded (a replaced row's bytes stay
  * in `rows` until the set is cleared). */
 typedef struct {
-    kopt_rowbinary_buf_t rows;
+    kopt_ch_buf_t rows;
     struct kopt_fact_slot *slots; /* open addressing, cap a power of two */
     size_t cap, used;
 } kopt_fact_set_t;

@@ -10,9 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kopt/clickhouse.h>
 #include <kopt/metrics.h>
-
-#include "clickhouse.h"
 
 typedef struct kopt_ch_health kopt_ch_health_t;
 

@@ -31,27 +31,6 @@ int kopt_rollup_bucket_sql(const char *value, double first, int n, char **out)
     return r < 0 ? -ENOMEM : 0;
 }
 
-/* A SQL string literal: quotes and backslashes escaped. */
-static int quote(const char *s, char **out)
-{
-    size_t n = strlen(s);
-    char *q = malloc(2 * n + 3), *p;
-
-    if (!q)
-        return -ENOMEM;
-    p = q;
-    *p++ = '\'';
-    for (; *s; s++) {
-        if (*s == '\'' || *s == '\\')
-            *p++ = '\\';
-        *p++ = *s;
-    }
-    *p++ = '\'';
-    *p = '\0';
-    *out = q;
-    return 0;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -116,7 +95,7 @@ int kopt_rollup_sql_hours(const char *db, const char *cluster, const int64_t *ho
         r = kopt_rollup_bucket_sql("toFloat64(memory_working_set_peak_bytes)",
                                    KOPT_MEMORY_BUCKET_FIRST, KOPT_MEMORY_BUCKETS, &mem);
     if (r == 0 && cluster && cluster[0])
-        r = quote(cluster, &qc);
+        r = kopt_ch_sql_quote(cluster, &qc);
     if (r == 0)
         r = hours_where(h, m, qc, &where);
     /* The hour is the UTC hour (intDiv), not toStartOfHour, which follows

@@ -12,9 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kopt/clickhouse.h>
 #include <kopt/metrics.h>
-
-#include "clickhouse.h"
 
 /* The ClickHouse expression of the bucket index (UInt16) of the Float64
  * expression `value` in the scheme starting at `first` with `n` buckets: the

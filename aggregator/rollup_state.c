@@ -9,8 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ch_sql.h"
-
 void kopt_rollup_state_init(kopt_rollup_state_t *st, const char *replica, uint32_t interval_s,
                             int64_t started)
 {

@@ -13,7 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "clickhouse.h"
+#include <kopt/clickhouse.h>
+
 #include "rollup.h"
 
 #define KOPT_ROLLUP_STATE_CLUSTERS 1024 /* clusters one replica keeps a watermark for */

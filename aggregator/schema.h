@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "clickhouse.h"
+#include <kopt/clickhouse.h>
 
 /* container_hourly keeps CPU and memory distributions as sparse exponential
  * histograms (cpu_hist_index/cpu_hist_count, mem_hist_index/mem_hist_count)

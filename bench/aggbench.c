@@ -13,7 +13,7 @@
  * Each batch is published to JetStream as kopt-ingest does it: subject
  * kopt.metrics.<cluster>.<node>, Nats-Msg-Id <agent>/<epoch>/<seq>, nats.c
  * async publish with a window of unacked messages. Its rows go to the file
- * through aggregator/rowbinary.c, the aggregator's own encoder, in the
+ * through aggregator/rows.c, the aggregator's own encoder, in the
  * column order of KOPT_ROWBINARY_WINDOW_COLUMNS.
  *
  *   kopt-aggbench --nats-url URL --out FILE [--batches N] [--nodes N]
@@ -43,13 +43,13 @@
 
 #include <nats/nats.h>
 
+#include <kopt/clickhouse.h>
 #include <kopt/names.h>
 
 #include "kopt/v1/metrics.pb-c.h"
-#include "clickhouse.h"
 #include "loadgen.h"
 #include "rollup.h"
-#include "rowbinary.h"
+#include "rows.h"
 #include "schema.h"
 
 #define WINDOW 4096            /* unacked publishes */
@@ -289,7 +289,7 @@ int main(int argc, char **argv)
     lg_node_t *nodes = NULL;
     bool **keep = NULL;
     keyset_t keys = {0};
-    kopt_rowbinary_buf_t rb;
+    kopt_ch_buf_t rb;
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsOptions jo;
@@ -346,7 +346,7 @@ int main(int argc, char **argv)
     end0 = t_now - t_now % 60; /* the minute that just ended, then back in time */
     inserted_at = (uint32_t)t_now;
     epoch0 = (uint64_t)t_now * 1000000000ull;
-    kopt_rowbinary_buf_init(&rb);
+    kopt_ch_buf_init(&rb);
 
     /* The nodes, and which of their windows have a key no other node has. */
     nodes = calloc((size_t)n_nodes, sizeof(*nodes));
@@ -524,7 +524,7 @@ out:
     free(keep);
     free(keys.slot);
     free(pbuf);
-    kopt_rowbinary_buf_free(&rb);
+    kopt_ch_buf_free(&rb);
     nats_Close();
     return rc;
 }

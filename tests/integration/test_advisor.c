@@ -32,9 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <kopt/clickhouse.h>
 #include <kopt/usage_buckets.h>
 
-#include "clickhouse.h"
 #include "harness.h"
 #include "kopt/v1/advisor.pb-c.h"
 #include "schema.h"

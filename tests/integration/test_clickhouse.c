@@ -18,10 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clickhouse.h"
 #include "harness.h"
+#include "kopt/clickhouse.h"
 #include "kopt/log.h"
-#include "rowbinary.h"
+#include "kopt/rowbinary.h"
+#include "rows.h"
 #include "schema.h"
 
 #define SECRET "hunter2-Sup3rSecret-pw"
@@ -268,7 +269,7 @@ static void migration_adds_covered_seconds_to_an_old_database(void **state)
     kopt_ch_client_free(c);
 }
 
-static void encode_windows(kopt_rowbinary_buf_t *b, const char *pod, int64_t t0, int n,
+static void encode_windows(kopt_ch_buf_t *b, const char *pod, int64_t t0, int n,
                            uint32_t inserted_at)
 {
     kopt_rowbinary_batch_t id = {.cluster = "prod",
@@ -305,7 +306,7 @@ static void encode_windows(kopt_rowbinary_buf_t *b, const char *pod, int64_t t0,
 static void reinserted_windows_replace_themselves(void **state)
 {
     kopt_ch_client_t *plain = client(false), *gz = client(true);
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     kopt_ch_error_t err;
     int64_t t0 = (time(NULL) / 86400 - 2) * 86400; /* two days ago, 00:00 UTC */
     char *body = NULL;
@@ -343,15 +344,107 @@ static void reinserted_windows_replace_themselves(void **state)
     /* Keep-alive: 21 requests, one connection each client. */
     assert_int_equal(kopt_ch_connections_opened(plain), 1);
     assert_int_equal(kopt_ch_connections_opened(gz), 1);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
     kopt_ch_client_free(plain);
     kopt_ch_client_free(gz);
+}
+
+/* Both directions of kopt/rowbinary.h against the real server: rows written
+ * by the encoder into a table of every type kopt uses, read back as
+ * ClickHouse writes them (SELECT ... FORMAT RowBinary) by the decoder. */
+static void rowbinary_round_trips_through_the_server(void **state)
+{
+    static char *const labels[] = {"zone", "", "a'b\\c"};
+    kopt_ch_options_t o = {.url = ch->url, .database = "kopt_rb", .timeout_ms = 20000};
+    kopt_ch_client_t *c = NULL;
+    kopt_ch_error_t err;
+    kopt_ch_buf_t b = {0};
+    kopt_ch_reader_t r;
+    char *body = NULL, *s = NULL;
+    size_t len = 0, n;
+    const uint8_t *p;
+
+    (void)state;
+    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
+    assert_int_equal(kopt_ch_query_flags(c, "CREATE DATABASE IF NOT EXISTS kopt_rb",
+                                         KOPT_CH_NO_DATABASE, NULL, NULL, &err),
+                     0);
+    assert_int_equal(kopt_ch_query(c,
+                                   "CREATE TABLE IF NOT EXISTS t (k UInt32, s String, "
+                                   "l Array(String), h Array(UInt16), c Array(UInt32), "
+                                   "u UInt64, f Float64, d DateTime) ENGINE = Memory",
+                                   NULL, NULL, &err),
+                     0);
+    for (uint32_t k = 0; k < 2; k++) {
+        assert_int_equal(kopt_ch_put_u32(&b, k), 0);
+        assert_int_equal(kopt_ch_put_string(&b, k ? "" : "tab\there"), 0);
+        assert_int_equal(kopt_ch_put_strings(&b, labels, k ? 0 : 3), 0);
+        assert_int_equal(kopt_ch_put_varuint(&b, 2), 0);
+        assert_int_equal(kopt_ch_put_u16(&b, 7), 0);
+        assert_int_equal(kopt_ch_put_u16(&b, 65535), 0);
+        assert_int_equal(kopt_ch_put_varuint(&b, 2), 0);
+        assert_int_equal(kopt_ch_put_u32(&b, 1), 0);
+        assert_int_equal(kopt_ch_put_u32(&b, 4000000000u), 0);
+        assert_int_equal(kopt_ch_put_u64(&b, UINT64_MAX - k), 0);
+        assert_int_equal(kopt_ch_put_f64(&b, -0.125), 0);
+        assert_int_equal(kopt_ch_put_u32(&b, 1700000000 + k), 0);
+    }
+    assert_int_equal(kopt_ch_insert(c, "t", NULL, "RowBinary", b.data, b.len, &err), 0);
+    assert_int_equal(
+        kopt_ch_query(c, "SELECT * FROM t ORDER BY k FORMAT RowBinary", &body, &len, &err), 0);
+    /* The server writes back exactly what the encoder wrote. */
+    assert_int_equal(len, b.len);
+    assert_memory_equal(body, b.data, len);
+    kopt_ch_reader_init(&r, body, len);
+    for (uint32_t k = 0; k < 2; k++) {
+        assert_int_equal(kopt_ch_get_u32(&r), k);
+        p = kopt_ch_get_string(&r, &n);
+        assert_int_equal(n, k ? 0 : 8);
+        assert_memory_equal(p, "tab\there", n);
+        assert_int_equal(kopt_ch_get_array_len(&r, 1), k ? 0 : 3);
+        for (size_t i = 0; i < (k ? 0 : 3); i++) {
+            assert_int_equal(kopt_ch_get_strdup(&r, &s), 0);
+            assert_string_equal(s, labels[i]);
+            free(s);
+        }
+        assert_int_equal(kopt_ch_get_array_len(&r, 2), 2);
+        assert_int_equal(kopt_ch_get_u16(&r), 7);
+        assert_int_equal(kopt_ch_get_u16(&r), 65535);
+        assert_int_equal(kopt_ch_get_array_len(&r, 4), 2);
+        assert_int_equal(kopt_ch_get_u32(&r), 1);
+        assert_int_equal(kopt_ch_get_u32(&r), 4000000000u);
+        assert_true(kopt_ch_get_u64(&r) == UINT64_MAX - k);
+        assert_true(kopt_ch_get_f64(&r) == -0.125);
+        assert_int_equal(kopt_ch_get_u32(&r), 1700000000 + k);
+    }
+    assert_int_equal(kopt_ch_reader_status(&r), 0);
+    assert_int_equal(kopt_ch_reader_left(&r), 0);
+    free(body);
+    /* Values the server computes, read as the advisor reads its answers. */
+    assert_int_equal(kopt_ch_query(c,
+                                   "SELECT toUInt32(toDateTime(1700000000)), "
+                                   "arrayMap(x -> toUInt32(x), [1, 2]), count() "
+                                   "FROM t FORMAT RowBinary",
+                                   &body, &len, &err),
+                     0);
+    kopt_ch_reader_init(&r, body, len);
+    assert_int_equal(kopt_ch_get_u32(&r), 1700000000);
+    assert_int_equal(kopt_ch_get_array_len(&r, 4), 2);
+    assert_int_equal(kopt_ch_get_u32(&r), 1);
+    assert_int_equal(kopt_ch_get_u32(&r), 2);
+    assert_int_equal(kopt_ch_get_u64(&r), 2);
+    assert_int_equal(kopt_ch_reader_status(&r), 0);
+    assert_int_equal(kopt_ch_reader_left(&r), 0);
+    free(body);
+    assert_int_equal(kopt_ch_query(c, "DROP DATABASE kopt_rb", NULL, NULL, &err), 0);
+    kopt_ch_buf_free(&b);
+    kopt_ch_client_free(c);
 }
 
 static void errors_are_classified(void **state)
 {
     kopt_ch_client_t *c = client(false);
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     kopt_ch_error_t err;
     char *body = NULL;
 
@@ -383,7 +476,7 @@ static void errors_are_classified(void **state)
                      -EREMOTEIO);
     assert_int_equal(err.code, 60);
     assert_int_equal(kopt_ch_insert(c, "t; DROP", NULL, "RowBinary", b.data, b.len, &err), -EINVAL);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
     kopt_ch_client_free(c);
 }
 
@@ -494,7 +587,7 @@ static void credentials_never_logged(void **state)
 static void retention_drops_old_partitions(void **state)
 {
     kopt_ch_client_t *c = client(false);
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     kopt_ch_error_t err;
     int64_t now = time(NULL);
     unsigned dropped = 99;
@@ -517,7 +610,7 @@ static void retention_drops_old_partitions(void **state)
     /* Unpartitioned tables are never touched. */
     assert_int_equal(kopt_schema_retention(c, "recommendations", 1, 0, &dropped, &err), 0);
     assert_int_equal(dropped, 0);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
     kopt_ch_client_free(c);
 }
 
@@ -569,7 +662,7 @@ static kopt_ch_client_t *tls_client(const char *ca)
 static void tls_verified_with_the_ca(void **state)
 {
     kopt_ch_client_t *c = tls_client(ca_pem);
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     kopt_ch_error_t err;
     kopt_ch_version_t v;
     unsigned applied = 99;
@@ -591,7 +684,7 @@ static void tls_verified_with_the_ca(void **state)
     assert_string_equal(body, "4\n");
     free(body);
     assert_int_equal(kopt_ch_connections_opened(c), 1);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
     kopt_ch_client_free(c);
 }
 
@@ -679,6 +772,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(migrate_twice_applies_once, need_server),
         cmocka_unit_test_setup(migration_adds_covered_seconds_to_an_old_database, need_server),
         cmocka_unit_test_setup(reinserted_windows_replace_themselves, need_server),
+        cmocka_unit_test_setup(rowbinary_round_trips_through_the_server, need_server),
         cmocka_unit_test_setup(errors_are_classified, need_server),
         cmocka_unit_test_setup(credentials_never_logged, need_server),
         cmocka_unit_test_setup(retention_drops_old_partitions, need_server),

@@ -79,17 +79,17 @@ static void one_row_per_key_newest_wins(void **state)
     /* The row kept for web carries the HPA target of the newest batch (80),
      * as the little-endian UInt32 after min and max replicas. */
     {
-        kopt_rowbinary_buf_t want;
+        kopt_ch_buf_t want;
         size_t key_len;
         bool found = false;
 
-        kopt_rowbinary_buf_init(&want);
+        kopt_ch_buf_init(&want);
         assert_int_equal(kopt_rowbinary_workload_facts(&want, &b.m, &b.wl[0], &key_len), 0);
         for (size_t i = 0; i + want.len <= f.workloads.rows.len; i++)
             if (memcmp(f.workloads.rows.data + i, want.data, want.len) == 0)
                 found = true;
         assert_true(found);
-        kopt_rowbinary_buf_free(&want);
+        kopt_ch_buf_free(&want);
     }
     kopt_facts_clear(&f);
     assert_int_equal(kopt_facts_count(&f), 0);
@@ -137,7 +137,7 @@ static void no_created_time_no_facts(void **state)
 
 static void node_row_layout(void **state)
 {
-    kopt_rowbinary_buf_t b = {0};
+    kopt_ch_buf_t b = {0};
     size_t key_len = 0;
     batch_t a;
     double alloc;
@@ -156,7 +156,7 @@ static void node_row_layout(void **state)
     b.len = 0;
     assert_int_equal(kopt_rowbinary_node_facts(&b, &a.m, &key_len), -EINVAL);
     assert_int_equal(b.len, 0);
-    kopt_rowbinary_buf_free(&b);
+    kopt_ch_buf_free(&b);
 }
 
 int main(void)

@@ -1,7 +1,7 @@
 /* ClickHouse protocol facts, without a connection: server versions, the
  * exception text of an error answer, which error codes a retry can fix and
  * which blame the rows, and the identifiers kopt accepts. Codes and texts
- * as seen on 18.16 and documented for newer servers; see clickhouse.h. */
+ * as seen on 18.16 and documented for newer servers; see kopt/clickhouse.h. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clickhouse.h"
+#include "kopt/clickhouse.h"
 
 bool kopt_ch_identifier_ok(const char *name)
 {

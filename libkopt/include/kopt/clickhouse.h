@@ -1,18 +1,22 @@
 /* A ClickHouse client over the HTTP interface (libcurl), for the aggregator
- * and the advisor: queries, RowBinary inserts, the server version, and
- * ClickHouse errors turned into a code and a retry decision.
+ * and the advisor: queries, RowBinary inserts, the server version,
+ * ClickHouse errors turned into a code and a retry decision, and SQL
+ * literals. The library kopt_clickhouse (libkopt/clickhouse/: client.c,
+ * protocol.c, sql.c, and the RowBinary codec of kopt/rowbinary.h); link it
+ * with kopt_clickhouse_dep.
  *
  * Calls are synchronous and block for up to timeout_ms: run them on a worker
  * thread (uv_queue_work, an insert thread), never on a libuv loop thread. A
  * client is one curl easy handle, so it keeps its connection alive between
  * calls, and is not thread-safe: one client per thread; several threads give
  * several connections (which is how inserts scale; see docs/storage.md). */
-#ifndef KOPT_AGGREGATOR_CLICKHOUSE_H
-#define KOPT_AGGREGATOR_CLICKHOUSE_H
+#ifndef KOPT_CLICKHOUSE_H
+#define KOPT_CLICKHOUSE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct kopt_ch_client kopt_ch_client_t;
 
@@ -135,5 +139,16 @@ const char *kopt_ch_class_name(kopt_ch_class_t cls);
 
 /* A database or table name kopt accepts: [A-Za-z_][A-Za-z0-9_]{0,63}. */
 bool kopt_ch_identifier_ok(const char *name);
+
+/* ---- SQL literals (sql.c). 18.16 has no query parameters over HTTP, so
+ * values are inlined, quoted the way its parser reads them. */
+
+/* Writes s as a single-quoted string literal, backslash-escaping quotes and
+ * backslashes. */
+void kopt_ch_sql_string(FILE *f, const char *s);
+
+/* The same literal as a new string in *out (the caller frees it). 0, or
+ * -ENOMEM. */
+int kopt_ch_sql_quote(const char *s, char **out);
 
 #endif

@@ -1,4 +1,4 @@
-/* ClickHouse over HTTP with libcurl; see clickhouse.h for the contract.
+/* ClickHouse over HTTP with libcurl; see kopt/clickhouse.h for the contract.
  *
  * One easy handle per client: curl keeps the connection open between
  * performs on the same handle (keep-alive), which matters because every
@@ -7,7 +7,7 @@
  * X-ClickHouse-Exception-Code header before 19.x), gzip request bodies are
  * accepted, enable_http_compression=1 gzips answers, and X-ClickHouse-User /
  * X-ClickHouse-Key authenticate. */
-#include "clickhouse.h"
+#include "kopt/clickhouse.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -1,14 +1,17 @@
-/* RowBinary encoding of container_windows rows (ClickHouse's native row
- * format over HTTP: little-endian numbers, DateTime as UInt32 seconds,
- * String as a LEB128 length and the bytes). Pure: no I/O, no globals; the
- * only allocation is the caller's growable buffer. The column order of a row
- * is KOPT_ROWBINARY_WINDOW_COLUMNS, which the insert names explicitly, so
- * the table's own column order (and columns added later) do not matter. */
-#ifndef KOPT_AGGREGATOR_ROWBINARY_H
-#define KOPT_AGGREGATOR_ROWBINARY_H
+/* The rows the aggregator inserts, in RowBinary: container_windows
+ * (rows.c), workload_facts and node_facts (rows_facts.c), from the decoded
+ * protos, written with kopt_clickhouse's encoder (kopt/rowbinary.h: the
+ * format and its primitives). Pure: no I/O, no globals; the only allocation
+ * is the caller's growable buffer. The column order of a row is the
+ * KOPT_ROWBINARY_*_COLUMNS list, which the insert names explicitly, so the
+ * table's own column order (and columns added later) do not matter. */
+#ifndef KOPT_AGGREGATOR_ROWS_H
+#define KOPT_AGGREGATOR_ROWS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <kopt/rowbinary.h>
 
 #include "kopt/v1/metrics.pb-c.h"
 
@@ -21,16 +24,6 @@
     "cpu_request_cores, cpu_limit_cores, memory_request_bytes, memory_limit_bytes, sample_count, " \
     "agent_id, epoch, seq, inserted_at"
 #define KOPT_ROWBINARY_WINDOW_NCOLUMNS 30
-
-/* A growable byte buffer. Zero-initialise it (or _init); _free releases it. */
-typedef struct {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-} kopt_rowbinary_buf_t;
-
-void kopt_rowbinary_buf_init(kopt_rowbinary_buf_t *b);
-void kopt_rowbinary_buf_free(kopt_rowbinary_buf_t *b);
 
 /* The batch a window came in: cluster, node and the idempotency id
  * (agent_id, epoch, seq). inserted_at is the ReplacingMergeTree version
@@ -47,12 +40,12 @@ typedef struct {
 /* Appends one row. Window times are truncated to whole seconds (DateTime).
  * -EINVAL when window_start/window_end is missing or outside DateTime's range
  * (1970 .. 2106), -ENOMEM. On error the buffer is left as it was. */
-int kopt_rowbinary_window(kopt_rowbinary_buf_t *b, const kopt_rowbinary_batch_t *batch,
+int kopt_rowbinary_window(kopt_ch_buf_t *b, const kopt_rowbinary_batch_t *batch,
                           const Kopt__V1__ContainerWindow *w);
 
 /* Appends a row for every window of a decoded MetricBatch; *rows gets their
  * number. All or nothing: on error the buffer is left as it was. */
-int kopt_rowbinary_metric_batch(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
+int kopt_rowbinary_metric_batch(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
                                 uint32_t inserted_at, size_t *rows);
 
 /* The kind stored in workload_kind: the Kubernetes kind ("Deployment",
@@ -60,7 +53,7 @@ int kopt_rowbinary_metric_batch(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricB
  * UNSPECIFIED or an unknown value. */
 const char *kopt_rowbinary_workload_kind(int kind);
 
-/* ---- facts: the latest state of workloads and nodes (rowbinary_facts.c) */
+/* ---- facts: the latest state of workloads and nodes (rows_facts.c) */
 
 /* workload_facts columns, in encoding order. The first four are the key. */
 #define KOPT_ROWBINARY_WORKLOAD_FACTS_COLUMNS                                                      \
@@ -79,25 +72,16 @@ const char *kopt_rowbinary_workload_kind(int kind);
  * at m->created; *key_len gets the length of the encoded key (the row's
  * first bytes), so equal keys compare with memcmp. -EINVAL when m has no
  * usable created time. On error the buffer is left as it was. */
-int kopt_rowbinary_workload_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
+int kopt_rowbinary_workload_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
                                   const Kopt__V1__WorkloadFacts *wf, size_t *key_len);
 
 /* Appends the node_facts row of batch m (which must have node_facts), as
  * kopt_rowbinary_workload_facts does. */
-int kopt_rowbinary_node_facts(kopt_rowbinary_buf_t *b, const Kopt__V1__MetricBatch *m,
-                              size_t *key_len);
+int kopt_rowbinary_node_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m, size_t *key_len);
 
 /* Names stored for enums: "Guaranteed", "Burstable", "BestEffort"; "cgroup-v1",
  * "cgroup-v2", "kubelet", "proc"; "" when unspecified or unknown. */
 const char *kopt_rowbinary_qos_class(int qos);
 const char *kopt_rowbinary_metric_source(int source);
-
-/* Primitive encoders, exposed for other tables' rows and for tests.
- * varuint is ClickHouse's LEB128 (string lengths, array sizes). */
-int kopt_rowbinary_put_varuint(kopt_rowbinary_buf_t *b, uint64_t v);
-int kopt_rowbinary_put_string(kopt_rowbinary_buf_t *b, const char *s);
-int kopt_rowbinary_put_u32(kopt_rowbinary_buf_t *b, uint32_t v);
-int kopt_rowbinary_put_u64(kopt_rowbinary_buf_t *b, uint64_t v);
-int kopt_rowbinary_put_f64(kopt_rowbinary_buf_t *b, double v);
 
 #endif
