@@ -129,10 +129,9 @@ typedef struct {
 } adv_rollup_t;
 
 typedef struct {
-    const char *cluster;        /* NULL or "": all */
-    const char *namespace_;     /* NULL or "": all */
-    int64_t from, to;           /* hours in [from, to), unix seconds */
-    const adv_rollup_t *rollup; /* NULL: read every hour */
+    const char *cluster;    /* NULL or "": all */
+    const char *namespace_; /* NULL or "": all */
+    int64_t from, to;       /* hours in [from, to), unix seconds */
 } adv_scope_t;
 
 /* Reads rollup_state for the scope's cluster(s) (hourly_read.c). Replicas

@@ -390,8 +390,7 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
     out->started_ns = now_ns();
     now = out->started_ns / 1000000000LL;
     make_id(out->analysis_id, sizeof(out->analysis_id), now);
-    scope =
-        (adv_scope_t){req->cluster, req->namespace_, lookback > 0 ? now - lookback : 0, now, NULL};
+    scope = (adv_scope_t){req->cluster, req->namespace_, lookback > 0 ? now - lookback : 0, now};
     r = kopt_ch_client_new(&ctx->ch, &ch, &err);
     if (r == 0)
         rollup_state(ch, req, now, ctx->rollup_wait_s, &ru, out);

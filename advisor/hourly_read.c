@@ -201,21 +201,6 @@ static int bad_answer(const char *body, size_t len, kopt_ch_error_t *err)
     return -EREMOTEIO;
 }
 
-/* Leaves out the cluster's hours that are not rolled up yet. */
-static void partial_filter(FILE *q, const adv_rollup_t *ru, const char *cluster)
-{
-    size_t k = 0;
-
-    for (size_t i = 0; ru && i < ru->n_partial; i++) {
-        if (strcmp(ru->partial[i].cluster, cluster) != 0)
-            continue;
-        fprintf(q, "%s%lld", k++ ? ", " : " AND toUInt32(hour) NOT IN (",
-                (long long)ru->partial[i].hour);
-    }
-    if (k)
-        fputc(')', q);
-}
-
 static int read_range(kopt_ch_client_t *ch, const reader_t *rd, range_t *rg)
 {
     char *sql = NULL, *body = NULL;
@@ -235,7 +220,6 @@ static int read_range(kopt_ch_client_t *ch, const reader_t *rd, range_t *rg)
     }
     fprintf(q, ") AND hour >= toDateTime(%lld) AND hour < toDateTime(%lld)",
             (long long)rd->scope->from, (long long)rd->scope->to);
-    partial_filter(q, rd->scope->rollup, rg->cluster);
     fputs(" FORMAT RowBinary", q);
     if (fclose(q) != 0) {
         free(sql);
