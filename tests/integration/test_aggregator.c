@@ -201,11 +201,11 @@ typedef struct {
     char *dir;
     char log_path[600];
     char admin_url[96];
-} agg_t;
+} agg_proc_t;
 
 static void agg_release(void *arg)
 {
-    agg_t *a = arg;
+    agg_proc_t *a = arg;
 
     kopt_test_proc_release(&a->proc);
     if (a->dir) {
@@ -215,11 +215,11 @@ static void agg_release(void *arg)
     free(a);
 }
 
-static agg_t *live[4]; /* aggregators of the running test, for its teardown */
+static agg_proc_t *live[4]; /* aggregators of the running test, for its teardown */
 
 static void agg_cleanup(void *arg)
 {
-    kopt_test_log_tail(((agg_t *)arg)->log_path, 40);
+    kopt_test_log_tail(((agg_proc_t *)arg)->log_path, 40);
     for (int i = 0; i < 4; i++)
         if (live[i] == arg)
             live[i] = NULL;
@@ -239,7 +239,7 @@ static int test_teardown(void **state)
 }
 
 /* /readyz: the status, and its body (the reasons) in *body if not NULL. */
-static int ready_body(const agg_t *a, char **body)
+static int ready_body(const agg_proc_t *a, char **body)
 {
     char url[160];
     long status = 0;
@@ -249,7 +249,7 @@ static int ready_body(const agg_t *a, char **body)
     return (int)status;
 }
 
-static int ready_status(const agg_t *a)
+static int ready_status(const agg_proc_t *a)
 {
     return ready_body(a, NULL);
 }
@@ -259,9 +259,9 @@ static int ready_status(const agg_t *a)
 
 /* Starts kopt-aggregator on database db with the test's timings plus
  * `extra` (may be NULL; later flags win), without waiting for it. */
-static agg_t *agg_spawn(const char *db, const char *const *extra)
+static agg_proc_t *agg_proc_spawn(const char *db, const char *const *extra)
 {
-    agg_t *a = calloc(1, sizeof(*a));
+    agg_proc_t *a = calloc(1, sizeof(*a));
     char admin[64];
     const char *argv[48];
     size_t n = 0;
@@ -303,11 +303,11 @@ static agg_t *agg_spawn(const char *db, const char *const *extra)
     return a;
 }
 
-/* agg_spawn, then waits up to 30 s for /readyz 200. */
-static agg_t *agg_start(const char *db, const char *const *extra)
+/* agg_proc_spawn, then waits up to 30 s for /readyz 200. */
+static agg_proc_t *agg_proc_start(const char *db, const char *const *extra)
 {
     double t0 = kopt_test_now();
-    agg_t *a = agg_spawn(db, extra);
+    agg_proc_t *a = agg_proc_spawn(db, extra);
 
     while (kopt_test_proc_alive(&a->proc) && kopt_test_now() - t0 < 30.0) {
         if (ready_status(a) == 200)
@@ -318,7 +318,7 @@ static agg_t *agg_start(const char *db, const char *const *extra)
     return NULL;
 }
 
-static void assert_clean_log(const agg_t *a)
+static void assert_clean_log(const agg_proc_t *a)
 {
     static const char *const bad[] = {"ERROR: AddressSanitizer",
                                       "runtime error:", "ERROR: LeakSanitizer"};
@@ -331,7 +331,7 @@ static void assert_clean_log(const agg_t *a)
 }
 
 /* SIGTERM: must drain and exit 0. */
-static void agg_stop(agg_t *a)
+static void agg_proc_stop(agg_proc_t *a)
 {
     assert_int_equal(kopt_test_proc_stop(&a->proc, 25000), 0);
     if (!WIFEXITED(a->proc.status) || WEXITSTATUS(a->proc.status) != 0) {
@@ -346,7 +346,7 @@ static void agg_stop(agg_t *a)
     agg_release(a);
 }
 
-static double metric(const agg_t *a, const char *sample)
+static double metric(const agg_proc_t *a, const char *sample)
 {
     return kopt_test_metric(a->admin_url, sample);
 }
@@ -368,12 +368,12 @@ static void exact_redelivery_and_rollup(void **state)
     const char *db = "kopt_t1";
     const uint64_t n = 60, w = 20;
     uint64_t e1 = epoch_now(), e2 = e1 + 1;
-    agg_t *a;
+    agg_proc_t *a;
     char *out = NULL;
 
     (void)state;
     fresh_stream();
-    a = agg_start(db, NULL);
+    a = agg_proc_start(db, NULL);
     publish_range(e1, 1, n, w);
     wait_rows(db, n * w, 30);
     publish_range(e2, 1, n, w); /* new Nats-Msg-Id, same windows */
@@ -445,7 +445,7 @@ static void exact_redelivery_and_rollup(void **state)
                          got, want[i]);
         }
     }
-    agg_stop(a);
+    agg_proc_stop(a);
 }
 
 /* kill -9 mid-stream, restart: nothing lost, nothing doubled. */
@@ -537,11 +537,11 @@ static void covered_seconds_and_rollup_state(void **state)
     uint64_t e = epoch_now();
     char sql[512], want[128], *out = NULL;
     int64_t t_backfill;
-    agg_t *a;
+    agg_proc_t *a;
 
     (void)state;
     fresh_stream();
-    a = agg_start(db, NULL);
+    a = agg_proc_start(db, NULL);
     publish_windows(e, 1, "demo-0", hour0, 10, 6);
     publish_windows(e, 2, "replay-0", old, 300, 3);
     publish_windows(e, 3, "replay-1", old + 900, 300, 3);
@@ -595,20 +595,20 @@ static void covered_seconds_and_rollup_state(void **state)
     assert_string_equal(out, "12\t3600\n");
     free(out);
     assert_true(metric(a, "kopt_aggregator_rollup_lag_seconds") < 10);
-    agg_stop(a);
+    agg_proc_stop(a);
 }
 
 static void kill9_mid_stream(void **state)
 {
     const char *db = "kopt_t2";
     const uint64_t n = 400, w = 10;
-    agg_t *a;
+    agg_proc_t *a;
     double until;
 
     (void)state;
     fresh_stream();
     publish_range(epoch_now(), 1, n, w);
-    a = agg_start(db, ARGS("--workers", "1"));
+    a = agg_proc_start(db, ARGS("--workers", "1"));
     until = kopt_test_now() + 30;
     while (rows(db) == 0 && kopt_test_now() < until)
         usleep(5000);
@@ -616,12 +616,12 @@ static void kill9_mid_stream(void **state)
     fprintf(stderr, "killed with %" PRIu64 " of %" PRIu64 " rows in\n", rows(db), n * w);
     assert_int_equal(kopt_test_proc_respawn(&a->proc), 0);
     wait_rows(db, n * w, 60);
-    agg_stop(a);
+    agg_proc_stop(a);
 }
 
 /* Polls /readyz until its status is `want` (and, if `needle` is not NULL,
  * its body contains it) or timeout_s passes; returns the seconds it took. */
-static double wait_ready_state(const agg_t *a, int want, const char *needle, double timeout_s)
+static double wait_ready_state(const agg_proc_t *a, int want, const char *needle, double timeout_s)
 {
     double t0 = kopt_test_now();
     char *body = NULL;
@@ -653,11 +653,11 @@ static void outage_clickhouse_a_minute(void **state)
     const double outage_s = 62;
     double t_kill, detect_s, recover_s, t_restart;
     uint64_t next = first + 1, polls = 0;
-    agg_t *a;
+    agg_proc_t *a;
 
     (void)state;
     fresh_stream();
-    a = agg_start(db, NULL);
+    a = agg_proc_start(db, NULL);
     publish_range(epoch_now(), 1, first, w);
     wait_rows(db, first * w, 30);
     assert_int_equal(ready_status(a), 200);
@@ -703,7 +703,7 @@ static void outage_clickhouse_a_minute(void **state)
     assert_int_equal(metric(a, "kopt_aggregator_redeliveries_total"), 0);
     assert_int_equal(metric(a, "kopt_aggregator_consumed_total"), n);
     assert_int_equal(metric(a, "kopt_aggregator_clickhouse_up"), 1);
-    agg_stop(a);
+    agg_proc_stop(a);
 }
 
 /* A dead letter on kopt.deadletter.<reason>, checked against what was sent. */
@@ -778,7 +778,7 @@ static void permanent_rows_are_halved_out(void **state)
     uint64_t e = epoch_now(), bad_seq, inserts;
     natsSubscription *sub;
     char sql[512], id[96];
-    agg_t *a;
+    agg_proc_t *a;
 
     (void)state;
     fresh_stream();
@@ -793,7 +793,7 @@ static void permanent_rows_are_halved_out(void **state)
     publish_range(e, 1, 20, w);
     bad_seq = publish_pods(e, 21, w, "refused");
     publish_range(e, 22, 20, w);
-    a = agg_start(db, NULL);
+    a = agg_proc_start(db, NULL);
     wait_rows(db, 40 * w, 30);
     snprintf(id, sizeof(id), "agent-1/%" PRIu64 "/21", e);
     expect_dead_letter(sub, "clickhouse", id, bad_seq, "395");
@@ -809,7 +809,7 @@ static void permanent_rows_are_halved_out(void **state)
             metric(a, "kopt_aggregator_insert_errors_total{class=\"permanent\",code=\"395\"}"));
     assert_int_equal(ready_status(a), 200);
     natsSubscription_Destroy(sub);
-    agg_stop(a);
+    agg_proc_stop(a);
 }
 
 /* A statement ClickHouse can never run (the table is gone) blames no
@@ -822,12 +822,12 @@ static void missing_table_is_retried_not_dead_lettered(void **state)
     natsSubscription *sub;
     natsMsg *dl = NULL;
     char sql[256];
-    agg_t *a;
+    agg_proc_t *a;
 
     (void)state;
     fresh_stream();
     sub = watch_dead_letters();
-    a = agg_start(db, NULL);
+    a = agg_proc_start(db, NULL);
     snprintf(sql, sizeof(sql), "RENAME TABLE %s.container_windows TO %s.away", db, db);
     assert_int_equal(kopt_test_clickhouse_query(ch, sql, NULL), 0);
     publish_range(epoch_now(), 1, 10, w);
@@ -843,7 +843,7 @@ static void missing_table_is_retried_not_dead_lettered(void **state)
     assert_true(metric(a, "kopt_aggregator_dead_letters_total{reason=\"clickhouse\"}") <= 0);
     assert_int_equal(natsSubscription_NextMsg(&dl, sub, 200), NATS_TIMEOUT);
     natsSubscription_Destroy(sub);
-    agg_stop(a);
+    agg_proc_stop(a);
 }
 
 /* Fetches the next message of the durable as a replica that dies before
@@ -878,14 +878,14 @@ static void max_deliver_goes_to_dead_letter(void **state)
     jsSubOptions so;
     jsConsumerInfo *ci = NULL;
     char id[96];
-    agg_t *a;
+    agg_proc_t *a;
 
     (void)state;
     fresh_stream();
-    a = agg_start(db, opts);
+    a = agg_proc_start(db, opts);
     publish_range(e, 1, 5, w);
     wait_rows(db, 5 * w, 30);
-    agg_stop(a);
+    agg_proc_stop(a);
 
     stuck_seq = publish_pods(e, 6, w, "stuck");
     jsSubOptions_Init(&so);
@@ -899,7 +899,7 @@ static void max_deliver_goes_to_dead_letter(void **state)
 
     sub = watch_dead_letters();
     publish_range(e, 7, 5, w);
-    a = agg_start(db, opts);
+    a = agg_proc_start(db, opts);
     snprintf(id, sizeof(id), "agent-1/%" PRIu64 "/6", e);
     expect_dead_letter(sub, "max_deliver", id, stuck_seq, "maximum number of times");
     wait_rows(db, 10 * w, 30);
@@ -915,7 +915,7 @@ static void max_deliver_goes_to_dead_letter(void **state)
     assert_int_equal(ci->NumAckPending, 0);
     jsConsumerInfo_Destroy(ci);
     natsSubscription_Destroy(sub);
-    agg_stop(a);
+    agg_proc_stop(a);
 }
 
 /* ClickHouse over https, verified against the dev CA: the real aggregator
@@ -926,19 +926,20 @@ static void clickhouse_over_tls(void **state)
 {
     const char *db = "kopt_t9";
     double t0;
-    agg_t *a;
+    agg_proc_t *a;
 
     (void)state;
     if (!ch->https_port)
         skip();
     fresh_stream();
-    a = agg_start(db, ARGS("--clickhouse-url", ch->https_url, "--clickhouse-ca", ca_pem));
+    a = agg_proc_start(db, ARGS("--clickhouse-url", ch->https_url, "--clickhouse-ca", ca_pem));
     publish_range(epoch_now(), 1, 20, 10);
     wait_rows(db, 200, 30);
     assert_int_equal(kopt_test_log_contains(a->log_path, "https://127.0.0.1"), 1);
-    agg_stop(a);
+    agg_proc_stop(a);
 
-    a = agg_spawn(db, ARGS("--clickhouse-url", ch->https_url, "--clickhouse-ca", rogue_ca_pem));
+    a = agg_proc_spawn(db,
+                       ARGS("--clickhouse-url", ch->https_url, "--clickhouse-ca", rogue_ca_pem));
     fprintf(stderr, "wrong CA: /readyz 503 with the reason in %.2f s\n",
             wait_ready_state(a, 503, "certificate", 10));
     {
@@ -971,13 +972,13 @@ static void poison_message(void **state)
     natsMsg *m = NULL, *dl = NULL;
     jsPubAck *pa = NULL;
     const char *v = NULL;
-    agg_t *a;
+    agg_proc_t *a;
 
     (void)state;
     fresh_stream();
     assert_int_equal(natsConnection_SubscribeSync(&sub, nc, "kopt.deadletter.>"), NATS_OK);
     natsConnection_Flush(nc);
-    a = agg_start(db, NULL);
+    a = agg_proc_start(db, NULL);
     publish_range(epoch_now(), 1, 5, 10);
     assert_int_equal(natsMsg_Create(&m, "kopt.metrics." CLUSTER ".node-1", NULL, garbage,
                                     (int)sizeof(garbage) - 1),
@@ -1003,7 +1004,7 @@ static void poison_message(void **state)
     natsMsg_Destroy(dl);
     natsSubscription_Destroy(sub);
     assert_int_equal(metric(a, "kopt_aggregator_dead_letters_total{reason=\"decode\"}"), 1);
-    agg_stop(a);
+    agg_proc_stop(a);
 }
 
 /* Two replicas on one durable: both work, totals exact. */
@@ -1011,13 +1012,13 @@ static void two_aggregators(void **state)
 {
     const char *db = "kopt_t5";
     const uint64_t n = 400, w = 10;
-    agg_t *a, *b;
+    agg_proc_t *a, *b;
     double ca, cb;
 
     (void)state;
     fresh_stream();
-    a = agg_start(db, ARGS("--workers", "1"));
-    b = agg_start(db, ARGS("--workers", "1"));
+    a = agg_proc_start(db, ARGS("--workers", "1"));
+    b = agg_proc_start(db, ARGS("--workers", "1"));
     publish_range(epoch_now(), 1, n, w);
     wait_rows(db, n * w, 60);
     ca = metric(a, "kopt_aggregator_consumed_total");
@@ -1025,8 +1026,8 @@ static void two_aggregators(void **state)
     fprintf(stderr, "replica a consumed %.0f, b %.0f\n", ca, cb);
     assert_true(ca > 0 && cb > 0);
     assert_true(ca + cb >= (double)n);
-    agg_stop(a);
-    agg_stop(b);
+    agg_proc_stop(a);
+    agg_proc_stop(b);
 }
 
 static void migrate_subcommand(void **state)

@@ -241,11 +241,11 @@ typedef struct {
     char log_path[600];
     int port, admin_port;
     char target[64], admin_url[64];
-} ingest_t;
+} ingest_proc_t;
 
 static void ingest_release(void *arg)
 {
-    ingest_t *ing = arg;
+    ingest_proc_t *ing = arg;
 
     if (ing->spawned) {
         kopt_test_proc_release(&ing->proc);
@@ -261,13 +261,13 @@ static void ingest_release(void *arg)
 /* Through the cleanup registry, i.e. after a failed assertion: show why. */
 static void ingest_cleanup(void *arg)
 {
-    ingest_t *ing = arg;
+    ingest_proc_t *ing = arg;
 
     kopt_test_log_tail(ing->log_path, 40);
     ingest_release(ing);
 }
 
-static int ready_status(const ingest_t *ing)
+static int ready_status(const ingest_proc_t *ing)
 {
     char url[128];
     long status = 0;
@@ -278,7 +278,7 @@ static int ready_status(const ingest_t *ing)
 }
 
 /* Waits until GET /readyz answers `want`; 0 or -ETIMEDOUT. */
-static int wait_ready_status(const ingest_t *ing, int want, int timeout_ms)
+static int wait_ready_status(const ingest_proc_t *ing, int want, int timeout_ms)
 {
     double until = kopt_test_now() + timeout_ms / 1000.0;
 
@@ -292,9 +292,9 @@ static int wait_ready_status(const ingest_t *ing, int want, int timeout_ms)
 
 /* Starts kopt-ingest with mutual TLS on free ports, talking to `nats`, plus
  * `extra` flags (NULL-terminated, may be NULL), and waits for /readyz 200. */
-static ingest_t *ingest_start(const kopt_test_nats_t *nats, const char *const *extra)
+static ingest_proc_t *ingest_start(const kopt_test_nats_t *nats, const char *const *extra)
 {
-    ingest_t *ing = calloc(1, sizeof(*ing));
+    ingest_proc_t *ing = calloc(1, sizeof(*ing));
     char listen[64], admin[64], ca[600], cert[600], key[600];
     const char *argv[48];
     int n, attempt;
@@ -361,7 +361,7 @@ static ingest_t *ingest_start(const kopt_test_nats_t *nats, const char *const *e
     return NULL;
 }
 
-static void assert_sanitizer_clean(const ingest_t *ing)
+static void assert_sanitizer_clean(const ingest_proc_t *ing)
 {
     static const char *const reports[] = {"ERROR: AddressSanitizer",
                                           "runtime error:", "ERROR: LeakSanitizer"};
@@ -375,7 +375,7 @@ static void assert_sanitizer_clean(const ingest_t *ing)
 
 /* Waits for kopt-ingest to exit on its own (up to timeout_ms) and checks
  * its exit code and log. Frees it. */
-static void ingest_wait_exit(ingest_t *ing, int want_code, int timeout_ms)
+static void ingest_wait_exit(ingest_proc_t *ing, int want_code, int timeout_ms)
 {
     double until = kopt_test_now() + timeout_ms / 1000.0;
     int st;
@@ -399,14 +399,14 @@ static void ingest_wait_exit(ingest_t *ing, int want_code, int timeout_ms)
 }
 
 /* SIGTERM, then as ingest_wait_exit(ing, 0, ...). */
-static void ingest_stop(ingest_t *ing)
+static void ingest_stop(ingest_proc_t *ing)
 {
     assert_int_equal(kopt_test_proc_signal(&ing->proc, SIGTERM), 0);
     ingest_wait_exit(ing, 0, 15000);
 }
 
 /* The value of one sample line of /metrics ("name{labels}"), or -1. */
-static double metric(const ingest_t *ing, const char *sample)
+static double metric(const ingest_proc_t *ing, const char *sample)
 {
     return kopt_test_metric(ing->admin_url, sample);
 }
@@ -421,7 +421,7 @@ static void client_release(void *arg)
 
 /* who: "agent-local", "client" (service identity), "rogue-client" (another
  * CA), "no-cert" (trusts the CA, presents nothing), "plaintext". */
-static kopt_push_client_t *client(const ingest_t *ing, const char *who)
+static kopt_push_client_t *client(const ingest_proc_t *ing, const char *who)
 {
     char ca[600], cert[600], key[600];
     kopt_push_client_opts_t o = {.target = ing->target, .deadline_ms = 60000};
@@ -609,7 +609,7 @@ static void batches_stored_once_and_resend_is_deduplicated(void **state)
 {
     enum { N = 200, WINDOWS = 50 };
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, NULL);
+    ingest_proc_t *ing = ingest_start(nats, NULL);
     uint64_t epoch = new_epoch();
     packed_t *sent = packed_new(N);
     kopt_push_client_t *c;
@@ -662,7 +662,7 @@ static void batches_stored_once_and_resend_is_deduplicated(void **state)
 /* 2. Who may push                                                          */
 
 /* Opens a stream as `who`, offers one good batch and returns the status. */
-static kopt_push_client_t *try_push(const ingest_t *ing, const char *who, uint64_t epoch)
+static kopt_push_client_t *try_push(const ingest_proc_t *ing, const char *who, uint64_t epoch)
 {
     kopt_push_client_t *c = client(ing, who);
     packed_t b;
@@ -680,7 +680,7 @@ static void refusals_by_identity(void **state)
 {
     static const char *const handshake_refused[] = {"plaintext", "no-cert", "rogue-client"};
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, NULL);
+    ingest_proc_t *ing = ingest_start(nats, NULL);
     uint64_t epoch = new_epoch();
     kopt_push_client_t *c;
     const kopt_push_rejection_t *rej;
@@ -771,7 +771,7 @@ typedef enum {
     N_BAD
 } bad_kind_t;
 
-static void push_bad(const ingest_t *ing, bad_kind_t kind, uint64_t epoch)
+static void push_bad(const ingest_proc_t *ing, bad_kind_t kind, uint64_t epoch)
 {
     static const uint8_t malformed[] = {0x0a, 0x7f, 'l', 'o', 'c'}; /* field 1, 127 bytes: 3 */
     kopt_push_client_t *c = client(ing, "agent-local");
@@ -840,7 +840,7 @@ static void bad_batches_refused_while_good_agent_streams(void **state)
     enum { STEP = 20, N = STEP * (N_BAD + 1) };
     static const char *const flags[] = {"--max-batch-bytes", "64KiB", NULL};
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, flags);
+    ingest_proc_t *ing = ingest_start(nats, flags);
     uint64_t epoch = new_epoch();
     packed_t *sent = packed_new(N);
     kopt_push_client_t *good;
@@ -887,7 +887,7 @@ static void oversized_batch_is_settled_as_too_large(void **state)
 {
     static const char *const flags[] = {"--max-batch-bytes", "64KiB", NULL};
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, flags);
+    ingest_proc_t *ing = ingest_start(nats, flags);
     uint64_t epoch = new_epoch();
     kopt_push_client_t *c;
     const kopt_push_rejection_t *rej;
@@ -964,7 +964,7 @@ static void old_windows_left_out_while_the_stream_goes_on(void **state)
 {
     static const size_t old_ones[] = {2, 5, 7}; /* of seq 2's 10 windows */
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, NULL);
+    ingest_proc_t *ing = ingest_start(nats, NULL);
     uint64_t epoch = new_epoch();
     int64_t now = (int64_t)time(NULL);
     enum { BURST = 80 };
@@ -1138,7 +1138,7 @@ static void rate_limit_ends_stream_with_retry_after(void **state)
     enum { N = 40, BURST = 5 };
     static const char *const flags[] = {"--rate-batches", "5", "--rate-burst-batches", "5", NULL};
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, flags);
+    ingest_proc_t *ing = ingest_start(nats, flags);
     uint64_t epoch = new_epoch(), acked;
     packed_t *sent = packed_new(N);
     kopt_push_client_t *c;
@@ -1180,7 +1180,7 @@ static void cancelled_stream_with_batches_in_flight_is_harmless(void **state)
 {
     enum { N = 300 };
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, NULL);
+    ingest_proc_t *ing = ingest_start(nats, NULL);
     uint64_t epoch = new_epoch();
     packed_t *sent = packed_new(N);
     kopt_push_client_t *c;
@@ -1226,7 +1226,7 @@ static void nats_killed_mid_stream_loses_no_acked_batch(void **state)
     enum { MAX = 3000, BEFORE_KILL = 300 };
     static const char *const flags[] = {"--rate-batches", "0", "--publish-timeout", "2s", NULL};
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, flags);
+    ingest_proc_t *ing = ingest_start(nats, flags);
     uint64_t epoch = new_epoch(), acked;
     packed_t *sent = packed_new(MAX);
     kopt_push_client_t *c, *late;
@@ -1306,7 +1306,7 @@ static void sigterm_acks_inflight_batches_and_exits_0(void **state)
     /* Long enough that the frozen publishes cannot time out on a slow box. */
     static const char *const flags[] = {"--publish-timeout", "60s", NULL};
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, flags);
+    ingest_proc_t *ing = ingest_start(nats, flags);
     uint64_t epoch = new_epoch();
     packed_t *sent = packed_new(N);
     kopt_push_client_t *c;
@@ -1361,7 +1361,7 @@ static void python_client_pushes_over_mtls(void **state)
 {
     enum { N = 20 };
     kopt_test_nats_t *nats = nats_or_skip();
-    ingest_t *ing = ingest_start(nats, NULL);
+    ingest_proc_t *ing = ingest_start(nats, NULL);
     uint64_t epoch = new_epoch();
     char epoch_s[32], log_path[700];
     const char *argv[64];
