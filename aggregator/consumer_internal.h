@@ -17,14 +17,13 @@
 
 #include "consumer.h"
 #include "facts.h"
+#include "halving.h"
 #include "health.h"
 #include "rollup.h"
 #include "rollup_state.h"
 #include "rows.h"
 
 #define MS 1000000ULL /* ns */
-
-typedef enum { MSG_PENDING = 0, MSG_STORED, MSG_DEAD } msg_state_t;
 
 typedef struct worker {
     struct kopt_agg *a;

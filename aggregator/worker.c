@@ -197,48 +197,35 @@ static int insert_range(worker_t *w, size_t lo, size_t hi, kopt_ch_error_t *err)
     return r;
 }
 
-/* Stores [lo, hi): on a permanent error that blames the rows, halves the
- * range until the message ClickHouse refuses is alone, and dead-letters it.
- * A permanent error of the statement itself (unknown table, ...) would hit
- * every message alike, so it is retried like a retryable one instead of
- * dead-lettering the whole stream. 0 when every message is stored or dead;
- * a negative errno for a failure to retry, described in *last. */
-static int store_range(worker_t *w, size_t lo, size_t hi, kopt_ch_error_t *last)
+static int insert_op(void *ctx, size_t lo, size_t hi, kopt_ch_error_t *err)
 {
-    kopt_ch_error_t err = {0};
-    size_t mid;
-    int r = insert_range(w, lo, hi, &err);
+    return insert_range(ctx, lo, hi, err);
+}
 
-    if (r == 0) {
-        for (size_t i = lo; i < hi; i++)
-            if (w->state[i] == MSG_PENDING)
-                w->state[i] = MSG_STORED;
-        return 0;
-    }
-    if (r == -ENOMEM || !kopt_ch_blames_rows(&err)) {
-        *last = err;
-        return r;
-    }
-    if (hi - lo == 1) {
-        char text[320];
+/* The message ClickHouse refuses alone: to the dead letters, then acked. */
+static int dead_letter_op(void *ctx, size_t i, const kopt_ch_error_t *err)
+{
+    worker_t *w = ctx;
+    char text[320];
 
-        snprintf(text, sizeof(text), "ClickHouse code %d (HTTP %ld): %s", err.code, err.http_status,
-                 err.message);
-        if (kopt_deadletter_msg(w->a->nc, w->a->js, w->a->o.deadletter_prefix, KOPT_DL_CLICKHOUSE,
-                                text, w->msgs[lo]) < 0) {
-            *last = (kopt_ch_error_t){.r = -EIO, .cls = KOPT_CH_RETRYABLE};
-            snprintf(last->message, sizeof(last->message), "dead letter not published");
-            return -EIO;
-        }
-        natsMsg_Ack(w->msgs[lo], NULL);
-        kopt_metric_counter_inc(kopt_metric_counter_with(w->a->f_dead, KOPT_DL_CLICKHOUSE));
-        kopt_metric_counter_inc(w->a->consumed);
-        w->state[lo] = MSG_DEAD;
-        return 0;
-    }
-    mid = lo + (hi - lo) / 2;
-    r = store_range(w, lo, mid, last);
-    return r < 0 ? r : store_range(w, mid, hi, last);
+    snprintf(text, sizeof(text), "ClickHouse code %d (HTTP %ld): %s", err->code, err->http_status,
+             err->message);
+    if (kopt_deadletter_msg(w->a->nc, w->a->js, w->a->o.deadletter_prefix, KOPT_DL_CLICKHOUSE, text,
+                            w->msgs[i]) < 0)
+        return -EIO;
+    natsMsg_Ack(w->msgs[i], NULL);
+    kopt_metric_counter_inc(kopt_metric_counter_with(w->a->f_dead, KOPT_DL_CLICKHOUSE));
+    kopt_metric_counter_inc(w->a->consumed);
+    return 0;
+}
+
+/* Stores the held messages, halving a refused insert down to the message
+ * to blame (halving.h). */
+static int store_all(worker_t *w, kopt_ch_error_t *last)
+{
+    agg_halving_ops_t ops = {insert_op, dead_letter_op, w};
+
+    return agg_store_range(&ops, w->state, 0, w->n, last);
 }
 
 /* While retrying, tells JetStream the held messages are still being worked
@@ -288,7 +275,7 @@ static void flush(worker_t *w)
     pthread_mutex_lock(&a->mu);
     kopt_hourset_merge(&a->touched, &w->hours);
     pthread_mutex_unlock(&a->mu);
-    while ((r = store_range(w, 0, w->n, &err)) < 0) {
+    while ((r = store_all(w, &err)) < 0) {
         uint64_t wait = kopt_backoff_next(&w->backoff), slice = a->o.ack_wait_ms / 3;
 
         /* Until an insert works again, /readyz says why not. */
