@@ -172,20 +172,9 @@ static const char *in_dir(const char *dir, const char *name)
     return buf[i];
 }
 
-/* NAME.pem and NAME-key.pem: a client certificate signed by the dev CA in
- * `dir` (scripts/certs) with the subjectAltName `san` (openssl syntax). */
 static void make_client_cert(const char *dir, const char *name, const char *san)
 {
-    char cmd[2048];
-
-    snprintf(cmd, sizeof(cmd),
-             "cd '%s' && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "-subj /CN=%s -keyout %s-key.pem -out %s.csr 2>/dev/null && "
-             "printf 'subjectAltName=%s\\nextendedKeyUsage=clientAuth\\n' > %s.ext && "
-             "openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial "
-             "-days 2 -extfile %s.ext -out %s.pem 2>/dev/null",
-             dir, name, name, name, san, name, name, name, name);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(kopt_test_make_client_cert(dir, name, san), 0);
 }
 
 /* Answers "<kopt_grpc_call_peer_uri's result> <uri>". */

@@ -177,9 +177,10 @@ void kopt_http_server_free(kopt_http_server_t *srv);
 /* The request behind `res`: valid until the response is sent. */
 const kopt_http_request_t *kopt_http_response_request(const kopt_http_response_t *res);
 
-/* Over TLS, the first URI SAN (spiffe://...) of the client certificate that
- * the handshake verified; NULL without one, on plain HTTP or once the client
- * left. Valid until the response is sent. */
+/* Over TLS, the URI SAN (spiffe://...) of the client certificate that the
+ * handshake verified; NULL without one, with more than one (an X.509-SVID has
+ * exactly one), on plain HTTP or once the client left. Valid until the
+ * response is sent. */
 const char *kopt_http_response_tls_peer(const kopt_http_response_t *res);
 
 /* Adds a response header (copied). -EINVAL for CR/LF in it, -ENOMEM. */
