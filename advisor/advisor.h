@@ -32,6 +32,7 @@ typedef struct {
     char *tls_ca, *tls_cert, *tls_key;
     int http_tls;                                            /* off, on, mutual */
     char *http_tls_cert, *http_tls_key, *http_tls_client_ca; /* NULL: the tls-* files */
+    int64_t http_max_conns_per_peer;                         /* 0: no per-address limit */
     bool insecure;
     char *api_keys_file;
     char *nats_url;
@@ -503,9 +504,10 @@ int adv_http_status(grpc_status_code code);
 
 typedef struct adv_gateway adv_gateway_t;
 
-/* `tls` (NULL: plain HTTP) must outlive the gateway. */
+/* `tls` (NULL: plain HTTP) must outlive the gateway. `max_per_peer`: open
+ * connections one client address may hold (0: no such limit). */
 int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, const char *listen,
-                    kopt_http_tls_t *tls, adv_gateway_t **out, int *port);
+                    kopt_http_tls_t *tls, int max_per_peer, adv_gateway_t **out, int *port);
 void adv_gateway_close(adv_gateway_t *g, void (*done)(void *data), void *data);
 
 extern const char adv_web_page[];

@@ -313,7 +313,7 @@ static void on_page(kopt_http_response_t *res, void *data)
 }
 
 int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, const char *listen,
-                    kopt_http_tls_t *tls, adv_gateway_t **out, int *port)
+                    kopt_http_tls_t *tls, int max_per_peer, adv_gateway_t **out, int *port)
 {
     kopt_http_server_options_t o;
     adv_gateway_t *g = calloc(1, sizeof(*g));
@@ -325,6 +325,7 @@ int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, co
     kopt_http_server_options_default(&o);
     o.name = "gateway";
     o.tls = tls;
+    o.max_connections_per_peer = max_per_peer;
     o.limits.max_body_bytes = 64 * 1024;
     r = kopt_http_server_new(loop, &o, metrics, &g->srv);
     if (r == 0)

@@ -13,6 +13,7 @@
 
 #include <kopt/log.h>
 #include <kopt/names.h>
+#include <kopt/url.h>
 
 #include "advisor.h"
 
@@ -99,7 +100,7 @@ static int connect_js(adv_publisher_t *p, char *err, size_t errlen)
         s = natsConnection_JetStream(&p->js, p->nc, &jo);
     }
     if (s != NATS_OK) {
-        snprintf(err, errlen, "NATS at %s: %s", p->url, natsStatus_GetText(s));
+        snprintf(err, errlen, "NATS at %s: %s", KOPT_URL_REDACTED(p->url), natsStatus_GetText(s));
         disconnect(p);
         return -ECONNREFUSED;
     }

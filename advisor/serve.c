@@ -448,7 +448,7 @@ static int start_servers(void)
     kopt_log_info("gRPC listening", KOPT_STR("listen", s->listen.text), KOPT_INT("port", grpc_port),
                   KOPT_BOOL("tls", !s->insecure));
     r = adv_gateway_new(app.d.loop, app.api, app.d.metrics, s->http_listen.text, app.http_tls,
-                        &app.gateway, &http_port);
+                        (int)s->http_max_conns_per_peer, &app.gateway, &http_port);
     if (r < 0) {
         kopt_log_error("HTTP gateway failed to start", KOPT_STR("listen", s->http_listen.text),
                        KOPT_ERR(r));

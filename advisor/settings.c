@@ -41,6 +41,10 @@ static const kopt_config_setting_t settings[] = {
     {"http-tls-client-ca", KOPT_CONFIG_PATH, offsetof(S, http_tls_client_ca), NULL,
      "PEM CA for the gateway's client certificates (default: --tls-ca; re-read on SIGHUP)", 0, 0, 0,
      NULL},
+    {"http-max-connections-per-peer", KOPT_CONFIG_INT, offsetof(S, http_max_conns_per_peer), "64",
+     "open gateway connections one client address (IPv6: one /64) may hold, of 1024; more get "
+     "503 (0: no limit)",
+     0, 0, 1024, NULL},
     {"insecure", KOPT_CONFIG_BOOL, offsetof(S, insecure), "false",
      "plaintext gRPC; without --api-keys-file also no API keys (local development only)", 0, 0, 0,
      NULL},

@@ -16,6 +16,7 @@
 
 #include <kopt/backoff.h>
 #include <kopt/log.h>
+#include <kopt/url.h>
 #include <kopt/util.h>
 
 #include "consumer_internal.h"
@@ -92,14 +93,15 @@ static int connect_nats(struct kopt_agg *a)
         s = natsConnection_JetStream(&a->js, a->nc, NULL);
     natsOptions_Destroy(no);
     if (s != NATS_OK) {
-        kopt_log_warn("cannot connect to NATS; retrying", KOPT_STR("url", a->o.nats_url),
+        kopt_log_warn("cannot connect to NATS; retrying",
+                      KOPT_STR("url", KOPT_URL_REDACTED(a->o.nats_url)),
                       KOPT_STR("status", natsStatus_GetText(s)));
         natsConnection_Destroy(a->nc);
         a->nc = NULL;
         return -EIO;
     }
     atomic_store(&a->nats_ok, 1);
-    kopt_log_info("connected to NATS", KOPT_STR("url", a->o.nats_url));
+    kopt_log_info("connected to NATS", KOPT_STR("url", KOPT_URL_REDACTED(a->o.nats_url)));
     return 0;
 }
 
@@ -521,7 +523,7 @@ int kopt_agg_ready(const kopt_agg_t *a, char *reason, size_t len)
     if (!atomic_load(&m->migrated))
         snprintf(reason, len, "ClickHouse migrations not done yet");
     else if (!atomic_load(&m->nats_ok))
-        snprintf(reason, len, "not connected to NATS at %s", a->o.nats_url);
+        snprintf(reason, len, "not connected to NATS at %s", KOPT_URL_REDACTED(a->o.nats_url));
     else if (!atomic_load(&m->consumer_ok))
         snprintf(reason, len, "consumer %s on stream %s not set up", a->o.consumer, a->o.stream);
     else

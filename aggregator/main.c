@@ -11,6 +11,7 @@
 
 #include <kopt/daemon.h>
 #include <kopt/log.h>
+#include <kopt/url.h>
 
 #include "consumer.h"
 #include "schema.h"
@@ -77,7 +78,8 @@ static int run_migrate(const agg_settings_t *s)
     if (r == 0)
         r = kopt_schema_migrate(c, NULL, &applied, &err);
     if (r < 0)
-        kopt_log_error("migrations failed", KOPT_STR("clickhouse", s->clickhouse_url),
+        kopt_log_error("migrations failed",
+                       KOPT_STR("clickhouse", KOPT_URL_REDACTED(s->clickhouse_url)),
                        KOPT_INT("code", err.code), KOPT_STR("detail", err.message), KOPT_ERR(r));
     else
         kopt_log_info("schema up to date", KOPT_STR("database", kopt_ch_database(c)),

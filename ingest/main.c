@@ -15,6 +15,7 @@
 #include <kopt/log.h>
 #include <kopt/nats.h>
 #include <kopt/tls.h>
+#include <kopt/url.h>
 #include <kopt/util.h>
 
 #include "ingest.h"
@@ -65,7 +66,7 @@ static int check_nats(void *data, char *reason, size_t len)
     (void)data;
     if (kopt_nats_connected(app.nats))
         return 0;
-    snprintf(reason, len, "not connected to NATS at %s", app.set->nats_url);
+    snprintf(reason, len, "not connected to NATS at %s", KOPT_URL_REDACTED(app.set->nats_url));
     return -1;
 }
 

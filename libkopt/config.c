@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kopt/url.h>
+
 #define NAME_MAX_LEN 64 /* setting names; longer input gets no suggestion */
 
 static const char *const source_names[] = {"unset", "default", "file", "env", "flag"};
@@ -477,7 +479,7 @@ static void put_yaml_string(FILE *f, const char *s)
 static void dump_one(const kopt_config_t *c, size_t i, FILE *f)
 {
     const kopt_config_setting_t *s = &c->spec->settings[i];
-    char buf[512];
+    char buf[4096];
 
     fprintf(f, "%s: ", s->name);
     if (c->sources[i] == KOPT_CONFIG_SRC_UNSET) {
@@ -489,10 +491,14 @@ static void dump_one(const kopt_config_t *c, size_t i, FILE *f)
         fputc('[', f);
         for (size_t j = 0; j < l->n; j++) {
             fputs(j ? ", " : "", f);
-            put_yaml_string(f, l->items[j]);
+            kopt_url_redact(l->items[j], buf, sizeof(buf));
+            put_yaml_string(f, buf);
         }
         fputc(']', f);
-    } else if (s->type == KOPT_CONFIG_STRING || s->type == KOPT_CONFIG_PATH) {
+    } else if (s->type == KOPT_CONFIG_STRING) {
+        kcfg_format(s, c->values, buf, sizeof(buf)); /* URLs without their userinfo */
+        put_yaml_string(f, buf);
+    } else if (s->type == KOPT_CONFIG_PATH) {
         const char *v = *(char *const *)((const char *)c->values + s->offset);
         put_yaml_string(f, v ? v : "");
     } else {

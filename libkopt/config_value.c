@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <kopt/url.h>
+
 #define WHY(...) (snprintf(why, whylen, __VA_ARGS__), -EINVAL)
 
 const char *kcfg_type_name(kopt_config_type_t t)
@@ -517,15 +519,21 @@ void kcfg_format(const kopt_config_setting_t *s, const void *values, char *buf, 
         return;
     }
     switch (s->type) {
-    case KOPT_CONFIG_STRING:
+    case KOPT_CONFIG_STRING: /* a URL's userinfo never gets printed (nats-url, clickhouse-url) */
+        kopt_url_redact(*(char *const *)f, buf, len);
+        break;
     case KOPT_CONFIG_PATH:
         snprintf(buf, len, "%s", *(char *const *)f ? *(char *const *)f : "");
         break;
     case KOPT_CONFIG_LIST: {
         const kopt_config_list_t *l = (const void *)f;
         size_t used = 0;
-        for (size_t i = 0; i < l->n && used < len; i++)
-            used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "," : "", l->items[i]);
+        for (size_t i = 0; i < l->n && used + 1 < len; i++) {
+            if (i)
+                buf[used++] = ',';
+            kopt_url_redact(l->items[i], buf + used, len - used);
+            used += strlen(buf + used);
+        }
         break;
     }
     case KOPT_CONFIG_INT:
@@ -551,12 +559,16 @@ void kcfg_format(const kopt_config_setting_t *s, const void *values, char *buf, 
 
 void kcfg_quote(const kopt_config_setting_t *s, const char *text, char *buf, size_t len)
 {
+    char plain[KCFG_QUOTE_MAX + 2]; /* one past the cut, so "..." still shows */
     size_t used = 0, i;
 
     if (s && (s->flags & KOPT_CONFIG_SECRET)) {
         snprintf(buf, len, "[redacted]");
         return;
     }
+    /* A bad value may still be a URL with a password in it. */
+    kopt_url_redact(text, plain, sizeof(plain));
+    text = plain;
     if (len < 8) {
         buf[0] = '\0';
         return;

@@ -326,22 +326,28 @@ int kopt_grpc_call_peer_uri(const kopt_grpc_call_t *c, char *out, size_t len)
 {
     grpc_auth_context *ctx = grpc_call_auth_context(c->call);
     grpc_auth_property_iterator it;
-    const grpc_auth_property *p;
-    int r = -ENOENT;
+    const grpc_auth_property *p, *uri = NULL;
+    int n = 0, r = -ENOENT;
 
     if (!ctx)
         return -ENOENT;
-    /* All DNS and URI SANs in certificate order (docs/stack-facts.md, 'gRPC: peer identity'). */
-    it = grpc_auth_context_find_properties_by_name(ctx, "x509_subject_alternative_name");
+    /* URI SANs only: "x509_subject_alternative_name" mixes in DNS and e-mail
+     * SANs, and a DNS SAN may read spiffe://... too (docs/stack-facts.md,
+     * 'gRPC: peer identity'). */
+    it = grpc_auth_context_find_properties_by_name(ctx, GRPC_PEER_URI_PROPERTY_NAME);
     while ((p = grpc_auth_property_iterator_next(&it))) {
-        if (p->value_length <= 9 || strncmp(p->value, "spiffe://", 9) != 0)
-            continue;
-        r = p->value_length + 1 > len ? -E2BIG : 0;
+        uri = p;
+        n++;
+    }
+    if (n > 1) {
+        r = -ENOTUNIQ; /* an X.509-SVID has exactly one URI SAN: which would be meant? */
+    } else if (uri && uri->value_length > 9 && strncmp(uri->value, "spiffe://", 9) == 0 &&
+               !memchr(uri->value, '\0', uri->value_length)) {
+        r = uri->value_length + 1 > len ? -E2BIG : 0;
         if (r == 0) {
-            memcpy(out, p->value, p->value_length);
-            out[p->value_length] = 0;
+            memcpy(out, uri->value, uri->value_length);
+            out[uri->value_length] = 0;
         }
-        break;
     }
     grpc_auth_context_release(ctx);
     return r;

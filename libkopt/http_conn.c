@@ -661,13 +661,52 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 /* ---- accepting ---- */
 
-static void refuse(http_conn_t *c)
+/* The address a per-peer limit counts by: IPv4 as its IPv4-mapped IPv6
+ * form (so a dual-stack listener sees one client once), IPv6 by its /64, the
+ * block a single site or host usually holds. All zero when unknown. */
+static void peer_key(http_conn_t *c)
 {
-    static const char body[] = "{\"error\":\"too many connections\"}";
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+
+    memset(c->peer_key, 0, sizeof(c->peer_key));
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        c->peer_key[10] = c->peer_key[11] = 0xff;
+        memcpy(c->peer_key + 12, &((const struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+
+        memcpy(c->peer_key, a, IN6_IS_ADDR_V4MAPPED(a) ? 16 : 8);
+    }
+}
+
+/* Whether the peer of `c` already has max_connections_per_peer open. A
+ * scan of the open connections (at most max_connections of them): cheap
+ * next to an accept, and nothing to keep in step. */
+static int peer_full(kopt_http_server_t *srv, const http_conn_t *c)
+{
+    int n = 0;
+
+    if (srv->opts.max_connections_per_peer <= 0)
+        return 0;
+    for (const http_conn_t *o = srv->conns; o; o = o->next)
+        if (memcmp(o->peer_key, c->peer_key, sizeof(c->peer_key)) == 0 &&
+            ++n >= srv->opts.max_connections_per_peer)
+            return 1;
+    return 0;
+}
+
+static void refuse(http_conn_t *c, int per_peer)
+{
+    static const char all[] = "{\"error\":\"too many connections\"}";
+    static const char peer[] = "{\"error\":\"too many connections from this address\"}";
+    const char *body = per_peer ? peer : all;
     char msg[256];
     int n;
 
-    kopt_metric_counter_inc(c->srv->refused);
+    kopt_metric_counter_inc(per_peer ? c->srv->peer_refused : c->srv->refused);
     if (c->srv->opts.tls) { /* plain bytes would be noise to a TLS client */
         http_conn_close(c);
         return;
@@ -675,7 +714,7 @@ static void refuse(http_conn_t *c)
     n = snprintf(msg, sizeof(msg),
                  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                  "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                 sizeof(body) - 1, body);
+                 strlen(body), body);
     /* Best effort: a fresh socket's send buffer takes this at once. */
     uv_try_write((uv_stream_t *)&c->tcp, &(uv_buf_t){.base = msg, .len = (size_t)n}, 1);
     http_conn_close(c);
@@ -699,7 +738,12 @@ void http_conn_accept(kopt_http_server_t *srv, uv_stream_t *l)
         return;
     }
     if (srv->draining || srv->nconns >= srv->opts.max_connections) {
-        refuse(c);
+        refuse(c, 0);
+        return;
+    }
+    peer_key(c);
+    if (peer_full(srv, c)) {
+        refuse(c, 1);
         return;
     }
     c->counted = 1;

@@ -85,14 +85,16 @@ typedef struct http_conn {
     uv_write_t wreq;
     uv_shutdown_t sreq;
     kopt_http_server_t *srv;
-    kopt_http_request_t *req;  /* NULL while a response holds it */
-    kopt_http_response_t *res; /* the request being handled */
-    char *wbuf;                /* the response being written */
-    char *wbody;               /* plain HTTP: its body, when written from the caller's buffer */
-    size_t wlen, woff;         /* TLS: how much of wbuf is encrypted and queued */
-    http_tls_conn_t *tls;      /* NULL: plain HTTP */
-    char *cbuf;                /* TLS: ciphertext read buffer */
-    char peer[64];             /* TLS: "ip:port" for handshake failure logs */
+    kopt_http_request_t *req;   /* NULL while a response holds it */
+    kopt_http_response_t *res;  /* the request being handled */
+    char *wbuf;                 /* the response being written */
+    char *wbody;                /* plain HTTP: its body, when written from the caller's buffer */
+    size_t wlen, woff;          /* TLS: how much of wbuf is encrypted and queued */
+    http_tls_conn_t *tls;       /* NULL: plain HTTP */
+    char *cbuf;                 /* TLS: ciphertext read buffer */
+    char peer[64];              /* TLS: "ip:port" for handshake failure logs */
+    unsigned char peer_key[16]; /* the client address (IPv4 as ::ffff:a.b.c.d, IPv6 its /64),
+                                   for max_connections_per_peer */
     http_timer_mode_t tmode;
     int counted; /* in srv->nconns (not a refused one) */
     int writing;
@@ -133,7 +135,7 @@ struct kopt_http_server {
     kopt_metrics_t *own_metrics; /* when the caller gave none */
     kopt_metric_family_t *f_requests, *f_duration, *f_bad, *f_tls_fail;
     kopt_metric_gauge_t *open;
-    kopt_metric_counter_t *refused, *tls_ok;
+    kopt_metric_counter_t *refused, *peer_refused, *tls_ok;
 };
 
 /* http_server.c, for the connections. */

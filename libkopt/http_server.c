@@ -20,6 +20,7 @@ void kopt_http_server_options_default(kopt_http_server_options_t *o)
     o->header_timeout_ms = 10000;
     o->idle_timeout_ms = 10000;
     o->max_connections = 1024;
+    o->max_connections_per_peer = 64;
     o->name = "http";
 }
 
@@ -49,6 +50,13 @@ static int register_metrics(kopt_http_server_t *srv, kopt_metrics_t *m)
     r = kopt_metrics_counter(m, "kopt_http_connections_refused_total",
                              "Connections refused because max_connections were open.", NULL, &f);
     srv->refused = kopt_metric_counter_with(f);
+    if (r == 0)
+        r = kopt_metrics_counter(m, "kopt_http_peer_connections_refused_total",
+                                 "Connections refused because their client address had "
+                                 "max_connections_per_peer open.",
+                                 NULL, &f);
+    if (r == 0)
+        srv->peer_refused = kopt_metric_counter_with(f);
     if (r < 0 || !srv->opts.tls)
         return r;
     r = kopt_metrics_counter(m, "kopt_http_tls_handshakes_total",

@@ -297,18 +297,23 @@ static void remember_peer(http_tls_conn_t *tc)
     if (!x || SSL_get_verify_result(tc->ssl) != X509_V_OK)
         return;
     names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+    for (int i = 0, n_uri = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        const unsigned char *v;
         int len;
 
         if (g->type != GEN_URI)
             continue;
+        if (++n_uri > 1) { /* an X.509-SVID has one URI SAN; with two, no identity */
+            tc->peer[0] = '\0';
+            break;
+        }
+        v = ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
         len = ASN1_STRING_length(g->d.uniformResourceIdentifier);
-        if (len > 0 && (size_t)len < sizeof(tc->peer)) {
-            memcpy(tc->peer, ASN1_STRING_get0_data(g->d.uniformResourceIdentifier), (size_t)len);
+        if (len > 0 && (size_t)len < sizeof(tc->peer) && !memchr(v, '\0', (size_t)len)) {
+            memcpy(tc->peer, v, (size_t)len);
             tc->peer[len] = '\0';
         }
-        break;
     }
     GENERAL_NAMES_free(names);
     ERR_clear_error();

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -119,30 +120,106 @@ static void putf(line_t *l, const char *fmt, ...)
 }
 
 
-/* JSON string body: escapes quotes, backslashes and control bytes. */
-static void put_escaped(line_t *l, const char *s)
+/* The code point of the well-formed UTF-8 sequence at s and its length
+ * (2..4), or 0 when the bytes are not one (overlong, surrogate, cut). */
+static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
 {
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    size_t n;
+    uint32_t c, min;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2, c = s[0] & 0x1f, min = 0x80;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3, c = s[0] & 0x0f, min = 0x800;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4, c = s[0] & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+/* Characters a terminal or log viewer acts on rather than shows: C1 controls
+ * (U+009B is CSI on some terminals), line and paragraph separators, and the
+ * bidirectional overrides that reorder what a reader sees. */
+static int invisible_control(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+           (cp >= 0x200e && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Writes `s` so that no byte of it can end the line, move the cursor or
+ * fake another field: quotes and backslashes get a backslash, control
+ * characters an escape (JSON: \uXXXX; text: \xNN, \n, \r, \t). Bytes that are
+ * not UTF-8 become U+FFFD in JSON (which must be UTF-8) and \xNN in text. */
+static void put_escaped_as(line_t *l, const char *str, int json)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    uint32_t cp;
+    size_t n;
+
+    while (s && *s) {
+        unsigned char c = *s;
+
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             put(l, e, 2);
         } else if (c == '\n') {
             puts_(l, "\\n");
+        } else if (c == '\r') {
+            puts_(l, "\\r");
         } else if (c == '\t') {
             puts_(l, "\\t");
         } else if (c < 0x20 || c == 0x7f) {
-            putf(l, "\\u%04x", c);
+            putf(l, json ? "\\u%04x" : "\\x%02x", c);
+        } else if (c >= 0x80) {
+            n = utf8_decode(s, &cp);
+            if (n == 0)
+                putf(l, json ? "\\ufffd" : "\\x%02x", c);
+            else if (invisible_control(cp))
+                putf(l, "\\u%04x", (unsigned)cp);
+            else
+                put(l, (const char *)s, n);
+            s += n ? n : 1;
+            continue;
         } else {
-            put(l, (const char *)&c, 1);
+            put(l, (const char *)s, 1);
         }
+        s++;
     }
+}
+
+static void put_escaped(line_t *l, const char *s)
+{
+    put_escaped_as(l, s, 1);
+}
+
+/* A text-format value: escaped, and quoted when it is empty or holds a space,
+ * '=' or '"', so "a=1 b=2" inside a value cannot pass for two fields. */
+static void put_text_value(line_t *l, const char *s)
+{
+    int quote = !*s || strpbrk(s, " =\"") != NULL;
+
+    if (quote)
+        puts_(l, "\"");
+    put_escaped_as(l, s, 0);
+    if (quote)
+        puts_(l, "\"");
 }
 
 
 static void put_value(line_t *l, const kopt_log_field_t *f, int json)
 {
-    int quote = json;
+    const char *s;
 
     if (f->type == KOPT_LOG_FIELD_SECRET || kopt_log_key_is_secret(f->key)) {
         puts_(l, json ? "\"[redacted]\"" : "[redacted]");
@@ -150,14 +227,18 @@ static void put_value(line_t *l, const kopt_log_field_t *f, int json)
     }
     switch (f->type) {
     case KOPT_LOG_FIELD_STR:
-        if (quote)
-            puts_(l, "\"");
-        if (json)
-            put_escaped(l, f->v.s ? f->v.s : "");
+    case KOPT_LOG_FIELD_ERRNO:
+        if (f->type == KOPT_LOG_FIELD_STR)
+            s = f->v.s ? f->v.s : "";
         else
-            puts_(l, f->v.s ? f->v.s : "");
-        if (quote)
-            puts_(l, "\"");
+            s = strerror((int)(f->v.i < 0 ? -f->v.i : f->v.i));
+        if (!json) {
+            put_text_value(l, s);
+            break;
+        }
+        puts_(l, "\"");
+        put_escaped(l, s);
+        puts_(l, "\"");
         break;
     case KOPT_LOG_FIELD_INT:
         putf(l, "%lld", (long long)f->v.i);
@@ -173,13 +254,6 @@ static void put_value(line_t *l, const kopt_log_field_t *f, int json)
         break;
     case KOPT_LOG_FIELD_BOOL:
         puts_(l, f->v.i ? "true" : "false");
-        break;
-    case KOPT_LOG_FIELD_ERRNO:
-        if (quote)
-            puts_(l, "\"");
-        put_escaped(l, strerror((int)(f->v.i < 0 ? -f->v.i : f->v.i)));
-        if (quote)
-            puts_(l, "\"");
         break;
     default:
         puts_(l, "null");
@@ -222,7 +296,10 @@ void kopt_log_emit(kopt_log_level_t level, const char *msg, ...)
         puts_(&l, "\"");
     } else {
         put_timestamp(&l);
-        putf(&l, " %-5s %s: %s", level_names[level], logger.component, msg);
+        putf(&l, " %-5s ", level_names[level]);
+        put_escaped_as(&l, logger.component, 0);
+        puts_(&l, ": ");
+        put_escaped_as(&l, msg, 0);
     }
     after_msg = l.len;
     va_start(ap, msg);
@@ -235,7 +312,9 @@ void kopt_log_emit(kopt_log_level_t level, const char *msg, ...)
             put_escaped(&l, f.key);
             puts_(&l, "\":");
         } else {
-            putf(&l, " %s=", f.key);
+            puts_(&l, " ");
+            put_escaped_as(&l, f.key, 0);
+            puts_(&l, "=");
         }
         put_value(&l, &f, json);
     }

@@ -13,6 +13,7 @@
 #include <nats/adapters/libuv.h>
 
 #include <kopt/log.h>
+#include <kopt/url.h>
 
 struct kopt_nats {
     natsConnection *nc;
@@ -142,9 +143,10 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_n
     if (s == NATS_OK) {
         set_state(n, 1);
     } else if (s == NATS_NOT_YET_CONNECTED) {
-        kopt_log_warn("NATS not reachable yet, retrying in the background", KOPT_STR("url", url));
+        kopt_log_warn("NATS not reachable yet, retrying in the background",
+                      KOPT_STR("url", KOPT_URL_REDACTED(url)));
     } else {
-        kopt_log_error("NATS connect failed", KOPT_STR("url", url),
+        kopt_log_error("NATS connect failed", KOPT_STR("url", KOPT_URL_REDACTED(url)),
                        KOPT_STR("status", natsStatus_GetText(s)));
         uv_close((uv_handle_t *)&n->wake, on_freed);
         return -EINVAL;

@@ -82,6 +82,12 @@ int kopt_test_proc_run(char *const argv[], const char *log_path, int timeout_ms)
  * certificates); on failure prints the tail of DIR/certs.log. 0 or -1. */
 int kopt_test_make_certs(const char *src_root, const char *dir);
 
+/* In a DIR that kopt_test_make_certs filled: NAME.pem and NAME-key.pem, a
+ * clientAuth certificate signed by its dev CA with the subjectAltName `san`
+ * in openssl's syntax ("DNS:x,URI:spiffe://..."), for identity tests. NAME
+ * and `san` must not hold a quote. 0 or -1 (DIR/NAME.log tells why). */
+int kopt_test_make_client_cert(const char *dir, const char *name, const char *san);
+
 /* --- Cleanup registry -------------------------------------------------------
  * Servers register themselves when they start and leave when freed. Whatever
  * is still registered is freed by kopt_test_cleanup_all(), which also runs at

@@ -508,6 +508,28 @@ int kopt_test_proc_run(char *const argv[], const char *log_path, int timeout_ms)
 }
 
 
+int kopt_test_make_client_cert(const char *dir, const char *name, const char *san)
+{
+    char cmd[4096], log_path[4096];
+    char *argv[4] = {"/bin/sh", "-c", cmd, NULL};
+
+    snprintf(cmd, sizeof(cmd),
+             "set -e; cd '%s'; "
+             "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-subj '/CN=%s' -keyout '%s-key.pem' -out '%s.csr'; "
+             "printf 'subjectAltName=%%s\\nextendedKeyUsage=clientAuth\\n' '%s' > '%s.ext'; "
+             "openssl x509 -req -in '%s.csr' -CA ca.pem -CAkey ca-key.pem -CAcreateserial "
+             "-days 2 -extfile '%s.ext' -out '%s.pem'",
+             dir, name, name, name, san, name, name, name, name);
+    snprintf(log_path, sizeof(log_path), "%s/%s.log", dir, name);
+    if (kopt_test_proc_run(argv, log_path, 30000) != 0) {
+        kopt_test_log_tail(log_path, 20);
+        return -1;
+    }
+    return 0;
+}
+
+
 int kopt_test_make_certs(const char *src_root, const char *dir)
 {
     char script[4096], log_path[4096];

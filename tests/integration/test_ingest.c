@@ -1412,6 +1412,48 @@ static void python_client_pushes_over_mtls(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* 11. A password in --nats-url is never printed (issue 15)                 */
+
+static void nats_password_never_printed(void **state)
+{
+    static const kopt_test_nats_opts_t auth = {
+        .config_extra = "authorization { user: natsuser, password: NatsPw123 }\n"};
+    kopt_test_nats_t *nats = NULL, with_pw;
+    ingest_t *ing;
+    char url[128], *body = NULL;
+    long status = 0;
+    int r = kopt_test_nats_start(&nats, &auth);
+
+    (void)state;
+    if (r == -ENOENT)
+        skip();
+    assert_int_equal(r, 0);
+    /* The same server, dialled with the credentials it wants. */
+    with_pw = *nats;
+    snprintf(with_pw.url, sizeof(with_pw.url), "nats://natsuser:NatsPw123@127.0.0.1:%d",
+             nats->port);
+    ing = ingest_start(&with_pw, NULL);
+    /* Lose NATS: the log says so, and so does /readyz, neither with the password. */
+    assert_int_equal(kopt_test_nats_kill9(nats), 0);
+    assert_int_equal(wait_ready_status(ing, 503, 5000), 0);
+    snprintf(url, sizeof(url), "%s/readyz", ing->admin_url);
+    assert_int_equal(kopt_test_http(url, NULL, 2000, &status, &body), 0);
+    fprintf(stderr, "  /readyz %ld %s\n", status, body);
+    assert_non_null(strstr(body, "nats://[redacted]@127.0.0.1:"));
+    assert_null(strstr(body, "NatsPw123"));
+    assert_null(strstr(body, "natsuser"));
+    free(body);
+    /* The "starting" line, the connect and the disconnect lines. */
+    assert_true(kopt_test_log_contains(ing->log_path, "nats://[redacted]@127.0.0.1:"));
+    if (kopt_test_log_contains(ing->log_path, "NatsPw123")) {
+        kopt_test_log_tail(ing->log_path, 40);
+        fail_msg("the ingest log holds the NATS password");
+    }
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+}
+
+/* ------------------------------------------------------------------------ */
 
 static int make_certs(void **state)
 {
@@ -1445,6 +1487,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(nats_killed_mid_stream_loses_no_acked_batch, test_teardown),
         cmocka_unit_test_teardown(sigterm_acks_inflight_batches_and_exits_0, test_teardown),
         cmocka_unit_test_teardown(python_client_pushes_over_mtls, test_teardown),
+        cmocka_unit_test_teardown(nats_password_never_printed, test_teardown),
     };
     double t0 = kopt_test_now();
     int failed;

@@ -358,6 +358,34 @@ static void config_secrets_never_printed(void **state)
     kopt_config_free(c);
 }
 
+/* A URL's userinfo is a secret too, in the summary, the dump and errors. */
+static void config_url_passwords_never_printed(void **state)
+{
+    const char *ok[] = {"--cluster", "nats://natsuser:NatsPw123@127.0.0.1:4222", "--ingest",
+                        "a:IngPw@h1:7400,h2:7400", NULL};
+    const char *bad[] = {"--ingest", "u:ListPw@h1:7400,,h2:7400", NULL};
+    char *out = NULL, line[1024];
+    size_t outlen = 0;
+    FILE *f;
+    kopt_config_t *c;
+
+    (void)state;
+    load_fails(bad, NULL, "ingest: invalid list \"[redacted]@h1:7400,,h2:7400\"");
+    assert_null(strstr(err, "ListPw"));
+    assert_int_equal(load(&c, ok, NULL), 0);
+    assert_int_equal(kopt_config_summary(c, line, sizeof(line)), 0);
+    assert_string_equal(line, "cluster=nats://[redacted]@127.0.0.1:4222(flag) "
+                              "ingest=[redacted]@h1:7400,h2:7400(flag)");
+    f = open_memstream(&out, &outlen);
+    assert_int_equal(kopt_config_dump(c, f), 0);
+    fclose(f);
+    assert_non_null(strstr(out, "cluster: \"nats://[redacted]@127.0.0.1:4222\"  # flag\n"));
+    assert_non_null(strstr(out, "ingest: [\"[redacted]@h1:7400\", \"h2:7400\"]  # flag\n"));
+    assert_null(strstr(out, "Pw"));
+    free(out);
+    kopt_config_free(c);
+}
+
 static void config_help_and_version(void **state)
 {
     char *argv[] = {"kopt-test", "--bogus", "--help", NULL};
@@ -584,6 +612,7 @@ int main(void)
         cmocka_unit_test(config_error_names_key_value_and_source),
         cmocka_unit_test(config_unknown_names_get_suggestions),
         cmocka_unit_test(config_secrets_never_printed),
+        cmocka_unit_test(config_url_passwords_never_printed),
         cmocka_unit_test(config_help_and_version),
         cmocka_unit_test(config_positional_args_and_flag_forms),
         cmocka_unit_test(config_yaml_types_and_nulls),

@@ -1,6 +1,8 @@
 /* kopt_grpc_server: unary replies now or later, UNIMPLEMENTED for unknown
- * methods, a missing or oversized request, and a drain that waits for a
- * call still being answered. */
+ * methods, a missing or oversized request, a drain that waits for a call
+ * still being answered, and the peer identity of a mutual-TLS call: the one
+ * URI SAN of a CA-signed certificate, never a DNS or e-mail SAN that reads
+ * like one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,13 +10,18 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <grpc/grpc_security.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <kopt/grpc_server.h>
+#include <kopt/grpc_tls.h>
+#include <kopt/tls.h>
 
 #include "grpc_test_util.h"
+#include "harness.h"
 
 typedef struct {
     kopt_grpc_call_t *call;
@@ -151,14 +158,145 @@ static void drain_waits_for_calls_in_flight(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-int main(void)
+/* ---- peer identity over mutual TLS ---- */
+
+static const char *source_root;
+
+static const char *in_dir(const char *dir, const char *name)
+{
+    static char buf[4][600];
+    static int i;
+
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
+    return buf[i];
+}
+
+static void make_client_cert(const char *dir, const char *name, const char *san)
+{
+    assert_int_equal(kopt_test_make_client_cert(dir, name, san), 0);
+}
+
+/* Answers "<kopt_grpc_call_peer_uri's result> <uri>". */
+static void who_am_i(kopt_grpc_call_t *call, const uint8_t *req, size_t len)
+{
+    char uri[256] = "-", out[300];
+    int r;
+
+    (void)req;
+    (void)len;
+    r = kopt_grpc_call_peer_uri(call, uri, sizeof(uri));
+    snprintf(out, sizeof(out), "%d %s", r, r == 0 ? uri : "-");
+    kopt_grpc_call_reply(call, GRPC_STATUS_OK, NULL, (const uint8_t *)out, strlen(out));
+}
+
+#define N_PEERS 7
+
+typedef struct {
+    const char *dir;
+    int port;
+    const char *certs[N_PEERS];
+    test_call_result_t res[N_PEERS];
+} peers_t;
+
+static void peers_client(void *arg)
+{
+    peers_t *p = arg;
+    char err[256];
+
+    for (int i = 0; i < N_PEERS; i++) {
+        kopt_tls_material_t m;
+        grpc_channel_credentials *creds;
+        char key[128];
+
+        memset(&m, 0, sizeof(m));
+        snprintf(key, sizeof(key), "%.*s-key.pem", (int)strlen(p->certs[i]) - 4, p->certs[i]);
+        assert_int_equal(kopt_tls_material_load(NULL, in_dir(p->dir, p->certs[i]),
+                                                in_dir(p->dir, key), &m, err, sizeof(err)),
+                         0);
+        assert_int_equal(kopt_tls_read_pem(in_dir(p->dir, "ca.pem"), &m.ca_pem, err, sizeof(err)),
+                         0);
+        creds = kopt_grpc_channel_credentials_new(&m);
+        test_unary_call_to(p->port, creds, "/kopt.test.T/WhoAmI", "", 5000, &p->res[i]);
+        grpc_channel_credentials_release(creds);
+        kopt_tls_material_clear(&m);
+    }
+}
+
+static void peer_uri_is_the_one_uri_san(void **state)
+{
+    char *dir = kopt_test_tmpdir("kopt-grpc-peer");
+    char cmd[1024], err[256], want[64];
+    peers_t p = {.certs = {"agent-local.pem", "dns-service.pem", "email-service.pem",
+                           "dns-first.pem", "two-uris.pem", "dns-and-https.pem", "client.pem"}};
+    kopt_tls_source_t *src;
+    kopt_grpc_tls_fetcher_t *fetcher;
+    grpc_server_credentials *creds;
+    kopt_grpc_server_t *srv;
+    uv_loop_t loop;
+
+    (void)state;
+    assert_non_null(dir);
+    p.dir = dir;
+    snprintf(cmd, sizeof(cmd), "'%s/scripts/certs' '%s' >/dev/null", source_root, dir);
+    assert_int_equal(system(cmd), 0);
+    /* What the attack run used: a spiffe identity in a SAN that is not a URI. */
+    make_client_cert(dir, "dns-service", "DNS:spiffe://kopt/service/kopt-cli");
+    make_client_cert(dir, "email-service", "email:spiffe://kopt/service/kopt-cli");
+    make_client_cert(dir, "dns-first",
+                     "DNS:spiffe://kopt/cluster/other-cluster/agent/x,"
+                     "URI:spiffe://kopt/cluster/local/agent/real");
+    make_client_cert(dir, "two-uris",
+                     "URI:spiffe://kopt/cluster/local/agent/a,"
+                     "URI:spiffe://kopt/cluster/other-cluster/agent/b");
+    make_client_cert(dir, "dns-and-https",
+                     "DNS:spiffe://kopt/service/kopt-cli,URI:https://kopt.example/x");
+
+    uv_loop_init(&loop);
+    assert_int_equal(kopt_tls_source_new(in_dir(dir, "ca.pem"), in_dir(dir, "server.pem"),
+                                         in_dir(dir, "server-key.pem"), &src, err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        kopt_grpc_server_credentials_new(src, KOPT_CLIENT_CERT_REQUIRED, &creds, &fetcher), 0);
+    assert_int_equal(kopt_grpc_server_new(&loop, NULL, &srv), 0);
+    assert_int_equal(kopt_grpc_server_add_unary(srv, "/kopt.test.T/WhoAmI", who_am_i, NULL), 0);
+    assert_int_equal(kopt_grpc_server_listen(srv, "127.0.0.1:0", creds, &p.port), 0);
+    assert_int_equal(kopt_grpc_server_start(srv), 0);
+    test_run_with_client(&loop, peers_client, &p, stop, srv);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    kopt_grpc_tls_fetcher_free(fetcher);
+    kopt_tls_source_free(src);
+
+    for (int i = 0; i < N_PEERS; i++) {
+        fprintf(stderr, "  %-20s -> %d %s\n", p.certs[i], p.res[i].status, p.res[i].reply);
+        assert_int_equal(p.res[i].status, GRPC_STATUS_OK);
+    }
+    /* The normal agent and service certificates still work. */
+    assert_string_equal(p.res[0].reply, "0 spiffe://kopt/cluster/local/agent/dev-agent");
+    assert_string_equal(p.res[6].reply, "0 spiffe://kopt/service/kopt-cli");
+    /* A DNS or e-mail SAN is no identity, wherever it stands. */
+    snprintf(want, sizeof(want), "%d -", -ENOENT);
+    assert_string_equal(p.res[1].reply, want);
+    assert_string_equal(p.res[2].reply, want);
+    assert_string_equal(p.res[3].reply, "0 spiffe://kopt/cluster/local/agent/real");
+    assert_string_equal(p.res[5].reply, want);
+    /* Two URI SANs: no identity at all (an X.509-SVID has exactly one). */
+    snprintf(want, sizeof(want), "%d -", -ENOTUNIQ);
+    assert_string_equal(p.res[4].reply, want);
+    kopt_test_rmtree(dir);
+    free(dir);
+}
+
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unary_calls_and_errors),
         cmocka_unit_test(drain_waits_for_calls_in_flight),
+        cmocka_unit_test(peer_uri_is_the_one_uri_san),
     };
     int failed;
 
+    source_root = argc > 1 ? argv[1] : ".";
     grpc_init();
     failed = cmocka_run_group_tests(tests, NULL, NULL);
     grpc_shutdown();

@@ -133,7 +133,7 @@ static void *loop_thread(void *arg)
     return NULL;
 }
 
-static fx_t *fx_start(uint64_t timeout_ms, int max_conns)
+static fx_t *fx_start_per_peer(uint64_t timeout_ms, int max_conns, int per_peer)
 {
     fx_t *fx = calloc(1, sizeof(*fx));
     kopt_http_server_options_t o;
@@ -144,6 +144,8 @@ static fx_t *fx_start(uint64_t timeout_ms, int max_conns)
     kopt_http_server_options_default(&o);
     o.header_timeout_ms = o.idle_timeout_ms = timeout_ms;
     o.max_connections = max_conns;
+    if (per_peer >= 0)
+        o.max_connections_per_peer = per_peer;
     assert_int_equal(kopt_http_server_new(&fx->loop, &o, fx->m, &fx->srv), 0);
     assert_int_equal(kopt_http_server_route(fx->srv, "GET", "/hello", 0, "hello", h_hello, fx), 0);
     assert_int_equal(kopt_http_server_route(fx->srv, "POST", "/echo", 0, "echo", h_echo, fx), 0);
@@ -158,6 +160,11 @@ static fx_t *fx_start(uint64_t timeout_ms, int max_conns)
     fx->stop.data = fx;
     assert_int_equal(pthread_create(&fx->th, NULL, loop_thread, fx), 0);
     return fx;
+}
+
+static fx_t *fx_start(uint64_t timeout_ms, int max_conns)
+{
+    return fx_start_per_peer(timeout_ms, max_conns, -1);
 }
 
 /* Drains the server and joins the loop; the metrics text is returned. */
@@ -189,9 +196,12 @@ typedef struct {
     size_t body_len;
 } resp_t;
 
-static void cli_open(cli_t *c, int port)
+/* Connects to 127.0.0.1:port from `from` (NULL: any; 127.0.0.0/8 is all
+ * loopback on Linux, so 127.0.0.2 is another client address). */
+static void cli_open_from(cli_t *c, int port, const char *from)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in src = {.sin_family = AF_INET};
     struct timeval tv = {.tv_sec = 5};
 
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -200,7 +210,16 @@ static void cli_open(cli_t *c, int port)
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(c->fd >= 0);
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (from) {
+        assert_int_equal(inet_pton(AF_INET, from, &src.sin_addr), 1);
+        assert_int_equal(bind(c->fd, (struct sockaddr *)&src, sizeof(src)), 0);
+    }
     assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+}
+
+static void cli_open(cli_t *c, int port)
+{
+    cli_open_from(c, port, NULL);
 }
 
 static void cli_send(cli_t *c, const char *s, size_t len)
@@ -510,6 +529,51 @@ static void http_server_connection_limit(void **state)
     free(fx);
 }
 
+/* One client holding half-sent requests on every connection it may open
+ * cannot lock others out: past its per-address share it gets 503 while a
+ * client from another address is served, and a half-sent body times out
+ * like half-sent headers. */
+static void http_server_per_peer_limit(void **state)
+{
+    enum { PER_PEER = 8, TOTAL = 12 };
+    fx_t *fx = fx_start_per_peer(1500, TOTAL, PER_PEER);
+    cli_t hog[TOTAL], other, body;
+    resp_t r;
+    char *text;
+
+    (void)state;
+    for (int i = 0; i < TOTAL; i++) {
+        cli_open_from(&hog[i], fx->port, "127.0.0.1");
+        if (i < PER_PEER) {
+            cli_sends(&hog[i], "GET /hello HTTP/1.1\r\nX-Slow: 1\r\n");
+            continue;
+        }
+        assert_int_equal(cli_response(&hog[i], &r), 0);
+        assert_int_equal(r.status, 503);
+        assert_string_equal(r.body, "{\"error\":\"too many connections from this address\"}");
+        assert_true(cli_closed(&hog[i]));
+    }
+    cli_open_from(&other, fx->port, "127.0.0.2");
+    cli_sends(&other, "GET /hello HTTP/1.1\r\n\r\n");
+    assert_int_equal(cli_response(&other, &r), 0);
+    assert_int_equal(r.status, 200);
+    /* Headers whole, the body never: closed at the same deadline. */
+    cli_open_from(&body, fx->port, "127.0.0.3");
+    cli_sends(&body, "POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc");
+    assert_true(cli_closed(&body));
+    assert_true(cli_closed(&hog[0]));
+    for (int i = 0; i < TOTAL; i++)
+        cli_close(&hog[i]);
+    cli_close(&other);
+    cli_close(&body);
+    text = fx_stop(fx);
+    assert_non_null(strstr(text, "kopt_http_peer_connections_refused_total 4\n"));
+    assert_non_null(strstr(text, "kopt_http_connections_refused_total 0\n"));
+    assert_non_null(strstr(text, "kopt_http_bad_requests_total{reason=\"timeout\"} 9\n"));
+    free(text);
+    free(fx);
+}
+
 static void http_server_graceful_close(void **state)
 {
     fx_t *fx = fx_start(5000, 16);
@@ -586,6 +650,7 @@ int main(void)
         cmocka_unit_test(http_server_deferred_after_client_left),
         cmocka_unit_test(http_server_slowloris_is_closed),
         cmocka_unit_test(http_server_connection_limit),
+        cmocka_unit_test(http_server_per_peer_limit),
         cmocka_unit_test(http_server_graceful_close),
         cmocka_unit_test(http_server_listen_addresses),
     };

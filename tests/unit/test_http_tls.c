@@ -605,6 +605,44 @@ static void optional_client_certificates_are_verified_when_sent(void **state)
     fx_end(fx);
 }
 
+/* The peer is the one URI SAN: not a DNS SAN that reads like one, and none
+ * at all from a certificate with two URI SANs (an X.509-SVID has one). */
+static void peer_is_the_one_uri_san(void **state)
+{
+    static const char *const names[] = {"dns-only", "two-uris", "dns-first"};
+    static const char *const want[] = {"none", "none", "spiffe://kopt/cluster/local/agent/real"};
+    fx_t *fx = fx_start(dir_a, KOPT_HTTP_CLIENT_CERT_OPTIONAL, 30000);
+    char ca[1024], cert[1024], key[1024];
+    body_t b = {0};
+    long status;
+
+    (void)state;
+    assert_int_equal(
+        kopt_test_make_client_cert(dir_a, "dns-only", "DNS:spiffe://kopt/service/kopt-cli"), 0);
+    assert_int_equal(kopt_test_make_client_cert(dir_a, "two-uris",
+                                                "URI:spiffe://kopt/service/kopt-cli,"
+                                                "URI:spiffe://kopt/cluster/local/agent/b"),
+                     0);
+    assert_int_equal(kopt_test_make_client_cert(dir_a, "dns-first",
+                                                "DNS:spiffe://kopt/service/kopt-cli,"
+                                                "URI:spiffe://kopt/cluster/local/agent/real"),
+                     0);
+    snprintf(ca, sizeof(ca), "%s", path(dir_a, "ca.pem"));
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        CURL *c = curl_easy_init();
+
+        snprintf(cert, sizeof(cert), "%s/%s.pem", dir_a, names[i]);
+        snprintf(key, sizeof(key), "%s/%s-key.pem", dir_a, names[i]);
+        assert_int_equal(get(c, fx->port, "/peer", ca, cert, key, &status, &b), CURLE_OK);
+        curl_easy_cleanup(c);
+        assert_int_equal(status, 200);
+        assert_string_equal(b.data, want[i]);
+    }
+    free(b.data);
+    fx_stop(fx);
+    fx_end(fx);
+}
+
 static void copy_file(const char *from, const char *to)
 {
     char tmp[1100], *buf = malloc(1 << 20);
@@ -737,6 +775,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(client_with_the_wrong_ca_fails),
         cmocka_unit_test(mutual_tls_requires_a_verified_client),
         cmocka_unit_test(optional_client_certificates_are_verified_when_sent),
+        cmocka_unit_test(peer_is_the_one_uri_san),
         cmocka_unit_test(reload_serves_the_new_certificate_to_new_connections),
         cmocka_unit_test(bad_settings_are_refused_with_a_sentence),
     };

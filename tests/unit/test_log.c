@@ -119,6 +119,48 @@ static void log_escapes_control_bytes_and_truncates_to_valid_json(void **state)
     json_decref(o);
 }
 
+/* A value from the outside (a workload name, a header) must not forge log
+ * lines: text escapes control bytes and quotes values with spaces; JSON
+ * escapes them too, and stays valid JSON with bytes that are not UTF-8. */
+static void log_escapes_attacker_text_in_both_formats(void **state)
+{
+    const char *evil = "web\n2030-01-01T00:00:00.000Z info  test: admin login ok user=root "
+                       "\x1b[2J\x1b[31mred\r\x9b"
+                       "1m\xe2\x80\xa8"
+                       "end\\";
+    int fds[2];
+    json_error_t err;
+    json_t *o;
+
+    (void)state;
+    capture_begin(fds, KOPT_LOG_FORMAT_TEXT);
+    kopt_log_warn("bad name\nforged", KOPT_STR("name", evil), KOPT_STR("ok", "plain-value"));
+    capture_end(fds);
+    /* One line, no raw control byte, no raw C1 or U+2028. */
+    assert_non_null(strchr(captured, '\n'));
+    assert_int_equal(strchr(captured, '\n')[1], '\0');
+    for (const char *p = captured; *p != '\n'; p++)
+        assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+    assert_null(strstr(captured, "\x9b"));
+    assert_null(strstr(captured, "\xe2\x80\xa8"));
+    assert_non_null(strstr(captured, "bad name\\nforged"));
+    assert_non_null(strstr(captured, " name=\"web\\n2030-01-01T00:00:00.000Z info  test: admin "
+                                     "login ok user=root \\x1b[2J\\x1b[31mred\\r\\x9b1m"
+                                     "\\u2028end\\\\\" ok=plain-value\n"));
+
+    capture_begin(fds, KOPT_LOG_FORMAT_JSON);
+    kopt_log_warn("bad name", KOPT_STR("name", evil));
+    capture_end(fds);
+    assert_int_equal(strchr(captured, '\n')[1], '\0');
+    for (const char *p = captured; *p != '\n'; p++)
+        assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+    assert_null(strstr(captured, "\xe2\x80\xa8"));
+    o = json_loads(captured, 0, &err);
+    assert_non_null(o);
+    assert_non_null(strstr(json_string_value(json_object_get(o, "name")), "\x1b[2J"));
+    json_decref(o);
+}
+
 static void log_parses_levels_and_formats(void **state)
 {
     kopt_log_level_t l;
@@ -141,6 +183,7 @@ int main(void)
         cmocka_unit_test(log_below_level_is_silent),
         cmocka_unit_test(log_text_format_reads_as_a_sentence),
         cmocka_unit_test(log_escapes_control_bytes_and_truncates_to_valid_json),
+        cmocka_unit_test(log_escapes_attacker_text_in_both_formats),
         cmocka_unit_test(log_parses_levels_and_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,7 +64,11 @@ void kopt_grpc_call_release(kopt_grpc_call_t *c);
  * 0, or -ENOENT, or -E2BIG when it does not fit. */
 int kopt_grpc_call_metadata(const kopt_grpc_call_t *c, const char *key, char *out, size_t len);
 
-/* The peer certificate's first URI SAN (spiffe://...); -ENOENT without one. */
+/* The peer certificate's URI SAN when it is a spiffe:// URI: 0 and `out`.
+ * Only a URI SAN counts (a DNS or e-mail SAN reading spiffe://... is no
+ * identity). -ENOENT without a spiffe URI SAN, -ENOTUNIQ when the certificate
+ * has more than one URI SAN (an X.509-SVID has exactly one), -E2BIG when
+ * `out` is too small. */
 int kopt_grpc_call_peer_uri(const kopt_grpc_call_t *c, char *out, size_t len);
 
 /* What a stream handler needs to drive its call: the raw call (its batches

@@ -126,18 +126,22 @@ typedef void (*kopt_http_handler_fn)(kopt_http_response_t *res, void *data);
 
 typedef struct {
     kopt_http_limits_t limits;
-    uint64_t header_timeout_ms; /* a request must arrive whole within this after its
-                                   first byte (slowloris); also the write timeout */
-    uint64_t idle_timeout_ms;   /* a kept-alive or new connection may idle this long */
-    int max_connections;        /* more are answered 503 and closed */
-    const char *name;           /* for logs: "admin", "gateway" */
-    kopt_http_tls_t *tls;       /* NULL: plain HTTP. Kept: it must outlive the server. A
-                                   handshake must finish within header_timeout_ms; failures
-                                   are logged and counted in
-                                   kopt_http_tls_handshake_failures_total{reason} */
+    uint64_t header_timeout_ms;   /* a request must arrive whole within this after its
+                                     first byte (slowloris); also the write timeout */
+    uint64_t idle_timeout_ms;     /* a kept-alive or new connection may idle this long */
+    int max_connections;          /* more are answered 503 and closed */
+    int max_connections_per_peer; /* from one client address (IPv6: one /64); more are
+                                     answered 503 and closed, so one client cannot take
+                                     all of max_connections. 0: no such limit */
+    const char *name;             /* for logs: "admin", "gateway" */
+    kopt_http_tls_t *tls;         /* NULL: plain HTTP. Kept: it must outlive the server. A
+                                     handshake must finish within header_timeout_ms; failures
+                                     are logged and counted in
+                                     kopt_http_tls_handshake_failures_total{reason} */
 } kopt_http_server_options_t;
 
-/* 10 s header timeout, 10 s idle timeout, 1024 connections, no TLS. */
+/* 10 s header timeout, 10 s idle timeout, 1024 connections, 64 of them per
+ * client address, no TLS. */
 void kopt_http_server_options_default(kopt_http_server_options_t *o);
 
 /* `opts` is copied (NULL: defaults). The server registers its counters in
@@ -173,9 +177,10 @@ void kopt_http_server_free(kopt_http_server_t *srv);
 /* The request behind `res`: valid until the response is sent. */
 const kopt_http_request_t *kopt_http_response_request(const kopt_http_response_t *res);
 
-/* Over TLS, the first URI SAN (spiffe://...) of the client certificate that
- * the handshake verified; NULL without one, on plain HTTP or once the client
- * left. Valid until the response is sent. */
+/* Over TLS, the URI SAN (spiffe://...) of the client certificate that the
+ * handshake verified; NULL without one, with more than one (an X.509-SVID has
+ * exactly one), on plain HTTP or once the client left. Valid until the
+ * response is sent. */
 const char *kopt_http_response_tls_peer(const kopt_http_response_t *res);
 
 /* Adds a response header (copied). -EINVAL for CR/LF in it, -ENOMEM. */

@@ -5,7 +5,10 @@
  *     kopt_log_info("listening", KOPT_STR("addr", addr), KOPT_INT("port", port));
  * Secrets never reach the output: KOPT_SECRET() always prints "[redacted]", and
  * a field whose key names a secret (password, token, secret, key, authorization)
- * is redacted whatever its type. Thread-safe: each line is one write(2). */
+ * is redacted whatever its type. Values cannot forge lines: control characters,
+ * C1 controls, line separators and bidi overrides are escaped in both formats,
+ * and text quotes a value with a space, '=' or '"'. Thread-safe: each line is
+ * one write(2). */
 #ifndef KOPT_LOG_H
 #define KOPT_LOG_H
 
