@@ -1419,7 +1419,7 @@ static void nats_password_never_printed(void **state)
     static const kopt_test_nats_opts_t auth = {
         .config_extra = "authorization { user: natsuser, password: NatsPw123 }\n"};
     kopt_test_nats_t *nats = NULL, with_pw;
-    ingest_t *ing;
+    ingest_proc_t *ing;
     char url[128], *body = NULL;
     long status = 0;
     int r = kopt_test_nats_start(&nats, &auth);
