@@ -33,7 +33,7 @@ static bool ready(void *data)
 {
     ingest_main_t *a = data;
 
-    return kopt_nats_connected(a->nats) && a->g.stream_ready;
+    return a->nats && kopt_nats_connected(a->nats) && a->g.stream_ready;
 }
 
 static int check_nats(void *data, char *reason, size_t len)
