@@ -8,12 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <kopt/backoff.h>
-#include <kopt/daemon.h>
-#include <kopt/grpc_services.h>
-#include <kopt/grpc_tls.h>
+#include <kopt/grpc_daemon.h>
 #include <kopt/log.h>
-#include <kopt/tls.h>
 #include <kopt/util.h>
 
 #include "advisor.h"
@@ -55,7 +51,7 @@ typedef struct {
 } job_t;
 
 static struct {
-    kopt_daemon_t d;
+    kopt_grpc_daemon_t g; /* TLS, gRPC, health, reflection, the stream, stop order */
     const adv_settings_t *set;
     kopt_engine_options_t engine;
     kopt_ch_options_t ch;
@@ -66,26 +62,22 @@ static struct {
     adv_auth_t *auth;
     adv_api_t *api;
     adv_gateway_t *gateway;
-    kopt_tls_source_t *tls;
-    kopt_grpc_tls_fetcher_t *fetcher;
     kopt_http_tls_t *http_tls; /* the gateway's, NULL without --http-tls */
-    kopt_grpc_server_t *grpc;
-    kopt_grpc_health_t *health;
-    kopt_grpc_reflection_t *reflection;
-    kopt_stream_spec_t stream;
-    int stream_ready;
-    kopt_backoff_t stream_backoff;
-    uv_timer_t stream_retry, schedule, drain_poll;
-    bool running, loaded, grpc_down, gateway_down;
+    uv_timer_t schedule, drain_poll;
+    bool running, loaded, gateway_down;
     kopt_metric_family_t *runs;
     kopt_metric_gauge_t *n_recs, *last_run, *last_duration;
 } app;
 
+static bool ready(void *data)
+{
+    (void)data;
+    return app.loaded;
+}
+
 static void update_health(void)
 {
-    if (app.health)
-        kopt_grpc_health_set(app.health, "kopt.v1.Advisor",
-                             app.loaded && !kopt_lifecycle_draining(app.d.lifecycle));
+    kopt_grpc_daemon_update_health(&app.g);
 }
 
 static int check_loaded(void *data, char *reason, size_t len)
@@ -169,7 +161,7 @@ static void on_schedule(uv_timer_t *t);
 
 static void schedule_next(uint64_t ms)
 {
-    if (app.set->analysis_interval_ms > 0 && !kopt_lifecycle_draining(app.d.lifecycle))
+    if (app.set->analysis_interval_ms > 0 && !kopt_lifecycle_draining(app.g.d.lifecycle))
         uv_timer_start(&app.schedule, on_schedule, ms, 0);
 }
 
@@ -236,7 +228,7 @@ static int start_job(const adv_run_request_t *req, bool load, adv_run_done_fn do
 
     if (app.running)
         return -EBUSY;
-    if (kopt_lifecycle_draining(app.d.lifecycle))
+    if (kopt_lifecycle_draining(app.g.d.lifecycle))
         return -ECANCELED;
     j = calloc(1, sizeof(*j));
     if (!j)
@@ -250,7 +242,7 @@ static int start_job(const adv_run_request_t *req, bool load, adv_run_done_fn do
     j->load = load;
     j->done = done;
     j->done_data = done_data;
-    if (uv_queue_work(app.d.loop, &j->work, job_work, job_after) < 0) {
+    if (uv_queue_work(app.g.d.loop, &j->work, job_work, job_after) < 0) {
         free(j);
         return -ENOMEM;
     }
@@ -274,38 +266,7 @@ static void on_schedule(uv_timer_t *t)
         schedule_next(app.set->analysis_interval_ms);
 }
 
-/* ---- the stream ------------------------------------------------------------ */
-
-static void ensure_stream(void);
-
-static void on_stream_retry(uv_timer_t *t)
-{
-    (void)t;
-    ensure_stream();
-}
-
-static void on_stream(void *data, int status, const char *message)
-{
-    uint64_t wait;
-
-    (void)data;
-    if (status == 0) {
-        kopt_log_info("JetStream stream ready", KOPT_STR("detail", message));
-        app.stream_ready = 1;
-        return;
-    }
-    if (status == -ECANCELED || kopt_lifecycle_draining(app.d.lifecycle))
-        return;
-    wait = kopt_backoff_next(&app.stream_backoff);
-    kopt_log_warn("JetStream stream set-up failed, retrying", KOPT_STR("detail", message),
-                  KOPT_UINT("retry_ms", wait));
-    uv_timer_start(&app.stream_retry, on_stream_retry, wait, 0);
-}
-
-static void ensure_stream(void)
-{
-    kopt_nats_ensure_stream(app.d.loop, app.nats_url, &app.stream, on_stream, NULL);
-}
+/* ---- the stream, for the CLI --------------------------------------------- */
 
 typedef struct {
     int status;
@@ -338,33 +299,6 @@ int adv_serve_ensure_stream_sync(const char *url, const kopt_stream_spec_t *spec
 }
 
 /* ---- gRPC and HTTP ------------------------------------------------------------ */
-
-/* TLS with optional client certificates (verified when sent: internal
- * callers' mTLS), unless --insecure. */
-static int credentials(grpc_server_credentials **creds)
-{
-    char err[512] = "";
-    int r;
-
-    if (app.set->insecure) {
-        kopt_log_warn("INSECURE: gRPC in plaintext; for local development only");
-        *creds = grpc_insecure_server_credentials_create();
-        return 0;
-    }
-    if (!app.set->tls_ca || !app.set->tls_cert || !app.set->tls_key) {
-        kopt_log_error("TLS needs --tls-ca, --tls-cert and --tls-key (or --insecure for local "
-                       "development)");
-        return -EINVAL;
-    }
-    r = kopt_tls_source_new(app.set->tls_ca, app.set->tls_cert, app.set->tls_key, &app.tls, err,
-                            sizeof(err));
-    if (r == 0)
-        r = kopt_grpc_server_credentials_new(app.tls, KOPT_CLIENT_CERT_OPTIONAL, creds,
-                                             &app.fetcher);
-    if (r < 0)
-        kopt_log_error("TLS set-up failed", KOPT_STR("error", err), KOPT_ERR(r));
-    return r;
-}
 
 /* The gateway's HTTPS: its own files, else the gRPC port's. As on gRPC,
  * client certificates are verified when sent once a CA is known; "mutual"
@@ -407,47 +341,29 @@ static int http_tls(void)
 static int start_servers(void)
 {
     const adv_settings_t *s = app.set;
-    adv_api_opts_t ao = {.loop = app.d.loop,
+    adv_api_opts_t ao = {.loop = app.g.d.loop,
                          .store = app.store,
                          .auth = app.auth,
-                         .metrics = app.d.metrics,
+                         .metrics = app.g.d.metrics,
                          .engine = &app.engine,
                          .ch = &app.ch,
                          .run = api_run};
-    grpc_server_credentials *creds = NULL;
-    int grpc_port = 0, http_port = 0, r;
+    kopt_grpc_daemon_listen_t l = {.listen = s->listen.text,
+                                   .insecure = s->insecure,
+                                   .tls_ca = s->tls_ca,
+                                   .tls_cert = s->tls_cert,
+                                   .tls_key = s->tls_key};
+    int http_port = 0, r;
 
     r = http_tls(); /* checked, and logged, before anything listens */
     if (r < 0)
         return r;
     r = adv_api_new(&ao, &app.api);
     if (r == 0)
-        r = credentials(&creds);
-    if (r == 0)
-        r = kopt_grpc_server_new(app.d.loop, NULL, &app.grpc);
-    if (r == 0)
-        r = adv_api_register_grpc(app.api, app.grpc);
-    if (r == 0)
-        r = kopt_grpc_health_register(app.grpc, &app.health);
-    if (r == 0)
-        r = kopt_grpc_reflection_register(app.grpc, kopt_descriptor_set, kopt_descriptor_set_len,
-                                          served_services, &app.reflection);
-    if (r == 0) {
-        r = kopt_grpc_server_listen(app.grpc, s->listen.text, creds, &grpc_port);
-        creds = NULL;
-    }
-    if (r == 0)
-        r = kopt_grpc_server_start(app.grpc);
-    if (creds)
-        grpc_server_credentials_release(creds);
-    if (r < 0) {
-        kopt_log_error("gRPC server failed to start", KOPT_STR("listen", s->listen.text),
-                       KOPT_ERR(r));
+        r = kopt_grpc_daemon_start(&app.g, &l);
+    if (r < 0)
         return r;
-    }
-    kopt_log_info("gRPC listening", KOPT_STR("listen", s->listen.text), KOPT_INT("port", grpc_port),
-                  KOPT_BOOL("tls", !s->insecure));
-    r = adv_gateway_new(app.d.loop, app.api, app.d.metrics, s->http_listen.text, app.http_tls,
+    r = adv_gateway_new(app.g.d.loop, app.api, app.g.d.metrics, s->http_listen.text, app.http_tls,
                         (int)s->http_max_conns_per_peer, &app.gateway, &http_port);
     if (r < 0) {
         kopt_log_error("HTTP gateway failed to start", KOPT_STR("listen", s->http_listen.text),
@@ -459,51 +375,28 @@ static int start_servers(void)
                   KOPT_STR("tls", s->http_tls == HTTP_TLS_MUTUAL ? "mutual"
                                   : s->http_tls == HTTP_TLS_ON   ? "on"
                                                                  : "off"));
-    update_health();
     return 0;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-static void close_rest(void *arg)
+static int add_services(void *data, kopt_grpc_server_t *srv)
 {
-    (void)arg;
-    app.grpc_down = true;
-    app.grpc = NULL;
-    kopt_grpc_health_free(app.health);
-    kopt_grpc_reflection_free(app.reflection);
-    app.health = NULL;
-    app.reflection = NULL;
-    kopt_grpc_tls_fetcher_free(app.fetcher);
-    kopt_tls_source_free(app.tls);
-    app.fetcher = NULL;
-    app.tls = NULL;
+    (void)data;
+    return adv_api_register_grpc(app.api, srv);
+}
+
+/* gRPC is down: the gateway and the timers (the skeleton closes the rest). */
+static void close_parts(void *data)
+{
+    (void)data;
     if (app.gateway && !app.gateway_down) {
         app.gateway_down = true;
         adv_gateway_close(app.gateway, NULL, NULL);
     }
     app.gateway = NULL;
-    uv_close((uv_handle_t *)&app.stream_retry, NULL);
     uv_close((uv_handle_t *)&app.schedule, NULL);
     uv_close((uv_handle_t *)&app.drain_poll, NULL);
-    kopt_daemon_close(&app.d);
-}
-
-static void on_stop(void *data)
-{
-    (void)data;
-    if (app.grpc && !app.grpc_down)
-        kopt_grpc_server_shutdown(app.grpc, 0, close_rest, NULL);
-    else
-        close_rest(NULL);
-}
-
-static void on_grpc_down(void *arg)
-{
-    (void)arg;
-    app.grpc_down = true;
-    app.grpc = NULL;
-    kopt_lifecycle_drained(app.d.lifecycle); /* calls on_stop */
 }
 
 /* Waits for calls on the worker pool (usage, analyses) before closing gRPC. */
@@ -513,17 +406,12 @@ static void on_drain_poll(uv_timer_t *t)
     if ((app.api && adv_api_pending(app.api) > 0) || app.running)
         return;
     uv_timer_stop(&app.drain_poll);
-    if (app.grpc)
-        kopt_grpc_server_shutdown(app.grpc, 1000, on_grpc_down, NULL);
-    else
-        kopt_lifecycle_drained(app.d.lifecycle);
+    kopt_grpc_daemon_drained(&app.g);
 }
 
-static void on_drain(void *data)
+static void drain(void *data)
 {
     (void)data;
-    update_health();
-    uv_timer_stop(&app.stream_retry);
     uv_timer_stop(&app.schedule);
     uv_timer_start(&app.drain_poll, on_drain_poll, 0, 100);
 }
@@ -545,24 +433,12 @@ static void apply_settings(void *data, const void *settings)
         kopt_log_error("API keys reload failed; keeping the current keys", KOPT_STR("error", err));
     else
         kopt_log_info("API keys re-read", KOPT_UINT("keys", adv_auth_count(app.auth)));
-    if (app.tls && kopt_tls_source_reload(app.tls, &changed, err, sizeof(err)) < 0)
-        kopt_log_error("TLS reload failed; keeping the current certificates",
-                       KOPT_STR("error", err));
-    else if (changed)
-        kopt_log_info("TLS certificates re-read; new connections use them");
-    changed = 0;
+    /* The gRPC certificates: the skeleton re-reads them after this. */
     if (app.http_tls && kopt_http_tls_reload(app.http_tls, &changed, err, sizeof(err)) < 0)
         kopt_log_error("HTTPS reload failed; keeping the current certificates",
                        KOPT_STR("error", err));
     else if (changed)
         kopt_log_info("HTTPS certificates re-read; new connections use them");
-}
-
-static void on_reload(void *data)
-{
-    (void)data;
-    kopt_daemon_reload(&app.d, apply_settings, NULL);
-    app.set = kopt_daemon_settings(&app.d);
 }
 
 static char *dup_or_null(const char *s)
@@ -606,18 +482,18 @@ static int init_parts(void)
     if (r == 0 && app.nats_url && *app.nats_url)
         r = adv_publisher_new(app.nats_url, &app.publisher);
     if (r == 0)
-        r = kopt_metrics_counter(app.d.metrics, "kopt_advisor_analysis_runs_total",
+        r = kopt_metrics_counter(app.g.d.metrics, "kopt_advisor_analysis_runs_total",
                                  "Analyses finished, by result", "result", &app.runs);
     if (r == 0) {
         kopt_metric_family_t *f;
 
-        kopt_metrics_gauge(app.d.metrics, "kopt_advisor_recommendations",
+        kopt_metrics_gauge(app.g.d.metrics, "kopt_advisor_recommendations",
                            "Workloads with a recommendation in memory", NULL, &f);
         app.n_recs = kopt_metric_gauge_with(f);
-        kopt_metrics_gauge(app.d.metrics, "kopt_advisor_last_analysis_timestamp_seconds",
+        kopt_metrics_gauge(app.g.d.metrics, "kopt_advisor_last_analysis_timestamp_seconds",
                            "When the last successful analysis finished", NULL, &f);
         app.last_run = kopt_metric_gauge_with(f);
-        kopt_metrics_gauge(app.d.metrics, "kopt_advisor_last_analysis_duration_seconds",
+        kopt_metrics_gauge(app.g.d.metrics, "kopt_advisor_last_analysis_duration_seconds",
                            "How long the last analysis took", NULL, &f);
         app.last_duration = kopt_metric_gauge_with(f);
     }
@@ -626,27 +502,35 @@ static int init_parts(void)
 
 int adv_serve(int argc, char **argv)
 {
-    kopt_lifecycle_hooks_t hooks = {
-        .drain = on_drain, .stop = on_stop, .reload = on_reload, .data = NULL};
+    const kopt_grpc_daemon_spec_t spec = {
+        .service = "kopt.v1.Advisor",
+        .reflected = served_services,
+        .descriptors = kopt_descriptor_set,
+        .descriptors_len = kopt_descriptor_set_len,
+        .client_cert = KOPT_CLIENT_CERT_OPTIONAL,
+        .insecure_warning = "INSECURE: gRPC in plaintext; for local development only",
+    };
+    const kopt_grpc_daemon_hooks_t hooks = {.add_services = add_services,
+                                            .ready = ready,
+                                            .drain = drain,
+                                            .close = close_parts,
+                                            .apply = apply_settings};
+    kopt_stream_spec_t stream;
     int code;
 
-    if (kopt_daemon_init(&app.d, "advisor", &adv_settings_spec, argc, argv, &hooks, &code) < 0)
+    if (kopt_grpc_daemon_init(&app.g, "advisor", &adv_settings_spec, argc, argv, &spec, &hooks,
+                              &code) < 0)
         return code;
-    app.set = kopt_daemon_settings(&app.d);
-    grpc_init();
-    uv_timer_init(app.d.loop, &app.stream_retry);
-    uv_timer_init(app.d.loop, &app.schedule);
-    uv_timer_init(app.d.loop, &app.drain_poll);
-    kopt_backoff_init(&app.stream_backoff, 500, 30000, kopt_now_ns());
-    adv_stream_spec(app.set, &app.stream);
-    kopt_admin_add_check(app.d.admin, "results", check_loaded, NULL);
-    if (init_parts() < 0 || start_servers() < 0 || start_job(NULL, true, NULL, NULL) < 0) {
-        kopt_lifecycle_begin_drain(app.d.lifecycle, "start-up failed");
-        app.d.exit_code = 1;
-    } else if (app.nats_url && *app.nats_url) {
-        ensure_stream();
-    }
-    code = kopt_daemon_run(&app.d);
+    app.set = kopt_daemon_settings(&app.g.d);
+    uv_timer_init(app.g.d.loop, &app.schedule);
+    uv_timer_init(app.g.d.loop, &app.drain_poll);
+    adv_stream_spec(app.set, &stream);
+    kopt_admin_add_check(app.g.d.admin, "results", check_loaded, NULL);
+    if (init_parts() < 0 || start_servers() < 0 || start_job(NULL, true, NULL, NULL) < 0)
+        kopt_daemon_fail(&app.g.d, "start-up failed");
+    else if (app.nats_url && *app.nats_url)
+        kopt_grpc_daemon_ensure_stream(&app.g, app.nats_url, &stream);
+    code = kopt_grpc_daemon_run(&app.g);
     kopt_http_tls_free(app.http_tls); /* the gateway, closed, no longer needs it */
     adv_api_free(app.api);
     adv_publisher_free(app.publisher);
@@ -657,6 +541,5 @@ int adv_serve(int argc, char **argv)
     free(app.ch_pw_file);
     free(app.ch_db);
     free(app.nats_url);
-    grpc_shutdown();
     return code;
 }

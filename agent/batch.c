@@ -68,6 +68,37 @@ static void node_facts(Kopt__V1__NodeFacts *f, const kopt_batch_header_t *h)
     f->metric_source = (Kopt__V1__MetricSource)h->metric_source;
 }
 
+/* A workload's facts and the storage they point into. */
+typedef struct {
+    Kopt__V1__WorkloadFacts wf;
+    Kopt__V1__HpaFacts hpa;
+    char *names[KOPT_KUBE_HPA_MAX_METRICS];
+} facts_t;
+
+static void workload_facts(facts_t *f, const kopt_kube_workload_t *kw)
+{
+    kopt__v1__workload_facts__init(&f->wf);
+    f->wf.namespace_ = (char *)kw->namespace_;
+    f->wf.kind = (Kopt__V1__WorkloadKind)kw->kind;
+    f->wf.name = (char *)kw->name;
+    f->wf.replicas = kw->replicas;
+    f->wf.ready_replicas = kw->ready_replicas;
+    f->wf.qos_class = (Kopt__V1__QosClass)kw->qos;
+    if (!kw->has_hpa)
+        return;
+    kopt__v1__hpa_facts__init(&f->hpa);
+    f->hpa.name = (char *)kw->hpa.name;
+    f->hpa.min_replicas = kw->hpa.min_replicas;
+    f->hpa.max_replicas = kw->hpa.max_replicas;
+    f->hpa.target_cpu_utilization_percent = kw->hpa.target_cpu_utilization_percent;
+    f->hpa.target_memory_utilization_percent = kw->hpa.target_memory_utilization_percent;
+    for (size_t i = 0; i < kw->hpa.n_metrics && i < KOPT_KUBE_HPA_MAX_METRICS; i++)
+        f->names[i] = (char *)kw->hpa.metric_names[i];
+    f->hpa.n_metric_names = kw->hpa.n_metrics;
+    f->hpa.metric_names = f->names;
+    f->wf.hpa = &f->hpa;
+}
+
 int kopt_batch_pack(const kopt_batch_header_t *h, const kopt_window_t *wins,
                     const kopt_container_meta_t *metas, size_t n, uint8_t **out, size_t *len)
 {
@@ -77,9 +108,12 @@ int kopt_batch_pack(const kopt_batch_header_t *h, const kopt_window_t *wins,
     Kopt__V1__ContainerWindow *cws = calloc(n ? n : 1, sizeof(*cws));
     Kopt__V1__ContainerWindow **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
     Google__Protobuf__Timestamp *ts = calloc(n ? 2 * n : 1, sizeof(*ts));
+    size_t nw = h->n_workloads;
+    facts_t *wfacts = calloc(nw ? nw : 1, sizeof(*wfacts));
+    Kopt__V1__WorkloadFacts **wptrs = calloc(nw ? nw : 1, sizeof(*wptrs));
     int r = -ENOMEM;
 
-    if (!cws || !ptrs || !ts)
+    if (!cws || !ptrs || !ts || !wfacts || !wptrs)
         goto out;
     b.cluster = (char *)h->cluster;
     b.node = (char *)h->node;
@@ -97,6 +131,12 @@ int kopt_batch_pack(const kopt_batch_header_t *h, const kopt_window_t *wins,
     }
     b.n_windows = n;
     b.windows = ptrs;
+    for (size_t i = 0; i < nw; i++) {
+        workload_facts(&wfacts[i], &h->workloads[i]);
+        wptrs[i] = &wfacts[i].wf;
+    }
+    b.n_workloads = nw;
+    b.workloads = wptrs;
     *len = kopt__v1__metric_batch__get_packed_size(&b);
     *out = malloc(*len ? *len : 1);
     if (*out) {
@@ -107,5 +147,7 @@ out:
     free(cws);
     free(ptrs);
     free(ts);
+    free(wfacts);
+    free(wptrs);
     return r;
 }

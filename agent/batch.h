@@ -1,11 +1,12 @@
 /* Packs finished windows, with what the agent knows about each container,
- * into one serialized MetricBatch. Pure. */
+ * its workloads and its node, into one serialized MetricBatch. Pure. */
 #ifndef KOPT_AGENT_BATCH_H
 #define KOPT_AGENT_BATCH_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kube_cache.h"
 #include "window.h"
 
 /* What metadata says about the container behind a window. */
@@ -28,6 +29,10 @@ typedef struct {
     uint64_t memory_capacity_bytes, memory_allocatable_bytes;
     const char *kernel_version, *kubelet_version, *container_runtime_version, *architecture,
         *instance_type, *zone, *region;
+    /* kopt.v1.WorkloadFacts: one for each workload (none without the API
+     * server); the caller lists each once. */
+    const kopt_kube_workload_t *workloads;
+    size_t n_workloads;
 } kopt_batch_header_t;
 
 /* `metas[i]` describes `wins[i]`. *out is malloc'd; the caller frees it.

@@ -11,8 +11,6 @@
 
 #include <kopt/log.h>
 
-#include "kopt/v1/metrics.pb-c.h"
-
 /* A closed window and what is known about its container. */
 typedef struct {
     kopt_window_t w;
@@ -102,101 +100,44 @@ static int reserve(kopt_collector_t *c, size_t n)
     return 0;
 }
 
-/* --- workload and node facts ------------------------------------------------
- * kopt_batch_pack() writes the windows and the node facts. The workload facts
- * from the API server are packed as a second MetricBatch holding only
- * `workloads` and appended: concatenated messages parse as one, and a
- * repeated field's elements append. Only a repeated field may travel this
- * way: protobuf-c 1.4.1 does not merge a second occurrence of an embedded
- * message (node_facts) but replaces it whole, losing what the first one
- * said, so the node facts go in the header. */
+/* --- workload and node facts ------------------------------------------------ */
 
-typedef struct {
-    Kopt__V1__WorkloadFacts wf;
-    Kopt__V1__HpaFacts hpa;
-    kopt_kube_workload_t kw;
-    char *names[KOPT_KUBE_HPA_MAX_METRICS];
-} facts_t;
-
-static bool listed(const facts_t *f, size_t n, const kopt_container_meta_t *m)
+static bool listed(const kopt_kube_workload_t *w, size_t n, const kopt_container_meta_t *m)
 {
     for (size_t i = 0; i < n; i++)
-        if ((int)f[i].kw.kind == m->workload_kind && strcmp(f[i].kw.name, m->workload_name) == 0 &&
-            strcmp(f[i].kw.namespace_, m->namespace_) == 0)
+        if ((int)w[i].kind == m->workload_kind && strcmp(w[i].name, m->workload_name) == 0 &&
+            strcmp(w[i].namespace_, m->namespace_) == 0)
             return true;
     return false;
 }
 
-static void fill_facts(facts_t *f)
-{
-    kopt__v1__workload_facts__init(&f->wf);
-    f->wf.namespace_ = f->kw.namespace_;
-    f->wf.kind = (Kopt__V1__WorkloadKind)f->kw.kind;
-    f->wf.name = f->kw.name;
-    f->wf.replicas = f->kw.replicas;
-    f->wf.ready_replicas = f->kw.ready_replicas;
-    f->wf.qos_class = (Kopt__V1__QosClass)f->kw.qos;
-    if (!f->kw.has_hpa)
-        return;
-    kopt__v1__hpa_facts__init(&f->hpa);
-    f->hpa.name = f->kw.hpa.name;
-    f->hpa.min_replicas = f->kw.hpa.min_replicas;
-    f->hpa.max_replicas = f->kw.hpa.max_replicas;
-    f->hpa.target_cpu_utilization_percent = f->kw.hpa.target_cpu_utilization_percent;
-    f->hpa.target_memory_utilization_percent = f->kw.hpa.target_memory_utilization_percent;
-    for (size_t i = 0; i < f->kw.hpa.n_metrics && i < KOPT_KUBE_HPA_MAX_METRICS; i++)
-        f->names[i] = f->kw.hpa.metric_names[i];
-    f->hpa.n_metric_names = f->kw.hpa.n_metrics;
-    f->hpa.metric_names = f->names;
-    f->wf.hpa = &f->hpa;
-}
-
-/* Appends the workload facts fragment to *bytes (realloc'd). 0 or -ENOMEM. */
-static int append_facts(kopt_collector_t *c, const kopt_container_meta_t *metas, size_t n,
-                        uint8_t **bytes, size_t *len)
+/* The facts of the windows' workloads from the API server, each once, into
+ * *out (malloc'd; NULL when there are none). 0 or -ENOMEM. */
+static int workload_facts(kopt_collector_t *c, const kopt_container_meta_t *metas, size_t n,
+                          kopt_kube_workload_t **out, size_t *n_out)
 {
     kopt_kube_cache_t *kube = kopt_sources_kube(c->sources);
-    Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
-    Kopt__V1__WorkloadFacts **ptrs = NULL;
-    facts_t *f = NULL;
-    size_t nf_count = 0, extra;
-    uint8_t *grown;
-    int r = -ENOMEM;
+    kopt_kube_workload_t *w;
+    size_t nw = 0;
 
-    if (!kube)
+    *out = NULL;
+    *n_out = 0;
+    if (!kube || n == 0)
         return 0;
-    f = calloc(n ? n : 1, sizeof(*f));
-    ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    if (!f || !ptrs)
-        goto out;
+    w = calloc(n, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        if (listed(f, nf_count, &metas[i]) ||
+        if (listed(w, nw, &metas[i]) ||
             kopt_kube_cache_workload(kube, metas[i].namespace_,
                                      (kopt_kube_kind_t)metas[i].workload_kind,
-                                     metas[i].workload_name, &f[nf_count].kw) < 0)
+                                     metas[i].workload_name, &w[nw]) < 0)
             continue;
-        fill_facts(&f[nf_count]);
-        ptrs[nf_count] = &f[nf_count].wf;
-        nf_count++;
+        nw++;
     }
-    b.n_workloads = nf_count;
-    b.workloads = ptrs;
-    extra = kopt__v1__metric_batch__get_packed_size(&b);
-    r = 0;
-    if (extra == 0)
-        goto out;
-    grown = realloc(*bytes, *len + extra);
-    if (!grown) {
-        r = -ENOMEM;
-        goto out;
-    }
-    kopt__v1__metric_batch__pack(&b, grown + *len);
-    *bytes = grown;
-    *len += extra;
-out:
-    free(f);
-    free(ptrs);
-    return r;
+    *out = w;
+    *n_out = nw;
+    return 0;
 }
 
 /* The Node's facts from the API server, when known, over the machine's own
@@ -237,18 +178,22 @@ static int emit_batch(kopt_collector_t *c, size_t n)
         .metric_source = kopt_sources_metric_source(c->sources),
     };
     kopt_kube_node_t node;
+    kopt_kube_workload_t *workloads;
     uint8_t *bytes;
     size_t len;
     int r;
 
     node_facts(c, &h, &node);
     c->opts.take_id(c->opts.data, &h.epoch, &h.seq);
-    r = kopt_batch_pack(&h, c->wins, c->metas, n, &bytes, &len);
+    r = workload_facts(c, c->metas, n, &workloads, &h.n_workloads);
     if (r < 0)
         return r;
-    r = append_facts(c, c->metas, n, &bytes, &len);
-    if (r == 0)
-        r = c->opts.sink(c->opts.data, h.epoch, h.seq, bytes, len, c->wins, c->metas, n);
+    h.workloads = workloads;
+    r = kopt_batch_pack(&h, c->wins, c->metas, n, &bytes, &len);
+    free(workloads);
+    if (r < 0)
+        return r;
+    r = c->opts.sink(c->opts.data, h.epoch, h.seq, bytes, len, c->wins, c->metas, n);
     free(bytes);
     if (r < 0) {
         kopt_metric_counter_inc(c->sink_errors);

@@ -75,6 +75,12 @@ const void *kopt_daemon_settings(const kopt_daemon_t *d)
     return kopt_config_values(d->cfg);
 }
 
+void kopt_daemon_fail(kopt_daemon_t *d, const char *reason)
+{
+    kopt_lifecycle_begin_drain(d->lifecycle, reason);
+    d->exit_code = 1;
+}
+
 void kopt_daemon_close(kopt_daemon_t *d)
 {
     if (d->lifecycle && d->exit_code == 0)

@@ -92,6 +92,10 @@ int kopt_daemon_run(kopt_daemon_t *d);
 void kopt_daemon_reload(kopt_daemon_t *d, void (*apply)(void *data, const void *settings),
                         void *data);
 
+/* A part failed to start: exit code 1, and a drain that closes what did
+ * start (`reason` is logged). */
+void kopt_daemon_fail(kopt_daemon_t *d, const char *reason);
+
 /* Closes the admin server and the signal handles (the stop hook calls this
  * after the daemon's own closes); the loop ends once every handle is closed. */
 void kopt_daemon_close(kopt_daemon_t *d);
