@@ -140,15 +140,15 @@ typedef struct {
  * intervals (at least 5 min) are gone and not counted. Partial hours are
  * those before history_end. -ENOENT without the table (an older
  * aggregator); otherwise as kopt_ch_query. */
-int adv_store_rollup_state(kopt_ch_client_t *ch, const char *cluster, int64_t history_end,
-                           adv_rollup_t *out, kopt_ch_error_t *err);
+int adv_ch_rollup_state(kopt_ch_client_t *ch, const char *cluster, int64_t history_end,
+                        adv_rollup_t *out, kopt_ch_error_t *err);
 void adv_rollup_free(adv_rollup_t *r);
 
 /* Reads the hours of the scope (hourly_read.c): range queries on `ch` and,
  * when opts is not NULL, on more connections opened with opts. 0, or a
  * negative errno with err filled. */
-int adv_store_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts,
-                         const adv_scope_t *scope, adv_input_t *in, kopt_ch_error_t *err);
+int adv_ch_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const adv_scope_t *scope,
+                      adv_input_t *in, kopt_ch_error_t *err);
 void adv_input_free(adv_input_t *in);
 
 /* The pure part (hourly.c): one answer of the hourly query in RowBinary,
@@ -180,8 +180,8 @@ typedef struct {
     uint64_t memory_allocatable_bytes;
 } adv_cluster_info_t;
 
-int adv_store_cluster_info(kopt_ch_client_t *ch, int64_t since, adv_cluster_info_t **out, size_t *n,
-                           kopt_ch_error_t *err);
+int adv_ch_cluster_info(kopt_ch_client_t *ch, int64_t since, adv_cluster_info_t **out, size_t *n,
+                        kopt_ch_error_t *err);
 void adv_cluster_info_free(adv_cluster_info_t *ci, size_t n);
 
 /* ---- workload and node facts (facts.c) ------------------------------------ */
@@ -231,13 +231,13 @@ void adv_facts_engine_hpa(const adv_hpa_t *h, kopt_engine_hpa_t *out);
 
 /* Writes one row per container of every recommendation (details = the
  * whole Recommendation as JSON). 0 or a negative errno. */
-int adv_store_write(kopt_ch_client_t *ch, Kopt__V1__Recommendation *const *recs, size_t n,
-                    kopt_ch_error_t *err);
+int adv_ch_write_recommendations(kopt_ch_client_t *ch, Kopt__V1__Recommendation *const *recs,
+                                 size_t n, kopt_ch_error_t *err);
 
 /* The newest recommendation of every workload in `recommendations`, decoded
  * from `details` (at start-up, so a restarted advisor serves at once). */
-int adv_store_load_latest(kopt_ch_client_t *ch, Kopt__V1__Recommendation ***recs, size_t *n,
-                          kopt_ch_error_t *err);
+int adv_ch_load_latest(kopt_ch_client_t *ch, Kopt__V1__Recommendation ***recs, size_t *n,
+                       kopt_ch_error_t *err);
 
 /* Hour rows of one workload for charts. */
 typedef struct {
@@ -259,9 +259,9 @@ typedef struct {
     size_t n_b, cap_b;
 } adv_usage_rows_t;
 
-int adv_store_load_usage(kopt_ch_client_t *ch, const char *cluster, const char *namespace_,
-                         const char *kind, const char *name, const char *container, int64_t from,
-                         int64_t to, adv_usage_rows_t *out, kopt_ch_error_t *err);
+int adv_ch_load_usage(kopt_ch_client_t *ch, const char *cluster, const char *namespace_,
+                      const char *kind, const char *name, const char *container, int64_t from,
+                      int64_t to, adv_usage_rows_t *out, kopt_ch_error_t *err);
 void adv_usage_rows_free(adv_usage_rows_t *u);
 
 /* ---- the in-memory results (results.c) ------------------------------------ */
@@ -321,13 +321,13 @@ const adv_entry_t *adv_results_find(const adv_results_t *r, const char *cluster,
 const adv_cluster_t *adv_results_cluster(const adv_results_t *r, const char *name);
 void adv_results_release(adv_results_t *r);
 
-typedef struct adv_store adv_store_t;
-int adv_store_new(adv_store_t **out);
-void adv_store_free(adv_store_t *s);
+typedef struct adv_snapshot adv_snapshot_t;
+int adv_snapshot_new(adv_snapshot_t **out);
+void adv_snapshot_free(adv_snapshot_t *s);
 /* A reference to the current snapshot (never NULL); release it when done. */
-adv_results_t *adv_store_acquire(adv_store_t *s);
+adv_results_t *adv_snapshot_acquire(adv_snapshot_t *s);
 /* Replaces the snapshot (taken); readers holding the old one keep it. */
-void adv_store_swap(adv_store_t *s, adv_results_t *next);
+void adv_snapshot_swap(adv_snapshot_t *s, adv_results_t *next);
 
 /* ---- publishing (publish.c) ------------------------------------------------ */
 
@@ -464,7 +464,7 @@ typedef void (*adv_run_done_fn)(void *data, const adv_run_result_t *r);
 
 typedef struct {
     uv_loop_t *loop;
-    adv_store_t *store;
+    adv_snapshot_t *store;
     adv_auth_t *auth;
     kopt_metrics_t *metrics;
     const kopt_engine_options_t *engine; /* prices, lookback */

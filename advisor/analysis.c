@@ -332,7 +332,7 @@ static int read_rollup(kopt_ch_client_t *ch, const adv_run_request_t *req, int64
     int r;
 
     adv_rollup_free(ru);
-    r = adv_store_rollup_state(ch, req->cluster, now - now % 3600 - 3600, ru, &err);
+    r = adv_ch_rollup_state(ch, req->cluster, now - now % 3600 - 3600, ru, &err);
     if (r < 0 && r != -ENOENT)
         kopt_log_warn("rollup state unavailable; reading every hour as complete",
                       KOPT_STR("error", err.message), KOPT_ERR(r));
@@ -395,7 +395,7 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
     if (r == 0)
         rollup_state(ch, req, now, ctx->rollup_wait_s, &ru, out);
     if (r == 0)
-        r = adv_store_load_input(ch, &ctx->ch, &scope, &in, &err);
+        r = adv_ch_load_input(ch, &ctx->ch, &scope, &in, &err);
     if (r < 0) {
         snprintf(out->message, sizeof(out->message), "reading container_hourly failed: %s",
                  err.message);
@@ -403,7 +403,7 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
     }
     /* Node counts, HPAs and node sizes make better advice, but their absence
      * (a missing table, an old aggregator) is no failure. */
-    if (adv_store_cluster_info(ch, scope.from, &out->clusters, &out->n_clusters, &err) < 0)
+    if (adv_ch_cluster_info(ch, scope.from, &out->clusters, &out->n_clusters, &err) < 0)
         kopt_log_warn("node counts unavailable", KOPT_STR("error", err.message));
     if (adv_facts_load(ch, &scope, &facts, &err) < 0)
         kopt_log_warn("workload and node facts unavailable; analysing without HPAs and node sizes",
@@ -422,7 +422,7 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
         snprintf(out->message, sizeof(out->message), "dry run: nothing written");
         goto out;
     }
-    r = adv_store_write(ch, out->recs, out->n_recs, &err);
+    r = adv_ch_write_recommendations(ch, out->recs, out->n_recs, &err);
     if (r < 0) {
         snprintf(out->message, sizeof(out->message), "writing recommendations failed: %s",
                  err.message);

@@ -83,7 +83,7 @@ void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, a
         r->fn(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
-    res = adv_store_acquire(adv_api_opts(api)->store);
+    res = adv_snapshot_acquire(adv_api_opts(api)->store);
     order = q->order == KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_GENERATED_AT_DESC
                 ? res->by_generated
             : q->order == KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_NAME_ASC
@@ -144,7 +144,7 @@ void adv_api_get_recommendation(adv_api_t *api, const ProtobufCMessage *msg, adv
         r->fn(r, GRPC_STATUS_INVALID_ARGUMENT, bad, NULL);
         return;
     }
-    res = adv_store_acquire(adv_api_opts(api)->store);
+    res = adv_snapshot_acquire(adv_api_opts(api)->store);
     e = adv_results_find(res, q->cluster, q->namespace_, (int)q->kind, q->name);
     if (!e) {
         snprintf(why, sizeof(why), "no recommendation for %s %s/%s in cluster %s yet",
@@ -190,7 +190,7 @@ void adv_api_get_cluster_summary(adv_api_t *api, const ProtobufCMessage *msg, ad
         r->fn(r, GRPC_STATUS_INVALID_ARGUMENT, "cluster is required", NULL);
         return;
     }
-    res = adv_store_acquire(adv_api_opts(api)->store);
+    res = adv_snapshot_acquire(adv_api_opts(api)->store);
     c = adv_results_cluster(res, q->cluster);
     if (!c) {
         snprintf(why, sizeof(why), "no cluster named %s has been analysed", q->cluster);
@@ -246,7 +246,7 @@ void adv_api_list_clusters(adv_api_t *api, const ProtobufCMessage *msg, adv_repl
               NULL);
         return;
     }
-    res = adv_store_acquire(adv_api_opts(api)->store);
+    res = adv_snapshot_acquire(adv_api_opts(api)->store);
     if (offset > res->n_clusters)
         offset = res->n_clusters;
     n = res->n_clusters - offset < size ? res->n_clusters - offset : size;

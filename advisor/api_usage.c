@@ -147,8 +147,8 @@ static void work(uv_work_t *w)
     int r = kopt_ch_client_new(adv_api_opts(j->api)->ch, &ch, &err);
 
     if (r == 0)
-        r = adv_store_load_usage(ch, j->cluster, j->namespace_, j->kind, j->name, j->container,
-                                 j->from, j->to, &j->rows, &err);
+        r = adv_ch_load_usage(ch, j->cluster, j->namespace_, j->kind, j->name, j->container,
+                              j->from, j->to, &j->rows, &err);
     kopt_ch_client_free(ch);
     if (r < 0) {
         snprintf(j->message, sizeof(j->message), "reading usage failed: %s", err.message);
@@ -266,7 +266,7 @@ void adv_api_get_workload_usage(adv_api_t *api, const ProtobufCMessage *msg, adv
     j->from = from;
     j->to = to;
     j->step = step;
-    res = adv_store_acquire(o->store);
+    res = adv_snapshot_acquire(o->store);
     j->known = adv_results_find(res, q->cluster, q->namespace_, (int)q->kind, q->name) != NULL;
     adv_results_release(res);
     if (!j->cluster || !j->namespace_ || !j->kind || !j->name || !j->container ||

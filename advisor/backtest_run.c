@@ -1,5 +1,5 @@
 /* `kopt-advisor backtest`, the I/O half: the scope's container_hourly read
- * by the analysis' own reader (adv_store_load_input), then every container
+ * by the analysis' own reader (adv_ch_load_input), then every container
  * backtested with each strategy, as the analysis does it (same options,
  * lookback and containers per pod; the cap to the largest node and HPAs do
  * not apply: they do not change what is scored). Blocking: the CLI. */
@@ -69,7 +69,7 @@ int adv_backtest_run(const kopt_ch_options_t *ch_opts, const kopt_engine_options
         return -EINVAL;
     r = kopt_ch_client_new(ch_opts, &ch, &cherr);
     if (r == 0)
-        r = adv_store_load_input(ch, ch_opts, scope, &in, &cherr);
+        r = adv_ch_load_input(ch, ch_opts, scope, &in, &cherr);
     if (r < 0) {
         snprintf(err, errlen, "reading container_hourly failed: %s", cherr.message);
         goto out;

@@ -299,8 +299,8 @@ static int gather(reader_t *rd, adv_input_t *in, kopt_ch_error_t *err)
     return r;
 }
 
-int adv_store_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts,
-                         const adv_scope_t *scope, adv_input_t *in, kopt_ch_error_t *err)
+int adv_ch_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const adv_scope_t *scope,
+                      adv_input_t *in, kopt_ch_error_t *err)
 {
     reader_t rd = {.scope = scope, .db = kopt_ch_database(ch)};
     worker_t w[READ_THREADS] = {0};
@@ -444,8 +444,8 @@ static int summarise(state_row_t *rows, size_t n, int64_t history_end, adv_rollu
     return 0;
 }
 
-int adv_store_rollup_state(kopt_ch_client_t *ch, const char *cluster, int64_t history_end,
-                           adv_rollup_t *out, kopt_ch_error_t *err)
+int adv_ch_rollup_state(kopt_ch_client_t *ch, const char *cluster, int64_t history_end,
+                        adv_rollup_t *out, kopt_ch_error_t *err)
 {
     char *sql = NULL, *body = NULL;
     size_t sql_len = 0, len = 0, n = 0, cap = 0;

@@ -11,7 +11,7 @@
 
 #include "advisor.h"
 
-struct adv_store {
+struct adv_snapshot {
     pthread_mutex_t mu;
     adv_results_t *cur;
 };
@@ -287,9 +287,9 @@ void adv_results_release(adv_results_t *r)
     free(r);
 }
 
-int adv_store_new(adv_store_t **out)
+int adv_snapshot_new(adv_snapshot_t **out)
 {
-    adv_store_t *s = calloc(1, sizeof(*s));
+    adv_snapshot_t *s = calloc(1, sizeof(*s));
 
     if (!s)
         return -ENOMEM;
@@ -303,7 +303,7 @@ int adv_store_new(adv_store_t **out)
     return 0;
 }
 
-void adv_store_free(adv_store_t *s)
+void adv_snapshot_free(adv_snapshot_t *s)
 {
     if (!s)
         return;
@@ -312,7 +312,7 @@ void adv_store_free(adv_store_t *s)
     free(s);
 }
 
-adv_results_t *adv_store_acquire(adv_store_t *s)
+adv_results_t *adv_snapshot_acquire(adv_snapshot_t *s)
 {
     adv_results_t *r;
 
@@ -323,7 +323,7 @@ adv_results_t *adv_store_acquire(adv_store_t *s)
     return r;
 }
 
-void adv_store_swap(adv_store_t *s, adv_results_t *next)
+void adv_snapshot_swap(adv_snapshot_t *s, adv_results_t *next)
 {
     adv_results_t *old;
 

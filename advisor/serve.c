@@ -58,7 +58,7 @@ static struct {
     char *ch_url, *ch_user, *ch_pw_file, *ch_db, *nats_url; /* outlive reloads */
     adv_publisher_t *publisher;
     uint32_t rollup_wait_s;
-    adv_store_t *store;
+    adv_snapshot_t *store;
     adv_auth_t *auth;
     adv_api_t *api;
     adv_gateway_t *gateway;
@@ -95,7 +95,7 @@ static int check_loaded(void *data, char *reason, size_t len)
  * Worker thread. */
 static void build_next(job_t *j)
 {
-    adv_results_t *old = adv_store_acquire(app.store), *next;
+    adv_results_t *old = adv_snapshot_acquire(app.store), *next;
     Kopt__V1__Recommendation **recs = j->load ? j->recs : j->res.recs;
     size_t n = j->load ? j->n_recs : j->res.n_recs;
 
@@ -124,7 +124,7 @@ static void swap_in(job_t *j)
         return;
     }
     kopt_metric_gauge_set(app.n_recs, (double)j->next->n);
-    adv_store_swap(app.store, j->next);
+    adv_snapshot_swap(app.store, j->next);
     j->next = NULL;
 }
 
@@ -142,10 +142,10 @@ static void job_work(uv_work_t *w)
     }
     j->load_status = kopt_ch_client_new(&j->ctx.ch, &ch, &err);
     if (j->load_status == 0)
-        j->load_status = adv_store_load_latest(ch, &j->recs, &j->n_recs, &err);
+        j->load_status = adv_ch_load_latest(ch, &j->recs, &j->n_recs, &err);
     if (j->load_status == 0 &&
-        adv_store_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
-                               &j->res.n_clusters, &err) < 0)
+        adv_ch_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
+                            &j->res.n_clusters, &err) < 0)
         kopt_log_warn("node counts unavailable", KOPT_STR("error", err.message));
     if (j->load_status == 0 &&
         adv_facts_cluster_info(ch, (int64_t)time(NULL) - j->ctx.engine.lookback_s, &j->res.clusters,
@@ -478,7 +478,7 @@ static int init_parts(void)
         kopt_log_error("API keys not loaded", KOPT_STR("error", err));
         return r;
     }
-    r = adv_store_new(&app.store);
+    r = adv_snapshot_new(&app.store);
     if (r == 0 && app.nats_url && *app.nats_url)
         r = adv_publisher_new(app.nats_url, &app.publisher);
     if (r == 0)
@@ -535,7 +535,7 @@ int adv_serve(int argc, char **argv)
     adv_api_free(app.api);
     adv_publisher_free(app.publisher);
     adv_auth_free(app.auth);
-    adv_store_free(app.store);
+    adv_snapshot_free(app.store);
     free(app.ch_url);
     free(app.ch_user);
     free(app.ch_pw_file);

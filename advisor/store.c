@@ -136,8 +136,8 @@ static int run_query(kopt_ch_client_t *ch, char *sql, size_t sql_len, char **bod
 
 /* ---- clusters ------------------------------------------------------------ */
 
-int adv_store_cluster_info(kopt_ch_client_t *ch, int64_t since, adv_cluster_info_t **out, size_t *n,
-                           kopt_ch_error_t *err)
+int adv_ch_cluster_info(kopt_ch_client_t *ch, int64_t since, adv_cluster_info_t **out, size_t *n,
+                        kopt_ch_error_t *err)
 {
     char *sql = NULL, *body = NULL, *p, *end, *f[3];
     size_t len = 0, cap = 0;
@@ -274,8 +274,8 @@ static void write_rows(FILE *f, const Kopt__V1__Recommendation *rec, const char 
 
 #define ROWS_PER_INSERT 4096
 
-int adv_store_write(kopt_ch_client_t *ch, Kopt__V1__Recommendation *const *recs, size_t n,
-                    kopt_ch_error_t *err)
+int adv_ch_write_recommendations(kopt_ch_client_t *ch, Kopt__V1__Recommendation *const *recs,
+                                 size_t n, kopt_ch_error_t *err)
 {
     size_t i = 0;
     int r = 0;
@@ -306,8 +306,8 @@ int adv_store_write(kopt_ch_client_t *ch, Kopt__V1__Recommendation *const *recs,
     return r;
 }
 
-int adv_store_load_latest(kopt_ch_client_t *ch, Kopt__V1__Recommendation ***recs, size_t *n,
-                          kopt_ch_error_t *err)
+int adv_ch_load_latest(kopt_ch_client_t *ch, Kopt__V1__Recommendation ***recs, size_t *n,
+                       kopt_ch_error_t *err)
 {
     char *sql = NULL, *body = NULL, *p, *end, *f[1], msg[256];
     size_t len = 0, cap = 0;
@@ -355,9 +355,9 @@ int adv_store_load_latest(kopt_ch_client_t *ch, Kopt__V1__Recommendation ***recs
 
 #define USAGE_FIELDS 15
 
-int adv_store_load_usage(kopt_ch_client_t *ch, const char *cluster, const char *namespace_,
-                         const char *kind, const char *name, const char *container, int64_t from,
-                         int64_t to, adv_usage_rows_t *out, kopt_ch_error_t *err)
+int adv_ch_load_usage(kopt_ch_client_t *ch, const char *cluster, const char *namespace_,
+                      const char *kind, const char *name, const char *container, int64_t from,
+                      int64_t to, adv_usage_rows_t *out, kopt_ch_error_t *err)
 {
     char *sql = NULL, *body = NULL, *p, *end, *f[USAGE_FIELDS];
     size_t sql_len = 0, len = 0;

@@ -15,7 +15,7 @@ static void stamp(Google__Protobuf__Timestamp *t, int64_t ms)
 }
 
 static void fill(Kopt__V1__ContainerWindow *cw, Google__Protobuf__Timestamp *ts,
-                 const kopt_window_t *w, const kopt_container_meta_t *m)
+                 const agent_window_t *w, const agent_container_meta_t *m)
 {
     kopt__v1__container_window__init(cw);
     cw->namespace_ = (char *)m->namespace_;
@@ -52,7 +52,7 @@ static char *or_empty(const char *s)
     return (char *)(s ? s : "");
 }
 
-static void node_facts(Kopt__V1__NodeFacts *f, const kopt_batch_header_t *h)
+static void node_facts(Kopt__V1__NodeFacts *f, const agent_batch_header_t *h)
 {
     f->cpu_capacity_cores = h->cpu_capacity_cores;
     f->cpu_allocatable_cores = h->cpu_allocatable_cores;
@@ -72,10 +72,10 @@ static void node_facts(Kopt__V1__NodeFacts *f, const kopt_batch_header_t *h)
 typedef struct {
     Kopt__V1__WorkloadFacts wf;
     Kopt__V1__HpaFacts hpa;
-    char *names[KOPT_KUBE_HPA_MAX_METRICS];
+    char *names[AGENT_KUBE_HPA_MAX_METRICS];
 } facts_t;
 
-static void workload_facts(facts_t *f, const kopt_kube_workload_t *kw)
+static void workload_facts(facts_t *f, const agent_kube_workload_t *kw)
 {
     kopt__v1__workload_facts__init(&f->wf);
     f->wf.namespace_ = (char *)kw->namespace_;
@@ -92,15 +92,15 @@ static void workload_facts(facts_t *f, const kopt_kube_workload_t *kw)
     f->hpa.max_replicas = kw->hpa.max_replicas;
     f->hpa.target_cpu_utilization_percent = kw->hpa.target_cpu_utilization_percent;
     f->hpa.target_memory_utilization_percent = kw->hpa.target_memory_utilization_percent;
-    for (size_t i = 0; i < kw->hpa.n_metrics && i < KOPT_KUBE_HPA_MAX_METRICS; i++)
+    for (size_t i = 0; i < kw->hpa.n_metrics && i < AGENT_KUBE_HPA_MAX_METRICS; i++)
         f->names[i] = (char *)kw->hpa.metric_names[i];
     f->hpa.n_metric_names = kw->hpa.n_metrics;
     f->hpa.metric_names = f->names;
     f->wf.hpa = &f->hpa;
 }
 
-int kopt_batch_pack(const kopt_batch_header_t *h, const kopt_window_t *wins,
-                    const kopt_container_meta_t *metas, size_t n, uint8_t **out, size_t *len)
+int agent_batch_pack(const agent_batch_header_t *h, const agent_window_t *wins,
+                     const agent_container_meta_t *metas, size_t n, uint8_t **out, size_t *len)
 {
     Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
     Kopt__V1__NodeFacts facts = KOPT__V1__NODE_FACTS__INIT;

@@ -1,7 +1,7 @@
 /* Packs finished windows, with what the agent knows about each container,
  * its workloads and its node, into one serialized MetricBatch. Pure. */
-#ifndef KOPT_AGENT_BATCH_H
-#define KOPT_AGENT_BATCH_H
+#ifndef AGENT_BATCH_H
+#define AGENT_BATCH_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,7 +16,7 @@ typedef struct {
     double cpu_request_cores, cpu_limit_cores;
     uint64_t memory_request_bytes, memory_limit_bytes;
     uint32_t restarts;
-} kopt_container_meta_t;
+} agent_container_meta_t;
 
 typedef struct {
     const char *cluster, *node, *agent_id, *agent_version;
@@ -31,13 +31,13 @@ typedef struct {
         *instance_type, *zone, *region;
     /* kopt.v1.WorkloadFacts: one for each workload (none without the API
      * server); the caller lists each once. */
-    const kopt_kube_workload_t *workloads;
+    const agent_kube_workload_t *workloads;
     size_t n_workloads;
-} kopt_batch_header_t;
+} agent_batch_header_t;
 
 /* `metas[i]` describes `wins[i]`. *out is malloc'd; the caller frees it.
  * 0 or -ENOMEM. */
-int kopt_batch_pack(const kopt_batch_header_t *h, const kopt_window_t *wins,
-                    const kopt_container_meta_t *metas, size_t n, uint8_t **out, size_t *len);
+int agent_batch_pack(const agent_batch_header_t *h, const agent_window_t *wins,
+                     const agent_container_meta_t *metas, size_t n, uint8_t **out, size_t *len);
 
 #endif

@@ -21,16 +21,16 @@
 
 /* The controller directories under root. v2: all three are root. */
 typedef struct {
-    kopt_cgroup_version_t version;
+    agent_cgroup_version_t version;
     char *mem, *cpu, *cpuacct;
 } hier_t;
 
 typedef struct {
     const hier_t *h;
-    kopt_cgroup_list_t *list;
+    agent_cgroup_list_t *list;
     size_t cap;
-    kopt_cgroup_qos_t qos;
-    char uid[KOPT_CGROUP_UID_MAX];
+    agent_cgroup_qos_t qos;
+    char uid[AGENT_CGROUP_UID_MAX];
     int r;
 } walk_t;
 
@@ -80,13 +80,13 @@ static int detect(const char *root, hier_t *h)
         return -ENOMEM;
     if (access(probe, F_OK) == 0) {
         free(probe);
-        h->version = KOPT_CGROUP_V2;
+        h->version = AGENT_CGROUP_V2;
         h->mem = strdup(root);
         h->cpu = strdup(root);
         h->cpuacct = strdup(root);
     } else {
         free(probe);
-        h->version = KOPT_CGROUP_V1;
+        h->version = AGENT_CGROUP_V1;
         h->mem = first_dir(root, mem, KOPT_ARRAY_SIZE(mem));
         h->cpu = first_dir(root, cpu, KOPT_ARRAY_SIZE(cpu));
         h->cpuacct = first_dir(root, acct, KOPT_ARRAY_SIZE(acct));
@@ -102,7 +102,7 @@ static int detect(const char *root, hier_t *h)
     return 0;
 }
 
-void kopt_cgroup_container_clear(kopt_cgroup_container_t *c)
+void agent_cgroup_container_clear(agent_cgroup_container_t *c)
 {
     free(c->path);
     free(c->cpu_path);
@@ -110,19 +110,19 @@ void kopt_cgroup_container_clear(kopt_cgroup_container_t *c)
     memset(c, 0, sizeof(*c));
 }
 
-void kopt_cgroup_list_free(kopt_cgroup_list_t *l)
+void agent_cgroup_list_free(agent_cgroup_list_t *l)
 {
     if (!l)
         return;
     for (size_t i = 0; i < l->n; i++)
-        kopt_cgroup_container_clear(&l->items[i]);
+        agent_cgroup_container_clear(&l->items[i]);
     free(l->items);
     l->items = NULL;
     l->n = 0;
 }
 
 /* Sets the three paths of c to the controller dirs joined with rel. */
-static int set_paths(kopt_cgroup_container_t *c, const hier_t *h, const char *mem_rel,
+static int set_paths(agent_cgroup_container_t *c, const hier_t *h, const char *mem_rel,
                      const char *cpu_rel, const char *acct_rel)
 {
     c->version = h->version;
@@ -130,7 +130,7 @@ static int set_paths(kopt_cgroup_container_t *c, const hier_t *h, const char *me
     c->cpu_path = join(h->cpu, cpu_rel);
     c->cpuacct_path = join(h->cpuacct, acct_rel);
     if (!c->path || !c->cpu_path || !c->cpuacct_path) {
-        kopt_cgroup_container_clear(c);
+        agent_cgroup_container_clear(c);
         return -ENOMEM;
     }
     return 0;
@@ -171,17 +171,17 @@ static int each_subdir(const char *dir, const char *rel,
 
 static int on_container(walk_t *w, const char *rel, const char *name)
 {
-    kopt_cgroup_container_t c = {0};
-    kopt_cgroup_list_t *l = w->list;
+    agent_cgroup_container_t c = {0};
+    agent_cgroup_list_t *l = w->list;
     int r;
 
-    if (kopt_cgroup_parse_container_dir(name, c.container_id, &c.runtime) < 0)
+    if (agent_cgroup_parse_container_dir(name, c.container_id, &c.runtime) < 0)
         return 0;
     if (l->n == MAX_CONTAINERS)
         return 0;
     if (l->n == w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 32;
-        kopt_cgroup_container_t *items = realloc(l->items, cap * sizeof(*items));
+        agent_cgroup_container_t *items = realloc(l->items, cap * sizeof(*items));
         if (!items)
             return -ENOMEM;
         l->items = items;
@@ -197,21 +197,21 @@ static int on_container(walk_t *w, const char *rel, const char *name)
 
 static int on_pod_or_qos(walk_t *w, const char *rel, const char *name)
 {
-    kopt_cgroup_qos_t qos;
+    agent_cgroup_qos_t qos;
 
-    if (kopt_cgroup_parse_pod_dir(name, w->uid) == 0)
+    if (agent_cgroup_parse_pod_dir(name, w->uid) == 0)
         return each_subdir(w->h->mem, rel, on_container, w);
-    if (w->qos == KOPT_CGROUP_QOS_GUARANTEED && kopt_cgroup_parse_qos_dir(name, &qos) == 0) {
+    if (w->qos == AGENT_CGROUP_QOS_GUARANTEED && agent_cgroup_parse_qos_dir(name, &qos) == 0) {
         int r;
         w->qos = qos;
         r = each_subdir(w->h->mem, rel, on_pod_or_qos, w);
-        w->qos = KOPT_CGROUP_QOS_GUARANTEED;
+        w->qos = AGENT_CGROUP_QOS_GUARANTEED;
         return r;
     }
     return 0;
 }
 
-int kopt_cgroup_scan(const char *root, kopt_cgroup_list_t *out)
+int agent_cgroup_scan(const char *root, agent_cgroup_list_t *out)
 {
     /* systemd driver, cgroupfs driver, and both under a kubelet slice (kind). */
     static const char *const tops[] = {"kubepods.slice", "kubepods",
@@ -237,12 +237,12 @@ int kopt_cgroup_scan(const char *root, kopt_cgroup_list_t *out)
     }
     hier_clear(&h);
     if (r < 0)
-        kopt_cgroup_list_free(out);
+        agent_cgroup_list_free(out);
     return r;
 }
 
-int kopt_cgroup_of_process(const char *root, const char *proc_cgroup, size_t len,
-                           kopt_cgroup_container_t *out)
+int agent_cgroup_of_process(const char *root, const char *proc_cgroup, size_t len,
+                            agent_cgroup_container_t *out)
 {
     char mem[4096], cpu[4096], acct[4096];
     hier_t h;
@@ -252,16 +252,16 @@ int kopt_cgroup_of_process(const char *root, const char *proc_cgroup, size_t len
     r = detect(root, &h);
     if (r < 0)
         return r;
-    if (h.version == KOPT_CGROUP_V2) {
-        r = kopt_cgroup_parse_proc_cgroup(proc_cgroup, len, "", mem, sizeof(mem));
+    if (h.version == AGENT_CGROUP_V2) {
+        r = agent_cgroup_parse_proc_cgroup(proc_cgroup, len, "", mem, sizeof(mem));
         if (r == 0)
             r = set_paths(out, &h, mem, mem, mem);
     } else {
-        r = kopt_cgroup_parse_proc_cgroup(proc_cgroup, len, "memory", mem, sizeof(mem));
+        r = agent_cgroup_parse_proc_cgroup(proc_cgroup, len, "memory", mem, sizeof(mem));
         if (r == 0)
-            r = kopt_cgroup_parse_proc_cgroup(proc_cgroup, len, "cpu", cpu, sizeof(cpu));
+            r = agent_cgroup_parse_proc_cgroup(proc_cgroup, len, "cpu", cpu, sizeof(cpu));
         if (r == 0)
-            r = kopt_cgroup_parse_proc_cgroup(proc_cgroup, len, "cpuacct", acct, sizeof(acct));
+            r = agent_cgroup_parse_proc_cgroup(proc_cgroup, len, "cpuacct", acct, sizeof(acct));
         if (r == 0)
             r = set_paths(out, &h, mem, cpu, acct);
     }
@@ -313,95 +313,95 @@ static int read_file(const char *dir, const char *name, char *buf, size_t cap, s
         r = r == 0;                                                                                \
     } while (0)
 
-static int read_v2(const kopt_cgroup_container_t *c, kopt_cgroup_sample_t *s, char *buf)
+static int read_v2(const agent_cgroup_container_t *c, agent_cgroup_sample_t *s, char *buf)
 {
-    kopt_cgroup_cpu_t cpu;
-    kopt_cgroup_memstat_t ms;
+    agent_cgroup_cpu_t cpu;
+    agent_cgroup_memstat_t ms;
     uint64_t v, quota, period;
     size_t len;
     int r;
 
     READ_OR_SKIP(c->cpuacct_path, "cpu.stat");
-    if (r && kopt_cgroup_parse_cpu_stat_v2(buf, len, &cpu) == 0) {
+    if (r && agent_cgroup_parse_cpu_stat_v2(buf, len, &cpu) == 0) {
         s->cpu_usage_ns = cpu.usage_ns;
         s->cpu_periods = cpu.periods;
         s->cpu_throttled_periods = cpu.throttled_periods;
         s->cpu_throttled_ns = cpu.throttled_ns;
-        s->have |= KOPT_CGROUP_HAVE_CPU | KOPT_CGROUP_HAVE_THROTTLE;
+        s->have |= AGENT_CGROUP_HAVE_CPU | AGENT_CGROUP_HAVE_THROTTLE;
     } else if (r) {
         return -EINVAL;
     }
     READ_OR_SKIP(c->path, "memory.current");
-    if (r && kopt_cgroup_parse_u64(buf, len, &s->memory_usage_bytes) == 0)
-        s->have |= KOPT_CGROUP_HAVE_MEMORY;
+    if (r && agent_cgroup_parse_u64(buf, len, &s->memory_usage_bytes) == 0)
+        s->have |= AGENT_CGROUP_HAVE_MEMORY;
     READ_OR_SKIP(c->path, "memory.stat");
-    if (r && kopt_cgroup_parse_memory_stat_v2(buf, len, &ms) == 0) {
+    if (r && agent_cgroup_parse_memory_stat_v2(buf, len, &ms) == 0) {
         s->memory_rss_bytes = ms.anon;
         s->memory_inactive_file_bytes = ms.inactive_file;
-        s->have |= KOPT_CGROUP_HAVE_MEMSTAT;
+        s->have |= AGENT_CGROUP_HAVE_MEMSTAT;
     }
     READ_OR_SKIP(c->path, "memory.events");
-    if (r && kopt_cgroup_parse_oom_kill(buf, len, &s->oom_kills) == 0)
-        s->have |= KOPT_CGROUP_HAVE_OOM;
+    if (r && agent_cgroup_parse_oom_kill(buf, len, &s->oom_kills) == 0)
+        s->have |= AGENT_CGROUP_HAVE_OOM;
     READ_OR_SKIP(c->path, "memory.max");
-    if (r && kopt_cgroup_parse_u64(buf, len, &v) == 0) {
-        s->memory_limit_bytes = v == KOPT_CGROUP_UNLIMITED ? 0 : v;
-        s->have |= KOPT_CGROUP_HAVE_MEM_LIMIT;
+    if (r && agent_cgroup_parse_u64(buf, len, &v) == 0) {
+        s->memory_limit_bytes = v == AGENT_CGROUP_UNLIMITED ? 0 : v;
+        s->have |= AGENT_CGROUP_HAVE_MEM_LIMIT;
     }
     READ_OR_SKIP(c->cpu_path, "cpu.max");
-    if (r && kopt_cgroup_parse_cpu_max(buf, len, &quota, &period) == 0) {
-        s->cpu_quota_us = quota == KOPT_CGROUP_UNLIMITED ? 0 : quota;
+    if (r && agent_cgroup_parse_cpu_max(buf, len, &quota, &period) == 0) {
+        s->cpu_quota_us = quota == AGENT_CGROUP_UNLIMITED ? 0 : quota;
         s->cpu_period_us = period;
-        s->have |= KOPT_CGROUP_HAVE_CPU_LIMIT;
+        s->have |= AGENT_CGROUP_HAVE_CPU_LIMIT;
     }
     r = 0;
 out:
     return r;
 }
 
-static int read_v1(const kopt_cgroup_container_t *c, kopt_cgroup_sample_t *s, char *buf)
+static int read_v1(const agent_cgroup_container_t *c, agent_cgroup_sample_t *s, char *buf)
 {
-    kopt_cgroup_cpu_t cpu;
-    kopt_cgroup_memstat_t ms;
+    agent_cgroup_cpu_t cpu;
+    agent_cgroup_memstat_t ms;
     uint64_t v, period;
     int64_t quota;
     size_t len;
     int r;
 
     READ_OR_SKIP(c->cpuacct_path, "cpuacct.usage");
-    if (r && kopt_cgroup_parse_u64(buf, len, &s->cpu_usage_ns) == 0)
-        s->have |= KOPT_CGROUP_HAVE_CPU;
+    if (r && agent_cgroup_parse_u64(buf, len, &s->cpu_usage_ns) == 0)
+        s->have |= AGENT_CGROUP_HAVE_CPU;
     READ_OR_SKIP(c->cpu_path, "cpu.stat");
-    if (r && kopt_cgroup_parse_cpu_stat_v1(buf, len, &cpu) == 0) {
+    if (r && agent_cgroup_parse_cpu_stat_v1(buf, len, &cpu) == 0) {
         s->cpu_periods = cpu.periods;
         s->cpu_throttled_periods = cpu.throttled_periods;
         s->cpu_throttled_ns = cpu.throttled_ns;
-        s->have |= KOPT_CGROUP_HAVE_THROTTLE;
+        s->have |= AGENT_CGROUP_HAVE_THROTTLE;
     }
     READ_OR_SKIP(c->path, "memory.usage_in_bytes");
-    if (r && kopt_cgroup_parse_u64(buf, len, &s->memory_usage_bytes) == 0)
-        s->have |= KOPT_CGROUP_HAVE_MEMORY;
+    if (r && agent_cgroup_parse_u64(buf, len, &s->memory_usage_bytes) == 0)
+        s->have |= AGENT_CGROUP_HAVE_MEMORY;
     READ_OR_SKIP(c->path, "memory.stat");
-    if (r && kopt_cgroup_parse_memory_stat_v1(buf, len, &ms) == 0) {
+    if (r && agent_cgroup_parse_memory_stat_v1(buf, len, &ms) == 0) {
         s->memory_rss_bytes = ms.anon;
         s->memory_inactive_file_bytes = ms.inactive_file;
-        s->have |= KOPT_CGROUP_HAVE_MEMSTAT;
+        s->have |= AGENT_CGROUP_HAVE_MEMSTAT;
     }
     READ_OR_SKIP(c->path, "memory.oom_control");
-    if (r && kopt_cgroup_parse_oom_kill(buf, len, &s->oom_kills) == 0)
-        s->have |= KOPT_CGROUP_HAVE_OOM;
+    if (r && agent_cgroup_parse_oom_kill(buf, len, &s->oom_kills) == 0)
+        s->have |= AGENT_CGROUP_HAVE_OOM;
     READ_OR_SKIP(c->path, "memory.limit_in_bytes");
-    if (r && kopt_cgroup_parse_v1_limit(buf, len, &v) == 0) {
-        s->memory_limit_bytes = v == KOPT_CGROUP_UNLIMITED ? 0 : v;
-        s->have |= KOPT_CGROUP_HAVE_MEM_LIMIT;
+    if (r && agent_cgroup_parse_v1_limit(buf, len, &v) == 0) {
+        s->memory_limit_bytes = v == AGENT_CGROUP_UNLIMITED ? 0 : v;
+        s->have |= AGENT_CGROUP_HAVE_MEM_LIMIT;
     }
     READ_OR_SKIP(c->cpu_path, "cpu.cfs_quota_us");
-    if (r && kopt_cgroup_parse_s64(buf, len, &quota) == 0) {
+    if (r && agent_cgroup_parse_s64(buf, len, &quota) == 0) {
         READ_OR_SKIP(c->cpu_path, "cpu.cfs_period_us");
-        if (r && kopt_cgroup_parse_u64(buf, len, &period) == 0 && period > 0) {
+        if (r && agent_cgroup_parse_u64(buf, len, &period) == 0 && period > 0) {
             s->cpu_quota_us = quota > 0 ? (uint64_t)quota : 0;
             s->cpu_period_us = period;
-            s->have |= KOPT_CGROUP_HAVE_CPU_LIMIT;
+            s->have |= AGENT_CGROUP_HAVE_CPU_LIMIT;
         }
     }
     r = 0;
@@ -409,7 +409,7 @@ out:
     return r;
 }
 
-int kopt_cgroup_read(const kopt_cgroup_container_t *c, kopt_cgroup_sample_t *s)
+int agent_cgroup_read(const agent_cgroup_container_t *c, agent_cgroup_sample_t *s)
 {
     char *buf = malloc(FILE_BUF);
     int r;
@@ -417,13 +417,13 @@ int kopt_cgroup_read(const kopt_cgroup_container_t *c, kopt_cgroup_sample_t *s)
     memset(s, 0, sizeof(*s));
     if (!buf)
         return -ENOMEM;
-    r = c->version == KOPT_CGROUP_V2 ? read_v2(c, s, buf) : read_v1(c, s, buf);
+    r = c->version == AGENT_CGROUP_V2 ? read_v2(c, s, buf) : read_v1(c, s, buf);
     free(buf);
     if (r < 0) {
         memset(s, 0, sizeof(*s));
         return r;
     }
-    if ((s->have & KOPT_CGROUP_HAVE_MEMORY) && (s->have & KOPT_CGROUP_HAVE_MEMSTAT))
+    if ((s->have & AGENT_CGROUP_HAVE_MEMORY) && (s->have & AGENT_CGROUP_HAVE_MEMSTAT))
         s->memory_working_set_bytes = s->memory_usage_bytes > s->memory_inactive_file_bytes
                                           ? s->memory_usage_bytes - s->memory_inactive_file_bytes
                                           : 0;
@@ -431,14 +431,14 @@ int kopt_cgroup_read(const kopt_cgroup_container_t *c, kopt_cgroup_sample_t *s)
     return s->have ? 0 : -ENOENT;
 }
 
-const char *kopt_cgroup_runtime_name(kopt_cgroup_runtime_t rt)
+const char *agent_cgroup_runtime_name(agent_cgroup_runtime_t rt)
 {
     switch (rt) {
-    case KOPT_CGROUP_RUNTIME_CONTAINERD:
+    case AGENT_CGROUP_RUNTIME_CONTAINERD:
         return "containerd";
-    case KOPT_CGROUP_RUNTIME_CRIO:
+    case AGENT_CGROUP_RUNTIME_CRIO:
         return "cri-o";
-    case KOPT_CGROUP_RUNTIME_DOCKER:
+    case AGENT_CGROUP_RUNTIME_DOCKER:
         return "docker";
     default:
         return "";

@@ -38,19 +38,19 @@ static void trim(const char **p, const char **end)
         (*end)--;
 }
 
-int kopt_cgroup_parse_u64(const char *buf, size_t len, uint64_t *out)
+int agent_cgroup_parse_u64(const char *buf, size_t len, uint64_t *out)
 {
     const char *p = buf, *end = buf + len;
 
     trim(&p, &end);
     if (end - p == 3 && memcmp(p, "max", 3) == 0) {
-        *out = KOPT_CGROUP_UNLIMITED;
+        *out = AGENT_CGROUP_UNLIMITED;
         return 0;
     }
     return digits(p, end, out);
 }
 
-int kopt_cgroup_parse_s64(const char *buf, size_t len, int64_t *out)
+int agent_cgroup_parse_s64(const char *buf, size_t len, int64_t *out)
 {
     const char *p = buf, *end = buf + len;
     uint64_t v;
@@ -65,19 +65,19 @@ int kopt_cgroup_parse_s64(const char *buf, size_t len, int64_t *out)
     return 0;
 }
 
-int kopt_cgroup_parse_cpu_max(const char *buf, size_t len, uint64_t *quota_us, uint64_t *period_us)
+int agent_cgroup_parse_cpu_max(const char *buf, size_t len, uint64_t *quota_us, uint64_t *period_us)
 {
     const char *p = buf, *end = buf + len, *sp;
 
     trim(&p, &end);
     sp = memchr(p, ' ', (size_t)(end - p));
-    if (!sp || kopt_cgroup_parse_u64(p, (size_t)(sp - p), quota_us) < 0 ||
+    if (!sp || agent_cgroup_parse_u64(p, (size_t)(sp - p), quota_us) < 0 ||
         digits(sp + 1, end, period_us) < 0 || *period_us == 0)
         return -EINVAL;
     return 0;
 }
 
-int kopt_cgroup_parse_keyed(const char *buf, size_t len, const kopt_cgroup_key_t *keys, size_t n)
+int agent_cgroup_parse_keyed(const char *buf, size_t len, const agent_cgroup_key_t *keys, size_t n)
 {
     const char *p = buf, *end = buf + len;
     int found = 0;
@@ -104,14 +104,14 @@ int kopt_cgroup_parse_keyed(const char *buf, size_t len, const kopt_cgroup_key_t
     return found;
 }
 
-int kopt_cgroup_parse_cpu_stat_v2(const char *buf, size_t len, kopt_cgroup_cpu_t *out)
+int agent_cgroup_parse_cpu_stat_v2(const char *buf, size_t len, agent_cgroup_cpu_t *out)
 {
     uint64_t usage = UINT64_MAX, periods = 0, thr = 0, thr_us = 0;
-    kopt_cgroup_key_t keys[] = {{"usage_usec", &usage},
-                                {"nr_periods", &periods},
-                                {"nr_throttled", &thr},
-                                {"throttled_usec", &thr_us}};
-    int r = kopt_cgroup_parse_keyed(buf, len, keys, 4);
+    agent_cgroup_key_t keys[] = {{"usage_usec", &usage},
+                                 {"nr_periods", &periods},
+                                 {"nr_throttled", &thr},
+                                 {"throttled_usec", &thr_us}};
+    int r = agent_cgroup_parse_keyed(buf, len, keys, 4);
 
     if (r < 0 || usage == UINT64_MAX || usage > UINT64_MAX / 1000 || thr_us > UINT64_MAX / 1000)
         return -EINVAL;
@@ -122,12 +122,12 @@ int kopt_cgroup_parse_cpu_stat_v2(const char *buf, size_t len, kopt_cgroup_cpu_t
     return 0;
 }
 
-int kopt_cgroup_parse_cpu_stat_v1(const char *buf, size_t len, kopt_cgroup_cpu_t *out)
+int agent_cgroup_parse_cpu_stat_v1(const char *buf, size_t len, agent_cgroup_cpu_t *out)
 {
     uint64_t periods = 0, thr = 0, thr_ns = 0;
-    kopt_cgroup_key_t keys[] = {
+    agent_cgroup_key_t keys[] = {
         {"nr_periods", &periods}, {"nr_throttled", &thr}, {"throttled_time", &thr_ns}};
-    int r = kopt_cgroup_parse_keyed(buf, len, keys, 3);
+    int r = agent_cgroup_parse_keyed(buf, len, keys, 3);
 
     if (r <= 0)
         return -EINVAL;
@@ -137,16 +137,16 @@ int kopt_cgroup_parse_cpu_stat_v1(const char *buf, size_t len, kopt_cgroup_cpu_t
     return 0;
 }
 
-int kopt_cgroup_parse_memory_stat_v2(const char *buf, size_t len, kopt_cgroup_memstat_t *out)
+int agent_cgroup_parse_memory_stat_v2(const char *buf, size_t len, agent_cgroup_memstat_t *out)
 {
     uint64_t anon = UINT64_MAX, inactive = UINT64_MAX;
-    kopt_cgroup_memstat_t m = {0};
-    kopt_cgroup_key_t keys[] = {{"anon", &anon},
-                                {"file", &m.file},
-                                {"active_file", &m.active_file},
-                                {"inactive_file", &inactive},
-                                {"shmem", &m.shmem}};
-    int r = kopt_cgroup_parse_keyed(buf, len, keys, KOPT_ARRAY_SIZE(keys));
+    agent_cgroup_memstat_t m = {0};
+    agent_cgroup_key_t keys[] = {{"anon", &anon},
+                                 {"file", &m.file},
+                                 {"active_file", &m.active_file},
+                                 {"inactive_file", &inactive},
+                                 {"shmem", &m.shmem}};
+    int r = agent_cgroup_parse_keyed(buf, len, keys, KOPT_ARRAY_SIZE(keys));
 
     if (r < 0 || anon == UINT64_MAX || inactive == UINT64_MAX)
         return -EINVAL;
@@ -156,12 +156,12 @@ int kopt_cgroup_parse_memory_stat_v2(const char *buf, size_t len, kopt_cgroup_me
     return 0;
 }
 
-int kopt_cgroup_parse_memory_stat_v1(const char *buf, size_t len, kopt_cgroup_memstat_t *out)
+int agent_cgroup_parse_memory_stat_v1(const char *buf, size_t len, agent_cgroup_memstat_t *out)
 {
     enum { N = 5 };
     static const char *const names[N] = {"rss", "cache", "active_file", "inactive_file", "shmem"};
     uint64_t local[N], total[N];
-    kopt_cgroup_key_t keys[2 * N];
+    agent_cgroup_key_t keys[2 * N];
     char tnames[N][24];
     uint64_t *dst[N] = {&out->anon, &out->file, &out->active_file, &out->inactive_file,
                         &out->shmem};
@@ -171,10 +171,10 @@ int kopt_cgroup_parse_memory_stat_v1(const char *buf, size_t len, kopt_cgroup_me
         local[i] = total[i] = UINT64_MAX;
         memcpy(tnames[i], "total_", 6);
         memcpy(tnames[i] + 6, names[i], strlen(names[i]) + 1);
-        keys[i] = (kopt_cgroup_key_t){names[i], &local[i]};
-        keys[N + i] = (kopt_cgroup_key_t){tnames[i], &total[i]};
+        keys[i] = (agent_cgroup_key_t){names[i], &local[i]};
+        keys[N + i] = (agent_cgroup_key_t){tnames[i], &total[i]};
     }
-    r = kopt_cgroup_parse_keyed(buf, len, keys, 2 * N);
+    r = agent_cgroup_parse_keyed(buf, len, keys, 2 * N);
     if (r < 0)
         return -EINVAL;
     for (int i = 0; i < N; i++)
@@ -187,20 +187,20 @@ int kopt_cgroup_parse_memory_stat_v1(const char *buf, size_t len, kopt_cgroup_me
     return 0;
 }
 
-int kopt_cgroup_parse_oom_kill(const char *buf, size_t len, uint64_t *out)
+int agent_cgroup_parse_oom_kill(const char *buf, size_t len, uint64_t *out)
 {
-    kopt_cgroup_key_t key = {"oom_kill", out};
-    int r = kopt_cgroup_parse_keyed(buf, len, &key, 1);
+    agent_cgroup_key_t key = {"oom_kill", out};
+    int r = agent_cgroup_parse_keyed(buf, len, &key, 1);
 
     return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 
-int kopt_cgroup_parse_v1_limit(const char *buf, size_t len, uint64_t *out)
+int agent_cgroup_parse_v1_limit(const char *buf, size_t len, uint64_t *out)
 {
-    int r = kopt_cgroup_parse_u64(buf, len, out);
+    int r = agent_cgroup_parse_u64(buf, len, out);
 
     if (r == 0 && *out >= (1ULL << 62))
-        *out = KOPT_CGROUP_UNLIMITED;
+        *out = AGENT_CGROUP_UNLIMITED;
     return r;
 }
 
@@ -221,8 +221,8 @@ static int list_has(const char *p, const char *end, const char *name)
     return 0;
 }
 
-int kopt_cgroup_parse_proc_cgroup(const char *buf, size_t len, const char *controller, char *path,
-                                  size_t cap)
+int agent_cgroup_parse_proc_cgroup(const char *buf, size_t len, const char *controller, char *path,
+                                   size_t cap)
 {
     const char *p = buf, *end = buf + len;
 
@@ -249,7 +249,7 @@ int kopt_cgroup_parse_proc_cgroup(const char *buf, size_t len, const char *contr
     return -ENOENT;
 }
 
-int kopt_proc_parse_stat(const char *buf, size_t len, kopt_proc_stat_t *out)
+int agent_proc_parse_stat(const char *buf, size_t len, agent_proc_stat_t *out)
 {
     const char *p = NULL, *end = buf + len, *tok;
     uint64_t v;
@@ -288,7 +288,7 @@ int kopt_proc_parse_stat(const char *buf, size_t len, kopt_proc_stat_t *out)
 }
 
 /* Copies a pod UID, turning systemd's '_' back into '-'. */
-static int copy_uid(const char *p, size_t n, char uid[KOPT_CGROUP_UID_MAX])
+static int copy_uid(const char *p, size_t n, char uid[AGENT_CGROUP_UID_MAX])
 {
     if (n != 36 && n != 32)
         return -EINVAL;
@@ -315,18 +315,18 @@ static int has_suffix(const char *s, size_t n, const char *suffix)
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-int kopt_cgroup_parse_qos_dir(const char *name, kopt_cgroup_qos_t *qos)
+int agent_cgroup_parse_qos_dir(const char *name, agent_cgroup_qos_t *qos)
 {
     if (!strcmp(name, "burstable") || !strcmp(name, "kubepods-burstable.slice"))
-        *qos = KOPT_CGROUP_QOS_BURSTABLE;
+        *qos = AGENT_CGROUP_QOS_BURSTABLE;
     else if (!strcmp(name, "besteffort") || !strcmp(name, "kubepods-besteffort.slice"))
-        *qos = KOPT_CGROUP_QOS_BESTEFFORT;
+        *qos = AGENT_CGROUP_QOS_BESTEFFORT;
     else
         return -EINVAL;
     return 0;
 }
 
-int kopt_cgroup_parse_pod_dir(const char *name, char uid[KOPT_CGROUP_UID_MAX])
+int agent_cgroup_parse_pod_dir(const char *name, char uid[AGENT_CGROUP_UID_MAX])
 {
     static const char *const slices[] = {"kubepods-pod", "kubepods-burstable-pod",
                                          "kubepods-besteffort-pod"};
@@ -344,9 +344,9 @@ int kopt_cgroup_parse_pod_dir(const char *name, char uid[KOPT_CGROUP_UID_MAX])
     return -EINVAL;
 }
 
-static int copy_id(const char *p, size_t n, char id[KOPT_CGROUP_ID_MAX])
+static int copy_id(const char *p, size_t n, char id[AGENT_CGROUP_ID_MAX])
 {
-    if (n < 12 || n >= KOPT_CGROUP_ID_MAX)
+    if (n < 12 || n >= AGENT_CGROUP_ID_MAX)
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
@@ -356,15 +356,15 @@ static int copy_id(const char *p, size_t n, char id[KOPT_CGROUP_ID_MAX])
     return 0;
 }
 
-int kopt_cgroup_parse_container_dir(const char *name, char id[KOPT_CGROUP_ID_MAX],
-                                    kopt_cgroup_runtime_t *rt)
+int agent_cgroup_parse_container_dir(const char *name, char id[AGENT_CGROUP_ID_MAX],
+                                     agent_cgroup_runtime_t *rt)
 {
     static const struct {
         const char *prefix;
-        kopt_cgroup_runtime_t rt;
-    } scopes[] = {{"cri-containerd-", KOPT_CGROUP_RUNTIME_CONTAINERD},
-                  {"crio-", KOPT_CGROUP_RUNTIME_CRIO},
-                  {"docker-", KOPT_CGROUP_RUNTIME_DOCKER}};
+        agent_cgroup_runtime_t rt;
+    } scopes[] = {{"cri-containerd-", AGENT_CGROUP_RUNTIME_CONTAINERD},
+                  {"crio-", AGENT_CGROUP_RUNTIME_CRIO},
+                  {"docker-", AGENT_CGROUP_RUNTIME_DOCKER}};
     size_t n = strlen(name);
 
     if (has_prefix(name, "crio-conmon-"))
@@ -377,8 +377,8 @@ int kopt_cgroup_parse_container_dir(const char *name, char id[KOPT_CGROUP_ID_MAX
         if (has_suffix(name, n, ".scope") && n >= k + 6)
             return copy_id(name + k, n - k - 6, id);
         /* CRI-O under the cgroupfs driver: crio-<id> without .scope. */
-        return scopes[i].rt == KOPT_CGROUP_RUNTIME_CRIO ? copy_id(name + k, n - k, id) : -EINVAL;
+        return scopes[i].rt == AGENT_CGROUP_RUNTIME_CRIO ? copy_id(name + k, n - k, id) : -EINVAL;
     }
-    *rt = KOPT_CGROUP_RUNTIME_UNKNOWN;
+    *rt = AGENT_CGROUP_RUNTIME_UNKNOWN;
     return n == 64 ? copy_id(name, n, id) : -EINVAL;
 }

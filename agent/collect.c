@@ -13,24 +13,24 @@
 
 /* A closed window and what is known about its container. */
 typedef struct {
-    kopt_window_t w;
-    kopt_window_meta_t m;
+    agent_window_t w;
+    agent_window_meta_t m;
     uint64_t held_gen; /* metadata generation when it closed */
-    kopt_meta_result_t res;
+    agent_meta_result_t res;
     bool counted; /* in windows_held_total */
 } item_t;
 
-struct kopt_collector {
-    kopt_collector_opts_t opts;
-    kopt_sources_opts_t src_opts;
-    kopt_sources_t *sources;
-    kopt_windower_t *windower;
+struct agent_collector {
+    agent_collector_opts_t opts;
+    agent_sources_opts_t src_opts;
+    agent_sources_t *sources;
+    agent_windower_t *windower;
     /* Closed windows not sent yet (held back or ready), oldest first. */
     item_t *items;
     size_t n_items, cap_items;
     /* The windows of one batch being made, and their metadata views. */
-    kopt_window_t *wins;
-    kopt_container_meta_t *metas;
+    agent_window_t *wins;
+    agent_container_meta_t *metas;
     size_t cap;
     int64_t now_ms;
     int64_t closed_before_ms; /* windows before this boundary were flushed */
@@ -39,9 +39,9 @@ struct kopt_collector {
 };
 
 /* A reading from the source (on the loop thread). */
-static void on_sample(void *data, const kopt_sample_t *s)
+static void on_sample(void *data, const agent_sample_t *s)
 {
-    kopt_collector_t *c = data;
+    agent_collector_t *c = data;
 
     /* A kubelet reading from before the last flush's window boundary would
      * reopen a window already sent: skip it; the next reading's rate covers
@@ -50,13 +50,13 @@ static void on_sample(void *data, const kopt_sample_t *s)
         kopt_metric_counter_inc(c->late);
         return;
     }
-    if (kopt_windower_add(c->windower, s) == 0)
+    if (agent_windower_add(c->windower, s) == 0)
         kopt_metric_counter_inc(c->samples);
 }
 
-static void on_window(const kopt_window_t *w, void *data)
+static void on_window(const agent_window_t *w, void *data)
 {
-    kopt_collector_t *c = data;
+    agent_collector_t *c = data;
     item_t *it;
 
     /* Bounded: at most four windows a container waiting (normally one). */
@@ -78,13 +78,13 @@ static void on_window(const kopt_window_t *w, void *data)
     it = &c->items[c->n_items++];
     memset(it, 0, sizeof(*it));
     it->w = *w;
-    it->held_gen = kopt_sources_generation(c->sources);
+    it->held_gen = agent_sources_generation(c->sources);
 }
 
-static int reserve(kopt_collector_t *c, size_t n)
+static int reserve(agent_collector_t *c, size_t n)
 {
-    kopt_window_t *wins;
-    kopt_container_meta_t *metas;
+    agent_window_t *wins;
+    agent_container_meta_t *metas;
 
     if (n <= c->cap)
         return 0;
@@ -102,7 +102,7 @@ static int reserve(kopt_collector_t *c, size_t n)
 
 /* --- workload and node facts ------------------------------------------------ */
 
-static bool listed(const kopt_kube_workload_t *w, size_t n, const kopt_container_meta_t *m)
+static bool listed(const agent_kube_workload_t *w, size_t n, const agent_container_meta_t *m)
 {
     for (size_t i = 0; i < n; i++)
         if ((int)w[i].kind == m->workload_kind && strcmp(w[i].name, m->workload_name) == 0 &&
@@ -113,11 +113,11 @@ static bool listed(const kopt_kube_workload_t *w, size_t n, const kopt_container
 
 /* The facts of the windows' workloads from the API server, each once, into
  * *out (malloc'd; NULL when there are none). 0 or -ENOMEM. */
-static int workload_facts(kopt_collector_t *c, const kopt_container_meta_t *metas, size_t n,
-                          kopt_kube_workload_t **out, size_t *n_out)
+static int workload_facts(agent_collector_t *c, const agent_container_meta_t *metas, size_t n,
+                          agent_kube_workload_t **out, size_t *n_out)
 {
-    kopt_kube_cache_t *kube = kopt_sources_kube(c->sources);
-    kopt_kube_workload_t *w;
+    agent_kube_cache_t *kube = agent_sources_kube(c->sources);
+    agent_kube_workload_t *w;
     size_t nw = 0;
 
     *out = NULL;
@@ -129,9 +129,9 @@ static int workload_facts(kopt_collector_t *c, const kopt_container_meta_t *meta
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         if (listed(w, nw, &metas[i]) ||
-            kopt_kube_cache_workload(kube, metas[i].namespace_,
-                                     (kopt_kube_kind_t)metas[i].workload_kind,
-                                     metas[i].workload_name, &w[nw]) < 0)
+            agent_kube_cache_workload(kube, metas[i].namespace_,
+                                      (agent_kube_kind_t)metas[i].workload_kind,
+                                      metas[i].workload_name, &w[nw]) < 0)
             continue;
         nw++;
     }
@@ -142,13 +142,13 @@ static int workload_facts(kopt_collector_t *c, const kopt_container_meta_t *meta
 
 /* The Node's facts from the API server, when known, over the machine's own
  * capacity. `node` holds the strings the header points to. */
-static void node_facts(kopt_collector_t *c, kopt_batch_header_t *h, kopt_kube_node_t *node)
+static void node_facts(agent_collector_t *c, agent_batch_header_t *h, agent_kube_node_t *node)
 {
-    kopt_kube_cache_t *kube = kopt_sources_kube(c->sources);
+    agent_kube_cache_t *kube = agent_sources_kube(c->sources);
 
     h->cpu_capacity_cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
     h->memory_capacity_bytes = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
-    if (!kube || kopt_kube_cache_node(kube, node) < 0)
+    if (!kube || agent_kube_cache_node(kube, node) < 0)
         return;
     if (node->cpu_capacity_cores > 0)
         h->cpu_capacity_cores = node->cpu_capacity_cores;
@@ -167,18 +167,18 @@ static void node_facts(kopt_collector_t *c, kopt_batch_header_t *h, kopt_kube_no
 
 /* --- batches ------------------------------------------------------------------- */
 
-static int emit_batch(kopt_collector_t *c, size_t n)
+static int emit_batch(agent_collector_t *c, size_t n)
 {
-    kopt_batch_header_t h = {
+    agent_batch_header_t h = {
         .cluster = c->opts.cluster,
         .node = c->opts.node,
         .agent_id = c->opts.agent_id,
         .agent_version = KOPT_VERSION,
         .created_ms = c->now_ms,
-        .metric_source = kopt_sources_metric_source(c->sources),
+        .metric_source = agent_sources_metric_source(c->sources),
     };
-    kopt_kube_node_t node;
-    kopt_kube_workload_t *workloads;
+    agent_kube_node_t node;
+    agent_kube_workload_t *workloads;
     uint8_t *bytes;
     size_t len;
     int r;
@@ -189,7 +189,7 @@ static int emit_batch(kopt_collector_t *c, size_t n)
     if (r < 0)
         return r;
     h.workloads = workloads;
-    r = kopt_batch_pack(&h, c->wins, c->metas, n, &bytes, &len);
+    r = agent_batch_pack(&h, c->wins, c->metas, n, &bytes, &len);
     free(workloads);
     if (r < 0)
         return r;
@@ -208,7 +208,7 @@ static int emit_batch(kopt_collector_t *c, size_t n)
  * of at most max_windows_per_batch, then keeps only the held ones. Two
  * passes, so the metadata views point into items that do not move until
  * their batch is packed. Returns how many were sent, or -errno. */
-static int send_ready(kopt_collector_t *c)
+static int send_ready(agent_collector_t *c)
 {
     size_t kept = 0, n = 0, sent = 0;
     int r = 0;
@@ -218,23 +218,23 @@ static int send_ready(kopt_collector_t *c)
     for (size_t i = 0; i < c->n_items; i++) {
         item_t *it = &c->items[i];
 
-        it->res = kopt_sources_describe(c->sources, &it->w, it->held_gen, &it->m);
-        if (it->res == KOPT_META_WAIT && !it->counted) {
+        it->res = agent_sources_describe(c->sources, &it->w, it->held_gen, &it->m);
+        if (it->res == AGENT_META_WAIT && !it->counted) {
             kopt_metric_counter_inc(c->held);
             it->counted = true;
-        } else if (it->res == KOPT_META_DROP) {
+        } else if (it->res == AGENT_META_DROP) {
             kopt_metric_counter_inc(c->sandbox);
-        } else if (it->res == KOPT_META_PARTIAL) {
+        } else if (it->res == AGENT_META_PARTIAL) {
             kopt_metric_counter_inc(c->partial);
         }
     }
     for (size_t i = 0; i < c->n_items && r == 0; i++) {
         item_t *it = &c->items[i];
 
-        if (it->res != KOPT_META_FOUND && it->res != KOPT_META_PARTIAL)
+        if (it->res != AGENT_META_FOUND && it->res != AGENT_META_PARTIAL)
             continue;
         c->wins[n] = it->w;
-        kopt_window_meta_view(&it->m, &c->metas[n]);
+        agent_window_meta_view(&it->m, &c->metas[n]);
         if (++n == c->opts.max_windows_per_batch || i + 1 == c->n_items) {
             r = emit_batch(c, n);
             sent += n;
@@ -246,62 +246,62 @@ static int send_ready(kopt_collector_t *c)
         sent += n;
     }
     for (size_t i = 0; i < c->n_items; i++)
-        if (c->items[i].res == KOPT_META_WAIT)
+        if (c->items[i].res == AGENT_META_WAIT)
             c->items[kept++] = c->items[i];
     c->n_items = kept;
     return r < 0 ? r : (int)sent;
 }
 
-int kopt_collector_tick(kopt_collector_t *c, int64_t now_ms)
+int agent_collector_tick(agent_collector_t *c, int64_t now_ms)
 {
     int r, sent;
 
     c->now_ms = now_ms;
     /* Close what ended before this reading, so the reading opens a new window. */
-    kopt_windower_flush(c->windower, now_ms, on_window, c);
+    agent_windower_flush(c->windower, now_ms, on_window, c);
     c->closed_before_ms = now_ms - now_ms % c->opts.window_ms;
-    r = kopt_sources_tick(c->sources, now_ms);
+    r = agent_sources_tick(c->sources, now_ms);
     if (r < 0)
         kopt_log_warn("reading the source failed", KOPT_ERR(r));
     sent = send_ready(c);
     return r < 0 ? r : sent;
 }
 
-int kopt_collector_new(const kopt_collector_opts_t *opts, kopt_metrics_t *metrics,
-                       kopt_collector_t **out)
+int agent_collector_new(const agent_collector_opts_t *opts, kopt_metrics_t *metrics,
+                        agent_collector_t **out)
 {
     static const struct {
         const char *name, *help;
         size_t off;
     } defs[] = {
         {"kopt_agent_samples_total", "Container readings taken.",
-         offsetof(kopt_collector_t, samples)},
+         offsetof(agent_collector_t, samples)},
         {"kopt_agent_late_samples_total",
          "Readings older than the last closed window (kubelet), skipped.",
-         offsetof(kopt_collector_t, late)},
+         offsetof(agent_collector_t, late)},
         {"kopt_agent_windows_total", "Windows closed and queued for ingest.",
-         offsetof(kopt_collector_t, windows)},
+         offsetof(agent_collector_t, windows)},
         {"kopt_agent_batches_total", "Batches made and spooled.",
-         offsetof(kopt_collector_t, batches)},
+         offsetof(agent_collector_t, batches)},
         {"kopt_agent_spool_errors_total", "Batches that could not be spooled.",
-         offsetof(kopt_collector_t, sink_errors)},
+         offsetof(agent_collector_t, sink_errors)},
         {"kopt_agent_windows_held_total",
          "Windows held back until the next metadata refresh (container not known yet).",
-         offsetof(kopt_collector_t, held)},
+         offsetof(agent_collector_t, held)},
         {"kopt_agent_windows_sandbox_dropped_total",
          "Windows of cgroups the API server does not list (pod sandbox/pause), dropped.",
-         offsetof(kopt_collector_t, sandbox)},
+         offsetof(agent_collector_t, sandbox)},
         {"kopt_agent_windows_partial_total",
          "Windows sent without Kubernetes metadata (unknown after a refresh, or no API).",
-         offsetof(kopt_collector_t, partial)},
+         offsetof(agent_collector_t, partial)},
         {"kopt_agent_windows_overflow_total",
          "Windows dropped because too many were waiting for metadata.",
-         offsetof(kopt_collector_t, overflow)},
+         offsetof(agent_collector_t, overflow)},
     };
-    kopt_collector_t *c = calloc(1, sizeof(*c));
-    kopt_windower_opts_t wo = {.window_ms = opts->window_ms,
-                               .max_containers = opts->max_containers,
-                               .forget_after_ms = 3 * opts->window_ms};
+    agent_collector_t *c = calloc(1, sizeof(*c));
+    agent_windower_opts_t wo = {.window_ms = opts->window_ms,
+                                .max_containers = opts->max_containers,
+                                .forget_after_ms = 3 * opts->window_ms};
     int r;
 
     *out = NULL;
@@ -312,7 +312,7 @@ int kopt_collector_new(const kopt_collector_opts_t *opts, kopt_metrics_t *metric
     c->opts.sources = &c->src_opts;
     if (c->opts.max_windows_per_batch == 0)
         c->opts.max_windows_per_batch = 2000;
-    r = kopt_windower_new(&wo, &c->windower);
+    r = agent_windower_new(&wo, &c->windower);
     for (size_t i = 0; r == 0 && i < sizeof(defs) / sizeof(defs[0]); i++) {
         kopt_metric_family_t *f;
 
@@ -321,21 +321,21 @@ int kopt_collector_new(const kopt_collector_opts_t *opts, kopt_metrics_t *metric
             *(kopt_metric_counter_t **)((char *)c + defs[i].off) = kopt_metric_counter_with(f);
     }
     if (r == 0)
-        r = kopt_sources_new(opts->loop, &c->src_opts, metrics, on_sample, c, &c->sources);
+        r = agent_sources_new(opts->loop, &c->src_opts, metrics, on_sample, c, &c->sources);
     if (r < 0) {
-        kopt_collector_free(c);
+        agent_collector_free(c);
         return r;
     }
     *out = c;
     return 0;
 }
 
-void kopt_collector_free(kopt_collector_t *c)
+void agent_collector_free(agent_collector_t *c)
 {
     if (!c)
         return;
-    kopt_sources_free(c->sources);
-    kopt_windower_free(c->windower);
+    agent_sources_free(c->sources);
+    agent_windower_free(c->windower);
     free(c->items);
     free(c->wins);
     free(c->metas);

@@ -8,7 +8,7 @@
 
 #include <kopt/names.h>
 
-int kopt_agent_identify(const kopt_agent_identity_in_t *in, kopt_agent_identity_t *out)
+int agent_identify(const agent_identity_in_t *in, agent_identity_t *out)
 {
     bool has_cert;
 

@@ -19,35 +19,35 @@
 #define DEFAULT_OBJECT_TTL_S 300
 
 typedef struct {
-    kopt_kube_object_t obj; /* for a missing one: kind_name, namespace_ and name only */
-    bool missing;           /* 404: negative entry, so it is not asked every cycle */
+    agent_kube_object_t obj; /* for a missing one: kind_name, namespace_ and name only */
+    bool missing;            /* 404: negative entry, so it is not asked every cycle */
     int64_t fetched_ms;
     uint64_t used; /* LRU clock */
 } entry_t;
 
 /* What readers see; replaced whole by each refresh. */
 typedef struct {
-    kopt_kube_pod_list_t pods;
-    kopt_kube_workload_ref_t *refs; /* one per pod */
-    kopt_kube_workload_t *workloads;
+    agent_kube_pod_list_t pods;
+    agent_kube_workload_ref_t *refs; /* one per pod */
+    agent_kube_workload_t *workloads;
     size_t n_workloads;
-    kopt_kube_node_t node;
+    agent_kube_node_t node;
     bool has_node;
 } snapshot_t;
 
-struct kopt_kube_cache {
-    kopt_kube_client_t *api;
-    kopt_kube_cache_config_t cfg;
-    char node[KOPT_KUBE_NAME_MAX];
-    char rv[KOPT_KUBE_RV_MAX]; /* of the last pod list */
-    entry_t *objects;          /* refresher thread only */
+struct agent_kube_cache {
+    agent_kube_client_t *api;
+    agent_kube_cache_config_t cfg;
+    char node[AGENT_KUBE_NAME_MAX];
+    char rv[AGENT_KUBE_RV_MAX]; /* of the last pod list */
+    entry_t *objects;           /* refresher thread only */
     size_t n_objects;
     uint64_t clock;
     int64_t now_ms;
     bool hpa_denied_logged;
     pthread_mutex_t lock; /* guards snap and stats */
     snapshot_t *snap;
-    kopt_kube_cache_stats_t stats;
+    agent_kube_cache_stats_t stats;
 };
 
 static const struct {
@@ -65,7 +65,7 @@ static void snapshot_free(snapshot_t *s)
 {
     if (!s)
         return;
-    kopt_kube_pod_list_clear(&s->pods);
+    agent_kube_pod_list_clear(&s->pods);
     free(s->refs);
     free(s->workloads);
     free(s);
@@ -83,13 +83,13 @@ static bool safe_name(const char *s)
     return true;
 }
 
-int kopt_kube_cache_new(kopt_kube_client_t *api, const kopt_kube_cache_config_t *cfg,
-                        kopt_kube_cache_t **out)
+int agent_kube_cache_new(agent_kube_client_t *api, const agent_kube_cache_config_t *cfg,
+                         agent_kube_cache_t **out)
 {
-    kopt_kube_cache_t *c;
+    agent_kube_cache_t *c;
 
     *out = NULL;
-    if (!api || !cfg || !cfg->node || strlen(cfg->node) >= KOPT_KUBE_NAME_MAX ||
+    if (!api || !cfg || !cfg->node || strlen(cfg->node) >= AGENT_KUBE_NAME_MAX ||
         !safe_name(cfg->node))
         return -EINVAL;
     c = calloc(1, sizeof(*c));
@@ -116,7 +116,7 @@ int kopt_kube_cache_new(kopt_kube_client_t *api, const kopt_kube_cache_config_t 
     return 0;
 }
 
-void kopt_kube_cache_free(kopt_kube_cache_t *c)
+void agent_kube_cache_free(agent_kube_cache_t *c)
 {
     if (!c)
         return;
@@ -128,7 +128,7 @@ void kopt_kube_cache_free(kopt_kube_cache_t *c)
 
 /* --- Object cache (refresher thread only) ---------------------------------- */
 
-static entry_t *object_find(kopt_kube_cache_t *c, const char *ns, const char *kind,
+static entry_t *object_find(agent_kube_cache_t *c, const char *ns, const char *kind,
                             const char *name)
 {
     size_t i;
@@ -146,7 +146,7 @@ static entry_t *object_find(kopt_kube_cache_t *c, const char *ns, const char *ki
 }
 
 /* A slot for a new entry: a free one, or the least recently used (counted). */
-static entry_t *object_slot(kopt_kube_cache_t *c)
+static entry_t *object_slot(agent_kube_cache_t *c)
 {
     entry_t *lru;
     size_t i;
@@ -163,7 +163,7 @@ static entry_t *object_slot(kopt_kube_cache_t *c)
     return lru;
 }
 
-static void count(kopt_kube_cache_t *c, uint64_t *field)
+static void count(agent_kube_cache_t *c, uint64_t *field)
 {
     pthread_mutex_lock(&c->lock);
     (*field)++;
@@ -172,11 +172,11 @@ static void count(kopt_kube_cache_t *c, uint64_t *field)
 
 /* The object, fetched when unknown or older than the TTL; NULL if missing or
  * unreadable (a failed re-read keeps the stale copy). */
-static const kopt_kube_object_t *object_get(kopt_kube_cache_t *c, const char *ns, const char *kind,
-                                            const char *name)
+static const agent_kube_object_t *object_get(agent_kube_cache_t *c, const char *ns,
+                                             const char *kind, const char *name)
 {
     entry_t *e = object_find(c, ns, kind, name);
-    kopt_kube_object_list_t list = {0};
+    agent_kube_object_list_t list = {0};
     char path[512];
     const char *fmt = NULL;
     char *body = NULL;
@@ -188,16 +188,16 @@ static const kopt_kube_object_t *object_get(kopt_kube_cache_t *c, const char *ns
     for (i = 0; i < sizeof(object_paths) / sizeof(object_paths[0]); i++)
         if (strcmp(object_paths[i].kind, kind) == 0)
             fmt = object_paths[i].path;
-    if (!fmt || !safe_name(ns) || !safe_name(name) || strlen(kind) >= KOPT_KUBE_KIND_MAX)
+    if (!fmt || !safe_name(ns) || !safe_name(name) || strlen(kind) >= AGENT_KUBE_KIND_MAX)
         return NULL;
     snprintf(path, sizeof(path), fmt, ns, name);
     count(c, &c->stats.object_fetches);
-    r = kopt_kube_client_get(c->api, path, &body, &len, NULL);
+    r = agent_kube_client_get(c->api, path, &body, &len, NULL);
     if (r == 0) {
-        r = kopt_kube_parse_objects(body, len, NULL, &list);
+        r = agent_kube_parse_objects(body, len, NULL, &list);
         free(body);
         if (r == 0 && list.n_items != 1) {
-            kopt_kube_object_list_clear(&list);
+            agent_kube_object_list_clear(&list);
             r = -EINVAL;
         }
     }
@@ -220,22 +220,22 @@ static const kopt_kube_object_t *object_get(kopt_kube_cache_t *c, const char *ns
         return NULL;
     }
     e->obj = list.items[0];
-    kopt_kube_object_list_clear(&list);
+    agent_kube_object_list_clear(&list);
     return &e->obj;
 }
 
-static const kopt_kube_object_t *find_owner(void *data, const char *ns, const char *kind,
-                                            const char *name)
+static const agent_kube_object_t *find_owner(void *data, const char *ns, const char *kind,
+                                             const char *name)
 {
     return object_get(data, ns, kind, name);
 }
 
 /* --- Refresh ----------------------------------------------------------------- */
 
-static int list_pods(kopt_kube_cache_t *c, kopt_kube_pod_list_t *pods)
+static int list_pods(agent_kube_cache_t *c, agent_kube_pod_list_t *pods)
 {
-    kopt_kube_limits_t lim = {.max_items = c->cfg.max_pods,
-                              .max_containers = c->cfg.max_containers};
+    agent_kube_limits_t lim = {.max_items = c->cfg.max_pods,
+                               .max_containers = c->cfg.max_containers};
     char path[768];
     char *body = NULL;
     size_t len;
@@ -251,7 +251,7 @@ static int list_pods(kopt_kube_cache_t *c, kopt_kube_pod_list_t *pods)
                      c->node, c->rv);
         else
             snprintf(path, sizeof(path), "/api/v1/pods?fieldSelector=spec.nodeName%%3D%s", c->node);
-        r = kopt_kube_client_get(c->api, path, &body, &len, NULL);
+        r = agent_kube_client_get(c->api, path, &body, &len, NULL);
         if (r != -ESTALE || !c->rv[0])
             break;
         count(c, &c->stats.relists);
@@ -261,17 +261,17 @@ static int list_pods(kopt_kube_cache_t *c, kopt_kube_pod_list_t *pods)
     }
     if (r < 0)
         return r;
-    r = kopt_kube_parse_pods(body, len, &lim, pods);
+    r = agent_kube_parse_pods(body, len, &lim, pods);
     free(body);
     if (r == 0 && pods->resource_version[0] && safe_name(pods->resource_version))
         strcpy(c->rv, pods->resource_version);
     return r;
 }
 
-static void add_workload(snapshot_t *s, const kopt_kube_pod_t *pod,
-                         const kopt_kube_workload_ref_t *ref, const kopt_kube_object_t *obj)
+static void add_workload(snapshot_t *s, const agent_kube_pod_t *pod,
+                         const agent_kube_workload_ref_t *ref, const agent_kube_object_t *obj)
 {
-    kopt_kube_workload_t *w;
+    agent_kube_workload_t *w;
     size_t i;
 
     for (i = 0; i < s->n_workloads; i++) {
@@ -289,24 +289,24 @@ static void add_workload(snapshot_t *s, const kopt_kube_pod_t *pod,
     if (obj) {
         w->replicas = obj->replicas;
         w->ready_replicas = obj->ready_replicas;
-    } else if (ref->kind == KOPT_KUBE_KIND_POD) {
+    } else if (ref->kind == AGENT_KUBE_KIND_POD) {
         w->replicas = 1;
         w->ready_replicas = pod->terminal ? 0 : 1;
     }
 }
 
-static void attach_hpas(kopt_kube_cache_t *c, snapshot_t *s)
+static void attach_hpas(agent_kube_cache_t *c, snapshot_t *s)
 {
-    kopt_kube_limits_t lim = {.max_items = c->cfg.max_hpas};
-    kopt_kube_hpa_list_t hpas = {0};
+    agent_kube_limits_t lim = {.max_items = c->cfg.max_hpas};
+    agent_kube_hpa_list_t hpas = {0};
     char *body = NULL;
     size_t i, len;
     int r;
 
-    r = kopt_kube_client_get(c->api, "/apis/autoscaling/v2/horizontalpodautoscalers", &body, &len,
-                             NULL);
+    r = agent_kube_client_get(c->api, "/apis/autoscaling/v2/horizontalpodautoscalers", &body, &len,
+                              NULL);
     if (r == 0) {
-        r = kopt_kube_parse_hpas(body, len, &lim, &hpas);
+        r = agent_kube_parse_hpas(body, len, &lim, &hpas);
         free(body);
     }
     if (r < 0) {
@@ -318,9 +318,9 @@ static void attach_hpas(kopt_kube_cache_t *c, snapshot_t *s)
         return;
     }
     for (i = 0; i < s->n_workloads; i++) {
-        kopt_kube_workload_t *w = &s->workloads[i];
-        const kopt_kube_hpa_t *h =
-            kopt_kube_hpa_for(hpas.items, hpas.n_items, w->namespace_, w->kind, w->name);
+        agent_kube_workload_t *w = &s->workloads[i];
+        const agent_kube_hpa_t *h =
+            agent_kube_hpa_for(hpas.items, hpas.n_items, w->namespace_, w->kind, w->name);
 
         if (h) {
             w->has_hpa = true;
@@ -330,20 +330,20 @@ static void attach_hpas(kopt_kube_cache_t *c, snapshot_t *s)
     pthread_mutex_lock(&c->lock);
     c->stats.hpas_dropped = hpas.dropped_items;
     pthread_mutex_unlock(&c->lock);
-    kopt_kube_hpa_list_clear(&hpas);
+    agent_kube_hpa_list_clear(&hpas);
 }
 
-static void read_node(kopt_kube_cache_t *c, snapshot_t *s)
+static void read_node(agent_kube_cache_t *c, snapshot_t *s)
 {
-    char path[KOPT_KUBE_NAME_MAX + 32];
+    char path[AGENT_KUBE_NAME_MAX + 32];
     char *body = NULL;
     size_t len;
     int r;
 
     snprintf(path, sizeof(path), "/api/v1/nodes/%s", c->node);
-    r = kopt_kube_client_get(c->api, path, &body, &len, NULL);
+    r = agent_kube_client_get(c->api, path, &body, &len, NULL);
     if (r == 0) {
-        r = kopt_kube_parse_node(body, len, &s->node);
+        r = agent_kube_parse_node(body, len, &s->node);
         free(body);
     }
     if (r < 0) {
@@ -360,7 +360,7 @@ static void read_node(kopt_kube_cache_t *c, snapshot_t *s)
     s->has_node = true;
 }
 
-int kopt_kube_cache_refresh(kopt_kube_cache_t *c, int64_t now_ms)
+int agent_kube_cache_refresh(agent_kube_cache_t *c, int64_t now_ms)
 {
     snapshot_t *s = calloc(1, sizeof(*s)), *old;
     size_t i, n_hpas = 0;
@@ -384,13 +384,13 @@ int kopt_kube_cache_refresh(kopt_kube_cache_t *c, int64_t now_ms)
         }
     }
     for (i = 0; i < s->pods.n_pods; i++) {
-        const kopt_kube_pod_t *pod = &s->pods.pods[i];
-        kopt_kube_workload_ref_t *ref = &s->refs[i];
-        const kopt_kube_object_t *obj = NULL;
+        const agent_kube_pod_t *pod = &s->pods.pods[i];
+        agent_kube_workload_ref_t *ref = &s->refs[i];
+        const agent_kube_object_t *obj = NULL;
 
-        kopt_kube_resolve_owner(pod, find_owner, c, ref);
-        if (ref->kind != KOPT_KUBE_KIND_POD && ref->kind != KOPT_KUBE_KIND_UNSPECIFIED)
-            obj = object_get(c, pod->namespace_, kopt_kube_kind_name(ref->kind), ref->name);
+        agent_kube_resolve_owner(pod, find_owner, c, ref);
+        if (ref->kind != AGENT_KUBE_KIND_POD && ref->kind != AGENT_KUBE_KIND_UNSPECIFIED)
+            obj = object_get(c, pod->namespace_, agent_kube_kind_name(ref->kind), ref->name);
         add_workload(s, pod, ref, obj);
     }
     if (!c->cfg.no_hpas)
@@ -435,8 +435,8 @@ static bool same_uid(const char *a, const char *b)
     return *a == *b;
 }
 
-static void fill_meta(kopt_kube_container_meta_t *m, const kopt_kube_pod_t *pod,
-                      const kopt_kube_container_t *ct, const kopt_kube_workload_ref_t *ref)
+static void fill_meta(agent_kube_container_meta_t *m, const agent_kube_pod_t *pod,
+                      const agent_kube_container_t *ct, const agent_kube_workload_ref_t *ref)
 {
     memset(m, 0, sizeof(*m));
     strcpy(m->namespace_, pod->namespace_);
@@ -456,8 +456,8 @@ static void fill_meta(kopt_kube_container_meta_t *m, const kopt_kube_pod_t *pod,
     m->last_oom_finished_ms = ct->last_oom_finished_ms;
 }
 
-int kopt_kube_cache_container(kopt_kube_cache_t *c, const char *container_id, const char *pod_uid,
-                              const char *container_name, kopt_kube_container_meta_t *out)
+int agent_kube_cache_container(agent_kube_cache_t *c, const char *container_id, const char *pod_uid,
+                               const char *container_name, agent_kube_container_meta_t *out)
 {
     const snapshot_t *s;
     int pass, r = -ENOENT;
@@ -467,12 +467,12 @@ int kopt_kube_cache_container(kopt_kube_cache_t *c, const char *container_id, co
     s = c->snap;
     for (pass = 0; s && pass < 2 && r < 0; pass++) {
         for (i = 0; i < s->pods.n_pods && r < 0; i++) {
-            const kopt_kube_pod_t *pod = &s->pods.pods[i];
+            const agent_kube_pod_t *pod = &s->pods.pods[i];
 
             if (pass == 1 && (!pod_uid || !container_name || !same_uid(pod->uid, pod_uid)))
                 continue;
             for (j = 0; j < pod->n_containers && r < 0; j++) {
-                const kopt_kube_container_t *ct = &pod->containers[j];
+                const agent_kube_container_t *ct = &pod->containers[j];
                 bool hit = pass == 0 ? container_id && *container_id && ct->id[0] &&
                                            same_container_id(ct->id, container_id)
                                      : strcmp(ct->name, container_name) == 0;
@@ -488,15 +488,15 @@ int kopt_kube_cache_container(kopt_kube_cache_t *c, const char *container_id, co
     return r;
 }
 
-int kopt_kube_cache_workload(kopt_kube_cache_t *c, const char *ns, kopt_kube_kind_t kind,
-                             const char *name, kopt_kube_workload_t *out)
+int agent_kube_cache_workload(agent_kube_cache_t *c, const char *ns, agent_kube_kind_t kind,
+                              const char *name, agent_kube_workload_t *out)
 {
     int r = -ENOENT;
     size_t i;
 
     pthread_mutex_lock(&c->lock);
     for (i = 0; c->snap && i < c->snap->n_workloads; i++) {
-        const kopt_kube_workload_t *w = &c->snap->workloads[i];
+        const agent_kube_workload_t *w = &c->snap->workloads[i];
 
         if (w->kind == kind && strcmp(w->name, name) == 0 && strcmp(w->namespace_, ns) == 0) {
             *out = *w;
@@ -508,7 +508,7 @@ int kopt_kube_cache_workload(kopt_kube_cache_t *c, const char *ns, kopt_kube_kin
     return r;
 }
 
-int kopt_kube_cache_node(kopt_kube_cache_t *c, kopt_kube_node_t *out)
+int agent_kube_cache_node(agent_kube_cache_t *c, agent_kube_node_t *out)
 {
     int r = -ENOENT;
 
@@ -521,7 +521,7 @@ int kopt_kube_cache_node(kopt_kube_cache_t *c, kopt_kube_node_t *out)
     return r;
 }
 
-void kopt_kube_cache_stats(kopt_kube_cache_t *c, kopt_kube_cache_stats_t *out)
+void agent_kube_cache_stats(agent_kube_cache_t *c, agent_kube_cache_stats_t *out)
 {
     pthread_mutex_lock(&c->lock);
     *out = c->stats;

@@ -22,8 +22,8 @@
 #define DEFAULT_MAX_BODY (16u << 20)
 #define MAX_SMALL_FILE (1u << 20) /* tokens, kubeconfigs: far smaller */
 
-struct kopt_kube_client {
-    kopt_kube_config_t cfg;
+struct agent_kube_client {
+    agent_kube_config_t cfg;
     CURL *curl;
     char *token; /* current bearer token, NULL for none */
 };
@@ -81,7 +81,7 @@ static int read_small_file(const char *path, char **out)
     return 0;
 }
 
-void kopt_kube_config_clear(kopt_kube_config_t *c)
+void agent_kube_config_clear(agent_kube_config_t *c)
 {
     if (!c)
         return;
@@ -97,7 +97,7 @@ void kopt_kube_config_clear(kopt_kube_config_t *c)
     memset(c, 0, sizeof(*c));
 }
 
-int kopt_kube_config_copy(kopt_kube_config_t *dst, const kopt_kube_config_t *src)
+int agent_kube_config_copy(agent_kube_config_t *dst, const agent_kube_config_t *src)
 {
     int r = 0;
 
@@ -112,7 +112,7 @@ int kopt_kube_config_copy(kopt_kube_config_t *dst, const kopt_kube_config_t *src
     r |= dup_str(&dst->cert_pem, src->cert_pem);
     r |= dup_str(&dst->key_pem, src->key_pem);
     if (r) {
-        kopt_kube_config_clear(dst);
+        agent_kube_config_clear(dst);
         return -ENOMEM;
     }
     return 0;
@@ -120,7 +120,7 @@ int kopt_kube_config_copy(kopt_kube_config_t *dst, const kopt_kube_config_t *src
 
 /* --- In-cluster ---------------------------------------------------------------- */
 
-int kopt_kube_config_in_cluster(kopt_kube_config_t *out, const char *sa_dir)
+int agent_kube_config_in_cluster(agent_kube_config_t *out, const char *sa_dir)
 {
     const char *host = getenv("KUBERNETES_SERVICE_HOST");
     const char *port = getenv("KUBERNETES_SERVICE_PORT");
@@ -131,7 +131,7 @@ int kopt_kube_config_in_cluster(kopt_kube_config_t *out, const char *sa_dir)
     if (!host || !*host || !port || !*port)
         return -ENOENT;
     if (!sa_dir)
-        sa_dir = KOPT_KUBE_SA_DIR;
+        sa_dir = AGENT_KUBE_SA_DIR;
     v6 = strchr(host, ':') != NULL;
     snprintf(buf, sizeof(buf), "https://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port);
     out->server = strdup(buf);
@@ -140,11 +140,11 @@ int kopt_kube_config_in_cluster(kopt_kube_config_t *out, const char *sa_dir)
     snprintf(buf, sizeof(buf), "%s/ca.crt", sa_dir);
     out->ca_file = strdup(buf);
     if (!out->server || !out->token_file || !out->ca_file) {
-        kopt_kube_config_clear(out);
+        agent_kube_config_clear(out);
         return -ENOMEM;
     }
     if (access(out->token_file, R_OK) != 0) {
-        kopt_kube_config_clear(out);
+        agent_kube_config_clear(out);
         return -ENOENT;
     }
     return 0;
@@ -238,7 +238,7 @@ static int kc_b64(char **dst, const char *b64)
     return 0;
 }
 
-static int kc_fill(kopt_kube_config_t *out, yaml_document_t *d, const char *dir, const char **why)
+static int kc_fill(agent_kube_config_t *out, yaml_document_t *d, const char *dir, const char **why)
 {
     yaml_node_t *root = yaml_document_get_root_node(d);
     const char *cur = yscalar(d, root, "current-context");
@@ -279,7 +279,7 @@ static int kc_fill(kopt_kube_config_t *out, yaml_document_t *d, const char *dir,
     return r;
 }
 
-int kopt_kube_config_from_kubeconfig(kopt_kube_config_t *out, const char *path)
+int agent_kube_config_from_kubeconfig(agent_kube_config_t *out, const char *path)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -320,22 +320,22 @@ out_parser:
     if (r < 0) {
         if (r == -EINVAL)
             kopt_log_error("kubeconfig unusable", KOPT_STR("path", path), KOPT_STR("reason", why));
-        kopt_kube_config_clear(out);
+        agent_kube_config_clear(out);
     }
     return r;
 }
 
-int kopt_kube_config_load(kopt_kube_config_t *out, const char *kubeconfig)
+int agent_kube_config_load(agent_kube_config_t *out, const char *kubeconfig)
 {
     const char *env = getenv("KUBECONFIG");
     int r;
 
     if (kubeconfig && *kubeconfig)
-        return kopt_kube_config_from_kubeconfig(out, kubeconfig);
-    r = kopt_kube_config_in_cluster(out, NULL);
+        return agent_kube_config_from_kubeconfig(out, kubeconfig);
+    r = agent_kube_config_in_cluster(out, NULL);
     if (r != -ENOENT || !env || !*env)
         return r;
-    return kopt_kube_config_from_kubeconfig(out, env);
+    return agent_kube_config_from_kubeconfig(out, env);
 }
 
 /* --- Client --------------------------------------------------------------------- */
@@ -368,7 +368,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 /* (Re)reads the token file, or takes the static token. */
-static int load_token(kopt_kube_client_t *c)
+static int load_token(agent_kube_client_t *c)
 {
     char *t = NULL;
     int r;
@@ -395,9 +395,9 @@ static void set_blob(CURL *curl, CURLoption opt, const char *pem)
     curl_easy_setopt(curl, opt, &blob);
 }
 
-int kopt_kube_client_new(const kopt_kube_config_t *cfg, kopt_kube_client_t **out)
+int agent_kube_client_new(const agent_kube_config_t *cfg, agent_kube_client_t **out)
 {
-    kopt_kube_client_t *c;
+    agent_kube_client_t *c;
     int r;
 
     *out = NULL;
@@ -406,7 +406,7 @@ int kopt_kube_client_new(const kopt_kube_config_t *cfg, kopt_kube_client_t **out
     c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
-    r = kopt_kube_config_copy(&c->cfg, cfg);
+    r = agent_kube_config_copy(&c->cfg, cfg);
     if (r < 0) {
         free(c);
         return r;
@@ -419,35 +419,35 @@ int kopt_kube_client_new(const kopt_kube_config_t *cfg, kopt_kube_client_t **out
         c->cfg.max_body_bytes = DEFAULT_MAX_BODY;
     c->curl = curl_easy_init();
     if (!c->curl) {
-        kopt_kube_client_free(c);
+        agent_kube_client_free(c);
         return -ENOMEM;
     }
     r = load_token(c);
     if (r < 0) {
-        kopt_kube_client_free(c);
+        agent_kube_client_free(c);
         return r;
     }
     *out = c;
     return 0;
 }
 
-void kopt_kube_client_free(kopt_kube_client_t *c)
+void agent_kube_client_free(agent_kube_client_t *c)
 {
     if (!c)
         return;
     if (c->curl)
         curl_easy_cleanup(c->curl);
     wipe_free(c->token);
-    kopt_kube_config_clear(&c->cfg);
+    agent_kube_config_clear(&c->cfg);
     free(c);
 }
 
-const char *kopt_kube_client_server(const kopt_kube_client_t *c)
+const char *agent_kube_client_server(const agent_kube_client_t *c)
 {
     return c->cfg.server;
 }
 
-static void setup_tls(kopt_kube_client_t *c)
+static void setup_tls(agent_kube_client_t *c)
 {
     CURL *curl = c->curl;
 
@@ -468,7 +468,7 @@ static void setup_tls(kopt_kube_client_t *c)
 }
 
 /* One request; the HTTP status in *status (0 when none). */
-static int do_get(kopt_kube_client_t *c, const char *url, body_t *b, long *status)
+static int do_get(agent_kube_client_t *c, const char *url, body_t *b, long *status)
 {
     struct curl_slist *hdrs = NULL, *h;
     char *auth = NULL;
@@ -547,8 +547,8 @@ static int status_to_err(long status)
     }
 }
 
-int kopt_kube_client_get(kopt_kube_client_t *c, const char *path, char **body, size_t *len,
-                         long *status)
+int agent_kube_client_get(agent_kube_client_t *c, const char *path, char **body, size_t *len,
+                          long *status)
 {
     body_t b = {.max = c->cfg.max_body_bytes};
     size_t n = strlen(c->cfg.server) + strlen(path) + 1;

@@ -7,14 +7,14 @@
  * The token never reaches a log line, an error or a metric. The process must
  * ignore SIGPIPE (kopt daemons do, in lifecycle.c): libcurl is told not to
  * touch signals, as it runs beside other threads. */
-#ifndef KOPT_AGENT_KUBE_CLIENT_H
-#define KOPT_AGENT_KUBE_CLIENT_H
+#ifndef AGENT_KUBE_CLIENT_H
+#define AGENT_KUBE_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 /* Where and how to connect. Every string is owned (malloc'd) and freed by
- * kopt_kube_config_clear(); NULL means "not set". */
+ * agent_kube_config_clear(); NULL means "not set". */
 typedef struct {
     char *server;               /* "https://10.96.0.1:443" */
     char *ca_file;              /* PEM file */
@@ -27,39 +27,39 @@ typedef struct {
     long timeout_ms;            /* whole request; default 10000 */
     long connect_timeout_ms;    /* default 3000 */
     size_t max_body_bytes;      /* responses above fail with -EFBIG; default 16 MiB */
-} kopt_kube_config_t;
+} agent_kube_config_t;
 
 /* The default service-account directory of a pod. */
-#define KOPT_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define AGENT_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
 /* In-cluster: server from KUBERNETES_SERVICE_HOST and _PORT (IPv6 hosts get
- * brackets), token and ca.crt from sa_dir (NULL: KOPT_KUBE_SA_DIR).
+ * brackets), token and ca.crt from sa_dir (NULL: AGENT_KUBE_SA_DIR).
  * 0, -ENOENT when not in a cluster (no env, or no token file), -ENOMEM. */
-int kopt_kube_config_in_cluster(kopt_kube_config_t *out, const char *sa_dir);
+int agent_kube_config_in_cluster(agent_kube_config_t *out, const char *sa_dir);
 
 /* A kubeconfig file's current-context: cluster server,
  * certificate-authority(-data), insecure-skip-tls-verify; user token,
  * tokenFile, client-certificate(-data), client-key(-data). Relative paths
  * are relative to the file's folder. 0, -ENOENT (no file), -EINVAL (not a
  * kubeconfig, or no current context; logged with the reason), -ENOMEM. */
-int kopt_kube_config_from_kubeconfig(kopt_kube_config_t *out, const char *path);
+int agent_kube_config_from_kubeconfig(agent_kube_config_t *out, const char *path);
 
 /* kubeconfig when a path is given, else in-cluster, else $KUBECONFIG. */
-int kopt_kube_config_load(kopt_kube_config_t *out, const char *kubeconfig);
+int agent_kube_config_load(agent_kube_config_t *out, const char *kubeconfig);
 
 /* A deep copy (to point a second client at the kubelet with the same
  * credentials). 0 or -ENOMEM. */
-int kopt_kube_config_copy(kopt_kube_config_t *dst, const kopt_kube_config_t *src);
+int agent_kube_config_copy(agent_kube_config_t *dst, const agent_kube_config_t *src);
 
 /* Frees the strings (and wipes the token) and zeroes the struct. */
-void kopt_kube_config_clear(kopt_kube_config_t *c);
+void agent_kube_config_clear(agent_kube_config_t *c);
 
-typedef struct kopt_kube_client kopt_kube_client_t;
+typedef struct agent_kube_client agent_kube_client_t;
 
 /* Copies cfg. Reads the token file now (-ENOENT/-EACCES if unreadable).
  * 0, -EINVAL (no server), -ENOMEM. */
-int kopt_kube_client_new(const kopt_kube_config_t *cfg, kopt_kube_client_t **out);
-void kopt_kube_client_free(kopt_kube_client_t *c);
+int agent_kube_client_new(const agent_kube_config_t *cfg, agent_kube_client_t **out);
+void agent_kube_client_free(agent_kube_client_t *c);
 
 /* GET server + path (path starts with '/', query included and already
  * escaped). On 2xx: 0 and *body (malloc'd, NUL-terminated, the caller frees)
@@ -72,10 +72,10 @@ void kopt_kube_client_free(kopt_kube_client_t *c);
  *   -EPROTO     TLS failure or another HTTP status
  *   -EFBIG      body larger than max_body_bytes
  * *status (may be NULL) gets the HTTP status, 0 when none arrived. */
-int kopt_kube_client_get(kopt_kube_client_t *c, const char *path, char **body, size_t *len,
-                         long *status);
+int agent_kube_client_get(agent_kube_client_t *c, const char *path, char **body, size_t *len,
+                          long *status);
 
 /* The server URL the client talks to ("https://host:port"). */
-const char *kopt_kube_client_server(const kopt_kube_client_t *c);
+const char *agent_kube_client_server(const agent_kube_client_t *c);
 
 #endif

@@ -17,28 +17,28 @@
 
 static const struct {
     const char *name;
-    kopt_kube_kind_t kind;
+    agent_kube_kind_t kind;
 } kinds[] = {
-    {"Deployment", KOPT_KUBE_KIND_DEPLOYMENT},
-    {"StatefulSet", KOPT_KUBE_KIND_STATEFUL_SET},
-    {"DaemonSet", KOPT_KUBE_KIND_DAEMON_SET},
-    {"Job", KOPT_KUBE_KIND_JOB},
-    {"CronJob", KOPT_KUBE_KIND_CRON_JOB},
-    {"ReplicaSet", KOPT_KUBE_KIND_REPLICA_SET},
-    {"Pod", KOPT_KUBE_KIND_POD},
+    {"Deployment", AGENT_KUBE_KIND_DEPLOYMENT},
+    {"StatefulSet", AGENT_KUBE_KIND_STATEFUL_SET},
+    {"DaemonSet", AGENT_KUBE_KIND_DAEMON_SET},
+    {"Job", AGENT_KUBE_KIND_JOB},
+    {"CronJob", AGENT_KUBE_KIND_CRON_JOB},
+    {"ReplicaSet", AGENT_KUBE_KIND_REPLICA_SET},
+    {"Pod", AGENT_KUBE_KIND_POD},
 };
 
-kopt_kube_kind_t kopt_kube_kind_from_name(const char *kind)
+agent_kube_kind_t agent_kube_kind_from_name(const char *kind)
 {
     size_t i;
 
     for (i = 0; kind && i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (strcmp(kinds[i].name, kind) == 0)
             return kinds[i].kind;
-    return KOPT_KUBE_KIND_UNSPECIFIED;
+    return AGENT_KUBE_KIND_UNSPECIFIED;
 }
 
-const char *kopt_kube_kind_name(kopt_kube_kind_t kind)
+const char *agent_kube_kind_name(agent_kube_kind_t kind)
 {
     size_t i;
 
@@ -72,7 +72,7 @@ static double suffix_scale(const char *s, bool *ok)
     return 0;
 }
 
-int kopt_kube_quantity_parse(const char *s, double *out)
+int agent_kube_quantity_parse(const char *s, double *out)
 {
     double mant = 0, frac_scale = 1, v;
     bool digits = false, ok;
@@ -120,10 +120,10 @@ int kopt_kube_quantity_parse(const char *s, double *out)
     return 0;
 }
 
-int kopt_kube_quantity_bytes(const char *s, uint64_t *out)
+int agent_kube_quantity_bytes(const char *s, uint64_t *out)
 {
     double v;
-    int r = kopt_kube_quantity_parse(s, &v);
+    int r = agent_kube_quantity_parse(s, &v);
 
     if (r < 0)
         return r;
@@ -134,7 +134,7 @@ int kopt_kube_quantity_bytes(const char *s, uint64_t *out)
     return 0;
 }
 
-int kopt_kube_time_parse(const char *s, int64_t *out)
+int agent_kube_time_parse(const char *s, int64_t *out)
 {
     struct tm tm = {0};
     int64_t ms = 0, off_min = 0, scale = 100;
@@ -211,7 +211,7 @@ static double jquantity(const json_t *o, const char *key)
 
     if (json_is_number(v))
         d = json_number_value(v);
-    else if (kopt_kube_quantity_parse(json_string_value(v), &d) < 0)
+    else if (agent_kube_quantity_parse(json_string_value(v), &d) < 0)
         d = 0;
     return d > 0 && d < 0x1p63 ? d : 0;
 }
@@ -274,9 +274,9 @@ static bool copy_owner(const json_t *meta, char *kind, char *name, char *uid)
         kind[0] = name[0] = uid[0] = '\0';
         return true;
     }
-    return jcopy(kind, KOPT_KUBE_KIND_MAX, ref, "kind", false) &&
-           jcopy(name, KOPT_KUBE_NAME_MAX, ref, "name", false) &&
-           jcopy(uid, KOPT_KUBE_UID_MAX, ref, "uid", true);
+    return jcopy(kind, AGENT_KUBE_KIND_MAX, ref, "kind", false) &&
+           jcopy(name, AGENT_KUBE_NAME_MAX, ref, "name", false) &&
+           jcopy(uid, AGENT_KUBE_UID_MAX, ref, "uid", true);
 }
 
 static size_t limit_or(size_t v, size_t def)
@@ -286,20 +286,20 @@ static size_t limit_or(size_t v, size_t def)
 
 /* --- Pods ------------------------------------------------------------------ */
 
-static kopt_kube_qos_t qos_from(const char *s)
+static agent_kube_qos_t qos_from(const char *s)
 {
     if (!s)
-        return KOPT_KUBE_QOS_UNSPECIFIED;
+        return AGENT_KUBE_QOS_UNSPECIFIED;
     if (strcmp(s, "Guaranteed") == 0)
-        return KOPT_KUBE_QOS_GUARANTEED;
+        return AGENT_KUBE_QOS_GUARANTEED;
     if (strcmp(s, "Burstable") == 0)
-        return KOPT_KUBE_QOS_BURSTABLE;
+        return AGENT_KUBE_QOS_BURSTABLE;
     if (strcmp(s, "BestEffort") == 0)
-        return KOPT_KUBE_QOS_BEST_EFFORT;
-    return KOPT_KUBE_QOS_UNSPECIFIED;
+        return AGENT_KUBE_QOS_BEST_EFFORT;
+    return AGENT_KUBE_QOS_UNSPECIFIED;
 }
 
-static void container_spec(kopt_kube_container_t *c, const json_t *spec)
+static void container_spec(agent_kube_container_t *c, const json_t *spec)
 {
     const json_t *res = json_object_get(spec, "resources");
     const json_t *req = json_object_get(res, "requests");
@@ -316,7 +316,7 @@ static void container_spec(kopt_kube_container_t *c, const json_t *spec)
         c->memory_request_bytes = c->memory_limit_bytes;
 }
 
-static void container_status(kopt_kube_container_t *c, const json_t *st)
+static void container_status(agent_kube_container_t *c, const json_t *st)
 {
     const json_t *term = json_object_get(json_object_get(st, "lastState"), "terminated");
     const char *reason = jstr(term, "reason");
@@ -326,13 +326,13 @@ static void container_status(kopt_kube_container_t *c, const json_t *st)
     c->restart_count = juint(st, "restartCount", 0);
     if (reason && strcmp(reason, "OOMKilled") == 0) {
         c->last_oom = true;
-        if (kopt_kube_time_parse(jstr(term, "finishedAt"), &c->last_oom_finished_ms) < 0)
+        if (agent_kube_time_parse(jstr(term, "finishedAt"), &c->last_oom_finished_ms) < 0)
             c->last_oom_finished_ms = 0;
     }
 }
 
 /* Adds the containers of spec[key] with their statuses from status[skey]. */
-static int add_containers(kopt_kube_pod_t *pod, size_t cap, const json_t *spec, const char *key,
+static int add_containers(agent_kube_pod_t *pod, size_t cap, const json_t *spec, const char *key,
                           const json_t *status, const char *skey, size_t *dropped)
 {
     const json_t *list = json_object_get(spec, key), *statuses = json_object_get(status, skey);
@@ -341,7 +341,7 @@ static int add_containers(kopt_kube_pod_t *pod, size_t cap, const json_t *spec, 
 
     json_array_foreach(list, i, cs)
     {
-        kopt_kube_container_t *c;
+        agent_kube_container_t *c;
 
         if (pod->n_containers >= cap) {
             (*dropped)++;
@@ -369,7 +369,7 @@ static int add_containers(kopt_kube_pod_t *pod, size_t cap, const json_t *spec, 
     return 0;
 }
 
-static bool parse_pod(kopt_kube_pod_t *pod, const json_t *item, size_t max_containers,
+static bool parse_pod(agent_kube_pod_t *pod, const json_t *item, size_t max_containers,
                       size_t *dropped_containers)
 {
     const json_t *meta = json_object_get(item, "metadata");
@@ -403,7 +403,7 @@ static bool parse_pod(kopt_kube_pod_t *pod, const json_t *item, size_t max_conta
     return true;
 }
 
-void kopt_kube_pod_list_clear(kopt_kube_pod_list_t *l)
+void agent_kube_pod_list_clear(agent_kube_pod_list_t *l)
 {
     size_t i;
 
@@ -415,8 +415,8 @@ void kopt_kube_pod_list_clear(kopt_kube_pod_list_t *l)
     memset(l, 0, sizeof(*l));
 }
 
-int kopt_kube_parse_pods(const char *json, size_t len, const kopt_kube_limits_t *limits,
-                         kopt_kube_pod_list_t *out)
+int agent_kube_parse_pods(const char *json, size_t len, const agent_kube_limits_t *limits,
+                          agent_kube_pod_list_t *out)
 {
     size_t max_items = limit_or(limits ? limits->max_items : 0, DEFAULT_MAX_ITEMS);
     size_t max_c = limit_or(limits ? limits->max_containers : 0, DEFAULT_MAX_CONTAINERS);
@@ -447,24 +447,24 @@ int kopt_kube_parse_pods(const char *json, size_t len, const kopt_kube_limits_t 
     json_decref(items);
     json_decref(root);
     if (r < 0)
-        kopt_kube_pod_list_clear(out);
+        agent_kube_pod_list_clear(out);
     return r;
 }
 
 /* --- Workload objects ------------------------------------------------------- */
 
-static void object_counts(kopt_kube_object_t *o, const json_t *spec, const json_t *status)
+static void object_counts(agent_kube_object_t *o, const json_t *spec, const json_t *status)
 {
     switch (o->kind) {
-    case KOPT_KUBE_KIND_DAEMON_SET:
+    case AGENT_KUBE_KIND_DAEMON_SET:
         o->replicas = juint(status, "desiredNumberScheduled", 0);
         o->ready_replicas = juint(status, "numberReady", 0);
         break;
-    case KOPT_KUBE_KIND_JOB:
+    case AGENT_KUBE_KIND_JOB:
         o->replicas = juint(spec, "parallelism", 1);
         o->ready_replicas = juint(status, "ready", juint(status, "active", 0));
         break;
-    case KOPT_KUBE_KIND_CRON_JOB:
+    case AGENT_KUBE_KIND_CRON_JOB:
         o->replicas = o->ready_replicas =
             (uint32_t)json_array_size(json_object_get(status, "active"));
         break;
@@ -475,7 +475,7 @@ static void object_counts(kopt_kube_object_t *o, const json_t *spec, const json_
     }
 }
 
-static bool parse_object(kopt_kube_object_t *o, const json_t *item, const char *list_kind)
+static bool parse_object(agent_kube_object_t *o, const json_t *item, const char *list_kind)
 {
     const json_t *meta = json_object_get(item, "metadata");
 
@@ -491,7 +491,7 @@ static bool parse_object(kopt_kube_object_t *o, const json_t *item, const char *
         memcpy(o->kind_name, list_kind, n - 4);
         o->kind_name[n - 4] = '\0';
     }
-    o->kind = kopt_kube_kind_from_name(o->kind_name);
+    o->kind = agent_kube_kind_from_name(o->kind_name);
     if (!jcopy(o->namespace_, sizeof(o->namespace_), meta, "namespace", false) ||
         !jcopy(o->name, sizeof(o->name), meta, "name", false) ||
         !jcopy(o->uid, sizeof(o->uid), meta, "uid", true) ||
@@ -501,7 +501,7 @@ static bool parse_object(kopt_kube_object_t *o, const json_t *item, const char *
     return true;
 }
 
-void kopt_kube_object_list_clear(kopt_kube_object_list_t *l)
+void agent_kube_object_list_clear(agent_kube_object_list_t *l)
 {
     if (!l)
         return;
@@ -509,8 +509,8 @@ void kopt_kube_object_list_clear(kopt_kube_object_list_t *l)
     memset(l, 0, sizeof(*l));
 }
 
-int kopt_kube_parse_objects(const char *json, size_t len, const kopt_kube_limits_t *limits,
-                            kopt_kube_object_list_t *out)
+int agent_kube_parse_objects(const char *json, size_t len, const agent_kube_limits_t *limits,
+                             agent_kube_object_list_t *out)
 {
     size_t max_items = limit_or(limits ? limits->max_items : 0, DEFAULT_MAX_ITEMS);
     json_t *root, *items, *item;
@@ -548,14 +548,14 @@ int kopt_kube_parse_objects(const char *json, size_t len, const kopt_kube_limits
 
 /* --- HorizontalPodAutoscalers (autoscaling/v2) ------------------------------- */
 
-static void hpa_add_metric(kopt_kube_hpa_t *h, const char *name)
+static void hpa_add_metric(agent_kube_hpa_t *h, const char *name)
 {
     size_t i, n;
 
-    if (!name || h->n_metrics >= KOPT_KUBE_HPA_MAX_METRICS)
+    if (!name || h->n_metrics >= AGENT_KUBE_HPA_MAX_METRICS)
         return;
     n = strlen(name);
-    if (n == 0 || n >= KOPT_KUBE_METRIC_NAME_MAX)
+    if (n == 0 || n >= AGENT_KUBE_METRIC_NAME_MAX)
         return;
     for (i = 0; i < h->n_metrics; i++)
         if (strcmp(h->metric_names[i], name) == 0)
@@ -565,7 +565,7 @@ static void hpa_add_metric(kopt_kube_hpa_t *h, const char *name)
 
 /* One spec.metrics[] entry: Resource and ContainerResource name a resource
  * ("cpu", "memory") with a target; Pods, Object and External name a metric. */
-static void hpa_metric(kopt_kube_hpa_t *h, const json_t *m)
+static void hpa_metric(agent_kube_hpa_t *h, const json_t *m)
 {
     static const char *const by_metric[] = {"pods", "object", "external"};
     const json_t *res = json_object_get(m, "resource");
@@ -597,7 +597,7 @@ static void hpa_metric(kopt_kube_hpa_t *h, const json_t *m)
     }
 }
 
-static bool parse_hpa(kopt_kube_hpa_t *h, const json_t *item)
+static bool parse_hpa(agent_kube_hpa_t *h, const json_t *item)
 {
     const json_t *meta = json_object_get(item, "metadata");
     const json_t *spec = json_object_get(item, "spec");
@@ -623,7 +623,7 @@ static bool parse_hpa(kopt_kube_hpa_t *h, const json_t *item)
     return true;
 }
 
-void kopt_kube_hpa_list_clear(kopt_kube_hpa_list_t *l)
+void agent_kube_hpa_list_clear(agent_kube_hpa_list_t *l)
 {
     if (!l)
         return;
@@ -631,8 +631,8 @@ void kopt_kube_hpa_list_clear(kopt_kube_hpa_list_t *l)
     memset(l, 0, sizeof(*l));
 }
 
-int kopt_kube_parse_hpas(const char *json, size_t len, const kopt_kube_limits_t *limits,
-                         kopt_kube_hpa_list_t *out)
+int agent_kube_parse_hpas(const char *json, size_t len, const agent_kube_limits_t *limits,
+                          agent_kube_hpa_list_t *out)
 {
     size_t max_items = limit_or(limits ? limits->max_items : 0, DEFAULT_MAX_ITEMS);
     json_t *root, *items, *item;
@@ -666,13 +666,13 @@ int kopt_kube_parse_hpas(const char *json, size_t len, const kopt_kube_limits_t 
     return 0;
 }
 
-const kopt_kube_hpa_t *kopt_kube_hpa_for(const kopt_kube_hpa_t *hpas, size_t n, const char *ns,
-                                         kopt_kube_kind_t kind, const char *name)
+const agent_kube_hpa_t *agent_kube_hpa_for(const agent_kube_hpa_t *hpas, size_t n, const char *ns,
+                                           agent_kube_kind_t kind, const char *name)
 {
     size_t i;
 
     for (i = 0; i < n; i++)
-        if (kopt_kube_kind_from_name(hpas[i].target_kind) == kind &&
+        if (agent_kube_kind_from_name(hpas[i].target_kind) == kind &&
             strcmp(hpas[i].namespace_, ns) == 0 && strcmp(hpas[i].target_name, name) == 0)
             return &hpas[i];
     return NULL;
@@ -680,7 +680,7 @@ const kopt_kube_hpa_t *kopt_kube_hpa_for(const kopt_kube_hpa_t *hpas, size_t n, 
 
 /* --- Node ------------------------------------------------------------------- */
 
-int kopt_kube_parse_node(const char *json, size_t len, kopt_kube_node_t *out)
+int agent_kube_parse_node(const char *json, size_t len, agent_kube_node_t *out)
 {
     json_t *root = load(json, len);
     const json_t *meta = json_object_get(root, "metadata");
@@ -717,7 +717,7 @@ int kopt_kube_parse_node(const char *json, size_t len, kopt_kube_node_t *out)
 
 /* --- Owner resolution ---------------------------------------------------------- */
 
-static void set_ref(kopt_kube_workload_ref_t *out, kopt_kube_kind_t kind, const char *name,
+static void set_ref(agent_kube_workload_ref_t *out, agent_kube_kind_t kind, const char *name,
                     bool complete)
 {
     size_t n = strlen(name);
@@ -730,31 +730,32 @@ static void set_ref(kopt_kube_workload_ref_t *out, kopt_kube_kind_t kind, const 
     out->name[n] = '\0';
 }
 
-void kopt_kube_resolve_owner(const kopt_kube_pod_t *pod, kopt_kube_find_fn find, void *data,
-                             kopt_kube_workload_ref_t *out)
+void agent_kube_resolve_owner(const agent_kube_pod_t *pod, agent_kube_find_fn find, void *data,
+                              agent_kube_workload_ref_t *out)
 {
-    kopt_kube_kind_t kind = kopt_kube_kind_from_name(pod->owner_kind);
-    const kopt_kube_object_t *o;
+    agent_kube_kind_t kind = agent_kube_kind_from_name(pod->owner_kind);
+    const agent_kube_object_t *o;
 
     memset(out, 0, sizeof(*out));
     /* A bare pod, or a static (mirror) pod whose owner is its Node. */
     if (!pod->owner_kind[0] || strcmp(pod->owner_kind, "Node") == 0) {
-        set_ref(out, KOPT_KUBE_KIND_POD, pod->name, true);
+        set_ref(out, AGENT_KUBE_KIND_POD, pod->name, true);
         return;
     }
-    if (kind != KOPT_KUBE_KIND_REPLICA_SET && kind != KOPT_KUBE_KIND_JOB) {
+    if (kind != AGENT_KUBE_KIND_REPLICA_SET && kind != AGENT_KUBE_KIND_JOB) {
         set_ref(out, kind, pod->owner_name, true);
         return;
     }
     o = find ? find(data, pod->namespace_, pod->owner_kind, pod->owner_name) : NULL;
     if (o && o->owner_kind[0]) {
-        kopt_kube_kind_t top = kopt_kube_kind_from_name(o->owner_kind);
-        bool expected = (kind == KOPT_KUBE_KIND_REPLICA_SET && top == KOPT_KUBE_KIND_DEPLOYMENT) ||
-                        (kind == KOPT_KUBE_KIND_JOB && top == KOPT_KUBE_KIND_CRON_JOB);
+        agent_kube_kind_t top = agent_kube_kind_from_name(o->owner_kind);
+        bool expected =
+            (kind == AGENT_KUBE_KIND_REPLICA_SET && top == AGENT_KUBE_KIND_DEPLOYMENT) ||
+            (kind == AGENT_KUBE_KIND_JOB && top == AGENT_KUBE_KIND_CRON_JOB);
 
         /* An unexpected owner (an Argo Rollout owning a ReplicaSet) is the
          * workload too, with an unspecified kind. */
-        set_ref(out, expected ? top : KOPT_KUBE_KIND_UNSPECIFIED, o->owner_name, true);
+        set_ref(out, expected ? top : AGENT_KUBE_KIND_UNSPECIFIED, o->owner_name, true);
         return;
     }
     if (o) {
@@ -762,13 +763,13 @@ void kopt_kube_resolve_owner(const kopt_kube_pod_t *pod, kopt_kube_find_fn find,
         return;
     }
     set_ref(out, kind, pod->owner_name, false);
-    if (kind == KOPT_KUBE_KIND_REPLICA_SET && pod->template_hash[0]) {
+    if (kind == AGENT_KUBE_KIND_REPLICA_SET && pod->template_hash[0]) {
         size_t n = strlen(out->name), h = strlen(pod->template_hash);
 
         if (n > h + 1 && out->name[n - h - 1] == '-' &&
             strcmp(out->name + n - h, pod->template_hash) == 0) {
             out->name[n - h - 1] = '\0';
-            out->kind = KOPT_KUBE_KIND_DEPLOYMENT;
+            out->kind = AGENT_KUBE_KIND_DEPLOYMENT;
         }
     }
 }

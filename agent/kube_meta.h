@@ -4,8 +4,8 @@
  * Deployment, Job → CronJob. No I/O and no globals, so they are unit-tested
  * on recorded responses and fuzzed (tests/fuzz/fuzz_kube_json.c). Every list
  * is capped by the caller's limits; what did not fit is counted, not kept. */
-#ifndef KOPT_AGENT_KUBE_META_H
-#define KOPT_AGENT_KUBE_META_H
+#ifndef AGENT_KUBE_META_H
+#define AGENT_KUBE_META_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,164 +13,164 @@
 
 /* Same numbers as kopt.v1.WorkloadKind, so a cast converts. */
 typedef enum {
-    KOPT_KUBE_KIND_UNSPECIFIED = 0, /* a controller kopt does not know (Argo Rollout, ...) */
-    KOPT_KUBE_KIND_DEPLOYMENT = 1,
-    KOPT_KUBE_KIND_STATEFUL_SET = 2,
-    KOPT_KUBE_KIND_DAEMON_SET = 3,
-    KOPT_KUBE_KIND_JOB = 4,
-    KOPT_KUBE_KIND_CRON_JOB = 5,
-    KOPT_KUBE_KIND_REPLICA_SET = 6,
-    KOPT_KUBE_KIND_POD = 7,
-} kopt_kube_kind_t;
+    AGENT_KUBE_KIND_UNSPECIFIED = 0, /* a controller kopt does not know (Argo Rollout, ...) */
+    AGENT_KUBE_KIND_DEPLOYMENT = 1,
+    AGENT_KUBE_KIND_STATEFUL_SET = 2,
+    AGENT_KUBE_KIND_DAEMON_SET = 3,
+    AGENT_KUBE_KIND_JOB = 4,
+    AGENT_KUBE_KIND_CRON_JOB = 5,
+    AGENT_KUBE_KIND_REPLICA_SET = 6,
+    AGENT_KUBE_KIND_POD = 7,
+} agent_kube_kind_t;
 
 /* Same numbers as kopt.v1.QosClass. */
 typedef enum {
-    KOPT_KUBE_QOS_UNSPECIFIED = 0,
-    KOPT_KUBE_QOS_GUARANTEED = 1,
-    KOPT_KUBE_QOS_BURSTABLE = 2,
-    KOPT_KUBE_QOS_BEST_EFFORT = 3,
-} kopt_kube_qos_t;
+    AGENT_KUBE_QOS_UNSPECIFIED = 0,
+    AGENT_KUBE_QOS_GUARANTEED = 1,
+    AGENT_KUBE_QOS_BURSTABLE = 2,
+    AGENT_KUBE_QOS_BEST_EFFORT = 3,
+} agent_kube_qos_t;
 
 /* Field sizes follow Kubernetes' own limits (names are DNS subdomains of at
  * most 253 characters, namespaces and container names DNS labels of 63, UIDs
  * 36); an object whose field does not fit is skipped and counted. */
-#define KOPT_KUBE_NS_MAX 64
-#define KOPT_KUBE_NAME_MAX 254
-#define KOPT_KUBE_UID_MAX 40
-#define KOPT_KUBE_KIND_MAX 64
-#define KOPT_KUBE_CID_MAX 160 /* "containerd://" + 64 hex digits, with room */
-#define KOPT_KUBE_RV_MAX 64
-#define KOPT_KUBE_HPA_MAX_METRICS 8
-#define KOPT_KUBE_METRIC_NAME_MAX 128
+#define AGENT_KUBE_NS_MAX 64
+#define AGENT_KUBE_NAME_MAX 254
+#define AGENT_KUBE_UID_MAX 40
+#define AGENT_KUBE_KIND_MAX 64
+#define AGENT_KUBE_CID_MAX 160 /* "containerd://" + 64 hex digits, with room */
+#define AGENT_KUBE_RV_MAX 64
+#define AGENT_KUBE_HPA_MAX_METRICS 8
+#define AGENT_KUBE_METRIC_NAME_MAX 128
 
 typedef struct {
-    char name[KOPT_KUBE_NS_MAX];
-    char id[KOPT_KUBE_CID_MAX]; /* "containerd://<hex>"; "" before it starts */
-    bool init;                  /* from spec.initContainers (sidecars included) */
-    double cpu_request_cores;   /* 0 = not set */
+    char name[AGENT_KUBE_NS_MAX];
+    char id[AGENT_KUBE_CID_MAX]; /* "containerd://<hex>"; "" before it starts */
+    bool init;                   /* from spec.initContainers (sidecars included) */
+    double cpu_request_cores;    /* 0 = not set */
     double cpu_limit_cores;
     uint64_t memory_request_bytes; /* bytes; 0 = not set */
     uint64_t memory_limit_bytes;
     uint32_t restart_count;
     bool last_oom;                /* lastState.terminated.reason == "OOMKilled" */
     int64_t last_oom_finished_ms; /* its finishedAt, ms since the Unix epoch; 0 = unknown */
-} kopt_kube_container_t;
+} agent_kube_container_t;
 
 typedef struct {
-    char namespace_[KOPT_KUBE_NS_MAX];
-    char name[KOPT_KUBE_NAME_MAX];
-    char uid[KOPT_KUBE_UID_MAX];
+    char namespace_[AGENT_KUBE_NS_MAX];
+    char name[AGENT_KUBE_NAME_MAX];
+    char uid[AGENT_KUBE_UID_MAX];
     /* The controller owner reference (controller: true), "" for a bare pod. */
-    char owner_kind[KOPT_KUBE_KIND_MAX];
-    char owner_name[KOPT_KUBE_NAME_MAX];
-    char owner_uid[KOPT_KUBE_UID_MAX];
+    char owner_kind[AGENT_KUBE_KIND_MAX];
+    char owner_name[AGENT_KUBE_NAME_MAX];
+    char owner_uid[AGENT_KUBE_UID_MAX];
     /* Label pod-template-hash: set by the Deployment controller only; lets
      * the resolver name the Deployment when its ReplicaSet is not known. */
-    char template_hash[KOPT_KUBE_NS_MAX];
-    kopt_kube_qos_t qos;
+    char template_hash[AGENT_KUBE_NS_MAX];
+    agent_kube_qos_t qos;
     bool terminal; /* phase Succeeded or Failed */
     size_t n_containers;
-    kopt_kube_container_t *containers; /* owned, n_containers long */
-} kopt_kube_pod_t;
+    agent_kube_container_t *containers; /* owned, n_containers long */
+} agent_kube_pod_t;
 
 /* Caps applied while parsing; 0 means the default in parentheses. */
 typedef struct {
     size_t max_items;      /* objects in one list (1024) */
     size_t max_containers; /* containers + init containers of one pod (32) */
-} kopt_kube_limits_t;
+} agent_kube_limits_t;
 
 typedef struct {
-    kopt_kube_pod_t *pods; /* owned */
+    agent_kube_pod_t *pods; /* owned */
     size_t n_pods;
     size_t dropped_items;      /* past max_items, or invalid (missing/oversized names) */
     size_t dropped_containers; /* past max_containers */
-    char resource_version[KOPT_KUBE_RV_MAX]; /* metadata.resourceVersion of the list */
-} kopt_kube_pod_list_t;
+    char resource_version[AGENT_KUBE_RV_MAX]; /* metadata.resourceVersion of the list */
+} agent_kube_pod_list_t;
 
 /* A workload object: ReplicaSet, Deployment, StatefulSet, DaemonSet, Job or
  * CronJob, with its controller owner and its replica counts. */
 typedef struct {
-    kopt_kube_kind_t kind; /* UNSPECIFIED for a kind kopt does not know */
-    char kind_name[KOPT_KUBE_KIND_MAX];
-    char namespace_[KOPT_KUBE_NS_MAX];
-    char name[KOPT_KUBE_NAME_MAX];
-    char uid[KOPT_KUBE_UID_MAX];
-    char owner_kind[KOPT_KUBE_KIND_MAX];
-    char owner_name[KOPT_KUBE_NAME_MAX];
-    char owner_uid[KOPT_KUBE_UID_MAX];
+    agent_kube_kind_t kind; /* UNSPECIFIED for a kind kopt does not know */
+    char kind_name[AGENT_KUBE_KIND_MAX];
+    char namespace_[AGENT_KUBE_NS_MAX];
+    char name[AGENT_KUBE_NAME_MAX];
+    char uid[AGENT_KUBE_UID_MAX];
+    char owner_kind[AGENT_KUBE_KIND_MAX];
+    char owner_name[AGENT_KUBE_NAME_MAX];
+    char owner_uid[AGENT_KUBE_UID_MAX];
     /* Desired and ready: spec.replicas (default 1) and status.readyReplicas;
      * DaemonSet desiredNumberScheduled and numberReady; Job parallelism and
      * status.ready; CronJob its active Jobs, both. */
     uint32_t replicas;
     uint32_t ready_replicas;
-} kopt_kube_object_t;
+} agent_kube_object_t;
 
 typedef struct {
-    kopt_kube_object_t *items; /* owned */
+    agent_kube_object_t *items; /* owned */
     size_t n_items;
     size_t dropped_items;
-    char resource_version[KOPT_KUBE_RV_MAX];
-} kopt_kube_object_list_t;
+    char resource_version[AGENT_KUBE_RV_MAX];
+} agent_kube_object_list_t;
 
 typedef struct {
-    char namespace_[KOPT_KUBE_NS_MAX];
-    char name[KOPT_KUBE_NAME_MAX];
-    char target_kind[KOPT_KUBE_KIND_MAX]; /* spec.scaleTargetRef */
-    char target_name[KOPT_KUBE_NAME_MAX];
+    char namespace_[AGENT_KUBE_NS_MAX];
+    char name[AGENT_KUBE_NAME_MAX];
+    char target_kind[AGENT_KUBE_KIND_MAX]; /* spec.scaleTargetRef */
+    char target_name[AGENT_KUBE_NAME_MAX];
     uint32_t min_replicas; /* default 1 */
     uint32_t max_replicas;
     uint32_t target_cpu_utilization_percent; /* 0 = none */
     uint32_t target_memory_utilization_percent;
-    size_t n_metrics; /* names past KOPT_KUBE_HPA_MAX_METRICS are dropped */
-    char metric_names[KOPT_KUBE_HPA_MAX_METRICS][KOPT_KUBE_METRIC_NAME_MAX];
-} kopt_kube_hpa_t;
+    size_t n_metrics; /* names past AGENT_KUBE_HPA_MAX_METRICS are dropped */
+    char metric_names[AGENT_KUBE_HPA_MAX_METRICS][AGENT_KUBE_METRIC_NAME_MAX];
+} agent_kube_hpa_t;
 
 typedef struct {
-    kopt_kube_hpa_t *items; /* owned */
+    agent_kube_hpa_t *items; /* owned */
     size_t n_items;
     size_t dropped_items;
-    char resource_version[KOPT_KUBE_RV_MAX];
-} kopt_kube_hpa_list_t;
+    char resource_version[AGENT_KUBE_RV_MAX];
+} agent_kube_hpa_list_t;
 
 /* What kopt.v1.NodeFacts needs from a Node object (GET /api/v1/nodes/NAME). */
 typedef struct {
-    char name[KOPT_KUBE_NAME_MAX];
+    char name[AGENT_KUBE_NAME_MAX];
     double cpu_capacity_cores;
     double cpu_allocatable_cores;
     uint64_t memory_capacity_bytes;
     uint64_t memory_allocatable_bytes;
-    char kernel_version[KOPT_KUBE_NS_MAX];
-    char kubelet_version[KOPT_KUBE_NS_MAX];
-    char container_runtime_version[KOPT_KUBE_NS_MAX];
+    char kernel_version[AGENT_KUBE_NS_MAX];
+    char kubelet_version[AGENT_KUBE_NS_MAX];
+    char container_runtime_version[AGENT_KUBE_NS_MAX];
     char architecture[32];
-    char instance_type[KOPT_KUBE_NS_MAX];
-    char zone[KOPT_KUBE_NS_MAX];
-    char region[KOPT_KUBE_NS_MAX];
-} kopt_kube_node_t;
+    char instance_type[AGENT_KUBE_NS_MAX];
+    char zone[AGENT_KUBE_NS_MAX];
+    char region[AGENT_KUBE_NS_MAX];
+} agent_kube_node_t;
 
 /* The workload a pod belongs to, after following its owners to the top. */
 typedef struct {
-    kopt_kube_kind_t kind;
-    char name[KOPT_KUBE_NAME_MAX];
+    agent_kube_kind_t kind;
+    char name[AGENT_KUBE_NAME_MAX];
     bool complete; /* false: an owner was not known and the name is a best guess */
-} kopt_kube_workload_ref_t;
+} agent_kube_workload_ref_t;
 
 /* --- Quantities and times ---------------------------------------------------
  * A Kubernetes resource quantity ("250m", "1", "1.5", "512Mi", "1G", "1e3",
  * "100n") as a number in base units: cores for CPU, bytes for memory.
  * 0, or -EINVAL (not a quantity, negative) or -ERANGE (above 2^63). */
-int kopt_kube_quantity_parse(const char *s, double *out);
+int agent_kube_quantity_parse(const char *s, double *out);
 
 /* The same, rounded up to whole bytes (as the kubelet does). */
-int kopt_kube_quantity_bytes(const char *s, uint64_t *out);
+int agent_kube_quantity_bytes(const char *s, uint64_t *out);
 
 /* RFC 3339 ("2024-03-01T10:15:30Z", fractions and offsets too) to ms since
  * the Unix epoch. 0 or -EINVAL. */
-int kopt_kube_time_parse(const char *s, int64_t *out);
+int agent_kube_time_parse(const char *s, int64_t *out);
 
-/* "Deployment" → KOPT_KUBE_KIND_DEPLOYMENT, ...; UNSPECIFIED when unknown. */
-kopt_kube_kind_t kopt_kube_kind_from_name(const char *kind);
-const char *kopt_kube_kind_name(kopt_kube_kind_t kind);
+/* "Deployment" → AGENT_KUBE_KIND_DEPLOYMENT, ...; UNSPECIFIED when unknown. */
+agent_kube_kind_t agent_kube_kind_from_name(const char *kind);
+const char *agent_kube_kind_name(agent_kube_kind_t kind);
 
 /* --- Parsers ----------------------------------------------------------------
  * Each takes a whole response body (not NUL-terminated; len bytes), fills the
@@ -179,38 +179,38 @@ const char *kopt_kube_kind_name(kopt_kube_kind_t kind);
  * Items that lack a name or do not fit are skipped and counted. */
 
 /* A PodList (or a single Pod). */
-int kopt_kube_parse_pods(const char *json, size_t len, const kopt_kube_limits_t *limits,
-                         kopt_kube_pod_list_t *out);
-void kopt_kube_pod_list_clear(kopt_kube_pod_list_t *l);
+int agent_kube_parse_pods(const char *json, size_t len, const agent_kube_limits_t *limits,
+                          agent_kube_pod_list_t *out);
+void agent_kube_pod_list_clear(agent_kube_pod_list_t *l);
 
 /* A list of workload objects of any kind above, or a single object. */
-int kopt_kube_parse_objects(const char *json, size_t len, const kopt_kube_limits_t *limits,
-                            kopt_kube_object_list_t *out);
-void kopt_kube_object_list_clear(kopt_kube_object_list_t *l);
+int agent_kube_parse_objects(const char *json, size_t len, const agent_kube_limits_t *limits,
+                             agent_kube_object_list_t *out);
+void agent_kube_object_list_clear(agent_kube_object_list_t *l);
 
 /* A HorizontalPodAutoscalerList (autoscaling/v2), or a single HPA. */
-int kopt_kube_parse_hpas(const char *json, size_t len, const kopt_kube_limits_t *limits,
-                         kopt_kube_hpa_list_t *out);
-void kopt_kube_hpa_list_clear(kopt_kube_hpa_list_t *l);
+int agent_kube_parse_hpas(const char *json, size_t len, const agent_kube_limits_t *limits,
+                          agent_kube_hpa_list_t *out);
+void agent_kube_hpa_list_clear(agent_kube_hpa_list_t *l);
 
 /* A Node object. */
-int kopt_kube_parse_node(const char *json, size_t len, kopt_kube_node_t *out);
+int agent_kube_parse_node(const char *json, size_t len, agent_kube_node_t *out);
 
 /* --- Owner resolution -------------------------------------------------------
  * `find` returns the object (kind name as in ownerReferences) or NULL. */
-typedef const kopt_kube_object_t *(*kopt_kube_find_fn)(void *data, const char *ns,
-                                                       const char *kind_name, const char *name);
+typedef const agent_kube_object_t *(*agent_kube_find_fn)(void *data, const char *ns,
+                                                         const char *kind_name, const char *name);
 
 /* Follows the pod's controller owners up to the workload: a ReplicaSet owned
  * by a Deployment is the Deployment, a Job owned by a CronJob the CronJob, a
  * pod without a controller (or a static pod, owned by its Node) the pod.
  * When a ReplicaSet is unknown but the pod carries pod-template-hash, the
  * Deployment's name is the ReplicaSet's without "-<hash>" (complete=false). */
-void kopt_kube_resolve_owner(const kopt_kube_pod_t *pod, kopt_kube_find_fn find, void *data,
-                             kopt_kube_workload_ref_t *out);
+void agent_kube_resolve_owner(const agent_kube_pod_t *pod, agent_kube_find_fn find, void *data,
+                              agent_kube_workload_ref_t *out);
 
 /* The HPA (among n) that targets the workload, or NULL. */
-const kopt_kube_hpa_t *kopt_kube_hpa_for(const kopt_kube_hpa_t *hpas, size_t n, const char *ns,
-                                         kopt_kube_kind_t kind, const char *name);
+const agent_kube_hpa_t *agent_kube_hpa_for(const agent_kube_hpa_t *hpas, size_t n, const char *ns,
+                                           agent_kube_kind_t kind, const char *name);
 
 #endif

@@ -40,7 +40,7 @@ static int64_t when(const json_t *o, const char *key)
 {
     int64_t ms = 0;
 
-    if (kopt_kube_time_parse(json_string_value(json_object_get(o, key)), &ms) < 0)
+    if (agent_kube_time_parse(json_string_value(json_object_get(o, key)), &ms) < 0)
         return 0;
     return ms;
 }
@@ -60,7 +60,7 @@ static void parse_usage(const json_t *stats, uint64_t *cpu_ns, uint64_t *ws, uin
         *at_ms = when(mem, "time");
 }
 
-static bool parse_pod(kopt_kubelet_pod_t *p, const json_t *item, size_t max_c, size_t *dropped)
+static bool parse_pod(agent_kubelet_pod_t *p, const json_t *item, size_t max_c, size_t *dropped)
 {
     const json_t *ref = json_object_get(item, "podRef");
     const json_t *list = json_object_get(item, "containers");
@@ -80,7 +80,7 @@ static bool parse_pod(kopt_kubelet_pod_t *p, const json_t *item, size_t max_c, s
         return false;
     json_array_foreach(list, i, cj)
     {
-        kopt_kubelet_container_t *c = &p->containers[p->n_containers];
+        agent_kubelet_container_t *c = &p->containers[p->n_containers];
 
         if (i >= n)
             break;
@@ -96,7 +96,7 @@ static bool parse_pod(kopt_kubelet_pod_t *p, const json_t *item, size_t max_c, s
     return true;
 }
 
-void kopt_kubelet_summary_clear(kopt_kubelet_summary_t *s)
+void agent_kubelet_summary_clear(agent_kubelet_summary_t *s)
 {
     size_t i;
 
@@ -108,8 +108,8 @@ void kopt_kubelet_summary_clear(kopt_kubelet_summary_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-int kopt_kubelet_parse_summary(const char *json, size_t len, const kopt_kube_limits_t *limits,
-                               kopt_kubelet_summary_t *out)
+int agent_kubelet_parse_summary(const char *json, size_t len, const agent_kube_limits_t *limits,
+                                agent_kubelet_summary_t *out)
 {
     size_t max_pods = limits && limits->max_items ? limits->max_items : DEFAULT_MAX_PODS;
     size_t max_c =
@@ -150,8 +150,8 @@ int kopt_kubelet_parse_summary(const char *json, size_t len, const kopt_kube_lim
     return 0;
 }
 
-const kopt_kubelet_container_t *kopt_kubelet_find(const kopt_kubelet_summary_t *s,
-                                                  const char *pod_uid, const char *container)
+const agent_kubelet_container_t *agent_kubelet_find(const agent_kubelet_summary_t *s,
+                                                    const char *pod_uid, const char *container)
 {
     size_t i, j;
 
@@ -165,8 +165,8 @@ const kopt_kubelet_container_t *kopt_kubelet_find(const kopt_kubelet_summary_t *
     return NULL;
 }
 
-int kopt_kubelet_config(const kopt_kube_config_t *api, const char *host, int port,
-                        kopt_kube_config_t *out)
+int agent_kubelet_config(const agent_kube_config_t *api, const char *host, int port,
+                         agent_kube_config_t *out)
 {
     bool v6 = strchr(host, ':') != NULL;
     char buf[320];
@@ -175,40 +175,40 @@ int kopt_kubelet_config(const kopt_kube_config_t *api, const char *host, int por
     memset(out, 0, sizeof(*out));
     if (!*host || strlen(host) > 255 || port <= 0 || port > 65535)
         return -EINVAL;
-    r = kopt_kube_config_copy(out, api);
+    r = agent_kube_config_copy(out, api);
     if (r < 0)
         return r;
     snprintf(buf, sizeof(buf), "https://%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
     free(out->server);
     out->server = strdup(buf);
     if (!out->server) {
-        kopt_kube_config_clear(out);
+        agent_kube_config_clear(out);
         return -ENOMEM;
     }
     return 0;
 }
 
-int kopt_kubelet_fetch(kopt_kube_client_t *c, kopt_kubelet_mode_t mode, const char *node,
-                       const kopt_kube_limits_t *limits, kopt_kubelet_summary_t *out)
+int agent_kubelet_fetch(agent_kube_client_t *c, agent_kubelet_mode_t mode, const char *node,
+                        const agent_kube_limits_t *limits, agent_kubelet_summary_t *out)
 {
-    char path[KOPT_KUBE_NAME_MAX + 64];
+    char path[AGENT_KUBE_NAME_MAX + 64];
     char *body = NULL;
     size_t len;
     int r;
 
     memset(out, 0, sizeof(*out));
-    if (mode == KOPT_KUBELET_PROXY) {
-        if (!node || !*node || strlen(node) >= KOPT_KUBE_NAME_MAX || strchr(node, '/') ||
+    if (mode == AGENT_KUBELET_PROXY) {
+        if (!node || !*node || strlen(node) >= AGENT_KUBE_NAME_MAX || strchr(node, '/') ||
             strchr(node, '?'))
             return -EINVAL;
         snprintf(path, sizeof(path), "/api/v1/nodes/%s/proxy/stats/summary", node);
     } else {
         snprintf(path, sizeof(path), "/stats/summary");
     }
-    r = kopt_kube_client_get(c, path, &body, &len, NULL);
+    r = agent_kube_client_get(c, path, &body, &len, NULL);
     if (r < 0)
         return r;
-    r = kopt_kubelet_parse_summary(body, len, limits, out);
+    r = agent_kubelet_parse_summary(body, len, limits, out);
     free(body);
     return r;
 }

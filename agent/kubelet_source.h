@@ -5,8 +5,8 @@
  * blocking GET through kube_client, for a worker thread. The Summary API
  * names pods by namespace, name and UID and containers by name (no runtime
  * id): join with kube_cache by pod UID and container name. */
-#ifndef KOPT_AGENT_KUBELET_SOURCE_H
-#define KOPT_AGENT_KUBELET_SOURCE_H
+#ifndef AGENT_KUBELET_SOURCE_H
+#define AGENT_KUBELET_SOURCE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,7 +16,7 @@
 #include "kube_meta.h"
 
 typedef struct {
-    char name[KOPT_KUBE_NS_MAX];
+    char name[AGENT_KUBE_NS_MAX];
     int64_t start_ms; /* startTime: a new value means the container restarted */
     int64_t at_ms;    /* cpu.time (or memory.time): when the kubelet sampled it */
     bool has_cpu, has_memory;
@@ -24,18 +24,18 @@ typedef struct {
     uint64_t memory_working_set_bytes; /* usage minus inactive file */
     uint64_t memory_rss_bytes;
     uint64_t memory_usage_bytes;
-} kopt_kubelet_container_t;
+} agent_kubelet_container_t;
 
 typedef struct {
-    char namespace_[KOPT_KUBE_NS_MAX];
-    char name[KOPT_KUBE_NAME_MAX];
-    char uid[KOPT_KUBE_UID_MAX];
+    char namespace_[AGENT_KUBE_NS_MAX];
+    char name[AGENT_KUBE_NAME_MAX];
+    char uid[AGENT_KUBE_UID_MAX];
     size_t n_containers;
-    kopt_kubelet_container_t *containers; /* owned */
-} kopt_kubelet_pod_t;
+    agent_kubelet_container_t *containers; /* owned */
+} agent_kubelet_pod_t;
 
 typedef struct {
-    char node_name[KOPT_KUBE_NAME_MAX];
+    char node_name[AGENT_KUBE_NAME_MAX];
     int64_t at_ms;
     uint64_t cpu_usage_core_ns;    /* the whole node, cumulative */
     uint64_t cpu_usage_nano_cores; /* the kubelet's own recent rate */
@@ -43,36 +43,36 @@ typedef struct {
     uint64_t memory_rss_bytes;
     uint64_t memory_usage_bytes;
     uint64_t memory_available_bytes;
-    kopt_kubelet_pod_t *pods; /* owned */
+    agent_kubelet_pod_t *pods; /* owned */
     size_t n_pods;
     size_t dropped_pods;       /* past limits->max_items, or without podRef */
     size_t dropped_containers; /* past limits->max_containers, or nameless */
-} kopt_kubelet_summary_t;
+} agent_kubelet_summary_t;
 
 /* A /stats/summary body (len bytes, not NUL-terminated) into out (zeroed
  * first). limits may be NULL (1024 pods, 32 containers a pod). 0, -EINVAL
  * (not a summary), -ENOMEM; on error out holds nothing. */
-int kopt_kubelet_parse_summary(const char *json, size_t len, const kopt_kube_limits_t *limits,
-                               kopt_kubelet_summary_t *out);
-void kopt_kubelet_summary_clear(kopt_kubelet_summary_t *s);
+int agent_kubelet_parse_summary(const char *json, size_t len, const agent_kube_limits_t *limits,
+                                agent_kubelet_summary_t *out);
+void agent_kubelet_summary_clear(agent_kubelet_summary_t *s);
 
 /* The container of that pod UID and name, or NULL. */
-const kopt_kubelet_container_t *kopt_kubelet_find(const kopt_kubelet_summary_t *s,
-                                                  const char *pod_uid, const char *container);
+const agent_kubelet_container_t *agent_kubelet_find(const agent_kubelet_summary_t *s,
+                                                    const char *pod_uid, const char *container);
 
 typedef enum {
-    KOPT_KUBELET_DIRECT = 0, /* client points at https://<node>:10250 */
-    KOPT_KUBELET_PROXY,      /* client points at the API server */
-} kopt_kubelet_mode_t;
+    AGENT_KUBELET_DIRECT = 0, /* client points at https://<node>:10250 */
+    AGENT_KUBELET_PROXY,      /* client points at the API server */
+} agent_kubelet_mode_t;
 
 /* A kubelet client's config: the API server's credentials (copied) with
  * server https://host:port (IPv6 in brackets). 0, -EINVAL, -ENOMEM. */
-int kopt_kubelet_config(const kopt_kube_config_t *api, const char *host, int port,
-                        kopt_kube_config_t *out);
+int agent_kubelet_config(const agent_kube_config_t *api, const char *host, int port,
+                         agent_kube_config_t *out);
 
-/* GETs and parses the summary. 0, a kopt_kube_client_get() error, or a
+/* GETs and parses the summary. 0, a agent_kube_client_get() error, or a
  * parser error. */
-int kopt_kubelet_fetch(kopt_kube_client_t *c, kopt_kubelet_mode_t mode, const char *node,
-                       const kopt_kube_limits_t *limits, kopt_kubelet_summary_t *out);
+int agent_kubelet_fetch(agent_kube_client_t *c, agent_kubelet_mode_t mode, const char *node,
+                        const agent_kube_limits_t *limits, agent_kubelet_summary_t *out);
 
 #endif

@@ -22,9 +22,9 @@
 typedef struct {
     kopt_daemon_t d;
     const agent_settings_t *set;
-    kopt_agent_identity_t id;
-    kopt_collector_t *collector;
-    kopt_spool_link_t link; /* the spool and the transport */
+    agent_identity_t id;
+    agent_collector_t *collector;
+    agent_spool_link_t link; /* the spool and the transport */
     uv_timer_t tick;
     uint64_t once_epoch, once_seq; /* --once: ids of the printed batches */
     size_t once_windows;
@@ -49,10 +49,10 @@ static void take_once_id(void *data, uint64_t *epoch, uint64_t *seq)
 }
 
 static int to_stdout(void *data, uint64_t epoch, uint64_t seq, const uint8_t *bytes, size_t len,
-                     const kopt_window_t *wins, const kopt_container_meta_t *metas, size_t n)
+                     const agent_window_t *wins, const agent_container_meta_t *metas, size_t n)
 {
     agent_t *a = data;
-    int r = kopt_output_batch_json(stdout, bytes, len);
+    int r = agent_output_batch_json(stdout, bytes, len);
 
     (void)wins;
     (void)metas;
@@ -70,9 +70,9 @@ static void on_tick(uv_timer_t *t)
     agent_t *a = t->data;
     int r;
 
-    r = kopt_collector_tick(a->collector, wall_ms());
+    r = agent_collector_tick(a->collector, wall_ms());
     if (a->link.spool)
-        kopt_spool_maintain(a->link.spool, wall_ms() / 1000);
+        agent_spool_maintain(a->link.spool, wall_ms() / 1000);
     if (r < 0)
         kopt_log_warn("measuring failed", KOPT_ERR(r));
     if (a->set->once && a->once_windows > 0) {
@@ -87,7 +87,7 @@ static void on_tick(uv_timer_t *t)
 static int identify(agent_t *a, const kopt_tls_material_t *m)
 {
     char host[254] = "";
-    kopt_agent_identity_in_t in = {
+    agent_identity_in_t in = {
         .node = a->set->node,
         .agent_id = a->set->agent_id,
         .cert_uri = m ? m->uri_san : NULL,
@@ -97,7 +97,7 @@ static int identify(agent_t *a, const kopt_tls_material_t *m)
 
     if (!in.node && gethostname(host, sizeof(host) - 1) == 0)
         in.hostname = host;
-    r = kopt_agent_identify(&in, &a->id);
+    r = agent_identify(&in, &a->id);
 
     if (r == -EINVAL)
         kopt_log_error("node name is not a valid Kubernetes name; set --node",
@@ -113,8 +113,8 @@ static int identify(agent_t *a, const kopt_tls_material_t *m)
 static int start_transport(agent_t *a, kopt_tls_material_t *m)
 {
     const agent_settings_t *s = a->set;
-    kopt_spool_opts_t so;
-    kopt_transport_opts_t to = {
+    agent_spool_opts_t so;
+    agent_transport_opts_t to = {
         .targets = (const char *const *)s->ingest.items,
         .n_targets = s->ingest.n,
         .creds = s->insecure ? NULL : kopt_grpc_channel_credentials_new(m),
@@ -124,24 +124,24 @@ static int start_transport(agent_t *a, kopt_tls_material_t *m)
         .backoff_max_ms = 30000,
         .poison_after = 3,
     };
-    kopt_batch_source_t src;
+    agent_batch_source_t src;
     int r;
 
-    kopt_spool_opts_default(&so);
+    agent_spool_opts_default(&so);
     so.max_bytes = s->spool_max_bytes;
     so.max_age_s = s->spool_max_age_ms / 1000;
-    so.fsync = (kopt_spool_fsync_t)s->spool_fsync;
-    r = kopt_spool_open(s->spool_dir, &so, &a->link.spool);
+    so.fsync = (agent_spool_fsync_t)s->spool_fsync;
+    r = agent_spool_open(s->spool_dir, &so, &a->link.spool);
     if (r < 0) {
         kopt_log_error("cannot open the spool", KOPT_STR("dir", s->spool_dir), KOPT_ERR(r));
         if (to.creds)
             grpc_channel_credentials_release(to.creds);
         return r;
     }
-    src = kopt_spool_link_source(a->link.spool);
-    r = kopt_transport_new(a->d.loop, &to, &src, &a->link.transport);
+    src = agent_spool_link_source(a->link.spool);
+    r = agent_transport_new(a->d.loop, &to, &src, &a->link.transport);
     if (r == 0)
-        r = kopt_transport_start(a->link.transport);
+        r = agent_transport_start(a->link.transport);
     if (r < 0)
         kopt_log_error("transport failed to start", KOPT_ERR(r));
     return r;
@@ -150,7 +150,7 @@ static int start_transport(agent_t *a, kopt_tls_material_t *m)
 static int start_collector(agent_t *a)
 {
     const agent_settings_t *s = a->set;
-    kopt_sources_opts_t so = {
+    agent_sources_opts_t so = {
         .source = s->source,
         .node = a->id.node,
         .cgroup_root = s->cgroup_root,
@@ -167,7 +167,7 @@ static int start_collector(agent_t *a)
         .kubelet_url = s->kubelet_url,
         .kubelet_insecure_tls = s->kubelet_insecure_tls,
     };
-    kopt_collector_opts_t co = {
+    agent_collector_opts_t co = {
         .cluster = s->cluster,
         .node = a->id.node,
         .agent_id = a->id.agent_id,
@@ -176,8 +176,8 @@ static int start_collector(agent_t *a)
         .max_windows_per_batch = 2000,
         .loop = a->d.loop,
         .sources = &so,
-        .take_id = s->once ? take_once_id : kopt_spool_link_take_id,
-        .sink = s->once ? to_stdout : kopt_spool_link_sink,
+        .take_id = s->once ? take_once_id : agent_spool_link_take_id,
+        .sink = s->once ? to_stdout : agent_spool_link_sink,
         .data = s->once ? (void *)a : (void *)&a->link,
     };
 
@@ -185,14 +185,14 @@ static int start_collector(agent_t *a)
         kopt_log_error("--window and --sample-interval must be above 0");
         return -EINVAL;
     }
-    return kopt_collector_new(&co, a->d.metrics, &a->collector);
+    return agent_collector_new(&co, a->d.metrics, &a->collector);
 }
 
 static void close_all(agent_t *a)
 {
     uv_close((uv_handle_t *)&a->tick, NULL);
-    kopt_collector_free(a->collector);
-    kopt_spool_free(a->link.spool);
+    agent_collector_free(a->collector);
+    agent_spool_free(a->link.spool);
     a->collector = NULL;
     a->link.spool = NULL;
     kopt_daemon_close(&a->d);
@@ -212,7 +212,7 @@ static void on_drain(void *data)
 
     uv_timer_stop(&a->tick);
     if (a->link.transport)
-        kopt_transport_stop(a->link.transport, 5000, on_transport_stopped, a);
+        agent_transport_stop(a->link.transport, 5000, on_transport_stopped, a);
     else
         kopt_lifecycle_drained(a->d.lifecycle);
 }
@@ -222,7 +222,7 @@ static void on_stop(void *data)
     agent_t *a = data;
 
     if (a->link.transport) /* the drain deadline passed: stop now */
-        kopt_transport_stop(a->link.transport, 0, NULL, NULL);
+        agent_transport_stop(a->link.transport, 0, NULL, NULL);
     a->link.transport = NULL;
     close_all(a);
 }
@@ -256,7 +256,7 @@ int main(int argc, char **argv)
     if (r == 0)
         r = start_collector(&a);
     if (r == 0 && !a.set->once)
-        r = kopt_spool_link_register(&a.link, a.d.metrics, a.d.admin);
+        r = agent_spool_link_register(&a.link, a.d.metrics, a.d.admin);
     if (r == 0 && !a.set->once)
         r = start_transport(&a, &m);
     kopt_tls_material_clear(&m);

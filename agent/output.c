@@ -87,7 +87,7 @@ static json_t *window_json(const Kopt__V1__MetricBatch *b, const Kopt__V1__Conta
     return o;
 }
 
-int kopt_output_batch_json(FILE *f, const uint8_t *bytes, size_t len)
+int agent_output_batch_json(FILE *f, const uint8_t *bytes, size_t len)
 {
     Kopt__V1__MetricBatch *b = kopt__v1__metric_batch__unpack(NULL, len, bytes);
     int r = 0;

@@ -3,8 +3,8 @@
  * (times as windowStartMs/windowEndMs, 64-bit ids as strings, bytes as
  * numbers), each with the facts of its workload ("workload", with "hpa")
  * when the batch carries them. */
-#ifndef KOPT_AGENT_OUTPUT_H
-#define KOPT_AGENT_OUTPUT_H
+#ifndef AGENT_OUTPUT_H
+#define AGENT_OUTPUT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +12,6 @@
 
 /* Prints the windows of one packed MetricBatch (as sent to ingest).
  * 0, -EINVAL (not a MetricBatch), -ENOMEM. */
-int kopt_output_batch_json(FILE *f, const uint8_t *bytes, size_t len);
+int agent_output_batch_json(FILE *f, const uint8_t *bytes, size_t len);
 
 #endif

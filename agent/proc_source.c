@@ -29,7 +29,7 @@ typedef struct {
     int group;
 } proc_t;
 
-struct kopt_proc_source {
+struct agent_proc_source {
     char *root;
     group_t *groups;
     size_t n_groups;
@@ -39,10 +39,10 @@ struct kopt_proc_source {
     uint64_t last_scan_tick; /* boot ticks of the previous scan; 0 before the first */
 };
 
-int kopt_proc_source_new(const char *proc_root, const char *const *rules, size_t n_rules,
-                         kopt_proc_source_t **out, char *err, size_t errlen)
+int agent_proc_source_new(const char *proc_root, const char *const *rules, size_t n_rules,
+                          agent_proc_source_t **out, char *err, size_t errlen)
 {
-    kopt_proc_source_t *p = calloc(1, sizeof(*p));
+    agent_proc_source_t *p = calloc(1, sizeof(*p));
 
     if (!p)
         return -ENOMEM;
@@ -53,7 +53,7 @@ int kopt_proc_source_new(const char *proc_root, const char *const *rules, size_t
     p->hz = sysconf(_SC_CLK_TCK);
     p->page = sysconf(_SC_PAGESIZE);
     if (!p->root || !p->groups || !p->procs || !p->next) {
-        kopt_proc_source_free(p);
+        agent_proc_source_free(p);
         return -ENOMEM;
     }
     for (size_t i = 0; i < n_rules; i++) {
@@ -61,7 +61,7 @@ int kopt_proc_source_new(const char *proc_root, const char *const *rules, size_t
         group_t *g = &p->groups[i];
         if (!eq || eq == rules[i] || !eq[1]) {
             snprintf(err, errlen, "proc rule \"%s\": expected name=regex", rules[i]);
-            kopt_proc_source_free(p);
+            agent_proc_source_free(p);
             return -EINVAL;
         }
         g->name = strndup(rules[i], (size_t)(eq - rules[i]));
@@ -69,7 +69,7 @@ int kopt_proc_source_new(const char *proc_root, const char *const *rules, size_t
             snprintf(err, errlen, "proc rule \"%s\": bad regular expression", rules[i]);
             free(g->name);
             g->name = NULL;
-            kopt_proc_source_free(p);
+            agent_proc_source_free(p);
             return -EINVAL;
         }
         p->n_groups++;
@@ -78,7 +78,7 @@ int kopt_proc_source_new(const char *proc_root, const char *const *rules, size_t
     return 0;
 }
 
-void kopt_proc_source_free(kopt_proc_source_t *p)
+void agent_proc_source_free(agent_proc_source_t *p)
 {
     if (!p)
         return;
@@ -111,7 +111,7 @@ static ssize_t read_small(const char *path, char *buf, size_t len)
 
 /* utime+stime, start time and RSS pages from /proc/<pid>/stat (proc(5));
  * the command may hold spaces and ')', so fields count from the last ')'. */
-static int read_stat(const kopt_proc_source_t *p, int pid, uint64_t *ticks, uint64_t *start,
+static int read_stat(const agent_proc_source_t *p, int pid, uint64_t *ticks, uint64_t *start,
                      uint64_t *rss_pages)
 {
     char path[300], buf[1024], *s;
@@ -133,7 +133,7 @@ static int read_stat(const kopt_proc_source_t *p, int pid, uint64_t *ticks, uint
 }
 
 /* Clock ticks since boot, the unit of a process's start time. */
-static uint64_t uptime_ticks(const kopt_proc_source_t *p)
+static uint64_t uptime_ticks(const agent_proc_source_t *p)
 {
     char path[300], buf[128];
     double up = 0;
@@ -144,7 +144,7 @@ static uint64_t uptime_ticks(const kopt_proc_source_t *p)
     return (uint64_t)(up * (double)p->hz);
 }
 
-static int match(const kopt_proc_source_t *p, int pid)
+static int match(const agent_proc_source_t *p, int pid)
 {
     char path[300], buf[4096];
     ssize_t n;
@@ -162,7 +162,7 @@ static int match(const kopt_proc_source_t *p, int pid)
     return -1;
 }
 
-static const proc_t *previous(const kopt_proc_source_t *p, int pid, uint64_t start)
+static const proc_t *previous(const agent_proc_source_t *p, int pid, uint64_t start)
 {
     size_t lo = 0, hi = p->n_procs;
 
@@ -183,8 +183,8 @@ static int by_pid(const void *a, const void *b)
     return ((const proc_t *)a)->pid - ((const proc_t *)b)->pid;
 }
 
-int kopt_proc_source_scan(kopt_proc_source_t *p, int64_t now_ms,
-                          void (*fn)(const kopt_proc_group_t *g, void *data), void *data)
+int agent_proc_source_scan(agent_proc_source_t *p, int64_t now_ms,
+                           void (*fn)(const agent_proc_group_t *g, void *data), void *data)
 {
     DIR *d = opendir(p->root);
     struct dirent *e;
@@ -232,7 +232,7 @@ int kopt_proc_source_scan(kopt_proc_source_t *p, int64_t now_ms,
     /* A process started after this moment is wholly new at the next scan. */
     p->last_scan_tick = now_tick;
     for (size_t g = 0; g < p->n_groups; g++) {
-        kopt_proc_group_t out = {p->groups[g].name, p->groups[g].cpu_ns, rss[g], count[g]};
+        agent_proc_group_t out = {p->groups[g].name, p->groups[g].cpu_ns, rss[g], count[g]};
         fn(&out, data);
     }
     free(rss);

@@ -1,7 +1,7 @@
 /* kopt-agent's settings: the table behind its flags, KOPT_ variables and
  * YAML keys (see --help and docs/configuration.md). */
-#ifndef KOPT_AGENT_SETTINGS_H
-#define KOPT_AGENT_SETTINGS_H
+#ifndef AGENT_SETTINGS_H
+#define AGENT_SETTINGS_H
 
 #include <stdbool.h>
 #include <stdint.h>

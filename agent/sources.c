@@ -28,26 +28,26 @@
 /* Last restartCount seen per pod UID + container name, for "restarts during
  * the window". */
 typedef struct {
-    char pod_uid[KOPT_KUBE_UID_MAX];
-    char container[KOPT_KUBE_NS_MAX];
+    char pod_uid[AGENT_KUBE_UID_MAX];
+    char container[AGENT_KUBE_NS_MAX];
     uint32_t count;
     int64_t seen_ms;
 } restart_t;
 
-struct kopt_sources {
+struct agent_sources {
     uv_loop_t *loop;
-    kopt_sources_opts_t o; /* strings borrowed from the settings */
-    int kind;              /* SOURCE_CGROUP, SOURCE_KUBELET or SOURCE_PROC */
+    agent_sources_opts_t o; /* strings borrowed from the settings */
+    int kind;               /* SOURCE_CGROUP, SOURCE_KUBELET or SOURCE_PROC */
     int metric_source;
-    kopt_sample_fn add;
+    agent_sample_fn add;
     void *data;
-    kopt_proc_source_t *proc;
+    agent_proc_source_t *proc;
     int64_t now_ms;
 
     /* Kubernetes: the API client belongs to the refresh worker, the kubelet
      * client to the fetch worker; each runs one job at a time. */
-    kopt_kube_client_t *api, *kubelet;
-    kopt_kube_cache_t *cache;
+    agent_kube_client_t *api, *kubelet;
+    agent_kube_cache_t *cache;
     uv_timer_t refresh_timer;
     uv_work_t refresh_req, fetch_req;
     bool refreshing, fetching, closing;
@@ -57,8 +57,8 @@ struct kopt_sources {
     uint64_t ok_generation; /* the generation of the last successful one */
     uint64_t backoff_ms;
     bool fetch_failing;
-    kopt_kubelet_summary_t next, last; /* fetch worker's result; the last good one */
-    int refs;                          /* open timer + jobs in flight: freed at 0 when closing */
+    agent_kubelet_summary_t next, last; /* fetch worker's result; the last good one */
+    int refs;                           /* open timer + jobs in flight: freed at 0 when closing */
 
     restart_t *restarts;
     size_t n_restarts, cap_restarts;
@@ -88,7 +88,7 @@ static bool exists(const char *root, const char *sub)
     return stat(path, &st) == 0;
 }
 
-/* The kubepods hierarchy, where kopt_cgroup_scan() looks for it. */
+/* The kubepods hierarchy, where agent_cgroup_scan() looks for it. */
 static bool has_kubepods(const char *root)
 {
     static const char *const dirs[] = {"kubepods.slice", "kubepods",
@@ -108,12 +108,13 @@ static bool has_kubepods(const char *root)
 
 /* The API server's config from the settings: kubeconfig, else api-server
  * with token and CA files, else in-cluster. -ENOENT when none is given. */
-static int load_kube_config(const kopt_sources_opts_t *o, kopt_kube_config_t *cfg, const char **how)
+static int load_kube_config(const agent_sources_opts_t *o, agent_kube_config_t *cfg,
+                            const char **how)
 {
     memset(cfg, 0, sizeof(*cfg));
     if (o->kubeconfig) {
         *how = "kubeconfig";
-        return kopt_kube_config_from_kubeconfig(cfg, o->kubeconfig);
+        return agent_kube_config_from_kubeconfig(cfg, o->kubeconfig);
     }
     if (o->api_server) {
         *how = "api-server";
@@ -121,27 +122,27 @@ static int load_kube_config(const kopt_sources_opts_t *o, kopt_kube_config_t *cf
         cfg->token_file = o->token_file ? strdup(o->token_file) : NULL;
         cfg->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
         if (!cfg->server || (o->token_file && !cfg->token_file) || (o->ca_file && !cfg->ca_file)) {
-            kopt_kube_config_clear(cfg);
+            agent_kube_config_clear(cfg);
             return -ENOMEM;
         }
         return 0;
     }
     *how = "in-cluster";
-    return kopt_kube_config_in_cluster(cfg, NULL);
+    return agent_kube_config_in_cluster(cfg, NULL);
 }
 
-static int start_kube(kopt_sources_t *s, kopt_kube_config_t *api_cfg)
+static int start_kube(agent_sources_t *s, agent_kube_config_t *api_cfg)
 {
-    kopt_kube_cache_config_t cc = {.node = s->o.node};
-    kopt_kube_config_t kc;
+    agent_kube_cache_config_t cc = {.node = s->o.node};
+    agent_kube_config_t kc;
     int r;
 
-    r = kopt_kube_client_new(api_cfg, &s->api);
+    r = agent_kube_client_new(api_cfg, &s->api);
     if (r == 0)
-        r = kopt_kube_cache_new(s->api, &cc, &s->cache);
+        r = agent_kube_cache_new(s->api, &cc, &s->cache);
     if (r < 0 || s->kind != SOURCE_KUBELET)
         return r;
-    r = kopt_kube_config_copy(&kc, api_cfg);
+    r = agent_kube_config_copy(&kc, api_cfg);
     if (r < 0)
         return r;
     if (s->o.kubelet_mode == KUBELET_MODE_DIRECT) {
@@ -156,12 +157,12 @@ static int start_kube(kopt_sources_t *s, kopt_kube_config_t *api_cfg)
         r = kc.server ? 0 : -ENOMEM;
     }
     if (r == 0)
-        r = kopt_kube_client_new(&kc, &s->kubelet);
-    kopt_kube_config_clear(&kc);
+        r = agent_kube_client_new(&kc, &s->kubelet);
+    agent_kube_config_clear(&kc);
     return r;
 }
 
-static int start_proc(kopt_sources_t *s)
+static int start_proc(agent_sources_t *s)
 {
     char err[512];
     int r;
@@ -181,8 +182,8 @@ static int start_proc(kopt_sources_t *s)
             return -EINVAL;
         }
     }
-    r = kopt_proc_source_new(s->o.proc_root, s->o.proc_rules, s->o.n_proc_rules, &s->proc, err,
-                             sizeof(err));
+    r = agent_proc_source_new(s->o.proc_root, s->o.proc_rules, s->o.n_proc_rules, &s->proc, err,
+                              sizeof(err));
     if (r < 0)
         kopt_log_error("bad proc rules", KOPT_STR("error", err));
     return r;
@@ -190,7 +191,7 @@ static int start_proc(kopt_sources_t *s)
 
 /* auto: cgroup if kubepods is there, else kubelet if the API is known,
  * else proc. Sets s->kind; logs the choice with its reason. */
-static void choose(kopt_sources_t *s, bool have_kube, const char *how)
+static void choose(agent_sources_t *s, bool have_kube, const char *how)
 {
     const char *why;
 
@@ -218,20 +219,20 @@ static void choose(kopt_sources_t *s, bool have_kube, const char *how)
 
 /* --- the metadata refresh ---------------------------------------------------- */
 
-static void maybe_free(kopt_sources_t *s);
+static void maybe_free(agent_sources_t *s);
 
 static void refresh_work(uv_work_t *req)
 {
-    kopt_sources_t *s = req->data;
+    agent_sources_t *s = req->data;
 
-    s->refresh_rc = kopt_kube_cache_refresh(s->cache, s->refresh_started_ms);
+    s->refresh_rc = agent_kube_cache_refresh(s->cache, s->refresh_started_ms);
 }
 
 static void on_refresh_timer(uv_timer_t *t);
 
 static void refresh_done(uv_work_t *req, int status)
 {
-    kopt_sources_t *s = req->data;
+    agent_sources_t *s = req->data;
     uint64_t next;
 
     (void)status;
@@ -243,9 +244,9 @@ static void refresh_done(uv_work_t *req, int status)
     }
     s->generation++;
     if (s->refresh_rc == 0) {
-        kopt_kube_cache_stats_t st;
+        agent_kube_cache_stats_t st;
 
-        kopt_kube_cache_stats(s->cache, &st);
+        agent_kube_cache_stats(s->cache, &st);
         if (s->ok_generation == 0 || s->backoff_ms)
             kopt_log_info("Kubernetes metadata read", KOPT_UINT("pods", st.pods),
                           KOPT_UINT("workloads", st.workloads), KOPT_UINT("hpas", st.hpas));
@@ -267,7 +268,7 @@ static void refresh_done(uv_work_t *req, int status)
 
 static void on_refresh_timer(uv_timer_t *t)
 {
-    kopt_sources_t *s = t->data;
+    agent_sources_t *s = t->data;
 
     if (s->refreshing || s->closing)
         return;
@@ -281,10 +282,10 @@ static void on_refresh_timer(uv_timer_t *t)
 
 /* --- reading ------------------------------------------------------------------ */
 
-static void on_group(const kopt_proc_group_t *g, void *data)
+static void on_group(const agent_proc_group_t *g, void *data)
 {
-    kopt_sources_t *s = data;
-    kopt_sample_t x;
+    agent_sources_t *s = data;
+    agent_sample_t x;
 
     memset(&x, 0, sizeof(x));
     x.key = g->group;
@@ -295,22 +296,22 @@ static void on_group(const kopt_proc_group_t *g, void *data)
     s->add(s->data, &x);
 }
 
-static int read_cgroups(kopt_sources_t *s)
+static int read_cgroups(agent_sources_t *s)
 {
-    kopt_cgroup_list_t l = {0};
-    int r = kopt_cgroup_scan(s->o.cgroup_root, &l);
+    agent_cgroup_list_t l = {0};
+    int r = agent_cgroup_scan(s->o.cgroup_root, &l);
 
     if (r < 0)
         return r;
     for (size_t i = 0; i < l.n; i++) {
-        const kopt_cgroup_container_t *c = &l.items[i];
-        kopt_cgroup_sample_t cs;
-        kopt_sample_t x;
+        const agent_cgroup_container_t *c = &l.items[i];
+        agent_cgroup_sample_t cs;
+        agent_sample_t x;
         char key[256];
 
-        if (kopt_cgroup_read(c, &cs) < 0 || !(cs.have & KOPT_CGROUP_HAVE_CPU))
+        if (agent_cgroup_read(c, &cs) < 0 || !(cs.have & AGENT_CGROUP_HAVE_CPU))
             continue; /* gone since the scan, or unreadable: the next tick sees */
-        s->metric_source = c->version == KOPT_CGROUP_V1
+        s->metric_source = c->version == AGENT_CGROUP_V1
                                ? KOPT__V1__METRIC_SOURCE__METRIC_SOURCE_CGROUP_V1
                                : KOPT__V1__METRIC_SOURCE__METRIC_SOURCE_CGROUP_V2;
         snprintf(key, sizeof(key), "c/%s/%s", c->pod_uid, c->container_id);
@@ -326,31 +327,31 @@ static int read_cgroups(kopt_sources_t *s)
         x.oom_kills = cs.oom_kills;
         s->add(s->data, &x);
     }
-    kopt_cgroup_list_free(&l);
+    agent_cgroup_list_free(&l);
     return 0;
 }
 
 static void fetch_work(uv_work_t *req)
 {
-    kopt_sources_t *s = req->data;
+    agent_sources_t *s = req->data;
 
-    s->fetch_rc = kopt_kubelet_fetch(s->kubelet,
-                                     s->o.kubelet_mode == KUBELET_MODE_DIRECT ? KOPT_KUBELET_DIRECT
-                                                                              : KOPT_KUBELET_PROXY,
-                                     s->o.node, NULL, &s->next);
+    s->fetch_rc = agent_kubelet_fetch(
+        s->kubelet,
+        s->o.kubelet_mode == KUBELET_MODE_DIRECT ? AGENT_KUBELET_DIRECT : AGENT_KUBELET_PROXY,
+        s->o.node, NULL, &s->next);
 }
 
 /* Readings carry the kubelet's own sample time: a summary answered from the
  * kubelet's cache repeats the last one, which the windower refuses (not
  * newer), so no zero-length interval is counted. */
-static void feed_summary(kopt_sources_t *s, const kopt_kubelet_summary_t *sum)
+static void feed_summary(agent_sources_t *s, const agent_kubelet_summary_t *sum)
 {
     for (size_t i = 0; i < sum->n_pods; i++) {
-        const kopt_kubelet_pod_t *p = &sum->pods[i];
+        const agent_kubelet_pod_t *p = &sum->pods[i];
 
         for (size_t j = 0; j < p->n_containers; j++) {
-            const kopt_kubelet_container_t *c = &p->containers[j];
-            kopt_sample_t x;
+            const agent_kubelet_container_t *c = &p->containers[j];
+            agent_sample_t x;
             char key[256];
 
             if (!c->has_cpu)
@@ -369,13 +370,13 @@ static void feed_summary(kopt_sources_t *s, const kopt_kubelet_summary_t *sum)
 
 static void fetch_done(uv_work_t *req, int status)
 {
-    kopt_sources_t *s = req->data;
+    agent_sources_t *s = req->data;
 
     (void)status;
     s->fetching = false;
     s->refs--;
     if (s->closing) {
-        kopt_kubelet_summary_clear(&s->next);
+        agent_kubelet_summary_clear(&s->next);
         maybe_free(s);
         return;
     }
@@ -386,24 +387,24 @@ static void fetch_done(uv_work_t *req, int status)
             kopt_log_warn("reading the kubelet's /stats/summary failed; retrying each tick",
                           KOPT_ERR(s->fetch_rc));
         s->fetch_failing = true;
-        kopt_kubelet_summary_clear(&s->next);
+        agent_kubelet_summary_clear(&s->next);
         return;
     }
     if (s->fetch_failing)
         kopt_log_info("the kubelet's /stats/summary answers again");
     s->fetch_failing = false;
-    kopt_kubelet_summary_clear(&s->last);
+    agent_kubelet_summary_clear(&s->last);
     s->last = s->next;
     memset(&s->next, 0, sizeof(s->next));
     feed_summary(s, &s->last);
 }
 
-int kopt_sources_tick(kopt_sources_t *s, int64_t now_ms)
+int agent_sources_tick(agent_sources_t *s, int64_t now_ms)
 {
     s->now_ms = now_ms;
     switch (s->kind) {
     case SOURCE_PROC:
-        return kopt_proc_source_scan(s->proc, now_ms, on_group, s);
+        return agent_proc_source_scan(s->proc, now_ms, on_group, s);
     case SOURCE_CGROUP:
         return read_cgroups(s);
     default:
@@ -421,7 +422,7 @@ int kopt_sources_tick(kopt_sources_t *s, int64_t now_ms)
 
 /* --- metadata for windows ----------------------------------------------------- */
 
-static uint32_t restarts_since(kopt_sources_t *s, const kopt_kube_container_meta_t *km,
+static uint32_t restarts_since(agent_sources_t *s, const agent_kube_container_meta_t *km,
                                int64_t now_ms)
 {
     restart_t *e = NULL;
@@ -463,8 +464,8 @@ static uint32_t restarts_since(kopt_sources_t *s, const kopt_kube_container_meta
     return d;
 }
 
-static void from_kube(kopt_sources_t *s, const kopt_kube_container_meta_t *km,
-                      const kopt_window_t *w, kopt_window_meta_t *m)
+static void from_kube(agent_sources_t *s, const agent_kube_container_meta_t *km,
+                      const agent_window_t *w, agent_window_meta_t *m)
 {
     uint32_t d = restarts_since(s, km, w->end_ms);
 
@@ -475,7 +476,7 @@ static void from_kube(kopt_sources_t *s, const kopt_kube_container_meta_t *km,
     put(m->container_id, sizeof(m->container_id), km->container_id);
     put(m->workload_name, sizeof(m->workload_name), km->workload_name);
     m->workload_kind = (int)km->workload_kind;
-    if (km->workload_kind == KOPT_KUBE_KIND_UNSPECIFIED)
+    if (km->workload_kind == AGENT_KUBE_KIND_UNSPECIFIED)
         /* a controller kopt does not know: ingest needs a kind; the pod is
          * the workload we can name for sure */
         m->workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_POD;
@@ -489,8 +490,8 @@ static void from_kube(kopt_sources_t *s, const kopt_kube_container_meta_t *km,
 /* What is known without the API: the pod UID and the runtime id (cgroup), or
  * namespace, pod and container names (kubelet). Every name stays valid for
  * ingest's checks. */
-static void partial(const kopt_sources_t *s, char src, const char *uid, const char *rest,
-                    kopt_window_meta_t *m)
+static void partial(const agent_sources_t *s, char src, const char *uid, const char *rest,
+                    agent_window_meta_t *m)
 {
     snprintf(m->namespace_, sizeof(m->namespace_), "unknown");
     snprintf(m->pod, sizeof(m->pod), "pod-%s", uid);
@@ -512,11 +513,11 @@ static void partial(const kopt_sources_t *s, char src, const char *uid, const ch
     m->workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_POD;
 }
 
-kopt_meta_result_t kopt_sources_describe(kopt_sources_t *s, const kopt_window_t *w,
-                                         uint64_t held_gen, kopt_window_meta_t *m)
+agent_meta_result_t agent_sources_describe(agent_sources_t *s, const agent_window_t *w,
+                                           uint64_t held_gen, agent_window_meta_t *m)
 {
-    kopt_kube_container_meta_t km;
-    char src, uid[KOPT_KUBE_UID_MAX], rest[KOPT_KUBE_CID_MAX];
+    agent_kube_container_meta_t km;
+    char src, uid[AGENT_KUBE_UID_MAX], rest[AGENT_KUBE_CID_MAX];
     const char *a, *b;
     int r;
 
@@ -527,34 +528,34 @@ kopt_meta_result_t kopt_sources_describe(kopt_sources_t *s, const kopt_window_t 
         put(m->pod, sizeof(m->pod), w->key);
         put(m->container, sizeof(m->container), w->key);
         m->workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_PROCESS_GROUP;
-        return KOPT_META_FOUND;
+        return AGENT_META_FOUND;
     }
     /* "c/<uid>/<id>" or "k/<uid>/<name>" */
     a = strchr(w->key, '/');
     b = a ? strchr(a + 1, '/') : NULL;
     if (!b || (size_t)(b - a - 1) >= sizeof(uid))
-        return KOPT_META_DROP;
+        return AGENT_META_DROP;
     src = w->key[0];
     snprintf(uid, sizeof(uid), "%.*s", (int)(b - a - 1), a + 1);
     put(rest, sizeof(rest), b + 1);
-    r = s->cache ? kopt_kube_cache_container(s->cache, src == 'c' ? rest : NULL, uid,
-                                             src == 'k' ? rest : NULL, &km)
+    r = s->cache ? agent_kube_cache_container(s->cache, src == 'c' ? rest : NULL, uid,
+                                              src == 'k' ? rest : NULL, &km)
                  : -ENOENT;
     if (r == 0) {
         from_kube(s, &km, w, m);
-        return KOPT_META_FOUND;
+        return AGENT_META_FOUND;
     }
     if (s->cache && s->generation <= held_gen)
-        return KOPT_META_WAIT;
+        return AGENT_META_WAIT;
     /* The API answered after the window closed and does not list this
      * cgroup: a pod sandbox (pause) container, or one gone before the list. */
     if (s->cache && src == 'c' && s->ok_generation > held_gen)
-        return KOPT_META_DROP;
+        return AGENT_META_DROP;
     partial(s, src, uid, rest, m);
-    return KOPT_META_PARTIAL;
+    return AGENT_META_PARTIAL;
 }
 
-void kopt_window_meta_view(const kopt_window_meta_t *m, kopt_container_meta_t *out)
+void agent_window_meta_view(const agent_window_meta_t *m, agent_container_meta_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->namespace_ = m->namespace_;
@@ -571,37 +572,37 @@ void kopt_window_meta_view(const kopt_window_meta_t *m, kopt_container_meta_t *o
     out->restarts = m->restarts;
 }
 
-int kopt_sources_metric_source(const kopt_sources_t *s)
+int agent_sources_metric_source(const agent_sources_t *s)
 {
     return s->metric_source;
 }
 
-kopt_kube_cache_t *kopt_sources_kube(const kopt_sources_t *s)
+agent_kube_cache_t *agent_sources_kube(const agent_sources_t *s)
 {
     return s->cache;
 }
 
-uint64_t kopt_sources_generation(const kopt_sources_t *s)
+uint64_t agent_sources_generation(const agent_sources_t *s)
 {
     return s->generation;
 }
 
 /* --- life ---------------------------------------------------------------------- */
 
-static int counters(kopt_sources_t *s, kopt_metrics_t *m)
+static int counters(agent_sources_t *s, kopt_metrics_t *m)
 {
     static const struct {
         const char *name, *help;
         size_t off;
     } defs[] = {
         {"kopt_agent_metadata_refreshes_total", "Kubernetes metadata refreshes that succeeded.",
-         offsetof(kopt_sources_t, refreshes)},
+         offsetof(agent_sources_t, refreshes)},
         {"kopt_agent_metadata_errors_total", "Kubernetes metadata refreshes that failed.",
-         offsetof(kopt_sources_t, refresh_errors)},
+         offsetof(agent_sources_t, refresh_errors)},
         {"kopt_agent_kubelet_fetches_total", "Reads of the kubelet's /stats/summary.",
-         offsetof(kopt_sources_t, kubelet_fetches)},
+         offsetof(agent_sources_t, kubelet_fetches)},
         {"kopt_agent_kubelet_errors_total", "Reads of the kubelet's /stats/summary that failed.",
-         offsetof(kopt_sources_t, kubelet_errors)},
+         offsetof(agent_sources_t, kubelet_errors)},
     };
 
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
@@ -615,11 +616,11 @@ static int counters(kopt_sources_t *s, kopt_metrics_t *m)
     return 0;
 }
 
-int kopt_sources_new(uv_loop_t *loop, const kopt_sources_opts_t *opts, kopt_metrics_t *metrics,
-                     kopt_sample_fn add, void *data, kopt_sources_t **out)
+int agent_sources_new(uv_loop_t *loop, const agent_sources_opts_t *opts, kopt_metrics_t *metrics,
+                      agent_sample_fn add, void *data, agent_sources_t **out)
 {
-    kopt_sources_t *s = calloc(1, sizeof(*s));
-    kopt_kube_config_t kc;
+    agent_sources_t *s = calloc(1, sizeof(*s));
+    agent_kube_config_t kc;
     const char *how = "none";
     bool have_kube = false;
     int r;
@@ -665,9 +666,9 @@ int kopt_sources_new(uv_loop_t *loop, const kopt_sources_opts_t *opts, kopt_metr
                           "(namespace \"unknown\", pod \"pod-<uid>\")");
         }
     }
-    kopt_kube_config_clear(&kc);
+    agent_kube_config_clear(&kc);
     if (r < 0) {
-        kopt_sources_free(s);
+        agent_sources_free(s);
         return r;
     }
     if (s->cache)
@@ -676,19 +677,19 @@ int kopt_sources_new(uv_loop_t *loop, const kopt_sources_opts_t *opts, kopt_metr
     return 0;
 }
 
-static void really_free(kopt_sources_t *s)
+static void really_free(agent_sources_t *s)
 {
-    kopt_kube_cache_free(s->cache);
-    kopt_kube_client_free(s->api);
-    kopt_kube_client_free(s->kubelet);
-    kopt_kubelet_summary_clear(&s->last);
-    kopt_kubelet_summary_clear(&s->next);
-    kopt_proc_source_free(s->proc);
+    agent_kube_cache_free(s->cache);
+    agent_kube_client_free(s->api);
+    agent_kube_client_free(s->kubelet);
+    agent_kubelet_summary_clear(&s->last);
+    agent_kubelet_summary_clear(&s->next);
+    agent_proc_source_free(s->proc);
     free(s->restarts);
     free(s);
 }
 
-static void maybe_free(kopt_sources_t *s)
+static void maybe_free(agent_sources_t *s)
 {
     if (s->refs == 0)
         really_free(s);
@@ -696,13 +697,13 @@ static void maybe_free(kopt_sources_t *s)
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    kopt_sources_t *s = h->data;
+    agent_sources_t *s = h->data;
 
     s->refs--;
     maybe_free(s);
 }
 
-void kopt_sources_free(kopt_sources_t *s)
+void agent_sources_free(agent_sources_t *s)
 {
     if (!s)
         return;

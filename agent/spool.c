@@ -19,17 +19,17 @@
 
 #include <kopt/log.h>
 
-void kopt_spool_opts_default(kopt_spool_opts_t *o)
+void agent_spool_opts_default(agent_spool_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->max_bytes = 256ULL << 20;
     o->segment_bytes = 4ULL << 20;
     o->max_record_bytes = 16u << 20;
-    o->fsync = KOPT_SPOOL_FSYNC_ALWAYS;
+    o->fsync = AGENT_SPOOL_FSYNC_ALWAYS;
     o->fsync_interval_ms = 1000;
 }
 
-static int seg_all_acked(const kopt_spool_t *sp, const segment_t *seg)
+static int seg_all_acked(const agent_spool_t *sp, const segment_t *seg)
 {
     for (size_t i = 0; i < seg->n_eps; i++)
         if (spool_acked_through(sp, seg->eps[i].epoch) < seg->eps[i].max_seq)
@@ -37,7 +37,7 @@ static int seg_all_acked(const kopt_spool_t *sp, const segment_t *seg)
     return 1;
 }
 
-static int seg_is_present(const kopt_spool_t *sp, uint64_t epoch)
+static int seg_is_present(const agent_spool_t *sp, uint64_t epoch)
 {
     for (size_t i = 0; i < sp->n_segs; i++)
         for (size_t j = 0; j < sp->segs[i].n_eps; j++)
@@ -47,7 +47,7 @@ static int seg_is_present(const kopt_spool_t *sp, uint64_t epoch)
 }
 
 /* Saves the acks of epochs that still have records; the others are moot. */
-static int save_acks(kopt_spool_t *sp)
+static int save_acks(agent_spool_t *sp)
 {
     size_t n = 0, size;
     uint8_t *buf;
@@ -57,19 +57,19 @@ static int save_acks(kopt_spool_t *sp)
         if (seg_is_present(sp, sp->acks[i].epoch))
             sp->acks[n++] = sp->acks[i];
     sp->n_acks = n;
-    size = kopt_spool_ack_size(n);
+    size = agent_spool_ack_size(n);
     buf = malloc(size);
     if (!buf)
         return -ENOMEM;
-    kopt_spool_ack_encode(sp->acks, n, buf);
-    r = spool_write_atomic(sp, "ack", buf, size, sp->o.fsync != KOPT_SPOOL_FSYNC_NEVER);
+    agent_spool_ack_encode(sp->acks, n, buf);
+    r = spool_write_atomic(sp, "ack", buf, size, sp->o.fsync != AGENT_SPOOL_FSYNC_NEVER);
     free(buf);
     return r;
 }
 
-static int sync_active(kopt_spool_t *sp)
+static int sync_active(agent_spool_t *sp)
 {
-    if (sp->wfd < 0 || !sp->dirty || sp->o.fsync == KOPT_SPOOL_FSYNC_NEVER)
+    if (sp->wfd < 0 || !sp->dirty || sp->o.fsync == AGENT_SPOOL_FSYNC_NEVER)
         return 0;
     if (fdatasync(sp->wfd) < 0)
         return -errno;
@@ -78,7 +78,7 @@ static int sync_active(kopt_spool_t *sp)
     return 0;
 }
 
-static void close_active(kopt_spool_t *sp)
+static void close_active(agent_spool_t *sp)
 {
     if (sp->wfd < 0)
         return;
@@ -88,7 +88,7 @@ static void close_active(kopt_spool_t *sp)
 }
 
 /* Removes segment idx from disk and from the list. */
-static void remove_segment(kopt_spool_t *sp, size_t idx)
+static void remove_segment(agent_spool_t *sp, size_t idx)
 {
     segment_t *seg = &sp->segs[idx];
     char name[32];
@@ -114,7 +114,7 @@ static void remove_segment(kopt_spool_t *sp, size_t idx)
     spool_sync_dir(sp);
 }
 
-static int count_unacked(void *ud, size_t off, const kopt_spool_record_t *r)
+static int count_unacked(void *ud, size_t off, const agent_spool_record_t *r)
 {
     scan_ctx_t *c = ud;
 
@@ -125,10 +125,10 @@ static int count_unacked(void *ud, size_t off, const kopt_spool_record_t *r)
 }
 
 /* Drops the oldest segment for a bound, counting the unacked records it held. */
-static void drop_oldest(kopt_spool_t *sp, const char *why)
+static void drop_oldest(agent_spool_t *sp, const char *why)
 {
     scan_ctx_t c = {.sp = sp};
-    kopt_spool_scan_t st;
+    agent_spool_scan_t st;
     char name[32];
     int fd;
 
@@ -147,7 +147,7 @@ static void drop_oldest(kopt_spool_t *sp, const char *why)
 }
 
 /* Deletes every segment whose records are all acked. */
-static void delete_acked(kopt_spool_t *sp)
+static void delete_acked(agent_spool_t *sp)
 {
     for (size_t i = 0; i < sp->n_segs;) {
         if (sp->segs[i].records > 0 && seg_all_acked(sp, &sp->segs[i])) {
@@ -159,7 +159,7 @@ static void delete_acked(kopt_spool_t *sp)
     }
 }
 
-static void enforce_age(kopt_spool_t *sp, int64_t now_s)
+static void enforce_age(agent_spool_t *sp, int64_t now_s)
 {
     if (sp->o.max_age_s == 0)
         return;
@@ -167,11 +167,11 @@ static void enforce_age(kopt_spool_t *sp, int64_t now_s)
         drop_oldest(sp, "age");
 }
 
-static int check_opts(kopt_spool_opts_t *o)
+static int check_opts(agent_spool_opts_t *o)
 {
-    kopt_spool_opts_t d;
+    agent_spool_opts_t d;
 
-    kopt_spool_opts_default(&d);
+    agent_spool_opts_default(&d);
     if (!o->max_bytes)
         o->max_bytes = d.max_bytes;
     if (!o->segment_bytes)
@@ -180,15 +180,15 @@ static int check_opts(kopt_spool_opts_t *o)
         o->max_record_bytes = d.max_record_bytes;
     if (!o->fsync_interval_ms)
         o->fsync_interval_ms = d.fsync_interval_ms;
-    if (o->fsync > KOPT_SPOOL_FSYNC_NEVER || o->max_record_bytes > READ_MAX_LEN ||
-        o->max_bytes < 2 * KOPT_SPOOL_SEGMENT_HEADER)
+    if (o->fsync > AGENT_SPOOL_FSYNC_NEVER || o->max_record_bytes > READ_MAX_LEN ||
+        o->max_bytes < 2 * AGENT_SPOOL_SEGMENT_HEADER)
         return -EINVAL;
     return 0;
 }
 
-int kopt_spool_open(const char *dir, const kopt_spool_opts_t *opts, kopt_spool_t **out)
+int agent_spool_open(const char *dir, const agent_spool_opts_t *opts, agent_spool_t **out)
 {
-    kopt_spool_t *sp;
+    agent_spool_t *sp;
     int r;
 
     *out = NULL;
@@ -227,15 +227,15 @@ int kopt_spool_open(const char *dir, const kopt_spool_opts_t *opts, kopt_spool_t
     while (sp->st.bytes > sp->o.max_bytes)
         drop_oldest(sp, "size");
     sp->last_sync_ns = spool_now_ns(CLOCK_MONOTONIC);
-    kopt_spool_rewind(sp);
+    agent_spool_rewind(sp);
     *out = sp;
     return 0;
 fail:
-    kopt_spool_free(sp);
+    agent_spool_free(sp);
     return r;
 }
 
-void kopt_spool_free(kopt_spool_t *sp)
+void agent_spool_free(agent_spool_t *sp)
 {
     if (!sp)
         return;
@@ -253,15 +253,15 @@ void kopt_spool_free(kopt_spool_t *sp)
     free(sp);
 }
 
-void kopt_spool_take_id(kopt_spool_t *sp, uint64_t *epoch, uint64_t *seq)
+void agent_spool_take_id(agent_spool_t *sp, uint64_t *epoch, uint64_t *seq)
 {
     *epoch = sp->epoch;
     *seq = sp->next_seq++;
 }
 
-static int open_segment(kopt_spool_t *sp)
+static int open_segment(agent_spool_t *sp)
 {
-    segment_t seg = {.id = sp->next_id, .size = KOPT_SPOOL_SEGMENT_HEADER};
+    segment_t seg = {.id = sp->next_id, .size = AGENT_SPOOL_SEGMENT_HEADER};
     char name[32];
     int fd, r;
 
@@ -269,8 +269,8 @@ static int open_segment(kopt_spool_t *sp)
     fd = openat(sp->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    r = spool_write_all(fd, KOPT_SPOOL_SEGMENT_MAGIC, KOPT_SPOOL_SEGMENT_HEADER);
-    if (r == 0 && sp->o.fsync != KOPT_SPOOL_FSYNC_NEVER && fdatasync(fd) < 0)
+    r = spool_write_all(fd, AGENT_SPOOL_SEGMENT_MAGIC, AGENT_SPOOL_SEGMENT_HEADER);
+    if (r == 0 && sp->o.fsync != AGENT_SPOOL_FSYNC_NEVER && fdatasync(fd) < 0)
         r = -errno;
     if (r == 0)
         r = spool_sync_dir(sp);
@@ -288,11 +288,11 @@ static int open_segment(kopt_spool_t *sp)
 }
 
 /* Writes header and payload with one writev; on failure cuts the file back. */
-static int write_record(kopt_spool_t *sp, segment_t *seg, const uint8_t *hdr, const void *data,
+static int write_record(agent_spool_t *sp, segment_t *seg, const uint8_t *hdr, const void *data,
                         size_t len)
 {
-    struct iovec iov[2] = {{(void *)hdr, KOPT_SPOOL_RECORD_HEADER}, {(void *)data, len}};
-    size_t total = KOPT_SPOOL_RECORD_HEADER + len, done = 0;
+    struct iovec iov[2] = {{(void *)hdr, AGENT_SPOOL_RECORD_HEADER}, {(void *)data, len}};
+    size_t total = AGENT_SPOOL_RECORD_HEADER + len, done = 0;
 
     while (done < total) {
         ssize_t n = writev(sp->wfd, iov, 2);
@@ -315,16 +315,17 @@ static int write_record(kopt_spool_t *sp, segment_t *seg, const uint8_t *hdr, co
     return 0;
 }
 
-int kopt_spool_append(kopt_spool_t *sp, uint64_t epoch, uint64_t seq, const void *data, size_t len)
+int agent_spool_append(agent_spool_t *sp, uint64_t epoch, uint64_t seq, const void *data,
+                       size_t len)
 {
-    uint8_t hdr[KOPT_SPOOL_RECORD_HEADER];
-    uint64_t rec = KOPT_SPOOL_RECORD_HEADER + (uint64_t)len, now;
+    uint8_t hdr[AGENT_SPOOL_RECORD_HEADER];
+    uint64_t rec = AGENT_SPOOL_RECORD_HEADER + (uint64_t)len, now;
     segment_t *seg;
     int r;
 
     if (seq == 0)
         return -EINVAL;
-    if (len > sp->o.max_record_bytes || rec + KOPT_SPOOL_SEGMENT_HEADER > sp->o.max_bytes)
+    if (len > sp->o.max_record_bytes || rec + AGENT_SPOOL_SEGMENT_HEADER > sp->o.max_bytes)
         return -EFBIG;
     if (sp->wfd >= 0) {
         seg = &sp->segs[sp->n_segs - 1];
@@ -332,7 +333,7 @@ int kopt_spool_append(kopt_spool_t *sp, uint64_t epoch, uint64_t seq, const void
             close_active(sp);
     }
     while (sp->n_segs > 0 &&
-           sp->st.bytes + rec + (sp->wfd < 0 ? KOPT_SPOOL_SEGMENT_HEADER : 0) > sp->o.max_bytes)
+           sp->st.bytes + rec + (sp->wfd < 0 ? AGENT_SPOOL_SEGMENT_HEADER : 0) > sp->o.max_bytes)
         drop_oldest(sp, "size");
     if (sp->wfd < 0) {
         r = open_segment(sp);
@@ -343,7 +344,7 @@ int kopt_spool_append(kopt_spool_t *sp, uint64_t epoch, uint64_t seq, const void
     r = spool_seg_note(seg, epoch, seq);
     if (r < 0)
         return r;
-    kopt_spool_record_header(hdr, epoch, seq, data, (uint32_t)len);
+    agent_spool_record_header(hdr, epoch, seq, data, (uint32_t)len);
     r = write_record(sp, seg, hdr, data, len);
     if (r < 0)
         return r;
@@ -354,16 +355,16 @@ int kopt_spool_append(kopt_spool_t *sp, uint64_t epoch, uint64_t seq, const void
     sp->st.records++;
     sp->st.appended++;
     sp->dirty = 1;
-    if (sp->o.fsync == KOPT_SPOOL_FSYNC_ALWAYS)
+    if (sp->o.fsync == AGENT_SPOOL_FSYNC_ALWAYS)
         return sync_active(sp);
     now = spool_now_ns(CLOCK_MONOTONIC);
-    if (sp->o.fsync == KOPT_SPOOL_FSYNC_INTERVAL &&
+    if (sp->o.fsync == AGENT_SPOOL_FSYNC_INTERVAL &&
         now - sp->last_sync_ns >= (uint64_t)sp->o.fsync_interval_ms * 1000000ULL)
         return sync_active(sp);
     return 0;
 }
 
-static int ensure_buf(kopt_spool_t *sp, size_t len)
+static int ensure_buf(agent_spool_t *sp, size_t len)
 {
     uint8_t *b;
 
@@ -395,7 +396,7 @@ static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
 }
 
 /* Reads the record at the cursor. -EBADMSG when the bytes are not intact. */
-static int read_at_cursor(kopt_spool_t *sp, const segment_t *seg, kopt_spool_record_t *rec)
+static int read_at_cursor(agent_spool_t *sp, const segment_t *seg, agent_spool_record_t *rec)
 {
     uint64_t left = seg->size - sp->cur_off;
     uint32_t len;
@@ -411,29 +412,29 @@ static int read_at_cursor(kopt_spool_t *sp, const segment_t *seg, kopt_spool_rec
             return -errno;
         sp->rfd_id = seg->id;
     }
-    if (left < KOPT_SPOOL_RECORD_HEADER)
+    if (left < AGENT_SPOOL_RECORD_HEADER)
         return -EBADMSG;
-    r = ensure_buf(sp, KOPT_SPOOL_RECORD_HEADER);
+    r = ensure_buf(sp, AGENT_SPOOL_RECORD_HEADER);
     if (r == 0)
-        r = pread_all(sp->rfd, sp->buf, KOPT_SPOOL_RECORD_HEADER, sp->cur_off);
+        r = pread_all(sp->rfd, sp->buf, AGENT_SPOOL_RECORD_HEADER, sp->cur_off);
     if (r < 0)
         return r;
     len = (uint32_t)sp->buf[4] | (uint32_t)sp->buf[5] << 8 | (uint32_t)sp->buf[6] << 16 |
           (uint32_t)sp->buf[7] << 24;
-    if (len > READ_MAX_LEN || KOPT_SPOOL_RECORD_HEADER + (uint64_t)len > left)
+    if (len > READ_MAX_LEN || AGENT_SPOOL_RECORD_HEADER + (uint64_t)len > left)
         return -EBADMSG;
-    r = ensure_buf(sp, KOPT_SPOOL_RECORD_HEADER + (size_t)len);
+    r = ensure_buf(sp, AGENT_SPOOL_RECORD_HEADER + (size_t)len);
     if (r == 0)
-        r = pread_all(sp->rfd, sp->buf, KOPT_SPOOL_RECORD_HEADER + (size_t)len, sp->cur_off);
+        r = pread_all(sp->rfd, sp->buf, AGENT_SPOOL_RECORD_HEADER + (size_t)len, sp->cur_off);
     if (r == 0)
-        r = kopt_spool_record_decode(sp->buf, KOPT_SPOOL_RECORD_HEADER + (size_t)len, READ_MAX_LEN,
-                                     rec);
+        r = agent_spool_record_decode(sp->buf, AGENT_SPOOL_RECORD_HEADER + (size_t)len,
+                                      READ_MAX_LEN, rec);
     return r == -EAGAIN ? -EBADMSG : r;
 }
 
-int kopt_spool_peek(kopt_spool_t *sp, kopt_spool_entry_t *out)
+int agent_spool_peek(agent_spool_t *sp, agent_spool_entry_t *out)
 {
-    kopt_spool_record_t rec;
+    agent_spool_record_t rec;
     segment_t *seg;
     size_t i;
     int r;
@@ -447,14 +448,14 @@ int kopt_spool_peek(kopt_spool_t *sp, kopt_spool_entry_t *out)
         seg = &sp->segs[i];
         if (seg->id != sp->cur_id) {
             sp->cur_id = seg->id;
-            sp->cur_off = KOPT_SPOOL_SEGMENT_HEADER;
+            sp->cur_off = AGENT_SPOOL_SEGMENT_HEADER;
         }
         if (sp->cur_off >= seg->size) {
             /* At the end of the newest segment: stay, appends land here. */
             if (i + 1 == sp->n_segs)
                 return -ENOENT;
             sp->cur_id = seg->id + 1;
-            sp->cur_off = KOPT_SPOOL_SEGMENT_HEADER;
+            sp->cur_off = AGENT_SPOOL_SEGMENT_HEADER;
             continue;
         }
         r = read_at_cursor(sp, seg, &rec);
@@ -465,7 +466,7 @@ int kopt_spool_peek(kopt_spool_t *sp, kopt_spool_entry_t *out)
             sp->st.torn++;
             sp->st.torn_bytes += seg->size - sp->cur_off;
             sp->cur_id = seg->id + 1;
-            sp->cur_off = KOPT_SPOOL_SEGMENT_HEADER;
+            sp->cur_off = AGENT_SPOOL_SEGMENT_HEADER;
             continue;
         }
         if (r < 0)
@@ -483,20 +484,20 @@ int kopt_spool_peek(kopt_spool_t *sp, kopt_spool_entry_t *out)
     }
 }
 
-void kopt_spool_next(kopt_spool_t *sp)
+void agent_spool_next(agent_spool_t *sp)
 {
     sp->cur_off += sp->peeked;
     sp->peeked = 0;
 }
 
-void kopt_spool_rewind(kopt_spool_t *sp)
+void agent_spool_rewind(agent_spool_t *sp)
 {
     sp->cur_id = 0;
-    sp->cur_off = KOPT_SPOOL_SEGMENT_HEADER;
+    sp->cur_off = AGENT_SPOOL_SEGMENT_HEADER;
     sp->peeked = 0;
 }
 
-int kopt_spool_ack(kopt_spool_t *sp, uint64_t epoch, uint64_t seq)
+int agent_spool_ack(agent_spool_t *sp, uint64_t epoch, uint64_t seq)
 {
     size_t i;
 
@@ -506,9 +507,9 @@ int kopt_spool_ack(kopt_spool_t *sp, uint64_t epoch, uint64_t seq)
         ;
     if (i == sp->n_acks && !seg_is_present(sp, epoch))
         return 0; /* nothing of that epoch is stored: nothing to do */
-    if (i == sp->n_acks && sp->n_acks == KOPT_SPOOL_ACK_MAX) {
+    if (i == sp->n_acks && sp->n_acks == AGENT_SPOOL_ACK_MAX) {
         save_acks(sp); /* prunes epochs without records */
-        if (sp->n_acks == KOPT_SPOOL_ACK_MAX)
+        if (sp->n_acks == AGENT_SPOOL_ACK_MAX)
             return -ENOSPC;
     }
     if (i == sp->n_acks)
@@ -518,19 +519,19 @@ int kopt_spool_ack(kopt_spool_t *sp, uint64_t epoch, uint64_t seq)
     return save_acks(sp);
 }
 
-int kopt_spool_maintain(kopt_spool_t *sp, int64_t now_s)
+int agent_spool_maintain(agent_spool_t *sp, int64_t now_s)
 {
     uint64_t now = spool_now_ns(CLOCK_MONOTONIC);
     int r = 0;
 
-    if (sp->o.fsync == KOPT_SPOOL_FSYNC_INTERVAL &&
+    if (sp->o.fsync == AGENT_SPOOL_FSYNC_INTERVAL &&
         now - sp->last_sync_ns >= (uint64_t)sp->o.fsync_interval_ms * 1000000ULL)
         r = sync_active(sp);
     enforce_age(sp, now_s);
     return r;
 }
 
-void kopt_spool_stats(const kopt_spool_t *sp, kopt_spool_stats_t *out)
+void agent_spool_stats(const agent_spool_t *sp, agent_spool_stats_t *out)
 {
     *out = sp->st;
 }

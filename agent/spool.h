@@ -10,28 +10,28 @@
  *
  * One thread owns a spool; one process owns a directory (-EBUSY otherwise).
  * Formats and guarantees: docs/agent.md. */
-#ifndef KOPT_AGENT_SPOOL_H
-#define KOPT_AGENT_SPOOL_H
+#ifndef AGENT_SPOOL_H
+#define AGENT_SPOOL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct kopt_spool kopt_spool_t;
+typedef struct agent_spool agent_spool_t;
 
 typedef enum {
-    KOPT_SPOOL_FSYNC_ALWAYS = 0, /* every append and ack is on disk when it returns */
-    KOPT_SPOOL_FSYNC_INTERVAL,   /* at most fsync_interval_ms of appends lost in an OS crash */
-    KOPT_SPOOL_FSYNC_NEVER,      /* the page cache decides; a process crash still loses nothing */
-} kopt_spool_fsync_t;
+    AGENT_SPOOL_FSYNC_ALWAYS = 0, /* every append and ack is on disk when it returns */
+    AGENT_SPOOL_FSYNC_INTERVAL,   /* at most fsync_interval_ms of appends lost in an OS crash */
+    AGENT_SPOOL_FSYNC_NEVER,      /* the page cache decides; a process crash still loses nothing */
+} agent_spool_fsync_t;
 
 typedef struct {
     uint64_t max_bytes;         /* whole spool, headers included; default 256 MiB */
     uint64_t max_age_s;         /* drop segments last written longer ago; 0 = no bound */
     uint64_t segment_bytes;     /* start a new segment past this; default 4 MiB */
     uint32_t max_record_bytes;  /* largest payload; default 16 MiB */
-    kopt_spool_fsync_t fsync;   /* default ALWAYS */
+    agent_spool_fsync_t fsync;  /* default ALWAYS */
     uint32_t fsync_interval_ms; /* for INTERVAL; default 1000 */
-} kopt_spool_opts_t;
+} agent_spool_opts_t;
 
 /* Counters and gauges for /metrics. */
 typedef struct {
@@ -44,55 +44,56 @@ typedef struct {
     uint64_t dropped_segments;
     uint64_t torn;       /* torn tails and corrupt spans found */
     uint64_t torn_bytes; /* bytes they held */
-} kopt_spool_stats_t;
+} agent_spool_stats_t;
 
-/* A record handed out by kopt_spool_peek(). */
+/* A record handed out by agent_spool_peek(). */
 typedef struct {
     uint64_t epoch;
     uint64_t seq;
     const uint8_t *data; /* owned by the spool: valid until the next call on it */
     size_t len;
-} kopt_spool_entry_t;
+} agent_spool_entry_t;
 
-void kopt_spool_opts_default(kopt_spool_opts_t *o);
+void agent_spool_opts_default(agent_spool_opts_t *o);
 
 /* Opens (creating the directory if needed) and recovers a spool, and starts a
  * new epoch: max(realtime ns, previous epoch + 1), on disk before it returns.
  * `opts` NULL means defaults. -EBUSY: another process has it open. -EINVAL:
  * bad options. Other -errno from the file system. */
-int kopt_spool_open(const char *dir, const kopt_spool_opts_t *opts, kopt_spool_t **out);
+int agent_spool_open(const char *dir, const agent_spool_opts_t *opts, agent_spool_t **out);
 
 /* Syncs and closes. NULL is a no-op. */
-void kopt_spool_free(kopt_spool_t *sp);
+void agent_spool_free(agent_spool_t *sp);
 
 /* This session's epoch and the next seq (1, 2, 3, ... without gaps): call it
  * once per batch, when making it, and put both in the MetricBatch. */
-void kopt_spool_take_id(kopt_spool_t *sp, uint64_t *epoch, uint64_t *seq);
+void agent_spool_take_id(agent_spool_t *sp, uint64_t *epoch, uint64_t *seq);
 
 /* Appends one record; the bytes are copied. Drops the oldest segments first
  * when the spool would grow past max_bytes. -EFBIG: larger than
  * max_record_bytes or than the whole spool. -EINVAL: seq 0. Other -errno: the
  * write failed and the segment was left as it was. */
-int kopt_spool_append(kopt_spool_t *sp, uint64_t epoch, uint64_t seq, const void *data, size_t len);
+int agent_spool_append(agent_spool_t *sp, uint64_t epoch, uint64_t seq, const void *data,
+                       size_t len);
 
 /* The oldest unacked record at or after the cursor. 0, -ENOENT when there is
  * none (everything was sent), other -errno on a read error. */
-int kopt_spool_peek(kopt_spool_t *sp, kopt_spool_entry_t *out);
+int agent_spool_peek(agent_spool_t *sp, agent_spool_entry_t *out);
 
 /* Moves the cursor past the record peek returned (after sending it). */
-void kopt_spool_next(kopt_spool_t *sp);
+void agent_spool_next(agent_spool_t *sp);
 
 /* Moves the cursor back to the oldest unacked record (after a reconnect). */
-void kopt_spool_rewind(kopt_spool_t *sp);
+void agent_spool_rewind(agent_spool_t *sp);
 
 /* Acks every record of `epoch` with seq <= `seq`; deletes segments whose
  * records are all acked and saves the ack state (atomically, by rename). */
-int kopt_spool_ack(kopt_spool_t *sp, uint64_t epoch, uint64_t seq);
+int agent_spool_ack(agent_spool_t *sp, uint64_t epoch, uint64_t seq);
 
 /* Periodic work, about once a second: the INTERVAL fsync when due, and the
  * age bound against `now_s` (realtime seconds). */
-int kopt_spool_maintain(kopt_spool_t *sp, int64_t now_s);
+int agent_spool_maintain(agent_spool_t *sp, int64_t now_s);
 
-void kopt_spool_stats(const kopt_spool_t *sp, kopt_spool_stats_t *out);
+void agent_spool_stats(const agent_spool_t *sp, agent_spool_stats_t *out);
 
 #endif

@@ -46,7 +46,7 @@ static const uint32_t crc32c_table[256] = {
     0xbe2da0a5U, 0x4c4623a6U, 0x5f16d052U, 0xad7d5351U,
 };
 
-uint32_t kopt_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t agent_crc32c(uint32_t crc, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
 
@@ -78,28 +78,28 @@ static uint64_t get64(const uint8_t *p)
     return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-void kopt_spool_record_header(uint8_t *hdr, uint64_t epoch, uint64_t seq, const void *payload,
-                              uint32_t len)
+void agent_spool_record_header(uint8_t *hdr, uint64_t epoch, uint64_t seq, const void *payload,
+                               uint32_t len)
 {
     uint32_t crc;
 
-    put32(hdr, KOPT_SPOOL_RECORD_MAGIC);
+    put32(hdr, AGENT_SPOOL_RECORD_MAGIC);
     put32(hdr + 4, len);
     put64(hdr + 8, epoch);
     put64(hdr + 16, seq);
-    crc = kopt_crc32c(0, hdr, 24);
-    crc = kopt_crc32c(crc, payload, len);
+    crc = agent_crc32c(0, hdr, 24);
+    crc = agent_crc32c(crc, payload, len);
     put32(hdr + 24, crc);
 }
 
-int kopt_spool_record_decode(const uint8_t *buf, size_t avail, uint32_t max_len,
-                             kopt_spool_record_t *out)
+int agent_spool_record_decode(const uint8_t *buf, size_t avail, uint32_t max_len,
+                              agent_spool_record_t *out)
 {
     uint8_t magic[4];
     uint32_t len, crc;
 
-    put32(magic, KOPT_SPOOL_RECORD_MAGIC);
-    if (avail < KOPT_SPOOL_RECORD_HEADER) {
+    put32(magic, AGENT_SPOOL_RECORD_MAGIC);
+    if (avail < AGENT_SPOOL_RECORD_HEADER) {
         /* A torn header still starts with the magic (or a prefix of it). */
         size_t m = avail < 4 ? avail : 4;
         if (memcmp(buf, magic, m) != 0)
@@ -113,17 +113,17 @@ int kopt_spool_record_decode(const uint8_t *buf, size_t avail, uint32_t max_len,
     len = get32(buf + 4);
     if (len > max_len)
         return -EBADMSG;
-    if (avail - KOPT_SPOOL_RECORD_HEADER < len)
+    if (avail - AGENT_SPOOL_RECORD_HEADER < len)
         return -EAGAIN;
-    crc = kopt_crc32c(0, buf, 24);
-    crc = kopt_crc32c(crc, buf + KOPT_SPOOL_RECORD_HEADER, len);
+    crc = agent_crc32c(0, buf, 24);
+    crc = agent_crc32c(crc, buf + AGENT_SPOOL_RECORD_HEADER, len);
     if (crc != get32(buf + 24))
         return -EBADMSG;
     out->epoch = get64(buf + 8);
     out->seq = get64(buf + 16);
     out->len = len;
-    out->payload = buf + KOPT_SPOOL_RECORD_HEADER;
-    out->size = KOPT_SPOOL_RECORD_HEADER + (size_t)len;
+    out->payload = buf + AGENT_SPOOL_RECORD_HEADER;
+    out->size = AGENT_SPOOL_RECORD_HEADER + (size_t)len;
     return 0;
 }
 
@@ -131,40 +131,40 @@ int kopt_spool_record_decode(const uint8_t *buf, size_t avail, uint32_t max_len,
 static size_t resync(const uint8_t *buf, size_t len, size_t from, uint32_t max_len)
 {
     uint8_t magic[4];
-    kopt_spool_record_t r;
+    agent_spool_record_t r;
 
-    put32(magic, KOPT_SPOOL_RECORD_MAGIC);
-    while (from + KOPT_SPOOL_RECORD_HEADER <= len) {
+    put32(magic, AGENT_SPOOL_RECORD_MAGIC);
+    while (from + AGENT_SPOOL_RECORD_HEADER <= len) {
         const uint8_t *p = memmem(buf + from, len - from, magic, 4);
         if (!p)
             break;
         from = (size_t)(p - buf);
-        if (kopt_spool_record_decode(p, len - from, max_len, &r) == 0)
+        if (agent_spool_record_decode(p, len - from, max_len, &r) == 0)
             return from;
         from++;
     }
     return len;
 }
 
-int kopt_spool_segment_scan(const uint8_t *buf, size_t len, uint32_t max_len,
-                            kopt_spool_record_fn fn, void *ud, kopt_spool_scan_t *st)
+int agent_spool_segment_scan(const uint8_t *buf, size_t len, uint32_t max_len,
+                             agent_spool_record_fn fn, void *ud, agent_spool_scan_t *st)
 {
-    size_t off = KOPT_SPOOL_SEGMENT_HEADER;
-    kopt_spool_record_t r;
+    size_t off = AGENT_SPOOL_SEGMENT_HEADER;
+    agent_spool_record_t r;
     int rc;
 
     memset(st, 0, sizeof(*st));
-    if (len < KOPT_SPOOL_SEGMENT_HEADER) {
+    if (len < AGENT_SPOOL_SEGMENT_HEADER) {
         /* Torn while the file was made: there can be no record in it. */
         st->tail_bytes = len;
         return 0;
     }
-    st->header_ok = memcmp(buf, KOPT_SPOOL_SEGMENT_MAGIC, KOPT_SPOOL_SEGMENT_HEADER) == 0;
+    st->header_ok = memcmp(buf, AGENT_SPOOL_SEGMENT_MAGIC, AGENT_SPOOL_SEGMENT_HEADER) == 0;
     st->valid_end = off;
     if (!st->header_ok)
-        st->bad_bytes += KOPT_SPOOL_SEGMENT_HEADER;
+        st->bad_bytes += AGENT_SPOOL_SEGMENT_HEADER;
     while (off < len) {
-        rc = kopt_spool_record_decode(buf + off, len - off, max_len, &r);
+        rc = agent_spool_record_decode(buf + off, len - off, max_len, &r);
         if (rc < 0) {
             size_t next = resync(buf, len, off + 1, max_len);
             if (next >= len)
@@ -189,36 +189,36 @@ int kopt_spool_segment_scan(const uint8_t *buf, size_t len, uint32_t max_len,
     return 0;
 }
 
-size_t kopt_spool_ack_size(size_t n)
+size_t agent_spool_ack_size(size_t n)
 {
     return 8 + 16 * n + 4;
 }
 
-void kopt_spool_ack_encode(const kopt_spool_ack_t *acks, size_t n, uint8_t *buf)
+void agent_spool_ack_encode(const agent_spool_ack_t *acks, size_t n, uint8_t *buf)
 {
     uint8_t *p = buf + 8;
 
-    put32(buf, KOPT_SPOOL_ACK_MAGIC);
+    put32(buf, AGENT_SPOOL_ACK_MAGIC);
     put32(buf + 4, (uint32_t)n);
     for (size_t i = 0; i < n; i++, p += 16) {
         put64(p, acks[i].epoch);
         put64(p + 8, acks[i].seq);
     }
-    put32(p, kopt_crc32c(0, buf, (size_t)(p - buf)));
+    put32(p, agent_crc32c(0, buf, (size_t)(p - buf)));
 }
 
-int kopt_spool_ack_decode(const uint8_t *buf, size_t len, kopt_spool_ack_t *acks, size_t cap,
-                          size_t *n)
+int agent_spool_ack_decode(const uint8_t *buf, size_t len, agent_spool_ack_t *acks, size_t cap,
+                           size_t *n)
 {
     uint32_t count;
     const uint8_t *p;
 
-    if (len < kopt_spool_ack_size(0) || get32(buf) != KOPT_SPOOL_ACK_MAGIC)
+    if (len < agent_spool_ack_size(0) || get32(buf) != AGENT_SPOOL_ACK_MAGIC)
         return -EBADMSG;
     count = get32(buf + 4);
-    if (count > cap || count > KOPT_SPOOL_ACK_MAX || len != kopt_spool_ack_size(count))
+    if (count > cap || count > AGENT_SPOOL_ACK_MAX || len != agent_spool_ack_size(count))
         return -EBADMSG;
-    if (kopt_crc32c(0, buf, len - 4) != get32(buf + len - 4))
+    if (agent_crc32c(0, buf, len - 4) != get32(buf + len - 4))
         return -EBADMSG;
     p = buf + 8;
     for (uint32_t i = 0; i < count; i++, p += 16) {
@@ -229,17 +229,17 @@ int kopt_spool_ack_decode(const uint8_t *buf, size_t len, kopt_spool_ack_t *acks
     return 0;
 }
 
-void kopt_spool_state_encode(uint64_t epoch, uint8_t *buf)
+void agent_spool_state_encode(uint64_t epoch, uint8_t *buf)
 {
-    put32(buf, KOPT_SPOOL_STATE_MAGIC);
+    put32(buf, AGENT_SPOOL_STATE_MAGIC);
     put64(buf + 4, epoch);
-    put32(buf + 12, kopt_crc32c(0, buf, 12));
+    put32(buf + 12, agent_crc32c(0, buf, 12));
 }
 
-int kopt_spool_state_decode(const uint8_t *buf, size_t len, uint64_t *epoch)
+int agent_spool_state_decode(const uint8_t *buf, size_t len, uint64_t *epoch)
 {
-    if (len != KOPT_SPOOL_STATE_SIZE || get32(buf) != KOPT_SPOOL_STATE_MAGIC ||
-        kopt_crc32c(0, buf, 12) != get32(buf + 12))
+    if (len != AGENT_SPOOL_STATE_SIZE || get32(buf) != AGENT_SPOOL_STATE_MAGIC ||
+        agent_crc32c(0, buf, 12) != get32(buf + 12))
         return -EBADMSG;
     *epoch = get64(buf + 4);
     return 0;

@@ -10,18 +10,19 @@
 
 /* --- what the collector writes --- */
 
-void kopt_spool_link_take_id(void *data, uint64_t *epoch, uint64_t *seq)
+void agent_spool_link_take_id(void *data, uint64_t *epoch, uint64_t *seq)
 {
-    kopt_spool_link_t *l = data;
+    agent_spool_link_t *l = data;
 
-    kopt_spool_take_id(l->spool, epoch, seq);
+    agent_spool_take_id(l->spool, epoch, seq);
 }
 
-int kopt_spool_link_sink(void *data, uint64_t epoch, uint64_t seq, const uint8_t *bytes, size_t len,
-                         const kopt_window_t *wins, const kopt_container_meta_t *metas, size_t n)
+int agent_spool_link_sink(void *data, uint64_t epoch, uint64_t seq, const uint8_t *bytes,
+                          size_t len, const agent_window_t *wins,
+                          const agent_container_meta_t *metas, size_t n)
 {
-    kopt_spool_link_t *l = data;
-    int r = kopt_spool_append(l->spool, epoch, seq, bytes, len);
+    agent_spool_link_t *l = data;
+    int r = agent_spool_append(l->spool, epoch, seq, bytes, len);
 
     (void)wins;
     (void)metas;
@@ -30,32 +31,32 @@ int kopt_spool_link_sink(void *data, uint64_t epoch, uint64_t seq, const uint8_t
                        KOPT_UINT("windows", n), KOPT_ERR(r));
         return r;
     }
-    kopt_transport_kick(l->transport);
+    agent_transport_kick(l->transport);
     return 0;
 }
 
 /* --- what the transport reads --- */
 
-static int source_next(void *data, kopt_batch_ref_t *out)
+static int source_next(void *data, agent_batch_ref_t *out)
 {
-    kopt_spool_entry_t e;
-    int r = kopt_spool_peek(data, &e);
+    agent_spool_entry_t e;
+    int r = agent_spool_peek(data, &e);
 
     if (r < 0)
         return -EAGAIN;
-    kopt_spool_next(data);
-    *out = (kopt_batch_ref_t){e.data, e.len, e.epoch, e.seq};
+    agent_spool_next(data);
+    *out = (agent_batch_ref_t){e.data, e.len, e.epoch, e.seq};
     return 0;
 }
 
 static void source_rewind(void *data)
 {
-    kopt_spool_rewind(data);
+    agent_spool_rewind(data);
 }
 
 static void source_ack(void *data, uint64_t epoch, uint64_t seq)
 {
-    int r = kopt_spool_ack(data, epoch, seq);
+    int r = agent_spool_ack(data, epoch, seq);
 
     if (r < 0)
         kopt_log_error("spool ack failed; the batches will be sent again", KOPT_ERR(r));
@@ -68,9 +69,9 @@ static void source_rejected(void *data, uint64_t epoch, uint64_t seq, const char
                   KOPT_UINT("seq", seq), KOPT_STR("reason", reason));
 }
 
-kopt_batch_source_t kopt_spool_link_source(kopt_spool_t *spool)
+agent_batch_source_t agent_spool_link_source(agent_spool_t *spool)
 {
-    return (kopt_batch_source_t){source_next, source_rewind, source_ack, source_rejected, spool};
+    return (agent_batch_source_t){source_next, source_rewind, source_ack, source_rejected, spool};
 }
 
 /* --- what the admin server reads --- */
@@ -82,41 +83,41 @@ static double field(const void *stats, size_t offset)
 
 static double spool_stat(void *data)
 {
-    const kopt_spool_link_probe_t *p = data;
-    kopt_spool_stats_t st;
+    const agent_spool_link_probe_t *p = data;
+    agent_spool_stats_t st;
 
     if (!p->link->spool)
         return 0;
-    kopt_spool_stats(p->link->spool, &st);
+    agent_spool_stats(p->link->spool, &st);
     return field(&st, p->offset);
 }
 
 static double transport_stat(void *data)
 {
-    const kopt_spool_link_probe_t *p = data;
-    kopt_transport_stats_t st;
+    const agent_spool_link_probe_t *p = data;
+    agent_transport_stats_t st;
 
     if (!p->link->transport)
         return 0;
-    kopt_transport_stats(p->link->transport, &st);
+    agent_transport_stats(p->link->transport, &st);
     return field(&st, p->offset);
 }
 
 static int check_ingest(void *data, char *reason, size_t len)
 {
-    const kopt_spool_link_t *l = data;
-    kopt_transport_stats_t st;
+    const agent_spool_link_t *l = data;
+    agent_transport_stats_t st;
 
     if (!l->transport)
         return 0;
-    kopt_transport_stats(l->transport, &st);
+    agent_transport_stats(l->transport, &st);
     if (st.connected)
         return 0;
     snprintf(reason, len, "not connected to ingest; batches wait in the spool");
     return -1;
 }
 
-int kopt_spool_link_register(kopt_spool_link_t *l, kopt_metrics_t *m, kopt_admin_t *admin)
+int agent_spool_link_register(agent_spool_link_t *l, kopt_metrics_t *m, kopt_admin_t *admin)
 {
     static const struct {
         const char *name, *help;
@@ -124,19 +125,19 @@ int kopt_spool_link_register(kopt_spool_link_t *l, kopt_metrics_t *m, kopt_admin
         size_t offset;
     } defs[] = {
         {"kopt_agent_spool_bytes", "Bytes in the spool now.", true, false,
-         offsetof(kopt_spool_stats_t, bytes)},
+         offsetof(agent_spool_stats_t, bytes)},
         {"kopt_agent_spool_dropped_total", "Spooled batches dropped by the size or age bound.",
-         false, false, offsetof(kopt_spool_stats_t, dropped_records)},
+         false, false, offsetof(agent_spool_stats_t, dropped_records)},
         {"kopt_agent_spool_torn_total", "Torn or corrupt spool records found at start.", false,
-         false, offsetof(kopt_spool_stats_t, torn)},
+         false, offsetof(agent_spool_stats_t, torn)},
         {"kopt_agent_sent_batches_total", "Batches sent to ingest.", false, true,
-         offsetof(kopt_transport_stats_t, sent)},
+         offsetof(agent_transport_stats_t, sent)},
         {"kopt_agent_acked_batches_total", "Batches acknowledged by ingest.", false, true,
-         offsetof(kopt_transport_stats_t, acked)},
+         offsetof(agent_transport_stats_t, acked)},
         {"kopt_agent_rejected_batches_total", "Batches ingest refused for good.", false, true,
-         offsetof(kopt_transport_stats_t, rejected)},
+         offsetof(agent_transport_stats_t, rejected)},
         {"kopt_agent_reconnects_total", "Push streams that ended and were opened again.", false,
-         true, offsetof(kopt_transport_stats_t, reconnects)},
+         true, offsetof(agent_transport_stats_t, reconnects)},
     };
     _Static_assert(sizeof(defs) / sizeof(defs[0]) == sizeof(l->probes) / sizeof(l->probes[0]),
                    "one probe a metric");
@@ -145,7 +146,7 @@ int kopt_spool_link_register(kopt_spool_link_t *l, kopt_metrics_t *m, kopt_admin
     for (size_t i = 0; r == 0 && i < sizeof(defs) / sizeof(defs[0]); i++) {
         kopt_metrics_value_fn fn = defs[i].transport ? transport_stat : spool_stat;
 
-        l->probes[i] = (kopt_spool_link_probe_t){l, defs[i].offset};
+        l->probes[i] = (agent_spool_link_probe_t){l, defs[i].offset};
         r = defs[i].gauge
                 ? kopt_metrics_gauge_func(m, defs[i].name, defs[i].help, fn, &l->probes[i])
                 : kopt_metrics_counter_func(m, defs[i].name, defs[i].help, fn, &l->probes[i]);

@@ -15,7 +15,7 @@
 
 #include <kopt/log.h>
 
-uint64_t spool_acked_through(const kopt_spool_t *sp, uint64_t epoch)
+uint64_t spool_acked_through(const agent_spool_t *sp, uint64_t epoch)
 {
     for (size_t i = 0; i < sp->n_acks; i++)
         if (sp->acks[i].epoch == epoch)
@@ -42,9 +42,9 @@ int spool_seg_note(segment_t *seg, uint64_t epoch, uint64_t seq)
     return 0;
 }
 
-int spool_sync_dir(kopt_spool_t *sp)
+int spool_sync_dir(agent_spool_t *sp)
 {
-    if (sp->o.fsync == KOPT_SPOOL_FSYNC_NEVER)
+    if (sp->o.fsync == AGENT_SPOOL_FSYNC_NEVER)
         return 0;
     return fsync(sp->dirfd) < 0 ? -errno : 0;
 }
@@ -66,7 +66,7 @@ int spool_write_all(int fd, const void *buf, size_t len)
 }
 
 /* Replaces `name` with `len` bytes: a reader sees the old file or the new one. */
-int spool_write_atomic(kopt_spool_t *sp, const char *name, const void *buf, size_t len, int sync)
+int spool_write_atomic(agent_spool_t *sp, const char *name, const void *buf, size_t len, int sync)
 {
     char tmp[64];
     int fd, r;
@@ -89,7 +89,7 @@ int spool_write_atomic(kopt_spool_t *sp, const char *name, const void *buf, size
 }
 
 /* Reads a small file whole; -EFBIG when it does not fit in cap. */
-static int spool_read_small(kopt_spool_t *sp, const char *name, uint8_t *buf, size_t cap,
+static int spool_read_small(agent_spool_t *sp, const char *name, uint8_t *buf, size_t cap,
                             size_t *len)
 {
     ssize_t n;
@@ -107,14 +107,14 @@ static int spool_read_small(kopt_spool_t *sp, const char *name, uint8_t *buf, si
     return 0;
 }
 
-void spool_load_acks(kopt_spool_t *sp)
+void spool_load_acks(agent_spool_t *sp)
 {
-    size_t cap = kopt_spool_ack_size(KOPT_SPOOL_ACK_MAX) + 1, len = 0;
+    size_t cap = agent_spool_ack_size(AGENT_SPOOL_ACK_MAX) + 1, len = 0;
     uint8_t *buf = malloc(cap);
     int r = buf ? spool_read_small(sp, "ack", buf, cap, &len) : -ENOMEM;
 
     if (r == 0)
-        r = kopt_spool_ack_decode(buf, len, sp->acks, KOPT_SPOOL_ACK_MAX, &sp->n_acks);
+        r = agent_spool_ack_decode(buf, len, sp->acks, AGENT_SPOOL_ACK_MAX, &sp->n_acks);
     if (r < 0 && r != -ENOENT)
         /* Harmless: acked batches are sent again and ingest drops them. */
         kopt_log_warn("spool ack file unreadable, replaying from the oldest record", KOPT_ERR(r));
@@ -124,27 +124,27 @@ void spool_load_acks(kopt_spool_t *sp)
 }
 
 /* A new epoch, later than every earlier one even if the clock went back. */
-int spool_start_epoch(kopt_spool_t *sp)
+int spool_start_epoch(agent_spool_t *sp)
 {
-    uint8_t buf[KOPT_SPOOL_STATE_SIZE + 1];
+    uint8_t buf[AGENT_SPOOL_STATE_SIZE + 1];
     uint64_t prev = 0;
     size_t len = 0;
     int r = spool_read_small(sp, "state", buf, sizeof(buf), &len);
 
     if (r == 0)
-        r = kopt_spool_state_decode(buf, len, &prev);
+        r = agent_spool_state_decode(buf, len, &prev);
     if (r < 0 && r != -ENOENT)
         kopt_log_warn("spool state file unreadable, epoch from the clock", KOPT_ERR(r));
     sp->epoch = spool_now_ns(CLOCK_REALTIME);
     if (sp->epoch <= prev)
         sp->epoch = prev + 1;
     sp->next_seq = 1;
-    kopt_spool_state_encode(sp->epoch, buf);
+    agent_spool_state_encode(sp->epoch, buf);
     /* Always synced: the epoch must never be handed out twice. */
-    return spool_write_atomic(sp, "state", buf, KOPT_SPOOL_STATE_SIZE, 1);
+    return spool_write_atomic(sp, "state", buf, AGENT_SPOOL_STATE_SIZE, 1);
 }
 
-int spool_push_segment(kopt_spool_t *sp, const segment_t *seg)
+int spool_push_segment(agent_spool_t *sp, const segment_t *seg)
 {
     if (sp->n_segs == sp->cap_segs) {
         size_t cap = sp->cap_segs ? 2 * sp->cap_segs : 16;
@@ -162,8 +162,8 @@ int spool_push_segment(kopt_spool_t *sp, const segment_t *seg)
 }
 
 /* Maps a segment and scans it with fn. -errno if the file cannot be read. */
-int spool_scan_file(kopt_spool_t *sp, int fd, kopt_spool_record_fn fn, scan_ctx_t *c,
-                    kopt_spool_scan_t *st)
+int spool_scan_file(agent_spool_t *sp, int fd, agent_spool_record_fn fn, scan_ctx_t *c,
+                    agent_spool_scan_t *st)
 {
     struct stat s;
     void *map;
@@ -178,13 +178,13 @@ int spool_scan_file(kopt_spool_t *sp, int fd, kopt_spool_record_fn fn, scan_ctx_
     map = mmap(NULL, (size_t)s.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED)
         return -errno;
-    r = kopt_spool_segment_scan(map, (size_t)s.st_size, READ_MAX_LEN, fn, c, st);
+    r = agent_spool_segment_scan(map, (size_t)s.st_size, READ_MAX_LEN, fn, c, st);
     munmap(map, (size_t)s.st_size);
     (void)sp;
     return r;
 }
 
-static int note_record(void *ud, size_t off, const kopt_spool_record_t *r)
+static int note_record(void *ud, size_t off, const agent_spool_record_t *r)
 {
     scan_ctx_t *c = ud;
 
@@ -194,27 +194,27 @@ static int note_record(void *ud, size_t off, const kopt_spool_record_t *r)
     return spool_seg_note(c->seg, r->epoch, r->seq);
 }
 
-static int copy_record(void *ud, size_t off, const kopt_spool_record_t *r)
+static int copy_record(void *ud, size_t off, const agent_spool_record_t *r)
 {
     scan_ctx_t *c = ud;
 
     (void)off;
-    return spool_write_all(c->fd, r->payload - KOPT_SPOOL_RECORD_HEADER, r->size);
+    return spool_write_all(c->fd, r->payload - AGENT_SPOOL_RECORD_HEADER, r->size);
 }
 
 /* Rewrites a segment with only its intact records (after corruption inside). */
-static int rewrite_segment(kopt_spool_t *sp, int fd, const char *name)
+static int rewrite_segment(agent_spool_t *sp, int fd, const char *name)
 {
     char tmp[48];
     scan_ctx_t c = {.sp = sp};
-    kopt_spool_scan_t st;
+    agent_spool_scan_t st;
     int r;
 
     snprintf(tmp, sizeof(tmp), "%s.tmp", name);
     c.fd = openat(sp->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (c.fd < 0)
         return -errno;
-    r = spool_write_all(c.fd, KOPT_SPOOL_SEGMENT_MAGIC, KOPT_SPOOL_SEGMENT_HEADER);
+    r = spool_write_all(c.fd, AGENT_SPOOL_SEGMENT_MAGIC, AGENT_SPOOL_SEGMENT_HEADER);
     if (r == 0)
         r = spool_scan_file(sp, fd, copy_record, &c, &st);
     if (r == 0 && fsync(c.fd) < 0)
@@ -229,11 +229,11 @@ static int rewrite_segment(kopt_spool_t *sp, int fd, const char *name)
 
 /* Recovers one segment: keeps its intact records, cuts a torn tail, rewrites
  * it around corrupt spans, deletes it when nothing is left. */
-static int recover_segment(kopt_spool_t *sp, uint32_t id)
+static int recover_segment(agent_spool_t *sp, uint32_t id)
 {
     segment_t seg = {.id = id};
     scan_ctx_t c = {.sp = sp, .seg = &seg};
-    kopt_spool_scan_t st;
+    agent_spool_scan_t st;
     struct stat s;
     char name[32];
     int fd, r;
@@ -263,7 +263,7 @@ static int recover_segment(kopt_spool_t *sp, uint32_t id)
         r = ftruncate(fd, (off_t)st.valid_end) < 0 || fsync(fd) < 0 ? -errno : 0;
     if (r < 0)
         goto out;
-    seg.size = KOPT_SPOOL_SEGMENT_HEADER + c.bytes;
+    seg.size = AGENT_SPOOL_SEGMENT_HEADER + c.bytes;
     r = spool_push_segment(sp, &seg);
     if (r == 0)
         seg.eps = NULL; /* owned by the list now */
@@ -281,7 +281,7 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* Lists NNNNNNNN.seg files oldest first; removes leftover temporary files. */
-static int list_segments(kopt_spool_t *sp, uint32_t **ids, size_t *n)
+static int list_segments(agent_spool_t *sp, uint32_t **ids, size_t *n)
 {
     size_t cap = 0;
     struct dirent *e;
@@ -328,7 +328,7 @@ static int list_segments(kopt_spool_t *sp, uint32_t **ids, size_t *n)
     return r;
 }
 
-int spool_recover(kopt_spool_t *sp)
+int spool_recover(agent_spool_t *sp)
 {
     uint32_t *ids;
     size_t n;

@@ -25,11 +25,11 @@ typedef struct {
     uint64_t epoch, seq;
 } sent_t;
 
-struct kopt_transport {
+struct agent_transport {
     uv_loop_t *loop;
     kopt_grpc_loop_t *gl;
-    kopt_transport_opts_t opts;
-    kopt_batch_source_t src;
+    agent_transport_opts_t opts;
+    agent_batch_source_t src;
     grpc_channel *ch;
     size_t target;
     /* The current call. */
@@ -52,13 +52,13 @@ struct kopt_transport {
     int stopping, stopped;
     void (*done)(void *);
     void *done_arg;
-    kopt_transport_stats_t stats;
+    agent_transport_stats_t stats;
 };
 
-static void connect_call(kopt_transport_t *t);
-static void pump(kopt_transport_t *t);
+static void connect_call(agent_transport_t *t);
+static void pump(agent_transport_t *t);
 
-static int start(kopt_transport_t *t, grpc_op *ops, size_t n, kopt_grpc_tag_t *tag)
+static int start(agent_transport_t *t, grpc_op *ops, size_t n, kopt_grpc_tag_t *tag)
 {
     grpc_call_error e = grpc_call_start_batch(t->call, ops, n, tag, NULL);
 
@@ -70,7 +70,7 @@ static int start(kopt_transport_t *t, grpc_op *ops, size_t n, kopt_grpc_tag_t *t
     return 0;
 }
 
-static grpc_channel *make_channel(kopt_transport_t *t)
+static grpc_channel *make_channel(agent_transport_t *t)
 {
     grpc_arg args[3];
     grpc_channel_args ca = {.num_args = 0, .args = args};
@@ -95,7 +95,7 @@ static grpc_channel *make_channel(kopt_transport_t *t)
     return ch;
 }
 
-static void finish_stop(kopt_transport_t *t)
+static void finish_stop(agent_transport_t *t)
 {
     if (t->stopped)
         return;
@@ -117,7 +117,7 @@ static void finish_stop(kopt_transport_t *t)
 }
 
 /* The server's retry hint, if it sent one (rate limits). */
-static uint64_t retry_hint_ms(const kopt_transport_t *t)
+static uint64_t retry_hint_ms(const agent_transport_t *t)
 {
     for (size_t i = 0; i < t->trailing_md.count; i++) {
         const grpc_metadata *md = &t->trailing_md.metadata[i];
@@ -134,9 +134,9 @@ static uint64_t retry_hint_ms(const kopt_transport_t *t)
 }
 
 /* The oldest unacked batch failed the same way too often: drop it. */
-static void drop_poison(kopt_transport_t *t)
+static void drop_poison(agent_transport_t *t)
 {
-    kopt_batch_ref_t b;
+    agent_batch_ref_t b;
 
     t->src.rewind(t->src.data);
     if (t->src.next(t->src.data, &b) < 0)
@@ -151,12 +151,12 @@ static void drop_poison(kopt_transport_t *t)
 
 static void on_retry(uv_timer_t *timer)
 {
-    connect_call(kopt_container_of(timer, kopt_transport_t, retry));
+    connect_call(kopt_container_of(timer, agent_transport_t, retry));
 }
 
 /* The call is over and every batch on it came back: clean up, then stop or
  * reconnect. */
-static void release_call(kopt_transport_t *t)
+static void release_call(agent_transport_t *t)
 {
     char details[256];
     uint64_t wait;
@@ -205,7 +205,7 @@ static void release_call(kopt_transport_t *t)
 
 static void on_status(kopt_grpc_tag_t *tag, int ok)
 {
-    kopt_transport_t *t = kopt_container_of(tag, kopt_transport_t, status_tag);
+    agent_transport_t *t = kopt_container_of(tag, agent_transport_t, status_tag);
 
     (void)ok;
     t->refs--;
@@ -215,14 +215,14 @@ static void on_status(kopt_grpc_tag_t *tag, int ok)
 
 static void on_start(kopt_grpc_tag_t *tag, int ok)
 {
-    kopt_transport_t *t = kopt_container_of(tag, kopt_transport_t, start_tag);
+    agent_transport_t *t = kopt_container_of(tag, agent_transport_t, start_tag);
 
     (void)ok;
     t->refs--;
     release_call(t);
 }
 
-static void post_recv(kopt_transport_t *t)
+static void post_recv(agent_transport_t *t)
 {
     grpc_op ops[2];
     size_t n = 0;
@@ -239,7 +239,7 @@ static void post_recv(kopt_transport_t *t)
 }
 
 /* Hands one PushAck to the source and frees its window slots. */
-static void apply_ack(kopt_transport_t *t, const Kopt__V1__PushAck *ack)
+static void apply_ack(agent_transport_t *t, const Kopt__V1__PushAck *ack)
 {
     for (size_t i = 0; i < ack->n_rejections; i++) {
         const Kopt__V1__BatchRejection *r = ack->rejections[i];
@@ -264,7 +264,7 @@ static void apply_ack(kopt_transport_t *t, const Kopt__V1__PushAck *ack)
 
 static void on_recv(kopt_grpc_tag_t *tag, int ok)
 {
-    kopt_transport_t *t = kopt_container_of(tag, kopt_transport_t, recv_tag);
+    agent_transport_t *t = kopt_container_of(tag, agent_transport_t, recv_tag);
     grpc_byte_buffer_reader rd;
     grpc_slice sl;
     Kopt__V1__PushAck *ack;
@@ -290,7 +290,7 @@ static void on_recv(kopt_grpc_tag_t *tag, int ok)
     release_call(t);
 }
 
-static void send_close(kopt_transport_t *t)
+static void send_close(agent_transport_t *t)
 {
     grpc_op op = {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT};
 
@@ -302,7 +302,7 @@ static void send_close(kopt_transport_t *t)
 
 static void on_send(kopt_grpc_tag_t *tag, int ok)
 {
-    kopt_transport_t *t = kopt_container_of(tag, kopt_transport_t, send_tag);
+    agent_transport_t *t = kopt_container_of(tag, agent_transport_t, send_tag);
 
     t->refs--;
     t->sending = 0;
@@ -319,7 +319,7 @@ static void on_send(kopt_grpc_tag_t *tag, int ok)
 
 static void on_close_sent(kopt_grpc_tag_t *tag, int ok)
 {
-    kopt_transport_t *t = kopt_container_of(tag, kopt_transport_t, close_tag);
+    agent_transport_t *t = kopt_container_of(tag, agent_transport_t, close_tag);
 
     (void)ok;
     t->refs--;
@@ -327,9 +327,9 @@ static void on_close_sent(kopt_grpc_tag_t *tag, int ok)
 }
 
 /* Sends the next batch if the window and the stream allow. */
-static void pump(kopt_transport_t *t)
+static void pump(agent_transport_t *t)
 {
-    kopt_batch_ref_t b;
+    agent_batch_ref_t b;
     grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
     grpc_slice sl;
 
@@ -352,7 +352,7 @@ static void pump(kopt_transport_t *t)
     t->stats.sent++;
 }
 
-static void connect_call(kopt_transport_t *t)
+static void connect_call(agent_transport_t *t)
 {
     grpc_op ops[1];
     grpc_completion_queue *cq = kopt_grpc_loop_cq(t->gl);
@@ -387,10 +387,10 @@ static void connect_call(kopt_transport_t *t)
     pump(t);
 }
 
-int kopt_transport_new(uv_loop_t *loop, const kopt_transport_opts_t *opts,
-                       const kopt_batch_source_t *source, kopt_transport_t **out)
+int agent_transport_new(uv_loop_t *loop, const agent_transport_opts_t *opts,
+                        const agent_batch_source_t *source, agent_transport_t **out)
 {
-    kopt_transport_t *t = calloc(1, sizeof(*t));
+    agent_transport_t *t = calloc(1, sizeof(*t));
     int r;
 
     if (!t)
@@ -424,7 +424,7 @@ int kopt_transport_new(uv_loop_t *loop, const kopt_transport_opts_t *opts,
     return 0;
 }
 
-int kopt_transport_start(kopt_transport_t *t)
+int agent_transport_start(agent_transport_t *t)
 {
     int r = kopt_grpc_loop_start(t->gl);
 
@@ -433,25 +433,26 @@ int kopt_transport_start(kopt_transport_t *t)
     return r;
 }
 
-void kopt_transport_kick(kopt_transport_t *t)
+void agent_transport_kick(agent_transport_t *t)
 {
     pump(t);
 }
 
-void kopt_transport_stats(const kopt_transport_t *t, kopt_transport_stats_t *out)
+void agent_transport_stats(const agent_transport_t *t, agent_transport_stats_t *out)
 {
     *out = t->stats;
 }
 
 static void on_stop_deadline(uv_timer_t *timer)
 {
-    kopt_transport_t *t = kopt_container_of(timer, kopt_transport_t, stop_timer);
+    agent_transport_t *t = kopt_container_of(timer, agent_transport_t, stop_timer);
 
     if (t->call && !t->call_done)
         grpc_call_cancel(t->call, NULL);
 }
 
-void kopt_transport_stop(kopt_transport_t *t, uint64_t deadline_ms, void (*done)(void *), void *arg)
+void agent_transport_stop(agent_transport_t *t, uint64_t deadline_ms, void (*done)(void *),
+                          void *arg)
 {
     t->stopping = 1;
     t->done = done;

@@ -5,8 +5,8 @@
  * unacked batch after every reconnect (ingest de-duplicates by
  * agent_id/epoch/seq). Runs on the libuv loop; gRPC completions cross over
  * through kopt_grpc_loop. */
-#ifndef KOPT_AGENT_TRANSPORT_H
-#define KOPT_AGENT_TRANSPORT_H
+#ifndef AGENT_TRANSPORT_H
+#define AGENT_TRANSPORT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,12 +18,12 @@ typedef struct {
     const uint8_t *bytes; /* a serialized MetricBatch; valid until the next source call */
     size_t len;
     uint64_t epoch, seq;
-} kopt_batch_ref_t;
+} agent_batch_ref_t;
 
 /* What the transport reads from and reports to (the spool, or a test). */
 typedef struct {
     /* The next batch after the last one returned, or -EAGAIN when none. */
-    int (*next)(void *data, kopt_batch_ref_t *out);
+    int (*next)(void *data, agent_batch_ref_t *out);
     /* Start again from the oldest batch not yet acked (after a reconnect). */
     void (*rewind)(void *data);
     /* Everything of `epoch` up to `seq` is settled: stored or refused. */
@@ -31,7 +31,7 @@ typedef struct {
     /* Ingest refused this batch for good (`reason` for logs and metrics). */
     void (*rejected)(void *data, uint64_t epoch, uint64_t seq, const char *reason);
     void *data;
-} kopt_batch_source_t;
+} agent_batch_source_t;
 
 typedef struct {
     const char *const *targets; /* "host:port", tried in turn; kept */
@@ -42,30 +42,30 @@ typedef struct {
     uint64_t backoff_base_ms, backoff_max_ms;
     uint32_t poison_after; /* same INVALID_ARGUMENT this often without progress:
                               the oldest batch is dropped as poison */
-} kopt_transport_opts_t;
+} agent_transport_opts_t;
 
 typedef struct {
     uint64_t sent, acked, rejected, poison, reconnects, resent;
     uint64_t ends_by_code[17]; /* stream ends by gRPC status */
     int connected;
-} kopt_transport_stats_t;
+} agent_transport_stats_t;
 
-typedef struct kopt_transport kopt_transport_t;
+typedef struct agent_transport agent_transport_t;
 
-int kopt_transport_new(uv_loop_t *loop, const kopt_transport_opts_t *opts,
-                       const kopt_batch_source_t *source, kopt_transport_t **out);
+int agent_transport_new(uv_loop_t *loop, const agent_transport_opts_t *opts,
+                        const agent_batch_source_t *source, agent_transport_t **out);
 
 /* Connects and starts streaming. */
-int kopt_transport_start(kopt_transport_t *t);
+int agent_transport_start(agent_transport_t *t);
 
 /* A new batch is in the source: send it if the window allows. */
-void kopt_transport_kick(kopt_transport_t *t);
+void agent_transport_kick(agent_transport_t *t);
 
-void kopt_transport_stats(const kopt_transport_t *t, kopt_transport_stats_t *out);
+void agent_transport_stats(const agent_transport_t *t, agent_transport_stats_t *out);
 
 /* Half-closes the stream, waits up to `deadline_ms` for the last acks, then
  * frees everything and calls `done` on the loop thread. */
-void kopt_transport_stop(kopt_transport_t *t, uint64_t deadline_ms, void (*done)(void *),
-                         void *arg);
+void agent_transport_stop(agent_transport_t *t, uint64_t deadline_ms, void (*done)(void *),
+                          void *arg);
 
 #endif

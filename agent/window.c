@@ -20,21 +20,21 @@ typedef struct {
 typedef struct {
     char key[256];
     int has_last;
-    kopt_sample_t last;
+    agent_sample_t last;
     accum_t cur, closed;
     int has_closed;
 } entry_t;
 
-struct kopt_windower {
-    kopt_windower_opts_t opts;
+struct agent_windower {
+    agent_windower_opts_t opts;
     entry_t *v;
     size_t n, cap;
     uint64_t dropped;
 };
 
-int kopt_windower_new(const kopt_windower_opts_t *opts, kopt_windower_t **out)
+int agent_windower_new(const agent_windower_opts_t *opts, agent_windower_t **out)
 {
-    kopt_windower_t *w;
+    agent_windower_t *w;
 
     if (opts->window_ms <= 0 || opts->max_containers == 0)
         return -EINVAL;
@@ -46,7 +46,7 @@ int kopt_windower_new(const kopt_windower_opts_t *opts, kopt_windower_t **out)
     return 0;
 }
 
-void kopt_windower_free(kopt_windower_t *w)
+void agent_windower_free(agent_windower_t *w)
 {
     if (!w)
         return;
@@ -55,7 +55,7 @@ void kopt_windower_free(kopt_windower_t *w)
 }
 
 /* Index of `key`, or where it would go (negative: -(pos + 1)). */
-static long find(const kopt_windower_t *w, const char *key)
+static long find(const agent_windower_t *w, const char *key)
 {
     size_t lo = 0, hi = w->n;
 
@@ -72,7 +72,7 @@ static long find(const kopt_windower_t *w, const char *key)
     return -(long)lo - 1;
 }
 
-static entry_t *lookup(kopt_windower_t *w, const char *key)
+static entry_t *lookup(agent_windower_t *w, const char *key)
 {
     long i = find(w, key);
     size_t pos;
@@ -105,7 +105,7 @@ static int64_t delta(uint64_t now, uint64_t before)
     return now >= before ? (int64_t)(now - before) : -1;
 }
 
-static void add_rates(accum_t *a, const kopt_sample_t *s, const kopt_sample_t *last)
+static void add_rates(accum_t *a, const agent_sample_t *s, const agent_sample_t *last)
 {
     int64_t dt = s->at_ms - last->at_ms;
     int64_t dcpu = delta(s->cpu_usage_ns, last->cpu_usage_ns);
@@ -134,7 +134,7 @@ static void add_rates(accum_t *a, const kopt_sample_t *s, const kopt_sample_t *l
     a->oom += d >= 0 ? (uint64_t)d : s->oom_kills;
 }
 
-int kopt_windower_add(kopt_windower_t *w, const kopt_sample_t *s)
+int agent_windower_add(agent_windower_t *w, const agent_sample_t *s)
 {
     entry_t *e = lookup(w, s->key);
     int64_t boundary = s->at_ms - s->at_ms % w->opts.window_ms;
@@ -170,9 +170,9 @@ int kopt_windower_add(kopt_windower_t *w, const kopt_sample_t *s)
 }
 
 static void emit_one(const entry_t *e, const accum_t *a, int64_t window_ms,
-                     kopt_window_emit_fn emit, void *data)
+                     agent_window_emit_fn emit, void *data)
 {
-    kopt_window_t win;
+    agent_window_t win;
 
     memset(&win, 0, sizeof(win));
     snprintf(win.key, sizeof(win.key), "%s", e->key);
@@ -192,7 +192,8 @@ static void emit_one(const entry_t *e, const accum_t *a, int64_t window_ms,
     emit(&win, data);
 }
 
-size_t kopt_windower_flush(kopt_windower_t *w, int64_t now_ms, kopt_window_emit_fn emit, void *data)
+size_t agent_windower_flush(agent_windower_t *w, int64_t now_ms, agent_window_emit_fn emit,
+                            void *data)
 {
     size_t emitted = 0, kept = 0;
 
@@ -218,12 +219,12 @@ size_t kopt_windower_flush(kopt_windower_t *w, int64_t now_ms, kopt_window_emit_
     return emitted;
 }
 
-size_t kopt_windower_tracked(const kopt_windower_t *w)
+size_t agent_windower_tracked(const agent_windower_t *w)
 {
     return w->n;
 }
 
-uint64_t kopt_windower_dropped(const kopt_windower_t *w)
+uint64_t agent_windower_dropped(const agent_windower_t *w)
 {
     return w->dropped;
 }

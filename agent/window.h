@@ -5,8 +5,8 @@
  * container starts its counters again), and closes a window per container at
  * each wall-clock window boundary. Pure: time comes in with the samples;
  * bounded in the number of containers it tracks. */
-#ifndef KOPT_AGENT_WINDOW_H
-#define KOPT_AGENT_WINDOW_H
+#ifndef AGENT_WINDOW_H
+#define AGENT_WINDOW_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +22,7 @@ typedef struct {
     uint64_t memory_working_set; /* bytes, now */
     uint64_t memory_rss;         /* bytes, now */
     uint64_t oom_kills;          /* cumulative */
-} kopt_sample_t;
+} agent_sample_t;
 
 /* A finished window for one container. */
 typedef struct {
@@ -35,31 +35,31 @@ typedef struct {
     uint32_t oom_kills;
     uint32_t samples; /* readings that fell in the window */
     uint32_t resets;  /* counter resets seen (restarts) */
-} kopt_window_t;
+} agent_window_t;
 
-typedef struct kopt_windower kopt_windower_t;
+typedef struct agent_windower agent_windower_t;
 
 typedef struct {
     int64_t window_ms;       /* 60000 */
     size_t max_containers;   /* tracked at once; more are counted and skipped */
     int64_t forget_after_ms; /* a container not seen this long is forgotten */
-} kopt_windower_opts_t;
+} agent_windower_opts_t;
 
-int kopt_windower_new(const kopt_windower_opts_t *opts, kopt_windower_t **out);
-void kopt_windower_free(kopt_windower_t *w);
+int agent_windower_new(const agent_windower_opts_t *opts, agent_windower_t **out);
+void agent_windower_free(agent_windower_t *w);
 
 /* Adds a reading. 0, or -ENOSPC when the container limit refused a new key
  * (counted in dropped), -EINVAL for a reading older than the last one. */
-int kopt_windower_add(kopt_windower_t *w, const kopt_sample_t *s);
+int agent_windower_add(agent_windower_t *w, const agent_sample_t *s);
 
 /* Closes every window that ended at or before `now_ms` (boundaries are
  * multiples of window_ms), calling `emit` for each container that had at
  * least one rate in it. Returns how many windows were emitted. */
-typedef void (*kopt_window_emit_fn)(const kopt_window_t *win, void *data);
-size_t kopt_windower_flush(kopt_windower_t *w, int64_t now_ms, kopt_window_emit_fn emit,
-                           void *data);
+typedef void (*agent_window_emit_fn)(const agent_window_t *win, void *data);
+size_t agent_windower_flush(agent_windower_t *w, int64_t now_ms, agent_window_emit_fn emit,
+                            void *data);
 
-size_t kopt_windower_tracked(const kopt_windower_t *w);
-uint64_t kopt_windower_dropped(const kopt_windower_t *w);
+size_t agent_windower_tracked(const agent_windower_t *w);
+uint64_t agent_windower_dropped(const agent_windower_t *w);
 
 #endif

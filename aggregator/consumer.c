@@ -30,7 +30,7 @@
 #define PROBE_EVERY_MS 1000 /* how soon /readyz sees ClickHouse go or come back */
 #define PROBE_TIMEOUT_MS 2000
 
-void agg_nap(struct kopt_agg *a, uint64_t ms)
+void agg_nap(struct agg *a, uint64_t ms)
 {
     struct timespec ts;
 
@@ -55,11 +55,11 @@ static uint64_t now_ms(void)
 /* ------------------------------------------------------------------------ */
 /* Control thread                                                           */
 
-static int migrate(struct kopt_agg *a, kopt_ch_client_t *ch)
+static int migrate(struct agg *a, kopt_ch_client_t *ch)
 {
     kopt_ch_error_t err = {0};
     unsigned applied = 0;
-    int r = kopt_schema_migrate(ch, NULL, &applied, &err);
+    int r = agg_schema_migrate(ch, NULL, &applied, &err);
 
     if (r == 0) {
         kopt_log_info("schema migrated", KOPT_UINT("applied", applied),
@@ -72,7 +72,7 @@ static int migrate(struct kopt_agg *a, kopt_ch_client_t *ch)
     return r;
 }
 
-static int connect_nats(struct kopt_agg *a)
+static int connect_nats(struct agg *a)
 {
     natsOptions *no = NULL;
     natsStatus s = natsOptions_Create(&no);
@@ -107,7 +107,7 @@ static int connect_nats(struct kopt_agg *a)
 
 /* Creates the durable, or updates it to the settings (fields JetStream
  * cannot change are kept and logged). */
-static int ensure_consumer(struct kopt_agg *a)
+static int ensure_consumer(struct agg *a)
 {
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
@@ -147,7 +147,7 @@ static int ensure_consumer(struct kopt_agg *a)
     return 0;
 }
 
-static void poll_lag(struct kopt_agg *a)
+static void poll_lag(struct agg *a)
 {
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
@@ -169,61 +169,61 @@ static void poll_lag(struct kopt_agg *a)
  * watermark moves to the moment the hours were taken (every window stored
  * before it was in the set, as workers add their hours before inserting)
  * and rollup_state gets it with the hours stored since. */
-static void rollup_pass(struct kopt_agg *a, kopt_ch_client_t *ch, const atomic_int *stop)
+static void rollup_pass(struct agg *a, kopt_ch_client_t *ch, const atomic_int *stop)
 {
-    kopt_rollup_stats_t st = {a->rollups, a->rollup_errors, a->rollup_seconds};
-    kopt_hourset_t todo, failed, pending;
+    agg_rollup_stats_t st = {a->rollups, a->rollup_errors, a->rollup_seconds};
+    agg_hourset_t todo, failed, pending;
     kopt_ch_error_t err = {0};
     int64_t snapshot;
     int r;
 
-    kopt_hourset_init(&failed);
-    kopt_hourset_init(&pending);
+    agg_hourset_init(&failed);
+    agg_hourset_init(&pending);
     pthread_mutex_lock(&a->mu);
     todo = a->touched;
-    kopt_hourset_init(&a->touched);
+    agg_hourset_init(&a->touched);
     snapshot = (int64_t)time(NULL);
     pthread_mutex_unlock(&a->mu);
-    kopt_rollup_pass(ch, &todo, a->o.rollup_lateness_ms, snapshot, stop, &st, &failed);
+    agg_rollup_pass(ch, &todo, a->o.rollup_lateness_ms, snapshot, stop, &st, &failed);
     if (atomic_load(stop)) /* cut short: nothing is known done */
-        kopt_hourset_merge(&failed, &todo);
+        agg_hourset_merge(&failed, &todo);
     else
-        kopt_rollup_state_update(&a->rstate, &todo, &failed, snapshot);
+        agg_rollup_state_update(&a->rstate, &todo, &failed, snapshot);
     pthread_mutex_lock(&a->mu);
-    kopt_hourset_merge(&a->touched, &failed);
-    kopt_hourset_merge(&pending, &a->touched);
+    agg_hourset_merge(&a->touched, &failed);
+    agg_hourset_merge(&pending, &a->touched);
     pthread_mutex_unlock(&a->mu);
     kopt_metric_gauge_set(a->rollup_pending, (double)pending.n);
     kopt_metric_gauge_set(a->rollup_lag,
-                          (double)kopt_rollup_state_lag(&a->rstate, (int64_t)time(NULL)));
-    r = atomic_load(stop) ? 0 : kopt_rollup_state_write(ch, &a->rstate, &pending, time(NULL), &err);
+                          (double)agg_rollup_state_lag(&a->rstate, (int64_t)time(NULL)));
+    r = atomic_load(stop) ? 0 : agg_rollup_state_write(ch, &a->rstate, &pending, time(NULL), &err);
     if (r < 0)
         kopt_log_warn("rollup state not written; the advisor sees the previous one",
                       KOPT_INT("code", err.code), KOPT_STR("detail", err.message), KOPT_ERR(r));
-    kopt_hourset_free(&todo);
-    kopt_hourset_free(&failed);
-    kopt_hourset_free(&pending);
+    agg_hourset_free(&todo);
+    agg_hourset_free(&failed);
+    agg_hourset_free(&pending);
 }
 
 /* At SIGTERM, once the workers stored what they held: their hours are
  * rolled up now, as no other replica knows them. Skipped when ClickHouse
  * is away (the lateness window of the next pass anywhere catches recent
  * hours; older ones stay listed as pending in rollup_state). */
-static void last_rollup_pass(struct kopt_agg *a, kopt_ch_client_t *ch)
+static void last_rollup_pass(struct agg *a, kopt_ch_client_t *ch)
 {
     atomic_int never = 0;
     char why[256];
 
     if (!a->o.rollup_interval_ms || !atomic_load(&a->migrated))
         return;
-    if (kopt_ch_health_check(a->health, why, sizeof(why)) < 0) {
+    if (agg_ch_health_check(a->health, why, sizeof(why)) < 0) {
         kopt_log_warn("no last rollup pass: ClickHouse is away", KOPT_STR("reason", why));
         return;
     }
     rollup_pass(a, ch, &never);
 }
 
-static int start_workers(struct kopt_agg *a)
+static int start_workers(struct agg *a)
 {
     for (uint32_t i = 0; i < a->o.workers; i++) {
         worker_t *w = &a->workers[i];
@@ -245,7 +245,7 @@ static int start_workers(struct kopt_agg *a)
  * message past MaxDeliver: the subscription must exist before the first
  * fetch, or an advisory sent meanwhile is lost. A queue group: one replica
  * handles each advisory. */
-static natsSubscription *watch_advisories(struct kopt_agg *a)
+static natsSubscription *watch_advisories(struct agg *a)
 {
     char subject[512];
     natsSubscription *adv = NULL;
@@ -260,25 +260,25 @@ static natsSubscription *watch_advisories(struct kopt_agg *a)
 
 /* The advisory is not sent again: a failed dead letter is tried a few
  * times before the message is given up (and logged). */
-static void on_advisory(struct kopt_agg *a, natsMsg *m)
+static void on_advisory(struct agg *a, natsMsg *m)
 {
     int r = -EIO;
 
     for (int attempt = 0; attempt < 5 && r == -EIO && !agg_stopping(a); attempt++) {
         if (attempt)
             agg_nap(a, 500ULL << attempt);
-        r = kopt_deadletter_advisory(a->nc, a->js, a->o.deadletter_prefix, a->o.stream,
-                                     natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        r = agg_deadletter_advisory(a->nc, a->js, a->o.deadletter_prefix, a->o.stream,
+                                    natsMsg_GetData(m), natsMsg_GetDataLength(m));
     }
     if (r == 0)
-        kopt_metric_counter_inc(kopt_metric_counter_with(a->f_dead, KOPT_DL_MAX_DELIVER));
+        kopt_metric_counter_inc(kopt_metric_counter_with(a->f_dead, AGG_DL_MAX_DELIVER));
     else
         kopt_log_error("a message past max-deliver could not be dead-lettered; it stays in the "
                        "stream, skipped by the consumer",
                        KOPT_INT("advisory_bytes", natsMsg_GetDataLength(m)), KOPT_ERR(r));
 }
 
-static void control_loop(struct kopt_agg *a, kopt_ch_client_t *ch, natsSubscription *adv)
+static void control_loop(struct agg *a, kopt_ch_client_t *ch, natsSubscription *adv)
 {
     uint64_t next_lag = 0, next_rollup = now_ms() + a->o.rollup_interval_ms, next_retention = 0;
 
@@ -302,11 +302,11 @@ static void control_loop(struct kopt_agg *a, kopt_ch_client_t *ch, natsSubscript
             next_rollup = now_ms() + a->o.rollup_interval_ms;
         }
         kopt_metric_gauge_set(a->rollup_lag,
-                              (double)kopt_rollup_state_lag(&a->rstate, (int64_t)time(NULL)));
+                              (double)agg_rollup_state_lag(&a->rstate, (int64_t)time(NULL)));
         if (now >= next_retention) {
             kopt_metric_counter_add(
                 a->dropped_partitions,
-                kopt_rollup_retention(ch, a->o.retention_days, a->o.hourly_retention_days));
+                agg_rollup_retention(ch, a->o.retention_days, a->o.hourly_retention_days));
             next_retention = now + RETENTION_EVERY_MS;
         }
     }
@@ -314,7 +314,7 @@ static void control_loop(struct kopt_agg *a, kopt_ch_client_t *ch, natsSubscript
 
 static void *control_main(void *arg)
 {
-    struct kopt_agg *a = arg;
+    struct agg *a = arg;
     kopt_ch_client_t *ch = NULL;
     kopt_ch_error_t err;
     kopt_backoff_t b;
@@ -335,7 +335,7 @@ static void *control_main(void *arg)
     if (!agg_stopping(a)) {
         natsSubscription *adv;
 
-        kopt_deadletter_ensure_stream(a->js, a->o.deadletter_prefix);
+        agg_deadletter_ensure_stream(a->js, a->o.deadletter_prefix);
         adv = watch_advisories(a);
         if (start_workers(a) == 0)
             control_loop(a, ch, adv);
@@ -356,7 +356,7 @@ static void *control_main(void *arg)
 /* ------------------------------------------------------------------------ */
 /* Public                                                                   */
 
-static int register_metrics(struct kopt_agg *a, kopt_metrics_t *m)
+static int register_metrics(struct agg *a, kopt_metrics_t *m)
 {
     kopt_metric_family_t *f;
     size_t nb;
@@ -411,9 +411,9 @@ static int register_metrics(struct kopt_agg *a, kopt_metrics_t *m)
     return r;
 }
 
-int kopt_agg_new(const kopt_agg_options_t *o, kopt_metrics_t *m, kopt_agg_t **out)
+int agg_new(const agg_options_t *o, kopt_metrics_t *m, agg_t **out)
 {
-    struct kopt_agg *a = calloc(1, sizeof(*a));
+    struct agg *a = calloc(1, sizeof(*a));
     kopt_ch_client_t *probe = NULL;
     kopt_ch_error_t err = {0};
     int r;
@@ -428,9 +428,9 @@ int kopt_agg_new(const kopt_agg_options_t *o, kopt_metrics_t *m, kopt_agg_t **ou
         a->o.fetch_batch = 1;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cond, NULL);
-    kopt_hourset_init(&a->touched);
-    kopt_rollup_state_init(&a->rstate, NULL, (uint32_t)((a->o.rollup_interval_ms + 999) / 1000),
-                           (int64_t)time(NULL));
+    agg_hourset_init(&a->touched);
+    agg_rollup_state_init(&a->rstate, NULL, (uint32_t)((a->o.rollup_interval_ms + 999) / 1000),
+                          (int64_t)time(NULL));
     a->workers = calloc(a->o.workers, sizeof(*a->workers));
     r = a->workers ? register_metrics(a, m) : -ENOMEM;
     for (uint32_t i = 0; r == 0 && i < a->o.workers; i++) {
@@ -451,25 +451,25 @@ int kopt_agg_new(const kopt_agg_options_t *o, kopt_metrics_t *m, kopt_agg_t **ou
         kopt_log_error("bad ClickHouse settings", KOPT_STR("detail", err.message), KOPT_ERR(r));
     kopt_ch_client_free(probe);
     if (r == 0)
-        r = kopt_ch_health_new(&a->o.ch, a->o.workers, PROBE_EVERY_MS, PROBE_TIMEOUT_MS, m,
-                               &a->health);
+        r = agg_ch_health_new(&a->o.ch, a->o.workers, PROBE_EVERY_MS, PROBE_TIMEOUT_MS, m,
+                              &a->health);
     if (r < 0) {
-        kopt_agg_free(a);
+        agg_free(a);
         return r;
     }
     *out = a;
     return 0;
 }
 
-int kopt_agg_start(kopt_agg_t *a)
+int agg_start(agg_t *a)
 {
-    if (kopt_ch_health_start(a->health) < 0)
+    if (agg_ch_health_start(a->health) < 0)
         return -EAGAIN;
     a->control_started = pthread_create(&a->control, NULL, control_main, a) == 0;
     return a->control_started ? 0 : -EAGAIN;
 }
 
-void kopt_agg_stop(kopt_agg_t *a)
+void agg_stop(agg_t *a)
 {
     pthread_mutex_lock(&a->mu);
     atomic_store(&a->stop, 1);
@@ -480,14 +480,14 @@ void kopt_agg_stop(kopt_agg_t *a)
         a->control_started = false;
     }
     if (a->health)
-        kopt_ch_health_stop(a->health);
+        agg_ch_health_stop(a->health);
 }
 
-void kopt_agg_free(kopt_agg_t *a)
+void agg_free(agg_t *a)
 {
     if (!a)
         return;
-    kopt_agg_stop(a); /* joins every thread: nothing below is shared any more */
+    agg_stop(a); /* joins every thread: nothing below is shared any more */
     for (uint32_t i = 0; a->workers && i < a->o.workers; i++) {
         worker_t *w = &a->workers[i];
 
@@ -498,27 +498,27 @@ void kopt_agg_free(kopt_agg_t *a)
         free(w->state);
         kopt_ch_buf_free(&w->buf);
         kopt_ch_buf_free(&w->scratch);
-        kopt_hourset_free(&w->hours);
-        kopt_facts_free(&w->facts);
+        agg_hourset_free(&w->hours);
+        agg_facts_free(&w->facts);
     }
     free(a->workers);
-    kopt_ch_health_free(a->health);
+    agg_ch_health_free(a->health);
     jsCtx_Destroy(a->js);
     natsConnection_Destroy(a->nc);
-    kopt_hourset_free(&a->touched);
-    kopt_rollup_state_free(&a->rstate);
+    agg_hourset_free(&a->touched);
+    agg_rollup_state_free(&a->rstate);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }
 
-int kopt_agg_ready(const kopt_agg_t *a, char *reason, size_t len)
+int agg_ready(const agg_t *a, char *reason, size_t len)
 {
-    struct kopt_agg *m = (struct kopt_agg *)a; /* atomic_load wants non-const in C17 */
+    struct agg *m = (struct agg *)a; /* atomic_load wants non-const in C17 */
 
     /* ClickHouse first: its reason (refused, TLS, auth) also explains why
      * the migrations are not done. */
-    if (kopt_ch_health_check(m->health, reason, len) < 0)
+    if (agg_ch_health_check(m->health, reason, len) < 0)
         return -EAGAIN;
     if (!atomic_load(&m->migrated))
         snprintf(reason, len, "ClickHouse migrations not done yet");

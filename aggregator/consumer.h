@@ -15,8 +15,8 @@
  *            hears from every worker whose inserts fail.
  * The only shared state is the set of touched hours (mutex), the ready
  * flags (atomics) and the metrics (lock-free). */
-#ifndef KOPT_AGGREGATOR_CONSUMER_H
-#define KOPT_AGGREGATOR_CONSUMER_H
+#ifndef AGG_CONSUMER_H
+#define AGG_CONSUMER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +24,7 @@
 #include <kopt/clickhouse.h>
 #include <kopt/metrics.h>
 
-typedef struct kopt_agg kopt_agg_t;
+typedef struct agg agg_t;
 
 /* Strings are kept, not copied: they must outlive the aggregator. */
 typedef struct {
@@ -45,26 +45,26 @@ typedef struct {
     uint64_t rollup_lateness_ms;
     uint32_t retention_days; /* container_windows; 0: keep */
     uint32_t hourly_retention_days;
-} kopt_agg_options_t;
+} agg_options_t;
 
 /* Registers the metrics in `m` (kept) and checks the options. -EINVAL with
  * the reason logged (bad ClickHouse options), -ENOMEM. */
-int kopt_agg_new(const kopt_agg_options_t *o, kopt_metrics_t *m, kopt_agg_t **out);
+int agg_new(const agg_options_t *o, kopt_metrics_t *m, agg_t **out);
 
 /* Starts the control thread, which sets up the rest and retries every step
  * with backoff until it works or the aggregator stops. */
-int kopt_agg_start(kopt_agg_t *a);
+int agg_start(agg_t *a);
 
 /* Blocking: stops fetching, lets every worker finish its insert and acks
  * (a worker whose insert cannot succeed now naks its messages so another
  * replica gets them at once), joins the threads and closes NATS. */
-void kopt_agg_stop(kopt_agg_t *a);
+void agg_stop(agg_t *a);
 
 /* Stops if needed, then frees. NULL ok. */
-void kopt_agg_free(kopt_agg_t *a);
+void agg_free(agg_t *a);
 
 /* For /readyz: 0 when migrations are done, NATS is connected, the consumer
  * exists and ClickHouse answers; otherwise -EAGAIN and why. Non-blocking. */
-int kopt_agg_ready(const kopt_agg_t *a, char *reason, size_t len);
+int agg_ready(const agg_t *a, char *reason, size_t len);
 
 #endif

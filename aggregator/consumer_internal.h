@@ -1,8 +1,8 @@
 /* What consumer.c (the control thread and the lifecycle) and worker.c (the
  * worker threads) share: the aggregator's state, a worker's state and the
  * stop-aware sleep. Private to the aggregator library. */
-#ifndef KOPT_AGGREGATOR_CONSUMER_INTERNAL_H
-#define KOPT_AGGREGATOR_CONSUMER_INTERNAL_H
+#ifndef AGG_CONSUMER_INTERNAL_H
+#define AGG_CONSUMER_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,7 +26,7 @@
 #define MS 1000000ULL /* ns */
 
 typedef struct worker {
-    struct kopt_agg *a;
+    struct agg *a;
     int idx;
     pthread_t thread;
     kopt_ch_client_t *ch;
@@ -40,19 +40,19 @@ typedef struct worker {
     size_t n, total_rows;
     uint64_t first_ns, progress_ns;
     kopt_ch_buf_t buf, scratch;
-    kopt_hourset_t hours;
-    kopt_facts_t facts; /* newest per workload and node, inserted after the windows */
+    agg_hourset_t hours;
+    agg_facts_t facts; /* newest per workload and node, inserted after the windows */
 } worker_t;
 
-struct kopt_agg {
-    kopt_agg_options_t o;
+struct agg {
+    agg_options_t o;
     atomic_int stop;
     atomic_int migrated, nats_ok, consumer_ok;
-    kopt_ch_health_t *health; /* ClickHouse's state for /readyz */
+    agg_ch_health_t *health; /* ClickHouse's state for /readyz */
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    kopt_hourset_t touched;     /* under mu */
-    kopt_rollup_state_t rstate; /* the control thread's */
+    agg_hourset_t touched;     /* under mu */
+    agg_rollup_state_t rstate; /* the control thread's */
     pthread_t control;
     bool control_started;
     natsConnection *nc;
@@ -66,13 +66,13 @@ struct kopt_agg {
     kopt_metric_gauge_t *lag, *ack_pending, *held, *rollup_lag, *rollup_pending;
 };
 
-static inline bool agg_stopping(struct kopt_agg *a)
+static inline bool agg_stopping(struct agg *a)
 {
     return atomic_load(&a->stop) != 0;
 }
 
 /* Sleeps up to ms, waking at once on stop. */
-void agg_nap(struct kopt_agg *a, uint64_t ms);
+void agg_nap(struct agg *a, uint64_t ms);
 
 /* A worker thread: fetch, decode, insert, ack until stop (worker.c). */
 void *agg_worker_main(void *arg);

@@ -14,7 +14,7 @@
 #define DL_MAX_AGE_NS (14LL * 24 * 3600 * 1000000000LL)
 #define DL_WAIT_MS 5000
 
-void kopt_deadletter_ensure_stream(jsCtx *js, const char *prefix)
+void agg_deadletter_ensure_stream(jsCtx *js, const char *prefix)
 {
     jsStreamConfig cfg;
     jsStreamInfo *si = NULL;
@@ -53,9 +53,9 @@ static void header_text(char *dst, size_t size, const char *src)
     dst[i] = '\0';
 }
 
-int kopt_deadletter_publish(natsConnection *nc, jsCtx *js, const char *prefix, const char *reason,
-                            const char *error, const char *subject, const char *msg_id,
-                            uint64_t stream_seq, const void *data, int len)
+int agg_deadletter_publish(natsConnection *nc, jsCtx *js, const char *prefix, const char *reason,
+                           const char *error, const char *subject, const char *msg_id,
+                           uint64_t stream_seq, const void *data, int len)
 {
     char dl_subject[256], text[240], seq[24];
     jsPubOptions po;
@@ -69,13 +69,13 @@ int kopt_deadletter_publish(natsConnection *nc, jsCtx *js, const char *prefix, c
     header_text(text, sizeof(text), error);
     s = natsMsg_Create(&m, dl_subject, NULL, data, len);
     if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, KOPT_DL_REASON, reason);
+        s = natsMsgHeader_Set(m, AGG_DL_REASON, reason);
     if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, KOPT_DL_ERROR, text[0] ? text : "-");
+        s = natsMsgHeader_Set(m, AGG_DL_ERROR, text[0] ? text : "-");
     if (s == NATS_OK && subject)
-        s = natsMsgHeader_Set(m, KOPT_DL_SUBJECT, subject);
+        s = natsMsgHeader_Set(m, AGG_DL_SUBJECT, subject);
     if (s == NATS_OK && stream_seq)
-        s = natsMsgHeader_Set(m, KOPT_DL_STREAM_SEQ, seq);
+        s = natsMsgHeader_Set(m, AGG_DL_STREAM_SEQ, seq);
     if (s == NATS_OK && msg_id && msg_id[0])
         s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
     if (s == NATS_OK) {
@@ -102,8 +102,8 @@ int kopt_deadletter_publish(natsConnection *nc, jsCtx *js, const char *prefix, c
     return 0;
 }
 
-int kopt_deadletter_msg(natsConnection *nc, jsCtx *js, const char *prefix, const char *reason,
-                        const char *error, natsMsg *msg)
+int agg_deadletter_msg(natsConnection *nc, jsCtx *js, const char *prefix, const char *reason,
+                       const char *error, natsMsg *msg)
 {
     jsMsgMetaData *meta = NULL;
     const char *id = NULL;
@@ -113,14 +113,14 @@ int kopt_deadletter_msg(natsConnection *nc, jsCtx *js, const char *prefix, const
     natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK)
         seq = meta->Sequence.Stream;
-    r = kopt_deadletter_publish(nc, js, prefix, reason, error, natsMsg_GetSubject(msg), id, seq,
-                                natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+    r = agg_deadletter_publish(nc, js, prefix, reason, error, natsMsg_GetSubject(msg), id, seq,
+                               natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
     jsMsgMetaData_Destroy(meta);
     return r;
 }
 
-int kopt_deadletter_advisory(natsConnection *nc, jsCtx *js, const char *prefix, const char *stream,
-                             const char *json, int len)
+int agg_deadletter_advisory(natsConnection *nc, jsCtx *js, const char *prefix, const char *stream,
+                            const char *json, int len)
 {
     char buf[2048], err[128];
     const char *p;
@@ -148,8 +148,8 @@ int kopt_deadletter_advisory(natsConnection *nc, jsCtx *js, const char *prefix, 
     }
     natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
     snprintf(err, sizeof(err), "delivered the maximum number of times without being stored");
-    r = kopt_deadletter_publish(nc, js, prefix, KOPT_DL_MAX_DELIVER, err, natsMsg_GetSubject(m), id,
-                                seq, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+    r = agg_deadletter_publish(nc, js, prefix, AGG_DL_MAX_DELIVER, err, natsMsg_GetSubject(m), id,
+                               seq, natsMsg_GetData(m), natsMsg_GetDataLength(m));
     natsMsg_Destroy(m);
     return r;
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct kopt_fact_slot {
+struct agg_fact_slot {
     uint64_t hash; /* of the key; 0 = empty slot */
     size_t off;    /* the row in rows.data */
     size_t len;
@@ -13,25 +13,25 @@ struct kopt_fact_slot {
     uint32_t observed_at;
 };
 
-void kopt_facts_init(kopt_facts_t *f)
+void agg_facts_init(agg_facts_t *f)
 {
     memset(f, 0, sizeof(*f));
 }
 
-static void set_free(kopt_fact_set_t *s)
+static void set_free(agg_fact_set_t *s)
 {
     kopt_ch_buf_free(&s->rows);
     free(s->slots);
     memset(s, 0, sizeof(*s));
 }
 
-void kopt_facts_free(kopt_facts_t *f)
+void agg_facts_free(agg_facts_t *f)
 {
     set_free(&f->workloads);
     set_free(&f->nodes);
 }
 
-static void set_clear(kopt_fact_set_t *s)
+static void set_clear(agg_fact_set_t *s)
 {
     s->rows.len = 0;
     s->used = 0;
@@ -39,13 +39,13 @@ static void set_clear(kopt_fact_set_t *s)
         memset(s->slots, 0, s->cap * sizeof(*s->slots));
 }
 
-void kopt_facts_clear(kopt_facts_t *f)
+void agg_facts_clear(agg_facts_t *f)
 {
     set_clear(&f->workloads);
     set_clear(&f->nodes);
 }
 
-size_t kopt_facts_count(const kopt_facts_t *f)
+size_t agg_facts_count(const agg_facts_t *f)
 {
     return f->workloads.used + f->nodes.used;
 }
@@ -60,13 +60,12 @@ static uint64_t hash_key(const uint8_t *p, size_t n)
     return h ? h : 1;
 }
 
-static struct kopt_fact_slot *find(kopt_fact_set_t *s, uint64_t h, const uint8_t *key,
-                                   size_t key_len)
+static struct agg_fact_slot *find(agg_fact_set_t *s, uint64_t h, const uint8_t *key, size_t key_len)
 {
     size_t i = h & (s->cap - 1);
 
     for (;; i = (i + 1) & (s->cap - 1)) {
-        struct kopt_fact_slot *e = &s->slots[i];
+        struct agg_fact_slot *e = &s->slots[i];
 
         if (e->hash == 0 || (e->hash == h && e->key_len == key_len &&
                              memcmp(s->rows.data + e->off, key, key_len) == 0))
@@ -75,9 +74,9 @@ static struct kopt_fact_slot *find(kopt_fact_set_t *s, uint64_t h, const uint8_t
 }
 
 /* Keeps the load at most one half. */
-static int grow(kopt_fact_set_t *s)
+static int grow(agg_fact_set_t *s)
 {
-    struct kopt_fact_slot *old = s->slots;
+    struct agg_fact_slot *old = s->slots;
     size_t old_cap = s->cap, cap = s->cap ? 2 * s->cap : 64;
 
     if (s->used + 1 <= s->cap / 2)
@@ -98,11 +97,11 @@ static int grow(kopt_fact_set_t *s)
 /* The row just appended at rows[mark..] with a key of key_len bytes
  * replaces an older row of the same key, or is dropped if that one is
  * newer. */
-static void keep_newest(kopt_fact_set_t *s, size_t mark, size_t key_len, uint32_t observed_at)
+static void keep_newest(agg_fact_set_t *s, size_t mark, size_t key_len, uint32_t observed_at)
 {
     const uint8_t *row = s->rows.data + mark;
     uint64_t h = hash_key(row, key_len);
-    struct kopt_fact_slot *e = find(s, h, row, key_len);
+    struct agg_fact_slot *e = find(s, h, row, key_len);
 
     if (e->hash && e->observed_at > observed_at) {
         s->rows.len = mark;
@@ -110,10 +109,10 @@ static void keep_newest(kopt_fact_set_t *s, size_t mark, size_t key_len, uint32_
     }
     if (!e->hash)
         s->used++;
-    *e = (struct kopt_fact_slot){h, mark, s->rows.len - mark, key_len, observed_at};
+    *e = (struct agg_fact_slot){h, mark, s->rows.len - mark, key_len, observed_at};
 }
 
-int kopt_facts_add_batch(kopt_facts_t *f, const Kopt__V1__MetricBatch *m)
+int agg_facts_add_batch(agg_facts_t *f, const Kopt__V1__MetricBatch *m)
 {
     uint32_t t = m->created ? (uint32_t)m->created->seconds : 0;
     size_t mark, key_len;
@@ -123,7 +122,7 @@ int kopt_facts_add_batch(kopt_facts_t *f, const Kopt__V1__MetricBatch *m)
         if (grow(&f->workloads) < 0)
             return -ENOMEM;
         mark = f->workloads.rows.len;
-        r = kopt_rowbinary_workload_facts(&f->workloads.rows, m, m->workloads[i], &key_len);
+        r = agg_rowbinary_workload_facts(&f->workloads.rows, m, m->workloads[i], &key_len);
         if (r == -EINVAL)
             return 0; /* no created time: nothing to version by */
         if (r < 0)
@@ -135,7 +134,7 @@ int kopt_facts_add_batch(kopt_facts_t *f, const Kopt__V1__MetricBatch *m)
     if (grow(&f->nodes) < 0)
         return -ENOMEM;
     mark = f->nodes.rows.len;
-    r = kopt_rowbinary_node_facts(&f->nodes.rows, m, &key_len);
+    r = agg_rowbinary_node_facts(&f->nodes.rows, m, &key_len);
     if (r == -EINVAL)
         return 0;
     if (r < 0)
@@ -145,10 +144,10 @@ int kopt_facts_add_batch(kopt_facts_t *f, const Kopt__V1__MetricBatch *m)
 }
 
 /* The live rows of s, one after the other, in a new buffer. */
-static int gather(const kopt_fact_set_t *s, kopt_ch_buf_t *out)
+static int gather(const agg_fact_set_t *s, kopt_ch_buf_t *out)
 {
     for (size_t i = 0; i < s->cap; i++) {
-        const struct kopt_fact_slot *e = &s->slots[i];
+        const struct agg_fact_slot *e = &s->slots[i];
 
         if (!e->hash)
             continue;
@@ -170,7 +169,7 @@ static int gather(const kopt_fact_set_t *s, kopt_ch_buf_t *out)
     return 0;
 }
 
-static int insert_set(const kopt_fact_set_t *s, kopt_ch_client_t *c, const char *table,
+static int insert_set(const agg_fact_set_t *s, kopt_ch_client_t *c, const char *table,
                       const char *columns, kopt_ch_error_t *err)
 {
     kopt_ch_buf_t body;
@@ -186,11 +185,11 @@ static int insert_set(const kopt_fact_set_t *s, kopt_ch_client_t *c, const char 
     return r;
 }
 
-int kopt_facts_insert(const kopt_facts_t *f, kopt_ch_client_t *c, kopt_ch_error_t *err)
+int agg_facts_insert(const agg_facts_t *f, kopt_ch_client_t *c, kopt_ch_error_t *err)
 {
     int r =
-        insert_set(&f->workloads, c, "workload_facts", KOPT_ROWBINARY_WORKLOAD_FACTS_COLUMNS, err);
+        insert_set(&f->workloads, c, "workload_facts", AGG_ROWBINARY_WORKLOAD_FACTS_COLUMNS, err);
 
     return r < 0 ? r
-                 : insert_set(&f->nodes, c, "node_facts", KOPT_ROWBINARY_NODE_FACTS_COLUMNS, err);
+                 : insert_set(&f->nodes, c, "node_facts", AGG_ROWBINARY_NODE_FACTS_COLUMNS, err);
 }

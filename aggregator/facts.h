@@ -6,8 +6,8 @@
  * worker keeps only the newest row per key until its next insert, and
  * inserts them after the windows: one row per workload and node per insert.
  * Not thread-safe: one per worker. */
-#ifndef KOPT_AGGREGATOR_FACTS_H
-#define KOPT_AGGREGATOR_FACTS_H
+#ifndef AGG_FACTS_H
+#define AGG_FACTS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,30 +21,30 @@
  * in `rows` until the set is cleared). */
 typedef struct {
     kopt_ch_buf_t rows;
-    struct kopt_fact_slot *slots; /* open addressing, cap a power of two */
+    struct agg_fact_slot *slots; /* open addressing, cap a power of two */
     size_t cap, used;
-} kopt_fact_set_t;
+} agg_fact_set_t;
 
 typedef struct {
-    kopt_fact_set_t workloads, nodes;
-} kopt_facts_t;
+    agg_fact_set_t workloads, nodes;
+} agg_facts_t;
 
 /* Zero-initialising is the same as _init. */
-void kopt_facts_init(kopt_facts_t *f);
-void kopt_facts_free(kopt_facts_t *f);
+void agg_facts_init(agg_facts_t *f);
+void agg_facts_free(agg_facts_t *f);
 /* Forgets every row, keeping the memory for the next round. */
-void kopt_facts_clear(kopt_facts_t *f);
+void agg_facts_clear(agg_facts_t *f);
 
 /* Takes the facts of one batch. A batch without a created time has nothing
  * to version its facts with and adds none. 0 or -ENOMEM. */
-int kopt_facts_add_batch(kopt_facts_t *f, const Kopt__V1__MetricBatch *m);
+int agg_facts_add_batch(agg_facts_t *f, const Kopt__V1__MetricBatch *m);
 
 /* Rows held: distinct workloads plus distinct nodes. */
-size_t kopt_facts_count(const kopt_facts_t *f);
+size_t agg_facts_count(const agg_facts_t *f);
 
 /* Inserts the held rows into workload_facts and node_facts (RowBinary);
  * does not clear. 0 when there was nothing to insert or both inserts were
  * answered 200; otherwise what kopt_ch_insert returned, with *err. */
-int kopt_facts_insert(const kopt_facts_t *f, kopt_ch_client_t *c, kopt_ch_error_t *err);
+int agg_facts_insert(const agg_facts_t *f, kopt_ch_client_t *c, kopt_ch_error_t *err);
 
 #endif

@@ -4,8 +4,8 @@
  * then the range is halved until the one message ClickHouse refuses is
  * alone, and that one is dead-lettered. Pure: the insert and the dead letter
  * are the caller's (worker.c: ClickHouse and JetStream; tests: fakes). */
-#ifndef KOPT_AGGREGATOR_HALVING_H
-#define KOPT_AGGREGATOR_HALVING_H
+#ifndef AGG_HALVING_H
+#define AGG_HALVING_H
 
 #include <stddef.h>
 

@@ -18,7 +18,7 @@ typedef struct {
     char why[320];
 } slot_t;
 
-struct kopt_ch_health {
+struct agg_ch_health {
     kopt_ch_client_t *probe; /* used by the probe thread only */
     uint32_t every_ms;
     pthread_t thread;
@@ -66,7 +66,7 @@ static void describe(char *out, size_t len, const char *what, const char *url,
         snprintf(out, len, "%s %s: %s (%s)", what, url, err->message, error_kind(err));
 }
 
-static bool any_failing(const kopt_ch_health_t *h)
+static bool any_failing(const agg_ch_health_t *h)
 {
     for (unsigned i = 0; i < h->n_slots; i++)
         if (h->slots[i].failing)
@@ -74,7 +74,7 @@ static bool any_failing(const kopt_ch_health_t *h)
     return false;
 }
 
-static void probe_once(kopt_ch_health_t *h)
+static void probe_once(agg_ch_health_t *h)
 {
     kopt_ch_error_t err = {0};
     int r = kopt_ch_query_flags(h->probe, "SELECT 1", KOPT_CH_NO_DATABASE, NULL, NULL, &err);
@@ -104,7 +104,7 @@ static void probe_once(kopt_ch_health_t *h)
 
 static void *probe_main(void *arg)
 {
-    kopt_ch_health_t *h = arg;
+    agg_ch_health_t *h = arg;
 
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
@@ -127,10 +127,10 @@ static void *probe_main(void *arg)
     return NULL;
 }
 
-int kopt_ch_health_new(const kopt_ch_options_t *ch, unsigned workers, uint32_t every_ms,
-                       uint32_t timeout_ms, kopt_metrics_t *m, kopt_ch_health_t **out)
+int agg_ch_health_new(const kopt_ch_options_t *ch, unsigned workers, uint32_t every_ms,
+                      uint32_t timeout_ms, kopt_metrics_t *m, agg_ch_health_t **out)
 {
-    kopt_ch_health_t *h = calloc(1, sizeof(*h));
+    agg_ch_health_t *h = calloc(1, sizeof(*h));
     kopt_ch_options_t o = *ch;
     kopt_metric_family_t *f = NULL;
     kopt_ch_error_t err = {0};
@@ -164,20 +164,20 @@ int kopt_ch_health_new(const kopt_ch_options_t *ch, unsigned workers, uint32_t e
     if (r == 0 && (r = kopt_ch_client_new(&o, &h->probe, &err)) < 0)
         kopt_log_error("bad ClickHouse settings", KOPT_STR("detail", err.message), KOPT_ERR(r));
     if (r < 0) {
-        kopt_ch_health_free(h);
+        agg_ch_health_free(h);
         return r;
     }
     *out = h;
     return 0;
 }
 
-int kopt_ch_health_start(kopt_ch_health_t *h)
+int agg_ch_health_start(agg_ch_health_t *h)
 {
     h->started = pthread_create(&h->thread, NULL, probe_main, h) == 0;
     return h->started ? 0 : -EAGAIN;
 }
 
-void kopt_ch_health_stop(kopt_ch_health_t *h)
+void agg_ch_health_stop(agg_ch_health_t *h)
 {
     pthread_mutex_lock(&h->mu);
     h->stop = true;
@@ -189,11 +189,11 @@ void kopt_ch_health_stop(kopt_ch_health_t *h)
     }
 }
 
-void kopt_ch_health_free(kopt_ch_health_t *h)
+void agg_ch_health_free(agg_ch_health_t *h)
 {
     if (!h)
         return;
-    kopt_ch_health_stop(h);
+    agg_ch_health_stop(h);
     kopt_ch_client_free(h->probe);
     free(h->slots);
     pthread_cond_destroy(&h->cond);
@@ -201,7 +201,7 @@ void kopt_ch_health_free(kopt_ch_health_t *h)
     free(h);
 }
 
-void kopt_ch_health_report(kopt_ch_health_t *h, unsigned worker, const kopt_ch_error_t *err)
+void agg_ch_health_report(agg_ch_health_t *h, unsigned worker, const kopt_ch_error_t *err)
 {
     slot_t *s;
 
@@ -220,7 +220,7 @@ void kopt_ch_health_report(kopt_ch_health_t *h, unsigned worker, const kopt_ch_e
     pthread_mutex_unlock(&h->mu);
 }
 
-int kopt_ch_health_check(kopt_ch_health_t *h, char *reason, size_t len)
+int agg_ch_health_check(agg_ch_health_t *h, char *reason, size_t len)
 {
     int r = 0;
 

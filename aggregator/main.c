@@ -22,7 +22,7 @@ extern char **environ;
 typedef struct {
     kopt_daemon_t d;
     const agg_settings_t *set;
-    kopt_agg_t *agg;
+    agg_t *agg;
     uv_work_t stop_work;
 } agg_main_t;
 
@@ -40,7 +40,7 @@ static void ch_options(const agg_settings_t *s, kopt_ch_options_t *o)
     o->timeout_ms = (uint32_t)s->clickhouse_timeout_ms;
 }
 
-static void agg_options(const agg_settings_t *s, kopt_agg_options_t *o)
+static void agg_options(const agg_settings_t *s, agg_options_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->nats_url = s->nats_url;
@@ -76,14 +76,14 @@ static int run_migrate(const agg_settings_t *s)
     ch_options(s, &o);
     r = kopt_ch_client_new(&o, &c, &err);
     if (r == 0)
-        r = kopt_schema_migrate(c, NULL, &applied, &err);
+        r = agg_schema_migrate(c, NULL, &applied, &err);
     if (r < 0)
         kopt_log_error("migrations failed",
                        KOPT_STR("clickhouse", KOPT_URL_REDACTED(s->clickhouse_url)),
                        KOPT_INT("code", err.code), KOPT_STR("detail", err.message), KOPT_ERR(r));
     else
         kopt_log_info("schema up to date", KOPT_STR("database", kopt_ch_database(c)),
-                      KOPT_UINT("applied", applied), KOPT_UINT("latest", kopt_schema_latest()));
+                      KOPT_UINT("applied", applied), KOPT_UINT("latest", agg_schema_latest()));
     kopt_ch_client_free(c);
     return r < 0 ? 1 : 0;
 }
@@ -116,13 +116,13 @@ static int subcommand(int argc, char **argv)
 static int check_ready(void *data, char *reason, size_t len)
 {
     (void)data;
-    return app.agg ? kopt_agg_ready(app.agg, reason, len) : -EAGAIN;
+    return app.agg ? agg_ready(app.agg, reason, len) : -EAGAIN;
 }
 
 static void stop_work(uv_work_t *req)
 {
     (void)req;
-    kopt_agg_stop(app.agg); /* blocks until inserts and acks are done */
+    agg_stop(app.agg); /* blocks until inserts and acks are done */
 }
 
 static void stop_done(uv_work_t *req, int status)
@@ -148,7 +148,7 @@ static void on_stop(void *data)
 int main(int argc, char **argv)
 {
     kopt_lifecycle_hooks_t hooks = {.drain = on_drain, .stop = on_stop, .data = NULL};
-    kopt_agg_options_t o;
+    agg_options_t o;
     int code = subcommand(argc, argv);
 
     if (code >= 0)
@@ -158,11 +158,11 @@ int main(int argc, char **argv)
     app.set = kopt_daemon_settings(&app.d);
     agg_options(app.set, &o);
     kopt_admin_add_check(app.d.admin, "aggregator", check_ready, NULL);
-    if (kopt_agg_new(&o, app.d.metrics, &app.agg) < 0 || kopt_agg_start(app.agg) < 0) {
+    if (agg_new(&o, app.d.metrics, &app.agg) < 0 || agg_start(app.agg) < 0) {
         kopt_lifecycle_begin_drain(app.d.lifecycle, "start-up failed");
         app.d.exit_code = 1;
     }
     code = kopt_daemon_run(&app.d);
-    kopt_agg_free(app.agg);
+    agg_free(app.agg);
     return code;
 }

@@ -14,7 +14,7 @@
 
 #include "schema.h"
 
-int kopt_rollup_bucket_sql(const char *value, double first, int n, char **out)
+int agg_rollup_bucket_sql(const char *value, double first, int n, char **out)
 {
     /* i = 1 + floor(log(v/first)/log(1.05)), then nudged by one where the
      * float result lands on the wrong side of a bound (as usage_buckets.c);
@@ -67,8 +67,8 @@ static int hours_where(const int64_t *hours, size_t n, const char *qc, char **ou
     return 0;
 }
 
-int kopt_rollup_sql_hours(const char *db, const char *cluster, const int64_t *hours, size_t n,
-                          char **sql)
+int agg_rollup_sql_hours(const char *db, const char *cluster, const int64_t *hours, size_t n,
+                         char **sql)
 {
     char *cpu = NULL, *mem = NULL, *qc = NULL, *where = NULL;
     int64_t *h = NULL;
@@ -76,7 +76,7 @@ int kopt_rollup_sql_hours(const char *db, const char *cluster, const int64_t *ho
     int r = 0;
 
     *sql = NULL;
-    if (n == 0 || n > KOPT_ROLLUP_MAX_HOURS || !kopt_ch_identifier_ok(db))
+    if (n == 0 || n > AGG_ROLLUP_MAX_HOURS || !kopt_ch_identifier_ok(db))
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (hours[i] < 0 || hours[i] % 3600 != 0 || hours[i] > 4294963200LL)
@@ -89,11 +89,11 @@ int kopt_rollup_sql_hours(const char *db, const char *cluster, const int64_t *ho
     for (size_t i = 0; i < n; i++)
         if (m == 0 || h[m - 1] != h[i])
             h[m++] = h[i];
-    r = kopt_rollup_bucket_sql("cpu_usage_mean_cores", KOPT_CPU_BUCKET_FIRST, KOPT_CPU_BUCKETS,
-                               &cpu);
+    r = agg_rollup_bucket_sql("cpu_usage_mean_cores", KOPT_CPU_BUCKET_FIRST, KOPT_CPU_BUCKETS,
+                              &cpu);
     if (r == 0)
-        r = kopt_rollup_bucket_sql("toFloat64(memory_working_set_peak_bytes)",
-                                   KOPT_MEMORY_BUCKET_FIRST, KOPT_MEMORY_BUCKETS, &mem);
+        r = agg_rollup_bucket_sql("toFloat64(memory_working_set_peak_bytes)",
+                                  KOPT_MEMORY_BUCKET_FIRST, KOPT_MEMORY_BUCKETS, &mem);
     if (r == 0 && cluster && cluster[0])
         r = kopt_ch_sql_quote(cluster, &qc);
     if (r == 0)
@@ -140,21 +140,21 @@ int kopt_rollup_sql_hours(const char *db, const char *cluster, const int64_t *ho
     return r;
 }
 
-int kopt_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sql)
+int agg_rollup_sql(const char *db, const char *cluster, int64_t hour, char **sql)
 {
-    return kopt_rollup_sql_hours(db, cluster, &hour, 1, sql);
+    return agg_rollup_sql_hours(db, cluster, &hour, 1, sql);
 }
 
-int kopt_rollup_hour(kopt_ch_client_t *c, const char *cluster, int64_t hour, kopt_ch_error_t *err)
+int agg_rollup_hour(kopt_ch_client_t *c, const char *cluster, int64_t hour, kopt_ch_error_t *err)
 {
-    return kopt_rollup_hours(c, cluster, &hour, 1, err);
+    return agg_rollup_hours(c, cluster, &hour, 1, err);
 }
 
-int kopt_rollup_hours(kopt_ch_client_t *c, const char *cluster, const int64_t *hours, size_t n,
-                      kopt_ch_error_t *err)
+int agg_rollup_hours(kopt_ch_client_t *c, const char *cluster, const int64_t *hours, size_t n,
+                     kopt_ch_error_t *err)
 {
     char *sql = NULL;
-    int r = kopt_rollup_sql_hours(kopt_ch_database(c), cluster, hours, n, &sql);
+    int r = agg_rollup_sql_hours(kopt_ch_database(c), cluster, hours, n, &sql);
 
     if (r == 0)
         r = kopt_ch_query(c, sql, NULL, NULL, err);
@@ -163,11 +163,11 @@ int kopt_rollup_hours(kopt_ch_client_t *c, const char *cluster, const int64_t *h
 }
 
 /* One statement: hours [lo, hi) of `jobs`, all of one cluster and UTC day. */
-static void roll_group(kopt_ch_client_t *c, const kopt_hour_t *jobs, size_t lo, size_t hi,
-                       const kopt_rollup_stats_t *st, kopt_hourset_t *failed)
+static void roll_group(kopt_ch_client_t *c, const agg_hour_t *jobs, size_t lo, size_t hi,
+                       const agg_rollup_stats_t *st, agg_hourset_t *failed)
 {
     kopt_ch_error_t err = {0};
-    int64_t hours[KOPT_ROLLUP_MAX_HOURS];
+    int64_t hours[AGG_ROLLUP_MAX_HOURS];
     const char *cluster = jobs[lo].cluster;
     uint64_t t0 = kopt_now_ns();
     size_t n = hi - lo;
@@ -175,7 +175,7 @@ static void roll_group(kopt_ch_client_t *c, const kopt_hour_t *jobs, size_t lo, 
 
     for (size_t i = 0; i < n; i++)
         hours[i] = jobs[lo + i].hour;
-    r = kopt_rollup_hours(c, cluster[0] ? cluster : NULL, hours, n, &err);
+    r = agg_rollup_hours(c, cluster[0] ? cluster : NULL, hours, n, &err);
     if (st->seconds)
         kopt_metric_histogram_observe(st->seconds, (double)(kopt_now_ns() - t0) / 1e9);
     if (r == 0) {
@@ -189,12 +189,12 @@ static void roll_group(kopt_ch_client_t *c, const kopt_hour_t *jobs, size_t lo, 
                   KOPT_INT("from_hour", hours[0]), KOPT_UINT("hours", n),
                   KOPT_INT("code", err.code), KOPT_STR("detail", err.message), KOPT_ERR(r));
     for (size_t i = 0; i < n; i++)
-        kopt_hourset_add(failed, cluster, hours[i]);
+        agg_hourset_add(failed, cluster, hours[i]);
 }
 
 static int job_cmp(const void *a, const void *b)
 {
-    const kopt_hour_t *x = a, *y = b;
+    const agg_hour_t *x = a, *y = b;
     int c = strcmp(x->cluster, y->cluster);
 
     return c ? c : (x->hour > y->hour) - (x->hour < y->hour);
@@ -205,23 +205,23 @@ static int64_t day_of(int64_t hour)
     return hour / 86400;
 }
 
-void kopt_rollup_pass(kopt_ch_client_t *c, const kopt_hourset_t *todo, uint64_t lateness_ms,
-                      int64_t now, const atomic_int *stop, const kopt_rollup_stats_t *st,
-                      kopt_hourset_t *failed)
+void agg_rollup_pass(kopt_ch_client_t *c, const agg_hourset_t *todo, uint64_t lateness_ms,
+                     int64_t now, const atomic_int *stop, const agg_rollup_stats_t *st,
+                     agg_hourset_t *failed)
 {
     int64_t cur = now - now % 3600;
     int64_t from = lateness_ms ? now - (int64_t)(lateness_ms / 1000) : cur + 3600;
-    kopt_hourset_t jobs;
+    agg_hourset_t jobs;
 
     from -= ((from % 3600) + 3600) % 3600;
-    kopt_hourset_init(&jobs);
+    agg_hourset_init(&jobs);
     /* The lateness window for every cluster at once; the touched hours
      * outside it per cluster. The set keeps each pair once. */
     for (int64_t h = from; h <= cur; h += 3600)
-        kopt_hourset_add(&jobs, "", h);
+        agg_hourset_add(&jobs, "", h);
     for (size_t i = 0; i < todo->n; i++)
         if (todo->items[i].hour < from || todo->items[i].hour > cur)
-            kopt_hourset_add(&jobs, todo->items[i].cluster, todo->items[i].hour);
+            agg_hourset_add(&jobs, todo->items[i].cluster, todo->items[i].hour);
     if (jobs.dropped > 0) /* cannot happen: todo and the window fit */
         kopt_log_warn("rollup pass dropped hours", KOPT_UINT("hours", jobs.dropped));
     if (jobs.n > 0)
@@ -230,17 +230,17 @@ void kopt_rollup_pass(kopt_ch_client_t *c, const kopt_hourset_t *todo, uint64_t 
      * partitions, so each statement reads one partition once, however many
      * of its hours were touched (a backfill touches all 24). */
     for (size_t lo = 0, hi; lo < jobs.n && !atomic_load(stop); lo = hi) {
-        for (hi = lo + 1; hi < jobs.n && hi - lo < KOPT_ROLLUP_MAX_HOURS &&
+        for (hi = lo + 1; hi < jobs.n && hi - lo < AGG_ROLLUP_MAX_HOURS &&
                           strcmp(jobs.items[hi].cluster, jobs.items[lo].cluster) == 0 &&
                           day_of(jobs.items[hi].hour) == day_of(jobs.items[lo].hour);
              hi++)
             ;
         roll_group(c, jobs.items, lo, hi, st, failed);
     }
-    kopt_hourset_free(&jobs);
+    agg_hourset_free(&jobs);
 }
 
-unsigned kopt_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days)
+unsigned agg_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days)
 {
     /* Facts live as long as the rollups they describe. */
     static const char *const tables[] = {"container_windows", "container_hourly", "workload_facts",
@@ -255,7 +255,7 @@ unsigned kopt_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint3
 
         if (days[i] == 0)
             continue;
-        r = kopt_schema_retention(c, tables[i], days[i], 0, &dropped, &err);
+        r = agg_schema_retention(c, tables[i], days[i], 0, &dropped, &err);
         if (r < 0)
             kopt_log_warn("retention failed; trying again tomorrow", KOPT_STR("table", tables[i]),
                           KOPT_STR("detail", err.message), KOPT_ERR(r));
@@ -267,34 +267,34 @@ unsigned kopt_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint3
     return total;
 }
 
-void kopt_hourset_init(kopt_hourset_t *s)
+void agg_hourset_init(agg_hourset_t *s)
 {
     memset(s, 0, sizeof(*s));
 }
 
-void kopt_hourset_free(kopt_hourset_t *s)
+void agg_hourset_free(agg_hourset_t *s)
 {
     free(s->items);
     memset(s, 0, sizeof(*s));
 }
 
-void kopt_hourset_clear(kopt_hourset_t *s)
+void agg_hourset_clear(agg_hourset_t *s)
 {
     s->n = 0;
 }
 
-static int add_hour(kopt_hourset_t *s, const char *cluster, int64_t hour)
+static int add_hour(agg_hourset_t *s, const char *cluster, int64_t hour)
 {
-    kopt_hour_t *h;
+    agg_hour_t *h;
 
     for (size_t i = 0; i < s->n; i++)
         if (s->items[i].hour == hour && strcmp(s->items[i].cluster, cluster) == 0)
             return 0;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 16;
-        kopt_hour_t *items;
+        agg_hour_t *items;
 
-        if (s->n >= KOPT_HOURSET_MAX) {
+        if (s->n >= AGG_HOURSET_MAX) {
             s->dropped++;
             return -ENOSPC;
         }
@@ -312,16 +312,16 @@ static int add_hour(kopt_hourset_t *s, const char *cluster, int64_t hour)
     return 0;
 }
 
-int kopt_hourset_add(kopt_hourset_t *s, const char *cluster, int64_t t)
+int agg_hourset_add(agg_hourset_t *s, const char *cluster, int64_t t)
 {
     int64_t hour = t - ((t % 3600) + 3600) % 3600;
 
-    if (!cluster || strlen(cluster) >= KOPT_HOURSET_CLUSTER)
+    if (!cluster || strlen(cluster) >= AGG_HOURSET_CLUSTER)
         cluster = "";
     return add_hour(s, cluster, hour);
 }
 
-void kopt_hourset_merge(kopt_hourset_t *s, const kopt_hourset_t *from)
+void agg_hourset_merge(agg_hourset_t *s, const agg_hourset_t *from)
 {
     for (size_t i = 0; i < from->n; i++)
         add_hour(s, from->items[i].cluster, from->items[i].hour);

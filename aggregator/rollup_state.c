@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-void kopt_rollup_state_init(kopt_rollup_state_t *st, const char *replica, uint32_t interval_s,
-                            int64_t started)
+void agg_rollup_state_init(agg_rollup_state_t *st, const char *replica, uint32_t interval_s,
+                           int64_t started)
 {
     char host[64] = "";
 
@@ -26,13 +26,13 @@ void kopt_rollup_state_init(kopt_rollup_state_t *st, const char *replica, uint32
     st->started = started;
 }
 
-void kopt_rollup_state_free(kopt_rollup_state_t *st)
+void agg_rollup_state_free(agg_rollup_state_t *st)
 {
     free(st->marks);
     memset(st, 0, sizeof(*st));
 }
 
-static kopt_rollup_mark_t *find(kopt_rollup_state_t *st, const char *cluster)
+static agg_rollup_mark_t *find(agg_rollup_state_t *st, const char *cluster)
 {
     for (size_t i = 0; i < st->n; i++)
         if (strcmp(st->marks[i].cluster, cluster) == 0)
@@ -40,13 +40,13 @@ static kopt_rollup_mark_t *find(kopt_rollup_state_t *st, const char *cluster)
     return NULL;
 }
 
-static void learn(kopt_rollup_state_t *st, const char *cluster)
+static void learn(agg_rollup_state_t *st, const char *cluster)
 {
-    kopt_rollup_mark_t *m;
+    agg_rollup_mark_t *m;
 
     if (!cluster[0] || find(st, cluster))
         return;
-    if (st->n >= KOPT_ROLLUP_STATE_CLUSTERS) {
+    if (st->n >= AGG_ROLLUP_STATE_CLUSTERS) {
         st->dropped++;
         return;
     }
@@ -66,7 +66,7 @@ static void learn(kopt_rollup_state_t *st, const char *cluster)
     m->watermark = st->started;
 }
 
-static bool has_cluster(const kopt_hourset_t *s, const char *cluster)
+static bool has_cluster(const agg_hourset_t *s, const char *cluster)
 {
     for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->items[i].cluster, cluster) == 0)
@@ -74,8 +74,8 @@ static bool has_cluster(const kopt_hourset_t *s, const char *cluster)
     return false;
 }
 
-void kopt_rollup_state_update(kopt_rollup_state_t *st, const kopt_hourset_t *todo,
-                              const kopt_hourset_t *failed, int64_t snapshot)
+void agg_rollup_state_update(agg_rollup_state_t *st, const agg_hourset_t *todo,
+                             const agg_hourset_t *failed, int64_t snapshot)
 {
     bool all_failed = has_cluster(failed, "");
 
@@ -90,7 +90,7 @@ void kopt_rollup_state_update(kopt_rollup_state_t *st, const kopt_hourset_t *tod
         st->started = snapshot;
 }
 
-int64_t kopt_rollup_state_lag(const kopt_rollup_state_t *st, int64_t now)
+int64_t agg_rollup_state_lag(const agg_rollup_state_t *st, int64_t now)
 {
     int64_t oldest = st->started;
 
@@ -108,7 +108,7 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* The pending hours of one cluster, sorted and distinct, as a SQL array. */
-static int pending_array(FILE *f, const kopt_hourset_t *pending, const char *cluster)
+static int pending_array(FILE *f, const agg_hourset_t *pending, const char *cluster)
 {
     int64_t *h = malloc((pending->n ? pending->n : 1) * sizeof(*h));
     size_t n = 0;
@@ -128,8 +128,8 @@ static int pending_array(FILE *f, const kopt_hourset_t *pending, const char *clu
     return 0;
 }
 
-int kopt_rollup_state_sql(const char *db, const kopt_rollup_state_t *st,
-                          const kopt_hourset_t *pending, int64_t now, char **sql)
+int agg_rollup_state_sql(const char *db, const agg_rollup_state_t *st, const agg_hourset_t *pending,
+                         int64_t now, char **sql)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -170,11 +170,11 @@ int kopt_rollup_state_sql(const char *db, const kopt_rollup_state_t *st,
     return 0;
 }
 
-int kopt_rollup_state_write(kopt_ch_client_t *c, const kopt_rollup_state_t *st,
-                            const kopt_hourset_t *pending, int64_t now, kopt_ch_error_t *err)
+int agg_rollup_state_write(kopt_ch_client_t *c, const agg_rollup_state_t *st,
+                           const agg_hourset_t *pending, int64_t now, kopt_ch_error_t *err)
 {
     char *sql = NULL;
-    int r = kopt_rollup_state_sql(kopt_ch_database(c), st, pending, now, &sql);
+    int r = agg_rollup_state_sql(kopt_ch_database(c), st, pending, now, &sql);
 
     if (r == -ENODATA)
         return 0;

@@ -7,8 +7,8 @@
  *                container_hourly;
  *   pending:     the hours of windows it stored after W, not rolled up yet.
  * Not thread-safe: the control thread owns it. */
-#ifndef KOPT_AGGREGATOR_ROLLUP_STATE_H
-#define KOPT_AGGREGATOR_ROLLUP_STATE_H
+#ifndef AGG_ROLLUP_STATE_H
+#define AGG_ROLLUP_STATE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -17,45 +17,45 @@
 
 #include "rollup.h"
 
-#define KOPT_ROLLUP_STATE_CLUSTERS 1024 /* clusters one replica keeps a watermark for */
+#define AGG_ROLLUP_STATE_CLUSTERS 1024 /* clusters one replica keeps a watermark for */
 
 typedef struct {
-    char cluster[KOPT_HOURSET_CLUSTER];
+    char cluster[AGG_HOURSET_CLUSTER];
     int64_t watermark; /* Unix seconds */
-} kopt_rollup_mark_t;
+} agg_rollup_mark_t;
 
 typedef struct {
     char replica[128];   /* host/pid */
     uint32_t interval_s; /* --rollup-interval, for readers to judge staleness */
     int64_t started;     /* the watermark of a cluster whose first pass failed */
-    kopt_rollup_mark_t *marks;
+    agg_rollup_mark_t *marks;
     size_t n, cap;
-    uint64_t dropped; /* clusters beyond KOPT_ROLLUP_STATE_CLUSTERS, not tracked */
-} kopt_rollup_state_t;
+    uint64_t dropped; /* clusters beyond AGG_ROLLUP_STATE_CLUSTERS, not tracked */
+} agg_rollup_state_t;
 
 /* replica: NULL makes "<hostname>/<pid>". */
-void kopt_rollup_state_init(kopt_rollup_state_t *st, const char *replica, uint32_t interval_s,
-                            int64_t started);
-void kopt_rollup_state_free(kopt_rollup_state_t *st);
+void agg_rollup_state_init(agg_rollup_state_t *st, const char *replica, uint32_t interval_s,
+                           int64_t started);
+void agg_rollup_state_free(agg_rollup_state_t *st);
 
 /* After a pass that took its hours (`todo`) at `snapshot`: the clusters of
  * todo become known, and every known cluster with no failed statement (none
  * of its own, none for every cluster) moves its watermark to snapshot. */
-void kopt_rollup_state_update(kopt_rollup_state_t *st, const kopt_hourset_t *todo,
-                              const kopt_hourset_t *failed, int64_t snapshot);
+void agg_rollup_state_update(agg_rollup_state_t *st, const agg_hourset_t *todo,
+                             const agg_hourset_t *failed, int64_t snapshot);
 
 /* Seconds from the oldest watermark to now (from `started` while no
  * cluster is known); never negative. */
-int64_t kopt_rollup_state_lag(const kopt_rollup_state_t *st, int64_t now);
+int64_t agg_rollup_state_lag(const agg_rollup_state_t *st, int64_t now);
 
 /* Pure: the INSERT of one rollup_state row per known cluster, with its
  * pending hours from `pending` (pairs of its own and of "", every cluster),
  * updated_at = now. -ENODATA when no cluster is known; *sql is malloc'd. */
-int kopt_rollup_state_sql(const char *db, const kopt_rollup_state_t *st,
-                          const kopt_hourset_t *pending, int64_t now, char **sql);
+int agg_rollup_state_sql(const char *db, const agg_rollup_state_t *st, const agg_hourset_t *pending,
+                         int64_t now, char **sql);
 
 /* Writes it. 0 when there is nothing to write. Errors as kopt_ch_query. */
-int kopt_rollup_state_write(kopt_ch_client_t *c, const kopt_rollup_state_t *st,
-                            const kopt_hourset_t *pending, int64_t now, kopt_ch_error_t *err);
+int agg_rollup_state_write(kopt_ch_client_t *c, const agg_rollup_state_t *st,
+                           const agg_hourset_t *pending, int64_t now, kopt_ch_error_t *err);
 
 #endif

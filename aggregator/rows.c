@@ -12,7 +12,7 @@
             (r) = (call);                                                                          \
     } while (0)
 
-const char *kopt_rowbinary_workload_kind(int kind)
+const char *agg_rowbinary_workload_kind(int kind)
 {
     switch (kind) {
     case KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT:
@@ -44,8 +44,8 @@ static int datetime(const Google__Protobuf__Timestamp *t, uint32_t *out)
     return 0;
 }
 
-int kopt_rowbinary_window(kopt_ch_buf_t *b, const kopt_rowbinary_batch_t *batch,
-                          const Kopt__V1__ContainerWindow *w)
+int agg_rowbinary_window(kopt_ch_buf_t *b, const agg_rowbinary_batch_t *batch,
+                         const Kopt__V1__ContainerWindow *w)
 {
     size_t mark = b->len;
     uint32_t start, end;
@@ -53,10 +53,10 @@ int kopt_rowbinary_window(kopt_ch_buf_t *b, const kopt_rowbinary_batch_t *batch,
 
     if (datetime(w->window_start, &start) < 0 || datetime(w->window_end, &end) < 0)
         return -EINVAL;
-    /* The order is KOPT_ROWBINARY_WINDOW_COLUMNS; test_rowbinary pins it. */
+    /* The order is AGG_ROWBINARY_WINDOW_COLUMNS; test_rowbinary pins it. */
     r = kopt_ch_put_string(b, batch->cluster);
     IFOK(r, kopt_ch_put_string(b, w->namespace_));
-    IFOK(r, kopt_ch_put_string(b, kopt_rowbinary_workload_kind(w->workload_kind)));
+    IFOK(r, kopt_ch_put_string(b, agg_rowbinary_workload_kind(w->workload_kind)));
     IFOK(r, kopt_ch_put_string(b, w->workload_name));
     IFOK(r, kopt_ch_put_string(b, w->pod));
     IFOK(r, kopt_ch_put_string(b, w->container));
@@ -89,10 +89,10 @@ int kopt_rowbinary_window(kopt_ch_buf_t *b, const kopt_rowbinary_batch_t *batch,
     return r;
 }
 
-int kopt_rowbinary_metric_batch(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
-                                uint32_t inserted_at, size_t *rows)
+int agg_rowbinary_metric_batch(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
+                               uint32_t inserted_at, size_t *rows)
 {
-    kopt_rowbinary_batch_t id = {
+    agg_rowbinary_batch_t id = {
         .cluster = m->cluster,
         .node = m->node,
         .agent_id = m->agent_id,
@@ -105,7 +105,7 @@ int kopt_rowbinary_metric_batch(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m
 
     *rows = 0;
     for (size_t i = 0; i < m->n_windows && r == 0; i++)
-        r = kopt_rowbinary_window(b, &id, m->windows[i]);
+        r = agg_rowbinary_window(b, &id, m->windows[i]);
     if (r < 0) {
         b->len = mark;
         return r;

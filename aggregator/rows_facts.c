@@ -14,7 +14,7 @@
             (r) = (call);                                                                          \
     } while (0)
 
-const char *kopt_rowbinary_qos_class(int qos)
+const char *agg_rowbinary_qos_class(int qos)
 {
     switch (qos) {
     case KOPT__V1__QOS_CLASS__QOS_CLASS_GUARANTEED:
@@ -28,7 +28,7 @@ const char *kopt_rowbinary_qos_class(int qos)
     }
 }
 
-const char *kopt_rowbinary_metric_source(int source)
+const char *agg_rowbinary_metric_source(int source)
 {
     switch (source) {
     case KOPT__V1__METRIC_SOURCE__METRIC_SOURCE_CGROUP_V1:
@@ -52,8 +52,8 @@ static int observed_at(const Kopt__V1__MetricBatch *m, uint32_t *out)
     return 0;
 }
 
-int kopt_rowbinary_workload_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
-                                  const Kopt__V1__WorkloadFacts *wf, size_t *key_len)
+int agg_rowbinary_workload_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m,
+                                 const Kopt__V1__WorkloadFacts *wf, size_t *key_len)
 {
     static const Kopt__V1__HpaFacts no_hpa = KOPT__V1__HPA_FACTS__INIT;
     const Kopt__V1__HpaFacts *h = wf->hpa ? wf->hpa : &no_hpa;
@@ -63,14 +63,14 @@ int kopt_rowbinary_workload_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch 
 
     IFOK(r, kopt_ch_put_string(b, m->cluster));
     IFOK(r, kopt_ch_put_string(b, wf->namespace_));
-    IFOK(r, kopt_ch_put_string(b, kopt_rowbinary_workload_kind(wf->kind)));
+    IFOK(r, kopt_ch_put_string(b, agg_rowbinary_workload_kind(wf->kind)));
     IFOK(r, kopt_ch_put_string(b, wf->name));
     *key_len = b->len - mark;
     IFOK(r, kopt_ch_put_u32(b, t));
     IFOK(r, kopt_ch_put_string(b, m->node));
     IFOK(r, kopt_ch_put_u32(b, wf->replicas));
     IFOK(r, kopt_ch_put_u32(b, wf->ready_replicas));
-    IFOK(r, kopt_ch_put_string(b, kopt_rowbinary_qos_class(wf->qos_class)));
+    IFOK(r, kopt_ch_put_string(b, agg_rowbinary_qos_class(wf->qos_class)));
     IFOK(r, kopt_ch_put_string(b, h->name));
     IFOK(r, kopt_ch_put_u32(b, h->min_replicas));
     IFOK(r, kopt_ch_put_u32(b, h->max_replicas));
@@ -82,7 +82,7 @@ int kopt_rowbinary_workload_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch 
     return r;
 }
 
-int kopt_rowbinary_node_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m, size_t *key_len)
+int agg_rowbinary_node_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m, size_t *key_len)
 {
     const Kopt__V1__NodeFacts *n = m->node_facts;
     size_t mark = b->len;
@@ -108,7 +108,7 @@ int kopt_rowbinary_node_facts(kopt_ch_buf_t *b, const Kopt__V1__MetricBatch *m, 
     IFOK(r, kopt_ch_put_string(b, n->instance_type));
     IFOK(r, kopt_ch_put_string(b, n->zone));
     IFOK(r, kopt_ch_put_string(b, n->region));
-    IFOK(r, kopt_ch_put_string(b, kopt_rowbinary_metric_source(n->metric_source)));
+    IFOK(r, kopt_ch_put_string(b, agg_rowbinary_metric_source(n->metric_source)));
     IFOK(r, kopt_ch_put_varuint(b, n->n_labels));
     for (size_t i = 0; i < n->n_labels && r == 0; i++)
         r = kopt_ch_put_string(b, n->labels[i]->key);

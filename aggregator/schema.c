@@ -29,7 +29,7 @@ typedef struct {
     unsigned flags;
 } column_t;
 
-/* Must hold every column of KOPT_ROWBINARY_WINDOW_COLUMNS (any order). */
+/* Must hold every column of AGG_ROWBINARY_WINDOW_COLUMNS (any order). */
 static const column_t windows_columns[] = {
     {"cluster", "String", COL_LC},
     {"namespace", "String", COL_LC},
@@ -128,7 +128,7 @@ static const column_t recommendation_columns[] = {
     {NULL, NULL, 0},
 };
 
-/* Must hold every column of KOPT_ROWBINARY_WORKLOAD_FACTS_COLUMNS. */
+/* Must hold every column of AGG_ROWBINARY_WORKLOAD_FACTS_COLUMNS. */
 static const column_t workload_facts_columns[] = {
     {"cluster", "String", COL_LC},
     {"namespace", "String", COL_LC},
@@ -148,7 +148,7 @@ static const column_t workload_facts_columns[] = {
     {NULL, NULL, 0},
 };
 
-/* Must hold every column of KOPT_ROWBINARY_NODE_FACTS_COLUMNS. */
+/* Must hold every column of AGG_ROWBINARY_NODE_FACTS_COLUMNS. */
 static const column_t node_facts_columns[] = {
     {"cluster", "String", COL_LC},
     {"node", "String", 0},
@@ -212,7 +212,7 @@ static const table_t node_facts_table = {"node_facts", node_facts_columns,
 typedef struct {
     const kopt_ch_version_t *server;
     const char *db;
-    const kopt_schema_options_t *opts;
+    const agg_schema_options_t *opts;
 } ctx_t;
 
 typedef struct {
@@ -277,7 +277,7 @@ static const ttl_t windows_ttl = {"container_windows", "window_start", 0};
 static const ttl_t hourly_ttl = {"container_hourly", "hour", 1};
 
 /* A column added to an existing table. 18.16 has no ADD COLUMN IF NOT
- * EXISTS, so kopt_schema_migrate() looks in system.columns first: a retry
+ * EXISTS, so agg_schema_migrate() looks in system.columns first: a retry
  * after a crash between the ALTER and its record, or two replicas migrating
  * at once, finds the column there and only records the migration. */
 typedef struct {
@@ -335,13 +335,13 @@ static const migration_t migrations[] = {
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
-uint32_t kopt_schema_latest(void)
+uint32_t agg_schema_latest(void)
 {
     return migrations[N_MIGRATIONS - 1].version;
 }
 
-int kopt_schema_sql(uint32_t version, const kopt_ch_version_t *server, const char *db,
-                    const kopt_schema_options_t *opts, char **sql, const char **name)
+int agg_schema_sql(uint32_t version, const kopt_ch_version_t *server, const char *db,
+                   const agg_schema_options_t *opts, char **sql, const char **name)
 {
     ctx_t x = {.server = server, .db = db, .opts = opts};
 
@@ -421,8 +421,8 @@ static int applied_versions(kopt_ch_client_t *c, const char *db, uint64_t *set,
     return 0;
 }
 
-int kopt_schema_migrate(kopt_ch_client_t *c, const kopt_schema_options_t *opts, unsigned *applied,
-                        kopt_ch_error_t *err)
+int agg_schema_migrate(kopt_ch_client_t *c, const agg_schema_options_t *opts, unsigned *applied,
+                       kopt_ch_error_t *err)
 {
     const char *db = kopt_ch_database(c);
     ctx_t x = {.db = db, .opts = opts};
@@ -512,8 +512,8 @@ static bool partition_id_ok(const char *s)
     return true;
 }
 
-int kopt_schema_retention(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
-                          unsigned *dropped, kopt_ch_error_t *err)
+int agg_schema_retention(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
+                         unsigned *dropped, kopt_ch_error_t *err)
 {
     const char *db = kopt_ch_database(c);
     char *sql = NULL, *body = NULL, *line, *save = NULL;

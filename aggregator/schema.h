@@ -1,8 +1,8 @@
 /* kopt's ClickHouse schema: versioned migrations recorded in
  * <db>.schema_migrations, and retention by dropping old partitions.
  * docs/storage.md describes the tables, their keys and why. */
-#ifndef KOPT_AGGREGATOR_SCHEMA_H
-#define KOPT_AGGREGATOR_SCHEMA_H
+#ifndef AGG_SCHEMA_H
+#define AGG_SCHEMA_H
 
 #include <stdint.h>
 
@@ -23,7 +23,7 @@ typedef struct {
      * later once the server is upgraded (or the days are set). */
     uint32_t windows_ttl_days;
     uint32_t hourly_ttl_days;
-} kopt_schema_options_t;
+} agg_schema_options_t;
 
 /* Creates the database and schema_migrations if needed, then applies, in
  * order, every migration not yet recorded whose server-version gate the
@@ -31,24 +31,24 @@ typedef struct {
  * idempotent (IF NOT EXISTS), so two replicas migrating at once are safe.
  * opts may be NULL. *applied (may be NULL) gets how many were applied now
  * (0 on a second run). Errors as kopt_ch_query; err says which. */
-int kopt_schema_migrate(kopt_ch_client_t *c, const kopt_schema_options_t *opts, unsigned *applied,
-                        kopt_ch_error_t *err);
+int agg_schema_migrate(kopt_ch_client_t *c, const agg_schema_options_t *opts, unsigned *applied,
+                       kopt_ch_error_t *err);
 
 /* The highest migration version kopt knows. */
-uint32_t kopt_schema_latest(void);
+uint32_t agg_schema_latest(void);
 
 /* Pure: the SQL of migration `version` for a server of version `server`, in
  * database `db`. *sql is malloc'd. -ENOENT: no such migration; -EOPNOTSUPP:
  * the server lacks what it needs, or opts make it moot (TTL of 0 days). */
-int kopt_schema_sql(uint32_t version, const kopt_ch_version_t *server, const char *db,
-                    const kopt_schema_options_t *opts, char **sql, const char **name);
+int agg_schema_sql(uint32_t version, const kopt_ch_version_t *server, const char *db,
+                   const agg_schema_options_t *opts, char **sql, const char **name);
 
 /* Drops the partitions of <db>.<table> whose every row is older than `days`
  * days before `now` (Unix seconds; 0 = the current time), going by the
  * partition key's time column in system.parts. Only for time-partitioned
  * tables (container_windows, container_hourly): others hold no partition
  * with a time and are left alone. *dropped (may be NULL) gets the count. */
-int kopt_schema_retention(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
-                          unsigned *dropped, kopt_ch_error_t *err);
+int agg_schema_retention(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
+                         unsigned *dropped, kopt_ch_error_t *err);
 
 #endif

@@ -1,7 +1,7 @@
 /* kopt-aggregator's settings: the table behind its flags, KOPT_ variables
  * and YAML keys (see --help and docs/configuration.md). */
-#ifndef KOPT_AGGREGATOR_SETTINGS_H
-#define KOPT_AGGREGATOR_SETTINGS_H
+#ifndef AGG_SETTINGS_H
+#define AGG_SETTINGS_H
 
 #include <stdint.h>
 

@@ -20,9 +20,9 @@
 
 static void dead_letter(worker_t *w, natsMsg *m, const char *reason, const char *error)
 {
-    struct kopt_agg *a = w->a;
+    struct agg *a = w->a;
 
-    if (kopt_deadletter_msg(a->nc, a->js, a->o.deadletter_prefix, reason, error, m) < 0)
+    if (agg_deadletter_msg(a->nc, a->js, a->o.deadletter_prefix, reason, error, m) < 0)
         return; /* not acked: it comes back after AckWait and is tried again */
     natsMsg_Ack(m, NULL);
     kopt_metric_counter_inc(kopt_metric_counter_with(a->f_dead, reason));
@@ -32,7 +32,7 @@ static void dead_letter(worker_t *w, natsMsg *m, const char *reason, const char 
 /* Decodes one fetched message and appends its rows; takes ownership. */
 static void accept_msg(worker_t *w, natsMsg *m)
 {
-    struct kopt_agg *a = w->a;
+    struct agg *a = w->a;
     jsMsgMetaData *meta = NULL;
     Kopt__V1__MetricBatch *mb;
     size_t before = w->buf.len, rows = 0;
@@ -44,13 +44,13 @@ static void accept_msg(worker_t *w, natsMsg *m)
     mb = kopt__v1__metric_batch__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
                                         (const uint8_t *)natsMsg_GetData(m));
     if (!mb) {
-        dead_letter(w, m, KOPT_DL_DECODE, "payload is not a protobuf kopt.v1.MetricBatch");
+        dead_letter(w, m, AGG_DL_DECODE, "payload is not a protobuf kopt.v1.MetricBatch");
         natsMsg_Destroy(m);
         return;
     }
-    r = kopt_rowbinary_metric_batch(&w->buf, mb, (uint32_t)time(NULL), &rows);
+    r = agg_rowbinary_metric_batch(&w->buf, mb, (uint32_t)time(NULL), &rows);
     if (r == -EINVAL) {
-        dead_letter(w, m, KOPT_DL_INVALID, "a window has no start/end or one outside DateTime");
+        dead_letter(w, m, AGG_DL_INVALID, "a window has no start/end or one outside DateTime");
     } else if (r < 0) {
         kopt_log_error("cannot encode a batch; it comes back", KOPT_ERR(r));
         natsMsg_Nak(m, NULL);
@@ -65,8 +65,8 @@ static void accept_msg(worker_t *w, natsMsg *m)
         w->total_rows += rows;
         for (size_t i = 0; i < mb->n_windows; i++)
             if (mb->windows[i]->window_start)
-                kopt_hourset_add(&w->hours, mb->cluster, mb->windows[i]->window_start->seconds);
-        if (kopt_facts_add_batch(&w->facts, mb) < 0)
+                agg_hourset_add(&w->hours, mb->cluster, mb->windows[i]->window_start->seconds);
+        if (agg_facts_add_batch(&w->facts, mb) < 0)
             kopt_log_warn("out of memory keeping workload facts; this round goes without",
                           KOPT_INT("worker", w->idx));
         m = NULL;
@@ -77,7 +77,7 @@ static void accept_msg(worker_t *w, natsMsg *m)
 
 static int subscribe(worker_t *w)
 {
-    struct kopt_agg *a = w->a;
+    struct agg *a = w->a;
     jsSubOptions so;
     jsErrCode jerr = 0;
     natsStatus s;
@@ -98,7 +98,7 @@ static int subscribe(worker_t *w)
 
 static void fetch(worker_t *w)
 {
-    struct kopt_agg *a = w->a;
+    struct agg *a = w->a;
     natsMsgList list = {0};
     jsErrCode jerr = 0;
     int64_t timeout = (int64_t)a->o.fetch_timeout_ms;
@@ -145,7 +145,7 @@ static void count_error(worker_t *w, const kopt_ch_error_t *err)
 /* One insert of the rows of the not-dead messages in [lo, hi). */
 static int insert_range(worker_t *w, size_t lo, size_t hi, kopt_ch_error_t *err)
 {
-    struct kopt_agg *a = w->a;
+    struct agg *a = w->a;
     const uint8_t *data = w->buf.data + w->off[lo];
     size_t len = w->off[hi] - w->off[lo], rows = 0;
     bool contiguous = true;
@@ -185,7 +185,7 @@ static int insert_range(worker_t *w, size_t lo, size_t hi, kopt_ch_error_t *err)
         len = w->scratch.len;
     }
     t0 = kopt_now_ns();
-    r = kopt_ch_insert(w->ch, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS, "RowBinary", data,
+    r = kopt_ch_insert(w->ch, "container_windows", AGG_ROWBINARY_WINDOW_COLUMNS, "RowBinary", data,
                        len, err);
     kopt_metric_histogram_observe(a->insert_seconds, (double)(kopt_now_ns() - t0) / 1e9);
     if (r == 0) {
@@ -210,11 +210,11 @@ static int dead_letter_op(void *ctx, size_t i, const kopt_ch_error_t *err)
 
     snprintf(text, sizeof(text), "ClickHouse code %d (HTTP %ld): %s", err->code, err->http_status,
              err->message);
-    if (kopt_deadletter_msg(w->a->nc, w->a->js, w->a->o.deadletter_prefix, KOPT_DL_CLICKHOUSE, text,
-                            w->msgs[i]) < 0)
+    if (agg_deadletter_msg(w->a->nc, w->a->js, w->a->o.deadletter_prefix, AGG_DL_CLICKHOUSE, text,
+                           w->msgs[i]) < 0)
         return -EIO;
     natsMsg_Ack(w->msgs[i], NULL);
-    kopt_metric_counter_inc(kopt_metric_counter_with(w->a->f_dead, KOPT_DL_CLICKHOUSE));
+    kopt_metric_counter_inc(kopt_metric_counter_with(w->a->f_dead, AGG_DL_CLICKHOUSE));
     kopt_metric_counter_inc(w->a->consumed);
     return 0;
 }
@@ -250,9 +250,9 @@ static void store_facts(worker_t *w)
     kopt_ch_error_t err = {0};
     int r;
 
-    if (kopt_facts_count(&w->facts) == 0)
+    if (agg_facts_count(&w->facts) == 0)
         return;
-    r = kopt_facts_insert(&w->facts, w->ch, &err);
+    r = agg_facts_insert(&w->facts, w->ch, &err);
     if (r == 0)
         return;
     count_error(w, &err);
@@ -262,7 +262,7 @@ static void store_facts(worker_t *w)
 
 static void flush(worker_t *w)
 {
-    struct kopt_agg *a = w->a;
+    struct agg *a = w->a;
     kopt_ch_error_t err = {0};
     size_t acked = 0;
     int r;
@@ -273,13 +273,13 @@ static void flush(worker_t *w)
      * what its watermark promises (rollup_state.h). After the acks they are
      * added again, for a pass that took them while the insert ran. */
     pthread_mutex_lock(&a->mu);
-    kopt_hourset_merge(&a->touched, &w->hours);
+    agg_hourset_merge(&a->touched, &w->hours);
     pthread_mutex_unlock(&a->mu);
     while ((r = store_all(w, &err)) < 0) {
         uint64_t wait = kopt_backoff_next(&w->backoff), slice = a->o.ack_wait_ms / 3;
 
         /* Until an insert works again, /readyz says why not. */
-        kopt_ch_health_report(a->health, (unsigned)w->idx, &err);
+        agg_ch_health_report(a->health, (unsigned)w->idx, &err);
         if (agg_stopping(a)) {
             kopt_log_warn("stopping with an insert that failed; handing the messages back",
                           KOPT_INT("worker", w->idx), KOPT_UINT("messages", w->n), KOPT_ERR(r));
@@ -314,22 +314,22 @@ static void flush(worker_t *w)
         }
     kopt_metric_counter_add(a->consumed, (double)acked);
     pthread_mutex_lock(&a->mu);
-    kopt_hourset_merge(&a->touched, &w->hours);
+    agg_hourset_merge(&a->touched, &w->hours);
     pthread_mutex_unlock(&a->mu);
 out:
-    kopt_ch_health_report(a->health, (unsigned)w->idx, NULL); /* stored, or handed back */
+    agg_ch_health_report(a->health, (unsigned)w->idx, NULL); /* stored, or handed back */
     for (size_t i = 0; i < w->n; i++)
         natsMsg_Destroy(w->msgs[i]);
     w->n = 0;
     w->total_rows = 0;
     w->buf.len = 0;
-    kopt_hourset_clear(&w->hours);
-    kopt_facts_clear(&w->facts);
+    agg_hourset_clear(&w->hours);
+    agg_facts_clear(&w->facts);
 }
 
 static bool due(worker_t *w)
 {
-    struct kopt_agg *a = w->a;
+    struct agg *a = w->a;
 
     return w->n > 0 &&
            (w->n >= a->o.fetch_batch || w->total_rows >= a->o.insert_max_rows ||

@@ -14,7 +14,7 @@
  * kopt.metrics.<cluster>.<node>, Nats-Msg-Id <agent>/<epoch>/<seq>, nats.c
  * async publish with a window of unacked messages. Its rows go to the file
  * through aggregator/rows.c, the aggregator's own encoder, in the
- * column order of KOPT_ROWBINARY_WINDOW_COLUMNS.
+ * column order of AGG_ROWBINARY_WINDOW_COLUMNS.
  *
  *   kopt-aggbench --nats-url URL --out FILE [--batches N] [--nodes N]
  *                 [--containers MIN-MAX] [--cluster NAME] [--seed N]
@@ -29,7 +29,7 @@
  * --days days of one-minute windows of the --containers maximum
  * containers (made by the server from numbers()), then every hour is
  * rolled up twice, as a pass did before (one statement per hour) and as
- * kopt_rollup_pass does now (one per UTC day), and the two results are
+ * agg_rollup_pass does now (one per UTC day), and the two results are
  * compared. Prints "ROLLUP per_hour_s=... per_day_s=... ...". */
 #include <errno.h>
 #include <inttypes.h>
@@ -133,7 +133,7 @@ static bool keyset_add(keyset_t *k, const Kopt__V1__ContainerWindow *w)
     size_t i;
 
     h = fnv(h, w->namespace_);
-    h = fnv(h, kopt_rowbinary_workload_kind(w->workload_kind));
+    h = fnv(h, agg_rowbinary_workload_kind(w->workload_kind));
     h = fnv(h, w->workload_name);
     h = fnv(h, w->pod);
     h = fnv(h, w->container);
@@ -193,8 +193,8 @@ static int rollup_bench(const char *url, int days, int containers)
     kopt_ch_options_t o = {.url = url, .database = "kopt_rollbench", .timeout_ms = 600000};
     kopt_ch_client_t *c = NULL;
     kopt_ch_error_t err = {0};
-    kopt_rollup_stats_t st = {0};
-    kopt_hourset_t todo, failed;
+    agg_rollup_stats_t st = {0};
+    agg_hourset_t todo, failed;
     atomic_int stop = 0;
     int64_t now = (int64_t)time(NULL), day0 = now - now % 86400 - (int64_t)days * 86400;
     int64_t n_hours = (int64_t)days * 24, since_old, since_new;
@@ -202,14 +202,14 @@ static int rollup_bench(const char *url, int days, int containers)
     double t0, t_fill, t_old, t_new;
     int r;
 
-    kopt_hourset_init(&todo);
-    kopt_hourset_init(&failed);
+    agg_hourset_init(&todo);
+    agg_hourset_init(&failed);
     r = kopt_ch_client_new(&o, &c, &err);
     if (r == 0)
         r = kopt_ch_query_flags(c, "DROP DATABASE IF EXISTS kopt_rollbench", KOPT_CH_NO_DATABASE,
                                 NULL, NULL, &err);
     if (r == 0)
-        r = kopt_schema_migrate(c, NULL, NULL, &err);
+        r = agg_schema_migrate(c, NULL, NULL, &err);
     t0 = now_s();
     /* Pods of 20 namespaces and 100 workloads; a usage that moves. */
     if (r == 0 &&
@@ -234,12 +234,12 @@ static int rollup_bench(const char *url, int days, int containers)
     free(sql);
     t_fill = now_s() - t0;
     for (int64_t h = 0; r == 0 && h < n_hours; h++)
-        kopt_hourset_add(&todo, "bench", day0 + h * 3600);
-    /* Before: one statement per touched hour (the old kopt_rollup_pass). */
+        agg_hourset_add(&todo, "bench", day0 + h * 3600);
+    /* Before: one statement per touched hour (the old agg_rollup_pass). */
     since_old = (int64_t)time(NULL);
     t0 = now_s();
     for (size_t i = 0; r == 0 && i < todo.n; i++)
-        r = kopt_rollup_hour(c, "bench", todo.items[i].hour, &err);
+        r = agg_rollup_hour(c, "bench", todo.items[i].hour, &err);
     t_old = now_s() - t0;
     if (r == 0)
         r = hourly_digest(c, since_old, &d_old);
@@ -249,7 +249,7 @@ static int rollup_bench(const char *url, int days, int containers)
     since_new = (int64_t)time(NULL);
     t0 = now_s();
     if (r == 0)
-        kopt_rollup_pass(c, &todo, 0, (int64_t)time(NULL), &stop, &st, &failed);
+        agg_rollup_pass(c, &todo, 0, (int64_t)time(NULL), &stop, &st, &failed);
     t_new = now_s() - t0;
     if (r == 0 && failed.n > 0)
         r = -EIO;
@@ -269,8 +269,8 @@ static int rollup_bench(const char *url, int days, int containers)
     }
     free(d_old);
     free(d_new);
-    kopt_hourset_free(&todo);
-    kopt_hourset_free(&failed);
+    agg_hourset_free(&todo);
+    agg_hourset_free(&failed);
     kopt_ch_client_free(c);
     return r == 0 ? 0 : 1;
 }
@@ -442,7 +442,7 @@ int main(int argc, char **argv)
             }
         }
         kopt__v1__metric_batch__pack(mb, pbuf);
-        r = kopt_rowbinary_metric_batch(&rb, mb, inserted_at, &rows);
+        r = agg_rowbinary_metric_batch(&rb, mb, inserted_at, &rows);
         mb->created = NULL; /* ours, on the stack */
         mb->n_windows = all;
         kopt__v1__metric_batch__free_unpacked(mb, NULL);
@@ -505,7 +505,7 @@ int main(int argc, char **argv)
            batches, st.acked, st.errors, windows, n_nodes, (batches + n_nodes - 1) / n_nodes,
            dropped, pb_bytes, rb_bytes, t_pub - t0, t_ack - t0,
            t_ack > t0 ? (double)windows / (t_ack - t0) : 0.0);
-    printf("COLUMNS %s\n", KOPT_ROWBINARY_WINDOW_COLUMNS);
+    printf("COLUMNS %s\n", AGG_ROWBINARY_WINDOW_COLUMNS);
     rc = st.errors == 0 && st.acked == (uint64_t)batches && s == NATS_OK ? 0 : 1;
     goto out;
 oom:

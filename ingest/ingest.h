@@ -1,8 +1,8 @@
 /* The Ingest service: kopt.v1.Ingest/Push streams on a kopt gRPC server,
  * validated batches published to JetStream, acks after PubAcks. main.c makes
  * one, and drains it on SIGTERM. Loop thread only. */
-#ifndef KOPT_INGEST_H
-#define KOPT_INGEST_H
+#ifndef INGEST_H
+#define INGEST_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,29 +21,29 @@ typedef struct {
     uint32_t max_streams;       /* concurrent Push streams */
     size_t max_inflight_bytes;  /* published but not yet acked, all streams; reads pause above */
     const char *subject_prefix; /* "kopt.metrics" */
-    kopt_batch_limits_t limits;
-    kopt_rate_limit_opts_t rate;
-    kopt_publisher_opts_t publish;
-} kopt_ingest_opts_t;
+    ingest_batch_limits_t limits;
+    ingest_rate_limit_opts_t rate;
+    ingest_publisher_opts_t publish;
+} ingest_opts_t;
 
-typedef struct kopt_ingest kopt_ingest_t;
+typedef struct ingest ingest_t;
 
 /* Registers Push on `srv` (before it starts) and the ingest metrics on `m`.
  * Publishes through `nats`; both must outlive the service. */
-int kopt_ingest_new(uv_loop_t *loop, kopt_grpc_server_t *srv, kopt_nats_t *nats, kopt_metrics_t *m,
-                    const kopt_ingest_opts_t *opts, kopt_ingest_t **out);
+int ingest_new(uv_loop_t *loop, kopt_grpc_server_t *srv, kopt_nats_t *nats, kopt_metrics_t *m,
+               const ingest_opts_t *opts, ingest_t **out);
 
 /* Reload: new rate limits apply to every agent at once. */
-void kopt_ingest_set_rate(kopt_ingest_t *ing, const kopt_rate_limit_opts_t *rate);
+void ingest_set_rate(ingest_t *ing, const ingest_rate_limit_opts_t *rate);
 
 /* SIGTERM: refuse new streams, stop reading, let in-flight batches finish and
  * be acked, end each stream with UNAVAILABLE (the agent reconnects to
  * another replica), then call `done`. */
-void kopt_ingest_drain(kopt_ingest_t *ing, void (*done)(void *arg), void *arg);
+void ingest_drain(ingest_t *ing, void (*done)(void *arg), void *arg);
 
-uint32_t kopt_ingest_streams(const kopt_ingest_t *ing);
+uint32_t ingest_streams(const ingest_t *ing);
 
 /* After the drain finished and the gRPC server is gone. NULL ok. */
-void kopt_ingest_free(kopt_ingest_t *ing);
+void ingest_free(ingest_t *ing);
 
 #endif

@@ -26,7 +26,7 @@ typedef struct {
     kopt_grpc_daemon_t g;
     const ingest_settings_t *set;
     kopt_nats_t *nats;
-    kopt_ingest_t *ingest;
+    ingest_t *ingest;
     kopt_stream_spec_t stream;
 } ingest_main_t;
 
@@ -65,7 +65,7 @@ static void on_nats_state(void *data, int connected)
     kopt_grpc_daemon_update_health(&a->g);
 }
 
-static void fill_opts(const ingest_settings_t *s, kopt_ingest_opts_t *o)
+static void fill_opts(const ingest_settings_t *s, ingest_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->insecure = s->insecure;
@@ -73,7 +73,7 @@ static void fill_opts(const ingest_settings_t *s, kopt_ingest_opts_t *o)
     o->max_streams = (uint32_t)s->max_streams;
     o->max_inflight_bytes = s->max_inflight_bytes;
     o->subject_prefix = "kopt.metrics";
-    kopt_batch_limits_default(&o->limits);
+    ingest_batch_limits_default(&o->limits);
     o->limits.max_windows = (uint32_t)s->max_windows;
     o->limits.max_age_seconds = (int64_t)(s->max_batch_age_ms / 1000);
     o->limits.max_future_seconds = (int64_t)(s->max_clock_skew_ms / 1000);
@@ -90,10 +90,10 @@ static void fill_opts(const ingest_settings_t *s, kopt_ingest_opts_t *o)
 static int add_services(void *data, kopt_grpc_server_t *srv)
 {
     ingest_main_t *a = data;
-    kopt_ingest_opts_t io;
+    ingest_opts_t io;
 
     fill_opts(a->set, &io);
-    return kopt_ingest_new(a->g.d.loop, srv, a->nats, a->g.d.metrics, &io, &a->ingest);
+    return ingest_new(a->g.d.loop, srv, a->nats, a->g.d.metrics, &io, &a->ingest);
 }
 
 static void on_ingest_drained(void *arg)
@@ -108,7 +108,7 @@ static void drain(void *data)
     ingest_main_t *a = data;
 
     if (a->ingest)
-        kopt_ingest_drain(a->ingest, on_ingest_drained, a);
+        ingest_drain(a->ingest, on_ingest_drained, a);
     else
         kopt_lifecycle_drained(a->g.d.lifecycle);
 }
@@ -117,7 +117,7 @@ static void close_parts(void *data)
 {
     ingest_main_t *a = data;
 
-    kopt_ingest_free(a->ingest);
+    ingest_free(a->ingest);
     a->ingest = NULL;
     kopt_nats_close(a->nats, 1000);
     a->nats = NULL;
@@ -126,12 +126,12 @@ static void close_parts(void *data)
 static void apply_settings(void *data, const void *settings)
 {
     ingest_main_t *a = data;
-    kopt_ingest_opts_t io;
+    ingest_opts_t io;
 
     a->set = settings;
     fill_opts(a->set, &io);
     if (a->ingest)
-        kopt_ingest_set_rate(a->ingest, &io.rate);
+        ingest_set_rate(a->ingest, &io.rate);
 }
 
 int main(int argc, char **argv)

@@ -25,10 +25,10 @@ typedef struct completion {
     struct completion *next;
 } completion_t;
 
-struct kopt_publisher {
+struct ingest_publisher {
     jsCtx *js;
-    kopt_publisher_opts_t opts;
-    kopt_publish_done_fn done;
+    ingest_publisher_opts_t opts;
+    ingest_publish_done_fn done;
     void *data;
     slot_t *slots; /* open addressing, keyed by msg pointer; loop thread */
     size_t cap;    /* power of two, >= 2 * window */
@@ -38,7 +38,7 @@ struct kopt_publisher {
     completion_t *head, *tail;
 };
 
-static size_t slot_of(const kopt_publisher_t *p, const natsMsg *m)
+static size_t slot_of(const ingest_publisher_t *p, const natsMsg *m)
 {
     uintptr_t h = (uintptr_t)m;
 
@@ -47,7 +47,7 @@ static size_t slot_of(const kopt_publisher_t *p, const natsMsg *m)
     return (size_t)(h >> 7) & (p->cap - 1);
 }
 
-static void slot_put(kopt_publisher_t *p, natsMsg *m, void *ref)
+static void slot_put(ingest_publisher_t *p, natsMsg *m, void *ref)
 {
     size_t i = slot_of(p, m);
 
@@ -57,7 +57,7 @@ static void slot_put(kopt_publisher_t *p, natsMsg *m, void *ref)
 }
 
 /* Removes and returns the ref for `m`, keeping the probe chains intact. */
-static int slot_take(kopt_publisher_t *p, const natsMsg *m, void **ref)
+static int slot_take(ingest_publisher_t *p, const natsMsg *m, void **ref)
 {
     size_t i = slot_of(p, m), j;
 
@@ -79,7 +79,7 @@ static int slot_take(kopt_publisher_t *p, const natsMsg *m, void **ref)
 /* nats.c thread: queue the result for the loop. */
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
-    kopt_publisher_t *p = closure;
+    ingest_publisher_t *p = closure;
     completion_t *c = calloc(1, sizeof(*c));
 
     (void)js;
@@ -105,7 +105,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     uv_async_send(&p->wake);
 }
 
-static void complete(kopt_publisher_t *p, completion_t *c)
+static void complete(ingest_publisher_t *p, completion_t *c)
 {
     void *ref;
 
@@ -119,7 +119,7 @@ static void complete(kopt_publisher_t *p, completion_t *c)
 
 static void on_wake(uv_async_t *a)
 {
-    kopt_publisher_t *p = a->data;
+    ingest_publisher_t *p = a->data;
     completion_t *c;
 
     pthread_mutex_lock(&p->lock);
@@ -133,10 +133,10 @@ static void on_wake(uv_async_t *a)
     }
 }
 
-int kopt_publisher_new(uv_loop_t *loop, kopt_nats_t *nats, const kopt_publisher_opts_t *opts,
-                       kopt_publish_done_fn done, void *data, kopt_publisher_t **out)
+int ingest_publisher_new(uv_loop_t *loop, kopt_nats_t *nats, const ingest_publisher_opts_t *opts,
+                         ingest_publish_done_fn done, void *data, ingest_publisher_t **out)
 {
-    kopt_publisher_t *p = calloc(1, sizeof(*p));
+    ingest_publisher_t *p = calloc(1, sizeof(*p));
     jsOptions jo;
 
     if (!p)
@@ -166,8 +166,8 @@ int kopt_publisher_new(uv_loop_t *loop, kopt_nats_t *nats, const kopt_publisher_
     return 0;
 }
 
-int kopt_publisher_send(kopt_publisher_t *p, const char *subject, const char *msg_id,
-                        const uint8_t *data, size_t len, void *ref)
+int ingest_publisher_send(ingest_publisher_t *p, const char *subject, const char *msg_id,
+                          const uint8_t *data, size_t len, void *ref)
 {
     natsMsg *m = NULL, *key;
     jsPubOptions po;
@@ -206,26 +206,26 @@ int kopt_publisher_send(kopt_publisher_t *p, const char *subject, const char *ms
     return 0;
 }
 
-uint32_t kopt_publisher_inflight(const kopt_publisher_t *p)
+uint32_t ingest_publisher_inflight(const ingest_publisher_t *p)
 {
     return p->inflight;
 }
 
-int kopt_publisher_has_room(const kopt_publisher_t *p)
+int ingest_publisher_has_room(const ingest_publisher_t *p)
 {
     return p->inflight < p->opts.window;
 }
 
 static void on_closed(uv_handle_t *h)
 {
-    kopt_publisher_t *p = h->data;
+    ingest_publisher_t *p = h->data;
 
     pthread_mutex_destroy(&p->lock);
     free(p->slots);
     free(p);
 }
 
-void kopt_publisher_free(kopt_publisher_t *p)
+void ingest_publisher_free(ingest_publisher_t *p)
 {
     if (!p)
         return;

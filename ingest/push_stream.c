@@ -51,7 +51,7 @@ typedef struct pending {
     push_stream_t *s; /* NULL once the stream is gone: the publish result is dropped */
     uint64_t epoch, seq, started_ns;
     size_t bytes, windows;
-    kopt_batch_split_t split; /* too_old > 0 or store_nothing: reported when settled */
+    ingest_batch_split_t split; /* too_old > 0 or store_nothing: reported when settled */
     int state;
     grpc_slice data; /* WAITING only: the batch to publish */
     char subject[300], msg_id[300];
@@ -62,7 +62,7 @@ typedef struct {
 } epoch_t;
 
 struct push_stream {
-    kopt_ingest_t *ing;
+    ingest_t *ing;
     kopt_grpc_call_t *c;
     push_stream_t *prev, *next, *paused_next;
     int paused;
@@ -94,10 +94,10 @@ struct push_stream {
     grpc_slice rx;                   /* its bytes */
     Kopt__V1__MetricBatch *rx_batch; /* NULL: undecodable; lives in rx_arena */
     kopt_arena_t rx_arena;           /* emptied after each batch: no idle memory */
-    int rx_valid;                    /* kopt_batch_validate's result */
-    kopt_batch_problem_t rx_problem;
-    kopt_batch_split_t rx_split; /* valid batches: which windows are too old */
-    grpc_slice rx_pub;           /* windows left out: the bytes to publish instead of rx */
+    int rx_valid;                    /* ingest_batch_validate's result */
+    ingest_batch_problem_t rx_problem;
+    ingest_batch_split_t rx_split; /* valid batches: which windows are too old */
+    grpc_slice rx_pub;             /* windows left out: the bytes to publish instead of rx */
     int rx_has_pub;
 };
 
@@ -106,7 +106,7 @@ static void maybe_send(push_stream_t *s);
 
 static void unref(push_stream_t *s)
 {
-    kopt_ingest_t *ing = s->ing;
+    ingest_t *ing = s->ing;
 
     if (--s->refs > 0)
         return;
@@ -135,7 +135,7 @@ static void unref(push_stream_t *s)
     kopt_arena_free(&s->rx_arena);
     kopt_grpc_call_release(s->c);
     free(s);
-    kopt_ingest_check_drained(ing);
+    ingest_check_drained(ing);
 }
 
 static void start(push_stream_t *s, grpc_op *ops, size_t n, kopt_grpc_tag_t *tag)
@@ -215,7 +215,7 @@ static void reject(push_stream_t *s, const Kopt__V1__MetricBatch *b, Kopt__V1__R
     pending_t *p = calloc(1, sizeof(*p));
     epoch_t *e;
 
-    kopt_ingest_count_rejected(s->ing, label);
+    ingest_count_rejected(s->ing, label);
     kopt_log_warn("Push: batch refused", KOPT_STR("cluster", b->cluster),
                   KOPT_STR("agent", b->agent_id), KOPT_UINT("epoch", b->epoch),
                   KOPT_UINT("seq", b->seq), KOPT_STR("reason", label), KOPT_STR("detail", msg));
@@ -244,9 +244,9 @@ static void reject(push_stream_t *s, const Kopt__V1__MetricBatch *b, Kopt__V1__R
 
 static int publish(push_stream_t *s, pending_t *p)
 {
-    kopt_ingest_t *ing = s->ing;
-    int r = kopt_publisher_send(ing->pub, p->subject, p->msg_id, GRPC_SLICE_START_PTR(p->data),
-                                GRPC_SLICE_LENGTH(p->data), p);
+    ingest_t *ing = s->ing;
+    int r = ingest_publisher_send(ing->pub, p->subject, p->msg_id, GRPC_SLICE_START_PTR(p->data),
+                                  GRPC_SLICE_LENGTH(p->data), p);
 
     if (r == -EAGAIN)
         return r; /* stays WAITING; retried when capacity frees */
@@ -279,8 +279,8 @@ static int agent_allowed(const char *cert_id, const char *batch_id)
 /* Checks one decoded batch against the stream's identity and order. */
 static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
 {
-    kopt_ingest_t *ing = s->ing;
-    const kopt_batch_problem_t *problem = &s->rx_problem;
+    ingest_t *ing = s->ing;
+    const ingest_batch_problem_t *problem = &s->rx_problem;
     uint64_t retry_ns;
     char key[520], msg[400];
     epoch_t *e;
@@ -313,7 +313,7 @@ static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
         return -EINVAL;
     }
     snprintf(key, sizeof(key), "%s/%s", b->cluster, b->agent_id);
-    if (kopt_rate_limit_take(ing->rate, key, bytes, kopt_now_ns(), &retry_ns) < 0) {
+    if (ingest_rate_limit_take(ing->rate, key, bytes, kopt_now_ns(), &retry_ns) < 0) {
         kopt_metric_counter_inc(ing->m.rate_limited);
         snprintf(s->retry_ms, sizeof(s->retry_ms), "%" PRIu64, retry_ns / 1000000 + 1);
         end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -329,7 +329,7 @@ static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
  * others only move kopt_ingest_windows_refused_total, so a spool replay of
  * days of old batches does not flood the log. */
 static void log_too_old(push_stream_t *s, const Kopt__V1__MetricBatch *b,
-                        const kopt_batch_split_t *sp)
+                        const ingest_batch_split_t *sp)
 {
     if (s->logged_too_old)
         return;
@@ -348,15 +348,15 @@ static void log_too_old(push_stream_t *s, const Kopt__V1__MetricBatch *b,
 static void handle_batch(push_stream_t *s, grpc_slice data, grpc_slice pub,
                          const Kopt__V1__MetricBatch *b)
 {
-    kopt_ingest_t *ing = s->ing;
+    ingest_t *ing = s->ing;
     size_t len = GRPC_SLICE_LENGTH(data);
-    const kopt_batch_split_t *sp = &s->rx_split;
+    const ingest_batch_split_t *sp = &s->rx_split;
     pending_t *p;
     char node[256];
 
     kopt_metric_counter_add(ing->m.bytes, (double)len);
     if (!b) {
-        kopt_ingest_count_rejected(ing, "malformed");
+        ingest_count_rejected(ing, "malformed");
         kopt_log_warn("Push: undecodable message", KOPT_STR("agent", s->id.agent_id),
                       KOPT_UINT("bytes", len));
         end_stream(s, GRPC_STATUS_INVALID_ARGUMENT,
@@ -428,7 +428,7 @@ static void send_status(push_stream_t *s)
         op.data.send_status_from_server.trailing_metadata = &s->trailer;
         op.data.send_status_from_server.trailing_metadata_count = 1;
     }
-    kopt_ingest_count_stream_end(s->ing, code);
+    ingest_count_stream_end(s->ing, code);
     if (code != GRPC_STATUS_OK)
         kopt_log_info("Push stream ended", KOPT_STR("agent", s->id.agent_id),
                       KOPT_INT("code", code), KOPT_STR("detail", s->end_msg));
@@ -608,7 +608,7 @@ static void trim_old_windows(push_stream_t *s, Kopt__V1__MetricBatch *b, int64_t
 {
     size_t n = b->n_windows;
 
-    kopt_batch_split_old(b, &s->ing->opts.limits, now, &s->rx_split);
+    ingest_batch_split_old(b, &s->ing->opts.limits, now, &s->rx_split);
     if (s->rx_split.too_old == 0 || s->rx_split.store_nothing)
         return;
     b->n_windows = s->rx_split.kept;
@@ -623,7 +623,7 @@ static void trim_old_windows(push_stream_t *s, Kopt__V1__MetricBatch *b, int64_t
 static void on_recv(kopt_grpc_tag_t *tag, int ok)
 {
     push_stream_t *s = kopt_container_of(tag, push_stream_t, recv_tag);
-    kopt_ingest_t *ing = s->ing;
+    ingest_t *ing = s->ing;
     grpc_byte_buffer_reader rd;
     int64_t now;
     size_t len;
@@ -637,7 +637,8 @@ static void on_recv(kopt_grpc_tag_t *tag, int ok)
                                                      GRPC_SLICE_START_PTR(s->rx));
         now = time(NULL);
         if (s->rx_batch)
-            s->rx_valid = kopt_batch_validate(s->rx_batch, &ing->opts.limits, now, &s->rx_problem);
+            s->rx_valid =
+                ingest_batch_validate(s->rx_batch, &ing->opts.limits, now, &s->rx_problem);
         if (s->rx_batch && s->rx_valid == 0)
             trim_old_windows(s, s->rx_batch, now);
     }
@@ -678,7 +679,7 @@ static void on_decoded(kopt_grpc_tag_t *tag, int ok)
  * agent (docs/stack-facts.md, 'gRPC: backpressure'). */
 static void maybe_read(push_stream_t *s)
 {
-    kopt_ingest_t *ing = s->ing;
+    ingest_t *ing = s->ing;
     grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
 
     if (s->reading || s->half_closed || s->ending || s->status_sent || s->paused)
@@ -687,7 +688,7 @@ static void maybe_read(push_stream_t *s)
      * batches without end: on_send reads again once an ack took the queue. */
     if (s->n_refusals == MAX_REFUSALS)
         return;
-    if (flush_waiting(s) == -EAGAIN || !kopt_ingest_has_capacity(ing)) {
+    if (flush_waiting(s) == -EAGAIN || !ingest_has_capacity(ing)) {
         s->paused = 1;
         s->paused_next = NULL;
         if (ing->paused_tail)
@@ -703,9 +704,9 @@ static void maybe_read(push_stream_t *s)
     start(s, &op, 1, &s->recv_tag);
 }
 
-void kopt_push_streams_resume(kopt_ingest_t *ing)
+void ingest_push_streams_resume(ingest_t *ing)
 {
-    while (ing->paused_head && kopt_ingest_has_capacity(ing)) {
+    while (ing->paused_head && ingest_has_capacity(ing)) {
         push_stream_t *s = ing->paused_head;
 
         ing->paused_head = s->paused_next;
@@ -737,10 +738,10 @@ static void on_close(kopt_grpc_tag_t *tag, int ok)
     unref(s);
 }
 
-void kopt_push_published(void *ref, int status, int duplicate, const char *why, void *data)
+void ingest_push_published(void *ref, int status, int duplicate, const char *why, void *data)
 {
     pending_t *p = ref;
-    kopt_ingest_t *ing = data;
+    ingest_t *ing = data;
     push_stream_t *s = p->s;
 
     ing->inflight_batches--;
@@ -766,11 +767,11 @@ void kopt_push_published(void *ref, int status, int duplicate, const char *why, 
                        why);
         settle(s);
     }
-    kopt_push_streams_resume(ing);
-    kopt_ingest_check_drained(ing);
+    ingest_push_streams_resume(ing);
+    ingest_check_drained(ing);
 }
 
-static push_stream_t *stream_new(kopt_ingest_t *ing, kopt_grpc_call_t *call)
+static push_stream_t *stream_new(ingest_t *ing, kopt_grpc_call_t *call)
 {
     push_stream_t *s = calloc(1, sizeof(*s));
 
@@ -808,16 +809,16 @@ static int identify(push_stream_t *s)
         end_stream(s, GRPC_STATUS_PERMISSION_DENIED,
                    "the client certificate carries no kopt agent identity "
                    "(URI SAN spiffe://kopt/cluster/<cluster>/agent/<id>)");
-        kopt_ingest_count_rejected(s->ing, "no_identity");
+        ingest_count_rejected(s->ing, "no_identity");
         return -EPERM;
     }
     s->has_id = 1;
     return 0;
 }
 
-void kopt_push_stream_start(kopt_grpc_call_t *call)
+void ingest_push_stream_start(kopt_grpc_call_t *call)
 {
-    kopt_ingest_t *ing = kopt_grpc_call_user(call);
+    ingest_t *ing = kopt_grpc_call_user(call);
     push_stream_t *s = stream_new(ing, call);
     grpc_op ops[2];
 
@@ -848,7 +849,7 @@ void kopt_push_stream_start(kopt_grpc_call_t *call)
     unref(s);
 }
 
-void kopt_push_streams_drain(kopt_ingest_t *ing)
+void ingest_push_streams_drain(ingest_t *ing)
 {
     for (push_stream_t *s = ing->streams; s; s = s->next) {
         end_stream(s, GRPC_STATUS_UNAVAILABLE,

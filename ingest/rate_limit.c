@@ -20,8 +20,8 @@ typedef struct {
     kopt_token_bucket_t batches, bytes;
 } entry_t;
 
-struct kopt_rate_limit {
-    kopt_rate_limit_opts_t opts;
+struct ingest_rate_limit {
+    ingest_rate_limit_opts_t opts;
     entry_t *table;
     size_t cap;
 };
@@ -35,9 +35,9 @@ static uint64_t hash(const char *s)
     return h;
 }
 
-int kopt_rate_limit_new(const kopt_rate_limit_opts_t *opts, kopt_rate_limit_t **out)
+int ingest_rate_limit_new(const ingest_rate_limit_opts_t *opts, ingest_rate_limit_t **out)
 {
-    kopt_rate_limit_t *rl = calloc(1, sizeof(*rl));
+    ingest_rate_limit_t *rl = calloc(1, sizeof(*rl));
 
     if (!rl)
         return -ENOMEM;
@@ -53,7 +53,7 @@ int kopt_rate_limit_new(const kopt_rate_limit_opts_t *opts, kopt_rate_limit_t **
     return 0;
 }
 
-void kopt_rate_limit_free(kopt_rate_limit_t *rl)
+void ingest_rate_limit_free(ingest_rate_limit_t *rl)
 {
     if (!rl)
         return;
@@ -61,14 +61,14 @@ void kopt_rate_limit_free(kopt_rate_limit_t *rl)
     free(rl);
 }
 
-static void reset(const kopt_rate_limit_t *rl, entry_t *e, const char *key, uint64_t now)
+static void reset(const ingest_rate_limit_t *rl, entry_t *e, const char *key, uint64_t now)
 {
     snprintf(e->key, sizeof(e->key), "%s", key);
     kopt_token_bucket_init(&e->batches, rl->opts.batches_per_s, rl->opts.batch_burst, now);
     kopt_token_bucket_init(&e->bytes, rl->opts.bytes_per_s, rl->opts.byte_burst, now);
 }
 
-static entry_t *lookup(kopt_rate_limit_t *rl, const char *key, uint64_t now)
+static entry_t *lookup(ingest_rate_limit_t *rl, const char *key, uint64_t now)
 {
     size_t i = hash(key) & (rl->cap - 1);
     entry_t *oldest = NULL;
@@ -88,7 +88,8 @@ static entry_t *lookup(kopt_rate_limit_t *rl, const char *key, uint64_t now)
     return oldest;
 }
 
-void kopt_rate_limit_set(kopt_rate_limit_t *rl, const kopt_rate_limit_opts_t *opts, uint64_t now_ns)
+void ingest_rate_limit_set(ingest_rate_limit_t *rl, const ingest_rate_limit_opts_t *opts,
+                           uint64_t now_ns)
 {
     rl->opts.batches_per_s = opts->batches_per_s;
     rl->opts.batch_burst = opts->batch_burst;
@@ -103,8 +104,8 @@ void kopt_rate_limit_set(kopt_rate_limit_t *rl, const kopt_rate_limit_opts_t *op
     }
 }
 
-int kopt_rate_limit_take(kopt_rate_limit_t *rl, const char *agent, size_t bytes, uint64_t now_ns,
-                         uint64_t *retry_after_ns)
+int ingest_rate_limit_take(ingest_rate_limit_t *rl, const char *agent, size_t bytes,
+                           uint64_t now_ns, uint64_t *retry_after_ns)
 {
     entry_t *e = lookup(rl, agent, now_ns);
     uint64_t wait_batches = 0, wait_bytes = 0;

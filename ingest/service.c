@@ -14,20 +14,20 @@
 
 static double gauge_streams(void *data)
 {
-    return ((kopt_ingest_t *)data)->n_streams;
+    return ((ingest_t *)data)->n_streams;
 }
 
 static double gauge_inflight_batches(void *data)
 {
-    return ((kopt_ingest_t *)data)->inflight_batches;
+    return ((ingest_t *)data)->inflight_batches;
 }
 
 static double gauge_inflight_bytes(void *data)
 {
-    return (double)((kopt_ingest_t *)data)->inflight_bytes;
+    return (double)((ingest_t *)data)->inflight_bytes;
 }
 
-static int register_metrics(kopt_ingest_t *ing, kopt_metrics_t *m)
+static int register_metrics(ingest_t *ing, kopt_metrics_t *m)
 {
     kopt_metric_family_t *batches, *windows, *refused, *bytes, *limited, *publish;
     const double *lat;
@@ -90,10 +90,10 @@ static int register_metrics(kopt_ingest_t *ing, kopt_metrics_t *m)
     return 0;
 }
 
-int kopt_ingest_new(uv_loop_t *loop, kopt_grpc_server_t *srv, kopt_nats_t *nats, kopt_metrics_t *m,
-                    const kopt_ingest_opts_t *opts, kopt_ingest_t **out)
+int ingest_new(uv_loop_t *loop, kopt_grpc_server_t *srv, kopt_nats_t *nats, kopt_metrics_t *m,
+               const ingest_opts_t *opts, ingest_t **out)
 {
-    kopt_ingest_t *ing = calloc(1, sizeof(*ing));
+    ingest_t *ing = calloc(1, sizeof(*ing));
     int r;
 
     if (!ing)
@@ -103,43 +103,44 @@ int kopt_ingest_new(uv_loop_t *loop, kopt_grpc_server_t *srv, kopt_nats_t *nats,
     ing->opts = *opts;
     r = register_metrics(ing, m);
     if (r == 0)
-        r = kopt_rate_limit_new(&opts->rate, &ing->rate);
+        r = ingest_rate_limit_new(&opts->rate, &ing->rate);
     if (r == 0)
-        r = kopt_publisher_new(loop, nats, &opts->publish, kopt_push_published, ing, &ing->pub);
+        r = ingest_publisher_new(loop, nats, &opts->publish, ingest_push_published, ing, &ing->pub);
     if (r == 0)
-        r = kopt_grpc_server_add_stream(srv, PUSH_METHOD, kopt_push_stream_start, ing);
+        r = kopt_grpc_server_add_stream(srv, PUSH_METHOD, ingest_push_stream_start, ing);
     if (r < 0) {
-        kopt_ingest_free(ing);
+        ingest_free(ing);
         return r;
     }
     *out = ing;
     return 0;
 }
 
-int kopt_ingest_has_capacity(const kopt_ingest_t *ing)
+int ingest_has_capacity(const ingest_t *ing)
 {
-    return ing->inflight_bytes < ing->opts.max_inflight_bytes && kopt_publisher_has_room(ing->pub);
+    return ing->inflight_bytes < ing->opts.max_inflight_bytes &&
+           ingest_publisher_has_room(ing->pub);
 }
 
-void kopt_ingest_count_rejected(kopt_ingest_t *ing, const char *reason)
+void ingest_count_rejected(ingest_t *ing, const char *reason)
 {
     /* Reasons are a fixed set of literals, so the label stays bounded. */
     kopt_metric_counter_inc(kopt_metric_counter_with(ing->m.rejected, reason));
 }
 
-void kopt_ingest_count_stream_end(kopt_ingest_t *ing, grpc_status_code code)
+void ingest_count_stream_end(ingest_t *ing, grpc_status_code code)
 {
     kopt_metric_counter_inc(
         kopt_metric_counter_with(ing->m.streams_done, kopt_grpc_status_name(code)));
 }
 
-void kopt_ingest_set_rate(kopt_ingest_t *ing, const kopt_rate_limit_opts_t *rate)
+void ingest_set_rate(ingest_t *ing, const ingest_rate_limit_opts_t *rate)
 {
     ing->opts.rate = *rate;
-    kopt_rate_limit_set(ing->rate, rate, kopt_now_ns());
+    ingest_rate_limit_set(ing->rate, rate, kopt_now_ns());
 }
 
-void kopt_ingest_check_drained(kopt_ingest_t *ing)
+void ingest_check_drained(ingest_t *ing)
 {
     void (*done)(void *) = ing->drained;
 
@@ -150,27 +151,27 @@ void kopt_ingest_check_drained(kopt_ingest_t *ing)
     done(ing->drained_arg);
 }
 
-void kopt_ingest_drain(kopt_ingest_t *ing, void (*done)(void *arg), void *arg)
+void ingest_drain(ingest_t *ing, void (*done)(void *arg), void *arg)
 {
     ing->draining = 1;
     ing->drained = done;
     ing->drained_arg = arg;
     kopt_log_info("draining ingest", KOPT_UINT("streams", ing->n_streams),
                   KOPT_UINT("inflight_batches", ing->inflight_batches));
-    kopt_push_streams_drain(ing);
-    kopt_ingest_check_drained(ing);
+    ingest_push_streams_drain(ing);
+    ingest_check_drained(ing);
 }
 
-uint32_t kopt_ingest_streams(const kopt_ingest_t *ing)
+uint32_t ingest_streams(const ingest_t *ing)
 {
     return ing->n_streams;
 }
 
-void kopt_ingest_free(kopt_ingest_t *ing)
+void ingest_free(ingest_t *ing)
 {
     if (!ing)
         return;
-    kopt_publisher_free(ing->pub);
-    kopt_rate_limit_free(ing->rate);
+    ingest_publisher_free(ing->pub);
+    ingest_rate_limit_free(ing->rate);
     free(ing);
 }

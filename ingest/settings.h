@@ -1,7 +1,7 @@
 /* kopt-ingest's settings: the table behind its flags, KOPT_ variables and
  * YAML keys (see --help and docs/configuration.md). */
-#ifndef KOPT_INGEST_SETTINGS_H
-#define KOPT_INGEST_SETTINGS_H
+#ifndef INGEST_SETTINGS_H
+#define INGEST_SETTINGS_H
 
 #include <stdbool.h>
 #include <stdint.h>

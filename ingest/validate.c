@@ -12,7 +12,7 @@
 
 #define MAX_CORES 100000.0 /* no node has more; catches unit mistakes (millicores) */
 
-void kopt_batch_limits_default(kopt_batch_limits_t *lim)
+void ingest_batch_limits_default(ingest_batch_limits_t *lim)
 {
     lim->max_windows = 20000;
     lim->max_workloads = 5000;
@@ -24,7 +24,7 @@ void kopt_batch_limits_default(kopt_batch_limits_t *lim)
     lim->max_window_seconds = 3600;
 }
 
-static int fail(kopt_batch_problem_t *p, const char *reason, const char *fmt, ...)
+static int fail(ingest_batch_problem_t *p, const char *reason, const char *fmt, ...)
 {
     va_list ap;
 
@@ -53,7 +53,7 @@ static const char *field_text(field_t f, char *buf, size_t len)
     return buf;
 }
 
-static int check_name(kopt_batch_problem_t *p, field_t f, const char *v, kopt_name_kind_t kind)
+static int check_name(ingest_batch_problem_t *p, field_t f, const char *v, kopt_name_kind_t kind)
 {
     const char *why;
     char buf[64];
@@ -68,9 +68,9 @@ static int check_name(kopt_batch_problem_t *p, field_t f, const char *v, kopt_na
 
 /* Present, well-formed, not before 1970 (no measurement is; and it keeps the
  * arithmetic on times from overflowing) and not in the future. How old it is
- * does not matter here: see kopt_batch_split_old. */
-static int check_time(kopt_batch_problem_t *p, field_t fl, const Google__Protobuf__Timestamp *t,
-                      const kopt_batch_limits_t *lim, int64_t now)
+ * does not matter here: see ingest_batch_split_old. */
+static int check_time(ingest_batch_problem_t *p, field_t fl, const Google__Protobuf__Timestamp *t,
+                      const ingest_batch_limits_t *lim, int64_t now)
 {
     char buf[64];
     const char *field;
@@ -91,7 +91,7 @@ static int check_time(kopt_batch_problem_t *p, field_t fl, const Google__Protobu
     return 0;
 }
 
-static int check_number(kopt_batch_problem_t *p, field_t f, double v, double max)
+static int check_number(ingest_batch_problem_t *p, field_t f, double v, double max)
 {
     char buf[64];
 
@@ -102,7 +102,7 @@ static int check_number(kopt_batch_problem_t *p, field_t f, double v, double max
 }
 
 static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
-                        const kopt_batch_limits_t *lim, int64_t now, kopt_batch_problem_t *p)
+                        const ingest_batch_limits_t *lim, int64_t now, ingest_batch_problem_t *p)
 {
     int64_t len;
 
@@ -141,7 +141,7 @@ static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
     return 0;
 }
 
-static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, kopt_batch_problem_t *p)
+static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, ingest_batch_problem_t *p)
 {
     if (check_name(p, (field_t){"workloads", i, "namespace"}, wl->namespace_, KOPT_NAME_LABEL) <
             0 ||
@@ -152,7 +152,7 @@ static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, kopt_batc
     return 0;
 }
 
-static int check_node(const Kopt__V1__NodeFacts *n, kopt_batch_problem_t *p)
+static int check_node(const Kopt__V1__NodeFacts *n, ingest_batch_problem_t *p)
 {
     if (!n)
         return 0; /* optional: the agent may not know yet */
@@ -166,8 +166,8 @@ static int check_node(const Kopt__V1__NodeFacts *n, kopt_batch_problem_t *p)
     return 0;
 }
 
-int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim, int64_t now,
-                        kopt_batch_problem_t *p)
+int ingest_batch_validate(const Kopt__V1__MetricBatch *b, const ingest_batch_limits_t *lim,
+                          int64_t now, ingest_batch_problem_t *p)
 {
     if (check_name(p, TOP("cluster"), b->cluster, KOPT_NAME_SUBDOMAIN) < 0 ||
         check_name(p, TOP("node"), b->node, KOPT_NAME_SUBDOMAIN) < 0 ||
@@ -194,8 +194,8 @@ int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_
     return 0;
 }
 
-void kopt_batch_split_old(Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim, int64_t now,
-                          kopt_batch_split_t *split)
+void ingest_batch_split_old(Kopt__V1__MetricBatch *b, const ingest_batch_limits_t *lim, int64_t now,
+                            ingest_batch_split_t *split)
 {
     /* Retention and the advisor's lookback both go by window_start. */
     int64_t oldest_ok = now - lim->max_age_seconds, oldest = now;

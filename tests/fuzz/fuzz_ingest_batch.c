@@ -12,20 +12,20 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Kopt__V1__MetricBatch *b = kopt__v1__metric_batch__unpack(NULL, size, data);
-    kopt_batch_limits_t lim;
-    kopt_batch_problem_t problem;
-    kopt_batch_split_t split;
+    ingest_batch_limits_t lim;
+    ingest_batch_problem_t problem;
+    ingest_batch_split_t split;
     char token[256];
 
     if (!b)
         return 0;
-    kopt_batch_limits_default(&lim);
+    ingest_batch_limits_default(&lim);
     /* A fixed clock so a timestamp the fuzzer finds stays interesting. */
-    if (kopt_batch_validate(b, &lim, 1800000000, &problem) == 0) {
+    if (ingest_batch_validate(b, &lim, 1800000000, &problem) == 0) {
         size_t n = b->n_windows;
         uint8_t *buf;
 
-        kopt_batch_split_old(b, &lim, 1800000000, &split);
+        ingest_batch_split_old(b, &lim, 1800000000, &split);
         if (split.kept > n || split.kept + split.too_old != n)
             abort(); /* the split lost or invented windows */
         b->n_windows = split.kept;

@@ -10,10 +10,10 @@
 #include "kube_meta.h"
 #include "kubelet_source.h"
 
-static const kopt_kube_object_t *find(void *data, const char *ns, const char *kind,
-                                      const char *name)
+static const agent_kube_object_t *find(void *data, const char *ns, const char *kind,
+                                       const char *name)
 {
-    const kopt_kube_object_list_t *l = data;
+    const agent_kube_object_list_t *l = data;
 
     for (size_t i = 0; i < l->n_items; i++)
         if (!strcmp(l->items[i].namespace_, ns) && !strcmp(l->items[i].kind_name, kind) &&
@@ -24,32 +24,32 @@ static const kopt_kube_object_t *find(void *data, const char *ns, const char *ki
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    kopt_kube_limits_t lim = {.max_items = 16, .max_containers = 4};
+    agent_kube_limits_t lim = {.max_items = 16, .max_containers = 4};
     const char *json = (const char *)data;
-    kopt_kube_pod_list_t pods;
-    kopt_kube_object_list_t objs;
-    kopt_kube_hpa_list_t hpas;
-    kopt_kube_node_t node;
-    kopt_kubelet_summary_t sum;
-    kopt_kube_workload_ref_t ref;
+    agent_kube_pod_list_t pods;
+    agent_kube_object_list_t objs;
+    agent_kube_hpa_list_t hpas;
+    agent_kube_node_t node;
+    agent_kubelet_summary_t sum;
+    agent_kube_workload_ref_t ref;
 
-    if (kopt_kube_parse_objects(json, size, &lim, &objs) < 0)
+    if (agent_kube_parse_objects(json, size, &lim, &objs) < 0)
         memset(&objs, 0, sizeof(objs));
-    if (kopt_kube_parse_pods(json, size, &lim, &pods) == 0) {
+    if (agent_kube_parse_pods(json, size, &lim, &pods) == 0) {
         for (size_t i = 0; i < pods.n_pods; i++)
-            kopt_kube_resolve_owner(&pods.pods[i], find, &objs, &ref);
-        kopt_kube_pod_list_clear(&pods);
+            agent_kube_resolve_owner(&pods.pods[i], find, &objs, &ref);
+        agent_kube_pod_list_clear(&pods);
     }
-    if (kopt_kube_parse_hpas(json, size, &lim, &hpas) == 0) {
+    if (agent_kube_parse_hpas(json, size, &lim, &hpas) == 0) {
         for (size_t i = 0; i < objs.n_items; i++)
-            (void)kopt_kube_hpa_for(hpas.items, hpas.n_items, objs.items[i].namespace_,
-                                    objs.items[i].kind, objs.items[i].name);
-        kopt_kube_hpa_list_clear(&hpas);
+            (void)agent_kube_hpa_for(hpas.items, hpas.n_items, objs.items[i].namespace_,
+                                     objs.items[i].kind, objs.items[i].name);
+        agent_kube_hpa_list_clear(&hpas);
     }
-    kopt_kube_object_list_clear(&objs);
-    (void)kopt_kube_parse_node(json, size, &node);
-    if (kopt_kubelet_parse_summary(json, size, &lim, &sum) == 0)
-        kopt_kubelet_summary_clear(&sum);
+    agent_kube_object_list_clear(&objs);
+    (void)agent_kube_parse_node(json, size, &node);
+    if (agent_kubelet_parse_summary(json, size, &lim, &sum) == 0)
+        agent_kubelet_summary_clear(&sum);
     if (size < 256) {
         char s[256];
         double v;
@@ -58,9 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         memcpy(s, data, size);
         s[size] = '\0';
-        (void)kopt_kube_quantity_parse(s, &v);
-        (void)kopt_kube_quantity_bytes(s, &b);
-        (void)kopt_kube_time_parse(s, &t);
+        (void)agent_kube_quantity_parse(s, &v);
+        (void)agent_kube_quantity_bytes(s, &b);
+        (void)agent_kube_time_parse(s, &t);
     }
     return 0;
 }

@@ -14,14 +14,14 @@ typedef struct {
     size_t len;
 } input_t;
 
-static int check_record(void *ud, size_t off, const kopt_spool_record_t *r)
+static int check_record(void *ud, size_t off, const agent_spool_record_t *r)
 {
     const input_t *in = ud;
-    uint8_t hdr[KOPT_SPOOL_RECORD_HEADER];
+    uint8_t hdr[AGENT_SPOOL_RECORD_HEADER];
 
-    if (off + r->size > in->len || r->payload != in->buf + off + KOPT_SPOOL_RECORD_HEADER)
+    if (off + r->size > in->len || r->payload != in->buf + off + AGENT_SPOOL_RECORD_HEADER)
         abort();
-    kopt_spool_record_header(hdr, r->epoch, r->seq, r->payload, r->len);
+    agent_spool_record_header(hdr, r->epoch, r->seq, r->payload, r->len);
     if (memcmp(hdr, in->buf + off, sizeof(hdr)) != 0)
         abort();
     return 0;
@@ -30,17 +30,17 @@ static int check_record(void *ud, size_t off, const kopt_spool_record_t *r)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     input_t in = {data, size};
-    kopt_spool_scan_t st;
-    kopt_spool_ack_t acks[KOPT_SPOOL_ACK_MAX];
-    kopt_spool_record_t r;
+    agent_spool_scan_t st;
+    agent_spool_ack_t acks[AGENT_SPOOL_ACK_MAX];
+    agent_spool_record_t r;
     size_t n;
     uint64_t epoch;
 
-    kopt_spool_segment_scan(data, size, 1u << 20, check_record, &in, &st);
+    agent_spool_segment_scan(data, size, 1u << 20, check_record, &in, &st);
     if (st.valid_end > size || st.valid_end + st.tail_bytes != size)
         abort();
-    kopt_spool_record_decode(data, size, 1u << 20, &r);
-    kopt_spool_ack_decode(data, size, acks, KOPT_SPOOL_ACK_MAX, &n);
-    kopt_spool_state_decode(data, size, &epoch);
+    agent_spool_record_decode(data, size, 1u << 20, &r);
+    agent_spool_ack_decode(data, size, acks, AGENT_SPOOL_ACK_MAX, &n);
+    agent_spool_state_decode(data, size, &epoch);
     return 0;
 }

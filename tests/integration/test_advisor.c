@@ -355,7 +355,7 @@ static int group_setup(void **state)
     assert_non_null(w.ch);
     o.url = w.ch->url;
     assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
-    assert_int_equal(kopt_schema_migrate(c, NULL, NULL, &err), 0);
+    assert_int_equal(agg_schema_migrate(c, NULL, NULL, &err), 0);
     kopt_ch_client_free(c);
     write_history();
     write_facts();

@@ -134,7 +134,7 @@ static void versions_errors_and_classes(void **state)
 
 static void schema_is_gated_by_version(void **state)
 {
-    kopt_schema_options_t opts = {.windows_ttl_days = 30, .hourly_ttl_days = 400};
+    agg_schema_options_t opts = {.windows_ttl_days = 30, .hourly_ttl_days = 400};
     kopt_ch_version_t old, cur;
     const char *name = NULL;
     char *sql = NULL;
@@ -145,27 +145,27 @@ static void schema_is_gated_by_version(void **state)
     for (uint32_t v = 1; v <= 7; v++) {
         if (v == 4 || v == 5)
             continue; /* TTLs, below */
-        assert_int_equal(kopt_schema_sql(v, &old, "kopt", &opts, &sql, &name), 0);
+        assert_int_equal(agg_schema_sql(v, &old, "kopt", &opts, &sql, &name), 0);
         assert_non_null(strstr(sql, "CREATE TABLE IF NOT EXISTS kopt."));
         assert_null(strstr(sql, "CODEC"));
         assert_null(strstr(sql, "LowCardinality"));
         assert_null(strstr(sql, "TTL"));
         assert_non_null(strstr(sql, "ReplacingMergeTree("));
         free(sql);
-        assert_int_equal(kopt_schema_sql(v, &cur, "kopt", &opts, &sql, &name), 0);
+        assert_int_equal(agg_schema_sql(v, &cur, "kopt", &opts, &sql, &name), 0);
         assert_non_null(strstr(sql, "CODEC(ZSTD(1))"));
         assert_non_null(strstr(sql, "LowCardinality(String)"));
         free(sql);
     }
-    assert_int_equal(kopt_schema_sql(4, &old, "kopt", &opts, &sql, &name), -EOPNOTSUPP);
+    assert_int_equal(agg_schema_sql(4, &old, "kopt", &opts, &sql, &name), -EOPNOTSUPP);
     assert_string_equal(name, "container_windows_ttl");
-    assert_int_equal(kopt_schema_sql(4, &cur, "kopt", &opts, &sql, &name), 0);
+    assert_int_equal(agg_schema_sql(4, &cur, "kopt", &opts, &sql, &name), 0);
     assert_string_equal(sql, "ALTER TABLE kopt.container_windows MODIFY TTL window_start + "
                              "INTERVAL 30 DAY");
     free(sql);
-    assert_int_equal(kopt_schema_sql(4, &cur, "kopt", NULL, &sql, &name), -EOPNOTSUPP);
-    assert_int_equal(kopt_schema_sql(99, &cur, "kopt", &opts, &sql, &name), -ENOENT);
-    assert_int_equal(kopt_schema_latest(), 9);
+    assert_int_equal(agg_schema_sql(4, &cur, "kopt", NULL, &sql, &name), -EOPNOTSUPP);
+    assert_int_equal(agg_schema_sql(99, &cur, "kopt", &opts, &sql, &name), -ENOENT);
+    assert_int_equal(agg_schema_latest(), 9);
 }
 
 /* --- against the server ------------------------------------------------------ */
@@ -181,10 +181,10 @@ static void migrate_twice_applies_once(void **state)
     assert_int_equal(kopt_ch_server_version(c, &v, &err), 0);
     fprintf(stderr, "clickhouse server version %s (%d.%d)\n", v.text, v.major, v.minor);
     assert_true(v.major >= 18);
-    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
     /* No TTL days (and no TTL on 18.16): migrations 4 and 5 stay unrecorded. */
     assert_int_equal(applied, 7);
-    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
     assert_int_equal(applied, 0);
     ch_expect("SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
               "container_hourly\ncontainer_windows\nnode_facts\nrecommendations\nrollup_state\n"
@@ -226,7 +226,7 @@ static void migration_adds_covered_seconds_to_an_old_database(void **state)
     for (uint32_t m = 1; m <= 7; m++) {
         const char *name = NULL;
         char *sql = NULL;
-        int r = kopt_schema_sql(m, &v, "kopt_v7", NULL, &sql, &name);
+        int r = agg_schema_sql(m, &v, "kopt_v7", NULL, &sql, &name);
 
         if (r == -EOPNOTSUPP)
             continue;
@@ -241,7 +241,7 @@ static void migration_adds_covered_seconds_to_an_old_database(void **state)
     free(ch_query("INSERT INTO kopt_v7.container_hourly (cluster, namespace, workload_kind, "
                   "workload_name, container, hour, window_count, rolled_at) VALUES "
                   "('prod', 'shop', 'Deployment', 'web', 'app', 1800000000, 60, 1800003600)"));
-    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
     assert_int_equal(applied, 2);
     ch_expect("SELECT window_count, covered_seconds FROM kopt_v7.container_hourly", "60\t0\n");
     ch_expect("SELECT type FROM system.columns WHERE database = 'kopt_v7' AND "
@@ -258,12 +258,12 @@ static void migration_adds_covered_seconds_to_an_old_database(void **state)
             break;
         usleep(50000);
     }
-    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
     assert_int_equal(applied, 1);
     ch_expect("SELECT count() FROM system.columns WHERE database = 'kopt_v7' AND "
               "table = 'container_hourly' AND name = 'covered_seconds'",
               "1\n");
-    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
     assert_int_equal(applied, 0);
     free(ch_query("DROP DATABASE kopt_v7"));
     kopt_ch_client_free(c);
@@ -272,12 +272,12 @@ static void migration_adds_covered_seconds_to_an_old_database(void **state)
 static void encode_windows(kopt_ch_buf_t *b, const char *pod, int64_t t0, int n,
                            uint32_t inserted_at)
 {
-    kopt_rowbinary_batch_t id = {.cluster = "prod",
-                                 .node = "node-1",
-                                 .agent_id = "agent-a",
-                                 .epoch = 7,
-                                 .seq = 1,
-                                 .inserted_at = inserted_at};
+    agg_rowbinary_batch_t id = {.cluster = "prod",
+                                .node = "node-1",
+                                .agent_id = "agent-a",
+                                .epoch = 7,
+                                .seq = 1,
+                                .inserted_at = inserted_at};
 
     for (int i = 0; i < n; i++) {
         Kopt__V1__ContainerWindow w;
@@ -299,7 +299,7 @@ static void encode_windows(kopt_ch_buf_t *b, const char *pod, int64_t t0, int n,
         w.memory_working_set_peak_bytes = 1000000 + (uint64_t)i;
         w.oom_kills = i == 3;
         w.sample_count = 12;
-        assert_int_equal(kopt_rowbinary_window(b, &id, &w), 0);
+        assert_int_equal(agg_rowbinary_window(b, &id, &w), 0);
     }
 }
 
@@ -314,14 +314,14 @@ static void reinserted_windows_replace_themselves(void **state)
 
     (void)state;
     encode_windows(&b, "web-1", t0, 50, (uint32_t)time(NULL));
-    assert_int_equal(kopt_ch_insert(plain, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+    assert_int_equal(kopt_ch_insert(plain, "container_windows", AGG_ROWBINARY_WINDOW_COLUMNS,
                                     "RowBinary", b.data, b.len, &err),
                      0);
     /* The same windows again (a redelivery), gzip'd this time (> 1 KiB). */
     b.len = 0;
     encode_windows(&b, "web-1", t0, 50, (uint32_t)time(NULL) + 1);
     assert_true(b.len > 1024);
-    assert_int_equal(kopt_ch_insert(gz, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+    assert_int_equal(kopt_ch_insert(gz, "container_windows", AGG_ROWBINARY_WINDOW_COLUMNS,
                                     "RowBinary", b.data, b.len, &err),
                      0);
     ch_expect("SELECT count(), sum(cpu_usage_mean_cores), sum(oom_kills), "
@@ -465,7 +465,7 @@ static void errors_are_classified(void **state)
 
     /* A truncated RowBinary body: permanent, and nothing of it is stored. */
     encode_windows(&b, "web-trunc", 1700000000, 3, 1700000000);
-    assert_int_equal(kopt_ch_insert(c, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+    assert_int_equal(kopt_ch_insert(c, "container_windows", AGG_ROWBINARY_WINDOW_COLUMNS,
                                     "RowBinary", b.data, b.len - 5, &err),
                      -EREMOTEIO);
     fprintf(stderr, "truncated insert: code %d http %ld: %s\n", err.code, err.http_status,
@@ -595,20 +595,20 @@ static void retention_drops_old_partitions(void **state)
     (void)state;
     encode_windows(&b, "web-old", now - 40 * 86400, 2, (uint32_t)now);
     encode_windows(&b, "web-new", now - 3600, 2, (uint32_t)now);
-    assert_int_equal(kopt_ch_insert(c, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+    assert_int_equal(kopt_ch_insert(c, "container_windows", AGG_ROWBINARY_WINDOW_COLUMNS,
                                     "RowBinary", b.data, b.len, &err),
                      0);
     ch_expect("SELECT count() FROM kopt.container_windows FINAL WHERE pod = 'web-old'", "2\n");
-    assert_int_equal(kopt_schema_retention(c, "container_windows", 30, 0, &dropped, &err), 0);
+    assert_int_equal(agg_schema_retention(c, "container_windows", 30, 0, &dropped, &err), 0);
     assert_int_equal(dropped, 1);
     ch_expect("SELECT count() FROM kopt.container_windows FINAL WHERE pod = 'web-old'", "0\n");
     ch_expect("SELECT count() FROM kopt.container_windows FINAL WHERE pod = 'web-new'", "2\n");
     /* Two days old: kept. Again: nothing more to drop. */
     ch_expect("SELECT count() FROM kopt.container_windows FINAL WHERE pod = 'web-1'", "50\n");
-    assert_int_equal(kopt_schema_retention(c, "container_windows", 30, 0, &dropped, &err), 0);
+    assert_int_equal(agg_schema_retention(c, "container_windows", 30, 0, &dropped, &err), 0);
     assert_int_equal(dropped, 0);
     /* Unpartitioned tables are never touched. */
-    assert_int_equal(kopt_schema_retention(c, "recommendations", 1, 0, &dropped, &err), 0);
+    assert_int_equal(agg_schema_retention(c, "recommendations", 1, 0, &dropped, &err), 0);
     assert_int_equal(dropped, 0);
     kopt_ch_buf_free(&b);
     kopt_ch_client_free(c);
@@ -641,7 +641,7 @@ static void kill9_is_retryable_then_recovers(void **state)
                      0);
     assert_string_equal(body, "50\n");
     free(body);
-    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
     assert_int_equal(applied, 0);
     kopt_ch_client_free(c);
 }
@@ -671,9 +671,9 @@ static void tls_verified_with_the_ca(void **state)
     (void)state;
     assert_int_equal(kopt_ch_server_version(c, &v, &err), 0);
     fprintf(stderr, "over %s: ClickHouse %s\n", kopt_ch_url(c), v.text);
-    assert_int_equal(kopt_schema_migrate(c, NULL, &applied, &err), 0);
+    assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
     encode_windows(&b, "web-tls", 1700000000, 4, 1700000000);
-    assert_int_equal(kopt_ch_insert(c, "container_windows", KOPT_ROWBINARY_WINDOW_COLUMNS,
+    assert_int_equal(kopt_ch_insert(c, "container_windows", AGG_ROWBINARY_WINDOW_COLUMNS,
                                     "RowBinary", b.data, b.len, &err),
                      0);
     assert_int_equal(kopt_ch_query(c,

@@ -86,7 +86,7 @@ static int teardown(void **state)
 }
 
 /* A config for the test server with the token file and the dev CA. */
-static void base_config(kopt_kube_config_t *c)
+static void base_config(agent_kube_config_t *c)
 {
     memset(c, 0, sizeof(*c));
     c->server = strdup(kopt_test_kube_url(srv));
@@ -95,11 +95,11 @@ static void base_config(kopt_kube_config_t *c)
     c->timeout_ms = 2000;
 }
 
-static kopt_kube_client_t *client_for(const kopt_kube_config_t *cfg)
+static agent_kube_client_t *client_for(const agent_kube_config_t *cfg)
 {
-    kopt_kube_client_t *c = NULL;
+    agent_kube_client_t *c = NULL;
 
-    assert_int_equal(kopt_kube_client_new(cfg, &c), 0);
+    assert_int_equal(agent_kube_client_new(cfg, &c), 0);
     return c;
 }
 
@@ -107,8 +107,8 @@ static kopt_kube_client_t *client_for(const kopt_kube_config_t *cfg)
 
 static void bearer_token_is_checked_and_reread_on_401(void **state)
 {
-    kopt_kube_config_t cfg;
-    kopt_kube_client_t *c;
+    agent_kube_config_t cfg;
+    agent_kube_client_t *c;
     char *body = NULL;
     size_t len;
     long status;
@@ -117,7 +117,7 @@ static void bearer_token_is_checked_and_reread_on_401(void **state)
     (void)state;
     base_config(&cfg);
     c = client_for(&cfg);
-    assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, &status), 0);
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, &status), 0);
     assert_int_equal(status, 200);
     assert_non_null(strstr(body, "m6i.xlarge"));
     free(body);
@@ -125,33 +125,33 @@ static void bearer_token_is_checked_and_reread_on_401(void **state)
     /* The token rotates: the file has the new one, the client re-reads it. */
     kopt_test_kube_set_token(srv, "tok-2");
     write_file("token", "tok-2\n");
-    assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, &status), 0);
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, &status), 0);
     free(body);
 
     /* A wrong token: one re-read, one retry, then a clean -EACCES. */
     kopt_test_kube_set_token(srv, "tok-3");
     before = stats().unauthorized;
-    assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, &status),
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, &status),
                      -EACCES);
     assert_int_equal(status, 401);
     assert_null(body);
     assert_int_equal(stats().unauthorized - before, 2);
-    kopt_kube_client_free(c);
+    agent_kube_client_free(c);
 
     /* No token at all. */
     free(cfg.token_file);
     cfg.token_file = NULL;
     c = client_for(&cfg);
-    assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), -EACCES);
-    kopt_kube_client_free(c);
-    kopt_kube_config_clear(&cfg);
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), -EACCES);
+    agent_kube_client_free(c);
+    agent_kube_config_clear(&cfg);
     kopt_test_kube_set_token(srv, "tok-2");
 }
 
 static void errors_are_clean_and_fast(void **state)
 {
-    kopt_kube_config_t cfg;
-    kopt_kube_client_t *c;
+    agent_kube_config_t cfg;
+    agent_kube_client_t *c;
     char *body = NULL;
     size_t len;
     double t0;
@@ -161,25 +161,25 @@ static void errors_are_clean_and_fast(void **state)
     cfg.timeout_ms = 500;
     c = client_for(&cfg);
     t0 = kopt_test_now();
-    assert_int_equal(kopt_kube_client_get(c, "/slow", &body, &len, NULL), -ETIMEDOUT);
+    assert_int_equal(agent_kube_client_get(c, "/slow", &body, &len, NULL), -ETIMEDOUT);
     assert_true(kopt_test_now() - t0 < 2.0);
     assert_null(body);
-    assert_int_equal(kopt_kube_client_get(c, "/nope", &body, &len, NULL), -ENOENT);
-    kopt_kube_client_free(c);
+    assert_int_equal(agent_kube_client_get(c, "/nope", &body, &len, NULL), -ENOENT);
+    agent_kube_client_free(c);
 
     /* A body above the cap. */
     cfg.max_body_bytes = 100;
     c = client_for(&cfg);
-    assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), -EFBIG);
-    kopt_kube_client_free(c);
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), -EFBIG);
+    agent_kube_client_free(c);
     cfg.max_body_bytes = 0;
 
     /* A server whose certificate the CA did not sign. */
     free(cfg.ca_file);
     cfg.ca_file = strdup(path_in("rogue-ca.pem"));
     c = client_for(&cfg);
-    assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), -EPROTO);
-    kopt_kube_client_free(c);
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), -EPROTO);
+    agent_kube_client_free(c);
 
     /* Nothing listens. */
     free(cfg.server);
@@ -192,16 +192,16 @@ static void errors_are_clean_and_fast(void **state)
         cfg.server = strdup(s);
     }
     c = client_for(&cfg);
-    assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL),
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL),
                      -ECONNREFUSED);
-    kopt_kube_client_free(c);
-    kopt_kube_config_clear(&cfg);
+    agent_kube_client_free(c);
+    agent_kube_config_clear(&cfg);
 }
 
 static void in_cluster_and_kubeconfig_configs_work(void **state)
 {
-    kopt_kube_config_t cfg;
-    kopt_kube_client_t *c;
+    agent_kube_config_t cfg;
+    agent_kube_client_t *c;
     char port[16], kc[8192], *ca_pem, *b64;
     char *body = NULL;
     size_t len, n;
@@ -218,14 +218,14 @@ static void in_cluster_and_kubeconfig_configs_work(void **state)
         snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", path_in("ca.pem"), path_in("ca.crt"));
         assert_int_equal(system(cmd), 0);
     }
-    assert_int_equal(kopt_kube_config_in_cluster(&cfg, dir), 0);
+    assert_int_equal(agent_kube_config_in_cluster(&cfg, dir), 0);
     c = client_for(&cfg);
-    assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), 0);
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), 0);
     free(body);
-    kopt_kube_client_free(c);
-    kopt_kube_config_clear(&cfg);
+    agent_kube_client_free(c);
+    agent_kube_config_clear(&cfg);
     unsetenv("KUBERNETES_SERVICE_HOST");
-    assert_int_equal(kopt_kube_config_in_cluster(&cfg, dir), -ENOENT);
+    assert_int_equal(agent_kube_config_in_cluster(&cfg, dir), -ENOENT);
 
     /* A kubeconfig with the CA inline (base64) and a static token. */
     f = fopen(path_in("ca.pem"), "r");
@@ -244,97 +244,97 @@ static void in_cluster_and_kubeconfig_configs_work(void **state)
              "users:\n- name: admin\n  user:\n    token: tok-2\n",
              kopt_test_kube_port(srv), b64);
     write_file("kubeconfig", kc);
-    assert_int_equal(kopt_kube_config_load(&cfg, path_in("kubeconfig")), 0);
+    assert_int_equal(agent_kube_config_load(&cfg, path_in("kubeconfig")), 0);
     assert_null(cfg.ca_file);
     assert_non_null(cfg.ca_pem);
     c = client_for(&cfg);
-    assert_int_equal(kopt_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), 0);
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), 0);
     free(body);
-    kopt_kube_client_free(c);
-    kopt_kube_config_clear(&cfg);
+    agent_kube_client_free(c);
+    agent_kube_config_clear(&cfg);
 
     /* Not a kubeconfig. */
     write_file("bad-kubeconfig", "current-context: nowhere\nclusters: []\n");
-    assert_int_equal(kopt_kube_config_from_kubeconfig(&cfg, path_in("bad-kubeconfig")), -EINVAL);
-    assert_int_equal(kopt_kube_config_from_kubeconfig(&cfg, path_in("missing")), -ENOENT);
+    assert_int_equal(agent_kube_config_from_kubeconfig(&cfg, path_in("bad-kubeconfig")), -EINVAL);
+    assert_int_equal(agent_kube_config_from_kubeconfig(&cfg, path_in("missing")), -ENOENT);
     free(ca_pem);
     free(b64);
 }
 
 static void cache_gives_each_container_its_metadata(void **state)
 {
-    kopt_kube_cache_config_t cc = {.node = "node-1"};
-    kopt_kube_cache_stats_t st;
-    kopt_kube_container_meta_t m;
-    kopt_kube_workload_t w;
-    kopt_kube_node_t node;
-    kopt_kube_config_t cfg;
-    kopt_kube_client_t *c;
-    kopt_kube_cache_t *cache;
+    agent_kube_cache_config_t cc = {.node = "node-1"};
+    agent_kube_cache_stats_t st;
+    agent_kube_container_meta_t m;
+    agent_kube_workload_t w;
+    agent_kube_node_t node;
+    agent_kube_config_t cfg;
+    agent_kube_client_t *c;
+    agent_kube_cache_t *cache;
     uint64_t fetches;
 
     (void)state;
     base_config(&cfg);
     c = client_for(&cfg);
-    assert_int_equal(kopt_kube_cache_new(c, &cc, &cache), 0);
-    assert_int_equal(kopt_kube_cache_container(cache, "x", NULL, NULL, &m), -ENOENT);
-    assert_int_equal(kopt_kube_cache_refresh(cache, 1709288400000LL), 0);
+    assert_int_equal(agent_kube_cache_new(c, &cc, &cache), 0);
+    assert_int_equal(agent_kube_cache_container(cache, "x", NULL, NULL, &m), -ENOENT);
+    assert_int_equal(agent_kube_cache_refresh(cache, 1709288400000LL), 0);
 
     /* By the bare id a cgroup path shows. */
-    assert_int_equal(kopt_kube_cache_container(
+    assert_int_equal(agent_kube_cache_container(
                          cache, "4f1c9a8b7e6d5c4b3a29181716151413121110f0e0d0c0b0a090807060504030",
                          NULL, NULL, &m),
                      0);
     assert_string_equal(m.namespace_, "shop");
     assert_string_equal(m.pod, "web-7d9f8b6c5d-x2x7q");
     assert_string_equal(m.container, "app");
-    assert_int_equal(m.workload_kind, KOPT_KUBE_KIND_DEPLOYMENT);
+    assert_int_equal(m.workload_kind, AGENT_KUBE_KIND_DEPLOYMENT);
     assert_string_equal(m.workload_name, "web");
-    assert_int_equal(m.qos, KOPT_KUBE_QOS_BURSTABLE);
+    assert_int_equal(m.qos, AGENT_KUBE_QOS_BURSTABLE);
     assert_true(m.cpu_request_cores == 0.25 && m.cpu_limit_cores == 1.0);
     assert_int_equal(m.memory_limit_bytes, 512u << 20);
     assert_true(m.last_oom);
     assert_int_equal(m.restart_count, 3);
 
     /* By pod UID (systemd's underscores) and container name. */
-    assert_int_equal(kopt_kube_cache_container(cache, NULL, "e5f6a7b8_c9d0_4e1f_a2b3_c4d5e6f7a8b9",
-                                               "postgres", &m),
+    assert_int_equal(agent_kube_cache_container(cache, NULL, "e5f6a7b8_c9d0_4e1f_a2b3_c4d5e6f7a8b9",
+                                                "postgres", &m),
                      0);
-    assert_int_equal(m.workload_kind, KOPT_KUBE_KIND_STATEFUL_SET);
-    assert_int_equal(m.qos, KOPT_KUBE_QOS_GUARANTEED);
-    assert_int_equal(kopt_kube_cache_container(cache,
-                                               "cri-o://77aa66bb55cc44dd33ee22ff1100998877"
-                                               "665544332211aabbccddeeff0011",
-                                               NULL, NULL, &m),
+    assert_int_equal(m.workload_kind, AGENT_KUBE_KIND_STATEFUL_SET);
+    assert_int_equal(m.qos, AGENT_KUBE_QOS_GUARANTEED);
+    assert_int_equal(agent_kube_cache_container(cache,
+                                                "cri-o://77aa66bb55cc44dd33ee22ff1100998877"
+                                                "665544332211aabbccddeeff0011",
+                                                NULL, NULL, &m),
                      0);
-    assert_int_equal(m.workload_kind, KOPT_KUBE_KIND_CRON_JOB);
+    assert_int_equal(m.workload_kind, AGENT_KUBE_KIND_CRON_JOB);
     assert_string_equal(m.workload_name, "report");
-    assert_int_equal(
-        kopt_kube_cache_container(cache, NULL, "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", "debug", &m),
-        0);
-    assert_int_equal(m.workload_kind, KOPT_KUBE_KIND_POD);
-
-    assert_int_equal(kopt_kube_cache_workload(cache, "shop", KOPT_KUBE_KIND_DEPLOYMENT, "web", &w),
+    assert_int_equal(agent_kube_cache_container(cache, NULL, "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+                                                "debug", &m),
                      0);
+    assert_int_equal(m.workload_kind, AGENT_KUBE_KIND_POD);
+
+    assert_int_equal(
+        agent_kube_cache_workload(cache, "shop", AGENT_KUBE_KIND_DEPLOYMENT, "web", &w), 0);
     assert_int_equal(w.replicas, 4);
     assert_int_equal(w.ready_replicas, 3);
     assert_true(w.has_hpa);
     assert_int_equal(w.hpa.target_cpu_utilization_percent, 70);
     assert_int_equal(w.hpa.max_replicas, 10);
-    assert_int_equal(kopt_kube_cache_workload(cache, "monitoring", KOPT_KUBE_KIND_DAEMON_SET,
-                                              "node-exporter", &w),
+    assert_int_equal(agent_kube_cache_workload(cache, "monitoring", AGENT_KUBE_KIND_DAEMON_SET,
+                                               "node-exporter", &w),
                      0);
     assert_int_equal(w.replicas, 12);
     assert_false(w.has_hpa);
-    assert_int_equal(kopt_kube_cache_workload(cache, "shop", KOPT_KUBE_KIND_CRON_JOB, "report", &w),
-                     0);
+    assert_int_equal(
+        agent_kube_cache_workload(cache, "shop", AGENT_KUBE_KIND_CRON_JOB, "report", &w), 0);
     /* The ReplicaSet of api is gone (404): named after its pod-template-hash. */
-    assert_int_equal(kopt_kube_cache_workload(cache, "shop", KOPT_KUBE_KIND_DEPLOYMENT, "api", &w),
-                     0);
-    assert_int_equal(kopt_kube_cache_node(cache, &node), 0);
+    assert_int_equal(
+        agent_kube_cache_workload(cache, "shop", AGENT_KUBE_KIND_DEPLOYMENT, "api", &w), 0);
+    assert_int_equal(agent_kube_cache_node(cache, &node), 0);
     assert_string_equal(node.zone, "eu-west-1b");
 
-    kopt_kube_cache_stats(cache, &st);
+    agent_kube_cache_stats(cache, &st);
     assert_int_equal(st.pods, 7);
     assert_int_equal(st.refreshes, 1);
     assert_int_equal(st.object_errors, 0);
@@ -343,74 +343,74 @@ static void cache_gives_each_container_its_metadata(void **state)
     /* The next list carries the resourceVersion; a 410 makes a relist. Owners
      * are cached: no new fetches within the TTL. */
     kopt_test_kube_gone_once(srv);
-    assert_int_equal(kopt_kube_cache_refresh(cache, 1709288410000LL), 0);
-    kopt_kube_cache_stats(cache, &st);
+    assert_int_equal(agent_kube_cache_refresh(cache, 1709288410000LL), 0);
+    agent_kube_cache_stats(cache, &st);
     assert_int_equal(st.relists, 1);
     assert_int_equal(st.refreshes, 2);
     assert_int_equal(st.object_fetches, fetches);
     assert_true(stats().pod_lists_rv >= 1);
-    assert_int_equal(kopt_kube_cache_refresh(cache, 1709288420000LL), 0);
+    assert_int_equal(agent_kube_cache_refresh(cache, 1709288420000LL), 0);
     assert_int_equal(
-        kopt_kube_cache_container(cache,
-                                  "containerd://9a8b7c6d5e4f30211223344556677889900aabbccdd"
-                                  "eeff1122334455667788",
-                                  NULL, NULL, &m),
+        agent_kube_cache_container(cache,
+                                   "containerd://9a8b7c6d5e4f30211223344556677889900aabbccdd"
+                                   "eeff1122334455667788",
+                                   NULL, NULL, &m),
         0);
     assert_string_equal(m.container, "istio-proxy");
-    kopt_kube_cache_free(cache);
+    agent_kube_cache_free(cache);
 
     /* Tiny caps: owners evicted and counted, pods dropped and counted. */
     cc.max_pods = 2;
     cc.max_objects = 1;
-    assert_int_equal(kopt_kube_cache_new(c, &cc, &cache), 0);
-    assert_int_equal(kopt_kube_cache_refresh(cache, 1709288400000LL), 0);
-    kopt_kube_cache_stats(cache, &st);
+    assert_int_equal(agent_kube_cache_new(c, &cc, &cache), 0);
+    assert_int_equal(agent_kube_cache_refresh(cache, 1709288400000LL), 0);
+    agent_kube_cache_stats(cache, &st);
     assert_int_equal(st.pods, 2);
     assert_int_equal(st.pods_dropped, 5);
     assert_true(st.objects_evicted > 0);
     assert_int_equal(st.objects, 1);
-    kopt_kube_cache_free(cache);
+    agent_kube_cache_free(cache);
 
     /* A failing list keeps nothing new and says why. */
     kopt_test_kube_set_token(srv, "tok-9");
-    assert_int_equal(kopt_kube_cache_new(c, &cc, &cache), 0);
-    assert_int_equal(kopt_kube_cache_refresh(cache, 1709288400000LL), -EACCES);
-    kopt_kube_cache_stats(cache, &st);
+    assert_int_equal(agent_kube_cache_new(c, &cc, &cache), 0);
+    assert_int_equal(agent_kube_cache_refresh(cache, 1709288400000LL), -EACCES);
+    agent_kube_cache_stats(cache, &st);
     assert_int_equal(st.refresh_errors, 1);
-    kopt_kube_cache_free(cache);
+    agent_kube_cache_free(cache);
     kopt_test_kube_set_token(srv, "tok-2");
-    kopt_kube_client_free(c);
-    kopt_kube_config_clear(&cfg);
+    agent_kube_client_free(c);
+    agent_kube_config_clear(&cfg);
 }
 
 static void kubelet_summary_directly_and_through_the_proxy(void **state)
 {
-    kopt_kube_config_t cfg, kcfg;
-    kopt_kube_client_t *api, *kubelet;
-    kopt_kubelet_summary_t s;
-    const kopt_kubelet_container_t *ct;
+    agent_kube_config_t cfg, kcfg;
+    agent_kube_client_t *api, *kubelet;
+    agent_kubelet_summary_t s;
+    const agent_kubelet_container_t *ct;
 
     (void)state;
     base_config(&cfg);
     api = client_for(&cfg);
-    assert_int_equal(kopt_kubelet_fetch(api, KOPT_KUBELET_PROXY, "node-1", NULL, &s), 0);
+    assert_int_equal(agent_kubelet_fetch(api, AGENT_KUBELET_PROXY, "node-1", NULL, &s), 0);
     assert_int_equal(stats().summaries_proxy, 1);
-    ct = kopt_kubelet_find(&s, "e5f6a7b8-c9d0-4e1f-a2b3-c4d5e6f7a8b9", "postgres");
+    ct = agent_kubelet_find(&s, "e5f6a7b8-c9d0-4e1f-a2b3-c4d5e6f7a8b9", "postgres");
     assert_non_null(ct);
     assert_int_equal(ct->memory_working_set_bytes, 734003200);
-    kopt_kubelet_summary_clear(&s);
+    agent_kubelet_summary_clear(&s);
 
-    assert_int_equal(kopt_kubelet_config(&cfg, "127.0.0.1", kopt_test_kube_port(srv), &kcfg), 0);
+    assert_int_equal(agent_kubelet_config(&cfg, "127.0.0.1", kopt_test_kube_port(srv), &kcfg), 0);
     kubelet = client_for(&kcfg);
-    assert_int_equal(kopt_kubelet_fetch(kubelet, KOPT_KUBELET_DIRECT, NULL, NULL, &s), 0);
+    assert_int_equal(agent_kubelet_fetch(kubelet, AGENT_KUBELET_DIRECT, NULL, NULL, &s), 0);
     assert_int_equal(s.n_pods, 3);
     assert_int_equal(stats().summaries_direct, 1);
-    kopt_kubelet_summary_clear(&s);
-    assert_int_equal(kopt_kubelet_fetch(api, KOPT_KUBELET_PROXY, "bad/name", NULL, &s), -EINVAL);
-    kopt_kube_client_free(kubelet);
-    kopt_kube_client_free(api);
-    kopt_kube_config_clear(&kcfg);
-    kopt_kube_config_clear(&cfg);
+    agent_kubelet_summary_clear(&s);
+    assert_int_equal(agent_kubelet_fetch(api, AGENT_KUBELET_PROXY, "bad/name", NULL, &s), -EINVAL);
+    agent_kube_client_free(kubelet);
+    agent_kube_client_free(api);
+    agent_kube_config_clear(&kcfg);
+    agent_kube_config_clear(&cfg);
 }
 
 int main(int argc, char **argv)

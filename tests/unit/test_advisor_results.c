@@ -320,12 +320,12 @@ static void results_copy_what_lies_outside_a_scope(void **state)
 
 static void store_readers_keep_their_snapshot_across_a_swap(void **state)
 {
-    adv_store_t *s = NULL;
+    adv_snapshot_t *s = NULL;
     adv_results_t *before, *next, *after;
 
     (void)state;
-    assert_int_equal(adv_store_new(&s), 0);
-    before = adv_store_acquire(s); /* the empty one a new store starts with */
+    assert_int_equal(adv_snapshot_new(&s), 0);
+    before = adv_snapshot_acquire(s); /* the empty one a new store starts with */
     assert_int_equal(before->n, 0);
     assert_int_equal(before->n_clusters, 0);
     assert_null(adv_results_find(before, "c", "ns", DEPLOYMENT, "w"));
@@ -333,18 +333,18 @@ static void store_readers_keep_their_snapshot_across_a_swap(void **state)
     assert_int_equal(atomic_load(&before->refs), 2); /* the store's and ours */
 
     next = snapshot(shuffled, 5, NULL, 0);
-    adv_store_swap(s, next);
+    adv_snapshot_swap(s, next);
     /* The old snapshot is ours alone now, and still whole. */
     assert_int_equal(atomic_load(&before->refs), 1);
     assert_int_equal(before->n, 0);
-    after = adv_store_acquire(s);
+    after = adv_snapshot_acquire(s);
     assert_ptr_equal(after, next);
     assert_int_equal(atomic_load(&after->refs), 2);
     adv_results_release(before); /* the last reference: freed */
     adv_results_release(after);
     assert_int_equal(atomic_load(&next->refs), 1);
-    adv_store_free(s); /* frees next */
-    adv_store_free(NULL);
+    adv_snapshot_free(s); /* frees next */
+    adv_snapshot_free(NULL);
     adv_results_release(NULL);
 }
 

@@ -15,10 +15,10 @@
 #include "batch.h"
 #include "kopt/v1/metrics.pb-c.h"
 
-static kopt_window_t wins[3];
-static kopt_container_meta_t metas[3];
-static kopt_kube_workload_t workloads[2];
-static kopt_batch_header_t header;
+static agent_window_t wins[3];
+static agent_container_meta_t metas[3];
+static agent_kube_workload_t workloads[2];
+static agent_batch_header_t header;
 
 static int setup(void **state)
 {
@@ -32,29 +32,29 @@ static int setup(void **state)
         wins[i].memory_working_set_peak = 100u << 20;
         wins[i].samples = 6;
     }
-    metas[0] = (kopt_container_meta_t){.namespace_ = "shop",
-                                       .workload_name = "web",
-                                       .pod = "web-1",
-                                       .container = "app",
-                                       .container_id = "containerd://aa",
-                                       .pod_uid = "u1",
-                                       .workload_kind = KOPT_KUBE_KIND_DEPLOYMENT,
-                                       .cpu_request_cores = 0.5,
-                                       .memory_request_bytes = 256u << 20};
+    metas[0] = (agent_container_meta_t){.namespace_ = "shop",
+                                        .workload_name = "web",
+                                        .pod = "web-1",
+                                        .container = "app",
+                                        .container_id = "containerd://aa",
+                                        .pod_uid = "u1",
+                                        .workload_kind = AGENT_KUBE_KIND_DEPLOYMENT,
+                                        .cpu_request_cores = 0.5,
+                                        .memory_request_bytes = 256u << 20};
     metas[1] = metas[0];
     metas[1].pod = "web-2";
-    metas[2] = (kopt_container_meta_t){.namespace_ = "shop",
-                                       .workload_name = "db",
-                                       .pod = "db-0",
-                                       .container = "pg",
-                                       .workload_kind = KOPT_KUBE_KIND_STATEFUL_SET};
+    metas[2] = (agent_container_meta_t){.namespace_ = "shop",
+                                        .workload_name = "db",
+                                        .pod = "db-0",
+                                        .container = "pg",
+                                        .workload_kind = AGENT_KUBE_KIND_STATEFUL_SET};
     memset(workloads, 0, sizeof(workloads));
     strcpy(workloads[0].namespace_, "shop");
     strcpy(workloads[0].name, "web");
-    workloads[0].kind = KOPT_KUBE_KIND_DEPLOYMENT;
+    workloads[0].kind = AGENT_KUBE_KIND_DEPLOYMENT;
     workloads[0].replicas = 3;
     workloads[0].ready_replicas = 2;
-    workloads[0].qos = KOPT_KUBE_QOS_BURSTABLE;
+    workloads[0].qos = AGENT_KUBE_QOS_BURSTABLE;
     workloads[0].has_hpa = true;
     strcpy(workloads[0].hpa.name, "web-hpa");
     workloads[0].hpa.min_replicas = 2;
@@ -65,23 +65,23 @@ static int setup(void **state)
     strcpy(workloads[0].hpa.metric_names[1], "requests_per_second");
     strcpy(workloads[1].namespace_, "shop");
     strcpy(workloads[1].name, "db");
-    workloads[1].kind = KOPT_KUBE_KIND_STATEFUL_SET;
+    workloads[1].kind = AGENT_KUBE_KIND_STATEFUL_SET;
     workloads[1].replicas = 1;
-    workloads[1].qos = KOPT_KUBE_QOS_GUARANTEED;
-    header = (kopt_batch_header_t){.cluster = "prod",
-                                   .node = "n1",
-                                   .agent_id = "a.n1",
-                                   .agent_version = "0.1.0",
-                                   .epoch = 7,
-                                   .seq = 42,
-                                   .created_ms = 1800000185123LL,
-                                   .metric_source = 1,
-                                   .cpu_capacity_cores = 8,
-                                   .memory_capacity_bytes = 32ull << 30,
-                                   .kernel_version = "6.1.0",
-                                   .zone = "eu-1a",
-                                   .workloads = workloads,
-                                   .n_workloads = 2};
+    workloads[1].qos = AGENT_KUBE_QOS_GUARANTEED;
+    header = (agent_batch_header_t){.cluster = "prod",
+                                    .node = "n1",
+                                    .agent_id = "a.n1",
+                                    .agent_version = "0.1.0",
+                                    .epoch = 7,
+                                    .seq = 42,
+                                    .created_ms = 1800000185123LL,
+                                    .metric_source = 1,
+                                    .cpu_capacity_cores = 8,
+                                    .memory_capacity_bytes = 32ull << 30,
+                                    .kernel_version = "6.1.0",
+                                    .zone = "eu-1a",
+                                    .workloads = workloads,
+                                    .n_workloads = 2};
     return 0;
 }
 
@@ -135,16 +135,16 @@ static uint8_t *canonical(const uint8_t *bytes, size_t len, size_t *out_len)
 
 static void decodes_as_the_appended_facts_did(void **state)
 {
-    kopt_batch_header_t alone = header;
+    agent_batch_header_t alone = header;
     uint8_t *whole, *head, *facts, *old, *a, *b;
     size_t whole_len, head_len, facts_len, a_len, b_len;
 
     (void)state;
-    assert_int_equal(kopt_batch_pack(&header, wins, metas, 3, &whole, &whole_len), 0);
+    assert_int_equal(agent_batch_pack(&header, wins, metas, 3, &whole, &whole_len), 0);
     /* The old way: the batch without workloads, then the facts appended. */
     alone.workloads = NULL;
     alone.n_workloads = 0;
-    assert_int_equal(kopt_batch_pack(&alone, wins, metas, 3, &head, &head_len), 0);
+    assert_int_equal(agent_batch_pack(&alone, wins, metas, 3, &head, &head_len), 0);
     pack_facts_alone(&facts, &facts_len);
     old = malloc(head_len + facts_len);
     assert_non_null(old);
@@ -172,7 +172,7 @@ static void every_part_is_in_the_one_message(void **state)
     size_t len;
 
     (void)state;
-    assert_int_equal(kopt_batch_pack(&header, wins, metas, 3, &bytes, &len), 0);
+    assert_int_equal(agent_batch_pack(&header, wins, metas, 3, &bytes, &len), 0);
     b = kopt__v1__metric_batch__unpack(NULL, len, bytes);
     assert_non_null(b);
     assert_string_equal(b->cluster, "prod");
@@ -203,7 +203,7 @@ static void every_part_is_in_the_one_message(void **state)
 
 static void no_workloads_without_the_api_server(void **state)
 {
-    kopt_batch_header_t h = header;
+    agent_batch_header_t h = header;
     Kopt__V1__MetricBatch *b;
     uint8_t *bytes;
     size_t len;
@@ -211,7 +211,7 @@ static void no_workloads_without_the_api_server(void **state)
     (void)state;
     h.workloads = NULL;
     h.n_workloads = 0;
-    assert_int_equal(kopt_batch_pack(&h, wins, metas, 3, &bytes, &len), 0);
+    assert_int_equal(agent_batch_pack(&h, wins, metas, 3, &bytes, &len), 0);
     b = kopt__v1__metric_batch__unpack(NULL, len, bytes);
     assert_non_null(b);
     assert_int_equal(b->n_workloads, 0);

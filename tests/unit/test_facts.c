@@ -61,21 +61,21 @@ static void make_batch(batch_t *b, const char *node, int64_t created, uint32_t h
 
 static void one_row_per_key_newest_wins(void **state)
 {
-    kopt_facts_t f;
+    agg_facts_t f;
     batch_t a, b, c;
 
     (void)state;
-    kopt_facts_init(&f);
+    agg_facts_init(&f);
     make_batch(&a, "node-1", 1700000060, 70);
     make_batch(&b, "node-2", 1700000120, 80); /* newest */
     make_batch(&c, "node-3", 1700000000, 60); /* arrives last, oldest */
-    assert_int_equal(kopt_facts_add_batch(&f, &a.m), 0);
-    assert_int_equal(kopt_facts_add_batch(&f, &b.m), 0);
-    assert_int_equal(kopt_facts_add_batch(&f, &c.m), 0);
+    assert_int_equal(agg_facts_add_batch(&f, &a.m), 0);
+    assert_int_equal(agg_facts_add_batch(&f, &b.m), 0);
+    assert_int_equal(agg_facts_add_batch(&f, &c.m), 0);
     /* web and api once each; three nodes. */
     assert_int_equal(f.workloads.used, 2);
     assert_int_equal(f.nodes.used, 3);
-    assert_int_equal(kopt_facts_count(&f), 5);
+    assert_int_equal(agg_facts_count(&f), 5);
     /* The row kept for web carries the HPA target of the newest batch (80),
      * as the little-endian UInt32 after min and max replicas. */
     {
@@ -84,23 +84,23 @@ static void one_row_per_key_newest_wins(void **state)
         bool found = false;
 
         kopt_ch_buf_init(&want);
-        assert_int_equal(kopt_rowbinary_workload_facts(&want, &b.m, &b.wl[0], &key_len), 0);
+        assert_int_equal(agg_rowbinary_workload_facts(&want, &b.m, &b.wl[0], &key_len), 0);
         for (size_t i = 0; i + want.len <= f.workloads.rows.len; i++)
             if (memcmp(f.workloads.rows.data + i, want.data, want.len) == 0)
                 found = true;
         assert_true(found);
         kopt_ch_buf_free(&want);
     }
-    kopt_facts_clear(&f);
-    assert_int_equal(kopt_facts_count(&f), 0);
+    agg_facts_clear(&f);
+    assert_int_equal(agg_facts_count(&f), 0);
     assert_int_equal(f.workloads.rows.len, 0);
-    kopt_facts_free(&f);
+    agg_facts_free(&f);
 }
 
 static void many_keys_grow_the_table(void **state)
 {
     static char names[500][16];
-    kopt_facts_t f = {0};
+    agg_facts_t f = {0};
     batch_t a;
 
     (void)state;
@@ -109,30 +109,30 @@ static void many_keys_grow_the_table(void **state)
         snprintf(names[i], sizeof(names[i]), "w%d", i);
         a.wl[0].name = names[i];
         a.wl[1].name = names[i]; /* the same key twice in one batch */
-        assert_int_equal(kopt_facts_add_batch(&f, &a.m), 0);
+        assert_int_equal(agg_facts_add_batch(&f, &a.m), 0);
     }
     assert_int_equal(f.workloads.used, 500);
     assert_int_equal(f.nodes.used, 1);
     assert_true(f.workloads.cap >= 1000);
-    kopt_facts_free(&f);
+    agg_facts_free(&f);
 }
 
 static void no_created_time_no_facts(void **state)
 {
-    kopt_facts_t f = {0};
+    agg_facts_t f = {0};
     batch_t a;
 
     (void)state;
     make_batch(&a, "node-1", 1700000000, 70);
     a.m.created = NULL;
-    assert_int_equal(kopt_facts_add_batch(&f, &a.m), 0);
-    assert_int_equal(kopt_facts_count(&f), 0);
+    assert_int_equal(agg_facts_add_batch(&f, &a.m), 0);
+    assert_int_equal(agg_facts_count(&f), 0);
     a.m.created = &a.created;
     a.m.node_facts = NULL;
     a.m.n_workloads = 0;
-    assert_int_equal(kopt_facts_add_batch(&f, &a.m), 0);
-    assert_int_equal(kopt_facts_count(&f), 0);
-    kopt_facts_free(&f);
+    assert_int_equal(agg_facts_add_batch(&f, &a.m), 0);
+    assert_int_equal(agg_facts_count(&f), 0);
+    agg_facts_free(&f);
 }
 
 static void node_row_layout(void **state)
@@ -144,7 +144,7 @@ static void node_row_layout(void **state)
 
     (void)state;
     make_batch(&a, "n1", 1700000000, 70);
-    assert_int_equal(kopt_rowbinary_node_facts(&b, &a.m, &key_len), 0);
+    assert_int_equal(agg_rowbinary_node_facts(&b, &a.m, &key_len), 0);
     /* "prod" "n1": 1+4 + 1+2 bytes of key, then observed_at, then the two
      * CPU figures (capacity 0, allocatable 3.5). */
     assert_int_equal(key_len, 8);
@@ -154,7 +154,7 @@ static void node_row_layout(void **state)
     assert_true(alloc == 3.5);
     a.m.node_facts = NULL;
     b.len = 0;
-    assert_int_equal(kopt_rowbinary_node_facts(&b, &a.m, &key_len), -EINVAL);
+    assert_int_equal(agg_rowbinary_node_facts(&b, &a.m, &key_len), -EINVAL);
     assert_int_equal(b.len, 0);
     kopt_ch_buf_free(&b);
 }

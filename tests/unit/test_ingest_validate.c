@@ -21,7 +21,7 @@
 static Google__Protobuf__Timestamp ts_created, ts_start, ts_end;
 static Kopt__V1__ContainerWindow win, *wins[1];
 static Kopt__V1__MetricBatch batch;
-static kopt_batch_limits_t lim;
+static ingest_batch_limits_t lim;
 
 static void stamp(Google__Protobuf__Timestamp *t, int64_t s)
 {
@@ -32,7 +32,7 @@ static void stamp(Google__Protobuf__Timestamp *t, int64_t s)
 static int setup(void **state)
 {
     (void)state;
-    kopt_batch_limits_default(&lim);
+    ingest_batch_limits_default(&lim);
     stamp(&ts_created, NOW - 5);
     stamp(&ts_start, NOW - 65);
     stamp(&ts_end, NOW - 5);
@@ -64,10 +64,10 @@ static int setup(void **state)
 /* Validates and returns the problem message ("" when valid). */
 static const char *problem(void)
 {
-    static kopt_batch_problem_t p;
+    static ingest_batch_problem_t p;
 
     memset(&p, 0, sizeof(p));
-    if (kopt_batch_validate(&batch, &lim, NOW, &p) == 0)
+    if (ingest_batch_validate(&batch, &lim, NOW, &p) == 0)
         return "";
     assert_non_null(p.reason);
     return p.message;
@@ -182,7 +182,7 @@ static void numbers_must_be_finite_and_plausible(void **state)
 }
 
 /* Age is not validation's business: a window (or a whole batch) older than
- * max_age is valid, and kopt_batch_split_old() leaves it out. */
+ * max_age is valid, and ingest_batch_split_old() leaves it out. */
 static void old_times_are_valid(void **state)
 {
     (void)state;
@@ -229,7 +229,7 @@ static void split_leaves_old_windows_behind(void **state)
     /* Windows 1 and 3 start 1 s and 1 day before the limit, NOW - 1209600:
      * too old. Window 2 starts exactly on it: kept (the limit is inclusive). */
     const int64_t start[4] = {NOW - 65, NOW - AGE - 1, NOW - AGE, NOW - AGE - 86400};
-    kopt_batch_split_t sp;
+    ingest_batch_split_t sp;
     uint8_t buf[4096];
     size_t len;
     Kopt__V1__MetricBatch *u;
@@ -237,7 +237,7 @@ static void split_leaves_old_windows_behind(void **state)
     (void)state;
     four_windows(start);
     assert_string_equal(problem(), "");
-    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    ingest_batch_split_old(&batch, &lim, NOW, &sp);
     assert_int_equal(sp.kept, 2);
     assert_int_equal(sp.too_old, 2);
     assert_int_equal(sp.oldest_seconds, AGE + 86400); /* 1296000 s: window 3 */
@@ -269,11 +269,11 @@ static void split_of_young_or_all_old_batches(void **state)
 {
     const int64_t young[4] = {NOW - 65, NOW - 125, NOW - 185, NOW - 245};
     const int64_t old[4] = {NOW - AGE - 60, NOW - AGE - 120, NOW - AGE - 1, NOW - 40 * 86400};
-    kopt_batch_split_t sp;
+    ingest_batch_split_t sp;
 
     (void)state;
     four_windows(young);
-    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    ingest_batch_split_old(&batch, &lim, NOW, &sp);
     assert_int_equal(sp.kept, 4);
     assert_int_equal(sp.too_old, 0);
     assert_int_equal(sp.oldest_seconds, 0);
@@ -283,7 +283,7 @@ static void split_of_young_or_all_old_batches(void **state)
 
     /* Every window too old: nothing to publish. */
     four_windows(old);
-    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    ingest_batch_split_old(&batch, &lim, NOW, &sp);
     assert_int_equal(sp.kept, 0);
     assert_int_equal(sp.too_old, 4);
     assert_int_equal(sp.oldest_seconds, 40 * 86400);
@@ -292,7 +292,7 @@ static void split_of_young_or_all_old_batches(void **state)
 
     /* A batch without windows is stored as it is... */
     batch.n_windows = 0;
-    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    ingest_batch_split_old(&batch, &lim, NOW, &sp);
     assert_int_equal(sp.kept, 0);
     assert_int_equal(sp.too_old, 0);
     assert_false(sp.store_nothing);
@@ -304,12 +304,12 @@ static void split_of_young_or_all_old_batches(void **state)
 static void split_of_a_batch_created_too_long_ago(void **state)
 {
     const int64_t start[4] = {NOW - 65, NOW - AGE - 1, NOW - AGE, NOW - AGE - 60};
-    kopt_batch_split_t sp;
+    ingest_batch_split_t sp;
 
     (void)state;
     ts_created.seconds = NOW - AGE - 30;
     four_windows(start);
-    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    ingest_batch_split_old(&batch, &lim, NOW, &sp);
     assert_true(sp.batch_too_old);
     assert_true(sp.store_nothing);
     assert_int_equal(sp.kept, 0);
@@ -317,7 +317,7 @@ static void split_of_a_batch_created_too_long_ago(void **state)
     assert_int_equal(sp.oldest_seconds, AGE + 60); /* window 3, older than created */
 
     batch.n_windows = 0;
-    kopt_batch_split_old(&batch, &lim, NOW, &sp);
+    ingest_batch_split_old(&batch, &lim, NOW, &sp);
     assert_true(sp.store_nothing);
     assert_int_equal(sp.too_old, 0);
     assert_int_equal(sp.oldest_seconds, AGE + 30);

@@ -69,18 +69,18 @@ static void quantities_cover_the_kubernetes_grammar(void **state)
 
     (void)state;
     for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        assert_int_equal(kopt_kube_quantity_parse(ok[i].s, &v), 0);
+        assert_int_equal(agent_kube_quantity_parse(ok[i].s, &v), 0);
         assert_true(v > ok[i].v * 0.999999 && v < ok[i].v * 1.000001 + 1e-12);
     }
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(kopt_kube_quantity_parse(bad[i], &v), -EINVAL);
-    assert_int_equal(kopt_kube_quantity_parse(NULL, &v), -EINVAL);
-    assert_int_equal(kopt_kube_quantity_parse("9Ei", &v), -ERANGE);
-    assert_int_equal(kopt_kube_quantity_parse("1e400", &v), -ERANGE);
+        assert_int_equal(agent_kube_quantity_parse(bad[i], &v), -EINVAL);
+    assert_int_equal(agent_kube_quantity_parse(NULL, &v), -EINVAL);
+    assert_int_equal(agent_kube_quantity_parse("9Ei", &v), -ERANGE);
+    assert_int_equal(agent_kube_quantity_parse("1e400", &v), -ERANGE);
     /* Memory rounds up to whole bytes. */
-    assert_int_equal(kopt_kube_quantity_bytes("1500m", &b), 0);
+    assert_int_equal(agent_kube_quantity_bytes("1500m", &b), 0);
     assert_int_equal(b, 2);
-    assert_int_equal(kopt_kube_quantity_bytes("512Mi", &b), 0);
+    assert_int_equal(agent_kube_quantity_bytes("512Mi", &b), 0);
     assert_int_equal(b, 536870912);
 }
 
@@ -89,18 +89,18 @@ static void times_are_rfc3339(void **state)
     int64_t ms;
 
     (void)state;
-    assert_int_equal(kopt_kube_time_parse("2024-03-01T10:15:30Z", &ms), 0);
+    assert_int_equal(agent_kube_time_parse("2024-03-01T10:15:30Z", &ms), 0);
     assert_int_equal(ms, 1709288130000LL);
-    assert_int_equal(kopt_kube_time_parse("2024-03-01T10:15:30.250Z", &ms), 0);
+    assert_int_equal(agent_kube_time_parse("2024-03-01T10:15:30.250Z", &ms), 0);
     assert_int_equal(ms, 1709288130250LL);
-    assert_int_equal(kopt_kube_time_parse("2024-03-01T11:15:30+01:00", &ms), 0);
+    assert_int_equal(agent_kube_time_parse("2024-03-01T11:15:30+01:00", &ms), 0);
     assert_int_equal(ms, 1709288130000LL);
-    assert_int_equal(kopt_kube_time_parse("2024-03-01 10:15:30", &ms), -EINVAL);
-    assert_int_equal(kopt_kube_time_parse("2024-03-01T10:15:30Zjunk", &ms), -EINVAL);
-    assert_int_equal(kopt_kube_time_parse(NULL, &ms), -EINVAL);
+    assert_int_equal(agent_kube_time_parse("2024-03-01 10:15:30", &ms), -EINVAL);
+    assert_int_equal(agent_kube_time_parse("2024-03-01T10:15:30Zjunk", &ms), -EINVAL);
+    assert_int_equal(agent_kube_time_parse(NULL, &ms), -EINVAL);
 }
 
-static const kopt_kube_pod_t *pod_named(const kopt_kube_pod_list_t *l, const char *name)
+static const agent_kube_pod_t *pod_named(const agent_kube_pod_list_t *l, const char *name)
 {
     for (size_t i = 0; i < l->n_pods; i++)
         if (strcmp(l->pods[i].name, name) == 0)
@@ -111,13 +111,13 @@ static const kopt_kube_pod_t *pod_named(const kopt_kube_pod_list_t *l, const cha
 
 static void podlist_gives_resources_states_and_ids(void **state)
 {
-    kopt_kube_pod_list_t l;
-    const kopt_kube_pod_t *p;
+    agent_kube_pod_list_t l;
+    const agent_kube_pod_t *p;
     size_t len;
     char *json = fixture("pods.json", &len);
 
     (void)state;
-    assert_int_equal(kopt_kube_parse_pods(json, len, NULL, &l), 0);
+    assert_int_equal(agent_kube_parse_pods(json, len, NULL, &l), 0);
     assert_int_equal(l.n_pods, 7);
     assert_int_equal(l.dropped_items, 0);
     assert_string_equal(l.resource_version, "918273");
@@ -128,7 +128,7 @@ static void podlist_gives_resources_states_and_ids(void **state)
     assert_string_equal(p->owner_kind, "ReplicaSet");
     assert_string_equal(p->owner_name, "web-7d9f8b6c5d");
     assert_string_equal(p->template_hash, "7d9f8b6c5d");
-    assert_int_equal(p->qos, KOPT_KUBE_QOS_BURSTABLE);
+    assert_int_equal(p->qos, AGENT_KUBE_QOS_BURSTABLE);
     assert_int_equal(p->n_containers, 2);
     assert_string_equal(p->containers[0].name, "app");
     assert_true(p->containers[0].cpu_request_cores == 0.25);
@@ -145,13 +145,13 @@ static void podlist_gives_resources_states_and_ids(void **state)
     assert_int_equal(p->containers[1].memory_limit_bytes, 1u << 30);
 
     p = pod_named(&l, "report-28484460-7kq2m");
-    assert_int_equal(p->qos, KOPT_KUBE_QOS_BEST_EFFORT);
+    assert_int_equal(p->qos, AGENT_KUBE_QOS_BEST_EFFORT);
     assert_true(p->containers[0].cpu_request_cores == 0);
     assert_int_equal(p->containers[0].memory_limit_bytes, 0);
     assert_true(strncmp(p->containers[0].id, "cri-o://", 8) == 0);
 
     p = pod_named(&l, "postgres-0");
-    assert_int_equal(p->qos, KOPT_KUBE_QOS_GUARANTEED);
+    assert_int_equal(p->qos, AGENT_KUBE_QOS_GUARANTEED);
     assert_true(p->containers[0].cpu_limit_cores == 1.5);
     assert_int_equal(p->containers[0].memory_limit_bytes, 1000000000u);
     assert_false(p->containers[0].last_oom); /* "Completed" is not an OOM kill */
@@ -174,24 +174,24 @@ static void podlist_gives_resources_states_and_ids(void **state)
     assert_int_equal(p->containers[0].id[0], '\0');
     assert_int_equal(p->containers[0].memory_request_bytes, 1000000000u);
 
-    kopt_kube_pod_list_clear(&l);
+    agent_kube_pod_list_clear(&l);
     free(json);
 }
 
 static void caps_count_what_does_not_fit(void **state)
 {
-    kopt_kube_limits_t lim = {.max_items = 3, .max_containers = 1};
-    kopt_kube_pod_list_t l;
+    agent_kube_limits_t lim = {.max_items = 3, .max_containers = 1};
+    agent_kube_pod_list_t l;
     size_t len;
     char *json = fixture("pods.json", &len);
 
     (void)state;
-    assert_int_equal(kopt_kube_parse_pods(json, len, &lim, &l), 0);
+    assert_int_equal(agent_kube_parse_pods(json, len, &lim, &l), 0);
     assert_int_equal(l.n_pods, 3);
     assert_int_equal(l.dropped_items, 4);
     assert_int_equal(l.pods[0].n_containers, 1);
     assert_int_equal(l.dropped_containers, 1); /* web's istio-proxy */
-    kopt_kube_pod_list_clear(&l);
+    agent_kube_pod_list_clear(&l);
     free(json);
 }
 
@@ -199,11 +199,11 @@ static void bad_bodies_are_clean_errors(void **state)
 {
     static const char *const bodies[] = {"",           "null", "[]", "{\"items\": 3}",
                                          "{\"kind\":", "42",   "{}"};
-    kopt_kube_pod_list_t pl;
-    kopt_kube_object_list_t ol;
-    kopt_kube_hpa_list_t hl;
-    kopt_kube_node_t node;
-    kopt_kubelet_summary_t sum;
+    agent_kube_pod_list_t pl;
+    agent_kube_object_list_t ol;
+    agent_kube_hpa_list_t hl;
+    agent_kube_node_t node;
+    agent_kubelet_summary_t sum;
     const char *one_bad = "{\"items\":[{\"metadata\":{\"name\":\"x\"}},"
                           "{\"metadata\":{\"name\":\"ok\",\"namespace\":\"n\",\"uid\":\"u\"}}]}";
 
@@ -211,32 +211,32 @@ static void bad_bodies_are_clean_errors(void **state)
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         size_t n = strlen(bodies[i]);
 
-        assert_int_equal(kopt_kube_parse_pods(bodies[i], n, NULL, &pl), -EINVAL);
-        assert_int_equal(kopt_kube_parse_objects(bodies[i], n, NULL, &ol), -EINVAL);
-        assert_int_equal(kopt_kube_parse_hpas(bodies[i], n, NULL, &hl), -EINVAL);
-        assert_int_equal(kopt_kube_parse_node(bodies[i], n, &node), -EINVAL);
-        assert_int_equal(kopt_kubelet_parse_summary(bodies[i], n, NULL, &sum), -EINVAL);
+        assert_int_equal(agent_kube_parse_pods(bodies[i], n, NULL, &pl), -EINVAL);
+        assert_int_equal(agent_kube_parse_objects(bodies[i], n, NULL, &ol), -EINVAL);
+        assert_int_equal(agent_kube_parse_hpas(bodies[i], n, NULL, &hl), -EINVAL);
+        assert_int_equal(agent_kube_parse_node(bodies[i], n, &node), -EINVAL);
+        assert_int_equal(agent_kubelet_parse_summary(bodies[i], n, NULL, &sum), -EINVAL);
     }
     /* A pod without namespace or uid is skipped and counted, not fatal. */
-    assert_int_equal(kopt_kube_parse_pods(one_bad, strlen(one_bad), NULL, &pl), 0);
+    assert_int_equal(agent_kube_parse_pods(one_bad, strlen(one_bad), NULL, &pl), 0);
     assert_int_equal(pl.n_pods, 1);
     assert_int_equal(pl.dropped_items, 1);
-    kopt_kube_pod_list_clear(&pl);
+    agent_kube_pod_list_clear(&pl);
 }
 
 /* A find callback over the recorded lists. */
 typedef struct {
-    kopt_kube_object_list_t lists[3];
+    agent_kube_object_list_t lists[3];
 } objects_t;
 
-static const kopt_kube_object_t *find(void *data, const char *ns, const char *kind,
-                                      const char *name)
+static const agent_kube_object_t *find(void *data, const char *ns, const char *kind,
+                                       const char *name)
 {
     objects_t *o = data;
 
     for (int l = 0; l < 3; l++)
         for (size_t i = 0; i < o->lists[l].n_items; i++) {
-            const kopt_kube_object_t *x = &o->lists[l].items[i];
+            const agent_kube_object_t *x = &o->lists[l].items[i];
 
             if (!strcmp(x->namespace_, ns) && !strcmp(x->kind_name, kind) && !strcmp(x->name, name))
                 return x;
@@ -248,29 +248,29 @@ static void owners_resolve_to_the_top_workload(void **state)
 {
     static const struct {
         const char *pod;
-        kopt_kube_kind_t kind;
+        agent_kube_kind_t kind;
         const char *name;
         bool complete;
     } want[] = {
-        {"web-7d9f8b6c5d-x2x7q", KOPT_KUBE_KIND_DEPLOYMENT, "web", true},
-        {"report-28484460-7kq2m", KOPT_KUBE_KIND_CRON_JOB, "report", true},
-        {"postgres-0", KOPT_KUBE_KIND_STATEFUL_SET, "postgres", true},
-        {"debug", KOPT_KUBE_KIND_POD, "debug", true},
-        {"node-exporter-8xk2p", KOPT_KUBE_KIND_DAEMON_SET, "node-exporter", true},
-        {"api-5c6d7e8f9-qwert", KOPT_KUBE_KIND_DEPLOYMENT, "api", false},     /* RS unknown */
-        {"kube-proxy-node-1", KOPT_KUBE_KIND_POD, "kube-proxy-node-1", true}, /* static */
+        {"web-7d9f8b6c5d-x2x7q", AGENT_KUBE_KIND_DEPLOYMENT, "web", true},
+        {"report-28484460-7kq2m", AGENT_KUBE_KIND_CRON_JOB, "report", true},
+        {"postgres-0", AGENT_KUBE_KIND_STATEFUL_SET, "postgres", true},
+        {"debug", AGENT_KUBE_KIND_POD, "debug", true},
+        {"node-exporter-8xk2p", AGENT_KUBE_KIND_DAEMON_SET, "node-exporter", true},
+        {"api-5c6d7e8f9-qwert", AGENT_KUBE_KIND_DEPLOYMENT, "api", false},     /* RS unknown */
+        {"kube-proxy-node-1", AGENT_KUBE_KIND_POD, "kube-proxy-node-1", true}, /* static */
     };
     static const char *const files[] = {"replicasets.json", "jobs.json", "workloads.json"};
     objects_t o;
-    kopt_kube_pod_list_t pods;
-    kopt_kube_workload_ref_t ref;
+    agent_kube_pod_list_t pods;
+    agent_kube_workload_ref_t ref;
     size_t len;
     char *json;
 
     (void)state;
     for (int i = 0; i < 3; i++) {
         json = fixture(files[i], &len);
-        assert_int_equal(kopt_kube_parse_objects(json, len, NULL, &o.lists[i]), 0);
+        assert_int_equal(agent_kube_parse_objects(json, len, NULL, &o.lists[i]), 0);
         free(json);
     }
     /* Items of typed lists take their kind from the list. */
@@ -283,44 +283,44 @@ static void owners_resolve_to_the_top_workload(void **state)
     assert_string_equal(o.lists[1].items[0].owner_kind, "CronJob");
     assert_int_equal(o.lists[1].items[1].replicas, 3);
     assert_int_equal(o.lists[2].n_items, 4);
-    assert_int_equal(o.lists[2].items[0].kind, KOPT_KUBE_KIND_DEPLOYMENT);
+    assert_int_equal(o.lists[2].items[0].kind, AGENT_KUBE_KIND_DEPLOYMENT);
     assert_int_equal(o.lists[2].items[0].replicas, 4);
     assert_int_equal(o.lists[2].items[0].ready_replicas, 3);
-    assert_int_equal(o.lists[2].items[2].kind, KOPT_KUBE_KIND_DAEMON_SET);
+    assert_int_equal(o.lists[2].items[2].kind, AGENT_KUBE_KIND_DAEMON_SET);
     assert_int_equal(o.lists[2].items[2].replicas, 12);
     assert_int_equal(o.lists[2].items[2].ready_replicas, 11);
     assert_int_equal(o.lists[2].items[3].replicas, 1); /* one active Job */
 
     json = fixture("pods.json", &len);
-    assert_int_equal(kopt_kube_parse_pods(json, len, NULL, &pods), 0);
+    assert_int_equal(agent_kube_parse_pods(json, len, NULL, &pods), 0);
     free(json);
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        kopt_kube_resolve_owner(pod_named(&pods, want[i].pod), find, &o, &ref);
+        agent_kube_resolve_owner(pod_named(&pods, want[i].pod), find, &o, &ref);
         assert_int_equal(ref.kind, want[i].kind);
         assert_string_equal(ref.name, want[i].name);
         assert_int_equal(ref.complete, want[i].complete);
     }
     /* Without any owner objects: the Job stays a Job (incomplete). */
-    kopt_kube_resolve_owner(pod_named(&pods, "report-28484460-7kq2m"), NULL, NULL, &ref);
-    assert_int_equal(ref.kind, KOPT_KUBE_KIND_JOB);
+    agent_kube_resolve_owner(pod_named(&pods, "report-28484460-7kq2m"), NULL, NULL, &ref);
+    assert_int_equal(ref.kind, AGENT_KUBE_KIND_JOB);
     assert_string_equal(ref.name, "report-28484460");
     assert_false(ref.complete);
-    kopt_kube_pod_list_clear(&pods);
+    agent_kube_pod_list_clear(&pods);
     for (int i = 0; i < 3; i++)
-        kopt_kube_object_list_clear(&o.lists[i]);
+        agent_kube_object_list_clear(&o.lists[i]);
 }
 
 static void hpas_give_targets_and_metric_names(void **state)
 {
-    kopt_kube_hpa_list_t l;
-    const kopt_kube_hpa_t *h;
+    agent_kube_hpa_list_t l;
+    const agent_kube_hpa_t *h;
     size_t len;
     char *json = fixture("hpas.json", &len);
 
     (void)state;
-    assert_int_equal(kopt_kube_parse_hpas(json, len, NULL, &l), 0);
+    assert_int_equal(agent_kube_parse_hpas(json, len, NULL, &l), 0);
     assert_int_equal(l.n_items, 3);
-    h = kopt_kube_hpa_for(l.items, l.n_items, "shop", KOPT_KUBE_KIND_DEPLOYMENT, "web");
+    h = agent_kube_hpa_for(l.items, l.n_items, "shop", AGENT_KUBE_KIND_DEPLOYMENT, "web");
     assert_non_null(h);
     assert_string_equal(h->name, "web");
     assert_int_equal(h->min_replicas, 2);
@@ -333,7 +333,7 @@ static void hpas_give_targets_and_metric_names(void **state)
     assert_string_equal(h->metric_names[2], "http_requests_per_second");
     assert_string_equal(h->metric_names[3], "queue_depth");
 
-    h = kopt_kube_hpa_for(l.items, l.n_items, "db", KOPT_KUBE_KIND_STATEFUL_SET, "postgres");
+    h = agent_kube_hpa_for(l.items, l.n_items, "db", AGENT_KUBE_KIND_STATEFUL_SET, "postgres");
     assert_non_null(h);
     assert_int_equal(h->min_replicas, 1); /* defaulted */
     assert_int_equal(h->target_memory_utilization_percent, 85);
@@ -341,22 +341,23 @@ static void hpas_give_targets_and_metric_names(void **state)
     assert_string_equal(h->metric_names[1], "replication_lag_seconds");
 
     /* No metrics: autoscaling/v2 defaults to 80 % CPU. */
-    h = kopt_kube_hpa_for(l.items, l.n_items, "shop", KOPT_KUBE_KIND_DEPLOYMENT, "checkout");
+    h = agent_kube_hpa_for(l.items, l.n_items, "shop", AGENT_KUBE_KIND_DEPLOYMENT, "checkout");
     assert_non_null(h);
     assert_int_equal(h->target_cpu_utilization_percent, 80);
-    assert_null(kopt_kube_hpa_for(l.items, l.n_items, "shop", KOPT_KUBE_KIND_STATEFUL_SET, "web"));
-    kopt_kube_hpa_list_clear(&l);
+    assert_null(
+        agent_kube_hpa_for(l.items, l.n_items, "shop", AGENT_KUBE_KIND_STATEFUL_SET, "web"));
+    agent_kube_hpa_list_clear(&l);
     free(json);
 }
 
 static void node_gives_facts(void **state)
 {
-    kopt_kube_node_t n;
+    agent_kube_node_t n;
     size_t len;
     char *json = fixture("node.json", &len);
 
     (void)state;
-    assert_int_equal(kopt_kube_parse_node(json, len, &n), 0);
+    assert_int_equal(agent_kube_parse_node(json, len, &n), 0);
     assert_string_equal(n.name, "node-1");
     assert_true(n.cpu_capacity_cores == 4);
     assert_true(n.cpu_allocatable_cores > 3.919 && n.cpu_allocatable_cores < 3.921);
@@ -374,21 +375,21 @@ static void node_gives_facts(void **state)
 
 static void kubelet_summary_gives_usage(void **state)
 {
-    kopt_kubelet_summary_t s;
-    const kopt_kubelet_container_t *c;
-    kopt_kube_limits_t lim = {.max_items = 2, .max_containers = 1};
+    agent_kubelet_summary_t s;
+    const agent_kubelet_container_t *c;
+    agent_kube_limits_t lim = {.max_items = 2, .max_containers = 1};
     size_t len;
     char *json = fixture("summary.json", &len);
 
     (void)state;
-    assert_int_equal(kopt_kubelet_parse_summary(json, len, NULL, &s), 0);
+    assert_int_equal(agent_kubelet_parse_summary(json, len, NULL, &s), 0);
     assert_string_equal(s.node_name, "node-1");
     assert_int_equal(s.cpu_usage_core_ns, 45678901234567ull);
     assert_int_equal(s.cpu_usage_nano_cores, 1234567890ull);
     assert_int_equal(s.memory_working_set_bytes, 6291456000ull);
     assert_int_equal(s.memory_available_bytes, 9876543210ull);
     assert_int_equal(s.n_pods, 3);
-    c = kopt_kubelet_find(&s, "0b6e4b8e-2f1c-4d3a-9a57-1c2d3e4f5a6b", "app");
+    c = agent_kubelet_find(&s, "0b6e4b8e-2f1c-4d3a-9a57-1c2d3e4f5a6b", "app");
     assert_non_null(c);
     assert_true(c->has_cpu && c->has_memory);
     assert_int_equal(c->cpu_usage_core_ns, 61234567890ull);
@@ -396,14 +397,14 @@ static void kubelet_summary_gives_usage(void **state)
     assert_int_equal(c->memory_rss_bytes, 234881024);
     assert_int_equal(c->start_ms, 1709288131000LL);
     assert_int_equal(c->at_ms, 1709288400000LL);
-    assert_null(kopt_kubelet_find(&s, "0b6e4b8e-2f1c-4d3a-9a57-1c2d3e4f5a6b", "nope"));
-    kopt_kubelet_summary_clear(&s);
+    assert_null(agent_kubelet_find(&s, "0b6e4b8e-2f1c-4d3a-9a57-1c2d3e4f5a6b", "nope"));
+    agent_kubelet_summary_clear(&s);
 
-    assert_int_equal(kopt_kubelet_parse_summary(json, len, &lim, &s), 0);
+    assert_int_equal(agent_kubelet_parse_summary(json, len, &lim, &s), 0);
     assert_int_equal(s.n_pods, 2);
     assert_int_equal(s.dropped_pods, 1);
     assert_int_equal(s.dropped_containers, 1);
-    kopt_kubelet_summary_clear(&s);
+    agent_kubelet_summary_clear(&s);
     free(json);
 }
 

@@ -18,11 +18,11 @@
 
 #include "proc_source.h"
 
-static kopt_proc_group_t seen[4];
+static agent_proc_group_t seen[4];
 static char names[4][32];
 static size_t n_seen;
 
-static void record(const kopt_proc_group_t *g, void *data)
+static void record(const agent_proc_group_t *g, void *data)
 {
     (void)data;
     if (n_seen < 4) {
@@ -36,15 +36,15 @@ static void record(const kopt_proc_group_t *g, void *data)
 static void busy_child_is_measured(void **state)
 {
     static const char *const rules[] = {"spinner=^sh -c while :; do :; done", "nothing=^no-such$"};
-    kopt_proc_source_t *p;
+    agent_proc_source_t *p;
     char err[256];
     pid_t pid;
     uint64_t cpu0;
 
     (void)state;
-    assert_int_equal(kopt_proc_source_new("/proc", rules, 2, &p, err, sizeof(err)), 0);
+    assert_int_equal(agent_proc_source_new("/proc", rules, 2, &p, err, sizeof(err)), 0);
     n_seen = 0;
-    assert_int_equal(kopt_proc_source_scan(p, 0, record, NULL), 0);
+    assert_int_equal(agent_proc_source_scan(p, 0, record, NULL), 0);
     assert_int_equal(n_seen, 2);
     pid = fork();
     if (pid == 0) {
@@ -53,33 +53,33 @@ static void busy_child_is_measured(void **state)
     }
     usleep(300000);
     n_seen = 0;
-    assert_int_equal(kopt_proc_source_scan(p, 0, record, NULL), 0);
+    assert_int_equal(agent_proc_source_scan(p, 0, record, NULL), 0);
     cpu0 = seen[0].cpu_usage_ns;
     assert_int_equal(seen[0].processes, 1);
     assert_true(seen[0].rss_bytes > 0);
     usleep(500000);
     n_seen = 0;
-    assert_int_equal(kopt_proc_source_scan(p, 0, record, NULL), 0);
+    assert_int_equal(agent_proc_source_scan(p, 0, record, NULL), 0);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     /* About 0.5 s of CPU in 0.5 s; allow for a busy machine. */
     assert_true(seen[0].cpu_usage_ns - cpu0 > 100000000ULL);
     assert_string_equal(seen[1].group, "nothing");
     assert_int_equal(seen[1].processes, 0);
-    kopt_proc_source_free(p);
+    agent_proc_source_free(p);
 }
 
 static void bad_rules_are_refused(void **state)
 {
     static const char *const bad[] = {"noequals"};
     static const char *const badre[] = {"x=("};
-    kopt_proc_source_t *p;
+    agent_proc_source_t *p;
     char err[256];
 
     (void)state;
-    assert_int_equal(kopt_proc_source_new("/proc", bad, 1, &p, err, sizeof(err)), -EINVAL);
+    assert_int_equal(agent_proc_source_new("/proc", bad, 1, &p, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "expected name=regex"));
-    assert_int_equal(kopt_proc_source_new("/proc", badre, 1, &p, err, sizeof(err)), -EINVAL);
+    assert_int_equal(agent_proc_source_new("/proc", badre, 1, &p, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "bad regular expression"));
 }
 

@@ -26,7 +26,7 @@ static void contiguous_hours_are_one_range(void **state)
     char *sql = NULL;
 
     (void)state;
-    assert_int_equal(kopt_rollup_sql_hours("kopt", "prod", hours, 4, &sql), 0);
+    assert_int_equal(agg_rollup_sql_hours("kopt", "prod", hours, 4, &sql), 0);
     assert_non_null(strstr(sql, "INSERT INTO kopt.container_hourly ("));
     assert_non_null(strstr(sql, "WHERE window_start >= toDateTime(1800000000) AND window_start < "
                                 "toDateTime(1800010800) AND cluster = 'prod'\n"));
@@ -48,7 +48,7 @@ static void scattered_hours_are_listed(void **state)
     char *sql = NULL;
 
     (void)state;
-    assert_int_equal(kopt_rollup_sql_hours("kopt", NULL, hours, 3, &sql), 0);
+    assert_int_equal(agg_rollup_sql_hours("kopt", NULL, hours, 3, &sql), 0);
     assert_non_null(strstr(sql, "WHERE window_start >= toDateTime(1800000000) AND window_start < "
                                 "toDateTime(1800021600) AND intDiv(toUInt32(window_start), 3600) "
                                 "IN (500000, 500002, 500005)\n"));
@@ -58,91 +58,91 @@ static void scattered_hours_are_listed(void **state)
 
 static void one_hour_and_bad_input(void **state)
 {
-    int64_t hours[KOPT_ROLLUP_MAX_HOURS + 1];
+    int64_t hours[AGG_ROLLUP_MAX_HOURS + 1];
     char *sql = NULL, *one = NULL;
 
     (void)state;
-    assert_int_equal(kopt_rollup_sql("kopt", "it's", H, &one), 0);
-    assert_int_equal(kopt_rollup_sql_hours("kopt", "it's", &hours[0], 0, &sql), -EINVAL);
+    assert_int_equal(agg_rollup_sql("kopt", "it's", H, &one), 0);
+    assert_int_equal(agg_rollup_sql_hours("kopt", "it's", &hours[0], 0, &sql), -EINVAL);
     hours[0] = H;
-    assert_int_equal(kopt_rollup_sql_hours("kopt", "it's", hours, 1, &sql), 0);
+    assert_int_equal(agg_rollup_sql_hours("kopt", "it's", hours, 1, &sql), 0);
     assert_string_equal(sql, one);
     assert_non_null(strstr(sql, "cluster = 'it\\'s'"));
     free(sql);
     free(one);
     hours[0] = H + 60;
-    assert_int_equal(kopt_rollup_sql_hours("kopt", NULL, hours, 1, &sql), -EINVAL);
+    assert_int_equal(agg_rollup_sql_hours("kopt", NULL, hours, 1, &sql), -EINVAL);
     assert_null(sql);
-    for (int i = 0; i <= KOPT_ROLLUP_MAX_HOURS; i++)
+    for (int i = 0; i <= AGG_ROLLUP_MAX_HOURS; i++)
         hours[i] = H + 3600 * i;
-    assert_int_equal(kopt_rollup_sql_hours("kopt", NULL, hours, KOPT_ROLLUP_MAX_HOURS + 1, &sql),
+    assert_int_equal(agg_rollup_sql_hours("kopt", NULL, hours, AGG_ROLLUP_MAX_HOURS + 1, &sql),
                      -EINVAL);
-    assert_int_equal(kopt_rollup_sql_hours("kopt; DROP", NULL, hours, 1, &sql), -EINVAL);
+    assert_int_equal(agg_rollup_sql_hours("kopt; DROP", NULL, hours, 1, &sql), -EINVAL);
 }
 
 static void watermark_moves_only_where_nothing_failed(void **state)
 {
-    kopt_rollup_state_t st;
-    kopt_hourset_t todo, failed;
+    agg_rollup_state_t st;
+    agg_hourset_t todo, failed;
 
     (void)state;
-    kopt_rollup_state_init(&st, "host-a/42", 60, 1000);
-    kopt_hourset_init(&todo);
-    kopt_hourset_init(&failed);
-    assert_int_equal(kopt_rollup_state_lag(&st, 1030), 30); /* since start, nothing known */
-    kopt_hourset_add(&todo, "prod", H);
-    kopt_hourset_add(&todo, "dev", H + 10);
-    kopt_hourset_add(&failed, "dev", H);
-    kopt_rollup_state_update(&st, &todo, &failed, 2000);
+    agg_rollup_state_init(&st, "host-a/42", 60, 1000);
+    agg_hourset_init(&todo);
+    agg_hourset_init(&failed);
+    assert_int_equal(agg_rollup_state_lag(&st, 1030), 30); /* since start, nothing known */
+    agg_hourset_add(&todo, "prod", H);
+    agg_hourset_add(&todo, "dev", H + 10);
+    agg_hourset_add(&failed, "dev", H);
+    agg_rollup_state_update(&st, &todo, &failed, 2000);
     assert_int_equal(st.n, 2);
     assert_int_equal(st.marks[0].watermark, 2000); /* prod */
     assert_int_equal(st.marks[1].watermark, 1000); /* dev failed: still at the start */
-    assert_int_equal(kopt_rollup_state_lag(&st, 2100), 1100);
+    assert_int_equal(agg_rollup_state_lag(&st, 2100), 1100);
     /* A pass with no data for a cluster moves it too: nothing was stored. */
-    kopt_hourset_clear(&todo);
-    kopt_hourset_clear(&failed);
-    kopt_rollup_state_update(&st, &todo, &failed, 3000);
+    agg_hourset_clear(&todo);
+    agg_hourset_clear(&failed);
+    agg_rollup_state_update(&st, &todo, &failed, 3000);
     assert_int_equal(st.marks[0].watermark, 3000);
     assert_int_equal(st.marks[1].watermark, 3000);
     /* A failed statement for every cluster (the lateness window) holds all. */
-    kopt_hourset_add(&failed, "", H);
-    kopt_rollup_state_update(&st, &todo, &failed, 4000);
+    agg_hourset_add(&failed, "", H);
+    agg_rollup_state_update(&st, &todo, &failed, 4000);
     assert_int_equal(st.marks[0].watermark, 3000);
-    assert_int_equal(kopt_rollup_state_lag(&st, 2000), 0);
-    kopt_hourset_free(&todo);
-    kopt_hourset_free(&failed);
-    kopt_rollup_state_free(&st);
+    assert_int_equal(agg_rollup_state_lag(&st, 2000), 0);
+    agg_hourset_free(&todo);
+    agg_hourset_free(&failed);
+    agg_rollup_state_free(&st);
 }
 
 static void state_row_per_cluster_with_its_pending_hours(void **state)
 {
-    kopt_rollup_state_t st;
-    kopt_hourset_t todo, none, pending;
+    agg_rollup_state_t st;
+    agg_hourset_t todo, none, pending;
     char *sql = NULL;
 
     (void)state;
-    kopt_rollup_state_init(&st, "host-a/42", 60, 1000);
-    kopt_hourset_init(&todo);
-    kopt_hourset_init(&none);
-    kopt_hourset_init(&pending);
-    assert_int_equal(kopt_rollup_state_sql("kopt", &st, &pending, 5000, &sql), -ENODATA);
-    kopt_hourset_add(&todo, "prod", H);
-    kopt_hourset_add(&todo, "o'k", H);
-    kopt_rollup_state_update(&st, &todo, &none, 2000);
-    kopt_hourset_add(&pending, "prod", H + 7200 + 5);
-    kopt_hourset_add(&pending, "prod", H + 10);
-    kopt_hourset_add(&pending, "", H + 3600); /* a cluster name too long to keep: every cluster */
-    assert_int_equal(kopt_rollup_state_sql("kopt", &st, &pending, 5000, &sql), 0);
+    agg_rollup_state_init(&st, "host-a/42", 60, 1000);
+    agg_hourset_init(&todo);
+    agg_hourset_init(&none);
+    agg_hourset_init(&pending);
+    assert_int_equal(agg_rollup_state_sql("kopt", &st, &pending, 5000, &sql), -ENODATA);
+    agg_hourset_add(&todo, "prod", H);
+    agg_hourset_add(&todo, "o'k", H);
+    agg_rollup_state_update(&st, &todo, &none, 2000);
+    agg_hourset_add(&pending, "prod", H + 7200 + 5);
+    agg_hourset_add(&pending, "prod", H + 10);
+    agg_hourset_add(&pending, "", H + 3600); /* a cluster name too long to keep: every cluster */
+    assert_int_equal(agg_rollup_state_sql("kopt", &st, &pending, 5000, &sql), 0);
     assert_string_equal(sql, "INSERT INTO kopt.rollup_state (cluster, replica, watermark, pending, "
                              "interval_seconds, updated_at) VALUES\n"
                              "('prod', 'host-a/42', 2000, [1800000000,1800003600,1800007200], 60, "
                              "5000),\n"
                              "('o\\'k', 'host-a/42', 2000, [1800003600], 60, 5000)");
     free(sql);
-    kopt_hourset_free(&todo);
-    kopt_hourset_free(&none);
-    kopt_hourset_free(&pending);
-    kopt_rollup_state_free(&st);
+    agg_hourset_free(&todo);
+    agg_hourset_free(&none);
+    agg_hourset_free(&pending);
+    agg_rollup_state_free(&st);
 }
 
 static void covered_seconds_migration(void **state)
@@ -154,21 +154,21 @@ static void covered_seconds_migration(void **state)
     (void)state;
     kopt_ch_version_parse("18.16.1", &old);
     kopt_ch_version_parse("23.8.2.7", &cur);
-    assert_int_equal(kopt_schema_sql(8, &old, "kopt", NULL, &sql, &name), 0);
+    assert_int_equal(agg_schema_sql(8, &old, "kopt", NULL, &sql, &name), 0);
     assert_string_equal(name, "container_hourly_covered_seconds");
     assert_string_equal(sql, "ALTER TABLE kopt.container_hourly ADD COLUMN covered_seconds UInt64");
     free(sql);
-    assert_int_equal(kopt_schema_sql(8, &cur, "kopt", NULL, &sql, &name), 0);
+    assert_int_equal(agg_schema_sql(8, &cur, "kopt", NULL, &sql, &name), 0);
     assert_string_equal(
         sql, "ALTER TABLE kopt.container_hourly ADD COLUMN covered_seconds UInt64 CODEC(ZSTD(1))");
     free(sql);
-    assert_int_equal(kopt_schema_sql(9, &old, "kopt", NULL, &sql, &name), 0);
+    assert_int_equal(agg_schema_sql(9, &old, "kopt", NULL, &sql, &name), 0);
     assert_string_equal(name, "create_rollup_state");
     assert_non_null(strstr(sql, "CREATE TABLE IF NOT EXISTS kopt.rollup_state"));
     assert_non_null(strstr(sql, "pending Array(DateTime)"));
     assert_non_null(strstr(sql, "ORDER BY (cluster, replica)"));
     free(sql);
-    assert_int_equal(kopt_schema_latest(), 9);
+    assert_int_equal(agg_schema_latest(), 9);
 }
 
 int main(void)

@@ -74,7 +74,7 @@ static void make_window(window_t *x)
     x->w.sample_count = 12;
 }
 
-static const kopt_rowbinary_batch_t batch_id = {
+static const agg_rowbinary_batch_t batch_id = {
     .cluster = "prod",
     .node = "node-1",
     .agent_id = "agent-a",
@@ -91,11 +91,11 @@ static void known_row_bytes(void **state)
     (void)state;
     kopt_ch_buf_init(&b);
     make_window(&x);
-    assert_int_equal(kopt_rowbinary_window(&b, &batch_id, &x.w), 0);
+    assert_int_equal(agg_rowbinary_window(&b, &batch_id, &x.w), 0);
     assert_int_equal(b.len, sizeof(known_row));
     assert_memory_equal(b.data, known_row, sizeof(known_row));
     /* A second row is appended after the first, identical. */
-    assert_int_equal(kopt_rowbinary_window(&b, &batch_id, &x.w), 0);
+    assert_int_equal(agg_rowbinary_window(&b, &batch_id, &x.w), 0);
     assert_int_equal(b.len, 2 * sizeof(known_row));
     assert_memory_equal(b.data + sizeof(known_row), known_row, sizeof(known_row));
     kopt_ch_buf_free(&b);
@@ -151,15 +151,15 @@ static void bad_times_leave_buffer_unchanged(void **state)
 
     (void)state;
     make_window(&x);
-    assert_int_equal(kopt_rowbinary_window(&b, &batch_id, &x.w), 0);
+    assert_int_equal(agg_rowbinary_window(&b, &batch_id, &x.w), 0);
     x.w.window_end = NULL;
-    assert_int_equal(kopt_rowbinary_window(&b, &batch_id, &x.w), -EINVAL);
+    assert_int_equal(agg_rowbinary_window(&b, &batch_id, &x.w), -EINVAL);
     assert_int_equal(b.len, sizeof(known_row));
     x.w.window_end = &x.end;
     x.start.seconds = -1;
-    assert_int_equal(kopt_rowbinary_window(&b, &batch_id, &x.w), -EINVAL);
+    assert_int_equal(agg_rowbinary_window(&b, &batch_id, &x.w), -EINVAL);
     x.start.seconds = 4294967296LL; /* 2106: past DateTime */
-    assert_int_equal(kopt_rowbinary_window(&b, &batch_id, &x.w), -EINVAL);
+    assert_int_equal(agg_rowbinary_window(&b, &batch_id, &x.w), -EINVAL);
     assert_int_equal(b.len, sizeof(known_row));
     kopt_ch_buf_free(&b);
 }
@@ -185,13 +185,13 @@ static void metric_batch_is_all_or_nothing(void **state)
     }
     m.windows = ws;
     m.n_windows = 3;
-    assert_int_equal(kopt_rowbinary_metric_batch(&b, &m, 1700000100, &rows), 0);
+    assert_int_equal(agg_rowbinary_metric_batch(&b, &m, 1700000100, &rows), 0);
     assert_int_equal(rows, 3);
     assert_int_equal(b.len, 3 * sizeof(known_row));
     for (int i = 0; i < 3; i++)
         assert_memory_equal(b.data + i * sizeof(known_row), known_row, sizeof(known_row));
     x[2].w.window_start = NULL;
-    assert_int_equal(kopt_rowbinary_metric_batch(&b, &m, 1700000100, &rows), -EINVAL);
+    assert_int_equal(agg_rowbinary_metric_batch(&b, &m, 1700000100, &rows), -EINVAL);
     assert_int_equal(rows, 0);
     assert_int_equal(b.len, 3 * sizeof(known_row));
     kopt_ch_buf_free(&b);
@@ -199,23 +199,23 @@ static void metric_batch_is_all_or_nothing(void **state)
 
 static void kinds_and_columns(void **state)
 {
-    const char *p = KOPT_ROWBINARY_WINDOW_COLUMNS;
+    const char *p = AGG_ROWBINARY_WINDOW_COLUMNS;
     int commas = 0;
 
     (void)state;
-    assert_string_equal(kopt_rowbinary_workload_kind(1), "Deployment");
-    assert_string_equal(kopt_rowbinary_workload_kind(2), "StatefulSet");
-    assert_string_equal(kopt_rowbinary_workload_kind(3), "DaemonSet");
-    assert_string_equal(kopt_rowbinary_workload_kind(4), "Job");
-    assert_string_equal(kopt_rowbinary_workload_kind(5), "CronJob");
-    assert_string_equal(kopt_rowbinary_workload_kind(6), "ReplicaSet");
-    assert_string_equal(kopt_rowbinary_workload_kind(7), "Pod");
-    assert_string_equal(kopt_rowbinary_workload_kind(8), "ProcessGroup");
-    assert_string_equal(kopt_rowbinary_workload_kind(0), "");
-    assert_string_equal(kopt_rowbinary_workload_kind(99), "");
+    assert_string_equal(agg_rowbinary_workload_kind(1), "Deployment");
+    assert_string_equal(agg_rowbinary_workload_kind(2), "StatefulSet");
+    assert_string_equal(agg_rowbinary_workload_kind(3), "DaemonSet");
+    assert_string_equal(agg_rowbinary_workload_kind(4), "Job");
+    assert_string_equal(agg_rowbinary_workload_kind(5), "CronJob");
+    assert_string_equal(agg_rowbinary_workload_kind(6), "ReplicaSet");
+    assert_string_equal(agg_rowbinary_workload_kind(7), "Pod");
+    assert_string_equal(agg_rowbinary_workload_kind(8), "ProcessGroup");
+    assert_string_equal(agg_rowbinary_workload_kind(0), "");
+    assert_string_equal(agg_rowbinary_workload_kind(99), "");
     for (; *p; p++)
         commas += *p == ',';
-    assert_int_equal(commas + 1, KOPT_ROWBINARY_WINDOW_NCOLUMNS);
+    assert_int_equal(commas + 1, AGG_ROWBINARY_WINDOW_NCOLUMNS);
 }
 
 /* ---- the reader ---------------------------------------------------------- */

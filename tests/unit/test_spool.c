@@ -62,33 +62,33 @@ static size_t payload(uint64_t seq, uint8_t *buf)
     return len;
 }
 
-static void append_n(kopt_spool_t *sp, int n, uint64_t *epoch)
+static void append_n(agent_spool_t *sp, int n, uint64_t *epoch)
 {
     uint8_t buf[512];
     uint64_t seq;
 
     for (int i = 0; i < n; i++) {
-        kopt_spool_take_id(sp, epoch, &seq);
-        assert_int_equal(kopt_spool_append(sp, *epoch, seq, buf, payload(seq, buf)), 0);
+        agent_spool_take_id(sp, epoch, &seq);
+        assert_int_equal(agent_spool_append(sp, *epoch, seq, buf, payload(seq, buf)), 0);
     }
 }
 
 /* Replays everything unacked and checks it is (epoch, first..last), intact. */
-static void expect_replay(kopt_spool_t *sp, uint64_t epoch, uint64_t first, uint64_t last)
+static void expect_replay(agent_spool_t *sp, uint64_t epoch, uint64_t first, uint64_t last)
 {
-    kopt_spool_entry_t e;
+    agent_spool_entry_t e;
     uint8_t want[512];
 
-    kopt_spool_rewind(sp);
+    agent_spool_rewind(sp);
     for (uint64_t s = first; s <= last; s++) {
-        assert_int_equal(kopt_spool_peek(sp, &e), 0);
+        assert_int_equal(agent_spool_peek(sp, &e), 0);
         assert_true(e.epoch == epoch);
         assert_int_equal(e.seq, s);
         assert_int_equal(e.len, payload(s, want));
         assert_memory_equal(e.data, want, e.len);
-        kopt_spool_next(sp);
+        agent_spool_next(sp);
     }
-    assert_int_equal(kopt_spool_peek(sp, &e), -ENOENT);
+    assert_int_equal(agent_spool_peek(sp, &e), -ENOENT);
 }
 
 static void segment_path(int id, char *p, size_t cap)
@@ -99,145 +99,145 @@ static void segment_path(int id, char *p, size_t cap)
 static void codec(void **state)
 {
     uint8_t buf[256], acks_buf[64];
-    kopt_spool_record_t r;
-    kopt_spool_scan_t st;
-    kopt_spool_ack_t acks[2] = {{5, 9}, {6, 1}}, back[2];
-    size_t n, off = KOPT_SPOOL_SEGMENT_HEADER;
+    agent_spool_record_t r;
+    agent_spool_scan_t st;
+    agent_spool_ack_t acks[2] = {{5, 9}, {6, 1}}, back[2];
+    size_t n, off = AGENT_SPOOL_SEGMENT_HEADER;
     uint64_t epoch;
 
     (void)state;
-    assert_int_equal(kopt_crc32c(0, "123456789", 9), 0xe3069283); /* the CRC-32C check value */
-    memcpy(buf, KOPT_SPOOL_SEGMENT_MAGIC, KOPT_SPOOL_SEGMENT_HEADER);
+    assert_int_equal(agent_crc32c(0, "123456789", 9), 0xe3069283); /* the CRC-32C check value */
+    memcpy(buf, AGENT_SPOOL_SEGMENT_MAGIC, AGENT_SPOOL_SEGMENT_HEADER);
     for (int i = 1; i <= 3; i++) {
-        kopt_spool_record_header(buf + off, 77, (uint64_t)i, "hello", 5);
-        memcpy(buf + off + KOPT_SPOOL_RECORD_HEADER, "hello", 5);
-        off += KOPT_SPOOL_RECORD_HEADER + 5;
+        agent_spool_record_header(buf + off, 77, (uint64_t)i, "hello", 5);
+        memcpy(buf + off + AGENT_SPOOL_RECORD_HEADER, "hello", 5);
+        off += AGENT_SPOOL_RECORD_HEADER + 5;
     }
-    assert_int_equal(kopt_spool_record_decode(buf + 8, off - 8, 1024, &r), 0);
+    assert_int_equal(agent_spool_record_decode(buf + 8, off - 8, 1024, &r), 0);
     assert_int_equal(r.epoch, 77);
     assert_int_equal(r.seq, 1);
     assert_int_equal(r.len, 5);
-    assert_int_equal(kopt_spool_record_decode(buf + 8, 20, 1024, &r), -EAGAIN);
-    assert_int_equal(kopt_spool_record_decode(buf + 8, 30, 1024, &r), -EAGAIN);
-    assert_int_equal(kopt_spool_record_decode(buf + 8, off - 8, 4, &r), -EBADMSG);
-    assert_int_equal(kopt_spool_record_decode(buf + 9, off - 9, 1024, &r), -EBADMSG);
+    assert_int_equal(agent_spool_record_decode(buf + 8, 20, 1024, &r), -EAGAIN);
+    assert_int_equal(agent_spool_record_decode(buf + 8, 30, 1024, &r), -EAGAIN);
+    assert_int_equal(agent_spool_record_decode(buf + 8, off - 8, 4, &r), -EBADMSG);
+    assert_int_equal(agent_spool_record_decode(buf + 9, off - 9, 1024, &r), -EBADMSG);
 
-    assert_int_equal(kopt_spool_segment_scan(buf, off, 1024, NULL, NULL, &st), 0);
+    assert_int_equal(agent_spool_segment_scan(buf, off, 1024, NULL, NULL, &st), 0);
     assert_int_equal(st.records, 3);
     assert_int_equal(st.valid_end, off);
     buf[8 + 33 + 30] ^= 1; /* the second record's payload */
-    assert_int_equal(kopt_spool_segment_scan(buf, off, 1024, NULL, NULL, &st), 0);
+    assert_int_equal(agent_spool_segment_scan(buf, off, 1024, NULL, NULL, &st), 0);
     assert_int_equal(st.records, 2);
     assert_int_equal(st.bad_regions, 1);
     assert_int_equal(st.bad_bytes, 33);
     assert_int_equal(st.tail_bytes, 0);
-    assert_int_equal(kopt_spool_segment_scan(buf, off - 1, 1024, NULL, NULL, &st), 0);
+    assert_int_equal(agent_spool_segment_scan(buf, off - 1, 1024, NULL, NULL, &st), 0);
     assert_int_equal(st.records, 1);
     assert_int_equal(st.tail_bytes, off - 1 - 41);
 
-    kopt_spool_ack_encode(acks, 2, acks_buf);
-    assert_int_equal(kopt_spool_ack_decode(acks_buf, kopt_spool_ack_size(2), back, 2, &n), 0);
+    agent_spool_ack_encode(acks, 2, acks_buf);
+    assert_int_equal(agent_spool_ack_decode(acks_buf, agent_spool_ack_size(2), back, 2, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(back[1].epoch, 6);
-    assert_int_equal(kopt_spool_ack_decode(acks_buf, kopt_spool_ack_size(2), back, 1, &n),
+    assert_int_equal(agent_spool_ack_decode(acks_buf, agent_spool_ack_size(2), back, 1, &n),
                      -EBADMSG);
     acks_buf[12] ^= 0x40;
-    assert_int_equal(kopt_spool_ack_decode(acks_buf, kopt_spool_ack_size(2), back, 2, &n),
+    assert_int_equal(agent_spool_ack_decode(acks_buf, agent_spool_ack_size(2), back, 2, &n),
                      -EBADMSG);
-    kopt_spool_state_encode(123, buf);
-    assert_int_equal(kopt_spool_state_decode(buf, KOPT_SPOOL_STATE_SIZE, &epoch), 0);
+    agent_spool_state_encode(123, buf);
+    assert_int_equal(agent_spool_state_decode(buf, AGENT_SPOOL_STATE_SIZE, &epoch), 0);
     assert_int_equal(epoch, 123);
-    assert_int_equal(kopt_spool_state_decode(buf, 3, &epoch), -EBADMSG);
+    assert_int_equal(agent_spool_state_decode(buf, 3, &epoch), -EBADMSG);
 }
 
 static void append_replay_ack(void **state)
 {
-    kopt_spool_opts_t o;
-    kopt_spool_t *sp, *other;
-    kopt_spool_stats_t st;
-    kopt_spool_entry_t e;
+    agent_spool_opts_t o;
+    agent_spool_t *sp, *other;
+    agent_spool_stats_t st;
+    agent_spool_entry_t e;
     uint64_t epoch;
 
     (void)state;
-    kopt_spool_opts_default(&o);
+    agent_spool_opts_default(&o);
     o.segment_bytes = 2048; /* several segments */
-    assert_int_equal(kopt_spool_open(dir, &o, &sp), 0);
-    assert_int_equal(kopt_spool_open(dir, &o, &other), -EBUSY);
-    assert_int_equal(kopt_spool_peek(sp, &e), -ENOENT);
+    assert_int_equal(agent_spool_open(dir, &o, &sp), 0);
+    assert_int_equal(agent_spool_open(dir, &o, &other), -EBUSY);
+    assert_int_equal(agent_spool_peek(sp, &e), -ENOENT);
     append_n(sp, 40, &epoch);
-    assert_int_equal(kopt_spool_append(sp, epoch, 0, "x", 1), -EINVAL);
-    kopt_spool_stats(sp, &st);
+    assert_int_equal(agent_spool_append(sp, epoch, 0, "x", 1), -EINVAL);
+    agent_spool_stats(sp, &st);
     assert_int_equal(st.records, 40);
     assert_true(st.segments > 3);
     expect_replay(sp, epoch, 1, 40);
 
     /* Send a few, get acked, reconnect: only the rest comes again. */
-    assert_int_equal(kopt_spool_ack(sp, epoch, 25), 0);
-    assert_int_equal(kopt_spool_ack(sp, epoch, 20), 0);    /* older ack: no-op */
-    assert_int_equal(kopt_spool_ack(sp, epoch + 1, 3), 0); /* unknown epoch: no-op */
+    assert_int_equal(agent_spool_ack(sp, epoch, 25), 0);
+    assert_int_equal(agent_spool_ack(sp, epoch, 20), 0);    /* older ack: no-op */
+    assert_int_equal(agent_spool_ack(sp, epoch + 1, 3), 0); /* unknown epoch: no-op */
     expect_replay(sp, epoch, 26, 40);
-    kopt_spool_stats(sp, &st);
+    agent_spool_stats(sp, &st);
     assert_true(st.acked_segments > 0);
     assert_true(st.records < 40);
 
-    assert_int_equal(kopt_spool_ack(sp, epoch, 40), 0);
-    kopt_spool_stats(sp, &st);
+    assert_int_equal(agent_spool_ack(sp, epoch, 40), 0);
+    agent_spool_stats(sp, &st);
     assert_int_equal(st.records, 0);
     assert_int_equal(st.bytes, 0);
     assert_int_equal(st.segments, 0);
     assert_int_equal(st.dropped_records, 0);
-    assert_int_equal(kopt_spool_peek(sp, &e), -ENOENT);
-    kopt_spool_free(sp);
-    kopt_spool_free(NULL);
+    assert_int_equal(agent_spool_peek(sp, &e), -ENOENT);
+    agent_spool_free(sp);
+    agent_spool_free(NULL);
 }
 
 /* The live case: the sender catches up, then more batches are made. */
 static void appends_after_catching_up_are_read(void **state)
 {
-    kopt_spool_t *sp;
-    kopt_spool_entry_t e;
+    agent_spool_t *sp;
+    agent_spool_entry_t e;
     uint64_t epoch, seq;
 
     (void)state;
-    assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
-    kopt_spool_take_id(sp, &epoch, &seq);
-    assert_int_equal(kopt_spool_append(sp, epoch, seq, "a", 1), 0);
-    assert_int_equal(kopt_spool_peek(sp, &e), 0);
-    kopt_spool_next(sp);
-    assert_int_equal(kopt_spool_peek(sp, &e), -ENOENT);
-    kopt_spool_take_id(sp, &epoch, &seq);
-    assert_int_equal(kopt_spool_append(sp, epoch, seq, "b", 1), 0);
-    assert_int_equal(kopt_spool_peek(sp, &e), 0);
+    assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
+    agent_spool_take_id(sp, &epoch, &seq);
+    assert_int_equal(agent_spool_append(sp, epoch, seq, "a", 1), 0);
+    assert_int_equal(agent_spool_peek(sp, &e), 0);
+    agent_spool_next(sp);
+    assert_int_equal(agent_spool_peek(sp, &e), -ENOENT);
+    agent_spool_take_id(sp, &epoch, &seq);
+    assert_int_equal(agent_spool_append(sp, epoch, seq, "b", 1), 0);
+    assert_int_equal(agent_spool_peek(sp, &e), 0);
     assert_int_equal(e.seq, 2);
-    kopt_spool_free(sp);
+    agent_spool_free(sp);
 }
 
 
 static void restart_keeps_unacked(void **state)
 {
-    kopt_spool_t *sp;
-    kopt_spool_stats_t st;
+    agent_spool_t *sp;
+    agent_spool_stats_t st;
     uint64_t epoch, epoch2, seq;
 
     (void)state;
-    assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
+    assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
     append_n(sp, 10, &epoch);
-    assert_int_equal(kopt_spool_ack(sp, epoch, 4), 0);
-    kopt_spool_free(sp);
+    assert_int_equal(agent_spool_ack(sp, epoch, 4), 0);
+    agent_spool_free(sp);
 
-    assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
-    kopt_spool_take_id(sp, &epoch2, &seq);
+    assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
+    agent_spool_take_id(sp, &epoch2, &seq);
     assert_true(epoch2 > epoch); /* a new session, seq from 1 */
     assert_int_equal(seq, 1);
-    kopt_spool_stats(sp, &st);
+    agent_spool_stats(sp, &st);
     assert_int_equal(st.torn, 0);
     expect_replay(sp, epoch, 5, 10);
     /* An ack of the old epoch after the restart still counts. */
-    assert_int_equal(kopt_spool_ack(sp, epoch, 7), 0);
-    kopt_spool_free(sp);
-    assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
+    assert_int_equal(agent_spool_ack(sp, epoch, 7), 0);
+    agent_spool_free(sp);
+    assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
     expect_replay(sp, epoch, 8, 10);
-    kopt_spool_free(sp);
+    agent_spool_free(sp);
 }
 
 static void corrupt_at(const char *path, off_t off)
@@ -254,105 +254,105 @@ static void corrupt_at(const char *path, off_t off)
 
 static void torn_tail_and_corruption(void **state)
 {
-    kopt_spool_t *sp;
-    kopt_spool_stats_t st;
-    kopt_spool_entry_t e;
+    agent_spool_t *sp;
+    agent_spool_stats_t st;
+    agent_spool_entry_t e;
     char seg[512], junk[512];
     uint64_t epoch;
     struct stat s;
     int fd;
 
     (void)state;
-    assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
+    assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
     append_n(sp, 5, &epoch);
-    kopt_spool_free(sp);
+    agent_spool_free(sp);
     segment_path(1, seg, sizeof(seg));
     assert_int_equal(stat(seg, &s), 0);
 
     /* A write torn by a crash: the last record is cut short. */
     assert_int_equal(truncate(seg, s.st_size - 10), 0);
-    assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
-    kopt_spool_stats(sp, &st);
+    assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
+    agent_spool_stats(sp, &st);
     assert_int_equal(st.torn, 1);
     assert_int_equal(st.records, 4);
     expect_replay(sp, epoch, 1, 4);
-    kopt_spool_free(sp);
+    agent_spool_free(sp);
     /* The tail was cut: opening again finds nothing wrong. */
-    assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
-    kopt_spool_stats(sp, &st);
+    assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
+    agent_spool_stats(sp, &st);
     assert_int_equal(st.torn, 0);
-    kopt_spool_free(sp);
+    agent_spool_free(sp);
 
     /* A flipped byte in record 2 (payload 1 + 37*2 % 300 = 75 bytes after 1's
      * 1+37=38): that record is skipped, the others are kept. */
-    corrupt_at(seg, KOPT_SPOOL_SEGMENT_HEADER + (KOPT_SPOOL_RECORD_HEADER + 38) + 40);
+    corrupt_at(seg, AGENT_SPOOL_SEGMENT_HEADER + (AGENT_SPOOL_RECORD_HEADER + 38) + 40);
     /* And a garbage file that looks like a segment by name. */
     segment_path(99, junk, sizeof(junk));
     fd = open(junk, O_WRONLY | O_CREAT, 0600);
     assert_int_equal(write(fd, "this is not a spool segment at all", 34), 34);
     close(fd);
-    assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
-    kopt_spool_stats(sp, &st);
+    assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
+    agent_spool_stats(sp, &st);
     assert_int_equal(st.torn, 2);
     assert_int_equal(st.records, 3);
     assert_int_equal(access(junk, F_OK), -1);
-    kopt_spool_rewind(sp);
-    assert_int_equal(kopt_spool_peek(sp, &e), 0);
+    agent_spool_rewind(sp);
+    assert_int_equal(agent_spool_peek(sp, &e), 0);
     assert_int_equal(e.seq, 1);
-    kopt_spool_next(sp);
-    assert_int_equal(kopt_spool_peek(sp, &e), 0);
+    agent_spool_next(sp);
+    assert_int_equal(agent_spool_peek(sp, &e), 0);
     assert_int_equal(e.seq, 3);
-    kopt_spool_free(sp);
+    agent_spool_free(sp);
 
     /* A garbage ack file: everything is replayed (harmless), nothing lost. */
     snprintf(junk, sizeof(junk), "%s/ack", dir);
     fd = open(junk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_int_equal(write(fd, "garbage", 7), 7);
     close(fd);
-    assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
-    kopt_spool_stats(sp, &st);
+    assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
+    agent_spool_stats(sp, &st);
     assert_int_equal(st.records, 3);
-    kopt_spool_free(sp);
+    agent_spool_free(sp);
 }
 
 static void size_and_age_bounds(void **state)
 {
-    kopt_spool_opts_t o;
-    kopt_spool_t *sp;
-    kopt_spool_stats_t st;
-    kopt_spool_entry_t e;
+    agent_spool_opts_t o;
+    agent_spool_t *sp;
+    agent_spool_stats_t st;
+    agent_spool_entry_t e;
     uint8_t big[8192] = {0};
     struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
     char seg[512];
     uint64_t epoch;
 
     (void)state;
-    kopt_spool_opts_default(&o);
+    agent_spool_opts_default(&o);
     o.segment_bytes = 1024;
     o.max_bytes = 4096;
     o.max_record_bytes = 2048;
-    assert_int_equal(kopt_spool_open(dir, &o, &sp), 0);
-    assert_int_equal(kopt_spool_append(sp, 1, 1, big, 4096), -EFBIG);
+    assert_int_equal(agent_spool_open(dir, &o, &sp), 0);
+    assert_int_equal(agent_spool_append(sp, 1, 1, big, 4096), -EFBIG);
     append_n(sp, 100, &epoch);
-    kopt_spool_stats(sp, &st);
+    agent_spool_stats(sp, &st);
     assert_true(st.bytes <= o.max_bytes);
     assert_true(st.dropped_records > 0);
     assert_int_equal(st.dropped_records + st.records, 100);
     /* The newest records stay; the oldest went first. */
-    kopt_spool_rewind(sp);
-    assert_int_equal(kopt_spool_peek(sp, &e), 0);
+    agent_spool_rewind(sp);
+    assert_int_equal(agent_spool_peek(sp, &e), 0);
     assert_int_equal(e.seq, st.dropped_records + 1);
-    kopt_spool_free(sp);
+    agent_spool_free(sp);
 
     /* Age: segment 1's last write is long ago. */
     o.max_bytes = 1 << 20;
     o.max_age_s = 3600;
-    assert_int_equal(kopt_spool_open(dir, &o, &sp), 0);
-    kopt_spool_stats(sp, &st);
+    assert_int_equal(agent_spool_open(dir, &o, &sp), 0);
+    agent_spool_stats(sp, &st);
     assert_int_equal(st.dropped_records, 0);
-    kopt_spool_rewind(sp);
-    assert_int_equal(kopt_spool_peek(sp, &e), 0);
-    kopt_spool_free(sp);
+    agent_spool_rewind(sp);
+    assert_int_equal(agent_spool_peek(sp, &e), 0);
+    agent_spool_free(sp);
     for (int id = 1; id < 100; id++) {
         segment_path(id, seg, sizeof(seg));
         if (access(seg, F_OK) == 0) {
@@ -360,35 +360,35 @@ static void size_and_age_bounds(void **state)
             break;
         }
     }
-    assert_int_equal(kopt_spool_open(dir, &o, &sp), 0);
-    kopt_spool_stats(sp, &st);
+    assert_int_equal(agent_spool_open(dir, &o, &sp), 0);
+    agent_spool_stats(sp, &st);
     assert_true(st.dropped_records > 0);
     assert_int_equal(st.dropped_segments, 1);
     /* And at run time, from the periodic call. */
-    assert_int_equal(kopt_spool_maintain(sp, (int64_t)time(NULL) + 7200), 0);
-    kopt_spool_stats(sp, &st);
+    assert_int_equal(agent_spool_maintain(sp, (int64_t)time(NULL) + 7200), 0);
+    agent_spool_stats(sp, &st);
     assert_int_equal(st.records, 0);
-    assert_int_equal(kopt_spool_peek(sp, &e), -ENOENT);
-    kopt_spool_free(sp);
+    assert_int_equal(agent_spool_peek(sp, &e), -ENOENT);
+    agent_spool_free(sp);
 }
 
 /* The child appends forever with fsync=always and reports each seq on the
  * pipe only after append returned. */
 static void child_appends(int wfd)
 {
-    kopt_spool_opts_t o;
-    kopt_spool_t *sp;
+    agent_spool_opts_t o;
+    agent_spool_t *sp;
     uint8_t buf[512];
     uint64_t epoch, seq;
 
-    kopt_spool_opts_default(&o);
+    agent_spool_opts_default(&o);
     o.segment_bytes = 16384;
-    if (kopt_spool_open(dir, &o, &sp) < 0)
+    if (agent_spool_open(dir, &o, &sp) < 0)
         _exit(3);
     for (;;) {
         uint64_t msg[2];
-        kopt_spool_take_id(sp, &epoch, &seq);
-        if (kopt_spool_append(sp, epoch, seq, buf, payload(seq, buf)) < 0)
+        agent_spool_take_id(sp, &epoch, &seq);
+        if (agent_spool_append(sp, epoch, seq, buf, payload(seq, buf)) < 0)
             _exit(4);
         msg[0] = epoch;
         msg[1] = seq;
@@ -410,8 +410,8 @@ static void kill9(void **state)
         int fds[2], status;
         pid_t pid;
         uint64_t msg[2];
-        kopt_spool_t *sp;
-        kopt_spool_entry_t e;
+        agent_spool_t *sp;
+        agent_spool_entry_t e;
         uint8_t want[512];
         size_t k = 0;
 
@@ -439,18 +439,18 @@ static void kill9(void **state)
 
         /* Every reported record is there, intact and in order; at most one
          * unreported record per round (appended, killed before the report). */
-        assert_int_equal(kopt_spool_open(dir, NULL, &sp), 0);
-        kopt_spool_rewind(sp);
-        while (kopt_spool_peek(sp, &e) == 0) {
+        assert_int_equal(agent_spool_open(dir, NULL, &sp), 0);
+        agent_spool_rewind(sp);
+        while (agent_spool_peek(sp, &e) == 0) {
             if (k < n_reported && e.epoch == reported[k][0] && e.seq == reported[k][1]) {
                 assert_int_equal(e.len, payload(e.seq, want));
                 assert_memory_equal(e.data, want, e.len);
                 k++;
             }
-            kopt_spool_next(sp);
+            agent_spool_next(sp);
         }
         assert_int_equal(k, n_reported);
-        kopt_spool_free(sp);
+        agent_spool_free(sp);
     }
     print_message("kill9: %zu records reported and found after 8 kills\n", n_reported);
     assert_true(n_reported > 0);

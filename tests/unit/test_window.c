@@ -15,29 +15,30 @@
 
 #define T0 1800000000000LL /* a window boundary, ms */
 
-static kopt_window_t got[16];
+static agent_window_t got[16];
 static size_t n_got;
 
-static void collect(const kopt_window_t *w, void *data)
+static void collect(const agent_window_t *w, void *data)
 {
     (void)data;
     if (n_got < 16)
         got[n_got++] = *w;
 }
 
-static kopt_windower_t *make(size_t max)
+static agent_windower_t *make(size_t max)
 {
-    kopt_windower_opts_t o = {.window_ms = 60000, .max_containers = max, .forget_after_ms = 180000};
-    kopt_windower_t *w;
+    agent_windower_opts_t o = {
+        .window_ms = 60000, .max_containers = max, .forget_after_ms = 180000};
+    agent_windower_t *w;
 
-    assert_int_equal(kopt_windower_new(&o, &w), 0);
+    assert_int_equal(agent_windower_new(&o, &w), 0);
     n_got = 0;
     return w;
 }
 
-static kopt_sample_t at(const char *key, int64_t ms, double cpu_s, uint64_t ws)
+static agent_sample_t at(const char *key, int64_t ms, double cpu_s, uint64_t ws)
 {
-    kopt_sample_t s;
+    agent_sample_t s;
 
     memset(&s, 0, sizeof(s));
     s.key = key;
@@ -50,16 +51,16 @@ static kopt_sample_t at(const char *key, int64_t ms, double cpu_s, uint64_t ws)
 
 static void steady_half_core(void **state)
 {
-    kopt_windower_t *w = make(10);
-    kopt_sample_t s;
+    agent_windower_t *w = make(10);
+    agent_sample_t s;
 
     (void)state;
     /* Every 10 s from T0 to T0+60 s, 0.5 core: 5 s of CPU per 10 s. */
     for (int i = 0; i <= 6; i++) {
         s = at("c1", T0 + i * 10000, i * 5.0, (uint64_t)(100 + i) << 20);
         if (i == 6)
-            assert_int_equal(kopt_windower_flush(w, T0 + 60000, collect, NULL), 1);
-        assert_int_equal(kopt_windower_add(w, &s), 0);
+            assert_int_equal(agent_windower_flush(w, T0 + 60000, collect, NULL), 1);
+        assert_int_equal(agent_windower_add(w, &s), 0);
     }
     /* The first window: samples at 0..50 s, five rates of 0.5. */
     assert_int_equal(n_got, 1);
@@ -71,73 +72,73 @@ static void steady_half_core(void **state)
     assert_int_equal(got[0].memory_working_set_last, 105u << 20);
     assert_int_equal(got[0].memory_rss_peak, (105u << 20) / 2);
     assert_int_equal(got[0].samples, 6);
-    kopt_windower_free(w);
+    agent_windower_free(w);
 }
 
 static void bursts_show_in_the_peak(void **state)
 {
-    kopt_windower_t *w = make(10);
+    agent_windower_t *w = make(10);
     double cpu = 0;
-    kopt_sample_t s;
+    agent_sample_t s;
 
     (void)state;
     /* 10 s steps: 0.1 core except one interval of 2 cores. */
     for (int i = 0; i <= 5; i++) {
         s = at("c1", T0 + i * 10000, cpu, 1 << 20);
-        assert_int_equal(kopt_windower_add(w, &s), 0);
+        assert_int_equal(agent_windower_add(w, &s), 0);
         cpu += i == 2 ? 20.0 : 1.0;
     }
-    assert_int_equal(kopt_windower_flush(w, T0 + 60000, collect, NULL), 1);
+    assert_int_equal(agent_windower_flush(w, T0 + 60000, collect, NULL), 1);
     /* Rates 0.1, 0.1, 2, 0.1, 0.1 over 50 s: mean (4 + 20) / 50 = 0.48. */
     assert_true(fabs(got[0].cpu_mean_cores - 0.48) < 1e-9);
     assert_true(fabs(got[0].cpu_peak_cores - 2.0) < 1e-9);
-    kopt_windower_free(w);
+    agent_windower_free(w);
 }
 
 static void a_restart_resets_counters(void **state)
 {
-    kopt_windower_t *w = make(10);
-    kopt_sample_t s;
+    agent_windower_t *w = make(10);
+    agent_sample_t s;
 
     (void)state;
     s = at("c1", T0 + 1000, 100.0, 1 << 20);
-    kopt_windower_add(w, &s);
+    agent_windower_add(w, &s);
     s = at("c1", T0 + 11000, 101.0, 1 << 20);
     s.oom_kills = 1;
-    kopt_windower_add(w, &s);
+    agent_windower_add(w, &s);
     s = at("c1", T0 + 21000, 0.5, 1 << 20); /* restarted: counters from 0 */
     s.oom_kills = 0;
-    kopt_windower_add(w, &s);
+    agent_windower_add(w, &s);
     s = at("c1", T0 + 31000, 1.5, 1 << 20);
-    kopt_windower_add(w, &s);
-    assert_int_equal(kopt_windower_flush(w, T0 + 60000, collect, NULL), 1);
+    agent_windower_add(w, &s);
+    assert_int_equal(agent_windower_flush(w, T0 + 60000, collect, NULL), 1);
     /* Two valid rates of 0.1 core; the reset interval gives none. */
     assert_true(fabs(got[0].cpu_mean_cores - 0.1) < 1e-9);
     assert_int_equal(got[0].resets, 1);
     assert_int_equal(got[0].oom_kills, 1);
-    kopt_windower_free(w);
+    agent_windower_free(w);
 }
 
 static void limits_and_forgetting(void **state)
 {
-    kopt_windower_t *w = make(2);
-    kopt_sample_t s;
+    agent_windower_t *w = make(2);
+    agent_sample_t s;
 
     (void)state;
     s = at("a", T0, 0, 0);
-    assert_int_equal(kopt_windower_add(w, &s), 0);
+    assert_int_equal(agent_windower_add(w, &s), 0);
     s = at("b", T0, 0, 0);
-    assert_int_equal(kopt_windower_add(w, &s), 0);
+    assert_int_equal(agent_windower_add(w, &s), 0);
     s = at("c", T0, 0, 0);
-    assert_int_equal(kopt_windower_add(w, &s), -ENOSPC);
-    assert_int_equal(kopt_windower_dropped(w), 1);
+    assert_int_equal(agent_windower_add(w, &s), -ENOSPC);
+    assert_int_equal(agent_windower_dropped(w), 1);
     s = at("a", T0, 0, 0);
-    assert_int_equal(kopt_windower_add(w, &s), -EINVAL); /* not newer */
+    assert_int_equal(agent_windower_add(w, &s), -EINVAL); /* not newer */
     /* Nothing seen for longer than forget_after: both go. */
-    kopt_windower_flush(w, T0 + 200000, collect, NULL);
-    assert_int_equal(kopt_windower_tracked(w), 0);
+    agent_windower_flush(w, T0 + 200000, collect, NULL);
+    assert_int_equal(agent_windower_tracked(w), 0);
     assert_int_equal(n_got, 0); /* single samples give no rate, no window */
-    kopt_windower_free(w);
+    agent_windower_free(w);
 }
 
 int main(void)
