@@ -3,8 +3,8 @@
  * API method table with its reply abstraction (one implementation serves
  * gRPC and the HTTP gateway), API keys, and the web page. docs/advisor.md
  * describes the whole. */
-#ifndef KOPT_ADVISOR_H
-#define KOPT_ADVISOR_H
+#ifndef ADV_H
+#define ADV_H
 
 #include <grpc/grpc.h>
 #include <stdatomic.h>

@@ -3,8 +3,8 @@
  * (kopt_engine_backtest), summed into one line per strategy. backtest.c is
  * the pure part (the sums and how they print), backtest_run.c reads
  * ClickHouse and runs the engine. docs/advisor.md shows a real run. */
-#ifndef KOPT_ADVISOR_BACKTEST_H
-#define KOPT_ADVISOR_BACKTEST_H
+#ifndef ADV_BACKTEST_H
+#define ADV_BACKTEST_H
 
 #include <stdint.h>
 #include <stdio.h>

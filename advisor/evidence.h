@@ -4,8 +4,8 @@
  * apart from the snapshot and the analysis so any place that builds a
  * ContainerRecommendation from a kopt_engine_result_t fills them the same
  * way. Pure: no I/O, no allocation. */
-#ifndef KOPT_ADVISOR_EVIDENCE_H
-#define KOPT_ADVISOR_EVIDENCE_H
+#ifndef ADV_EVIDENCE_H
+#define ADV_EVIDENCE_H
 
 #include <kopt/engine.h>
 

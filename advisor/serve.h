@@ -1,7 +1,7 @@
 /* The serving mode of kopt-advisor (serve.c): every part wired on the libuv
  * loop, and the stream set-up the CLI mode shares. */
-#ifndef KOPT_ADVISOR_SERVE_H
-#define KOPT_ADVISOR_SERVE_H
+#ifndef ADV_SERVE_H
+#define ADV_SERVE_H
 
 #include <kopt/nats.h>
 

@@ -3,7 +3,7 @@
  * protos, written with kopt_clickhouse's encoder (kopt/rowbinary.h: the
  * format and its primitives). Pure: no I/O, no globals; the only allocation
  * is the caller's growable buffer. The column order of a row is the
- * KOPT_ROWBINARY_*_COLUMNS list, which the insert names explicitly, so the
+ * AGG_ROWBINARY_*_COLUMNS list, which the insert names explicitly, so the
  * table's own column order (and columns added later) do not matter. */
 #ifndef AGG_ROWS_H
 #define AGG_ROWS_H
