@@ -29,6 +29,14 @@ static void setup_logging(const char *component, const kopt_daemon_settings_t *c
 int kopt_daemon_init(kopt_daemon_t *d, const char *component, const kopt_config_spec_t *spec,
                      int argc, char **argv, const kopt_lifecycle_hooks_t *hooks, int *exit_code)
 {
+    return kopt_daemon_init_with(d, component, spec, argc, argv, hooks, NULL, exit_code);
+}
+
+
+int kopt_daemon_init_with(kopt_daemon_t *d, const char *component, const kopt_config_spec_t *spec,
+                          int argc, char **argv, const kopt_lifecycle_hooks_t *hooks,
+                          kopt_daemon_admin_fn want_admin, int *exit_code)
+{
     char err[1024], summary[2048];
     const kopt_daemon_settings_t *c;
     int r;
@@ -51,7 +59,7 @@ int kopt_daemon_init(kopt_daemon_t *d, const char *component, const kopt_config_
     kopt_config_summary(d->cfg, summary, sizeof(summary));
     kopt_log_info("starting", KOPT_STR("version", spec->version), KOPT_STR("settings", summary));
     r = kopt_metrics_new(&d->metrics);
-    if (r == 0)
+    if (r == 0 && (!want_admin || want_admin(d->cfg)))
         r = kopt_admin_new(d->loop, c->admin_listen.text, d->metrics, component, NULL, &d->admin);
     if (r < 0) {
         kopt_log_error("admin server failed to start", KOPT_STR("listen", c->admin_listen.text),
@@ -59,8 +67,9 @@ int kopt_daemon_init(kopt_daemon_t *d, const char *component, const kopt_config_
         *exit_code = 1;
         return -1;
     }
-    kopt_log_info("admin server listening", KOPT_STR("listen", c->admin_listen.text),
-                  KOPT_INT("port", kopt_admin_port(d->admin)));
+    if (d->admin)
+        kopt_log_info("admin server listening", KOPT_STR("listen", c->admin_listen.text),
+                      KOPT_INT("port", kopt_admin_port(d->admin)));
     r = kopt_lifecycle_new(d->loop, hooks, c->drain_timeout_ms, &d->lifecycle);
     if (r < 0) {
         kopt_log_error("signal handlers failed", KOPT_ERR(r));

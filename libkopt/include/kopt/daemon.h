@@ -6,6 +6,7 @@
 #ifndef KOPT_DAEMON_H
 #define KOPT_DAEMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -77,6 +78,16 @@ typedef struct {
  * failed to start (logged). */
 int kopt_daemon_init(kopt_daemon_t *d, const char *component, const kopt_config_spec_t *spec,
                      int argc, char **argv, const kopt_lifecycle_hooks_t *hooks, int *exit_code);
+
+/* Decides, once the settings are loaded, whether the admin HTTP server
+ * starts (a one-shot command may run without listening). */
+typedef bool (*kopt_daemon_admin_fn)(const kopt_config_t *cfg);
+
+/* kopt_daemon_init() that asks `want_admin` (NULL: always serve); when it
+ * says false, d->admin stays NULL and nothing listens. */
+int kopt_daemon_init_with(kopt_daemon_t *d, const char *component, const kopt_config_spec_t *spec,
+                          int argc, char **argv, const kopt_lifecycle_hooks_t *hooks,
+                          kopt_daemon_admin_fn want_admin, int *exit_code);
 
 /* The daemon's settings struct (the spec's type). */
 const void *kopt_daemon_settings(const kopt_daemon_t *d);
