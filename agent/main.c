@@ -3,6 +3,7 @@
  * measuring, lets the last acks arrive, and exits; whatever was not acked is
  * in the spool for the next start. --once measures one window and prints it. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +29,7 @@ typedef struct {
     uv_timer_t tick;
     uint64_t once_epoch, once_seq; /* --once: ids of the printed batches */
     size_t once_windows;
+    int64_t once_deadline_ms; /* --once: one window and a tick of grace from the start */
 } agent_t;
 
 static int64_t wall_ms(void)
@@ -65,6 +67,23 @@ static int to_stdout(void *data, uint64_t epoch, uint64_t seq, const uint8_t *by
     return 0;
 }
 
+/* A window passed and none closed with a reading in it: stdout stays empty
+ * (zero JSON lines) and stderr says why, so a script sees "nothing" plainly. */
+static void once_nothing(const agent_t *a)
+{
+    const agent_settings_t *s = a->set;
+    char msg[512];
+
+    if (s->source == SOURCE_CGROUP)
+        snprintf(msg, sizeof(msg), "no containers found under %s", s->cgroup_root);
+    else if (s->source == SOURCE_PROC)
+        snprintf(msg, sizeof(msg), "no process groups found under %s", s->proc_root);
+    else
+        snprintf(msg, sizeof(msg), "no containers measured");
+    kopt_log_warn(msg, KOPT_STR("result", "--once: no windows"),
+                  KOPT_UINT("window_ms", s->window_ms));
+}
+
 static void on_tick(uv_timer_t *t)
 {
     agent_t *a = t->data;
@@ -78,6 +97,10 @@ static void on_tick(uv_timer_t *t)
     if (a->set->once && a->once_windows > 0) {
         uv_timer_stop(&a->tick);
         kopt_lifecycle_begin_drain(a->d.lifecycle, "--once: one window printed");
+    } else if (a->set->once && wall_ms() >= a->once_deadline_ms) {
+        uv_timer_stop(&a->tick);
+        once_nothing(a);
+        kopt_lifecycle_begin_drain(a->d.lifecycle, "--once: one window passed");
     }
 }
 
@@ -188,6 +211,15 @@ static int start_collector(agent_t *a)
     return agent_collector_new(&co, a->d.metrics, &a->collector);
 }
 
+/* --once listens only when --admin-listen was set (flag, variable or file),
+ * so a one-shot command works beside the agent already running on the node. */
+static bool admin_wanted(const kopt_config_t *cfg)
+{
+    const agent_settings_t *s = kopt_config_values(cfg);
+
+    return !s->once || kopt_config_source(cfg, "admin-listen") > KOPT_CONFIG_SRC_DEFAULT;
+}
+
 static void close_all(agent_t *a)
 {
     uv_close((uv_handle_t *)&a->tick, NULL);
@@ -235,7 +267,8 @@ int main(int argc, char **argv)
     char err[512];
     int code, r = 0;
 
-    if (kopt_daemon_init(&a.d, "agent", &agent_settings_spec, argc, argv, &hooks, &code) < 0)
+    if (kopt_daemon_init_with(&a.d, "agent", &agent_settings_spec, argc, argv, &hooks, admin_wanted,
+                              &code) < 0)
         return code;
     a.set = kopt_daemon_settings(&a.d);
     memset(&m, 0, sizeof(m));
@@ -261,6 +294,7 @@ int main(int argc, char **argv)
         r = start_transport(&a, &m);
     kopt_tls_material_clear(&m);
     a.once_epoch = (uint64_t)wall_ms() * 1000000;
+    a.once_deadline_ms = wall_ms() + (int64_t)(a.set->window_ms + a.set->sample_interval_ms);
     if (r < 0) {
         kopt_daemon_fail(&a.d, "start-up failed");
     } else {

@@ -53,7 +53,9 @@ static const kopt_config_setting_t settings[] = {
     {"send-window", KOPT_CONFIG_INT, offsetof(S, send_window), "32",
      "batches sent and not yet acknowledged, at most", 0, 1, 100000, NULL},
     {"proc-rules", KOPT_CONFIG_LIST, offsetof(S, proc_rules), NULL,
-     "proc source: name=regex rules grouping processes by command line", 0, 0, 0, NULL},
+     "proc source: name=regex rules grouping processes by command line (default: one group "
+     "per executable name)",
+     0, 0, 0, NULL},
     {"proc-namespace", KOPT_CONFIG_STRING, offsetof(S, proc_namespace), "host",
      "proc source: the namespace reported for process groups", 0, 0, 0, NULL},
     {"proc-root", KOPT_CONFIG_PATH, offsetof(S, proc_root), "/proc",
@@ -86,8 +88,10 @@ static const kopt_config_setting_t settings[] = {
      "certificate",
      0, 0, 0, NULL},
     {"once", KOPT_CONFIG_BOOL, offsetof(S, once), "false",
-     "measure until one window closes, print it (see --output) and exit; sends nothing", 0, 0, 0,
-     NULL},
+     "measure until one window closes, print it (see --output) and exit; sends nothing and "
+     "serves no admin HTTP unless --admin-listen is set; a window with nothing in it prints "
+     "nothing and says so on stderr",
+     0, 0, 0, NULL},
     {"output", KOPT_CONFIG_ENUM, offsetof(S, output), "json",
      "with --once: how to print the windows", 0, 0, 0, outputs},
 };
