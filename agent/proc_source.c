@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define MAX_PIDS 65536
+#define MAX_EXE_GROUPS 1024 /* without rules: distinct executable names kept */
 
 typedef struct {
     char *name;
@@ -32,7 +33,8 @@ typedef struct {
 struct agent_proc_source {
     char *root;
     group_t *groups;
-    size_t n_groups;
+    size_t n_groups, cap_groups;
+    int by_exe; /* no rules: one group per executable name, new ones ignored past the bound */
     proc_t *procs, *next; /* last scan's table, and the one being built */
     size_t n_procs;
     long hz, page;
@@ -56,6 +58,8 @@ int agent_proc_source_new(const char *proc_root, const char *const *rules, size_
         agent_proc_source_free(p);
         return -ENOMEM;
     }
+    p->by_exe = n_rules == 0;
+    p->cap_groups = n_rules ? n_rules : 1;
     for (size_t i = 0; i < n_rules; i++) {
         const char *eq = strchr(rules[i], '=');
         group_t *g = &p->groups[i];
@@ -84,7 +88,8 @@ void agent_proc_source_free(agent_proc_source_t *p)
         return;
     for (size_t i = 0; i < p->n_groups; i++) {
         free(p->groups[i].name);
-        regfree(&p->groups[i].re);
+        if (!p->by_exe)
+            regfree(&p->groups[i].re);
     }
     free(p->groups);
     free(p->procs);
@@ -144,15 +149,65 @@ static uint64_t uptime_ticks(const agent_proc_source_t *p)
     return (uint64_t)(up * (double)p->hz);
 }
 
-static int match(const agent_proc_source_t *p, int pid)
+/* The executable's name from argv[0] (its last path part, a login shell's
+ * leading '-' dropped) as a Kubernetes label: lower case, any other
+ * character '-', no '-' at either end, at most 63. "" when nothing is left. */
+static void exe_name(const char *argv0, char *out, size_t len)
 {
-    char path[300], buf[4096];
+    const char *base = strrchr(argv0, '/');
+    size_t n = 0;
+
+    base = base ? base + 1 : argv0;
+    for (; *base && n + 1 < len && n < 63; base++) {
+        unsigned char c = (unsigned char)tolower((unsigned char)*base);
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+        if (ok || (n > 0 && out[n - 1] != '-'))
+            out[n++] = ok ? (char)c : '-';
+    }
+    while (n > 0 && out[n - 1] == '-')
+        n--;
+    out[n] = 0;
+}
+
+/* The group of executable `name`, added when new; -1 when the table is full. */
+static int exe_group(agent_proc_source_t *p, const char *name)
+{
+    group_t *g;
+
+    for (size_t i = 0; i < p->n_groups; i++)
+        if (strcmp(p->groups[i].name, name) == 0)
+            return (int)i;
+    if (p->n_groups >= MAX_EXE_GROUPS)
+        return -1;
+    if (p->n_groups == p->cap_groups) {
+        g = realloc(p->groups, 2 * p->cap_groups * sizeof(group_t));
+        if (!g)
+            return -1;
+        p->groups = g;
+        p->cap_groups *= 2;
+    }
+    g = &p->groups[p->n_groups];
+    memset(g, 0, sizeof(*g));
+    g->name = strdup(name);
+    if (!g->name)
+        return -1;
+    return (int)p->n_groups++;
+}
+
+static int match(agent_proc_source_t *p, int pid)
+{
+    char path[300], buf[4096], name[64];
     ssize_t n;
 
     snprintf(path, sizeof(path), "%s/%d/cmdline", p->root, pid);
     n = read_small(path, buf, sizeof(buf));
     if (n <= 0)
         return -1; /* kernel threads have no command line */
+    if (p->by_exe) {
+        exe_name(buf[0] == '-' ? buf + 1 : buf, name, sizeof(name));
+        return name[0] ? exe_group(p, name) : -1;
+    }
     for (ssize_t i = 0; i < n - 1; i++)
         if (buf[i] == 0)
             buf[i] = ' ';
@@ -188,8 +243,10 @@ int agent_proc_source_scan(agent_proc_source_t *p, int64_t now_ms,
 {
     DIR *d = opendir(p->root);
     struct dirent *e;
-    uint64_t *rss = calloc(p->n_groups ? p->n_groups : 1, sizeof(uint64_t));
-    uint32_t *count = calloc(p->n_groups ? p->n_groups : 1, sizeof(uint32_t));
+    /* Without rules, groups are added during the scan: room for all of them. */
+    size_t slots = p->by_exe ? MAX_EXE_GROUPS : p->n_groups ? p->n_groups : 1;
+    uint64_t *rss = calloc(slots, sizeof(uint64_t));
+    uint32_t *count = calloc(slots, sizeof(uint32_t));
     uint64_t tick_ns = 1000000000ULL / (uint64_t)p->hz, now_tick = uptime_ticks(p);
     size_t n = 0;
 

@@ -14,7 +14,10 @@ typedef struct agent_proc_source agent_proc_source_t;
 
 /* A rule "name=regex": processes whose command line (arguments joined by
  * spaces) matches the POSIX extended regex belong to group `name`. Rules
- * are tried in order; the first match wins; unmatched processes are ignored. */
+ * are tried in order; the first match wins; unmatched processes are ignored.
+ * No rules (n_rules 0): each process belongs to the group named by its
+ * executable (argv[0]'s last path part as a Kubernetes label: "python3.11"
+ * is "python3-11"), up to 1024 groups; kernel threads are left out. */
 int agent_proc_source_new(const char *proc_root, const char *const *rules, size_t n_rules,
                           agent_proc_source_t **out, char *err, size_t errlen);
 void agent_proc_source_free(agent_proc_source_t *p);

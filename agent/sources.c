@@ -167,10 +167,8 @@ static int start_proc(agent_sources_t *s)
     char err[512];
     int r;
 
-    if (s->o.n_proc_rules == 0) {
-        kopt_log_error("the proc source needs --proc-rules name=regex[,name=regex...]");
-        return -EINVAL;
-    }
+    if (s->o.n_proc_rules == 0)
+        kopt_log_info("proc source without --proc-rules: one group per executable name");
     for (size_t i = 0; i < s->o.n_proc_rules; i++) {
         char name[64];
         const char *eq = strchr(s->o.proc_rules[i], '=');
