@@ -106,15 +106,10 @@ static double transport_stat(void *data)
 static int check_ingest(void *data, char *reason, size_t len)
 {
     const agent_spool_link_t *l = data;
-    agent_transport_stats_t st;
 
     if (!l->transport)
         return 0;
-    agent_transport_stats(l->transport, &st);
-    if (st.connected)
-        return 0;
-    snprintf(reason, len, "not connected to ingest; batches wait in the spool");
-    return -1;
+    return agent_transport_ready(l->transport, reason, len);
 }
 
 int agent_spool_link_register(agent_spool_link_t *l, kopt_metrics_t *m, kopt_admin_t *admin)

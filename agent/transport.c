@@ -36,6 +36,8 @@ struct agent_transport {
     grpc_call *call;
     int refs; /* batches outstanding on it */
     int first_recv, sending, closing_sent, call_done;
+    int established; /* gRPC finished sending our headers: ingest is reachable */
+    int src_empty;   /* the source's last next() had nothing more to send */
     grpc_metadata_array initial_md, trailing_md;
     grpc_status_code status;
     grpc_slice details;
@@ -217,7 +219,7 @@ static void on_start(kopt_grpc_tag_t *tag, int ok)
 {
     agent_transport_t *t = kopt_container_of(tag, agent_transport_t, start_tag);
 
-    (void)ok;
+    t->established = ok != 0;
     t->refs--;
     release_call(t);
 }
@@ -335,7 +337,8 @@ static void pump(agent_transport_t *t)
 
     if (!t->call || t->call_done || t->sending || t->stopping || t->count >= t->opts.window)
         return;
-    if (t->src.next(t->src.data, &b) < 0)
+    t->src_empty = t->src.next(t->src.data, &b) < 0;
+    if (t->src_empty)
         return;
     sl = grpc_slice_from_copied_buffer((const char *)b.bytes, b.len);
     t->send_bb = grpc_raw_byte_buffer_create(&sl, 1);
@@ -365,6 +368,7 @@ static void connect_call(agent_transport_t *t)
     t->refs = 0;
     t->first_recv = 1;
     t->sending = t->closing_sent = t->call_done = 0;
+    t->established = t->src_empty = 0;
     t->acks_this_call = 0;
     t->details = grpc_empty_slice();
     grpc_metadata_array_init(&t->initial_md);
@@ -435,7 +439,34 @@ int agent_transport_start(agent_transport_t *t)
 
 void agent_transport_kick(agent_transport_t *t)
 {
+    t->src_empty = 0;
     pump(t);
+}
+
+
+int agent_transport_ready(const agent_transport_t *t, char *reason, size_t len)
+{
+    const sent_t *oldest = t->count ? &t->ring[t->head] : NULL;
+
+    if (!t->call || t->call_done) {
+        snprintf(reason, len, "no Push stream to ingest (reconnecting); batches wait in the spool");
+        return -ENOTCONN;
+    }
+    if (!t->established) {
+        snprintf(reason, len, "Push stream to ingest not established yet");
+        return -ENOTCONN;
+    }
+    if (oldest) {
+        snprintf(reason, len,
+                 "%zu batch(es) sent and not acked by ingest yet, the oldest epoch %llu seq %llu",
+                 t->count, (unsigned long long)oldest->epoch, (unsigned long long)oldest->seq);
+        return -EAGAIN;
+    }
+    if (t->sending || !t->src_empty) {
+        snprintf(reason, len, "batches wait in the spool to be sent");
+        return -EAGAIN;
+    }
+    return 0;
 }
 
 void agent_transport_stats(const agent_transport_t *t, agent_transport_stats_t *out)

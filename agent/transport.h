@@ -63,6 +63,13 @@ void agent_transport_kick(agent_transport_t *t);
 
 void agent_transport_stats(const agent_transport_t *t, agent_transport_stats_t *out);
 
+/* Readiness for /readyz: 0 when a Push stream is established (ingest took
+ * our headers), every batch sent on it has been acked, and the source has
+ * nothing more to send; so before anything was sent, a stream is up and the
+ * spool holds nothing unacked. Otherwise -ENOTCONN (no stream) or -EAGAIN
+ * (batches unacked or waiting), with the reason written to `reason`. */
+int agent_transport_ready(const agent_transport_t *t, char *reason, size_t len);
+
 /* Half-closes the stream, waits up to `deadline_ms` for the last acks, then
  * frees everything and calls `done` on the loop thread. */
 void agent_transport_stop(agent_transport_t *t, uint64_t deadline_ms, void (*done)(void *),
