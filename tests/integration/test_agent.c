@@ -2,10 +2,12 @@
  * source) and streaming over mutual TLS to the real kopt-ingest and a real
  * nats-server with JetStream: windows flow and every batch lands in
  * KOPT_METRICS once; the agent killed with -9 and restarted on its spool;
- * --once --output json. And, as its own meson test (agent_outage, mostly
- * idle), ingest away for minutes with the agent's real 1-minute windows:
- * several windows a container spool, the reconnect backoff reaches its cap,
- * and once ingest is back every window is in JetStream exactly once.
+ * --once --output json; --once on an empty cgroup root (ends after one
+ * window, saying so), beside a listener on the admin port and without proc
+ * rules (groups by executable); /readyz follows ingest's acks. And, as its
+ * own meson test (agent_outage, mostly idle), ingest away for minutes with the agent's real
+ * 1-minute windows: several windows a container spool, the reconnect backoff reaches its cap, and
+ * once ingest is back every window is in JetStream exactly once.
  *
  * usage: test_agent SRCDIR KOPT_AGENT KOPT_INGEST */
 #include <setjmp.h>
@@ -15,8 +17,11 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <nats/nats.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +180,60 @@ static uint64_t wait_settled(const kopt_test_nats_t *nats, const itest_child_t *
 /* Tests                                                                    */
 
 /* (a) Windows flow: batches made == acked == stream messages, ids unique. */
+/* GET /readyz: the status, and the body in `body`. */
+static long readyz(const itest_child_t *agent, char *body, size_t len)
+{
+    char url[128], *out = NULL;
+    long status = 0;
+
+    snprintf(url, sizeof(url), "%s/readyz", agent->admin_url);
+    kopt_test_http(url, NULL, 2000, &status, &out);
+    snprintf(body, len, "%s", out ? out : "");
+    free(out);
+    return status;
+}
+
+/* Waits up to timeout_s for /readyz to answer `want`; the last body in `body`. */
+static bool readyz_becomes(const itest_child_t *agent, long want, double timeout_s, char *body,
+                           size_t len)
+{
+    double until = kopt_test_now() + timeout_s;
+
+    while (readyz(agent, body, len) != want)
+        if (kopt_test_now() > until)
+            return false;
+        else
+            usleep(50000);
+    return true;
+}
+
+/* Ready means the last batch sent was acked: ingest stopped (SIGSTOP) with a
+ * batch sent gives 503 naming the unacked batch; after SIGCONT and its ack, 200. */
+static void readyz_follows_acks(itest_child_t *agent, itest_child_t *ing)
+{
+    char body[1024];
+    double acked, until;
+
+    if (!readyz_becomes(agent, 200, 10, body, sizeof(body)))
+        fail_msg("/readyz not 200 while batches flow: %s", body);
+    assert_int_equal(kopt_test_proc_signal(&ing->proc, SIGSTOP), 0);
+    acked = itest_metric(agent, "kopt_agent_acked_batches_total");
+    until = kopt_test_now() + 15;
+    while (itest_metric(agent, "kopt_agent_sent_batches_total") <= acked && kopt_test_now() < until)
+        usleep(100000);
+    assert_true(itest_metric(agent, "kopt_agent_sent_batches_total") > acked);
+    assert_int_equal(readyz(agent, body, sizeof(body)), 503);
+    fprintf(stderr, "  ingest stopped, a batch sent: /readyz 503: %s\n", body);
+    assert_non_null(strstr(body, "not acked"));
+    assert_int_equal(kopt_test_proc_signal(&ing->proc, SIGCONT), 0);
+    /* New 2 s windows keep coming: wait for a moment with nothing unacked. */
+    if (!readyz_becomes(agent, 200, 15, body, sizeof(body)))
+        fail_msg("/readyz not 200 after ingest came back: %s", body);
+    fprintf(stderr, "  ingest back, acked %.0f of %.0f sent: /readyz 200\n",
+            itest_metric(agent, "kopt_agent_acked_batches_total"),
+            itest_metric(agent, "kopt_agent_sent_batches_total"));
+}
+
 static void windows_flow_into_jetstream_once(void **state)
 {
     kopt_test_nats_t *nats = itest_nats_or_skip();
@@ -191,6 +250,7 @@ static void windows_flow_into_jetstream_once(void **state)
     assert_int_equal(itest_stream_read(nats, &s), 0);
     itest_assert_unique_ids(&s, AGENT_ID);
     itest_stream_free(&s);
+    readyz_follows_acks(agent, ing);
     itest_stop_clean(agent, "kopt-agent");
     itest_child_free(agent);
     itest_child_free(ing);
@@ -513,6 +573,146 @@ static void once_prints_json_windows(void **state)
     itest_child_free(spin);
 }
 
+/* Runs `kopt-agent --once --output json --node NODE --log-format text` plus
+ * `extra` (NULL-terminated) in c, waiting up to timeout_s for exit 0. Returns
+ * the seconds it took. */
+static double once_run(itest_child_t *c, const char *const *extra, double timeout_s)
+{
+    char *argv[40];
+    int n = 0;
+    double t0;
+
+    argv[n++] = (char *)agent_exe;
+    argv[n++] = "--once";
+    argv[n++] = "--output";
+    argv[n++] = "json";
+    argv[n++] = "--node";
+    argv[n++] = NODE;
+    argv[n++] = "--log-format";
+    argv[n++] = "text";
+    for (; *extra && n < 39; extra++)
+        argv[n++] = (char *)*extra;
+    argv[n] = NULL;
+    t0 = kopt_test_now();
+    itest_child_spawn(c, argv);
+    itest_wait_exit_clean(c, timeout_s, "kopt-agent --once");
+    return kopt_test_now() - t0;
+}
+
+/* The JSON window lines of the child's log, each passed to fn (may be NULL). */
+static int once_windows(const itest_child_t *c, void (*fn)(json_t *o, void *data), void *data)
+{
+    char line[4096];
+    int n = 0;
+    FILE *f = fopen(c->log_path, "r");
+
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        json_error_t err;
+        json_t *o;
+
+        if (line[0] != '{')
+            continue; /* a --log-format text line */
+        o = json_loads(line, 0, &err);
+        if (!o)
+            fail_msg("not JSON: %s (%s)", line, err.text);
+        if (fn)
+            fn(o, data);
+        json_decref(o);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static bool log_has(const itest_child_t *c, const char *text)
+{
+    char line[4096];
+    bool found = false;
+    FILE *f = fopen(c->log_path, "r");
+
+    assert_non_null(f);
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* (e) --once --source cgroup on a root without pod cgroups: ends after one
+ * 2 s window (plus a 500 ms tick of grace), prints no window and says so. */
+static void once_empty_cgroup_root_says_nothing(void **state)
+{
+    itest_child_t *c = itest_child_new("kopt-itest-agent-once-empty", "once.log");
+    char root[600], controllers[700], expect[700];
+    const char *extra[] = {"--source", "cgroup", "--cgroup-root",     root,
+                           "--window", "2s",     "--sample-interval", "500ms",
+                           NULL};
+    double took;
+    FILE *f;
+
+    (void)state;
+    snprintf(root, sizeof(root), "%s/cgroup", c->dir); /* a v2 root, no kubepods */
+    assert_int_equal(mkdir(root, 0755), 0);
+    snprintf(controllers, sizeof(controllers), "%s/cgroup.controllers", root);
+    f = fopen(controllers, "w");
+    assert_non_null(f);
+    fputs("cpu memory\n", f);
+    fclose(f);
+    took = once_run(c, extra, 10);
+    fprintf(stderr, "  --once on an empty cgroup root ended after %.1f s\n", took);
+    assert_true(took < 2 + 0.5 + 3);
+    assert_int_equal(once_windows(c, NULL, NULL), 0);
+    snprintf(expect, sizeof(expect), "no containers found under %s", root);
+    assert_true(log_has(c, expect));
+    itest_child_free(c);
+}
+
+typedef struct {
+    int sh, others;
+} exe_seen_t;
+
+static void count_exe_group(json_t *o, void *data)
+{
+    exe_seen_t *seen = data;
+    const char *name = json_string_value(json_object_get(o, "container"));
+
+    assert_non_null(name);
+    if (strcmp(name, "sh") == 0)
+        seen->sh++;
+    else
+        seen->others++;
+}
+
+/* (f) --once beside a running agent: something listens on the default admin
+ * port (or it is taken already), and --once, not asked to listen, still
+ * works; the proc source without --proc-rules groups by executable, so the
+ * busy /bin/sh child shows up as group "sh". */
+static void once_beside_an_agent_groups_by_executable(void **state)
+{
+    itest_child_t *spin = spinner_start(),
+                  *c = itest_child_new("kopt-itest-agent-once-exe", "once.log");
+    const char *extra[] = {"--source",          "proc",  "--window", "2s",
+                           "--sample-interval", "500ms", NULL};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(7431)};
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    exe_seen_t seen = {0};
+
+    (void)state;
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+        assert_int_equal(listen(fd, 4), 0);
+    else
+        fprintf(stderr, "  port 7431 is taken already: the same situation\n");
+    once_run(c, extra, 15);
+    close(fd);
+    fprintf(stderr, "  %d window line(s) by executable\n", once_windows(c, count_exe_group, &seen));
+    assert_true(seen.sh >= 1);
+    assert_false(log_has(c, "admin server listening"));
+    itest_child_free(c);
+    itest_child_free(spin);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static int make_certs(void **state)
@@ -547,6 +747,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(outage_for_minutes_every_window_once, test_teardown),
         cmocka_unit_test_teardown(agent_kill9_replays_spool, test_teardown),
         cmocka_unit_test_teardown(once_prints_json_windows, test_teardown),
+        cmocka_unit_test_teardown(once_empty_cgroup_root_says_nothing, test_teardown),
+        cmocka_unit_test_teardown(once_beside_an_agent_groups_by_executable, test_teardown),
     };
     double t0 = kopt_test_now();
     int failed;
