@@ -341,3 +341,9 @@ void agent_collector_free(agent_collector_t *c)
     free(c->metas);
     free(c);
 }
+
+
+uint64_t agent_collector_samples(const agent_collector_t *c)
+{
+    return (uint64_t)kopt_metric_counter_value(c->samples);
+}

@@ -50,4 +50,8 @@ void agent_collector_free(agent_collector_t *c);
  * that closed. Returns the number of windows emitted, or -errno. */
 int agent_collector_tick(agent_collector_t *c, int64_t now_ms);
 
+/* Readings taken so far (kopt_agent_samples_total): 0 means the source has
+ * found nothing to measure yet (--once uses it to stop early). */
+uint64_t agent_collector_samples(const agent_collector_t *c);
+
 #endif

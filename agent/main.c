@@ -29,7 +29,7 @@ typedef struct {
     uv_timer_t tick;
     uint64_t once_epoch, once_seq; /* --once: ids of the printed batches */
     size_t once_windows;
-    int64_t once_deadline_ms; /* --once: one window and a tick of grace from the start */
+    int64_t once_start_ms; /* --once: when measuring started */
 } agent_t;
 
 static int64_t wall_ms(void)
@@ -67,14 +67,17 @@ static int to_stdout(void *data, uint64_t epoch, uint64_t seq, const uint8_t *by
     return 0;
 }
 
-/* A window passed and none closed with a reading in it: stdout stays empty
- * (zero JSON lines) and stderr says why, so a script sees "nothing" plainly. */
-static void once_nothing(const agent_t *a)
+/* --once gives up: stdout stays empty (zero JSON lines) and stderr says why,
+ * so a script sees "nothing" plainly. `found` is whether the source read
+ * anything at all. */
+static void once_nothing(const agent_t *a, bool found)
 {
     const agent_settings_t *s = a->set;
     char msg[512];
 
-    if (s->source == SOURCE_CGROUP)
+    if (found)
+        snprintf(msg, sizeof(msg), "no window closed with readings in it");
+    else if (s->source == SOURCE_CGROUP)
         snprintf(msg, sizeof(msg), "no containers found under %s", s->cgroup_root);
     else if (s->source == SOURCE_PROC)
         snprintf(msg, sizeof(msg), "no process groups found under %s", s->proc_root);
@@ -82,6 +85,22 @@ static void once_nothing(const agent_t *a)
         snprintf(msg, sizeof(msg), "no containers measured");
     kopt_log_warn(msg, KOPT_STR("result", "--once: no windows"),
                   KOPT_UINT("window_ms", s->window_ms));
+}
+
+/* --once without a window yet. Nothing read for a window and a tick: there
+ * is nothing to measure, stop. Something read: its first whole window closes
+ * within two windows of the start (the first is partial), and a window
+ * waiting for Kubernetes metadata may take a refresh more; three windows and
+ * a tick bound it all, so --once always ends. */
+static bool once_give_up(const agent_t *a)
+{
+    const agent_settings_t *s = a->set;
+    int64_t waited = wall_ms() - a->once_start_ms;
+    int64_t window = (int64_t)s->window_ms, tick = (int64_t)s->sample_interval_ms;
+
+    if (agent_collector_samples(a->collector) == 0)
+        return waited >= window + tick;
+    return waited >= 3 * window + tick;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -97,10 +116,10 @@ static void on_tick(uv_timer_t *t)
     if (a->set->once && a->once_windows > 0) {
         uv_timer_stop(&a->tick);
         kopt_lifecycle_begin_drain(a->d.lifecycle, "--once: one window printed");
-    } else if (a->set->once && wall_ms() >= a->once_deadline_ms) {
+    } else if (a->set->once && once_give_up(a)) {
         uv_timer_stop(&a->tick);
-        once_nothing(a);
-        kopt_lifecycle_begin_drain(a->d.lifecycle, "--once: one window passed");
+        once_nothing(a, agent_collector_samples(a->collector) > 0);
+        kopt_lifecycle_begin_drain(a->d.lifecycle, "--once: nothing to print");
     }
 }
 
@@ -294,7 +313,7 @@ int main(int argc, char **argv)
         r = start_transport(&a, &m);
     kopt_tls_material_clear(&m);
     a.once_epoch = (uint64_t)wall_ms() * 1000000;
-    a.once_deadline_ms = wall_ms() + (int64_t)(a.set->window_ms + a.set->sample_interval_ms);
+    a.once_start_ms = wall_ms();
     if (r < 0) {
         kopt_daemon_fail(&a.d, "start-up failed");
     } else {
