@@ -181,11 +181,13 @@ static int exe_group(agent_proc_source_t *p, const char *name)
     if (p->n_groups >= MAX_EXE_GROUPS)
         return -1;
     if (p->n_groups == p->cap_groups) {
-        g = realloc(p->groups, 2 * p->cap_groups * sizeof(group_t));
+        size_t cap = p->cap_groups ? 2 * p->cap_groups : 16;
+
+        g = realloc(p->groups, cap * sizeof(group_t));
         if (!g)
             return -1;
         p->groups = g;
-        p->cap_groups *= 2;
+        p->cap_groups = cap;
     }
     g = &p->groups[p->n_groups];
     memset(g, 0, sizeof(*g));
