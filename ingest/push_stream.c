@@ -312,13 +312,19 @@ static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
                    b->seq, e->last_seq, b->epoch);
         return -EINVAL;
     }
-    snprintf(key, sizeof(key), "%s/%s", b->cluster, b->agent_id);
+    /* The certificate's identity, not the batch's: one certificate may
+     * write as "a.<anything>", and a key per suffix would give every
+     * invented suffix a fresh bucket (and evict other agents' buckets). */
+    if (s->has_id)
+        snprintf(key, sizeof(key), "%s/%s", s->id.cluster, s->id.agent_id);
+    else
+        snprintf(key, sizeof(key), "%s/%s", b->cluster, b->agent_id);
     if (ingest_rate_limit_take(ing->rate, key, bytes, kopt_now_ns(), &retry_ns) < 0) {
         kopt_metric_counter_inc(ing->m.rate_limited);
         snprintf(s->retry_ms, sizeof(s->retry_ms), "%" PRIu64, retry_ns / 1000000 + 1);
         end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                   "rate limit for agent %s: retry in %s ms (seq %" PRIu64 " not stored)",
-                   b->agent_id, s->retry_ms, b->seq);
+                   "rate limit for agent %s: retry in %s ms (seq %" PRIu64 " not stored)", key,
+                   s->retry_ms, b->seq);
         return -EAGAIN;
     }
     e->last_seq = b->seq;

@@ -1173,6 +1173,52 @@ static void rate_limit_ends_stream_with_retry_after(void **state)
     packed_free(sent);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Issue 15: limits an attacker with one good certificate must not escape   */
+
+
+/* A certificate for agent "dev-agent" may write as "dev-agent.<node>", but
+ * its rate limit is the certificate's: rotating the suffix on every batch
+ * must not give each batch a fresh bucket. Before, 30 of 30 went through a
+ * limit of 1/s with a burst of 3. */
+static void rate_limit_keyed_on_certificate_identity(void **state)
+{
+    enum { N = 30, BURST = 3 };
+    static const char *const flags[] = {"--rate-batches", "1", "--rate-burst-batches", "3", NULL};
+    kopt_test_nats_t *nats = nats_or_skip();
+    ingest_proc_t *ing = ingest_start(nats, flags);
+    uint64_t epoch = new_epoch(), acked;
+    packed_t *sent = packed_new(N);
+    char(*ids)[64] = calloc(N, sizeof(*ids));
+    kopt_push_client_t *c;
+
+    (void)state;
+    assert_non_null(ids);
+    for (size_t i = 0; i < N; i++) {
+        batch_t bt;
+
+        snprintf(ids[i], sizeof(ids[i]), AGENT ".rotated-%zu", i);
+        batch_init(&bt, CLUSTER, ids[i], epoch, i + 1, 2);
+        batch_pack(&bt, &sent[i]);
+        batch_free(&bt);
+    }
+    free(ids);
+    c = client(ing, "agent-local");
+    for (size_t i = 0; i < N; i++)
+        if (kopt_push_client_send(c, sent[i].data, sent[i].len, 5000) < 0)
+            break; /* the stream ended */
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    expect_status(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "rate limit");
+    acked = kopt_push_client_acked(c, epoch);
+    fprintf(stderr, "  %" PRIu64 " of %d batches with rotating agent ids got through\n", acked, N);
+    assert_true(acked >= BURST && acked <= BURST + 2);
+    client_free(c);
+    assert_int_equal(stream_msgs(nats), acked);
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+    packed_free(sent);
+}
+
 /* An agent that goes away with batches in flight (the call is cancelled)
  * must not disturb ingest: the publishes it left finish, nothing crashes, and
  * the agent's re-send on a new stream stores each batch once. */
@@ -1482,6 +1528,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(oversized_batch_is_settled_as_too_large, test_teardown),
         cmocka_unit_test_teardown(old_windows_left_out_while_the_stream_goes_on, test_teardown),
         cmocka_unit_test_teardown(rate_limit_ends_stream_with_retry_after, test_teardown),
+        cmocka_unit_test_teardown(rate_limit_keyed_on_certificate_identity, test_teardown),
         cmocka_unit_test_teardown(cancelled_stream_with_batches_in_flight_is_harmless,
                                   test_teardown),
         cmocka_unit_test_teardown(nats_killed_mid_stream_loses_no_acked_batch, test_teardown),
