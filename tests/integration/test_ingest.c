@@ -790,8 +790,11 @@ static void push_bad(const ingest_proc_t *ing, bad_kind_t kind, uint64_t epoch)
         make_good(p, epoch, 1, 1000); /* ~100 KB against --max-batch-bytes 64KiB */
         assert_true(p->len > 65536);
         kopt_push_client_send(c, p->data, p->len, 5000);
-        assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_RESOURCE_EXHAUSTED);
-        expect_status(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "at most 65536");
+        /* Refused in the ack; the stream goes on (oversized_batch_...). */
+        assert_int_equal(kopt_push_client_wait_acked(c, epoch, 1, 10000), 0);
+        assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_OK);
+        assert_int_equal(kopt_push_client_n_rejections(c), 1);
+        assert_non_null(strstr(kopt_push_client_rejection(c, 0)->message, "at most 65536"));
         break;
     case BAD_NAN:
     case BAD_WINDOW_ORDER:
@@ -882,7 +885,8 @@ static void bad_batches_refused_while_good_agent_streams(void **state)
 
 /* A batch over --max-batch-bytes can never be stored: like any poison batch
  * it must be settled with a rejection (REJECT_REASON_TOO_LARGE, docs/api.md),
- * or the agent re-sends it after every RESOURCE_EXHAUSTED forever. */
+ * or the agent re-sends it forever. The batch is refused, not the agent:
+ * the stream goes on. */
 static void oversized_batch_is_settled_as_too_large(void **state)
 {
     static const char *const flags[] = {"--max-batch-bytes", "64KiB", NULL};
@@ -891,26 +895,29 @@ static void oversized_batch_is_settled_as_too_large(void **state)
     uint64_t epoch = new_epoch();
     kopt_push_client_t *c;
     const kopt_push_rejection_t *rej;
-    packed_t *good = packed_new(1), *big = packed_new(1);
+    packed_t *good = packed_new(2), *big = packed_new(1);
 
     (void)state;
-    make_good(good, epoch, 1, 3);
+    make_good(&good[0], epoch, 1, 3);
     make_good(big, epoch, 2, 1000);
+    make_good(&good[1], epoch, 3, 3);
     c = client(ing, "agent-local");
-    assert_int_equal(kopt_push_client_send(c, good->data, good->len, 5000), 0);
+    assert_int_equal(kopt_push_client_send(c, good[0].data, good[0].len, 5000), 0);
     assert_int_equal(kopt_push_client_wait_acked(c, epoch, 1, 10000), 0);
-    kopt_push_client_send(c, big->data, big->len, 5000);
-    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_RESOURCE_EXHAUSTED);
-    expect_status(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "at most 65536");
-    if (kopt_push_client_acked(c, epoch) != 2 || kopt_push_client_n_rejections(c) != 1)
+    assert_int_equal(kopt_push_client_send(c, big->data, big->len, 5000), 0);
+    assert_int_equal(kopt_push_client_send(c, good[1].data, good[1].len, 5000), 0);
+    assert_int_equal(kopt_push_client_wait_acked(c, epoch, 3, 10000), 0);
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_OK);
+    if (kopt_push_client_acked(c, epoch) != 3 || kopt_push_client_n_rejections(c) != 1)
         fail_msg("oversized seq 2: acked through %" PRIu64 " with %zu rejections; want acked "
-                 "through 2 with a TOO_LARGE rejection, else the agent re-sends it forever",
+                 "through 3 with a TOO_LARGE rejection, else the agent re-sends it forever",
                  kopt_push_client_acked(c, epoch), kopt_push_client_n_rejections(c));
     rej = kopt_push_client_rejection(c, 0);
     assert_int_equal(rej->seq, 2);
     assert_int_equal(rej->reason, KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_LARGE);
+    assert_non_null(strstr(rej->message, "at most 65536"));
     client_free(c);
-    assert_int_equal(stream_msgs(nats), 1);
+    assert_int_equal(stream_msgs(nats), 2);
     packed_free(good);
     packed_free(big);
     ingest_stop(ing);
@@ -1176,6 +1183,54 @@ static void rate_limit_ends_stream_with_retry_after(void **state)
 /* ------------------------------------------------------------------------ */
 /* Issue 15: limits an attacker with one good certificate must not escape   */
 
+/* nats-server refuses messages over its max_payload (1 MiB by default),
+ * far below --max-batch-bytes (4 MiB). A batch between the two can never be
+ * stored: ingest learns max_payload from the server and settles such a batch
+ * with a TOO_LARGE rejection, logged once, and the stream goes on. Before,
+ * it ended the stream with UNAVAILABLE "re-send from seq 2" and the agent
+ * re-sent the batch for ever. */
+static void batch_over_nats_max_payload_refused_and_stream_goes_on(void **state)
+{
+    kopt_test_nats_t *nats = nats_or_skip();
+    ingest_proc_t *ing = ingest_start(nats, NULL);
+    uint64_t epoch = new_epoch();
+    packed_t *sent = packed_new(4);
+    const kopt_push_rejection_t *rej;
+    kopt_push_client_t *c;
+
+    (void)state;
+    make_good(&sent[0], epoch, 1, 3);
+    make_good(&sent[1], epoch, 2, 15000); /* over 1 MiB, under 4 MiB */
+    make_good(&sent[2], epoch, 3, 3);
+    make_good(&sent[3], epoch, 4, 15000);
+    fprintf(stderr, "  big batches: %zu and %zu bytes\n", sent[1].len, sent[3].len);
+    assert_true(sent[1].len > (1u << 20) + 65536 && sent[1].len < (4u << 20));
+    c = client(ing, "agent-local");
+    send_all(c, sent, 0, 4);
+    if (kopt_push_client_wait_acked(c, epoch, 4, 15000) != 0)
+        fail_msg("acked through %" PRIu64 ", status %d \"%s\"; want all 4 settled, the big ones "
+                 "as TOO_LARGE, on the same stream",
+                 kopt_push_client_acked(c, epoch), kopt_push_client_status(c),
+                 kopt_push_client_details(c));
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_OK);
+    assert_int_equal(kopt_push_client_n_rejections(c), 2);
+    for (size_t i = 0; i < 2; i++) {
+        rej = kopt_push_client_rejection(c, i);
+        fprintf(stderr, "  rejection seq %" PRIu64 ": %s\n", rej->seq, rej->message);
+        assert_int_equal(rej->seq, 2 + 2 * i);
+        assert_int_equal(rej->reason, KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_LARGE);
+        assert_non_null(strstr(rej->message, "max_payload"));
+    }
+    client_free(c);
+    assert_int_equal(stream_msgs(nats), 2);
+    assert_true(metric(ing, "kopt_ingest_rejected_total{reason=\"too_large\"}") == 2);
+    assert_true(metric(ing, "kopt_ingest_batches_total{result=\"failed\"}") == 0);
+    /* Logged once for the stream, counted every time. */
+    assert_true(kopt_test_log_contains(ing->log_path, "later refusals of this stream are only"));
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+    packed_free(sent);
+}
 
 /* A certificate for agent "dev-agent" may write as "dev-agent.<node>", but
  * its rate limit is the certificate's: rotating the suffix on every batch
@@ -1528,6 +1583,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(oversized_batch_is_settled_as_too_large, test_teardown),
         cmocka_unit_test_teardown(old_windows_left_out_while_the_stream_goes_on, test_teardown),
         cmocka_unit_test_teardown(rate_limit_ends_stream_with_retry_after, test_teardown),
+        cmocka_unit_test_teardown(batch_over_nats_max_payload_refused_and_stream_goes_on,
+                                  test_teardown),
         cmocka_unit_test_teardown(rate_limit_keyed_on_certificate_identity, test_teardown),
         cmocka_unit_test_teardown(cancelled_stream_with_batches_in_flight_is_harmless,
                                   test_teardown),
