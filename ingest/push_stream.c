@@ -38,6 +38,8 @@
  * lets a stream go on after a rejection, so this bounds what one stream of
  * too-large batches holds until the agent reads its acks. */
 #define MAX_REJECTIONS 32
+/* Retry hint on refusing a stream for want of a slot. */
+#define RETRY_STREAMS_MS 10000
 /* What our one NATS header adds to a batch besides its id (publish.c). */
 #define NATS_HEADER_BYTES (sizeof("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n") - 1)
 
@@ -81,6 +83,8 @@ struct push_stream {
     int paused;
     kopt_identity_t id;
     int has_id;
+    char slot_key[520];     /* "cluster/agent-id" when it holds a slot of ing->slots */
+    uint64_t last_batch_ns; /* stream start, then each batch received: idleness */
     grpc_byte_buffer *in, *out;
     grpc_slice details;
     grpc_metadata trailer;
@@ -139,6 +143,8 @@ static void unref(push_stream_t *s)
     if (s->next)
         s->next->prev = s->prev;
     ing->n_streams--;
+    if (s->slot_key[0])
+        ingest_stream_slots_put(ing->slots, s->slot_key);
     if (s->in)
         grpc_byte_buffer_destroy(s->in);
     if (s->out)
@@ -750,6 +756,8 @@ static void on_decoded(kopt_grpc_tag_t *tag, int ok)
 
     (void)ok;
     s->reading = 0;
+    if (s->rx_has)
+        s->last_batch_ns = kopt_now_ns();
     if (!s->rx_has)
         s->half_closed = 1;
     else if (!s->ending) /* else: arrived after the end was decided; re-sent later */
@@ -876,6 +884,7 @@ static push_stream_t *stream_new(ingest_t *ing, kopt_grpc_call_t *call)
     s->c = call;
     s->details = grpc_empty_slice();
     s->refs = 1;
+    s->last_batch_ns = kopt_now_ns();
     kopt_grpc_tag_init(&s->recv_tag, on_recv, 0);
     kopt_grpc_tag_init(&s->decoded_tag, on_decoded, 1);
     kopt_arena_init(&s->rx_arena, 0);
@@ -911,6 +920,33 @@ static int identify(push_stream_t *s)
     return 0;
 }
 
+/* One certificate may hold at most max_streams_per_agent streams, so it
+ * cannot take the slots of every other agent. The refusal carries a retry
+ * hint: for the agent it is a wait, not a poison batch. */
+static void take_slot(push_stream_t *s)
+{
+    ingest_t *ing = s->ing;
+    char key[sizeof(s->slot_key)];
+    int r;
+
+    snprintf(key, sizeof(key), "%s/%s", s->id.cluster, s->id.agent_id);
+    r = ingest_stream_slots_take(ing->slots, key, ing->opts.max_streams_per_agent);
+    if (r == 0) {
+        memcpy(s->slot_key, key, sizeof(key));
+        return;
+    }
+    ingest_count_rejected(ing, "agent_streams");
+    snprintf(s->retry_ms, sizeof(s->retry_ms), "%d", RETRY_STREAMS_MS);
+    if (r == -EBUSY)
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                   "agent %s has %u streams open already (--max-streams-per-agent); retry in "
+                   "%d ms",
+                   key, ing->opts.max_streams_per_agent, RETRY_STREAMS_MS);
+    else
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory; retry in %d ms",
+                   RETRY_STREAMS_MS);
+}
+
 void ingest_push_stream_start(kopt_grpc_call_t *call)
 {
     ingest_t *ing = kopt_grpc_call_user(call);
@@ -935,13 +971,32 @@ void ingest_push_stream_start(kopt_grpc_call_t *call)
     else if (!kopt_nats_connected(ing->nats))
         end_stream(s, GRPC_STATUS_UNAVAILABLE,
                    "JetStream is not reachable from ingest; retry later");
-    else if (ing->n_streams > ing->opts.max_streams)
-        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many streams (%u); retry later",
-                   ing->opts.max_streams);
-    else
-        identify(s);
+    else if (ing->n_streams > ing->opts.max_streams) {
+        ingest_count_rejected(ing, "too_many_streams");
+        snprintf(s->retry_ms, sizeof(s->retry_ms), "%d", RETRY_STREAMS_MS);
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many streams (%u); retry in %d ms",
+                   ing->opts.max_streams, RETRY_STREAMS_MS);
+    } else if (identify(s) == 0 && s->has_id)
+        take_slot(s);
     maybe_read(s);
     unref(s);
+}
+
+void ingest_push_streams_end_idle(ingest_t *ing, uint64_t now_ns)
+{
+    uint64_t idle_ns = ing->opts.stream_idle_ms * 1000000;
+
+    for (push_stream_t *s = ing->streams; s; s = s->next) {
+        /* Waiting on us (publishes, a full window) is not idleness. */
+        if (s->ending || s->status_sent || s->head || s->paused ||
+            now_ns - s->last_batch_ns < idle_ns)
+            continue;
+        kopt_metric_counter_inc(ing->m.idle_ended);
+        end_stream(s, GRPC_STATUS_UNAVAILABLE,
+                   "no batch for %" PRIu64 " s (--stream-idle-timeout); reconnect to send more",
+                   (now_ns - s->last_batch_ns) / 1000000000);
+        maybe_send(s);
+    }
 }
 
 void ingest_push_streams_drain(ingest_t *ing)

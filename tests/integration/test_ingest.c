@@ -1274,6 +1274,111 @@ static void rate_limit_keyed_on_certificate_identity(void **state)
     packed_free(sent);
 }
 
+/* A client of `who` whose first batch (cluster, agent, epoch, seq 1) was
+ * acked: the stream holds a slot. */
+static kopt_push_client_t *holding_stream(const ingest_proc_t *ing, const char *who,
+                                          const char *cluster, uint64_t epoch)
+{
+    kopt_push_client_t *c = client(ing, who);
+    batch_t bt;
+    packed_t p;
+
+    batch_init(&bt, cluster, AGENT, epoch, 1, 2);
+    batch_pack(&bt, &p);
+    batch_free(&bt);
+    assert_int_equal(kopt_push_client_send(c, p.data, p.len, 5000), 0);
+    free(p.data);
+    return c;
+}
+
+/* One certificate must not hold every stream slot: past
+ * --max-streams-per-agent (default 4) its streams are refused with a retry
+ * hint, and another agent still gets in under --max-streams. Before, the
+ * fifth stream of the same certificate was taken and the other agent got
+ * RESOURCE_EXHAUSTED. */
+static void streams_capped_per_certificate(void **state)
+{
+    enum { PER_AGENT = 4 };
+    static const char *const flags[] = {"--max-streams", "6", NULL};
+    kopt_test_nats_t *nats = nats_or_skip();
+    ingest_proc_t *ing = ingest_start(nats, flags);
+    uint64_t epoch = new_epoch();
+    kopt_push_client_t *held[PER_AGENT], *extra, *other;
+    char retry[32];
+
+    (void)state;
+    for (int i = 0; i < PER_AGENT; i++) {
+        held[i] = holding_stream(ing, "agent-local", CLUSTER, epoch + (uint64_t)i);
+        assert_int_equal(kopt_push_client_wait_acked(held[i], epoch + (uint64_t)i, 1, 10000), 0);
+    }
+    extra = holding_stream(ing, "agent-local", CLUSTER, epoch + PER_AGENT);
+    if (kopt_push_client_wait_status(extra, 10000) != GRPC_STATUS_RESOURCE_EXHAUSTED)
+        fail_msg("stream %d of one certificate: status %d \"%s\", acked %" PRIu64
+                 "; want RESOURCE_EXHAUSTED (per-agent stream limit)",
+                 PER_AGENT + 1, kopt_push_client_status(extra), kopt_push_client_details(extra),
+                 kopt_push_client_acked(extra, epoch + PER_AGENT));
+    expect_status(extra, GRPC_STATUS_RESOURCE_EXHAUSTED, "streams");
+    kopt_push_client_trailer(extra, "kopt-retry-after-ms", retry, sizeof(retry));
+    assert_true(strtol(retry, NULL, 10) > 0);
+    client_free(extra);
+    /* Its own epoch: Nats-Msg-Id has no cluster, so the same agent id, epoch
+     * and seq in another cluster would be taken for a duplicate. */
+    other = holding_stream(ing, "agent-other", "other", epoch + 100);
+    if (kopt_push_client_wait_acked(other, epoch + 100, 1, 10000) != 0)
+        fail_msg("another agent was shut out: status %d \"%s\"", kopt_push_client_status(other),
+                 kopt_push_client_details(other));
+    assert_int_equal(kopt_push_client_finish(other, 10000), GRPC_STATUS_OK);
+    client_free(other);
+    for (int i = 0; i < PER_AGENT; i++) {
+        assert_int_equal(kopt_push_client_finish(held[i], 10000), GRPC_STATUS_OK);
+        client_free(held[i]);
+    }
+    assert_true(metric(ing, "kopt_ingest_rejected_total{reason=\"agent_streams\"}") == 1);
+    assert_int_equal(stream_msgs(nats), PER_AGENT + 1);
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+}
+
+/* A stream that sends nothing for --stream-idle-timeout is ended with
+ * UNAVAILABLE (the agent reconnects when it has batches), and counted; one
+ * that keeps sending is not. Before, idle streams held their slot for ever. */
+static void idle_stream_ended_after_timeout(void **state)
+{
+    static const char *const flags[] = {"--stream-idle-timeout", "2s", NULL};
+    kopt_test_nats_t *nats = nats_or_skip();
+    ingest_proc_t *ing = ingest_start(nats, flags);
+    uint64_t epoch = new_epoch();
+    kopt_push_client_t *idle, *busy;
+    packed_t *sent = packed_new(6);
+    double t0;
+
+    (void)state;
+    for (size_t i = 0; i < 6; i++)
+        make_good(&sent[i], epoch + 1, i + 1, 2);
+    idle = holding_stream(ing, "agent-local", CLUSTER, epoch);
+    assert_int_equal(kopt_push_client_wait_acked(idle, epoch, 1, 10000), 0);
+    busy = client(ing, "agent-local");
+    t0 = kopt_test_now();
+    for (size_t i = 0; i < 6; i++) {
+        send_all(busy, sent, i, i + 1);
+        kopt_push_client_poll(idle, 800); /* 4.8 s in all */
+    }
+    if (kopt_push_client_wait_status(idle, 8000) != GRPC_STATUS_UNAVAILABLE)
+        fail_msg("idle stream: status %d \"%s\" after %.1f s; want UNAVAILABLE for idleness",
+                 kopt_push_client_status(idle), kopt_push_client_details(idle),
+                 kopt_test_now() - t0);
+    expect_status(idle, GRPC_STATUS_UNAVAILABLE, "idle");
+    client_free(idle);
+    assert_int_equal(kopt_push_client_wait_acked(busy, epoch + 1, 6, 10000), 0);
+    assert_int_equal(kopt_push_client_status(busy), -1);
+    assert_int_equal(kopt_push_client_finish(busy, 10000), GRPC_STATUS_OK);
+    client_free(busy);
+    assert_true(metric(ing, "kopt_ingest_streams_idle_ended_total") == 1);
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+    packed_free(sent);
+}
+
 /* An agent that goes away with batches in flight (the call is cancelled)
  * must not disturb ingest: the publishes it left finish, nothing crashes, and
  * the agent's re-send on a new stream stores each batch once. */
@@ -1559,8 +1664,17 @@ static void nats_password_never_printed(void **state)
 static int make_certs(void **state)
 {
     (void)state;
+    char script[600], log_path[600];
+    char *argv[] = {script, NULL, "--cluster", "other", NULL};
+
     certs_dir = kopt_test_tmpdir("kopt-itest-certs");
-    return certs_dir ? kopt_test_make_certs(src_dir, certs_dir) : -1;
+    if (!certs_dir || kopt_test_make_certs(src_dir, certs_dir) < 0)
+        return -1;
+    /* agent-other.pem: a second agent, spiffe://kopt/cluster/other/agent/dev-agent */
+    snprintf(script, sizeof(script), "%s/scripts/certs", src_dir);
+    snprintf(log_path, sizeof(log_path), "%s/certs-other.log", certs_dir);
+    argv[1] = certs_dir;
+    return kopt_test_proc_run(argv, log_path, 60000) == 0 ? 0 : -1;
 }
 
 static int teardown_all(void **state)
@@ -1586,6 +1700,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(batch_over_nats_max_payload_refused_and_stream_goes_on,
                                   test_teardown),
         cmocka_unit_test_teardown(rate_limit_keyed_on_certificate_identity, test_teardown),
+        cmocka_unit_test_teardown(streams_capped_per_certificate, test_teardown),
+        cmocka_unit_test_teardown(idle_stream_ended_after_timeout, test_teardown),
         cmocka_unit_test_teardown(cancelled_stream_with_batches_in_flight_is_harmless,
                                   test_teardown),
         cmocka_unit_test_teardown(nats_killed_mid_stream_loses_no_acked_batch, test_teardown),
