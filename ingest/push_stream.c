@@ -756,12 +756,13 @@ static void on_decoded(kopt_grpc_tag_t *tag, int ok)
 
     (void)ok;
     s->reading = 0;
-    if (s->rx_has)
-        s->last_batch_ns = kopt_now_ns();
-    if (!s->rx_has)
+    if (!s->rx_has) {
         s->half_closed = 1;
-    else if (!s->ending) /* else: arrived after the end was decided; re-sent later */
-        handle_batch(s, s->rx, s->rx_has_pub ? s->rx_pub : s->rx, s->rx_batch);
+    } else {
+        s->last_batch_ns = kopt_now_ns();
+        if (!s->ending) /* else: arrived after the end was decided; re-sent later */
+            handle_batch(s, s->rx, s->rx_has_pub ? s->rx_pub : s->rx, s->rx_batch);
+    }
     if (s->rx_has) {
         kopt_arena_free(&s->rx_arena); /* the whole decoded batch at once */
         grpc_slice_unref(s->rx);
