@@ -1,9 +1,11 @@
 /* MetricBatch assembly with protobuf-c: the message borrows every string
- * from the caller, so packing copies nothing but the output. */
+ * from the caller, so packing copies nothing but the output; sizing builds
+ * the same message and packs nothing. */
 #include "batch.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kopt/v1/metrics.pb-c.h"
 
@@ -99,55 +101,125 @@ static void workload_facts(facts_t *f, const agent_kube_workload_t *kw)
     f->wf.hpa = &f->hpa;
 }
 
+/* The message and the storage its pointers use. */
+typedef struct {
+    Kopt__V1__MetricBatch b;
+    Kopt__V1__NodeFacts facts;
+    Google__Protobuf__Timestamp created;
+    Kopt__V1__ContainerWindow *cws, **ptrs;
+    Google__Protobuf__Timestamp *ts;
+    facts_t *wfacts;
+    Kopt__V1__WorkloadFacts **wptrs;
+} built_t;
+
+static void release(built_t *m)
+{
+    free(m->cws);
+    free(m->ptrs);
+    free(m->ts);
+    free(m->wfacts);
+    free(m->wptrs);
+}
+
+/* Fills `m` with the batch of `n` windows; it borrows every string. 0 or
+ * -ENOMEM; release(m) either way. */
+static int build(built_t *m, const agent_batch_header_t *h, const agent_window_t *wins,
+                 const agent_container_meta_t *metas, size_t n)
+{
+    size_t nw = h->n_workloads;
+    Kopt__V1__MetricBatch *b = &m->b;
+
+    memset(m, 0, sizeof(*m));
+    kopt__v1__metric_batch__init(b);
+    kopt__v1__node_facts__init(&m->facts);
+    m->cws = calloc(n ? n : 1, sizeof(*m->cws));
+    m->ptrs = calloc(n ? n : 1, sizeof(*m->ptrs));
+    m->ts = calloc(n ? 2 * n : 1, sizeof(*m->ts));
+    m->wfacts = calloc(nw ? nw : 1, sizeof(*m->wfacts));
+    m->wptrs = calloc(nw ? nw : 1, sizeof(*m->wptrs));
+    if (!m->cws || !m->ptrs || !m->ts || !m->wfacts || !m->wptrs)
+        return -ENOMEM;
+    b->cluster = (char *)h->cluster;
+    b->node = (char *)h->node;
+    b->agent_id = (char *)h->agent_id;
+    b->agent_version = (char *)(h->agent_version ? h->agent_version : "");
+    b->epoch = h->epoch;
+    b->seq = h->seq;
+    stamp(&m->created, h->created_ms);
+    b->created = &m->created;
+    node_facts(&m->facts, h);
+    b->node_facts = &m->facts;
+    for (size_t i = 0; i < n; i++) {
+        fill(&m->cws[i], &m->ts[2 * i], &wins[i], &metas[i]);
+        m->ptrs[i] = &m->cws[i];
+    }
+    b->n_windows = n;
+    b->windows = m->ptrs;
+    for (size_t i = 0; i < nw; i++) {
+        workload_facts(&m->wfacts[i], &h->workloads[i]);
+        m->wptrs[i] = &m->wfacts[i].wf;
+    }
+    b->n_workloads = nw;
+    b->workloads = m->wptrs;
+    return 0;
+}
+
 int agent_batch_pack(const agent_batch_header_t *h, const agent_window_t *wins,
                      const agent_container_meta_t *metas, size_t n, uint8_t **out, size_t *len)
 {
-    Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
-    Kopt__V1__NodeFacts facts = KOPT__V1__NODE_FACTS__INIT;
-    Google__Protobuf__Timestamp created;
-    Kopt__V1__ContainerWindow *cws = calloc(n ? n : 1, sizeof(*cws));
-    Kopt__V1__ContainerWindow **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    Google__Protobuf__Timestamp *ts = calloc(n ? 2 * n : 1, sizeof(*ts));
-    size_t nw = h->n_workloads;
-    facts_t *wfacts = calloc(nw ? nw : 1, sizeof(*wfacts));
-    Kopt__V1__WorkloadFacts **wptrs = calloc(nw ? nw : 1, sizeof(*wptrs));
-    int r = -ENOMEM;
+    built_t m;
+    int r = build(&m, h, wins, metas, n);
 
-    if (!cws || !ptrs || !ts || !wfacts || !wptrs)
-        goto out;
-    b.cluster = (char *)h->cluster;
-    b.node = (char *)h->node;
-    b.agent_id = (char *)h->agent_id;
-    b.agent_version = (char *)(h->agent_version ? h->agent_version : "");
-    b.epoch = h->epoch;
-    b.seq = h->seq;
-    stamp(&created, h->created_ms);
-    b.created = &created;
-    node_facts(&facts, h);
-    b.node_facts = &facts;
-    for (size_t i = 0; i < n; i++) {
-        fill(&cws[i], &ts[2 * i], &wins[i], &metas[i]);
-        ptrs[i] = &cws[i];
+    if (r == 0) {
+        *len = kopt__v1__metric_batch__get_packed_size(&m.b);
+        *out = malloc(*len ? *len : 1);
+        if (*out)
+            kopt__v1__metric_batch__pack(&m.b, *out);
+        else
+            r = -ENOMEM;
     }
-    b.n_windows = n;
-    b.windows = ptrs;
-    for (size_t i = 0; i < nw; i++) {
-        workload_facts(&wfacts[i], &h->workloads[i]);
-        wptrs[i] = &wfacts[i].wf;
+    release(&m);
+    return r;
+}
+
+int agent_batch_size(const agent_batch_header_t *h, const agent_window_t *wins,
+                     const agent_container_meta_t *metas, size_t n, size_t *len)
+{
+    built_t m;
+    int r = build(&m, h, wins, metas, n);
+
+    if (r == 0)
+        *len = kopt__v1__metric_batch__get_packed_size(&m.b);
+    release(&m);
+    return r;
+}
+
+int agent_batch_fit(const agent_batch_header_t *h, const agent_window_t *wins,
+                    const agent_container_meta_t *metas, size_t n, size_t max_bytes, size_t *fit)
+{
+    size_t lo = 1, hi = n, len; /* the answer is in [lo, hi] */
+    int r;
+
+    *fit = n;
+    if (n == 0)
+        return 0;
+    r = agent_batch_size(h, wins, metas, n, &len);
+    if (r < 0 || len <= max_bytes)
+        return r;
+    /* The size grows with every window added, so bisect on the count. */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+
+        r = agent_batch_size(h, wins, metas, mid, &len);
+        if (r < 0)
+            return r;
+        if (len <= max_bytes)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
-    b.n_workloads = nw;
-    b.workloads = wptrs;
-    *len = kopt__v1__metric_batch__get_packed_size(&b);
-    *out = malloc(*len ? *len : 1);
-    if (*out) {
-        kopt__v1__metric_batch__pack(&b, *out);
-        r = 0;
-    }
-out:
-    free(cws);
-    free(ptrs);
-    free(ts);
-    free(wfacts);
-    free(wptrs);
+    *fit = lo;
+    if (lo == 1 && (r = agent_batch_size(h, wins, metas, 1, &len)) == 0 && len > max_bytes)
+        return -EFBIG;
     return r;
 }

@@ -40,4 +40,23 @@ typedef struct {
 int agent_batch_pack(const agent_batch_header_t *h, const agent_window_t *wins,
                      const agent_container_meta_t *metas, size_t n, uint8_t **out, size_t *len);
 
+/* What agent_batch_pack() would make, in bytes, without making it. 0 or
+ * -ENOMEM. */
+int agent_batch_size(const agent_batch_header_t *h, const agent_window_t *wins,
+                     const agent_container_meta_t *metas, size_t n, size_t *len);
+
+/* How many of the first windows fit in one batch of at most `max_bytes`
+ * with header `h` (*fit, at least 1 when n > 0). For a bound that holds
+ * whatever id the batch gets, give `h` the largest epoch and seq and the
+ * workloads of all n windows: fewer windows never pack larger. 0; -EFBIG
+ * when even one window does not fit (*fit = 1); -ENOMEM. */
+int agent_batch_fit(const agent_batch_header_t *h, const agent_window_t *wins,
+                    const agent_container_meta_t *metas, size_t n, size_t max_bytes, size_t *fit);
+
+/* The largest batch the agent makes unless told otherwise: under NATS's
+ * default max_payload of 1 MiB, which ingest learns from its server and
+ * enforces (docs/api.md, "Batch size"), with room for the Nats-Msg-Id
+ * header of the longest agent id. Bytes. */
+#define AGENT_BATCH_MAX_BYTES_DEFAULT 1000000
+
 #endif

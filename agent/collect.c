@@ -35,7 +35,7 @@ struct agent_collector {
     int64_t now_ms;
     int64_t closed_before_ms; /* windows before this boundary were flushed */
     kopt_metric_counter_t *samples, *late, *windows, *batches, *sink_errors, *held, *sandbox,
-        *partial, *overflow;
+        *partial, *overflow, *split;
 };
 
 /* A reading from the source (on the loop thread). */
@@ -167,6 +167,42 @@ static void node_facts(agent_collector_t *c, agent_batch_header_t *h, agent_kube
 
 /* --- batches ------------------------------------------------------------------- */
 
+/* Packs wins[0..n) into one batch with the next id and hands it to the
+ * sink. */
+static int emit_one(agent_collector_t *c, agent_batch_header_t *h, const agent_window_t *wins,
+                    const agent_container_meta_t *metas, size_t n)
+{
+    agent_kube_workload_t *workloads;
+    uint8_t *bytes;
+    size_t len;
+    int r;
+
+    r = workload_facts(c, metas, n, &workloads, &h->n_workloads);
+    if (r < 0)
+        return r;
+    h->workloads = workloads;
+    c->opts.take_id(c->opts.data, &h->epoch, &h->seq);
+    r = agent_batch_pack(h, wins, metas, n, &bytes, &len);
+    free(workloads);
+    if (r < 0)
+        return r;
+    r = c->opts.sink(c->opts.data, h->epoch, h->seq, bytes, len, wins, metas, n);
+    free(bytes);
+    if (r < 0) {
+        kopt_metric_counter_inc(c->sink_errors);
+        return r;
+    }
+    kopt_metric_counter_inc(c->batches);
+    kopt_metric_counter_add(c->windows, (double)n);
+    return 0;
+}
+
+/* Sends c->wins[0..n) in as few batches as stay under max_batch_bytes,
+ * each with the next seq, in order: the spool wants seqs without gaps, so
+ * an id is taken only for a batch that is made. The size is bounded with
+ * the largest id and the workloads of all n windows, which each part can
+ * only undercut. A window too large on its own is sent alone, and ingest
+ * refuses it (TOO_LARGE). */
 static int emit_batch(agent_collector_t *c, size_t n)
 {
     agent_batch_header_t h = {
@@ -177,31 +213,37 @@ static int emit_batch(agent_collector_t *c, size_t n)
         .created_ms = c->now_ms,
         .metric_source = agent_sources_metric_source(c->sources),
     };
+    agent_batch_header_t bound;
     agent_kube_node_t node;
     agent_kube_workload_t *workloads;
-    uint8_t *bytes;
-    size_t len;
-    int r;
+    size_t from = 0, fit;
+    int r = 0;
 
     node_facts(c, &h, &node);
-    c->opts.take_id(c->opts.data, &h.epoch, &h.seq);
     r = workload_facts(c, c->metas, n, &workloads, &h.n_workloads);
     if (r < 0)
         return r;
-    h.workloads = workloads;
-    r = agent_batch_pack(&h, c->wins, c->metas, n, &bytes, &len);
-    free(workloads);
-    if (r < 0)
-        return r;
-    r = c->opts.sink(c->opts.data, h.epoch, h.seq, bytes, len, c->wins, c->metas, n);
-    free(bytes);
-    if (r < 0) {
-        kopt_metric_counter_inc(c->sink_errors);
-        return r;
+    bound = h;
+    bound.workloads = workloads;
+    bound.epoch = bound.seq = UINT64_MAX;
+    while (r == 0 && from < n) {
+        r = agent_batch_fit(&bound, c->wins + from, c->metas + from, n - from,
+                            c->opts.max_batch_bytes, &fit);
+        if (r == -EFBIG) {
+            kopt_log_warn("one window alone is over the batch size limit; sending it anyway "
+                          "(ingest will refuse it)",
+                          KOPT_UINT("max_batch_bytes", c->opts.max_batch_bytes));
+            r = 0;
+        }
+        if (r < 0)
+            break;
+        if (fit < n - from)
+            kopt_metric_counter_inc(c->split); /* one more batch to come */
+        r = emit_one(c, &h, c->wins + from, c->metas + from, fit);
+        from += fit;
     }
-    kopt_metric_counter_inc(c->batches);
-    kopt_metric_counter_add(c->windows, (double)n);
-    return 0;
+    free(workloads);
+    return r;
 }
 
 /* Describes the waiting windows and sends those that are ready, in batches
@@ -294,6 +336,10 @@ int agent_collector_new(const agent_collector_opts_t *opts, kopt_metrics_t *metr
         {"kopt_agent_windows_partial_total",
          "Windows sent without Kubernetes metadata (unknown after a refresh, or no API).",
          offsetof(agent_collector_t, partial)},
+        {"kopt_agent_batches_split_total",
+         "Batches made in addition because the windows ready at once packed to more than the "
+         "batch size limit (which NATS's max_payload sets).",
+         offsetof(agent_collector_t, split)},
         {"kopt_agent_windows_overflow_total",
          "Windows dropped because too many were waiting for metadata.",
          offsetof(agent_collector_t, overflow)},
@@ -312,6 +358,8 @@ int agent_collector_new(const agent_collector_opts_t *opts, kopt_metrics_t *metr
     c->opts.sources = &c->src_opts;
     if (c->opts.max_windows_per_batch == 0)
         c->opts.max_windows_per_batch = 2000;
+    if (c->opts.max_batch_bytes == 0)
+        c->opts.max_batch_bytes = AGENT_BATCH_MAX_BYTES_DEFAULT;
     r = agent_windower_new(&wo, &c->windower);
     for (size_t i = 0; r == 0 && i < sizeof(defs) / sizeof(defs[0]); i++) {
         kopt_metric_family_t *f;
@@ -328,6 +376,11 @@ int agent_collector_new(const agent_collector_opts_t *opts, kopt_metrics_t *metr
     }
     *out = c;
     return 0;
+}
+
+void agent_collector_set_max_batch_bytes(agent_collector_t *c, size_t max_bytes)
+{
+    c->opts.max_batch_bytes = max_bytes ? max_bytes : AGENT_BATCH_MAX_BYTES_DEFAULT;
 }
 
 void agent_collector_free(agent_collector_t *c)

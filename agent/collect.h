@@ -30,6 +30,10 @@ typedef struct {
     int64_t window_ms;
     size_t max_containers;
     size_t max_windows_per_batch;
+    /* Packed batches stay at or under this many bytes, the windows ready at
+     * once being split over as many batches as needed; 0:
+     * AGENT_BATCH_MAX_BYTES_DEFAULT (fits NATS's default max_payload). */
+    size_t max_batch_bytes;
     uv_loop_t *loop;
     const agent_sources_opts_t *sources; /* copied; the strings must outlive the collector */
     agent_batch_id_fn take_id;
@@ -41,6 +45,10 @@ typedef struct {
  * logged), -ENOMEM. */
 int agent_collector_new(const agent_collector_opts_t *opts, kopt_metrics_t *metrics,
                         agent_collector_t **out);
+
+/* A new batch size bound (0: the default), e.g. one learned from ingest;
+ * batches made from now on keep to it. */
+void agent_collector_set_max_batch_bytes(agent_collector_t *c, size_t max_bytes);
 
 /* Frees the collector; its source goes once its in-flight work is back
  * (run the loop). NULL is a no-op. */

@@ -13,12 +13,15 @@
 
 #include "publish.h"
 #include "rate_limit.h"
+#include "stream_slots.h"
 #include "validate.h"
 
 typedef struct {
-    int insecure;               /* no client certificates: trust the batch's own identity */
-    size_t max_batch_bytes;     /* larger batches are refused (TOO_LARGE) */
-    uint32_t max_streams;       /* concurrent Push streams */
+    int insecure;                   /* no client certificates: trust the batch's own identity */
+    size_t max_batch_bytes;         /* larger batches are refused (TOO_LARGE) */
+    uint32_t max_streams;           /* concurrent Push streams */
+    uint32_t max_streams_per_agent; /* of them, for one client identity (not with insecure) */
+    uint64_t stream_idle_ms;        /* a stream that sends nothing this long ends; 0: never */
     size_t max_inflight_bytes;  /* published but not yet acked, all streams; reads pause above */
     const char *subject_prefix; /* "kopt.metrics" */
     ingest_batch_limits_t limits;

@@ -71,6 +71,8 @@ static void fill_opts(const ingest_settings_t *s, ingest_opts_t *o)
     o->insecure = s->insecure;
     o->max_batch_bytes = s->max_batch_bytes;
     o->max_streams = (uint32_t)s->max_streams;
+    o->max_streams_per_agent = (uint32_t)s->max_streams_per_agent;
+    o->stream_idle_ms = s->stream_idle_timeout_ms;
     o->max_inflight_bytes = s->max_inflight_bytes;
     o->subject_prefix = "kopt.metrics";
     ingest_batch_limits_default(&o->limits);

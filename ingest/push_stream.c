@@ -34,6 +34,14 @@
 /* WindowRefusals in one PushAck, at most: a spool replay of old batches
  * then yields acks of a few KiB, each covering up to this many batches. */
 #define MAX_REFUSALS 32
+/* Rejections waiting for the ack that covers their batch. Only TOO_LARGE
+ * lets a stream go on after a rejection, so this bounds what one stream of
+ * too-large batches holds until the agent reads its acks. */
+#define MAX_REJECTIONS 32
+/* Retry hint on refusing a stream for want of a slot. */
+#define RETRY_STREAMS_MS 10000
+/* What our one NATS header adds to a batch besides its id (publish.c). */
+#define NATS_HEADER_BYTES (sizeof("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n") - 1)
 
 /* SKIPPED: settled without publishing (every window too old). */
 enum { WAITING, INFLIGHT, STORED, SKIPPED, REJECTED, FAILED };
@@ -45,6 +53,13 @@ typedef struct {
     int64_t oldest_s;
     int batch_too_old;
 } refusal_t;
+
+/* A batch refused for good, until an ack reports it. */
+typedef struct {
+    uint64_t epoch, seq;
+    Kopt__V1__RejectReason reason;
+    char msg[256];
+} rejection_t;
 
 typedef struct pending {
     struct pending *next;
@@ -68,6 +83,8 @@ struct push_stream {
     int paused;
     kopt_identity_t id;
     int has_id;
+    char slot_key[520];     /* "cluster/agent-id" when it holds a slot of ing->slots */
+    uint64_t last_batch_ns; /* stream start, then each batch received: idleness */
     grpc_byte_buffer *in, *out;
     grpc_slice details;
     grpc_metadata trailer;
@@ -80,10 +97,10 @@ struct push_stream {
     pending_t *head, *tail;
     epoch_t epochs[MAX_EPOCHS];
     size_t n_epochs;
-    Kopt__V1__BatchRejection rejection; /* at most one: the stream ends after it */
-    int has_rejection;
-    char rejection_msg[256];
-    refusal_t *refusals; /* settled, not yet acked; MAX_REFUSALS, allocated on first use */
+    rejection_t *rejections; /* not yet acked; MAX_REJECTIONS, allocated on first use */
+    size_t n_rejections;
+    int logged_too_large; /* the first too-large batch is logged, the rest counted */
+    refusal_t *refusals;  /* settled, not yet acked; MAX_REFUSALS, allocated on first use */
     size_t n_refusals;
     int logged_too_old; /* the first batch with old windows is logged, the rest counted */
     kopt_grpc_tag_t recv_tag, send_tag, status_tag, close_tag;
@@ -126,12 +143,15 @@ static void unref(push_stream_t *s)
     if (s->next)
         s->next->prev = s->prev;
     ing->n_streams--;
+    if (s->slot_key[0])
+        ingest_stream_slots_put(ing->slots, s->slot_key);
     if (s->in)
         grpc_byte_buffer_destroy(s->in);
     if (s->out)
         grpc_byte_buffer_destroy(s->out);
     grpc_slice_unref(s->details);
     free(s->refusals);
+    free(s->rejections);
     kopt_arena_free(&s->rx_arena);
     kopt_grpc_call_release(s->c);
     free(s);
@@ -208,33 +228,48 @@ static void push_pending(push_stream_t *s, pending_t *p)
 }
 
 /* Records a refusal that the agent must not retry: it is acked with the
- * rejection, and the stream ends with `code`. */
+ * rejection, and the stream ends with `code`, or goes on with
+ * GRPC_STATUS_OK (TOO_LARGE: that batch is refused, not the agent; only the
+ * first such batch of a stream is logged). */
 static void reject(push_stream_t *s, const Kopt__V1__MetricBatch *b, Kopt__V1__RejectReason reason,
                    const char *label, grpc_status_code code, const char *msg)
 {
-    pending_t *p = calloc(1, sizeof(*p));
+    pending_t *p;
+    rejection_t *r;
     epoch_t *e;
 
     ingest_count_rejected(s->ing, label);
-    kopt_log_warn("Push: batch refused", KOPT_STR("cluster", b->cluster),
-                  KOPT_STR("agent", b->agent_id), KOPT_UINT("epoch", b->epoch),
-                  KOPT_UINT("seq", b->seq), KOPT_STR("reason", label), KOPT_STR("detail", msg));
-    end_stream(s, code, "batch %s/%" PRIu64 "/%" PRIu64 " refused: %s", b->agent_id, b->epoch,
-               b->seq, msg);
-    if (!p)
-        return;
-    if (b->seq == 0 || !(e = epoch_for(s, b->epoch)) || b->seq <= e->last_seq) {
-        free(p); /* nothing an ack could name */
+    if (code != GRPC_STATUS_OK || !s->logged_too_large)
+        kopt_log_warn(code == GRPC_STATUS_OK
+                          ? "Push: batch refused; the stream goes on, and later refusals of "
+                            "this stream are only counted in kopt_ingest_rejected_total"
+                          : "Push: batch refused",
+                      KOPT_STR("cluster", b->cluster), KOPT_STR("agent", b->agent_id),
+                      KOPT_UINT("epoch", b->epoch), KOPT_UINT("seq", b->seq),
+                      KOPT_STR("reason", label), KOPT_STR("detail", msg));
+    if (code == GRPC_STATUS_OK)
+        s->logged_too_large = 1;
+    else
+        end_stream(s, code, "batch %s/%" PRIu64 "/%" PRIu64 " refused: %s", b->agent_id, b->epoch,
+                   b->seq, msg);
+    if (b->seq == 0 || !(e = epoch_for(s, b->epoch)) || b->seq <= e->last_seq)
+        return; /* nothing an ack could name */
+    if (!s->rejections && !(s->rejections = calloc(MAX_REJECTIONS, sizeof(*s->rejections))))
+        p = NULL;
+    else
+        p = s->n_rejections < MAX_REJECTIONS ? calloc(1, sizeof(*p)) : NULL;
+    if (!p) {
+        /* maybe_read keeps the queue from filling: out of memory. */
+        end_stream(s, GRPC_STATUS_UNAVAILABLE,
+                   "ingest cannot record a rejection now; re-send from seq %" PRIu64, b->seq);
         return;
     }
     e->last_seq = b->seq;
-    kopt__v1__batch_rejection__init(&s->rejection);
-    s->rejection.epoch = b->epoch;
-    s->rejection.seq = b->seq;
-    s->rejection.reason = reason;
-    snprintf(s->rejection_msg, sizeof(s->rejection_msg), "%s", msg);
-    s->rejection.message = s->rejection_msg;
-    s->has_rejection = 1;
+    r = &s->rejections[s->n_rejections++];
+    r->epoch = b->epoch;
+    r->seq = b->seq;
+    r->reason = reason;
+    snprintf(r->msg, sizeof(r->msg), "%s", msg);
     p->epoch = b->epoch;
     p->seq = b->seq;
     p->state = REJECTED;
@@ -312,17 +347,63 @@ static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
                    b->seq, e->last_seq, b->epoch);
         return -EINVAL;
     }
-    snprintf(key, sizeof(key), "%s/%s", b->cluster, b->agent_id);
+    /* The certificate's identity, not the batch's: one certificate may
+     * write as "a.<anything>", and a key per suffix would give every
+     * invented suffix a fresh bucket (and evict other agents' buckets). */
+    if (s->has_id)
+        snprintf(key, sizeof(key), "%s/%s", s->id.cluster, s->id.agent_id);
+    else
+        snprintf(key, sizeof(key), "%s/%s", b->cluster, b->agent_id);
     if (ingest_rate_limit_take(ing->rate, key, bytes, kopt_now_ns(), &retry_ns) < 0) {
         kopt_metric_counter_inc(ing->m.rate_limited);
         snprintf(s->retry_ms, sizeof(s->retry_ms), "%" PRIu64, retry_ns / 1000000 + 1);
         end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                   "rate limit for agent %s: retry in %s ms (seq %" PRIu64 " not stored)",
-                   b->agent_id, s->retry_ms, b->seq);
+                   "rate limit for agent %s: retry in %s ms (seq %" PRIu64 " not stored)", key,
+                   s->retry_ms, b->seq);
         return -EAGAIN;
     }
-    e->last_seq = b->seq;
     return 0;
+}
+
+/* The largest batch ingest can publish now: nats-server refuses a message
+ * whose headers and payload together exceed its max_payload (1 MiB by
+ * default), which the server announces when we connect and may differ
+ * after a reconnect to another server. Our one header is
+ * "NATS/1.0\r\n" "Nats-Msg-Id: <id>\r\n" "\r\n". 0: not known (not
+ * connected yet; the publish fails and the batch is re-sent). */
+static size_t publish_max_bytes(const ingest_t *ing, size_t msg_id_len)
+{
+    int64_t max = natsConnection_GetMaxPayload(kopt_nats_conn(ing->nats));
+    size_t hdr = NATS_HEADER_BYTES + msg_id_len;
+
+    return max > 0 && (uint64_t)max > hdr ? (size_t)max - hdr : 0;
+}
+
+/* Refuses a batch that can never be stored: over --max-batch-bytes as it
+ * arrived, or over what NATS takes as it would be published (`pub_len`).
+ * Settled with TOO_LARGE, so the agent drops it instead of re-sending it
+ * forever (gRPC's own limit sits above ours so it arrives here); the stream
+ * goes on. Returns 1 when refused. */
+static int refuse_too_large(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t len,
+                            size_t pub_len, size_t msg_id_len)
+{
+    const ingest_t *ing = s->ing;
+    size_t nats_max = publish_max_bytes(ing, msg_id_len);
+    char msg[200];
+
+    if (len > ing->opts.max_batch_bytes)
+        snprintf(msg, sizeof(msg), "batch of %zu bytes, at most %zu (--max-batch-bytes)", len,
+                 ing->opts.max_batch_bytes);
+    else if (nats_max > 0 && pub_len > nats_max)
+        snprintf(msg, sizeof(msg),
+                 "batch of %zu bytes, at most %zu: NATS max_payload is %zu bytes, headers "
+                 "included; split the windows over more batches",
+                 pub_len, nats_max, nats_max + NATS_HEADER_BYTES + msg_id_len);
+    else
+        return 0;
+    reject(s, b, KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_LARGE, "too_large", GRPC_STATUS_OK,
+           msg);
+    return 1;
 }
 
 /* Logs the first batch of a stream that loses windows for their age; the
@@ -352,7 +433,7 @@ static void handle_batch(push_stream_t *s, grpc_slice data, grpc_slice pub,
     size_t len = GRPC_SLICE_LENGTH(data);
     const ingest_batch_split_t *sp = &s->rx_split;
     pending_t *p;
-    char node[256];
+    char node[256], msg_id[sizeof(p->msg_id)];
 
     kopt_metric_counter_add(ing->m.bytes, (double)len);
     if (!b) {
@@ -363,19 +444,15 @@ static void handle_batch(push_stream_t *s, grpc_slice data, grpc_slice pub,
                    "malformed MetricBatch: %zu bytes that do not decode", len);
         return;
     }
-    if (len > ing->opts.max_batch_bytes) {
-        /* Settled with a rejection, so the agent drops it instead of re-sending
-         * it forever; gRPC's own limit sits above ours so it arrives here. */
-        char msg[128];
-
-        snprintf(msg, sizeof(msg), "batch of %zu bytes, at most %zu", len,
-                 ing->opts.max_batch_bytes);
-        reject(s, b, KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_LARGE, "too_large",
-               GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+    if (admit(s, b, len) < 0)
         return;
-    }
-    if (admit(s, b, len) < 0 || !(p = calloc(1, sizeof(*p))))
+    /* The batch's id even when windows were left out: a re-send is still
+     * recognised, and JetStream keeps the copy it stored first. */
+    snprintf(msg_id, sizeof(msg_id), "%s/%" PRIu64 "/%" PRIu64, b->agent_id, b->epoch, b->seq);
+    if (refuse_too_large(s, b, len, GRPC_SLICE_LENGTH(pub), strlen(msg_id)) ||
+        !(p = calloc(1, sizeof(*p))))
         return;
+    find_epoch(s, b->epoch)->last_seq = b->seq;
     p->epoch = b->epoch;
     p->seq = b->seq;
     p->split = *sp;
@@ -395,10 +472,7 @@ static void handle_batch(push_stream_t *s, grpc_slice data, grpc_slice pub,
     kopt_name_subject_token(b->node, node, sizeof(node));
     snprintf(p->subject, sizeof(p->subject), "%s.%s.%s", ing->opts.subject_prefix, b->cluster,
              node);
-    /* The batch's id even when windows were left out: a re-send is still
-     * recognised, and JetStream keeps the copy it stored first. */
-    snprintf(p->msg_id, sizeof(p->msg_id), "%s/%" PRIu64 "/%" PRIu64, b->agent_id, b->epoch,
-             b->seq);
+    memcpy(p->msg_id, msg_id, sizeof(msg_id));
     push_pending(s, p);
     publish(s, p);
 }
@@ -540,12 +614,41 @@ static size_t take_refusals(push_stream_t *s, uint64_t epoch, int64_t max_age,
     return n;
 }
 
+/* Moves the rejections the ack for `due` covers into `out`; `msg` holds
+ * their texts until the ack is packed. Returns how many. */
+static size_t take_rejections(push_stream_t *s, const epoch_t *due, Kopt__V1__BatchRejection *out,
+                              char (*msg)[sizeof(((rejection_t *)0)->msg)])
+{
+    size_t n = 0, keep = 0;
+
+    for (size_t i = 0; i < s->n_rejections; i++) {
+        rejection_t *r = &s->rejections[i];
+
+        if (r->epoch != due->epoch || r->seq > due->acked) {
+            if (keep != i)
+                s->rejections[keep] = *r;
+            keep++;
+            continue;
+        }
+        kopt__v1__batch_rejection__init(&out[n]);
+        out[n].epoch = r->epoch;
+        out[n].seq = r->seq;
+        out[n].reason = r->reason;
+        memcpy(msg[n], r->msg, sizeof(msg[n]));
+        out[n].message = msg[n];
+        n++;
+    }
+    s->n_rejections = keep;
+    return n;
+}
+
 /* Sends the next ack if one is due and none is in flight; else ends the
  * stream when it has nothing left to do. */
 static void maybe_send(push_stream_t *s)
 {
     Kopt__V1__PushAck ack = KOPT__V1__PUSH_ACK__INIT;
-    Kopt__V1__BatchRejection *rej[1];
+    Kopt__V1__BatchRejection rej[MAX_REJECTIONS], *rejp[MAX_REJECTIONS];
+    char rej_msg[MAX_REJECTIONS][sizeof(((rejection_t *)0)->msg)];
     Kopt__V1__WindowRefusal wr[MAX_REFUSALS], *wrp[MAX_REFUSALS];
     char wr_msg[MAX_REFUSALS][160];
     grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
@@ -565,12 +668,10 @@ static void maybe_send(push_stream_t *s)
     }
     ack.epoch = due->epoch;
     ack.acked_through_seq = due->acked;
-    if (s->has_rejection && s->rejection.epoch == due->epoch && s->rejection.seq <= due->acked) {
-        rej[0] = &s->rejection;
-        ack.n_rejections = 1;
-        ack.rejections = rej;
-        s->has_rejection = 0;
-    }
+    ack.n_rejections = take_rejections(s, due, rej, rej_msg);
+    for (size_t i = 0; i < ack.n_rejections; i++)
+        rejp[i] = &rej[i];
+    ack.rejections = ack.n_rejections ? rejp : NULL;
     ack.n_window_refusals =
         take_refusals(s, due->epoch, s->ing->opts.limits.max_age_seconds, wr, wr_msg);
     for (size_t i = 0; i < ack.n_window_refusals; i++)
@@ -655,10 +756,13 @@ static void on_decoded(kopt_grpc_tag_t *tag, int ok)
 
     (void)ok;
     s->reading = 0;
-    if (!s->rx_has)
+    if (!s->rx_has) {
         s->half_closed = 1;
-    else if (!s->ending) /* else: arrived after the end was decided; re-sent later */
-        handle_batch(s, s->rx, s->rx_has_pub ? s->rx_pub : s->rx, s->rx_batch);
+    } else {
+        s->last_batch_ns = kopt_now_ns();
+        if (!s->ending) /* else: arrived after the end was decided; re-sent later */
+            handle_batch(s, s->rx, s->rx_has_pub ? s->rx_pub : s->rx, s->rx_batch);
+    }
     if (s->rx_has) {
         kopt_arena_free(&s->rx_arena); /* the whole decoded batch at once */
         grpc_slice_unref(s->rx);
@@ -686,7 +790,7 @@ static void maybe_read(push_stream_t *s)
         return;
     /* An agent that does not read its acks must not make us hold settled
      * batches without end: on_send reads again once an ack took the queue. */
-    if (s->n_refusals == MAX_REFUSALS)
+    if (s->n_refusals == MAX_REFUSALS || s->n_rejections == MAX_REJECTIONS)
         return;
     if (flush_waiting(s) == -EAGAIN || !ingest_has_capacity(ing)) {
         s->paused = 1;
@@ -781,6 +885,7 @@ static push_stream_t *stream_new(ingest_t *ing, kopt_grpc_call_t *call)
     s->c = call;
     s->details = grpc_empty_slice();
     s->refs = 1;
+    s->last_batch_ns = kopt_now_ns();
     kopt_grpc_tag_init(&s->recv_tag, on_recv, 0);
     kopt_grpc_tag_init(&s->decoded_tag, on_decoded, 1);
     kopt_arena_init(&s->rx_arena, 0);
@@ -816,6 +921,33 @@ static int identify(push_stream_t *s)
     return 0;
 }
 
+/* One certificate may hold at most max_streams_per_agent streams, so it
+ * cannot take the slots of every other agent. The refusal carries a retry
+ * hint: for the agent it is a wait, not a poison batch. */
+static void take_slot(push_stream_t *s)
+{
+    ingest_t *ing = s->ing;
+    char key[sizeof(s->slot_key)];
+    int r;
+
+    snprintf(key, sizeof(key), "%s/%s", s->id.cluster, s->id.agent_id);
+    r = ingest_stream_slots_take(ing->slots, key, ing->opts.max_streams_per_agent);
+    if (r == 0) {
+        memcpy(s->slot_key, key, sizeof(key));
+        return;
+    }
+    ingest_count_rejected(ing, "agent_streams");
+    snprintf(s->retry_ms, sizeof(s->retry_ms), "%d", RETRY_STREAMS_MS);
+    if (r == -EBUSY)
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                   "agent %s has %u streams open already (--max-streams-per-agent); retry in "
+                   "%d ms",
+                   key, ing->opts.max_streams_per_agent, RETRY_STREAMS_MS);
+    else
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory; retry in %d ms",
+                   RETRY_STREAMS_MS);
+}
+
 void ingest_push_stream_start(kopt_grpc_call_t *call)
 {
     ingest_t *ing = kopt_grpc_call_user(call);
@@ -840,13 +972,32 @@ void ingest_push_stream_start(kopt_grpc_call_t *call)
     else if (!kopt_nats_connected(ing->nats))
         end_stream(s, GRPC_STATUS_UNAVAILABLE,
                    "JetStream is not reachable from ingest; retry later");
-    else if (ing->n_streams > ing->opts.max_streams)
-        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many streams (%u); retry later",
-                   ing->opts.max_streams);
-    else
-        identify(s);
+    else if (ing->n_streams > ing->opts.max_streams) {
+        ingest_count_rejected(ing, "too_many_streams");
+        snprintf(s->retry_ms, sizeof(s->retry_ms), "%d", RETRY_STREAMS_MS);
+        end_stream(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many streams (%u); retry in %d ms",
+                   ing->opts.max_streams, RETRY_STREAMS_MS);
+    } else if (identify(s) == 0 && s->has_id)
+        take_slot(s);
     maybe_read(s);
     unref(s);
+}
+
+void ingest_push_streams_end_idle(ingest_t *ing, uint64_t now_ns)
+{
+    uint64_t idle_ns = ing->opts.stream_idle_ms * 1000000;
+
+    for (push_stream_t *s = ing->streams; s; s = s->next) {
+        /* Waiting on us (publishes, a full window) is not idleness. */
+        if (s->ending || s->status_sent || s->head || s->paused ||
+            now_ns - s->last_batch_ns < idle_ns)
+            continue;
+        kopt_metric_counter_inc(ing->m.idle_ended);
+        end_stream(s, GRPC_STATUS_UNAVAILABLE,
+                   "no batch for %" PRIu64 " s (--stream-idle-timeout); reconnect to send more",
+                   (now_ns - s->last_batch_ns) / 1000000000);
+        maybe_send(s);
+    }
 }
 
 void ingest_push_streams_drain(ingest_t *ing)

@@ -23,7 +23,9 @@ void ingest_rate_limit_free(ingest_rate_limit_t *rl);
 void ingest_rate_limit_set(ingest_rate_limit_t *rl, const ingest_rate_limit_opts_t *opts,
                            uint64_t now_ns);
 
-/* Charges one batch of `bytes` to `agent` ("cluster/agent-id"). 0, or
+/* Charges one batch of `bytes` to `agent` ("cluster/agent-id" of the
+ * client certificate, never the batch's own agent_id, which the client
+ * chooses: push_stream.c). 0, or
  * -EAGAIN with *retry_after_ns. A batch larger than the byte burst can never
  * pass: -E2BIG. */
 int ingest_rate_limit_take(ingest_rate_limit_t *rl, const char *agent, size_t bytes,

@@ -29,7 +29,7 @@ static double gauge_inflight_bytes(void *data)
 
 static int register_metrics(ingest_t *ing, kopt_metrics_t *m)
 {
-    kopt_metric_family_t *batches, *windows, *refused, *bytes, *limited, *publish;
+    kopt_metric_family_t *batches, *windows, *refused, *bytes, *limited, *publish, *idle;
     const double *lat;
     size_t n_lat;
     int r = 0;
@@ -61,6 +61,11 @@ static int register_metrics(ingest_t *ing, kopt_metrics_t *m)
           : kopt_metrics_counter(m, "kopt_ingest_streams_ended_total",
                                  "Push streams ended, by gRPC status code.", "code",
                                  &ing->m.streams_done);
+    r = r ? r
+          : kopt_metrics_counter(m, "kopt_ingest_streams_idle_ended_total",
+                                 "Push streams ended because they sent no batch for "
+                                 "--stream-idle-timeout.",
+                                 NULL, &idle);
     lat = kopt_metrics_latency_buckets(&n_lat);
     r = r ? r
           : kopt_metrics_histogram(m, "kopt_ingest_publish_duration_seconds",
@@ -86,8 +91,41 @@ static int register_metrics(ingest_t *ing, kopt_metrics_t *m)
     ing->m.windows_too_old = kopt_metric_counter_with(refused, "too_old"); /* 0 from the start */
     ing->m.bytes = kopt_metric_counter_with(bytes);
     ing->m.rate_limited = kopt_metric_counter_with(limited);
+    ing->m.idle_ended = kopt_metric_counter_with(idle);
+    /* 0 from the start, like every reason a refusal of a stream can have. */
+    kopt_metric_counter_with(ing->m.rejected, "agent_streams");
+    kopt_metric_counter_with(ing->m.rejected, "too_many_streams");
     ing->m.publish_seconds = kopt_metric_histogram_with(publish);
     return 0;
+}
+
+static void on_idle_timer(uv_timer_t *t)
+{
+    ingest_push_streams_end_idle(t->data, kopt_now_ns());
+}
+
+/* A sweep every quarter of the timeout (within 0.1-10 s): a stream ends at
+ * most that much later than its timeout. */
+static int start_idle_timer(ingest_t *ing)
+{
+    uint64_t every = ing->opts.stream_idle_ms / 4;
+
+    if (ing->opts.stream_idle_ms == 0)
+        return 0;
+    ing->idle_timer = malloc(sizeof(*ing->idle_timer));
+    if (!ing->idle_timer)
+        return -ENOMEM;
+    uv_timer_init(ing->loop, ing->idle_timer);
+    ing->idle_timer->data = ing;
+    every = every < 100 ? 100 : every > 10000 ? 10000 : every;
+    uv_timer_start(ing->idle_timer, on_idle_timer, every, every);
+    uv_unref((uv_handle_t *)ing->idle_timer); /* never what keeps the loop running */
+    return 0;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
 }
 
 int ingest_new(uv_loop_t *loop, kopt_grpc_server_t *srv, kopt_nats_t *nats, kopt_metrics_t *m,
@@ -104,6 +142,10 @@ int ingest_new(uv_loop_t *loop, kopt_grpc_server_t *srv, kopt_nats_t *nats, kopt
     r = register_metrics(ing, m);
     if (r == 0)
         r = ingest_rate_limit_new(&opts->rate, &ing->rate);
+    if (r == 0)
+        r = ingest_stream_slots_new(&ing->slots);
+    if (r == 0)
+        r = start_idle_timer(ing);
     if (r == 0)
         r = ingest_publisher_new(loop, nats, &opts->publish, ingest_push_published, ing, &ing->pub);
     if (r == 0)
@@ -154,6 +196,8 @@ void ingest_check_drained(ingest_t *ing)
 void ingest_drain(ingest_t *ing, void (*done)(void *arg), void *arg)
 {
     ing->draining = 1;
+    if (ing->idle_timer)
+        uv_timer_stop(ing->idle_timer);
     ing->drained = done;
     ing->drained_arg = arg;
     kopt_log_info("draining ingest", KOPT_UINT("streams", ing->n_streams),
@@ -173,5 +217,8 @@ void ingest_free(ingest_t *ing)
         return;
     ingest_publisher_free(ing->pub);
     ingest_rate_limit_free(ing->rate);
+    ingest_stream_slots_free(ing->slots);
+    if (ing->idle_timer)
+        uv_close((uv_handle_t *)ing->idle_timer, free_handle);
     free(ing);
 }

@@ -40,6 +40,18 @@ static const kopt_config_setting_t settings[] = {
      "most container windows in one batch", 0, 1, 1000000, NULL},
     {"max-streams", KOPT_CONFIG_INT, offsetof(S, max_streams), "10000",
      "most concurrent Push streams (one per agent)", 0, 1, 1000000, NULL},
+    /* An agent needs one; a few more cover a reconnect whose old stream
+     * has not ended yet, and pods sharing one certificate. */
+    {"max-streams-per-agent", KOPT_CONFIG_INT, offsetof(S, max_streams_per_agent), "4",
+     "most concurrent Push streams of one client certificate (cluster and agent id); raise it "
+     "when many pods share a certificate",
+     0, 1, 1000000, NULL},
+    /* Well above kopt-agent's 1-minute batches and 30 s keepalive pings
+     * (pings do not count: only batches do). */
+    {"stream-idle-timeout", KOPT_CONFIG_DURATION, offsetof(S, stream_idle_timeout_ms), "5m",
+     "a Push stream that sends no batch for this long is ended with UNAVAILABLE, freeing its "
+     "slot (0: never)",
+     0, 0, 0, NULL},
     {"max-inflight-bytes", KOPT_CONFIG_BYTES, offsetof(S, max_inflight_bytes), "64MiB",
      "bytes published and not yet acknowledged by JetStream; reads pause above", 0, 0, 0, NULL},
     {"publish-window", KOPT_CONFIG_INT, offsetof(S, publish_window), "4096",

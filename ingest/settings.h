@@ -24,6 +24,8 @@ typedef struct {
     uint64_t max_batch_bytes;
     int64_t max_windows;
     int64_t max_streams;
+    int64_t max_streams_per_agent;
+    uint64_t stream_idle_timeout_ms;
     uint64_t max_inflight_bytes;
     int64_t publish_window;
     uint64_t publish_timeout_ms;

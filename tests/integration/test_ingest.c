@@ -790,8 +790,11 @@ static void push_bad(const ingest_proc_t *ing, bad_kind_t kind, uint64_t epoch)
         make_good(p, epoch, 1, 1000); /* ~100 KB against --max-batch-bytes 64KiB */
         assert_true(p->len > 65536);
         kopt_push_client_send(c, p->data, p->len, 5000);
-        assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_RESOURCE_EXHAUSTED);
-        expect_status(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "at most 65536");
+        /* Refused in the ack; the stream goes on (oversized_batch_...). */
+        assert_int_equal(kopt_push_client_wait_acked(c, epoch, 1, 10000), 0);
+        assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_OK);
+        assert_int_equal(kopt_push_client_n_rejections(c), 1);
+        assert_non_null(strstr(kopt_push_client_rejection(c, 0)->message, "at most 65536"));
         break;
     case BAD_NAN:
     case BAD_WINDOW_ORDER:
@@ -882,7 +885,8 @@ static void bad_batches_refused_while_good_agent_streams(void **state)
 
 /* A batch over --max-batch-bytes can never be stored: like any poison batch
  * it must be settled with a rejection (REJECT_REASON_TOO_LARGE, docs/api.md),
- * or the agent re-sends it after every RESOURCE_EXHAUSTED forever. */
+ * or the agent re-sends it forever. The batch is refused, not the agent:
+ * the stream goes on. */
 static void oversized_batch_is_settled_as_too_large(void **state)
 {
     static const char *const flags[] = {"--max-batch-bytes", "64KiB", NULL};
@@ -891,26 +895,29 @@ static void oversized_batch_is_settled_as_too_large(void **state)
     uint64_t epoch = new_epoch();
     kopt_push_client_t *c;
     const kopt_push_rejection_t *rej;
-    packed_t *good = packed_new(1), *big = packed_new(1);
+    packed_t *good = packed_new(2), *big = packed_new(1);
 
     (void)state;
-    make_good(good, epoch, 1, 3);
+    make_good(&good[0], epoch, 1, 3);
     make_good(big, epoch, 2, 1000);
+    make_good(&good[1], epoch, 3, 3);
     c = client(ing, "agent-local");
-    assert_int_equal(kopt_push_client_send(c, good->data, good->len, 5000), 0);
+    assert_int_equal(kopt_push_client_send(c, good[0].data, good[0].len, 5000), 0);
     assert_int_equal(kopt_push_client_wait_acked(c, epoch, 1, 10000), 0);
-    kopt_push_client_send(c, big->data, big->len, 5000);
-    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_RESOURCE_EXHAUSTED);
-    expect_status(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "at most 65536");
-    if (kopt_push_client_acked(c, epoch) != 2 || kopt_push_client_n_rejections(c) != 1)
+    assert_int_equal(kopt_push_client_send(c, big->data, big->len, 5000), 0);
+    assert_int_equal(kopt_push_client_send(c, good[1].data, good[1].len, 5000), 0);
+    assert_int_equal(kopt_push_client_wait_acked(c, epoch, 3, 10000), 0);
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_OK);
+    if (kopt_push_client_acked(c, epoch) != 3 || kopt_push_client_n_rejections(c) != 1)
         fail_msg("oversized seq 2: acked through %" PRIu64 " with %zu rejections; want acked "
-                 "through 2 with a TOO_LARGE rejection, else the agent re-sends it forever",
+                 "through 3 with a TOO_LARGE rejection, else the agent re-sends it forever",
                  kopt_push_client_acked(c, epoch), kopt_push_client_n_rejections(c));
     rej = kopt_push_client_rejection(c, 0);
     assert_int_equal(rej->seq, 2);
     assert_int_equal(rej->reason, KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_LARGE);
+    assert_non_null(strstr(rej->message, "at most 65536"));
     client_free(c);
-    assert_int_equal(stream_msgs(nats), 1);
+    assert_int_equal(stream_msgs(nats), 2);
     packed_free(good);
     packed_free(big);
     ingest_stop(ing);
@@ -1168,6 +1175,205 @@ static void rate_limit_ends_stream_with_retry_after(void **state)
     assert_stored_once(l, sent, (size_t)acked);
     stored_free(l);
     assert_true(metric(ing, "kopt_ingest_rate_limited_total") == 1);
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+    packed_free(sent);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Issue 15: limits an attacker with one good certificate must not escape   */
+
+/* nats-server refuses messages over its max_payload (1 MiB by default),
+ * far below --max-batch-bytes (4 MiB). A batch between the two can never be
+ * stored: ingest learns max_payload from the server and settles such a batch
+ * with a TOO_LARGE rejection, logged once, and the stream goes on. Before,
+ * it ended the stream with UNAVAILABLE "re-send from seq 2" and the agent
+ * re-sent the batch for ever. */
+static void batch_over_nats_max_payload_refused_and_stream_goes_on(void **state)
+{
+    kopt_test_nats_t *nats = nats_or_skip();
+    ingest_proc_t *ing = ingest_start(nats, NULL);
+    uint64_t epoch = new_epoch();
+    packed_t *sent = packed_new(4);
+    const kopt_push_rejection_t *rej;
+    kopt_push_client_t *c;
+
+    (void)state;
+    make_good(&sent[0], epoch, 1, 3);
+    make_good(&sent[1], epoch, 2, 15000); /* over 1 MiB, under 4 MiB */
+    make_good(&sent[2], epoch, 3, 3);
+    make_good(&sent[3], epoch, 4, 15000);
+    fprintf(stderr, "  big batches: %zu and %zu bytes\n", sent[1].len, sent[3].len);
+    assert_true(sent[1].len > (1u << 20) + 65536 && sent[1].len < (4u << 20));
+    c = client(ing, "agent-local");
+    send_all(c, sent, 0, 4);
+    if (kopt_push_client_wait_acked(c, epoch, 4, 15000) != 0)
+        fail_msg("acked through %" PRIu64 ", status %d \"%s\"; want all 4 settled, the big ones "
+                 "as TOO_LARGE, on the same stream",
+                 kopt_push_client_acked(c, epoch), kopt_push_client_status(c),
+                 kopt_push_client_details(c));
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_OK);
+    assert_int_equal(kopt_push_client_n_rejections(c), 2);
+    for (size_t i = 0; i < 2; i++) {
+        rej = kopt_push_client_rejection(c, i);
+        fprintf(stderr, "  rejection seq %" PRIu64 ": %s\n", rej->seq, rej->message);
+        assert_int_equal(rej->seq, 2 + 2 * i);
+        assert_int_equal(rej->reason, KOPT__V1__REJECT_REASON__REJECT_REASON_TOO_LARGE);
+        assert_non_null(strstr(rej->message, "max_payload"));
+    }
+    client_free(c);
+    assert_int_equal(stream_msgs(nats), 2);
+    assert_true(metric(ing, "kopt_ingest_rejected_total{reason=\"too_large\"}") == 2);
+    assert_true(metric(ing, "kopt_ingest_batches_total{result=\"failed\"}") == 0);
+    /* Logged once for the stream, counted every time. */
+    assert_true(kopt_test_log_contains(ing->log_path, "later refusals of this stream are only"));
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+    packed_free(sent);
+}
+
+/* A certificate for agent "dev-agent" may write as "dev-agent.<node>", but
+ * its rate limit is the certificate's: rotating the suffix on every batch
+ * must not give each batch a fresh bucket. Before, 30 of 30 went through a
+ * limit of 1/s with a burst of 3. */
+static void rate_limit_keyed_on_certificate_identity(void **state)
+{
+    enum { N = 30, BURST = 3 };
+    static const char *const flags[] = {"--rate-batches", "1", "--rate-burst-batches", "3", NULL};
+    kopt_test_nats_t *nats = nats_or_skip();
+    ingest_proc_t *ing = ingest_start(nats, flags);
+    uint64_t epoch = new_epoch(), acked;
+    packed_t *sent = packed_new(N);
+    char(*ids)[64] = calloc(N, sizeof(*ids));
+    kopt_push_client_t *c;
+
+    (void)state;
+    assert_non_null(ids);
+    for (size_t i = 0; i < N; i++) {
+        batch_t bt;
+
+        snprintf(ids[i], sizeof(ids[i]), AGENT ".rotated-%zu", i);
+        batch_init(&bt, CLUSTER, ids[i], epoch, i + 1, 2);
+        batch_pack(&bt, &sent[i]);
+        batch_free(&bt);
+    }
+    free(ids);
+    c = client(ing, "agent-local");
+    for (size_t i = 0; i < N; i++)
+        if (kopt_push_client_send(c, sent[i].data, sent[i].len, 5000) < 0)
+            break; /* the stream ended */
+    assert_int_equal(kopt_push_client_finish(c, 10000), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    expect_status(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "rate limit");
+    acked = kopt_push_client_acked(c, epoch);
+    fprintf(stderr, "  %" PRIu64 " of %d batches with rotating agent ids got through\n", acked, N);
+    assert_true(acked >= BURST && acked <= BURST + 2);
+    client_free(c);
+    assert_int_equal(stream_msgs(nats), acked);
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+    packed_free(sent);
+}
+
+/* A client of `who` whose first batch (cluster, agent, epoch, seq 1) was
+ * acked: the stream holds a slot. */
+static kopt_push_client_t *holding_stream(const ingest_proc_t *ing, const char *who,
+                                          const char *cluster, uint64_t epoch)
+{
+    kopt_push_client_t *c = client(ing, who);
+    batch_t bt;
+    packed_t p;
+
+    batch_init(&bt, cluster, AGENT, epoch, 1, 2);
+    batch_pack(&bt, &p);
+    batch_free(&bt);
+    assert_int_equal(kopt_push_client_send(c, p.data, p.len, 5000), 0);
+    free(p.data);
+    return c;
+}
+
+/* One certificate must not hold every stream slot: past
+ * --max-streams-per-agent (default 4) its streams are refused with a retry
+ * hint, and another agent still gets in under --max-streams. Before, the
+ * fifth stream of the same certificate was taken and the other agent got
+ * RESOURCE_EXHAUSTED. */
+static void streams_capped_per_certificate(void **state)
+{
+    enum { PER_AGENT = 4 };
+    static const char *const flags[] = {"--max-streams", "6", NULL};
+    kopt_test_nats_t *nats = nats_or_skip();
+    ingest_proc_t *ing = ingest_start(nats, flags);
+    uint64_t epoch = new_epoch();
+    kopt_push_client_t *held[PER_AGENT], *extra, *other;
+    char retry[32];
+
+    (void)state;
+    for (int i = 0; i < PER_AGENT; i++) {
+        held[i] = holding_stream(ing, "agent-local", CLUSTER, epoch + (uint64_t)i);
+        assert_int_equal(kopt_push_client_wait_acked(held[i], epoch + (uint64_t)i, 1, 10000), 0);
+    }
+    extra = holding_stream(ing, "agent-local", CLUSTER, epoch + PER_AGENT);
+    if (kopt_push_client_wait_status(extra, 10000) != GRPC_STATUS_RESOURCE_EXHAUSTED)
+        fail_msg("stream %d of one certificate: status %d \"%s\", acked %" PRIu64
+                 "; want RESOURCE_EXHAUSTED (per-agent stream limit)",
+                 PER_AGENT + 1, kopt_push_client_status(extra), kopt_push_client_details(extra),
+                 kopt_push_client_acked(extra, epoch + PER_AGENT));
+    expect_status(extra, GRPC_STATUS_RESOURCE_EXHAUSTED, "streams");
+    kopt_push_client_trailer(extra, "kopt-retry-after-ms", retry, sizeof(retry));
+    assert_true(strtol(retry, NULL, 10) > 0);
+    client_free(extra);
+    /* Its own epoch: Nats-Msg-Id has no cluster, so the same agent id, epoch
+     * and seq in another cluster would be taken for a duplicate. */
+    other = holding_stream(ing, "agent-other", "other", epoch + 100);
+    if (kopt_push_client_wait_acked(other, epoch + 100, 1, 10000) != 0)
+        fail_msg("another agent was shut out: status %d \"%s\"", kopt_push_client_status(other),
+                 kopt_push_client_details(other));
+    assert_int_equal(kopt_push_client_finish(other, 10000), GRPC_STATUS_OK);
+    client_free(other);
+    for (int i = 0; i < PER_AGENT; i++) {
+        assert_int_equal(kopt_push_client_finish(held[i], 10000), GRPC_STATUS_OK);
+        client_free(held[i]);
+    }
+    assert_true(metric(ing, "kopt_ingest_rejected_total{reason=\"agent_streams\"}") == 1);
+    assert_int_equal(stream_msgs(nats), PER_AGENT + 1);
+    ingest_stop(ing);
+    kopt_test_nats_free(nats);
+}
+
+/* A stream that sends nothing for --stream-idle-timeout is ended with
+ * UNAVAILABLE (the agent reconnects when it has batches), and counted; one
+ * that keeps sending is not. Before, idle streams held their slot for ever. */
+static void idle_stream_ended_after_timeout(void **state)
+{
+    static const char *const flags[] = {"--stream-idle-timeout", "2s", NULL};
+    kopt_test_nats_t *nats = nats_or_skip();
+    ingest_proc_t *ing = ingest_start(nats, flags);
+    uint64_t epoch = new_epoch();
+    kopt_push_client_t *idle, *busy;
+    packed_t *sent = packed_new(6);
+    double t0;
+
+    (void)state;
+    for (size_t i = 0; i < 6; i++)
+        make_good(&sent[i], epoch + 1, i + 1, 2);
+    idle = holding_stream(ing, "agent-local", CLUSTER, epoch);
+    assert_int_equal(kopt_push_client_wait_acked(idle, epoch, 1, 10000), 0);
+    busy = client(ing, "agent-local");
+    t0 = kopt_test_now();
+    for (size_t i = 0; i < 6; i++) {
+        send_all(busy, sent, i, i + 1);
+        kopt_push_client_poll(idle, 800); /* 4.8 s in all */
+    }
+    if (kopt_push_client_wait_status(idle, 8000) != GRPC_STATUS_UNAVAILABLE)
+        fail_msg("idle stream: status %d \"%s\" after %.1f s; want UNAVAILABLE for idleness",
+                 kopt_push_client_status(idle), kopt_push_client_details(idle),
+                 kopt_test_now() - t0);
+    expect_status(idle, GRPC_STATUS_UNAVAILABLE, "idle");
+    client_free(idle);
+    assert_int_equal(kopt_push_client_wait_acked(busy, epoch + 1, 6, 10000), 0);
+    assert_int_equal(kopt_push_client_status(busy), -1);
+    assert_int_equal(kopt_push_client_finish(busy, 10000), GRPC_STATUS_OK);
+    client_free(busy);
+    assert_true(metric(ing, "kopt_ingest_streams_idle_ended_total") == 1);
     ingest_stop(ing);
     kopt_test_nats_free(nats);
     packed_free(sent);
@@ -1458,8 +1664,17 @@ static void nats_password_never_printed(void **state)
 static int make_certs(void **state)
 {
     (void)state;
+    char script[600], log_path[600];
+    char *argv[] = {script, NULL, "--cluster", "other", NULL};
+
     certs_dir = kopt_test_tmpdir("kopt-itest-certs");
-    return certs_dir ? kopt_test_make_certs(src_dir, certs_dir) : -1;
+    if (!certs_dir || kopt_test_make_certs(src_dir, certs_dir) < 0)
+        return -1;
+    /* agent-other.pem: a second agent, spiffe://kopt/cluster/other/agent/dev-agent */
+    snprintf(script, sizeof(script), "%s/scripts/certs", src_dir);
+    snprintf(log_path, sizeof(log_path), "%s/certs-other.log", certs_dir);
+    argv[1] = certs_dir;
+    return kopt_test_proc_run(argv, log_path, 60000) == 0 ? 0 : -1;
 }
 
 static int teardown_all(void **state)
@@ -1482,6 +1697,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(oversized_batch_is_settled_as_too_large, test_teardown),
         cmocka_unit_test_teardown(old_windows_left_out_while_the_stream_goes_on, test_teardown),
         cmocka_unit_test_teardown(rate_limit_ends_stream_with_retry_after, test_teardown),
+        cmocka_unit_test_teardown(batch_over_nats_max_payload_refused_and_stream_goes_on,
+                                  test_teardown),
+        cmocka_unit_test_teardown(rate_limit_keyed_on_certificate_identity, test_teardown),
+        cmocka_unit_test_teardown(streams_capped_per_certificate, test_teardown),
+        cmocka_unit_test_teardown(idle_stream_ended_after_timeout, test_teardown),
         cmocka_unit_test_teardown(cancelled_stream_with_batches_in_flight_is_harmless,
                                   test_teardown),
         cmocka_unit_test_teardown(nats_killed_mid_stream_loses_no_acked_batch, test_teardown),

@@ -1,7 +1,8 @@
 /* MetricBatch assembly (agent/batch.c): one message with the windows, the
  * node's facts and the workloads' facts. Earlier agents sent the workload
  * facts as a second message appended to the bytes; the batch on the wire
- * must decode exactly as that concatenation did. */
+ * must decode exactly as that concatenation did. And the size bound: how
+ * many windows fit in a batch NATS will take. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,12 +222,79 @@ static void no_workloads_without_the_api_server(void **state)
     free(bytes);
 }
 
+/* agent_batch_fit on 1,000 windows (the three above, repeated) against a
+ * bound met exactly by the first 400: it answers 400, and the split that
+ * follows from it keeps every part under the bound with the largest id. */
+static void fit_splits_windows_under_the_size_bound(void **state)
+{
+    enum { N = 1000 };
+    agent_window_t *w = calloc(N, sizeof(*w));
+    agent_container_meta_t *m = calloc(N, sizeof(*m));
+    agent_batch_header_t h = header;
+    size_t len, bound, fit, from = 0, parts = 0;
+
+    (void)state;
+    assert_non_null(w);
+    assert_non_null(m);
+    for (size_t i = 0; i < N; i++) {
+        w[i] = wins[i % 3];
+        m[i] = metas[i % 3];
+    }
+    h.epoch = h.seq = UINT64_MAX;
+    assert_int_equal(agent_batch_size(&h, w, m, 400, &bound), 0);
+    assert_int_equal(agent_batch_fit(&h, w, m, N, bound, &fit), 0);
+    assert_int_equal(fit, 400);
+    assert_int_equal(agent_batch_fit(&h, w, m, N, bound - 1, &fit), 0);
+    assert_int_equal(fit, 399);
+    /* Everything fits: one batch. */
+    assert_int_equal(agent_batch_size(&h, w, m, N, &len), 0);
+    assert_int_equal(agent_batch_fit(&h, w, m, N, len, &fit), 0);
+    assert_int_equal(fit, N);
+    /* Split as the collector does: parts in order, each under the bound. */
+    while (from < N) {
+        assert_int_equal(agent_batch_fit(&h, w + from, m + from, N - from, bound, &fit), 0);
+        assert_int_equal(agent_batch_size(&h, w + from, m + from, fit, &len), 0);
+        assert_true(len <= bound);
+        from += fit;
+        parts++;
+    }
+    assert_int_equal(parts, 3); /* 400 + 400 + 200 */
+    /* The size is what agent_batch_pack makes. */
+    {
+        uint8_t *bytes;
+        size_t packed;
+
+        h.seq = 7;
+        assert_int_equal(agent_batch_pack(&h, w, m, 10, &bytes, &packed), 0);
+        assert_int_equal(agent_batch_size(&h, w, m, 10, &len), 0);
+        assert_int_equal(len, packed);
+        free(bytes);
+    }
+    free(w);
+    free(m);
+}
+
+/* A window that is over the bound on its own: -EFBIG, and fit 1 so the
+ * caller still moves on (ingest refuses that batch as TOO_LARGE). */
+static void fit_one_window_too_large(void **state)
+{
+    size_t fit = 0;
+
+    (void)state;
+    assert_int_equal(agent_batch_fit(&header, wins, metas, 3, 10, &fit), -EFBIG);
+    assert_int_equal(fit, 1);
+    assert_int_equal(agent_batch_fit(&header, wins, metas, 0, 10, &fit), 0);
+    assert_int_equal(fit, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(decodes_as_the_appended_facts_did, setup),
         cmocka_unit_test_setup(every_part_is_in_the_one_message, setup),
         cmocka_unit_test_setup(no_workloads_without_the_api_server, setup),
+        cmocka_unit_test_setup(fit_splits_windows_under_the_size_bound, setup),
+        cmocka_unit_test_setup(fit_one_window_too_large, setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
