@@ -216,6 +216,7 @@ static int start_collector(agent_t *a)
         .window_ms = (int64_t)s->window_ms,
         .max_containers = (size_t)s->max_containers,
         .max_windows_per_batch = 2000,
+        .max_batch_bytes = (size_t)s->max_batch_bytes,
         .loop = a->d.loop,
         .sources = &so,
         .take_id = s->once ? take_once_id : agent_spool_link_take_id,

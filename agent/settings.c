@@ -50,6 +50,10 @@ static const kopt_config_setting_t settings[] = {
      "name to verify in ingest's certificate when --ingest is an IP address", 0, 0, 0, NULL},
     {"insecure", KOPT_CONFIG_BOOL, offsetof(S, insecure), "false",
      "plaintext gRPC to ingest (local development only)", 0, 0, 0, NULL},
+    {"max-batch-bytes", KOPT_CONFIG_BYTES, offsetof(S, max_batch_bytes), "1000000",
+     "windows are split over batches of at most this many bytes; keep it below the NATS "
+     "server's max_payload, which ingest refuses batches past (TOO_LARGE)",
+     0, 0, 0, NULL},
     {"send-window", KOPT_CONFIG_INT, offsetof(S, send_window), "32",
      "batches sent and not yet acknowledged, at most", 0, 1, 100000, NULL},
     {"proc-rules", KOPT_CONFIG_LIST, offsetof(S, proc_rules), NULL,

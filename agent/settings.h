@@ -20,6 +20,7 @@ typedef struct {
     int source;
     char *spool_dir;
     uint64_t spool_max_bytes;
+    uint64_t max_batch_bytes;
     uint64_t spool_max_age_ms;
     int spool_fsync;
     uint64_t sample_interval_ms;
