@@ -365,7 +365,7 @@ static int group_setup(void **state)
     snprintf(w.log, sizeof(w.log), "%s/advisor.log", w.dir);
     f = fopen(w.keys, "w");
     assert_non_null(f);
-    fputs("# test keys\nanother-key\n" KEY "\n", f);
+    fputs("# test keys\nanother-key-0123456\n" KEY "\n", f);
     fclose(f);
     w.grpc_port = kopt_test_free_port();
     w.http_port = kopt_test_free_port();
