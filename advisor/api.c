@@ -149,8 +149,16 @@ static void run_done(void *data, const adv_run_result_t *res)
         bool transient = r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
                          r == -ECONNRESET || r == -EIO || r == -EACCES || r == -EPROTO;
 
-        rc->reply->fn(rc->reply, transient ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL,
-                      res->message, NULL);
+        /* res->message may hold ClickHouse's or libcurl's text (internal
+         * addresses, table names): serve.c logs it with the analysis id;
+         * the caller gets that id and no more. */
+        char why[160];
+
+        snprintf(why, sizeof(why), "%s (analysis %s); the advisor's log has the details",
+                 transient ? "the analysis could not reach its database" : "the analysis failed",
+                 res->analysis_id);
+        rc->reply->fn(rc->reply, transient ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL, why,
+                      NULL);
         free(rc);
         return;
     }
