@@ -22,7 +22,7 @@ static void check_exception(const uint8_t *data, size_t size)
 
     if (!body || !msg)
         abort();
-    /* A copy of exactly size bytes: ASan sees any read past the end. */
+    /* A copy of exactly size bytes: under ASan any read past it is caught. */
     memcpy(body, data, size);
     code = kopt_ch_parse_exception(body, size, msg, msg_size);
     if (code < 0 || code > 999999)
