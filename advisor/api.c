@@ -81,22 +81,43 @@ void adv_page_token(uint64_t filter_hash, size_t offset, char *out, size_t len)
     snprintf(out, len, "%zx.%016" PRIx64, offset, filter_hash);
 }
 
+/* n lowercase hex digits, as adv_page_token writes them: no sign, no space,
+ * no 0x, no upper case (strtoull took all four). -1 when s is anything else. */
+static int hex_digits(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (n == 0 || n > 16)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (c >= '0' && c <= '9')
+            v = (v << 4) | (uint64_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = (v << 4) | (uint64_t)(c - 'a' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int adv_page_token_parse(const char *token, uint64_t filter_hash, size_t *offset)
 {
-    char *end;
-    unsigned long long off, h;
+    const char *dot;
+    uint64_t off, h;
 
     *offset = 0;
     if (!token || !*token)
         return 0;
-    off = strtoull(token, &end, 16);
-    if (end == token || *end != '.' || off > SIZE_MAX)
+    dot = strchr(token, '.');
+    if (!dot || hex_digits(token, (size_t)(dot - token), &off) < 0 || off > SIZE_MAX)
         return -EINVAL;
-    token = end + 1;
-    if (strlen(token) != 16)
+    /* One spelling per offset: "%zx" never writes a leading zero. */
+    if (token[0] == '0' && dot - token > 1)
         return -EINVAL;
-    h = strtoull(token, &end, 16);
-    if (*end != '\0' || h != filter_hash)
+    if (strlen(dot + 1) != 16 || hex_digits(dot + 1, 16, &h) < 0 || h != filter_hash)
         return -EINVAL;
     *offset = (size_t)off;
     return 0;
@@ -128,8 +149,16 @@ static void run_done(void *data, const adv_run_result_t *res)
         bool transient = r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
                          r == -ECONNRESET || r == -EIO || r == -EACCES || r == -EPROTO;
 
-        rc->reply->fn(rc->reply, transient ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL,
-                      res->message, NULL);
+        /* res->message may hold ClickHouse's or libcurl's text (internal
+         * addresses, table names): serve.c logs it with the analysis id;
+         * the caller gets that id and no more. */
+        char why[160];
+
+        snprintf(why, sizeof(why), "%s (analysis %s); the advisor's log has the details",
+                 transient ? "the analysis could not reach its database" : "the analysis failed",
+                 res->analysis_id);
+        rc->reply->fn(rc->reply, transient ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL, why,
+                      NULL);
         free(rc);
         return;
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <kopt/log.h>
 #include <kopt/usage_buckets.h>
 #include <kopt/util.h>
 
@@ -151,7 +152,12 @@ static void work(uv_work_t *w)
                               j->from, j->to, &j->rows, &err);
     kopt_ch_client_free(ch);
     if (r < 0) {
-        snprintf(j->message, sizeof(j->message), "reading usage failed: %s", err.message);
+        /* ClickHouse's or libcurl's text names internal hosts and tables:
+         * it goes to the log, the caller gets a plain sentence. */
+        kopt_log_warn("reading usage failed", KOPT_STR("cluster", j->cluster),
+                      KOPT_STR("namespace", j->namespace_), KOPT_STR("name", j->name),
+                      KOPT_STR("error", err.message), KOPT_ERR(r));
+        snprintf(j->message, sizeof(j->message), "reading usage failed; try again later");
         j->status = r;
         return;
     }

@@ -4,6 +4,8 @@
  * with every one of them in constant time, so neither memory nor timing
  * tells a key. Internal callers with a client certificate naming a kopt
  * service (spiffe://kopt/service/<name>, verified by TLS) need no key.
+ * A key shorter than MIN_KEY_LEN refuses the whole file (a short key is
+ * guessed), and a file others may read is accepted with a warning.
  * Loop thread only (both servers' handlers run there). */
 #include <ctype.h>
 #include <errno.h>
@@ -11,14 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+#include <kopt/log.h>
 
 #include "advisor.h"
 
 #define DIGEST_LEN 32
 #define MAX_KEYS 10000
+#define MIN_KEY_LEN 16 /* characters; 16 random ones are ~95 bits in base64 */
 #define SERVICE_PREFIX "spiffe://kopt/service/"
 
 typedef struct {
@@ -45,6 +51,8 @@ static int read_keys(const char *path, digest_t **out, size_t *n, char *err, siz
     char *line = NULL;
     size_t cap = 0, got = 0;
     digest_t *keys = NULL;
+    size_t lineno = 0;
+    struct stat st;
     ssize_t len;
     int r = 0;
 
@@ -53,16 +61,33 @@ static int read_keys(const char *path, digest_t **out, size_t *n, char *err, siz
         snprintf(err, errlen, "cannot read API keys file %s: %s", path, strerror(errno));
         return r;
     }
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+        char mode[8];
+
+        snprintf(mode, sizeof(mode), "%03o", (unsigned)(st.st_mode & 0777));
+        kopt_log_warn("API keys file is open to group or others; chmod 600 it",
+                      KOPT_STR("path", path), KOPT_STR("mode", mode));
+    }
     while ((len = getline(&line, &cap, f)) >= 0) {
         char *s = line, *e = line + len;
         digest_t *nk;
 
+        lineno++;
         while (s < e && isspace((unsigned char)*s))
             s++;
         while (e > s && isspace((unsigned char)e[-1]))
             e--;
         if (s == e || *s == '#')
             continue;
+        if ((size_t)(e - s) < MIN_KEY_LEN) {
+            /* Neither the key nor its length: only where it is. */
+            snprintf(err, errlen,
+                     "API keys file %s, line %zu: key too short; keys need at least %d "
+                     "characters (openssl rand -base64 24)",
+                     path, lineno, MIN_KEY_LEN);
+            r = -EINVAL;
+            break;
+        }
         if (got >= MAX_KEYS) {
             snprintf(err, errlen, "API keys file %s holds more than %d keys", path, MAX_KEYS);
             r = -E2BIG;

@@ -37,7 +37,9 @@ typedef struct {
     const adv_method_t *m;
 } http_reply_t;
 
-static void send_error(kopt_http_response_t *res, grpc_status_code code, const char *message)
+/* {"code":<gRPC code>,"message":...} with the given HTTP status. */
+static void send_error_status(kopt_http_response_t *res, int status, grpc_status_code code,
+                              const char *message)
 {
     json_t *j = json_pack("{s:i,s:s}", "code", (int)code, "message", message ? message : "");
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -45,11 +47,27 @@ static void send_error(kopt_http_response_t *res, grpc_status_code code, const c
     if (code == GRPC_STATUS_UNAUTHENTICATED)
         kopt_http_response_header(res, "WWW-Authenticate", "Bearer");
     if (body)
-        kopt_http_response_send(res, adv_http_status(code), "application/json", body, strlen(body));
+        kopt_http_response_send(res, status, "application/json", body, strlen(body));
     else
         kopt_http_response_send(res, 500, "application/json", "{\"code\":13}", 11);
     free(body);
     json_decref(j);
+}
+
+static void send_error(kopt_http_response_t *res, grpc_status_code code, const char *message)
+{
+    send_error_status(res, adv_http_status(code), code, message);
+}
+
+/* Adds a verb to a comma-separated Allow list, once; GET brings HEAD. */
+static void allow_add(char *allow, size_t len, const char *verb)
+{
+    size_t o = strlen(allow);
+
+    if (strstr(allow, verb))
+        return;
+    snprintf(allow + o, len - o, "%s%s%s", o ? ", " : "", verb,
+             strcmp(verb, "GET") == 0 ? ", HEAD" : "");
 }
 
 static void http_reply(adv_reply_t *r, grpc_status_code code, const char *message,
@@ -247,6 +265,7 @@ static void on_api(kopt_http_response_t *res, void *data)
     const char *method = kopt_http_request_method(req), *why = NULL;
     char *path = strdup(kopt_http_request_path(req)), *query = strdup(kopt_http_request_query(req));
     char *seg[MAX_SEGMENTS], *names[MAX_SEGMENTS], *values[MAX_SEGMENTS], pbuf[256];
+    char allow[64] = "";
     const adv_method_t *m = NULL;
     bool path_known = false;
     grpc_status_code code;
@@ -254,6 +273,7 @@ static void on_api(kopt_http_response_t *res, void *data)
     http_reply_t *h;
     int n, np = 0;
 
+    kopt_http_response_header(res, "X-Content-Type-Options", "nosniff");
     if (!path || !query) {
         send_error(res, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
@@ -266,10 +286,17 @@ static void on_api(kopt_http_response_t *res, void *data)
         if (strcmp(method, adv_methods[i].verb) == 0 ||
             (strcmp(method, "HEAD") == 0 && strcmp(adv_methods[i].verb, "GET") == 0))
             m = &adv_methods[i];
+        else
+            allow_add(allow, sizeof(allow), adv_methods[i].verb);
+    }
+    if (!m && path_known) {
+        /* RFC 9110 15.5.6: the path exists, the method does not; say which do. */
+        kopt_http_response_header(res, "Allow", allow);
+        send_error_status(res, 405, GRPC_STATUS_UNIMPLEMENTED, "method not allowed on this path");
+        goto out;
     }
     if (!m) {
-        send_error(res, path_known ? GRPC_STATUS_UNIMPLEMENTED : GRPC_STATUS_NOT_FOUND,
-                   path_known ? "method not allowed on this path" : "no such route");
+        send_error(res, GRPC_STATUS_NOT_FOUND, "no such route");
         goto out;
     }
     /* pbuf holds the last pattern tried, which is m's: names point into it. */
@@ -305,9 +332,16 @@ out:
 static void on_page(kopt_http_response_t *res, void *data)
 {
     (void)data;
+    /* The page holds an API key field: no other site may frame it (click-
+     * jacking), no browser may guess another type, nothing leaves but to us. */
     kopt_http_response_header(res, "Content-Security-Policy",
                               "default-src 'self'; script-src 'unsafe-inline'; "
-                              "style-src 'unsafe-inline'; img-src 'self' data:");
+                              "style-src 'unsafe-inline'; img-src 'self' data:; "
+                              "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+                              "form-action 'none'");
+    kopt_http_response_header(res, "X-Content-Type-Options", "nosniff");
+    kopt_http_response_header(res, "X-Frame-Options", "DENY");
+    kopt_http_response_header(res, "Referrer-Policy", "no-referrer");
     kopt_http_response_send(res, 200, "text/html; charset=utf-8", adv_web_page,
                             strlen(adv_web_page));
 }

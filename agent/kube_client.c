@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <yaml.h>
 
 #include <kopt/log.h>
+#include <kopt/url.h>
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
@@ -395,6 +397,29 @@ static void set_blob(CURL *curl, CURLoption opt, const char *pem)
     curl_easy_setopt(curl, opt, &blob);
 }
 
+/* The bearer token goes in every request: only https may carry it, unless
+ * the operator said otherwise in so many words. */
+static int check_scheme(const agent_kube_config_t *cfg)
+{
+    if (strncasecmp(cfg->server, "https://", 8) == 0)
+        return 0;
+    if (strncasecmp(cfg->server, "http://", 7) != 0) {
+        kopt_log_error("Kubernetes server URL must start with https://",
+                       KOPT_STR("server", KOPT_URL_REDACTED(cfg->server)));
+        return -EINVAL;
+    }
+    if (!cfg->allow_insecure_http) {
+        kopt_log_error("refusing plain http to the Kubernetes API: the bearer token would travel "
+                       "in clear; use https, or --api-server-insecure-http to accept that",
+                       KOPT_STR("server", KOPT_URL_REDACTED(cfg->server)));
+        return -EINVAL;
+    }
+    kopt_log_warn("plain http to the Kubernetes API (--api-server-insecure-http): the bearer "
+                  "token travels in clear",
+                  KOPT_STR("server", KOPT_URL_REDACTED(cfg->server)));
+    return 0;
+}
+
 int agent_kube_client_new(const agent_kube_config_t *cfg, agent_kube_client_t **out)
 {
     agent_kube_client_t *c;
@@ -403,6 +428,9 @@ int agent_kube_client_new(const agent_kube_config_t *cfg, agent_kube_client_t **
     *out = NULL;
     if (!cfg || !cfg->server || !*cfg->server)
         return -EINVAL;
+    r = check_scheme(cfg);
+    if (r < 0)
+        return r;
     c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
@@ -503,7 +531,8 @@ static int do_get(agent_kube_client_t *c, const char *url, body_t *b, long *stat
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->cfg.timeout_ms);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https,http");
+    curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR,
+                     c->cfg.allow_insecure_http ? "https,http" : "https");
     curl_easy_setopt(c->curl, CURLOPT_ACCEPT_ENCODING, "");
     setup_tls(c);
     result = curl_easy_perform(c->curl);

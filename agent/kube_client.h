@@ -24,6 +24,7 @@ typedef struct {
     char *cert_file, *key_file; /* client certificate (kubeconfig client-certificate) */
     char *cert_pem, *key_pem;   /* or their PEM text (client-certificate-data) */
     bool insecure_skip_verify;  /* kubelets often serve self-signed certificates */
+    bool allow_insecure_http;   /* let an http:// server have the token in clear */
     long timeout_ms;            /* whole request; default 10000 */
     long connect_timeout_ms;    /* default 3000 */
     size_t max_body_bytes;      /* responses above fail with -EFBIG; default 16 MiB */
@@ -57,7 +58,9 @@ void agent_kube_config_clear(agent_kube_config_t *c);
 typedef struct agent_kube_client agent_kube_client_t;
 
 /* Copies cfg. Reads the token file now (-ENOENT/-EACCES if unreadable).
- * 0, -EINVAL (no server), -ENOMEM. */
+ * 0, -EINVAL (no server, or a server that is not https:// while
+ * allow_insecure_http is false; logged), -ENOMEM. An http:// server with
+ * allow_insecure_http logs a warning: its bearer token travels in clear. */
 int agent_kube_client_new(const agent_kube_config_t *cfg, agent_kube_client_t **out);
 void agent_kube_client_free(agent_kube_client_t *c);
 

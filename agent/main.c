@@ -202,6 +202,7 @@ static int start_collector(agent_t *a)
         .proc_namespace = s->proc_namespace,
         .kubeconfig = s->kubeconfig,
         .api_server = s->api_server,
+        .api_server_insecure_http = s->api_server_insecure_http,
         .token_file = s->token_file,
         .ca_file = s->ca_file,
         .metadata_refresh_ms = s->metadata_refresh_ms ? s->metadata_refresh_ms : 60000,

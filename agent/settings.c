@@ -74,6 +74,10 @@ static const kopt_config_setting_t settings[] = {
      "Kubernetes API server URL (https://host:port), with --token-file and --ca-file; "
      "instead of --kubeconfig",
      0, 0, 0, NULL},
+    {"api-server-insecure-http", KOPT_CONFIG_BOOL, offsetof(S, api_server_insecure_http), "false",
+     "allow an http:// --api-server or --kubelet-url, sending the bearer token in clear "
+     "(a local test server only)",
+     0, 0, 0, NULL},
     {"token-file", KOPT_CONFIG_PATH, offsetof(S, token_file), NULL,
      "with --api-server: file holding the bearer token (re-read on 401)", 0, 0, 0, NULL},
     {"ca-file", KOPT_CONFIG_PATH, offsetof(S, ca_file), NULL,

@@ -35,6 +35,7 @@ typedef struct {
     char *cgroup_root;
     /* Kubernetes: where the API server is and how to reach the kubelet. */
     char *kubeconfig, *api_server, *token_file, *ca_file;
+    bool api_server_insecure_http;
     uint64_t metadata_refresh_ms;
     char *kubelet_url;
     int kubelet_mode;

@@ -111,16 +111,21 @@ static bool has_kubepods(const char *root)
 static int load_kube_config(const agent_sources_opts_t *o, agent_kube_config_t *cfg,
                             const char **how)
 {
+    int r;
+
     memset(cfg, 0, sizeof(*cfg));
     if (o->kubeconfig) {
         *how = "kubeconfig";
-        return agent_kube_config_from_kubeconfig(cfg, o->kubeconfig);
+        r = agent_kube_config_from_kubeconfig(cfg, o->kubeconfig);
+        cfg->allow_insecure_http = o->api_server_insecure_http;
+        return r;
     }
     if (o->api_server) {
         *how = "api-server";
         cfg->server = strdup(o->api_server);
         cfg->token_file = o->token_file ? strdup(o->token_file) : NULL;
         cfg->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
+        cfg->allow_insecure_http = o->api_server_insecure_http;
         if (!cfg->server || (o->token_file && !cfg->token_file) || (o->ca_file && !cfg->ca_file)) {
             agent_kube_config_clear(cfg);
             return -ENOMEM;
@@ -128,7 +133,9 @@ static int load_kube_config(const agent_sources_opts_t *o, agent_kube_config_t *
         return 0;
     }
     *how = "in-cluster";
-    return agent_kube_config_in_cluster(cfg, NULL);
+    r = agent_kube_config_in_cluster(cfg, NULL);
+    cfg->allow_insecure_http = o->api_server_insecure_http;
+    return r;
 }
 
 static int start_kube(agent_sources_t *s, agent_kube_config_t *api_cfg)

@@ -30,6 +30,7 @@ typedef struct {
     /* Kubernetes credentials: kubeconfig, else api_server (+ token/CA
      * files), else in-cluster. Not used by the proc source. */
     const char *kubeconfig, *api_server, *token_file, *ca_file;
+    bool api_server_insecure_http; /* http:// allowed (token in clear) */
     uint64_t metadata_refresh_ms;
     int kubelet_mode; /* KUBELET_MODE_* */
     const char *kubelet_url;

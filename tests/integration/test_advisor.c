@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +78,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
     return size * n;
 }
 
+/* The response headers of the last http() call. */
+static buf_t last_headers;
+
 /* GET (or POST with body) base+path with an API key; returns the status. */
 static long http(const char *method, const char *path, const char *key, const char *body,
                  char **out)
@@ -102,6 +106,10 @@ static long http(const char *method, const char *path, const char *key, const ch
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    free(last_headers.data);
+    memset(&last_headers, 0, sizeof(last_headers));
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &last_headers);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -365,7 +373,7 @@ static int group_setup(void **state)
     snprintf(w.log, sizeof(w.log), "%s/advisor.log", w.dir);
     f = fopen(w.keys, "w");
     assert_non_null(f);
-    fputs("# test keys\nanother-key\n" KEY "\n", f);
+    fputs("# test keys\nanother-key-0123456\n" KEY "\n", f);
     fclose(f);
     w.grpc_port = kopt_test_free_port();
     w.http_port = kopt_test_free_port();
@@ -440,6 +448,8 @@ static int group_teardown(void **state)
 {
     int r = 0;
 
+    free(last_headers.data);
+    memset(&last_headers, 0, sizeof(last_headers));
     if (w.adv.pid) {
         r = kopt_test_proc_stop(&w.adv, 10000);
         if (r != 0 || kopt_test_log_contains(w.log, "ERROR: AddressSanitizer") ||
@@ -1163,6 +1173,93 @@ static void analysis_waits_for_a_backfill_rollup(void **state)
     set_rollup_state(0, now + 3); /* as complete, for whatever runs next */
 }
 
+/* A header of the last http() answer (case-insensitive name), or NULL. */
+static const char *last_header(const char *name, char *out, size_t len)
+{
+    size_t n = strlen(name);
+
+    for (const char *l = last_headers.data; l && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
+        if (strncasecmp(l, name, n) == 0 && l[n] == ':') {
+            const char *v = l + n + 1;
+
+            while (*v == ' ')
+                v++;
+            snprintf(out, len, "%.*s", (int)strcspn(v, "\r\n"), v);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* Issue 15: a known path with the wrong method answered 501; RFC 9110 wants
+ * 405 and an Allow header naming the methods that work. */
+static void wrong_method_is_405_with_allow(void **state)
+{
+    char *body = NULL, v[256];
+
+    (void)state;
+    assert_int_equal(http("DELETE", "/v1/recommendations", KEY, NULL, &body), 405);
+    assert_non_null(strstr(body, "method not allowed"));
+    free(body);
+    assert_non_null(last_header("allow", v, sizeof(v)));
+    assert_string_equal(v, "GET, HEAD");
+    assert_int_equal(http("GET", "/v1/analyses", KEY, NULL, NULL), 405);
+    assert_non_null(last_header("allow", v, sizeof(v)));
+    assert_string_equal(v, "POST");
+    assert_non_null(last_header("x-content-type-options", v, sizeof(v)));
+    assert_string_equal(v, "nosniff");
+    /* Unknown paths stay 404. */
+    assert_int_equal(http("DELETE", "/v1/nothing", KEY, NULL, NULL), 404);
+}
+
+/* Issue 15: the web page (it holds an API key field) could be framed by any
+ * site and type-sniffed. */
+static void web_page_forbids_framing_and_sniffing(void **state)
+{
+    char *body = NULL, v[512];
+
+    (void)state;
+    assert_int_equal(http("GET", "/", NULL, NULL, &body), 200);
+    free(body);
+    assert_non_null(last_header("x-content-type-options", v, sizeof(v)));
+    assert_string_equal(v, "nosniff");
+    assert_non_null(last_header("content-security-policy", v, sizeof(v)));
+    assert_non_null(strstr(v, "frame-ancestors 'none'"));
+    assert_non_null(last_header("x-frame-options", v, sizeof(v)));
+    assert_string_equal(v, "DENY");
+}
+
+/* Issue 15: ClickHouse's or libcurl's error text ("Failed to connect to
+ * 127.0.0.1 port N") reached API callers. They get a plain sentence now;
+ * the log has the details. ClickHouse is killed for this and brought back. */
+static void clickhouse_errors_reach_callers_as_plain_text(void **state)
+{
+    char *body = NULL, port[16];
+    const char *host = strchr(w.ch->url + strlen("http://"), ':');
+
+    (void)state;
+    snprintf(port, sizeof(port), "%s", host ? host + 1 : "");
+    assert_int_equal(kopt_test_clickhouse_kill9(w.ch), 0);
+    assert_int_equal(
+        http("GET", "/v1/workloads/local/shop/deployment/web/usage?step=7200s", KEY, NULL, &body),
+        503);
+    fprintf(stderr, "  usage with ClickHouse down: %s\n", body);
+    assert_non_null(strstr(body, "reading usage failed"));
+    assert_null(strstr(body, "127.0.0.1"));
+    assert_null(strstr(body, port));
+    assert_null(strstr(body, "onnect"));
+    free(body);
+    assert_int_equal(http("POST", "/v1/analyses", KEY, "{\"cluster\":\"local\"}", &body), 503);
+    fprintf(stderr, "  analysis with ClickHouse down: %s\n", body);
+    assert_null(strstr(body, "127.0.0.1"));
+    assert_null(strstr(body, port));
+    assert_null(strstr(body, "container_hourly"));
+    free(body);
+    assert_true(file_has(w.log, "reading usage failed"));
+    assert_int_equal(kopt_test_clickhouse_restart(w.ch), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1177,6 +1274,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(python_client_lists_recommendations),
         cmocka_unit_test(run_analysis_over_http_replaces_results),
         cmocka_unit_test(analysis_waits_for_a_backfill_rollup),
+        cmocka_unit_test(wrong_method_is_405_with_allow),
+        cmocka_unit_test(web_page_forbids_framing_and_sniffing),
+        cmocka_unit_test(clickhouse_errors_reach_callers_as_plain_text),
     };
     double t0 = kopt_test_now();
     int failed;

@@ -432,6 +432,80 @@ static void facts_stream_into_jetstream(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* --api-server http:// (issue 15)                                          */
+
+/* kopt-agent --api-server http://... with a token file; `extra` last. */
+static itest_child_t *start_plain_http_agent(const char *const *extra)
+{
+    itest_child_t *c = itest_child_new("kopt-itest-agent-kube-http", "agent.log");
+    char url[64], admin[64], spool[700], token[700], *argv[32];
+    size_t n = 0;
+    FILE *f;
+
+    itest_child_ports(c);
+    /* c->port: free, nothing listens; the agent must not even try. */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", c->port);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", c->admin_port);
+    snprintf(spool, sizeof(spool), "%s/spool", c->dir);
+    snprintf(token, sizeof(token), "%s/token", c->dir);
+    f = fopen(token, "w");
+    assert_non_null(f);
+    fputs(TOKEN "\n", f);
+    assert_int_equal(fclose(f), 0);
+    argv[n++] = (char *)agent_exe;
+    argv[n++] = "--source";
+    argv[n++] = "kubelet";
+    argv[n++] = "--api-server";
+    argv[n++] = url;
+    argv[n++] = "--token-file";
+    argv[n++] = token;
+    argv[n++] = "--node";
+    argv[n++] = NODE;
+    argv[n++] = "--admin-listen";
+    argv[n++] = admin;
+    argv[n++] = "--spool-dir";
+    argv[n++] = spool;
+    argv[n++] = "--once";
+    argv[n++] = "--output";
+    argv[n++] = "json";
+    for (; extra && *extra; extra++)
+        argv[n++] = (char *)*extra;
+    argv[n] = NULL;
+    itest_child_spawn(c, argv);
+    return c;
+}
+
+static void plain_http_api_server_is_refused(void **state)
+{
+    static const char *const allow[] = {"--api-server-insecure-http", NULL};
+    itest_child_t *c;
+    double t0;
+
+    (void)state;
+    /* Without the flag: the agent stops at start, saying which flag would do. */
+    c = start_plain_http_agent(NULL);
+    t0 = kopt_test_now();
+    while (kopt_test_proc_alive(&c->proc) && kopt_test_now() - t0 < 15)
+        usleep(50000);
+    if (kopt_test_proc_alive(&c->proc))
+        fail_msg("kopt-agent kept running with --api-server http://");
+    assert_true(c->proc.status != 0);
+    assert_true(kopt_test_log_contains(c->log_path, "--api-server-insecure-http"));
+    assert_no_token_in(c->log_path);
+    itest_child_free(c);
+
+    /* With it: taken, with a warning. */
+    c = start_plain_http_agent(allow);
+    t0 = kopt_test_now();
+    while (!kopt_test_log_contains(c->log_path, "travels in clear") && kopt_test_now() - t0 < 15)
+        usleep(50000);
+    assert_true(kopt_test_log_contains(c->log_path, "travels in clear"));
+    assert_no_token_in(c->log_path);
+    kopt_test_proc_kill9(&c->proc);
+    itest_child_free(c);
+}
+
+/* ------------------------------------------------------------------------ */
 
 static void write_kubeconfig(void)
 {
@@ -504,6 +578,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(once_through_the_node_proxy, kube_up, test_teardown),
         cmocka_unit_test_setup_teardown(once_directly_from_the_kubelet, kube_up, test_teardown),
         cmocka_unit_test_setup_teardown(facts_stream_into_jetstream, kube_up, test_teardown),
+        cmocka_unit_test_setup_teardown(plain_http_api_server_is_refused, kube_up, test_teardown),
     };
     double t0 = kopt_test_now();
     int failed;

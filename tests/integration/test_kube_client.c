@@ -10,11 +10,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -413,6 +416,102 @@ static void kubelet_summary_directly_and_through_the_proxy(void **state)
     agent_kube_config_clear(&cfg);
 }
 
+/* A plain-http server for one request: keeps what the client sent. */
+typedef struct {
+    int fd;
+    char got[4096];
+} plain_srv_t;
+
+static void *plain_serve(void *arg)
+{
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                 "Content-Type: application/json\r\nConnection: close\r\n\r\n{}";
+    plain_srv_t *p = arg;
+    size_t n = 0;
+    ssize_t r;
+    int c = accept(p->fd, NULL, NULL);
+
+    if (c < 0)
+        return NULL;
+    while (n < sizeof(p->got) - 1 && !strstr(p->got, "\r\n\r\n")) {
+        r = read(c, p->got + n, sizeof(p->got) - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        p->got[n] = '\0';
+    }
+    if (write(c, answer, sizeof(answer) - 1) < 0)
+        p->got[0] = '\0';
+    close(c);
+    return NULL;
+}
+
+static int plain_listen(plain_srv_t *p)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+
+    memset(p, 0, sizeof(*p));
+    p->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(p->fd >= 0);
+    assert_int_equal(bind(p->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(p->fd, 4), 0);
+    assert_int_equal(getsockname(p->fd, (struct sockaddr *)&a, &alen), 0);
+    return ntohs(a.sin_port);
+}
+
+/* Issue 15: http:// sent the bearer token in clear without a word. Now the
+ * client refuses it, unless allow_insecure_http says so (then it warns). */
+static void plain_http_is_refused_unless_allowed(void **state)
+{
+    agent_kube_config_t cfg;
+    agent_kube_client_t *c = NULL;
+    plain_srv_t p;
+    pthread_t th;
+    char url[64], *body = NULL;
+    size_t len;
+    int port;
+
+    (void)state;
+    port = plain_listen(&p);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    base_config(&cfg);
+    free(cfg.server);
+    cfg.server = strdup(url);
+
+    assert_int_equal(pthread_create(&th, NULL, plain_serve, &p), 0);
+    if (agent_kube_client_new(&cfg, &c) == 0) {
+        /* The old behaviour: see whether the token went out in clear. */
+        (void)agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL);
+        free(body);
+        body = NULL;
+        agent_kube_client_free(c);
+        c = NULL;
+        pthread_join(th, NULL);
+        fail_msg("http:// accepted without allow_insecure_http; the server saw %s",
+                 strstr(p.got, "Bearer tok-") ? "the bearer token" : "a request");
+    }
+    assert_null(c);
+    /* Neither a scheme-less nor another scheme's URL gets the token. */
+    free(cfg.server);
+    cfg.server = strdup("ftp://127.0.0.1:1");
+    assert_int_equal(agent_kube_client_new(&cfg, &c), -EINVAL);
+    free(cfg.server);
+    cfg.server = strdup(url);
+
+    /* Allowed in so many words: it works, and the token goes as asked. */
+    cfg.allow_insecure_http = true;
+    c = client_for(&cfg);
+    assert_int_equal(agent_kube_client_get(c, "/api/v1/nodes/node-1", &body, &len, NULL), 0);
+    assert_string_equal(body, "{}");
+    free(body);
+    agent_kube_client_free(c);
+    pthread_join(th, NULL);
+    assert_non_null(strstr(p.got, "Authorization: Bearer tok-")); /* earlier tests rotate it */
+    close(p.fd);
+    agent_kube_config_clear(&cfg);
+}
+
 int main(int argc, char **argv)
 {
     int r;
@@ -422,6 +521,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(in_cluster_and_kubeconfig_configs_work),
         cmocka_unit_test(cache_gives_each_container_its_metadata),
         cmocka_unit_test(kubelet_summary_directly_and_through_the_proxy),
+        cmocka_unit_test(plain_http_is_refused_unless_allowed),
     };
 
     if (argc > 1)

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,55 @@ static void evidence_maps_every_engine_field(void **state)
     assert_null(c.backtest);
 }
 
+/* Issue 15: strtoull let "-1.", "+2.", "0x2.", " 2." and upper case through.
+ * A token is exactly what adv_page_token writes, or nothing. */
+static void page_tokens_parse_strictly(void **state)
+{
+    const uint64_t h = 0x0123456789abcdefULL;
+    static const char *const bad[] = {
+        "-1.0123456789abcdef",
+        "+2.0123456789abcdef",
+        "0x2.0123456789abcdef",
+        " 2.0123456789abcdef",
+        "2 .0123456789abcdef",
+        "A.0123456789abcdef",
+        "02.0123456789abcdef",
+        ".0123456789abcdef",
+        "2.0123456789ABCDEF",
+        "2.+123456789abcdef",
+        "2.-123456789abcdef",
+        "2. 123456789abcdef",
+        "2.0123456789abcdef ",
+        "2.0123456789abcde",
+        "2.0123456789abcdef0",
+        "2.0123456789abcdee",
+        "11111111111111111.0123456789abcdef",
+        "2..0123456789abcdef",
+        "2",
+        "2.",
+    };
+    char tok[64];
+    size_t off = 99;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        off = 99;
+        if (adv_page_token_parse(bad[i], h, &off) != -EINVAL)
+            fail_msg("page token \"%s\" accepted (offset %zu)", bad[i], off);
+    }
+    assert_int_equal(adv_page_token_parse("", h, &off), 0);
+    assert_int_equal(off, 0);
+    assert_int_equal(adv_page_token_parse(NULL, h, &off), 0);
+    for (size_t want = 0; want < 70000; want = want * 3 + 1) {
+        adv_page_token(h, want, tok, sizeof(tok));
+        assert_int_equal(adv_page_token_parse(tok, h, &off), 0);
+        assert_int_equal(off, want);
+    }
+    adv_page_token(h, SIZE_MAX, tok, sizeof(tok));
+    assert_int_equal(adv_page_token_parse(tok, h, &off), 0);
+    assert_true(off == SIZE_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +376,7 @@ int main(void)
         cmocka_unit_test(an_empty_snapshot_lists_as_an_empty_object),
         cmocka_unit_test(the_basic_view_leaves_out_the_evidence_only),
         cmocka_unit_test(evidence_maps_every_engine_field),
+        cmocka_unit_test(page_tokens_parse_strictly),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
