@@ -172,7 +172,7 @@ static void poll_lag(struct agg *a)
 static void rollup_pass(struct agg *a, kopt_ch_client_t *ch, const atomic_int *stop)
 {
     agg_rollup_stats_t st = {a->rollups, a->rollup_errors, a->rollup_seconds};
-    agg_hourset_t todo, failed, pending;
+    agg_hourset_t taken, failed, pending;
     kopt_ch_error_t err = {0};
     int64_t snapshot;
     int r;
@@ -180,15 +180,15 @@ static void rollup_pass(struct agg *a, kopt_ch_client_t *ch, const atomic_int *s
     agg_hourset_init(&failed);
     agg_hourset_init(&pending);
     pthread_mutex_lock(&a->mu);
-    todo = a->touched;
+    taken = a->touched;
     agg_hourset_init(&a->touched);
     snapshot = (int64_t)time(NULL);
     pthread_mutex_unlock(&a->mu);
-    agg_rollup_pass(ch, &todo, a->o.rollup_lateness_ms, snapshot, stop, &st, &failed);
+    agg_rollup_pass(ch, &taken, a->o.rollup_lateness_ms, snapshot, stop, &st, &failed);
     if (atomic_load(stop)) /* cut short: nothing is known done */
-        agg_hourset_merge(&failed, &todo);
+        agg_hourset_merge(&failed, &taken);
     else
-        agg_rollup_state_update(&a->rstate, &todo, &failed, snapshot);
+        agg_rollup_state_update(&a->rstate, &taken, &failed, snapshot);
     pthread_mutex_lock(&a->mu);
     agg_hourset_merge(&a->touched, &failed);
     agg_hourset_merge(&pending, &a->touched);
@@ -200,7 +200,7 @@ static void rollup_pass(struct agg *a, kopt_ch_client_t *ch, const atomic_int *s
     if (r < 0)
         kopt_log_warn("rollup state not written; the advisor sees the previous one",
                       KOPT_INT("code", err.code), KOPT_STR("detail", err.message), KOPT_ERR(r));
-    agg_hourset_free(&todo);
+    agg_hourset_free(&taken);
     agg_hourset_free(&failed);
     agg_hourset_free(&pending);
 }

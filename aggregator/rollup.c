@@ -205,7 +205,7 @@ static int64_t day_of(int64_t hour)
     return hour / 86400;
 }
 
-void agg_rollup_pass(kopt_ch_client_t *c, const agg_hourset_t *todo, uint64_t lateness_ms,
+void agg_rollup_pass(kopt_ch_client_t *c, const agg_hourset_t *taken, uint64_t lateness_ms,
                      int64_t now, const atomic_int *stop, const agg_rollup_stats_t *st,
                      agg_hourset_t *failed)
 {
@@ -219,10 +219,10 @@ void agg_rollup_pass(kopt_ch_client_t *c, const agg_hourset_t *todo, uint64_t la
      * outside it per cluster. The set keeps each pair once. */
     for (int64_t h = from; h <= cur; h += 3600)
         agg_hourset_add(&jobs, "", h);
-    for (size_t i = 0; i < todo->n; i++)
-        if (todo->items[i].hour < from || todo->items[i].hour > cur)
-            agg_hourset_add(&jobs, todo->items[i].cluster, todo->items[i].hour);
-    if (jobs.dropped > 0) /* cannot happen: todo and the window fit */
+    for (size_t i = 0; i < taken->n; i++)
+        if (taken->items[i].hour < from || taken->items[i].hour > cur)
+            agg_hourset_add(&jobs, taken->items[i].cluster, taken->items[i].hour);
+    if (jobs.dropped > 0) /* cannot happen: taken and the window fit */
         kopt_log_warn("rollup pass dropped hours", KOPT_UINT("hours", jobs.dropped));
     if (jobs.n > 0)
         qsort(jobs.items, jobs.n, sizeof(*jobs.items), job_cmp);

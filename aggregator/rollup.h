@@ -52,10 +52,10 @@ typedef struct {
 } agg_rollup_stats_t;
 
 /* One pass, blocking: rolls up every hour of the window [now - lateness,
- * now] for all clusters, and every (cluster, hour) of `todo` outside it,
+ * now] for all clusters, and every (cluster, hour) of `taken` outside it,
  * in one statement per cluster and UTC day. The pairs of a failed statement
  * are added to `failed` (logged). Returns early once *stop is set. */
-void agg_rollup_pass(kopt_ch_client_t *c, const agg_hourset_t *todo, uint64_t lateness_ms,
+void agg_rollup_pass(kopt_ch_client_t *c, const agg_hourset_t *taken, uint64_t lateness_ms,
                      int64_t now, const atomic_int *stop, const agg_rollup_stats_t *st,
                      agg_hourset_t *failed);
 

@@ -74,13 +74,13 @@ static bool has_cluster(const agg_hourset_t *s, const char *cluster)
     return false;
 }
 
-void agg_rollup_state_update(agg_rollup_state_t *st, const agg_hourset_t *todo,
+void agg_rollup_state_update(agg_rollup_state_t *st, const agg_hourset_t *taken,
                              const agg_hourset_t *failed, int64_t snapshot)
 {
     bool all_failed = has_cluster(failed, "");
 
-    for (size_t i = 0; i < todo->n; i++)
-        learn(st, todo->items[i].cluster);
+    for (size_t i = 0; i < taken->n; i++)
+        learn(st, taken->items[i].cluster);
     if (all_failed)
         return;
     for (size_t i = 0; i < st->n; i++)

@@ -38,10 +38,10 @@ void agg_rollup_state_init(agg_rollup_state_t *st, const char *replica, uint32_t
                            int64_t started);
 void agg_rollup_state_free(agg_rollup_state_t *st);
 
-/* After a pass that took its hours (`todo`) at `snapshot`: the clusters of
- * todo become known, and every known cluster with no failed statement (none
+/* After a pass that took its hours (`taken`) at `snapshot`: the clusters of
+ * those hours become known, and every known cluster with no failed statement (none
  * of its own, none for every cluster) moves its watermark to snapshot. */
-void agg_rollup_state_update(agg_rollup_state_t *st, const agg_hourset_t *todo,
+void agg_rollup_state_update(agg_rollup_state_t *st, const agg_hourset_t *taken,
                              const agg_hourset_t *failed, int64_t snapshot);
 
 /* Seconds from the oldest watermark to now (from `started` while no

@@ -83,33 +83,33 @@ static void one_hour_and_bad_input(void **state)
 static void watermark_moves_only_where_nothing_failed(void **state)
 {
     agg_rollup_state_t st;
-    agg_hourset_t todo, failed;
+    agg_hourset_t taken, failed;
 
     (void)state;
     agg_rollup_state_init(&st, "host-a/42", 60, 1000);
-    agg_hourset_init(&todo);
+    agg_hourset_init(&taken);
     agg_hourset_init(&failed);
     assert_int_equal(agg_rollup_state_lag(&st, 1030), 30); /* since start, nothing known */
-    agg_hourset_add(&todo, "prod", H);
-    agg_hourset_add(&todo, "dev", H + 10);
+    agg_hourset_add(&taken, "prod", H);
+    agg_hourset_add(&taken, "dev", H + 10);
     agg_hourset_add(&failed, "dev", H);
-    agg_rollup_state_update(&st, &todo, &failed, 2000);
+    agg_rollup_state_update(&st, &taken, &failed, 2000);
     assert_int_equal(st.n, 2);
     assert_int_equal(st.marks[0].watermark, 2000); /* prod */
     assert_int_equal(st.marks[1].watermark, 1000); /* dev failed: still at the start */
     assert_int_equal(agg_rollup_state_lag(&st, 2100), 1100);
     /* A pass with no data for a cluster moves it too: nothing was stored. */
-    agg_hourset_clear(&todo);
+    agg_hourset_clear(&taken);
     agg_hourset_clear(&failed);
-    agg_rollup_state_update(&st, &todo, &failed, 3000);
+    agg_rollup_state_update(&st, &taken, &failed, 3000);
     assert_int_equal(st.marks[0].watermark, 3000);
     assert_int_equal(st.marks[1].watermark, 3000);
     /* A failed statement for every cluster (the lateness window) holds all. */
     agg_hourset_add(&failed, "", H);
-    agg_rollup_state_update(&st, &todo, &failed, 4000);
+    agg_rollup_state_update(&st, &taken, &failed, 4000);
     assert_int_equal(st.marks[0].watermark, 3000);
     assert_int_equal(agg_rollup_state_lag(&st, 2000), 0);
-    agg_hourset_free(&todo);
+    agg_hourset_free(&taken);
     agg_hourset_free(&failed);
     agg_rollup_state_free(&st);
 }
@@ -117,18 +117,18 @@ static void watermark_moves_only_where_nothing_failed(void **state)
 static void state_row_per_cluster_with_its_pending_hours(void **state)
 {
     agg_rollup_state_t st;
-    agg_hourset_t todo, none, pending;
+    agg_hourset_t taken, none, pending;
     char *sql = NULL;
 
     (void)state;
     agg_rollup_state_init(&st, "host-a/42", 60, 1000);
-    agg_hourset_init(&todo);
+    agg_hourset_init(&taken);
     agg_hourset_init(&none);
     agg_hourset_init(&pending);
     assert_int_equal(agg_rollup_state_sql("kopt", &st, &pending, 5000, &sql), -ENODATA);
-    agg_hourset_add(&todo, "prod", H);
-    agg_hourset_add(&todo, "o'k", H);
-    agg_rollup_state_update(&st, &todo, &none, 2000);
+    agg_hourset_add(&taken, "prod", H);
+    agg_hourset_add(&taken, "o'k", H);
+    agg_rollup_state_update(&st, &taken, &none, 2000);
     agg_hourset_add(&pending, "prod", H + 7200 + 5);
     agg_hourset_add(&pending, "prod", H + 10);
     agg_hourset_add(&pending, "", H + 3600); /* a cluster name too long to keep: every cluster */
@@ -139,7 +139,7 @@ static void state_row_per_cluster_with_its_pending_hours(void **state)
                              "5000),\n"
                              "('o\\'k', 'host-a/42', 2000, [1800003600], 60, 5000)");
     free(sql);
-    agg_hourset_free(&todo);
+    agg_hourset_free(&taken);
     agg_hourset_free(&none);
     agg_hourset_free(&pending);
     agg_rollup_state_free(&st);

@@ -16,7 +16,6 @@
 #ifndef KOPT_ROWBINARY_H
 #define KOPT_ROWBINARY_H
 
-#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -120,34 +119,30 @@ static inline uint64_t kopt_ch_get_varuint(kopt_ch_reader_t *r)
     return 0;
 }
 
+/* n (<= 8) little-endian bytes as a number; 0 past the end (r->bad set). */
+static inline uint64_t kopt_ch_get_le(kopt_ch_reader_t *r, size_t n)
+{
+    const uint8_t *p = kopt_ch_get_bytes(r, n);
+    uint64_t v = 0;
+
+    for (size_t i = 0; p && i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 static inline uint16_t kopt_ch_get_u16(kopt_ch_reader_t *r)
 {
-    const uint8_t *p = kopt_ch_get_bytes(r, 2);
-    uint16_t v = 0;
-
-    if (p)
-        memcpy(&v, p, 2);
-    return le16toh(v);
+    return (uint16_t)kopt_ch_get_le(r, 2);
 }
 
 static inline uint32_t kopt_ch_get_u32(kopt_ch_reader_t *r)
 {
-    const uint8_t *p = kopt_ch_get_bytes(r, 4);
-    uint32_t v = 0;
-
-    if (p)
-        memcpy(&v, p, 4);
-    return le32toh(v);
+    return (uint32_t)kopt_ch_get_le(r, 4);
 }
 
 static inline uint64_t kopt_ch_get_u64(kopt_ch_reader_t *r)
 {
-    const uint8_t *p = kopt_ch_get_bytes(r, 8);
-    uint64_t v = 0;
-
-    if (p)
-        memcpy(&v, p, 8);
-    return le64toh(v);
+    return kopt_ch_get_le(r, 8);
 }
 
 static inline double kopt_ch_get_f64(kopt_ch_reader_t *r)
