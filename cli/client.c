@@ -14,6 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <kopt/tls.h>
 
 struct cli_client {
@@ -92,6 +95,19 @@ static int load_bearer(const cli_conn_t *c, cli_client_t *cl)
     return rc;
 }
 
+/* gRPC takes a CA file without a certificate and fails every call as
+ * "empty address list" (docs/stack-facts.md, 'gRPC: a client call to a
+ * closed port'): check it here to say so. */
+static bool pem_has_certificate(const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+
+    X509_free(x);
+    BIO_free(b);
+    return x != NULL;
+}
+
 int cli_client_new(const cli_conn_t *c, cli_client_t **out)
 {
     cli_client_t *cl = calloc(1, sizeof(*cl));
@@ -125,6 +141,12 @@ int cli_client_new(const cli_conn_t *c, cli_client_t **out)
         }
         if (kopt_tls_read_pem(c->ca_file, &pem, err, sizeof(err)) != 0) {
             fprintf(stderr, "kopt: --ca-file: %s\n", err);
+            cli_client_free(cl);
+            return CLI_EXIT_USAGE;
+        }
+        if (!pem_has_certificate(pem)) {
+            fprintf(stderr, "kopt: --ca-file: %s holds no PEM certificate\n", c->ca_file);
+            free(pem);
             cli_client_free(cl);
             return CLI_EXIT_USAGE;
         }

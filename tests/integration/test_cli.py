@@ -375,6 +375,10 @@ def test_errors():
     check(rc == 4 and "cannot reach the advisor at " + A.down_address in err,
           "advisor down: exit 4, cannot reach (%d: %s)" % (rc, err.strip()))
     check(len(err.strip().split("\n")) == 1, "one line of error, no gRPC log noise")
+    rc, out, err = kopt("recommendations", "--address", A.address, "--ca-file", A.key_file,
+                        "--api-key-file", A.key_file, conn=False)
+    check(rc == 2 and "holds no PEM certificate" in err, "a CA file without a certificate: "
+          "exit 2 (%d: %s)" % (rc, err.strip()))
     rc, out, err = kopt("recommendations", "--sortt", "name")
     check(rc == 2 and "'--sortt'" in err, "unknown flag: exit 2 naming it (%s)" % err.strip())
     rc, out, err = kopt("recommendations", "--sort", "size")
