@@ -144,7 +144,7 @@ int cli_cmd_explain(int argc, char **argv)
         else if ((k = cli_kind_parse(kind)) < 0)
             rc = cli_usage_error("explain",
                                  "'%s' is not a kind (Deployment, StatefulSet, DaemonSet, Job, "
-                                 "CronJob, Pod)",
+                                 "CronJob, ReplicaSet, Pod, ProcessGroup)",
                                  kind);
     }
     if (rc == 0 && !c.cluster)

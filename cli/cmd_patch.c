@@ -19,7 +19,7 @@ static const char help[] =
     "Writes one kustomize patch per Deployment, StatefulSet, DaemonSet and CronJob (its\n"
     "job template) setting the requests and limits of the containers kopt advises on,\n"
     "and DIR/kustomization.yaml listing them, so `kubectl kustomize DIR` over your base\n"
-    "applies the recommendations. Jobs and bare Pods are skipped.\n"
+    "applies the recommendations. Other kinds (Job, ReplicaSet, Pod, ...) are skipped.\n"
     "\n"
     "      --out DIR        where to write (created if missing; files are replaced)\n"
     "  -n, --namespace NS   only this namespace; repeat for several\n"
@@ -135,7 +135,7 @@ static int write_all(const cli_recs_t *recs, const args_t *a)
         fprintf(stderr, "kopt: wrote %zu patches and kustomization.yaml to %s%s", n, a->out,
                 skipped ? "" : "\n");
     if (rc == 0 && skipped)
-        fprintf(stderr, " (skipped %zu Jobs, Pods or workloads without containers)\n", skipped);
+        fprintf(stderr, " (skipped %zu of other kinds or without containers)\n", skipped);
     free(keep);
     return rc;
 }

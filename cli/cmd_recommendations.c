@@ -19,7 +19,8 @@ static const char help[] =
     "risk (share of the window the new requests would have been passed) and savings.\n"
     "\n"
     "  -n, --namespace NS   only this namespace; repeat for several\n"
-    "      --kind KIND      Deployment, StatefulSet, DaemonSet, Job, CronJob, Pod\n"
+    "      --kind KIND      Deployment, StatefulSet, DaemonSet, Job, CronJob,\n"
+    "                       ReplicaSet, Pod, ProcessGroup\n"
     "      --name NAME      only workloads with exactly this name\n"
     "      --min-savings X  only workloads saving at least X per month\n"
     "      --sort BY        savings (default, largest first), cpu, memory (most freed\n"
@@ -60,7 +61,7 @@ static int own_option(int opt, const char *arg, void *data)
         if (a->filter.kind < 0)
             return cli_usage_error("recommendations",
                                    "--kind: '%s' is not Deployment, StatefulSet, DaemonSet, "
-                                   "Job, CronJob or Pod",
+                                   "Job, CronJob, ReplicaSet, Pod or ProcessGroup",
                                    arg);
         return 1;
     case 'N':

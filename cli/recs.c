@@ -17,7 +17,10 @@ static const struct {
     {"DaemonSet", "ds", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DAEMON_SET},
     {"Job", "job", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_JOB},
     {"CronJob", "cj", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_CRON_JOB},
+    {"ReplicaSet", "rs", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_REPLICA_SET},
     {"Pod", "po", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_POD},
+    /* kopt-agent's proc source on a plain machine, not Kubernetes. */
+    {"ProcessGroup", "process-group", KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_PROCESS_GROUP},
 };
 
 int cli_kind_parse(const char *s)

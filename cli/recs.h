@@ -38,8 +38,8 @@ int cli_recs_fetch(cli_client_t *cl, const cli_recs_filter_t *f, cli_recs_t *out
 void cli_recs_free(cli_recs_t *r);
 void cli_recs_sort(cli_recs_t *r, cli_sort_t by);
 
-/* "deployment", "Deployment", "deploy", "statefulset", "sts", ... -> the
- * enum, or -1. */
+/* "deployment", "Deployment", "deploy", "statefulset", "sts", ...,
+ * "ProcessGroup" -> the enum, or -1. */
 int cli_kind_parse(const char *s);
 /* The Kubernetes kind ("Deployment"), or "Unknown". */
 const char *cli_kind_name(int kind);
