@@ -46,6 +46,17 @@ static const char *mem(uint64_t v, char *b)
     return cli_memory_quantity(v, b, 32);
 }
 
+/* A request or limit: "-" when not set (0), as in the table. */
+static const char *cpu_or_unset(double v, char *b)
+{
+    return v > 0 ? cpu(v, b) : "-";
+}
+
+static const char *mem_or_unset(uint64_t v, char *b)
+{
+    return v ? mem(v, b) : "-";
+}
+
 static void print_container(FILE *f, const Kopt__V1__ContainerRecommendation *c)
 {
     static const Kopt__V1__ResourceValues zero = KOPT__V1__RESOURCE_VALUES__INIT;
@@ -56,14 +67,16 @@ static void print_container(FILE *f, const Kopt__V1__ContainerRecommendation *c)
     fprintf(f, "\ncontainer %s (confidence %.2f)\n", c->container, c->confidence);
     if (c->explanation[0])
         fprintf(f, "  %s\n", c->explanation);
-    fprintf(f, "  CPU request     %s -> %s   (p%.0f of usage)\n", cpu(now->cpu_request_cores, a),
-            cpu(to->cpu_request_cores, b), c->cpu_request_percentile * 100);
-    fprintf(f, "  CPU limit       %s -> %s\n", cpu(now->cpu_limit_cores, a),
-            cpu(to->cpu_limit_cores, b));
-    fprintf(f, "  memory request  %s -> %s   (p%.0f of peaks)\n", mem(now->memory_request_bytes, a),
-            mem(to->memory_request_bytes, b), c->memory_request_percentile * 100);
-    fprintf(f, "  memory limit    %s -> %s\n", mem(now->memory_limit_bytes, a),
-            mem(to->memory_limit_bytes, b));
+    fprintf(f, "  CPU request     %s -> %s   (p%.0f of usage)\n",
+            cpu_or_unset(now->cpu_request_cores, a), cpu_or_unset(to->cpu_request_cores, b),
+            c->cpu_request_percentile * 100);
+    fprintf(f, "  CPU limit       %s -> %s\n", cpu_or_unset(now->cpu_limit_cores, a),
+            cpu_or_unset(to->cpu_limit_cores, b));
+    fprintf(f, "  memory request  %s -> %s   (p%.0f of peaks)\n",
+            mem_or_unset(now->memory_request_bytes, a), mem_or_unset(to->memory_request_bytes, b),
+            c->memory_request_percentile * 100);
+    fprintf(f, "  memory limit    %s -> %s\n", mem_or_unset(now->memory_limit_bytes, a),
+            mem_or_unset(to->memory_limit_bytes, b));
     if (c->cpu_usage)
         fprintf(f, "  CPU usage       p50 %.3f  p90 %.3f  p95 %.3f  p99 %.3f  max %.3f cores\n",
                 c->cpu_usage->p50_cores, c->cpu_usage->p90_cores, c->cpu_usage->p95_cores,

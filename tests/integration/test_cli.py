@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -211,6 +212,18 @@ def test_formats():
     total = sum(r.savings.monthly_cost for r in api_recs)
     check(lines[-1].startswith("TOTAL  4 workloads, 5 containers;") and
           ("savings %.2f USD/month" % total) in lines[-1], "totals line (%s)" % lines[-1])
+
+    # On a terminal (script(1) gives kopt a pty): colours, unless NO_COLOR is set.
+    if shutil.which("script"):
+        cmd = shlex.join([A.kopt, "recommendations", "-c", "local", "--address", A.address,
+                          "--ca-file", A.ca, "--api-key-file", A.key_file])
+        for no_color, want in (("", True), ("1", False)):
+            env = dict(os.environ, NO_COLOR=no_color)
+            res = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                                 text=True, timeout=60, env=env)
+            check(res.returncode == 0 and ("\033[1mWORKLOAD" in res.stdout) == want,
+                  "on a terminal colours are %s with NO_COLOR=%r" %
+                  ("on" if want else "off", no_color))
 
     rc, out, _ = kopt("recommendations", "-c", "local", "-o", "wide")
     check(rc == 0 and "REASONS" in out.split("\n")[0] and "CLUSTER" in out.split("\n")[0],
