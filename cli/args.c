@@ -7,6 +7,14 @@
 
 #include "cli.h"
 
+bool cli_one_of(const char *v, const char *const *choices)
+{
+    for (size_t i = 0; choices[i]; i++)
+        if (strcmp(v, choices[i]) == 0)
+            return true;
+    return false;
+}
+
 int cli_parse(const char *cmd, int argc, char **argv, const struct option *own, size_t n_own,
               const char *shortopts, cli_own_option_fn fn, void *data, const char *help,
               cli_conn_t *c, bool no_conn, int *first_arg)

@@ -64,6 +64,9 @@ int cli_parse(const char *cmd, int argc, char **argv, const struct option *own, 
               const char *shortopts, cli_own_option_fn fn, void *data, const char *help,
               cli_conn_t *c, bool no_conn, int *first_arg);
 
+/* 1 when `v` is one of the NULL-terminated `choices`. */
+bool cli_one_of(const char *v, const char *const *choices);
+
 /* A usage error naming the command: "kopt <cmd>: <msg>" and a --help hint. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

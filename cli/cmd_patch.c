@@ -111,8 +111,10 @@ static int write_all(const cli_recs_t *recs, const args_t *a)
     size_t n = 0, skipped = 0;
     int rc = 0;
 
-    if (!keep)
+    if (!keep || !a->out) {
+        free(keep);
         return cli_error("out of memory");
+    }
     if (mkdir(a->out, 0777) != 0 && errno != EEXIST) {
         free(keep);
         return cli_error("--out: cannot create %s: %s", a->out, strerror(errno));

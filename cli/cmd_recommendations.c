@@ -34,6 +34,8 @@ static const char help[] =
     "  kopt recommendations -o json | jq '.recommendations[].workload.name'\n"
     "\n";
 
+static const char *const formats[] = {"table", "wide", "json", "yaml", "csv", NULL};
+
 typedef struct {
     cli_recs_filter_t filter;
     cli_sort_t sort;
@@ -87,8 +89,7 @@ static int own_option(int opt, const char *arg, void *data)
                                    "--sort: '%s' is not savings, cpu, memory or name", arg);
         return 1;
     case 'o':
-        if (strcmp(arg, "table") && strcmp(arg, "wide") && strcmp(arg, "json") &&
-            strcmp(arg, "yaml") && strcmp(arg, "csv"))
+        if (!cli_one_of(arg, formats))
             return cli_usage_error("recommendations",
                                    "-o: '%s' is not table, wide, json, yaml or csv", arg);
         a->output = arg;

@@ -25,11 +25,13 @@ static const char help[] =
     "  kopt summary -o json\n"
     "\n";
 
+static const char *const text_formats[] = {"text", "json", "yaml", NULL};
+
 static int output_option(int opt, const char *arg, void *data)
 {
     if (opt != 'o')
         return 0;
-    if (strcmp(arg, "text") && strcmp(arg, "json") && strcmp(arg, "yaml"))
+    if (!cli_one_of(arg, text_formats))
         return cli_usage_error("summary", "-o: '%s' is not text, json or yaml", arg);
     *(const char **)data = arg;
     return 1;
