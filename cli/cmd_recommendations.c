@@ -26,6 +26,8 @@ static const char help[] =
     "      --sort BY        savings (default, largest first), cpu, memory (most freed\n"
     "                       first) or name\n"
     "  -o, --output FORMAT  table (default), wide, json, yaml (proto3 JSON mapping), csv\n"
+    "      --page-size N    recommendations per call (1..1000, default 1000); every page\n"
+    "                       is fetched either way\n"
     "\n"
     "Examples:\n"
     "  kopt recommendations\n"
@@ -75,6 +77,12 @@ static int own_option(int opt, const char *arg, void *data)
         if (errno || end == arg || *end || !isfinite(a->filter.min_savings))
             return cli_usage_error("recommendations", "--min-savings: '%s' is not a number", arg);
         return 1;
+    case 'P':
+        errno = 0;
+        a->filter.page_size = (int)strtol(arg, &end, 10);
+        if (errno || end == arg || *end || a->filter.page_size < 1 || a->filter.page_size > 1000)
+            return cli_usage_error("recommendations", "--page-size: '%s' is not 1 to 1000", arg);
+        return 1;
     case 's':
         if (strcmp(arg, "savings") == 0)
             a->sort = CLI_SORT_SAVINGS;
@@ -105,6 +113,7 @@ int cli_cmd_recommendations(int argc, char **argv)
         {"namespace", required_argument, NULL, 'n'}, {"kind", required_argument, NULL, 'k'},
         {"name", required_argument, NULL, 'N'},      {"min-savings", required_argument, NULL, 'm'},
         {"sort", required_argument, NULL, 's'},      {"output", required_argument, NULL, 'o'},
+        {"page-size", required_argument, NULL, 'P'},
     };
     args_t a = {.output = "table"};
     cli_conn_t c = {0};

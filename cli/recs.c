@@ -86,7 +86,7 @@ static int fetch_one(cli_client_t *cl, const cli_recs_filter_t *f, const char *n
     req.kind = f->kind;
     req.name = (char *)(f->name ? f->name : "");
     req.min_monthly_savings = f->min_savings;
-    req.page_size = 1000;
+    req.page_size = f->page_size > 0 ? f->page_size : 1000;
     req.view = KOPT__V1__RECOMMENDATION_VIEW__RECOMMENDATION_VIEW_FULL;
     /* A server that kept returning a token would loop for ever: 10000 pages
      * of 1000 is far beyond any cluster. */

@@ -17,6 +17,7 @@ typedef struct {
     int kind;         /* KOPT__V1__WORKLOAD_KIND__*, 0 any */
     const char *name; /* NULL any */
     double min_savings;
+    int page_size; /* per call; 0 means 1000, the server's cap */
 } cli_recs_filter_t;
 
 typedef struct {

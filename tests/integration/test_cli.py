@@ -148,6 +148,9 @@ def test_formats():
     check(rc == 0, "recommendations -o json exits 0 (%d: %s)" % (rc, err.strip()))
     compare_lists(json.loads(out) if rc == 0 else {}, api_recs, "-o json")
 
+    rc, out, err = kopt("recommendations", "-c", "local", "-o", "json", "--page-size", "1")
+    compare_lists(json.loads(out) if rc == 0 else {}, api_recs, "--page-size 1 (four pages)")
+
     rc, out, err = kopt("recommendations", "-c", "local", "-o", "yaml")
     check(rc == 0, "recommendations -o yaml exits 0 (%d: %s)" % (rc, err.strip()))
     compare_lists(yaml.safe_load(out) if rc == 0 else {}, api_recs, "-o yaml")
