@@ -2,6 +2,7 @@
  * only picks the command; each command parses its own flags. */
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,36 @@ static void usage(FILE *f)
           f);
 }
 
+/* Global flags may come before the command ("kopt --config F recommendations"):
+ * the index of the command word, skipping flags and the values of those that
+ * take one; argc when there is none. */
+static int command_index(int argc, char **argv)
+{
+    static const char *const with_value[] = {"--config",
+                                             "--context",
+                                             "--address",
+                                             "--ca-file",
+                                             "--server-name",
+                                             "--api-key-file",
+                                             "--token-file",
+                                             "--timeout",
+                                             "--cluster",
+                                             "-c",
+                                             NULL};
+
+    for (int i = 1; i < argc; i++) {
+        bool takes = false;
+
+        if (argv[i][0] != '-')
+            return i;
+        for (size_t k = 0; with_value[k]; k++)
+            takes = takes || strcmp(argv[i], with_value[k]) == 0;
+        if (takes)
+            i++;
+    }
+    return argc;
+}
+
 /* gRPC C core logs connection failures on stderr on its own; the CLI says
  * what went wrong in one line instead. KOPT_GRPC_LOG=1 keeps gRPC's lines. */
 static void quiet_log(gpr_log_func_args *args)
@@ -44,7 +75,7 @@ static void quiet_log(gpr_log_func_args *args)
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : NULL;
-    int rc;
+    int at, rc;
 
     if (!cmd || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
@@ -52,6 +83,19 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "--version") == 0)
         cmd = "version";
+    at = strcmp(cmd, "version") == 0 ? 1 : command_index(argc, argv);
+    if (at == argc) {
+        fprintf(stderr, "kopt: no command after the flags (see kopt --help)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (at > 1) {
+        /* The command word first, then the flags that came before it. */
+        char *word = argv[at];
+
+        memmove(argv + 2, argv + 1, (size_t)(at - 1) * sizeof(*argv));
+        argv[1] = word;
+        cmd = word;
+    }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(cmd, commands[i].name) != 0)
             continue;

@@ -436,7 +436,7 @@ def test_errors():
                 "  - name: down\n    address: %s\n    ca-file: ca.pem\n    api-key-file: api-keys\n"
                 "  - name: test\n    address: %s\n    ca-file: ca.pem\n    api-key-file: api-keys\n"
                 "    cluster: local\n" % (A.down_address, A.address))
-    rc, out, err = kopt("recommendations", "--config", cfg, "-o", "json", conn=False)
+    rc, out, err = kopt("--config", cfg, "recommendations", "-o", "json", conn=False)
     check(rc == 0 and len(json.loads(out)["recommendations"]) == 4,
           "config file context: address, CA and key relative to the file, cluster (%s)" %
           err.strip())
