@@ -5,7 +5,7 @@
 // same shape as the Go and Python clients.
 //
 // usage: node client.js HOST:PORT API_KEY CLUSTER
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   Advisor,
