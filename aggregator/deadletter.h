@@ -1,5 +1,6 @@
 /* Dead letters: a JetStream message the aggregator can never store (bad
- * protobuf, rows ClickHouse refuses for good, too many deliveries) is
+ * protobuf, a batch ingest would have refused, one on another cluster's
+ * subject, rows ClickHouse refuses for good, too many deliveries) is
  * published to <prefix>.<reason> with its original payload and headers that
  * say why, and only then acked, so it never blocks the stream. The dead
  * letters are kept in the stream KOPT_DEADLETTER when it exists (the
@@ -19,10 +20,11 @@
 #define AGG_DL_STREAM_SEQ "Kopt-Stream-Seq"
 
 /* Reasons (bounded: they are metric labels and subject tokens). */
-#define AGG_DL_DECODE "decode"           /* not a kopt.v1.MetricBatch */
-#define AGG_DL_INVALID "invalid"         /* decodes, but its windows cannot be rows */
-#define AGG_DL_CLICKHOUSE "clickhouse"   /* ClickHouse refused its rows, permanently */
-#define AGG_DL_MAX_DELIVER "max_deliver" /* delivered max-deliver times, never stored */
+#define AGG_DL_DECODE "decode"   /* not a kopt.v1.MetricBatch */
+#define AGG_DL_INVALID "invalid" /* decodes, but fails kopt_batch_validate or cannot be rows */
+#define AGG_DL_SUBJECT_MISMATCH "subject_mismatch" /* not on its cluster's and node's subject */
+#define AGG_DL_CLICKHOUSE "clickhouse"             /* ClickHouse refused its rows, permanently */
+#define AGG_DL_MAX_DELIVER "max_deliver"           /* delivered max-deliver times, never stored */
 
 /* Creates the stream KOPT_DEADLETTER on <prefix>.> if it is missing (file
  * storage, 14 days). Blocking. A failure is logged and harmless: dead
