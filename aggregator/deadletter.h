@@ -20,11 +20,13 @@
 #define AGG_DL_STREAM_SEQ "Kopt-Stream-Seq"
 
 /* Reasons (bounded: they are metric labels and subject tokens). */
-#define AGG_DL_DECODE "decode"   /* not a kopt.v1.MetricBatch */
-#define AGG_DL_INVALID "invalid" /* decodes, but fails kopt_batch_validate or cannot be rows */
-#define AGG_DL_SUBJECT_MISMATCH "subject_mismatch" /* not on its cluster's and node's subject */
-#define AGG_DL_CLICKHOUSE "clickhouse"             /* ClickHouse refused its rows, permanently */
-#define AGG_DL_MAX_DELIVER "max_deliver"           /* delivered max-deliver times, never stored */
+#define AGG_DL_DECODE "decode"           /* not a kopt.v1.MetricBatch */
+#define AGG_DL_INVALID "invalid"         /* fails kopt_batch_validate, or cannot be rows */
+#define AGG_DL_CLICKHOUSE "clickhouse"   /* ClickHouse refused its rows, permanently */
+#define AGG_DL_MAX_DELIVER "max_deliver" /* delivered max-deliver times, never stored */
+
+/* On a subject other than kopt_batch_subject() of its own cluster and node. */
+#define AGG_DL_SUBJECT_MISMATCH "subject_mismatch"
 
 /* Creates the stream KOPT_DEADLETTER on <prefix>.> if it is missing (file
  * storage, 14 days). Blocking. A failure is logged and harmless: dead
