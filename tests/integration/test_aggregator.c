@@ -1,8 +1,9 @@
 /* kopt-aggregator, the real binary, between a real nats-server (JetStream)
  * and a real clickhouse-server: batches published to KOPT_METRICS as ingest
  * does land as exactly one row per window (counted with FINAL), whatever is
- * re-delivered, killed or stopped on the way; poison (undecodable, rows
- * ClickHouse refuses, past max-deliver) goes to the dead-letter subject with
+ * re-delivered, killed or stopped on the way; poison (undecodable, batches
+ * ingest would refuse or on another cluster's subject, rows ClickHouse
+ * refuses, past max-deliver) goes to the dead-letter subject with
  * its reason while the rest flows; two replicas share the work; the hourly
  * rollup matches the windows; ClickHouse over https with the dev CA. Each
  * test uses its own database and a fresh stream. The outage_* tests (a
@@ -993,6 +994,18 @@ static uint64_t side_publish(const side_batch_t *sb, const char *subject, char *
     return seq;
 }
 
+/* The last message on `subject` of the stream KOPT_DEADLETTER has `msg_id`. */
+static void stored_dead_letter(const char *subject, const char *msg_id)
+{
+    natsMsg *m = NULL;
+    const char *v = NULL;
+
+    assert_int_equal(js_GetLastMsg(&m, js, "KOPT_DEADLETTER", subject, NULL, NULL), NATS_OK);
+    assert_int_equal(natsMsgHeader_Get(m, "Nats-Msg-Id", &v), NATS_OK);
+    assert_string_equal(v, msg_id);
+    natsMsg_Destroy(m);
+}
+
 /* Issue 15 item 6: batches published straight to kopt.metrics.* that
  * ingest would have refused (a <script> pod name, NaN and negative CPU)
  * and one whose cluster is not its subject's go to the dead letters with
@@ -1042,6 +1055,9 @@ static void side_door_batches_are_checked(void **state)
     expect_dead_letter(sub, "subject_mismatch", id[4], seq[4],
                        "batch of cluster \"other\" came on kopt.metrics." CLUSTER
                        ".node-1, not kopt.metrics.other.node-1");
+    /* Kept in the dead-letter stream too, not only sent to subscribers. */
+    stored_dead_letter("kopt.deadletter.invalid", id[3]);
+    stored_dead_letter("kopt.deadletter.subject_mismatch", id[4]);
     wait_rows(db, 3, 30);
     assert_int_equal(ch_u64("SELECT count() FROM %s.container_windows FINAL WHERE pod IN "
                             "('good-1', 'good-2', 'good-old') AND cluster = '" CLUSTER "'",
