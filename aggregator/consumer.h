@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kopt/batch_validate.h>
 #include <kopt/clickhouse.h>
 #include <kopt/metrics.h>
 
@@ -45,6 +46,7 @@ typedef struct {
     uint64_t rollup_lateness_ms;
     uint32_t retention_days; /* container_windows; 0: keep */
     uint32_t hourly_retention_days;
+    kopt_batch_limits_t limits; /* what kopt-ingest checks, checked again */
 } agg_options_t;
 
 /* Registers the metrics in `m` (kept) and checks the options. -EINVAL with

@@ -1,5 +1,6 @@
 /* Dead letters: a JetStream message the aggregator can never store (bad
- * protobuf, rows ClickHouse refuses for good, too many deliveries) is
+ * protobuf, a batch ingest would have refused, one on another cluster's
+ * subject, rows ClickHouse refuses for good, too many deliveries) is
  * published to <prefix>.<reason> with its original payload and headers that
  * say why, and only then acked, so it never blocks the stream. The dead
  * letters are kept in the stream KOPT_DEADLETTER when it exists (the
@@ -20,9 +21,12 @@
 
 /* Reasons (bounded: they are metric labels and subject tokens). */
 #define AGG_DL_DECODE "decode"           /* not a kopt.v1.MetricBatch */
-#define AGG_DL_INVALID "invalid"         /* decodes, but its windows cannot be rows */
+#define AGG_DL_INVALID "invalid"         /* fails kopt_batch_validate, or cannot be rows */
 #define AGG_DL_CLICKHOUSE "clickhouse"   /* ClickHouse refused its rows, permanently */
 #define AGG_DL_MAX_DELIVER "max_deliver" /* delivered max-deliver times, never stored */
+
+/* On a subject other than kopt_batch_subject() of its own cluster and node. */
+#define AGG_DL_SUBJECT_MISMATCH "subject_mismatch"
 
 /* Creates the stream KOPT_DEADLETTER on <prefix>.> if it is missing (file
  * storage, 14 days). Blocking. A failure is logged and harmless: dead

@@ -60,6 +60,11 @@ static void agg_options(const agg_settings_t *s, agg_options_t *o)
     o->rollup_lateness_ms = s->rollup_lateness_ms;
     o->retention_days = (uint32_t)s->retention_days;
     o->hourly_retention_days = (uint32_t)s->hourly_retention_days;
+    /* Age is not checked on this side (docs/storage.md): max_age_seconds,
+     * used only to split too-old windows off, stays at its default. */
+    kopt_batch_limits_default(&o->limits);
+    o->limits.max_windows = (uint32_t)s->max_windows;
+    o->limits.max_future_seconds = (int64_t)(s->max_clock_skew_ms / 1000);
 }
 
 /* `kopt-aggregator migrate`: no loop, no admin server; blocking is fine. */

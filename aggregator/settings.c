@@ -54,6 +54,12 @@ static const kopt_config_setting_t settings[] = {
      "days of container_hourly kept (0: forever)", 0, 0, 100000, NULL},
     {"deadletter-prefix", KOPT_CONFIG_STRING, offsetof(S, deadletter_prefix), "kopt.deadletter",
      "messages that can never be stored go to <prefix>.<reason>", 0, 0, 0, NULL},
+    /* The same names and defaults as kopt-ingest's: every consumed batch is
+     * validated again, and one ingest accepted must pass here too. */
+    {"max-windows", KOPT_CONFIG_INT, offsetof(S, max_windows), "20000",
+     "most container windows in one batch; as kopt-ingest's --max-windows", 0, 1, 1000000, NULL},
+    {"max-clock-skew", KOPT_CONFIG_DURATION, offsetof(S, max_clock_skew_ms), "5m",
+     "how far in the future a timestamp may be; as kopt-ingest's --max-clock-skew", 0, 0, 0, NULL},
 };
 
 const kopt_config_spec_t agg_settings_spec = {

@@ -32,6 +32,8 @@ typedef struct {
     int64_t retention_days;
     int64_t hourly_retention_days;
     char *deadletter_prefix;
+    int64_t max_windows;
+    uint64_t max_clock_skew_ms;
 } agg_settings_t;
 
 extern const kopt_config_spec_t agg_settings_spec;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <kopt/batch_subject.h>
+#include <kopt/batch_validate.h>
 #include <kopt/log.h>
 #include <kopt/util.h>
 
@@ -29,6 +31,35 @@ static void dead_letter(worker_t *w, natsMsg *m, const char *reason, const char 
     kopt_metric_counter_inc(a->consumed);
 }
 
+/* Anyone allowed to publish on the metrics subjects reaches this point
+ * without passing ingest, so every batch gets ingest's checks again, with
+ * the same function and limits, and must have come on the subject ingest
+ * would have published it on (one cluster's publisher cannot write another
+ * cluster's rows). Age is not checked: JetStream may deliver a batch ingest
+ * accepted long after, following an outage (docs/storage.md). -EINVAL when
+ * the batch was refused (dead-lettered, or left unacked for another try
+ * when the dead letter could not be published). */
+static int refuse_bad_batch(worker_t *w, natsMsg *m, const Kopt__V1__MetricBatch *mb)
+{
+    const char *subject = natsMsg_GetSubject(m);
+    kopt_batch_problem_t problem;
+    char text[400], want[544];
+
+    if (kopt_batch_validate(mb, &w->a->o.limits, (int64_t)time(NULL), &problem) < 0) {
+        snprintf(text, sizeof(text), "%s: %s", problem.reason, problem.message);
+        dead_letter(w, m, AGG_DL_INVALID, text);
+        return -EINVAL;
+    }
+    if (kopt_batch_subject_check(subject, KOPT_BATCH_SUBJECT_PREFIX, mb->cluster, mb->node) == 0)
+        return 0;
+    /* Validated names fit; a subject is printable NATS text, bounded here. */
+    kopt_batch_subject(KOPT_BATCH_SUBJECT_PREFIX, mb->cluster, mb->node, want, sizeof(want));
+    snprintf(text, sizeof(text), "batch of cluster \"%.64s\" came on %.96s, not %.96s", mb->cluster,
+             subject, want);
+    dead_letter(w, m, AGG_DL_SUBJECT_MISMATCH, text);
+    return -EINVAL;
+}
+
 /* Decodes one fetched message and appends its rows; takes ownership. */
 static void accept_msg(worker_t *w, natsMsg *m)
 {
@@ -48,6 +79,8 @@ static void accept_msg(worker_t *w, natsMsg *m)
         natsMsg_Destroy(m);
         return;
     }
+    if (refuse_bad_batch(w, m, mb) < 0)
+        goto out; /* dead-lettered, or left unacked when that failed */
     r = agg_rowbinary_metric_batch(&w->buf, mb, (uint32_t)time(NULL), &rows);
     if (r == -EINVAL) {
         dead_letter(w, m, AGG_DL_INVALID, "a window has no start/end or one outside DateTime");
@@ -71,6 +104,7 @@ static void accept_msg(worker_t *w, natsMsg *m)
                           KOPT_INT("worker", w->idx));
         m = NULL;
     }
+out:
     natsMsg_Destroy(m);
     kopt__v1__metric_batch__free_unpacked(mb, NULL);
 }

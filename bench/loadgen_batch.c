@@ -1,6 +1,6 @@
 /* Synthetic MetricBatches that look like a real node's: EKS-style node names,
  * daemonset pods on every node, Deployment/StatefulSet/CronJob pods with
- * sidecars, requests and limits, and usage that passes ingest/validate.c
+ * sidecars, requests and limits, and usage that passes libkopt/batch_validate.c
  * (peak >= mean, working set last <= peak, one-minute windows that ended
  * before now). Deterministic for a seed, so runs are comparable. */
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* Baseline (a): the ceiling of ingest's per-batch CPU work on one thread,
- * unpack plus ingest_batch_validate() plus free, over the very bytes the agents
+ * unpack plus kopt_batch_validate() plus free, over the very bytes the agents
  * send. Ingest does this and more (TLS, HTTP/2, publish) on its loop thread,
  * so its throughput is compared against this figure. */
 #include <errno.h>
@@ -8,9 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <kopt/batch_validate.h>
+
 #include "kopt/v1/metrics.pb-c.h"
 #include "loadgen.h"
-#include "validate.h"
 
 /* CPU seconds of this thread: the machine may be shared, the CPU cost is not. */
 static double thread_cpu(void)
@@ -23,8 +24,8 @@ static double thread_cpu(void)
 
 int lg_baseline_decode(const lg_opts_t *o, const lg_node_t *nodes, lg_baseline_result_t *res)
 {
-    ingest_batch_limits_t lim;
-    ingest_batch_problem_t problem;
+    kopt_batch_limits_t lim;
+    kopt_batch_problem_t problem;
     uint8_t **buf = calloc((size_t)o->agents, sizeof(*buf));
     size_t *len = calloc((size_t)o->agents, sizeof(*len));
     uint64_t t0, end, now;
@@ -36,7 +37,7 @@ int lg_baseline_decode(const lg_opts_t *o, const lg_node_t *nodes, lg_baseline_r
         r = -ENOMEM;
         goto out;
     }
-    ingest_batch_limits_default(&lim);
+    kopt_batch_limits_default(&lim);
     /* Whole batches, as ingest receives them (one variant per node). */
     for (int i = 0; i < o->agents; i++) {
         buf[i] = malloc(nodes[i].body_len[0] + LG_SUFFIX_MAX);
@@ -70,7 +71,7 @@ int lg_baseline_decode(const lg_opts_t *o, const lg_node_t *nodes, lg_baseline_r
         for (int i = 0; i < o->agents; i++) {
             Kopt__V1__MetricBatch *b = kopt__v1__metric_batch__unpack(NULL, len[i], buf[i]);
 
-            if (!b || ingest_batch_validate(b, &lim, (int64_t)time(NULL), &problem) < 0) {
+            if (!b || kopt_batch_validate(b, &lim, (int64_t)time(NULL), &problem) < 0) {
                 if (res->errors++ == 0)
                     fprintf(stderr, "kopt-loadgen: decode baseline: batch refused: %s\n",
                             b ? problem.message : "does not decode");

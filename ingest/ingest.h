@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kopt/batch_validate.h>
 #include <kopt/grpc_server.h>
 #include <kopt/metrics.h>
 #include <kopt/nats.h>
@@ -14,7 +15,6 @@
 #include "publish.h"
 #include "rate_limit.h"
 #include "stream_slots.h"
-#include "validate.h"
 
 typedef struct {
     int insecure;                   /* no client certificates: trust the batch's own identity */
@@ -24,7 +24,7 @@ typedef struct {
     uint64_t stream_idle_ms;        /* a stream that sends nothing this long ends; 0: never */
     size_t max_inflight_bytes;  /* published but not yet acked, all streams; reads pause above */
     const char *subject_prefix; /* "kopt.metrics" */
-    ingest_batch_limits_t limits;
+    kopt_batch_limits_t limits;
     ingest_rate_limit_opts_t rate;
     ingest_publisher_opts_t publish;
 } ingest_opts_t;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <kopt/batch_subject.h>
 #include <kopt/grpc_daemon.h>
 #include <kopt/log.h>
 #include <kopt/nats.h>
@@ -74,8 +75,8 @@ static void fill_opts(const ingest_settings_t *s, ingest_opts_t *o)
     o->max_streams_per_agent = (uint32_t)s->max_streams_per_agent;
     o->stream_idle_ms = s->stream_idle_timeout_ms;
     o->max_inflight_bytes = s->max_inflight_bytes;
-    o->subject_prefix = "kopt.metrics";
-    ingest_batch_limits_default(&o->limits);
+    o->subject_prefix = KOPT_BATCH_SUBJECT_PREFIX;
+    kopt_batch_limits_default(&o->limits);
     o->limits.max_windows = (uint32_t)s->max_windows;
     o->limits.max_age_seconds = (int64_t)(s->max_batch_age_ms / 1000);
     o->limits.max_future_seconds = (int64_t)(s->max_clock_skew_ms / 1000);

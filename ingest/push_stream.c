@@ -28,7 +28,7 @@
 #include <kopt/identity.h>
 #include "ingest_internal.h"
 #include "kopt/v1/ingest.pb-c.h"
-#include <kopt/names.h>
+#include <kopt/batch_subject.h>
 
 #define MAX_EPOCHS 4 /* an agent replaying its spool sends at most two */
 /* WindowRefusals in one PushAck, at most: a spool replay of old batches
@@ -66,10 +66,10 @@ typedef struct pending {
     push_stream_t *s; /* NULL once the stream is gone: the publish result is dropped */
     uint64_t epoch, seq, started_ns;
     size_t bytes, windows;
-    ingest_batch_split_t split; /* too_old > 0 or store_nothing: reported when settled */
+    kopt_batch_split_t split; /* too_old > 0 or store_nothing: reported when settled */
     int state;
     grpc_slice data; /* WAITING only: the batch to publish */
-    char subject[300], msg_id[300];
+    char subject[544], msg_id[300];
 } pending_t;
 
 typedef struct {
@@ -111,10 +111,10 @@ struct push_stream {
     grpc_slice rx;                   /* its bytes */
     Kopt__V1__MetricBatch *rx_batch; /* NULL: undecodable; lives in rx_arena */
     kopt_arena_t rx_arena;           /* emptied after each batch: no idle memory */
-    int rx_valid;                    /* ingest_batch_validate's result */
-    ingest_batch_problem_t rx_problem;
-    ingest_batch_split_t rx_split; /* valid batches: which windows are too old */
-    grpc_slice rx_pub;             /* windows left out: the bytes to publish instead of rx */
+    int rx_valid;                    /* kopt_batch_validate's result */
+    kopt_batch_problem_t rx_problem;
+    kopt_batch_split_t rx_split; /* valid batches: which windows are too old */
+    grpc_slice rx_pub;           /* windows left out: the bytes to publish instead of rx */
     int rx_has_pub;
 };
 
@@ -315,7 +315,7 @@ static int agent_allowed(const char *cert_id, const char *batch_id)
 static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
 {
     ingest_t *ing = s->ing;
-    const ingest_batch_problem_t *problem = &s->rx_problem;
+    const kopt_batch_problem_t *problem = &s->rx_problem;
     uint64_t retry_ns;
     char key[520], msg[400];
     epoch_t *e;
@@ -410,7 +410,7 @@ static int refuse_too_large(push_stream_t *s, const Kopt__V1__MetricBatch *b, si
  * others only move kopt_ingest_windows_refused_total, so a spool replay of
  * days of old batches does not flood the log. */
 static void log_too_old(push_stream_t *s, const Kopt__V1__MetricBatch *b,
-                        const ingest_batch_split_t *sp)
+                        const kopt_batch_split_t *sp)
 {
     if (s->logged_too_old)
         return;
@@ -431,9 +431,9 @@ static void handle_batch(push_stream_t *s, grpc_slice data, grpc_slice pub,
 {
     ingest_t *ing = s->ing;
     size_t len = GRPC_SLICE_LENGTH(data);
-    const ingest_batch_split_t *sp = &s->rx_split;
+    const kopt_batch_split_t *sp = &s->rx_split;
     pending_t *p;
-    char node[256], msg_id[sizeof(p->msg_id)];
+    char msg_id[sizeof(p->msg_id)];
 
     kopt_metric_counter_add(ing->m.bytes, (double)len);
     if (!b) {
@@ -469,9 +469,9 @@ static void handle_batch(push_stream_t *s, grpc_slice data, grpc_slice pub,
     p->windows = sp->kept;
     p->state = WAITING;
     p->data = grpc_slice_ref(pub);
-    kopt_name_subject_token(b->node, node, sizeof(node));
-    snprintf(p->subject, sizeof(p->subject), "%s.%s.%s", ing->opts.subject_prefix, b->cluster,
-             node);
+    /* Validated names fit: the buffer holds a prefix and two 253-byte names. */
+    kopt_batch_subject(ing->opts.subject_prefix, b->cluster, b->node, p->subject,
+                       sizeof(p->subject));
     memcpy(p->msg_id, msg_id, sizeof(msg_id));
     push_pending(s, p);
     publish(s, p);
@@ -709,7 +709,7 @@ static void trim_old_windows(push_stream_t *s, Kopt__V1__MetricBatch *b, int64_t
 {
     size_t n = b->n_windows;
 
-    ingest_batch_split_old(b, &s->ing->opts.limits, now, &s->rx_split);
+    kopt_batch_split_old(b, &s->ing->opts.limits, now, &s->rx_split);
     if (s->rx_split.too_old == 0 || s->rx_split.store_nothing)
         return;
     b->n_windows = s->rx_split.kept;
@@ -738,8 +738,7 @@ static void on_recv(kopt_grpc_tag_t *tag, int ok)
                                                      GRPC_SLICE_START_PTR(s->rx));
         now = time(NULL);
         if (s->rx_batch)
-            s->rx_valid =
-                ingest_batch_validate(s->rx_batch, &ing->opts.limits, now, &s->rx_problem);
+            s->rx_valid = kopt_batch_validate(s->rx_batch, &ing->opts.limits, now, &s->rx_problem);
         if (s->rx_batch && s->rx_valid == 0)
             trim_old_windows(s, s->rx_batch, now);
     }

@@ -1,8 +1,9 @@
 /* kopt-aggregator, the real binary, between a real nats-server (JetStream)
  * and a real clickhouse-server: batches published to KOPT_METRICS as ingest
  * does land as exactly one row per window (counted with FINAL), whatever is
- * re-delivered, killed or stopped on the way; poison (undecodable, rows
- * ClickHouse refuses, past max-deliver) goes to the dead-letter subject with
+ * re-delivered, killed or stopped on the way; poison (undecodable, batches
+ * ingest would refuse or on another cluster's subject, rows ClickHouse
+ * refuses, past max-deliver) goes to the dead-letter subject with
  * its reason while the rest flows; two replicas share the work; the hourly
  * rollup matches the windows; ClickHouse over https with the dev CA. Each
  * test uses its own database and a fresh stream. The outage_* tests (a
@@ -16,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
@@ -69,6 +71,7 @@ static void fresh_stream(void)
 static uint64_t publish_pods(uint64_t epoch, uint64_t seq, size_t w_count, const char *pods_prefix)
 {
     Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
+    Google__Protobuf__Timestamp created = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
     Kopt__V1__ContainerWindow *w = calloc(w_count, sizeof(*w)), **wp = calloc(w_count, sizeof(*wp));
     Google__Protobuf__Timestamp *ts = calloc(2 * w_count, sizeof(*ts));
     char(*pods)[48] = calloc(w_count, sizeof(*pods));
@@ -81,6 +84,8 @@ static uint64_t publish_pods(uint64_t epoch, uint64_t seq, size_t w_count, const
     uint64_t stream_seq;
 
     assert_true(w && wp && ts && pods);
+    created.seconds = (int64_t)time(NULL);
+    b.created = &created;
     b.cluster = (char *)CLUSTER;
     b.node = (char *)"node-1";
     b.agent_id = (char *)"agent-1";
@@ -455,6 +460,7 @@ static void publish_windows(uint64_t epoch, uint64_t seq, const char *pod, int64
                             int64_t len_s, size_t n)
 {
     Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
+    Google__Protobuf__Timestamp created = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
     Kopt__V1__ContainerWindow w[64], *wp[64];
     Google__Protobuf__Timestamp ts[128];
     char id[96];
@@ -465,6 +471,8 @@ static void publish_windows(uint64_t epoch, uint64_t seq, const char *pod, int64
     jsErrCode jerr = 0;
 
     assert_true(n <= 64);
+    created.seconds = (int64_t)time(NULL);
+    b.created = &created;
     b.cluster = (char *)CLUSTER;
     b.node = (char *)"node-1";
     b.agent_id = (char *)"agent-1";
@@ -918,6 +926,162 @@ static void max_deliver_goes_to_dead_letter(void **state)
     agg_proc_stop(a);
 }
 
+/* --- NATS as a side door ------------------------------------------------------- */
+
+/* A one-window batch as a publisher with NATS access (not ingest) could
+ * send it: cluster CLUSTER, node-1, pod `pod`, 0.25 of 0.5 cores, window
+ * and `created` `age_s` seconds ago. The caller spoils what it wants. */
+typedef struct {
+    Kopt__V1__MetricBatch b;
+    Kopt__V1__ContainerWindow w, *wp[1];
+    Google__Protobuf__Timestamp created, start, end;
+} side_batch_t;
+
+static void side_batch(side_batch_t *sb, uint64_t epoch, uint64_t seq, const char *pod,
+                       int64_t age_s)
+{
+    int64_t now = (int64_t)time(NULL);
+
+    kopt__v1__metric_batch__init(&sb->b);
+    kopt__v1__container_window__init(&sb->w);
+    google__protobuf__timestamp__init(&sb->created);
+    google__protobuf__timestamp__init(&sb->start);
+    google__protobuf__timestamp__init(&sb->end);
+    sb->created.seconds = now - age_s;
+    sb->start.seconds = now - age_s - 120;
+    sb->end.seconds = now - age_s - 60;
+    sb->b.cluster = (char *)CLUSTER;
+    sb->b.node = (char *)"node-1";
+    sb->b.agent_id = (char *)"agent-1";
+    sb->b.epoch = epoch;
+    sb->b.seq = seq;
+    sb->b.created = &sb->created;
+    sb->w.namespace_ = (char *)"shop";
+    sb->w.workload_kind = KOPT__V1__WORKLOAD_KIND__WORKLOAD_KIND_DEPLOYMENT;
+    sb->w.workload_name = (char *)"web";
+    sb->w.pod = (char *)pod;
+    sb->w.container = (char *)"app";
+    sb->w.window_start = &sb->start;
+    sb->w.window_end = &sb->end;
+    sb->w.cpu_usage_mean_cores = 0.25;
+    sb->w.cpu_usage_peak_cores = 0.5;
+    sb->w.memory_working_set_peak_bytes = 64ULL << 20;
+    sb->w.sample_count = 6;
+    sb->wp[0] = &sb->w;
+    sb->b.windows = sb->wp;
+    sb->b.n_windows = 1;
+}
+
+/* Publishes straight to JetStream on `subject`; returns the stream sequence. */
+static uint64_t side_publish(const side_batch_t *sb, const char *subject, char *id, size_t id_len)
+{
+    size_t len = kopt__v1__metric_batch__get_packed_size(&sb->b);
+    uint8_t *buf = malloc(len + 1);
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    uint64_t seq;
+
+    assert_non_null(buf);
+    kopt__v1__metric_batch__pack(&sb->b, buf);
+    snprintf(id, id_len, "agent-1/%" PRIu64 "/%" PRIu64, sb->b.epoch, sb->b.seq);
+    assert_int_equal(natsMsg_Create(&m, subject, NULL, (char *)buf, (int)len), NATS_OK);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    assert_int_equal(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
+    seq = pa->Sequence;
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    free(buf);
+    return seq;
+}
+
+/* The last message on `subject` of the stream KOPT_DEADLETTER has `msg_id`. */
+static void stored_dead_letter(const char *subject, const char *msg_id)
+{
+    natsMsg *m = NULL;
+    const char *v = NULL;
+
+    assert_int_equal(js_GetLastMsg(&m, js, "KOPT_DEADLETTER", subject, NULL, NULL), NATS_OK);
+    assert_int_equal(natsMsgHeader_Get(m, "Nats-Msg-Id", &v), NATS_OK);
+    assert_string_equal(v, msg_id);
+    natsMsg_Destroy(m);
+}
+
+/* Issue 15 item 6: batches published straight to kopt.metrics.* that
+ * ingest would have refused (a <script> pod name, NaN and negative CPU)
+ * and one whose cluster is not its subject's go to the dead letters with
+ * the reason and the exact problem, and not into ClickHouse; the good
+ * batches around them are stored, and so is a valid batch created 20 days
+ * ago (JetStream may deliver late after an outage: age is not refused). */
+static void side_door_batches_are_checked(void **state)
+{
+    const char *db = "kopt_side";
+    const char *subject = "kopt.metrics." CLUSTER ".node-1";
+    uint64_t e = epoch_now(), seq[7] = {0};
+    natsSubscription *sub;
+    side_batch_t sb;
+    char id[7][96];
+    agg_proc_t *a;
+
+    (void)state;
+    fresh_stream();
+    sub = watch_dead_letters();
+    /* One worker: the dead letters come out in stream order. */
+    a = agg_proc_start(db, ARGS("--workers", "1"));
+    side_batch(&sb, e, 1, "good-1", 0);
+    side_publish(&sb, subject, id[0], sizeof(id[0]));
+    side_batch(&sb, e, 2, "<script>alert(1)</script>", 0);
+    seq[1] = side_publish(&sb, subject, id[1], sizeof(id[1]));
+    side_batch(&sb, e, 3, "nan-cpu", 0);
+    sb.w.cpu_usage_mean_cores = NAN;
+    seq[2] = side_publish(&sb, subject, id[2], sizeof(id[2]));
+    side_batch(&sb, e, 4, "negative-cpu", 0);
+    sb.w.cpu_usage_mean_cores = -1;
+    seq[3] = side_publish(&sb, subject, id[3], sizeof(id[3]));
+    side_batch(&sb, e, 5, "other-cluster", 0);
+    sb.b.cluster = (char *)"other";
+    seq[4] = side_publish(&sb, subject, id[4], sizeof(id[4]));
+    side_batch(&sb, e, 6, "good-old", 20 * 86400);
+    seq[5] = side_publish(&sb, subject, id[5], sizeof(id[5]));
+    side_batch(&sb, e, 7, "good-2", 0);
+    seq[6] = side_publish(&sb, subject, id[6], sizeof(id[6]));
+
+    expect_dead_letter(sub, "invalid", id[1], seq[1],
+                       "bad_name: windows[0].pod: \"<script>alert(1)</script>\" is not a valid "
+                       "name");
+    expect_dead_letter(sub, "invalid", id[2], seq[2],
+                       "bad_number: windows[0].cpu_usage_mean_cores: nan is not a finite number");
+    expect_dead_letter(sub, "invalid", id[3], seq[3],
+                       "bad_number: windows[0].cpu_usage_mean_cores: -1 is not a finite number");
+    expect_dead_letter(sub, "subject_mismatch", id[4], seq[4],
+                       "batch of cluster \"other\" came on kopt.metrics." CLUSTER
+                       ".node-1, not kopt.metrics.other.node-1");
+    /* Kept in the dead-letter stream too, not only sent to subscribers. */
+    stored_dead_letter("kopt.deadletter.invalid", id[3]);
+    stored_dead_letter("kopt.deadletter.subject_mismatch", id[4]);
+    wait_rows(db, 3, 30);
+    assert_int_equal(ch_u64("SELECT count() FROM %s.container_windows FINAL WHERE pod IN "
+                            "('good-1', 'good-2', 'good-old') AND cluster = '" CLUSTER "'",
+                            db),
+                     3);
+    assert_int_equal(ch_u64("SELECT count() FROM %s.container_windows WHERE pod NOT LIKE 'good-%%' "
+                            "OR cluster != '" CLUSTER "' OR NOT isFinite(cpu_usage_mean_cores) OR "
+                            "cpu_usage_mean_cores < 0",
+                            db),
+                     0);
+    assert_int_equal(metric(a, "kopt_aggregator_dead_letters_total{reason=\"invalid\"}"), 3);
+    assert_int_equal(metric(a, "kopt_aggregator_dead_letters_total{reason=\"subject_mismatch\"}"),
+                     1);
+    assert_int_equal(metric(a, "kopt_aggregator_consumed_total"), 7);
+    /* Nothing else was dead-lettered. */
+    {
+        natsMsg *dl = NULL;
+
+        assert_int_equal(natsSubscription_NextMsg(&dl, sub, 500), NATS_TIMEOUT);
+    }
+    natsSubscription_Destroy(sub);
+    agg_proc_stop(a);
+}
+
 /* ClickHouse over https, verified against the dev CA: the real aggregator
  * stores the batches. With another CA it never gets in: /readyz 503 with
  * the TLS reason within seconds, a probe-failure counter, a clear log line,
@@ -1112,6 +1276,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(exact_redelivery_and_rollup, test_teardown),
         cmocka_unit_test_teardown(covered_seconds_and_rollup_state, test_teardown),
         cmocka_unit_test_teardown(poison_message, test_teardown),
+        cmocka_unit_test_teardown(side_door_batches_are_checked, test_teardown),
         cmocka_unit_test_teardown(two_aggregators, test_teardown),
         cmocka_unit_test_teardown(kill9_mid_stream, test_teardown),
         cmocka_unit_test_teardown(permanent_rows_are_halved_out, test_teardown),

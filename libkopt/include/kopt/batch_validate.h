@@ -1,9 +1,11 @@
-/* Validation of a decoded MetricBatch before it is published: identity fields,
- * Kubernetes names, counts, timestamps not in the future, numbers finite and
- * non-negative; and the split of windows too old to store from the rest.
+/* Validation of a decoded MetricBatch: identity fields, Kubernetes names,
+ * counts, timestamps not in the future, numbers finite and non-negative; and
+ * the split of windows too old to store from the rest. kopt-ingest checks
+ * every batch before it publishes it, kopt-aggregator every batch it
+ * consumes (NATS is a second way in), with the same function and limits.
  * Pure: the clock and the limits are arguments. */
-#ifndef INGEST_VALIDATE_H
-#define INGEST_VALIDATE_H
+#ifndef KOPT_BATCH_VALIDATE_H
+#define KOPT_BATCH_VALIDATE_H
 
 #include <stdint.h>
 
@@ -15,26 +17,26 @@ typedef struct {
     int64_t max_age_seconds;    /* older windows are left out, not the batch */
     int64_t max_future_seconds; /* clock skew allowed ahead of ours */
     int64_t max_window_seconds; /* longest window */
-} ingest_batch_limits_t;
+} kopt_batch_limits_t;
 
 /* Defaults: 20000 windows, 5000 workloads, 14 days old, 5 minutes ahead,
  * windows up to 1 hour. */
-void ingest_batch_limits_default(ingest_batch_limits_t *lim);
+void kopt_batch_limits_default(kopt_batch_limits_t *lim);
 
 typedef struct {
     /* Short, bounded, for the metric label: "missing_field", "bad_name",
      * "bad_time", "bad_number", "too_many". */
     const char *reason;
     char message[256]; /* for people: "windows[3].pod: ..." */
-} ingest_batch_problem_t;
+} kopt_batch_problem_t;
 
 /* 0 when the batch may be stored, else -EINVAL and *problem says why. Age is
  * no problem here: a window that starts before now - max_age_seconds (and a
- * `created` that old) is valid, and ingest_batch_split_old() takes such windows
+ * `created` that old) is valid, and kopt_batch_split_old() takes such windows
  * out. A timestamp beyond now + max_future_seconds is a problem: the
  * agent's clock is wrong, so every time in the batch is suspect. */
-int ingest_batch_validate(const Kopt__V1__MetricBatch *b, const ingest_batch_limits_t *lim,
-                          int64_t now_unix, ingest_batch_problem_t *problem);
+int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim,
+                        int64_t now_unix, kopt_batch_problem_t *problem);
 
 typedef struct {
     size_t kept;            /* windows[0, kept) are young enough to store */
@@ -42,9 +44,9 @@ typedef struct {
     int64_t oldest_seconds; /* age of the oldest time that was too old; 0: none */
     int batch_too_old;      /* `created` itself is too old: kept is 0 */
     int store_nothing;      /* nothing of the batch is to be published */
-} ingest_batch_split_t;
+} kopt_batch_split_t;
 
-/* For a batch ingest_batch_validate() accepted: reorders b->windows so the
+/* For a batch kopt_batch_validate() accepted: reorders b->windows so the
  * windows that start before now - max_age_seconds come last, the others
  * first in their original order, and says where the two parts meet. A batch
  * created before that is too old as a whole: every window counts as too
@@ -52,7 +54,7 @@ typedef struct {
  * is young enough (a batch that never had windows is stored as it is).
  * n_windows is unchanged, so the batch is still freed as unpacked; to store
  * only the young windows, pack it with n_windows = split->kept. */
-void ingest_batch_split_old(Kopt__V1__MetricBatch *b, const ingest_batch_limits_t *lim,
-                            int64_t now_unix, ingest_batch_split_t *split);
+void kopt_batch_split_old(Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim,
+                          int64_t now_unix, kopt_batch_split_t *split);
 
 #endif

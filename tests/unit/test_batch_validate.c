@@ -1,6 +1,8 @@
-/* Ingest's pure checks: Kubernetes names, the agent identity from its
- * certificate, batch validation with a message naming the bad field, and the
- * split of windows too old to keep from the rest of their batch. */
+/* libkopt's pure batch checks, which kopt-ingest and kopt-aggregator share:
+ * Kubernetes names, the agent identity from its certificate, batch
+ * validation with a message naming the bad field (and quoting a bad name
+ * printably), the split of windows too old to keep from the rest of their
+ * batch, and the subject a batch travels on. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,16 +14,17 @@
 #include <math.h>
 #include <string.h>
 
+#include <kopt/batch_subject.h>
+#include <kopt/batch_validate.h>
 #include <kopt/identity.h>
 #include <kopt/names.h>
-#include "validate.h"
 
 #define NOW 1800000000
 
 static Google__Protobuf__Timestamp ts_created, ts_start, ts_end;
 static Kopt__V1__ContainerWindow win, *wins[1];
 static Kopt__V1__MetricBatch batch;
-static ingest_batch_limits_t lim;
+static kopt_batch_limits_t lim;
 
 static void stamp(Google__Protobuf__Timestamp *t, int64_t s)
 {
@@ -32,7 +35,7 @@ static void stamp(Google__Protobuf__Timestamp *t, int64_t s)
 static int setup(void **state)
 {
     (void)state;
-    ingest_batch_limits_default(&lim);
+    kopt_batch_limits_default(&lim);
     stamp(&ts_created, NOW - 5);
     stamp(&ts_start, NOW - 65);
     stamp(&ts_end, NOW - 5);
@@ -64,10 +67,10 @@ static int setup(void **state)
 /* Validates and returns the problem message ("" when valid). */
 static const char *problem(void)
 {
-    static ingest_batch_problem_t p;
+    static kopt_batch_problem_t p;
 
     memset(&p, 0, sizeof(p));
-    if (ingest_batch_validate(&batch, &lim, NOW, &p) == 0)
+    if (kopt_batch_validate(&batch, &lim, NOW, &p) == 0)
         return "";
     assert_non_null(p.reason);
     return p.message;
@@ -136,6 +139,65 @@ static void bad_identity_fields_are_named(void **state)
     assert_string_equal(problem(), "created: missing");
 }
 
+/* A refused name is quoted with everything that could break a header, a
+ * log line or a page (quotes, backslashes, control bytes, UTF-8) as \xHH,
+ * and at most its first 64 bytes. */
+static void bad_names_are_quoted_printably(void **state)
+{
+    char longname[200];
+
+    (void)state;
+    batch.windows[0]->pod = "<script>alert(1)</script>";
+    assert_string_equal(problem(), "windows[0].pod: \"<script>alert(1)</script>\" is not a valid "
+                                   "name: must start and end with a lower-case letter or digit");
+    assert_string_equal(batch.windows[0]->pod, "<script>alert(1)</script>");
+    setup(NULL);
+    batch.cluster = "a\"b\\c\r\nd\xc3\xa9";
+    assert_non_null(strstr(problem(), "cluster: \"a\\x22b\\x5cc\\x0d\\x0ad\\xc3\\xa9\" is not"));
+    setup(NULL);
+    memset(longname, 'A', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    batch.node = longname;
+    assert_non_null(strstr(
+        problem(), "node: \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" "));
+}
+
+/* One definition of a batch's subject for ingest (publishing) and the
+ * aggregator (checking): names as subject tokens, so a dotted cluster or
+ * node cannot pose as another one's subject. */
+static void the_subject_of_a_batch(void **state)
+{
+    char subject[600];
+
+    (void)state;
+    assert_int_equal(kopt_batch_subject(KOPT_BATCH_SUBJECT_PREFIX, "prod-eu", "node-1.example.com",
+                                        subject, sizeof(subject)),
+                     0);
+    assert_string_equal(subject, "kopt.metrics.prod-eu.node-1_example_com");
+    assert_int_equal(kopt_batch_subject("kopt.metrics", "a.b", "n", subject, sizeof(subject)), 0);
+    assert_string_equal(subject, "kopt.metrics.a_b.n");
+    assert_int_equal(kopt_batch_subject("kopt.metrics", "prod", "n", subject, 19), -E2BIG);
+    assert_int_equal(kopt_batch_subject("kopt.metrics", "prod", "n", subject, 20), 0);
+    assert_int_equal(
+        kopt_batch_subject_check("kopt.metrics.prod.node-1_x", "kopt.metrics", "prod", "node-1.x"),
+        0);
+    /* another cluster's subject, another node's, a dotted name split up, a
+     * prefix of the right one, and junk around it */
+    assert_int_equal(
+        kopt_batch_subject_check("kopt.metrics.dev.node-1_x", "kopt.metrics", "prod", "node-1.x"),
+        -EINVAL);
+    assert_int_equal(
+        kopt_batch_subject_check("kopt.metrics.prod.node-2", "kopt.metrics", "prod", "node-1.x"),
+        -EINVAL);
+    assert_int_equal(kopt_batch_subject_check("kopt.metrics.a.b.n", "kopt.metrics", "a.b", "n"),
+                     -EINVAL);
+    assert_int_equal(kopt_batch_subject_check("kopt.metrics.prod", "kopt.metrics", "prod", "n"),
+                     -EINVAL);
+    assert_int_equal(kopt_batch_subject_check("kopt.metrics.prod.n.x", "kopt.metrics", "prod", "n"),
+                     -EINVAL);
+    assert_int_equal(kopt_batch_subject_check("", "kopt.metrics", "prod", "n"), -EINVAL);
+}
+
 static void times_must_be_sane(void **state)
 {
     (void)state;
@@ -182,7 +244,7 @@ static void numbers_must_be_finite_and_plausible(void **state)
 }
 
 /* Age is not validation's business: a window (or a whole batch) older than
- * max_age is valid, and ingest_batch_split_old() leaves it out. */
+ * max_age is valid, and kopt_batch_split_old() leaves it out. */
 static void old_times_are_valid(void **state)
 {
     (void)state;
@@ -229,7 +291,7 @@ static void split_leaves_old_windows_behind(void **state)
     /* Windows 1 and 3 start 1 s and 1 day before the limit, NOW - 1209600:
      * too old. Window 2 starts exactly on it: kept (the limit is inclusive). */
     const int64_t start[4] = {NOW - 65, NOW - AGE - 1, NOW - AGE, NOW - AGE - 86400};
-    ingest_batch_split_t sp;
+    kopt_batch_split_t sp;
     uint8_t buf[4096];
     size_t len;
     Kopt__V1__MetricBatch *u;
@@ -237,7 +299,7 @@ static void split_leaves_old_windows_behind(void **state)
     (void)state;
     four_windows(start);
     assert_string_equal(problem(), "");
-    ingest_batch_split_old(&batch, &lim, NOW, &sp);
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
     assert_int_equal(sp.kept, 2);
     assert_int_equal(sp.too_old, 2);
     assert_int_equal(sp.oldest_seconds, AGE + 86400); /* 1296000 s: window 3 */
@@ -269,11 +331,11 @@ static void split_of_young_or_all_old_batches(void **state)
 {
     const int64_t young[4] = {NOW - 65, NOW - 125, NOW - 185, NOW - 245};
     const int64_t old[4] = {NOW - AGE - 60, NOW - AGE - 120, NOW - AGE - 1, NOW - 40 * 86400};
-    ingest_batch_split_t sp;
+    kopt_batch_split_t sp;
 
     (void)state;
     four_windows(young);
-    ingest_batch_split_old(&batch, &lim, NOW, &sp);
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
     assert_int_equal(sp.kept, 4);
     assert_int_equal(sp.too_old, 0);
     assert_int_equal(sp.oldest_seconds, 0);
@@ -283,7 +345,7 @@ static void split_of_young_or_all_old_batches(void **state)
 
     /* Every window too old: nothing to publish. */
     four_windows(old);
-    ingest_batch_split_old(&batch, &lim, NOW, &sp);
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
     assert_int_equal(sp.kept, 0);
     assert_int_equal(sp.too_old, 4);
     assert_int_equal(sp.oldest_seconds, 40 * 86400);
@@ -292,7 +354,7 @@ static void split_of_young_or_all_old_batches(void **state)
 
     /* A batch without windows is stored as it is... */
     batch.n_windows = 0;
-    ingest_batch_split_old(&batch, &lim, NOW, &sp);
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
     assert_int_equal(sp.kept, 0);
     assert_int_equal(sp.too_old, 0);
     assert_false(sp.store_nothing);
@@ -304,12 +366,12 @@ static void split_of_young_or_all_old_batches(void **state)
 static void split_of_a_batch_created_too_long_ago(void **state)
 {
     const int64_t start[4] = {NOW - 65, NOW - AGE - 1, NOW - AGE, NOW - AGE - 60};
-    ingest_batch_split_t sp;
+    kopt_batch_split_t sp;
 
     (void)state;
     ts_created.seconds = NOW - AGE - 30;
     four_windows(start);
-    ingest_batch_split_old(&batch, &lim, NOW, &sp);
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
     assert_true(sp.batch_too_old);
     assert_true(sp.store_nothing);
     assert_int_equal(sp.kept, 0);
@@ -317,7 +379,7 @@ static void split_of_a_batch_created_too_long_ago(void **state)
     assert_int_equal(sp.oldest_seconds, AGE + 60); /* window 3, older than created */
 
     batch.n_windows = 0;
-    ingest_batch_split_old(&batch, &lim, NOW, &sp);
+    kopt_batch_split_old(&batch, &lim, NOW, &sp);
     assert_true(sp.store_nothing);
     assert_int_equal(sp.too_old, 0);
     assert_int_equal(sp.oldest_seconds, AGE + 30);
@@ -337,6 +399,8 @@ int main(void)
         cmocka_unit_test(identity_comes_from_the_spiffe_uri),
         cmocka_unit_test_setup(a_good_batch_passes, setup),
         cmocka_unit_test_setup(bad_identity_fields_are_named, setup),
+        cmocka_unit_test_setup(bad_names_are_quoted_printably, setup),
+        cmocka_unit_test(the_subject_of_a_batch),
         cmocka_unit_test_setup(times_must_be_sane, setup),
         cmocka_unit_test_setup(numbers_must_be_finite_and_plausible, setup),
         cmocka_unit_test_setup(counts_are_capped, setup),

@@ -1,7 +1,8 @@
 /* What makes a MetricBatch storable, and which of its windows are too old to
  * keep. Each check names the field it failed on, so the agent's operator can
- * find the bug from the gRPC status alone. */
-#include "validate.h"
+ * find the bug from the gRPC status (ingest) or the dead letter (aggregator)
+ * alone. */
+#include <kopt/batch_validate.h>
 
 #include <errno.h>
 #include <math.h>
@@ -12,7 +13,7 @@
 
 #define MAX_CORES 100000.0 /* no node has more; catches unit mistakes (millicores) */
 
-void ingest_batch_limits_default(ingest_batch_limits_t *lim)
+void kopt_batch_limits_default(kopt_batch_limits_t *lim)
 {
     lim->max_windows = 20000;
     lim->max_workloads = 5000;
@@ -24,7 +25,7 @@ void ingest_batch_limits_default(ingest_batch_limits_t *lim)
     lim->max_window_seconds = 3600;
 }
 
-static int fail(ingest_batch_problem_t *p, const char *reason, const char *fmt, ...)
+static int fail(kopt_batch_problem_t *p, const char *reason, const char *fmt, ...)
 {
     va_list ap;
 
@@ -53,24 +54,49 @@ static const char *field_text(field_t f, char *buf, size_t len)
     return buf;
 }
 
-static int check_name(ingest_batch_problem_t *p, field_t f, const char *v, kopt_name_kind_t kind)
+/* The first 64 bytes of a refused name, printable: the message goes into a
+ * gRPC status, a log line and a dead letter's header, so a name made of
+ * control bytes, quotes or UTF-8 must not break any of them. Bytes outside
+ * printable ASCII, a double quote and a backslash become \xHH. */
+static const char *name_text(const char *v, char *out, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; v[i] && i < 64 && o + 5 <= len; i++) {
+        unsigned char c = (unsigned char)v[i];
+
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            out[o++] = (char)c;
+            continue;
+        }
+        out[o++] = '\\';
+        out[o++] = 'x';
+        out[o++] = hex[c >> 4];
+        out[o++] = hex[c & 15];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int check_name(kopt_batch_problem_t *p, field_t f, const char *v, kopt_name_kind_t kind)
 {
     const char *why;
-    char buf[64];
+    char buf[64], text[4 * 64 + 1];
 
     if (!v || !*v)
         return fail(p, "missing_field", "%s: missing", field_text(f, buf, sizeof(buf)));
     if (kopt_name_check_why(v, kind, &why) < 0)
-        return fail(p, "bad_name", "%s: \"%.64s\" is not a valid name: %s",
-                    field_text(f, buf, sizeof(buf)), v, why);
+        return fail(p, "bad_name", "%s: \"%s\" is not a valid name: %s",
+                    field_text(f, buf, sizeof(buf)), name_text(v, text, sizeof(text)), why);
     return 0;
 }
 
 /* Present, well-formed, not before 1970 (no measurement is; and it keeps the
  * arithmetic on times from overflowing) and not in the future. How old it is
- * does not matter here: see ingest_batch_split_old. */
-static int check_time(ingest_batch_problem_t *p, field_t fl, const Google__Protobuf__Timestamp *t,
-                      const ingest_batch_limits_t *lim, int64_t now)
+ * does not matter here: see kopt_batch_split_old. */
+static int check_time(kopt_batch_problem_t *p, field_t fl, const Google__Protobuf__Timestamp *t,
+                      const kopt_batch_limits_t *lim, int64_t now)
 {
     char buf[64];
     const char *field;
@@ -91,7 +117,7 @@ static int check_time(ingest_batch_problem_t *p, field_t fl, const Google__Proto
     return 0;
 }
 
-static int check_number(ingest_batch_problem_t *p, field_t f, double v, double max)
+static int check_number(kopt_batch_problem_t *p, field_t f, double v, double max)
 {
     char buf[64];
 
@@ -102,7 +128,7 @@ static int check_number(ingest_batch_problem_t *p, field_t f, double v, double m
 }
 
 static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
-                        const ingest_batch_limits_t *lim, int64_t now, ingest_batch_problem_t *p)
+                        const kopt_batch_limits_t *lim, int64_t now, kopt_batch_problem_t *p)
 {
     int64_t len;
 
@@ -141,7 +167,7 @@ static int check_window(const Kopt__V1__ContainerWindow *w, size_t i,
     return 0;
 }
 
-static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, ingest_batch_problem_t *p)
+static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, kopt_batch_problem_t *p)
 {
     if (check_name(p, (field_t){"workloads", i, "namespace"}, wl->namespace_, KOPT_NAME_LABEL) <
             0 ||
@@ -152,7 +178,7 @@ static int check_workload(const Kopt__V1__WorkloadFacts *wl, size_t i, ingest_ba
     return 0;
 }
 
-static int check_node(const Kopt__V1__NodeFacts *n, ingest_batch_problem_t *p)
+static int check_node(const Kopt__V1__NodeFacts *n, kopt_batch_problem_t *p)
 {
     if (!n)
         return 0; /* optional: the agent may not know yet */
@@ -166,8 +192,8 @@ static int check_node(const Kopt__V1__NodeFacts *n, ingest_batch_problem_t *p)
     return 0;
 }
 
-int ingest_batch_validate(const Kopt__V1__MetricBatch *b, const ingest_batch_limits_t *lim,
-                          int64_t now, ingest_batch_problem_t *p)
+int kopt_batch_validate(const Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim, int64_t now,
+                        kopt_batch_problem_t *p)
 {
     if (check_name(p, TOP("cluster"), b->cluster, KOPT_NAME_SUBDOMAIN) < 0 ||
         check_name(p, TOP("node"), b->node, KOPT_NAME_SUBDOMAIN) < 0 ||
@@ -194,8 +220,8 @@ int ingest_batch_validate(const Kopt__V1__MetricBatch *b, const ingest_batch_lim
     return 0;
 }
 
-void ingest_batch_split_old(Kopt__V1__MetricBatch *b, const ingest_batch_limits_t *lim, int64_t now,
-                            ingest_batch_split_t *split)
+void kopt_batch_split_old(Kopt__V1__MetricBatch *b, const kopt_batch_limits_t *lim, int64_t now,
+                          kopt_batch_split_t *split)
 {
     /* Retention and the advisor's lookback both go by window_start. */
     int64_t oldest_ok = now - lim->max_age_seconds, oldest = now;
