@@ -405,6 +405,8 @@ int main(int argc, char **argv)
         return 77;
     }
     (void)src_dir;
+    if (getenv("KOPT_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
     failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     fprintf(stderr, "timing: test_web %.3f s\n", kopt_test_now() - t0);
     return failed;
