@@ -658,7 +658,24 @@ function evidenceTable(c) {
   tb.appendChild(body);
   const wrap = el("div", undefined, "scroll");
   wrap.appendChild(tb);
-  return wrap;
+  /* The backtest in words: how much history the fit saw, how much it was
+   * checked on, and what it reserved against what was used. */
+  const hours = (a, b) => (Date.parse(b) - Date.parse(a)) / 3600000;
+  const days = (h) => (h / 24).toFixed(1) + " days (" + Math.round(h) + " h)";
+  const f = t.recommended || {};
+  const s = ok
+    ? "Backtest: fitted on " + days(hours(t.fitStartTime, t.splitTime)) + " of history, checked on the " +
+      days(hours(t.splitTime, t.endTime)) + " that followed (" + num(t.windows).toLocaleString("en-US") +
+      " windows the fit never saw). It advised " + cpuQ(f.cpuRequestCores) + " CPU and " +
+      memQ(f.memoryRequestBytes) + ", reserving " + num(t.reservedCoreHours).toFixed(1) + " core-hours and " +
+      num(t.reservedGibHours).toFixed(1) + " GiB-hours per replica where " + num(t.usedCoreHours).toFixed(1) +
+      " and " + num(t.usedGibHours).toFixed(1) + " were used."
+    : "Backtest: not enough history yet (it needs two hours on each side of the split at 2/3 of the history).";
+  const d = el("div");
+  d.appendChild(wrap);
+  d.appendChild(el("p", s + " History: the advice replayed on the " + num(k.windows).toLocaleString("en-US") +
+    " windows it was fitted on.", "note backtest"));
+  return d;
 }
 
 /* Usage of each hour (p50, p95, max) with the request in force, the

@@ -303,6 +303,7 @@ async function desktop(browser) {
   for (const c of boxes) {
     const box = `section.container-box[data-container="${c}"]`;
     assert.ok((await page.textContent(`${box} p.explanation`)).length > 20, "explanation");
+    assert.match(await page.textContent(`${box} p.backtest`), /^Backtest: fitted on \d/);
     for (const kind of ["cpu", "memory"]) {
       const svg = `${box} svg.chart.${kind}`;
       for (const part of ["rect.band", "line.rec", "polyline.req", "polyline.p50", "polyline.p95", "polyline.max"])
