@@ -299,7 +299,8 @@ static void usage_has_the_current_partial_hour(void **state)
     snprintf(url, sizeof(url), "%s/v1/workloads/local/shop/Deployment/fresh/usage", w.base);
     {
         /* kopt_test_http sends no header: the key goes through curl here. */
-        char *argv[] = {"curl", "-sS", "-H", "authorization: Bearer " KEY, "-o", NULL, url, NULL};
+        static char auth[] = "authorization: Bearer " KEY;
+        char *argv[] = {"curl", "-sS", "-H", auth, "-o", NULL, url, NULL};
         char out[600], log[600];
         FILE *f;
         long n;
