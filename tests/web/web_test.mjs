@@ -371,6 +371,7 @@ async function phone(browser) {
   const w = await page.$eval("svg.chart.cpu", (s) => s.getBoundingClientRect().width);
   assert.ok(w > 300 && w <= 390, "chart scaled to the phone: " + w);
   await page.screenshot({ path: SHOTS + "/detail-phone.png", fullPage: true });
+  await page.locator("section.container-box").first().locator(".charts").screenshot({ path: SHOTS + "/detail-phone-charts.png" });
   ok("390 px: overview, table and detail fit the width (tables scroll inside their box)");
   await ctx.close();
 }
