@@ -513,7 +513,7 @@ function renderList() {
     const b = el("button", expanded.has(id) ? "\u2212" : "+", "expand");
     b.type = "button";
     b.setAttribute("aria-expanded", expanded.has(id) ? "true" : "false");
-    b.setAttribute("aria-controls", "c-" + i);
+    b.setAttribute("aria-controls", (r.containers || []).map((c, k) => "c-" + i + "-" + k).join(" "));
     b.setAttribute("aria-label", "containers of " + r.workload.name);
     b.addEventListener("click", () => {
       if (expanded.has(id)) expanded.delete(id);
@@ -531,9 +531,9 @@ function renderList() {
     cells(tr, r, null);
     tb.appendChild(tr);
     if (!expanded.has(id)) return;
-    for (const c of r.containers || []) {
+    for (const [k, c] of (r.containers || []).entries()) {
       const ct = el("tr", undefined, "container");
-      ct.id = "c-" + i;
+      ct.id = "c-" + i + "-" + k;
       ct.dataset.container = c.container;
       ct.appendChild(el("td", c.container));
       ct.appendChild(el("td", ""));

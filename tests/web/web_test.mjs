@@ -72,8 +72,11 @@ function qval(q) {
 // ---- page helpers --------------------------------------------------------------
 
 const errors = [];
-function watch(page, label) {
+// `expected`: the one console message a page may show (the browser logs a
+// refused fetch); anything else is an error of the page.
+function watch(page, label, expected) {
   page.on("console", (m) => {
+    if (expected && expected.test(m.text())) return;
     if (m.type() === "error" || m.type() === "warning") errors.push(label + ": " + m.text());
   });
   page.on("pageerror", (e) => errors.push(label + ": " + e.message));
@@ -106,6 +109,7 @@ async function main() {
   try {
     await desktop(browser);
     await phone(browser);
+    await wrongKey(browser);
   } finally {
     await browser.close();
   }
@@ -373,6 +377,24 @@ async function phone(browser) {
   await page.screenshot({ path: SHOTS + "/detail-phone.png", fullPage: true });
   await page.locator("section.container-box").first().locator(".charts").screenshot({ path: SHOTS + "/detail-phone-charts.png" });
   ok("390 px: overview, table and detail fit the width (tables scroll inside their box)");
+  await ctx.close();
+}
+
+// A key the advisor refuses: a clear message, no crash, nothing stored
+// beyond the tab.
+async function wrongKey(browser) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  watch(page, "wrong key", /status of 401/);
+  await page.goto(BASE + "/");
+  await page.focus("#key");
+  await page.keyboard.type("not-a-key-0123456789");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#err:not([hidden])");
+  assert.match(await page.textContent("#err"), /API key was refused \(HTTP 401\)/);
+  assert.equal(await page.locator("#wlrows tr").count(), 0);
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+  ok("a refused key: \"the API key was refused (HTTP 401)\", no rows, nothing in localStorage");
   await ctx.close();
 }
 
