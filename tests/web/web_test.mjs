@@ -72,8 +72,9 @@ function qval(q) {
 // ---- page helpers --------------------------------------------------------------
 
 const errors = [];
-// `expected`: the one console message a page may show (the browser logs a
-// refused fetch); anything else is an error of the page.
+// `expected`: the one console message a page may show (Chromium logs a
+// refused fetch: docs/stack-facts.md, 'Chromium: console errors for answers
+// the page expected'); anything else is an error of the page.
 function watch(page, label, expected) {
   page.on("console", (m) => {
     if (expected && expected.test(m.text())) return;
@@ -104,7 +105,6 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: env("KOPT_WEB_CHROMIUM"),
     headless: true,
-    args: ["--no-sandbox"],
   });
   try {
     await desktop(browser);
