@@ -2,8 +2,6 @@
  * style.css), embedded at build time by advisor/web/embed_web.py, served
  * from memory with the page's security headers. The page itself calls the
  * /v1 gateway with the API key the user types (docs/advisor.md). */
-#include <string.h>
-
 #include "advisor.h"
 
 /* Scripts and styles come only from our own files, so the policy needs no

@@ -46,13 +46,15 @@ def main(argv):
         if not data:
             sys.stderr.write("embed_web.py: %s is empty\n" % path)
             return 1
-        # A trailing NUL keeps the array a C string too; len excludes it.
-        lines.append("static const char asset_%d[] = {" % i)
+        # unsigned char: bytes above 0x7f (UTF-8) convert without a warning
+        # under any compiler. A trailing NUL; len excludes it.
+        lines.append("static const unsigned char asset_%d[] = {" % i)
         lines += c_bytes(data + b"\0")
         lines += ["};", ""]
         url = "/" if name == "index.html" else "/" + name
         entries.append(
-            '    {"%s", "%s", asset_%d, sizeof(asset_%d) - 1},' % (url, TYPES[ext], i, i)
+            '    {"%s", "%s", (const char *)asset_%d, sizeof(asset_%d) - 1},'
+            % (url, TYPES[ext], i, i)
         )
     lines.append("const adv_web_asset_t adv_web_assets[] = {")
     lines += entries
