@@ -510,6 +510,17 @@ int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, co
                     kopt_http_tls_t *tls, int max_per_peer, adv_gateway_t **out, int *port);
 void adv_gateway_close(adv_gateway_t *g, void (*done)(void *data), void *data);
 
-extern const char adv_web_page[];
+/* The web page's files (advisor/web/), embedded by advisor/web/embed_web.py. */
+typedef struct {
+    const char *path, *content_type, *data;
+    size_t len;
+} adv_web_asset_t;
+
+extern const adv_web_asset_t adv_web_assets[];
+extern const size_t adv_n_web_assets;
+
+/* Routes GET of every web asset on srv (web.c), with the page's security
+ * headers. 0 or a negative errno. */
+int adv_web_routes(kopt_http_server_t *srv);
 
 #endif

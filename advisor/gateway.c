@@ -5,7 +5,7 @@
  * out through kopt_pbjson_encode (a list page as the snapshot's cached
  * JSON, adv_page_json: the same bytes); errors are {"code": <gRPC code>,
  * "message": "..."} with the google.rpc HTTP status. Same API keys. The web
- * page is served at /. Loop thread. */
+ * page's files are served by web.c. Loop thread. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -329,23 +329,6 @@ out:
     free(query);
 }
 
-static void on_page(kopt_http_response_t *res, void *data)
-{
-    (void)data;
-    /* The page holds an API key field: no other site may frame it (click-
-     * jacking), no browser may guess another type, nothing leaves but to us. */
-    kopt_http_response_header(res, "Content-Security-Policy",
-                              "default-src 'self'; script-src 'unsafe-inline'; "
-                              "style-src 'unsafe-inline'; img-src 'self' data:; "
-                              "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-                              "form-action 'none'");
-    kopt_http_response_header(res, "X-Content-Type-Options", "nosniff");
-    kopt_http_response_header(res, "X-Frame-Options", "DENY");
-    kopt_http_response_header(res, "Referrer-Policy", "no-referrer");
-    kopt_http_response_send(res, 200, "text/html; charset=utf-8", adv_web_page,
-                            strlen(adv_web_page));
-}
-
 int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, const char *listen,
                     kopt_http_tls_t *tls, int max_per_peer, adv_gateway_t **out, int *port)
 {
@@ -365,7 +348,7 @@ int adv_gateway_new(uv_loop_t *loop, adv_api_t *api, kopt_metrics_t *metrics, co
     if (r == 0)
         r = kopt_http_server_route(g->srv, NULL, "/v1/", 1, "api", on_api, g);
     if (r == 0)
-        r = kopt_http_server_route(g->srv, "GET", "/", 0, "ui", on_page, g);
+        r = adv_web_routes(g->srv);
     if (r == 0)
         r = kopt_http_server_listen(g->srv, listen);
     if (r < 0) {

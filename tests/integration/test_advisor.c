@@ -985,6 +985,8 @@ static void paging_summary_usage_and_page(void **state)
 
     assert_int_equal(http("GET", "/", NULL, NULL, &body), 200);
     assert_non_null(strstr(body, "kopt advisor"));
+    free(body);
+    assert_int_equal(http("GET", "/app.js", NULL, NULL, &body), 200);
     assert_non_null(strstr(body, "Backtest: fitted on"));
     free(body);
 }
