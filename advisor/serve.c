@@ -67,6 +67,7 @@ static struct {
     bool running, loaded, gateway_down;
     kopt_metric_family_t *runs;
     kopt_metric_gauge_t *n_recs, *last_run, *last_duration;
+    adv_rec_metrics_t *rec_metrics;
 } app;
 
 static bool ready(void *data)
@@ -479,6 +480,9 @@ static int init_parts(void)
         return r;
     }
     r = adv_snapshot_new(&app.store);
+    if (r == 0)
+        r = adv_rec_metrics_register(app.g.d.metrics, app.store,
+                                     (uint64_t)s->metrics_max_rec_series, &app.rec_metrics);
     if (r == 0 && app.nats_url && *app.nats_url)
         r = adv_publisher_new(app.nats_url, &app.publisher);
     if (r == 0)
@@ -535,6 +539,7 @@ int adv_serve(int argc, char **argv)
     adv_api_free(app.api);
     adv_publisher_free(app.publisher);
     adv_auth_free(app.auth);
+    adv_rec_metrics_free(app.rec_metrics);
     adv_snapshot_free(app.store);
     free(app.ch_url);
     free(app.ch_user);
