@@ -165,6 +165,15 @@ static void method_metrics(kopt_grpc_server_t *s, method_t *m)
                  kopt_metric_counter_with(s->f_handled, method_type(m), m->service, m->name, "OK"));
 }
 
+/* grpc_code values as go-grpc-prometheus writes them (Go's codes.Code
+ * String()), so queries written for it match ours. */
+static const char *const code_label[STATUS_COUNT] = {
+    "OK",       "Canceled",        "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",   "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",      "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated",
+};
+
 /* Any thread: a call of a registered method ended with c->status. */
 static void count_done(kopt_grpc_call_t *c)
 {
@@ -180,7 +189,7 @@ static void count_done(kopt_grpc_call_t *c)
     h = atomic_load(&m->handled[code]);
     if (!h) { /* the registry returns the same child to racing threads */
         h = kopt_metric_counter_with(c->server->f_handled, method_type(m), m->service, m->name,
-                                     kopt_grpc_status_name(code));
+                                     code_label[code]);
         atomic_store(&m->handled[code], h);
     }
     kopt_metric_counter_inc(h);

@@ -535,8 +535,8 @@ static void grpc_calls_are_counted_by_method_and_code(void **state)
     MOVED("grpc_server_handled_total{" L_LIST ",grpc_code=\"OK\"}", 1);
     MOVED("grpc_server_started_total{" L_LIST "}", 1);
     MOVED("grpc_server_handling_seconds_count{" L_LIST "}", 1);
-    MOVED("grpc_server_handled_total{" L_GET ",grpc_code=\"NOT_FOUND\"}", 1);
-    MOVED("grpc_server_handled_total{" L_GET ",grpc_code=\"UNAUTHENTICATED\"}", 1);
+    MOVED("grpc_server_handled_total{" L_GET ",grpc_code=\"NotFound\"}", 1);
+    MOVED("grpc_server_handled_total{" L_GET ",grpc_code=\"Unauthenticated\"}", 1);
     MOVED("grpc_server_handled_total{" L_GET ",grpc_code=\"OK\"}", 1);
     MOVED("grpc_server_handling_seconds_count{" L_GET "}", 3);
     MOVED("grpc_server_handling_seconds_bucket{" L_GET ",le=\"+Inf\"}", 3);
