@@ -552,7 +552,13 @@ int kopt_metrics_exponential_buckets(double start, double factor, size_t count, 
     return 0;
 }
 
-/* Exposition: a growing buffer that remembers an allocation failure. */
+/* Exposition. Every registered family is listed, with HELP and TYPE even
+ * before it has a sample (a labelled family nobody used yet, a collected one
+ * with nothing to show): the format allows it, and so one scrape names every
+ * metric a binary can emit (tests/deploy checks alert and dashboard queries
+ * against that). */
+
+/* A growing buffer that remembers an allocation failure. */
 typedef struct {
     char *p;
     size_t len;
@@ -765,7 +771,8 @@ static void expose_family(buf_t *b, kopt_metric_family_t *f, const buf_t *collec
     if (collected) {
         if (collected->err)
             b->err = collected->err;
-        buf_put(b, collected->p, collected->len);
+        if (collected->len)
+            buf_put(b, collected->p, collected->len);
         return;
     }
     for (size_t i = 0; i < f->nchildren; i++) {
@@ -783,6 +790,7 @@ int kopt_metrics_expose(kopt_metrics_t *m, char **out, size_t *len)
 {
     buf_t b = {0};
     kopt_metrics_emitter_t e = {0};
+    static const buf_t no_samples = {0};
 
     run_collectors(m, &e);
     buf_put(&b, "", 0);
@@ -795,9 +803,8 @@ int kopt_metrics_expose(kopt_metrics_t *m, char **out, size_t *len)
             for (size_t j = 0; j < e.n && !col; j++)
                 if (e.out[j].f == f && (e.out[j].b.len > 0 || e.out[j].b.err))
                     col = &e.out[j].b;
-            if (col)
-                expose_family(&b, f, col);
-        } else if (f->fn || f->nchildren > 0) {
+            expose_family(&b, f, col ? col : &no_samples);
+        } else {
             expose_family(&b, f, NULL);
         }
     }

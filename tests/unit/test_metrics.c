@@ -302,6 +302,8 @@ static void metrics_collected_families(void **state)
                               "# TYPE kopt_test_a gauge\n"
                               "kopt_test_a{k=\"x\\\"y\\\\z\\nw\",n=\"2\"} 1.5\n"
                               "kopt_test_a{k=\"a\",n=\"1\"} 0\n"
+                              "# HELP kopt_test_b B.\n" /* no sample yet: named all the same */
+                              "# TYPE kopt_test_b gauge\n"
                               "# HELP kopt_test_scrapes_total S.\n"
                               "# TYPE kopt_test_scrapes_total counter\n"
                               "kopt_test_scrapes_total 1\n");

@@ -98,7 +98,8 @@ const double *kopt_metrics_latency_buckets(size_t *n);
 int kopt_metrics_exponential_buckets(double start, double factor, size_t count, double *out);
 
 /* The whole registry in the text format 0.0.4: families sorted by name,
- * children by label values. *out is malloc'd and NUL-terminated; the caller
+ * children by label values; a family without samples yet shows only its
+ * HELP and TYPE lines. *out is malloc'd and NUL-terminated; the caller
  * frees it. 0 or -ENOMEM. */
 int kopt_metrics_expose(kopt_metrics_t *m, char **out, size_t *len);
 
