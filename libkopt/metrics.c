@@ -597,15 +597,21 @@ static void buf_str(buf_t *b, const char *s)
 /* Label values escape \\, \" and \n; HELP text escapes \\ and \n only. */
 static void buf_escaped(buf_t *b, const char *s, int quotes)
 {
-    for (const char *p = s; *p; p++) {
-        if (*p == '\\')
+    const char *stop = quotes ? "\\\n\"" : "\\\n";
+
+    while (*s) {
+        size_t run = strcspn(s, stop); /* copied as is, in one go */
+
+        buf_put(b, s, run);
+        s += run;
+        if (*s == '\\')
             buf_put(b, "\\\\", 2);
-        else if (*p == '\n')
+        else if (*s == '\n')
             buf_put(b, "\\n", 2);
-        else if (*p == '"' && quotes)
+        else if (*s == '"')
             buf_put(b, "\\\"", 2);
-        else
-            buf_put(b, p, 1);
+        if (*s)
+            s++;
     }
 }
 
