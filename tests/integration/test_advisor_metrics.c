@@ -5,7 +5,8 @@
  * hold exactly the values ListRecommendations returns. The gRPC call metrics
  * (grpc_server_handled_total, grpc_server_handling_seconds) move by one per
  * call with the call's code, NOT_FOUND and UNAUTHENTICATED included; the
- * certificate's notAfter is exported; a second advisor with a small
+ * certificates' notAfter is exported (gRPC, and a separate HTTPS gateway
+ * certificate); another advisor with a small
  * --metrics-max-recommendation-series keeps whole workloads and counts the
  * rest as dropped.
  *
@@ -45,8 +46,8 @@ static const char *src_dir, *advisor_exe;
 static struct {
     kopt_test_nats_t *nats;
     kopt_test_clickhouse_t *ch;
-    kopt_test_proc_t adv, capped;
-    char *dir, *certs, keys[512], log[512], capped_log[512];
+    kopt_test_proc_t adv, capped, gw; /* gw: a second one with --http-tls */
+    char *dir, *certs, keys[512], log[512], capped_log[512], gw_log[512];
     char ca[600], cert[600], key[600];
     char *ca_pem;
     int grpc_port, admin_port, capped_admin_port;
@@ -269,35 +270,42 @@ static void write_history(void)
 
 /* ---- set-up -------------------------------------------------------------- */
 
+/* `extra`: more flags (up to 6), or NULL. */
 static void start_advisor(kopt_test_proc_t *p, const char *log, int grpc_port, int admin_port,
-                          const char *max_series)
+                          const char *max_series, char *const *extra)
 {
     char grpc_l[64], http_l[64], admin_l[64], url[128];
     long st = 0;
-    char *argv[] = {(char *)advisor_exe,
-                    "--api-keys-file",
-                    w.keys,
-                    "--tls-ca",
-                    w.ca,
-                    "--tls-cert",
-                    w.cert,
-                    "--tls-key",
-                    w.key,
-                    "--listen",
-                    grpc_l,
-                    "--http-listen",
-                    http_l,
-                    "--admin-listen",
-                    admin_l,
-                    "--clickhouse-url",
-                    w.ch->url,
-                    "--nats-url",
-                    "",
-                    "--analysis-interval",
-                    "0",
-                    "--metrics-max-recommendation-series",
-                    (char *)max_series,
-                    NULL};
+    size_t n = 0;
+    char *argv[40] = {(char *)advisor_exe,
+                      "--api-keys-file",
+                      w.keys,
+                      "--tls-ca",
+                      w.ca,
+                      "--tls-cert",
+                      w.cert,
+                      "--tls-key",
+                      w.key,
+                      "--listen",
+                      grpc_l,
+                      "--http-listen",
+                      http_l,
+                      "--admin-listen",
+                      admin_l,
+                      "--clickhouse-url",
+                      w.ch->url,
+                      "--nats-url",
+                      "",
+                      "--analysis-interval",
+                      "0",
+                      "--metrics-max-recommendation-series",
+                      (char *)max_series,
+                      NULL};
+
+    while (argv[n])
+        n++;
+    for (size_t i = 0; extra && extra[i] && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
+        argv[n++] = extra[i];
 
     snprintf(grpc_l, sizeof(grpc_l), "127.0.0.1:%d", grpc_port);
     snprintf(http_l, sizeof(http_l), "127.0.0.1:%d", kopt_test_free_port());
@@ -364,7 +372,7 @@ static int group_setup(void **state)
     w.grpc_port = kopt_test_free_port();
     w.admin_port = kopt_test_free_port();
     snprintf(w.target, sizeof(w.target), "127.0.0.1:%d", w.grpc_port);
-    start_advisor(&w.adv, w.log, w.grpc_port, w.admin_port, "10000");
+    start_advisor(&w.adv, w.log, w.grpc_port, w.admin_port, "10000", NULL);
     return 0;
 }
 
@@ -395,6 +403,8 @@ static int group_teardown(void **state)
 
     (void)state;
     if (stop_checked(&w.capped, w.capped_log) != 0)
+        r = -1;
+    if (stop_checked(&w.gw, w.gw_log) != 0)
         r = -1;
     kopt_test_cleanup_all();
     if (w.dir)
@@ -546,28 +556,49 @@ static void grpc_calls_are_counted_by_method_and_code(void **state)
     free(after);
 }
 
-/* The advisor's server certificate, as openssl reads it. */
-static void certificate_expiry_is_exported(void **state)
+/* A certificate's notAfter as openssl reads it, unix seconds. */
+static double not_after(const char *path)
 {
-    FILE *f = fopen(w.cert, "r");
+    FILE *f = fopen(path, "r");
     X509 *x;
     struct tm tm;
-    char *text, s[800];
-    double want;
 
-    (void)state;
     assert_non_null(f);
     x = PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
     assert_non_null(x);
     assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm), 1);
     X509_free(x);
-    want = (double)timegm(&tm);
+    return (double)timegm(&tm);
+}
+
+/* The gRPC server certificate; and with --http-tls and a gateway certificate
+ * of its own (another advisor), that one too. */
+static void certificate_expiry_is_exported(void **state)
+{
+    char *text, s[800], gw_cert[600], gw_key[600];
+    int gw_admin = kopt_test_free_port();
+    char *extra[] = {"--http-tls", "on", "--http-tls-cert", gw_cert, "--http-tls-key",
+                     gw_key,       NULL};
+
+    (void)state;
     text = scrape(w.admin_port);
     snprintf(s, sizeof(s), "kopt_tls_certificate_not_after_seconds{file=\"%s\"}", w.cert);
-    expect_sample(text, s, want);
-    assert_true(want > (double)time(NULL));
+    expect_sample(text, s, not_after(w.cert));
+    assert_true(not_after(w.cert) > (double)time(NULL));
     free(text);
+
+    assert_int_equal(kopt_test_make_client_cert(w.certs, "gateway", "DNS:localhost"), 0);
+    snprintf(gw_cert, sizeof(gw_cert), "%s/gateway.pem", w.certs);
+    snprintf(gw_key, sizeof(gw_key), "%s/gateway-key.pem", w.certs);
+    snprintf(w.gw_log, sizeof(w.gw_log), "%s/gateway.log", w.dir);
+    start_advisor(&w.gw, w.gw_log, kopt_test_free_port(), gw_admin, "10000", extra);
+    text = scrape(gw_admin);
+    expect_sample(text, s, not_after(w.cert));
+    snprintf(s, sizeof(s), "kopt_tls_certificate_not_after_seconds{file=\"%s\"}", gw_cert);
+    expect_sample(text, s, not_after(gw_cert));
+    free(text);
+    assert_int_equal(stop_checked(&w.gw, w.gw_log), 0);
 }
 
 /* 10 series a container (+1 a workload): with a cap of 25 only whole
@@ -586,7 +617,7 @@ static void the_series_cap_keeps_whole_workloads_and_counts_the_rest(void **stat
         total += 1 + 9 * resp->recommendations[i]->n_containers;
     kopt__v1__list_recommendations_response__free_unpacked(resp, NULL);
     w.capped_admin_port = cap_admin;
-    start_advisor(&w.capped, w.capped_log, kopt_test_free_port(), cap_admin, "25");
+    start_advisor(&w.capped, w.capped_log, kopt_test_free_port(), cap_admin, "25", NULL);
     t1 = scrape(cap_admin);
     t2 = scrape(cap_admin);
     exported = sample_of(t1, "kopt_recommendation_series");
