@@ -56,6 +56,7 @@ typedef struct {
     uint64_t memory_min_bytes;
     char *idle_cpu_cores;
     char *cpu_price, *memory_price, *currency;
+    int64_t metrics_max_rec_series; /* --metrics-max-recommendation-series */
     bool once;
     char *cluster, *namespace_; /* analyze and backtest: the scope; NULL = all */
     int output;                 /* backtest: table, json */
@@ -328,6 +329,19 @@ void adv_snapshot_free(adv_snapshot_t *s);
 adv_results_t *adv_snapshot_acquire(adv_snapshot_t *s);
 /* Replaces the snapshot (taken); readers holding the old one keep it. */
 void adv_snapshot_swap(adv_snapshot_t *s, adv_results_t *next);
+
+/* ---- recommendation series on /metrics (metrics_recommendations.c) -------- */
+
+typedef struct adv_rec_metrics adv_rec_metrics_t;
+
+/* Registers the kopt_recommendation_* families and a collector that fills
+ * them from `store` at each scrape, at most `max_series` series (whole
+ * workloads, largest savings first); the rest are counted in
+ * kopt_recommendation_series_dropped_total. `store` must outlive scrapes. */
+int adv_rec_metrics_register(kopt_metrics_t *m, adv_snapshot_t *store, uint64_t max_series,
+                             adv_rec_metrics_t **out);
+/* After the registry stopped being scraped. */
+void adv_rec_metrics_free(adv_rec_metrics_t *rm);
 
 /* ---- publishing (publish.c) ------------------------------------------------ */
 

@@ -67,6 +67,7 @@ static struct {
     bool running, loaded, gateway_down;
     kopt_metric_family_t *runs;
     kopt_metric_gauge_t *n_recs, *last_run, *last_duration;
+    adv_rec_metrics_t *rec_metrics;
 } app;
 
 static bool ready(void *data)
@@ -303,6 +304,24 @@ int adv_serve_ensure_stream_sync(const char *url, const kopt_stream_spec_t *spec
 /* The gateway's HTTPS: its own files, else the gRPC port's. As on gRPC,
  * client certificates are verified when sent once a CA is known; "mutual"
  * requires one. Off by default: TLS often ends at an Ingress in front. */
+/* kopt_tls_certificate_not_after_seconds for the gateway's certificate when
+ * it is not the gRPC one (which the skeleton exports). Best effort: the file
+ * was just loaded by kopt_http_tls_new or _reload. */
+static void export_http_cert(void)
+{
+    const adv_settings_t *s = app.set;
+    kopt_tls_material_t m;
+    char err[256];
+
+    if (!app.http_tls || !s->http_tls_cert ||
+        (s->tls_cert && strcmp(s->http_tls_cert, s->tls_cert) == 0))
+        return;
+    if (kopt_tls_material_load(NULL, s->http_tls_cert, s->http_tls_key, &m, err, sizeof(err)) < 0)
+        return;
+    kopt_tls_export_not_after(app.g.d.metrics, s->http_tls_cert, m.not_after_unix);
+    kopt_tls_material_clear(&m);
+}
+
 static int http_tls(void)
 {
     const adv_settings_t *s = app.set;
@@ -335,6 +354,8 @@ static int http_tls(void)
     r = kopt_http_tls_new(&o, &app.http_tls, err, sizeof(err));
     if (r < 0)
         kopt_log_error("HTTPS set-up failed", KOPT_STR("error", err), KOPT_ERR(r));
+    else
+        export_http_cert();
     return r;
 }
 
@@ -437,8 +458,10 @@ static void apply_settings(void *data, const void *settings)
     if (app.http_tls && kopt_http_tls_reload(app.http_tls, &changed, err, sizeof(err)) < 0)
         kopt_log_error("HTTPS reload failed; keeping the current certificates",
                        KOPT_STR("error", err));
-    else if (changed)
+    else if (changed) {
+        export_http_cert();
         kopt_log_info("HTTPS certificates re-read; new connections use them");
+    }
 }
 
 static char *dup_or_null(const char *s)
@@ -479,6 +502,9 @@ static int init_parts(void)
         return r;
     }
     r = adv_snapshot_new(&app.store);
+    if (r == 0)
+        r = adv_rec_metrics_register(app.g.d.metrics, app.store,
+                                     (uint64_t)s->metrics_max_rec_series, &app.rec_metrics);
     if (r == 0 && app.nats_url && *app.nats_url)
         r = adv_publisher_new(app.nats_url, &app.publisher);
     if (r == 0)
@@ -535,6 +561,7 @@ int adv_serve(int argc, char **argv)
     adv_api_free(app.api);
     adv_publisher_free(app.publisher);
     adv_auth_free(app.auth);
+    adv_rec_metrics_free(app.rec_metrics);
     adv_snapshot_free(app.store);
     free(app.ch_url);
     free(app.ch_user);

@@ -71,6 +71,11 @@ static const kopt_config_setting_t settings[] = {
      "longest ClickHouse request", 0, 0, 0, NULL},
     {"clickhouse-max-response", KOPT_CONFIG_BYTES, offsetof(S, clickhouse_max_response_bytes),
      "1GiB", "largest ClickHouse answer read (the history of one analysis)", 0, 0, 0, NULL},
+    {"metrics-max-recommendation-series", KOPT_CONFIG_INT, offsetof(S, metrics_max_rec_series),
+     "10000",
+     "most kopt_recommendation_* series on /metrics; whole workloads, largest savings first "
+     "(the rest counted in kopt_recommendation_series_dropped_total)",
+     0, 0, 100000000, NULL},
     {"analysis-interval", KOPT_CONFIG_DURATION, offsetof(S, analysis_interval_ms), "1h",
      "how often the server analyses (0: only on RunAnalysis)", 0, 0, 0, NULL},
     {"rollup-wait", KOPT_CONFIG_DURATION, offsetof(S, rollup_wait_ms), "60s",

@@ -302,6 +302,8 @@ int main(int argc, char **argv)
         if (r < 0)
             kopt_log_error("TLS set-up failed (or use --insecure for local development)",
                            KOPT_STR("error", err));
+        else
+            kopt_tls_export_not_after(a.d.metrics, a.set->tls_cert, m.not_after_unix);
     } else if (a.set->insecure) {
         kopt_log_warn("INSECURE: plaintext gRPC to ingest. For local development only.");
     }

@@ -503,6 +503,7 @@ static void send_status(push_stream_t *s)
         op.data.send_status_from_server.trailing_metadata_count = 1;
     }
     ingest_count_stream_end(s->ing, code);
+    kopt_grpc_call_set_status(s->c, code);
     if (code != GRPC_STATUS_OK)
         kopt_log_info("Push stream ended", KOPT_STR("agent", s->id.agent_id),
                       KOPT_INT("code", code), KOPT_STR("detail", s->end_msg));

@@ -99,6 +99,8 @@ static int credentials(kopt_grpc_daemon_t *g, const kopt_grpc_daemon_listen_t *l
     }
     r = kopt_tls_source_new(l->tls_ca, l->tls_cert, l->tls_key, &g->tls, err, sizeof(err));
     if (r == 0)
+        kopt_tls_source_export(g->tls, g->d.metrics);
+    if (r == 0)
         r = kopt_grpc_server_credentials_new(g->tls, g->spec.client_cert, creds, &g->fetcher);
     if (r < 0)
         kopt_log_error("TLS set-up failed", KOPT_STR("error", err), KOPT_ERR(r));
@@ -110,11 +112,15 @@ int kopt_grpc_daemon_start(kopt_grpc_daemon_t *g, const kopt_grpc_daemon_listen_
     const kopt_grpc_daemon_spec_t *sp = &g->spec;
     bool mutual = sp->client_cert == KOPT_CLIENT_CERT_REQUIRED;
     grpc_server_credentials *creds = NULL;
+    kopt_grpc_server_opts_t so = {0};
     int port = 0, r;
 
+    if (l->server)
+        so = *l->server;
+    so.metrics = g->d.metrics; /* grpc_server_handled_total and friends */
     r = credentials(g, l, &creds);
     if (r == 0)
-        r = kopt_grpc_server_new(g->d.loop, l->server, &g->grpc);
+        r = kopt_grpc_server_new(g->d.loop, &so, &g->grpc);
     if (r == 0)
         r = g->hooks.add_services(g->hooks.data, g->grpc);
     if (r == 0)
@@ -216,8 +222,10 @@ static void apply_settings(void *data, const void *settings)
     if (g->tls && kopt_tls_source_reload(g->tls, &changed, err, sizeof(err)) < 0)
         kopt_log_error("TLS reload failed; keeping the current certificates",
                        KOPT_STR("error", err));
-    else if (changed)
+    else if (changed) {
+        kopt_tls_source_export(g->tls, g->d.metrics);
         kopt_log_info("TLS certificates re-read; new connections use them");
+    }
 }
 
 static void on_reload(void *data)

@@ -63,6 +63,7 @@ static void finish(stream_t *s, grpc_status_code status, const char *why)
     grpc_op op = {.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
 
     s->finished = 1;
+    kopt_grpc_call_set_status(s->c, status);
     s->details = grpc_slice_from_copied_string(why ? why : "");
     op.data.send_status_from_server.status = status;
     op.data.send_status_from_server.status_details = &s->details;

@@ -15,6 +15,7 @@
 #include <grpc/grpc_security.h>
 
 #include <kopt/log.h>
+#include <kopt/metrics.h>
 #include <kopt/util.h>
 
 /* OK (0) .. UNAUTHENTICATED (16). */
@@ -27,6 +28,12 @@ typedef struct kopt_grpc_method {
     kopt_grpc_stream_fn stream;
     void *user;
     struct kopt_grpc_method *next;
+    /* Call metrics (no-op handles without a registry); handled per code is
+     * looked up at the first call that ends with it. */
+    char service[128], name[128];
+    kopt_metric_counter_t *started;
+    kopt_metric_histogram_t *seconds;
+    _Atomic(kopt_metric_counter_t *) handled[GRPC_STATUS_UNAUTHENTICATED + 1];
 } method_t;
 
 struct kopt_grpc_server {
@@ -40,6 +47,7 @@ struct kopt_grpc_server {
     void (*done)(void *arg);
     void *done_arg;
     _Atomic uint64_t by_status[STATUS_COUNT];
+    kopt_metric_family_t *f_started, *f_handled, *f_seconds; /* NULL without metrics */
 };
 
 struct kopt_grpc_call {
@@ -53,6 +61,8 @@ struct kopt_grpc_call {
     grpc_byte_buffer *reply;
     grpc_slice reply_details;
     grpc_status_code status;
+    int status_set, counted;
+    uint64_t start_ns; /* uv_hrtime() when the call arrived */
     int cancelled;
     kopt_grpc_tag_t request_tag; /* loop */
     kopt_grpc_tag_t done_tag;    /* CQ thread */
@@ -95,6 +105,28 @@ int kopt_grpc_server_new(uv_loop_t *loop, const kopt_grpc_server_opts_t *opts,
     if (!s)
         return -ENOMEM;
     s->loop = loop;
+    if (opts && opts->metrics) {
+        const double *b;
+        size_t nb;
+        const char *labels = "grpc_type,grpc_service,grpc_method";
+
+        b = kopt_metrics_latency_buckets(&nb);
+        r = kopt_metrics_counter(opts->metrics, "grpc_server_started_total",
+                                 "RPCs started on the server.", labels, &s->f_started);
+        if (r == 0)
+            r = kopt_metrics_counter(opts->metrics, "grpc_server_handled_total",
+                                     "RPCs completed on the server, by gRPC status code.",
+                                     "grpc_type,grpc_service,grpc_method,grpc_code", &s->f_handled);
+        if (r == 0)
+            r = kopt_metrics_histogram(opts->metrics, "grpc_server_handling_seconds",
+                                       "Time from an RPC's arrival to its final status, in "
+                                       "seconds.",
+                                       labels, b, nb, &s->f_seconds);
+        if (r < 0) {
+            free(s);
+            return r;
+        }
+    }
     r = kopt_grpc_loop_new(loop, &s->gl);
     if (r < 0) {
         free(s);
@@ -107,6 +139,61 @@ int kopt_grpc_server_new(uv_loop_t *loop, const kopt_grpc_server_opts_t *opts,
     s->deadline.data = s;
     *out = s;
     return 0;
+}
+
+static const char *method_type(const method_t *m)
+{
+    return m->unary ? "unary" : "bidi_stream";
+}
+
+/* "/kopt.v1.Ingest/Push" -> service "kopt.v1.Ingest", name "Push"; the call
+ * metrics' children with those labels. */
+static void method_metrics(kopt_grpc_server_t *s, method_t *m)
+{
+    const char *p = m->path[0] == '/' ? m->path + 1 : m->path;
+    const char *slash = strrchr(p, '/');
+    size_t sl = slash ? (size_t)(slash - p) : 0;
+
+    snprintf(m->service, sizeof(m->service), "%.*s", (int)sl, p);
+    snprintf(m->name, sizeof(m->name), "%s", slash ? slash + 1 : p);
+    m->started = kopt_metric_counter_with(s->f_started, method_type(m), m->service, m->name);
+    m->seconds = kopt_metric_histogram_with(s->f_seconds, method_type(m), m->service, m->name);
+    for (size_t i = 0; i < STATUS_COUNT; i++)
+        atomic_init(&m->handled[i], NULL);
+    /* OK from the start, so rate() sees the first calls. */
+    atomic_store(&m->handled[GRPC_STATUS_OK],
+                 kopt_metric_counter_with(s->f_handled, method_type(m), m->service, m->name, "OK"));
+}
+
+/* grpc_code values as go-grpc-prometheus writes them (Go's codes.Code
+ * String()), so queries written for it match ours. */
+static const char *const code_label[STATUS_COUNT] = {
+    "OK",       "Canceled",        "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",   "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",      "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated",
+};
+
+/* Any thread: a call of a registered method ended with c->status. */
+static void count_done(kopt_grpc_call_t *c)
+{
+    method_t *m = c->m;
+    kopt_metric_counter_t *h;
+    grpc_status_code code = c->status;
+
+    if (!m || c->counted || !c->start_ns)
+        return;
+    c->counted = 1;
+    if (code < 0 || code >= STATUS_COUNT)
+        code = GRPC_STATUS_UNKNOWN;
+    h = atomic_load(&m->handled[code]);
+    if (!h) { /* the registry returns the same child to racing threads */
+        h = kopt_metric_counter_with(c->server->f_handled, method_type(m), m->service, m->name,
+                                     code_label[code]);
+        atomic_store(&m->handled[code], h);
+    }
+    kopt_metric_counter_inc(h);
+    kopt_metric_histogram_observe(m->seconds, (double)(uv_hrtime() - c->start_ns) / 1e9);
 }
 
 static int add_method(kopt_grpc_server_t *s, const char *path, kopt_grpc_unary_fn unary,
@@ -123,6 +210,7 @@ static int add_method(kopt_grpc_server_t *s, const char *path, kopt_grpc_unary_f
     m->unary = unary;
     m->stream = stream;
     m->user = user;
+    method_metrics(s, m);
     m->handle = grpc_server_register_method(
         s->srv, path, NULL,
         unary ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE, 0);
@@ -231,6 +319,10 @@ static void on_request(kopt_grpc_tag_t *tag, int ok)
     }
     if (!s->stopping)
         post_request(s, c->m);
+    if (c->m) {
+        c->start_ns = uv_hrtime();
+        kopt_metric_counter_inc(c->m->started);
+    }
     if (!c->m) {
         snprintf(why, sizeof(why), "unknown method %.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
                  (const char *)GRPC_SLICE_START_PTR(c->details.method));
@@ -268,6 +360,7 @@ static void on_replied(kopt_grpc_tag_t *tag, int ok)
 
     (void)ok;
     atomic_fetch_add(&c->server->by_status[c->status], 1);
+    count_done(c);
     free_call(c);
 }
 
@@ -295,14 +388,26 @@ void kopt_grpc_call_reply(kopt_grpc_call_t *c, grpc_status_code status, const ch
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     kopt_grpc_tag_init(&c->done_tag, on_replied, 0);
-    if (grpc_call_start_batch(c->call, ops, n, &c->done_tag, NULL) != GRPC_CALL_OK)
+    if (grpc_call_start_batch(c->call, ops, n, &c->done_tag, NULL) != GRPC_CALL_OK) {
+        count_done(c);
         free_call(c); /* the call is gone (cancelled); nothing to send */
+    }
+}
+
+void kopt_grpc_call_set_status(kopt_grpc_call_t *c, grpc_status_code status)
+{
+    c->status = status >= 0 && status < STATUS_COUNT ? status : GRPC_STATUS_UNKNOWN;
+    c->status_set = 1;
 }
 
 void kopt_grpc_call_release(kopt_grpc_call_t *c)
 {
-    if (c)
-        free_call(c);
+    if (!c)
+        return;
+    if (!c->status_set)
+        c->status = GRPC_STATUS_CANCELLED;
+    count_done(c);
+    free_call(c);
 }
 
 int kopt_grpc_call_metadata(const kopt_grpc_call_t *c, const char *key, char *out, size_t len)

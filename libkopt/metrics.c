@@ -37,6 +37,7 @@ struct kopt_metric_family {
     size_t nbounds;
     kopt_metrics_value_fn fn; /* callback families: no children */
     void *fn_data;
+    int collected; /* samples come from collectors at scrape time: no children */
     child_t **children;
     size_t nchildren;
     size_t cap;
@@ -50,6 +51,11 @@ struct kopt_metrics {
     size_t n;
     size_t cap;
     kopt_metric_counter_t *dropped;
+    struct {
+        kopt_metrics_collect_fn fn;
+        void *data;
+    } * collectors;
+    size_t n_collectors, cap_collectors;
 };
 
 static uint64_t dbits(double d)
@@ -204,7 +210,7 @@ static int family_make(mtype_t type, const char *name, const char *help, const c
 static int same_definition(const kopt_metric_family_t *a, const kopt_metric_family_t *b)
 {
     if (a->type != b->type || a->nlabels != b->nlabels || a->nbounds != b->nbounds || a->fn ||
-        b->fn)
+        b->fn || a->collected != b->collected)
         return 0;
     for (size_t i = 0; i < a->nlabels; i++)
         if (strcmp(a->labels[i], b->labels[i]) != 0)
@@ -308,7 +314,8 @@ static child_t *child_lookup(kopt_metric_family_t *f, const char *const *values)
 
 static int do_register(kopt_metrics_t *m, mtype_t type, const char *name, const char *help,
                        const char *labels, const double *bounds, size_t n_bounds,
-                       kopt_metrics_value_fn fn, void *data, kopt_metric_family_t **out)
+                       kopt_metrics_value_fn fn, void *data, int collected,
+                       kopt_metric_family_t **out)
 {
     kopt_metric_family_t *f = NULL, *got = NULL;
     int r;
@@ -320,10 +327,11 @@ static int do_register(kopt_metrics_t *m, mtype_t type, const char *name, const 
         return r;
     f->fn = fn;
     f->fn_data = data;
+    f->collected = collected;
     pthread_mutex_lock(&m->mu);
     r = registry_insert(m, f, &got);
     /* An unlabeled family shows its 0 from the start, as client libraries do. */
-    if (r == 0 && got->nlabels == 0 && !got->fn && got->nchildren == 0)
+    if (r == 0 && got->nlabels == 0 && !got->fn && !got->collected && got->nchildren == 0)
         child_lookup(got, NULL);
     pthread_mutex_unlock(&m->mu);
     if (r == 0 && out)
@@ -334,20 +342,20 @@ static int do_register(kopt_metrics_t *m, mtype_t type, const char *name, const 
 int kopt_metrics_counter(kopt_metrics_t *m, const char *name, const char *help, const char *labels,
                          kopt_metric_family_t **out)
 {
-    return do_register(m, T_COUNTER, name, help, labels, NULL, 0, NULL, NULL, out);
+    return do_register(m, T_COUNTER, name, help, labels, NULL, 0, NULL, NULL, 0, out);
 }
 
 int kopt_metrics_gauge(kopt_metrics_t *m, const char *name, const char *help, const char *labels,
                        kopt_metric_family_t **out)
 {
-    return do_register(m, T_GAUGE, name, help, labels, NULL, 0, NULL, NULL, out);
+    return do_register(m, T_GAUGE, name, help, labels, NULL, 0, NULL, NULL, 0, out);
 }
 
 int kopt_metrics_histogram(kopt_metrics_t *m, const char *name, const char *help,
                            const char *labels, const double *bounds, size_t n_bounds,
                            kopt_metric_family_t **out)
 {
-    return do_register(m, T_HISTOGRAM, name, help, labels, bounds, n_bounds, NULL, NULL, out);
+    return do_register(m, T_HISTOGRAM, name, help, labels, bounds, n_bounds, NULL, NULL, 0, out);
 }
 
 int kopt_metrics_gauge_func(kopt_metrics_t *m, const char *name, const char *help,
@@ -355,7 +363,7 @@ int kopt_metrics_gauge_func(kopt_metrics_t *m, const char *name, const char *hel
 {
     if (!fn)
         return -EINVAL;
-    return do_register(m, T_GAUGE, name, help, NULL, NULL, 0, fn, data, NULL);
+    return do_register(m, T_GAUGE, name, help, NULL, NULL, 0, fn, data, 0, NULL);
 }
 
 int kopt_metrics_counter_func(kopt_metrics_t *m, const char *name, const char *help,
@@ -363,7 +371,40 @@ int kopt_metrics_counter_func(kopt_metrics_t *m, const char *name, const char *h
 {
     if (!fn)
         return -EINVAL;
-    return do_register(m, T_COUNTER, name, help, NULL, NULL, 0, fn, data, NULL);
+    return do_register(m, T_COUNTER, name, help, NULL, NULL, 0, fn, data, 0, NULL);
+}
+
+int kopt_metrics_gauge_collected(kopt_metrics_t *m, const char *name, const char *help,
+                                 const char *labels, kopt_metric_family_t **out)
+{
+    return do_register(m, T_GAUGE, name, help, labels, NULL, 0, NULL, NULL, 1, out);
+}
+
+int kopt_metrics_add_collector(kopt_metrics_t *m, kopt_metrics_collect_fn fn, void *data)
+{
+    int r = 0;
+
+    if (!m || !fn)
+        return -EINVAL;
+    pthread_mutex_lock(&m->mu);
+    if (m->n_collectors == m->cap_collectors) {
+        size_t cap = m->cap_collectors ? m->cap_collectors * 2 : 4;
+        void *p = realloc(m->collectors, cap * sizeof(*m->collectors));
+
+        if (p) {
+            m->collectors = p;
+            m->cap_collectors = cap;
+        } else {
+            r = -ENOMEM;
+        }
+    }
+    if (r == 0) {
+        m->collectors[m->n_collectors].fn = fn;
+        m->collectors[m->n_collectors].data = data;
+        m->n_collectors++;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return r;
 }
 
 int kopt_metrics_new(kopt_metrics_t **out)
@@ -394,6 +435,7 @@ void kopt_metrics_free(kopt_metrics_t *m)
     for (size_t i = 0; i < m->n; i++)
         family_free(m->fams[i]);
     free(m->fams);
+    free(m->collectors);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -410,7 +452,7 @@ static child_t *child_with(kopt_metric_family_t *f, mtype_t type, va_list ap)
         if (!values[i])
             values[i] = "";
     }
-    if (f->type != type || f->fn)
+    if (f->type != type || f->fn || f->collected)
         return f->sink;
     pthread_mutex_lock(&f->m->mu);
     c = child_lookup(f, values);
@@ -510,7 +552,13 @@ int kopt_metrics_exponential_buckets(double start, double factor, size_t count, 
     return 0;
 }
 
-/* Exposition: a growing buffer that remembers an allocation failure. */
+/* Exposition. Every registered family is listed, with HELP and TYPE even
+ * before it has a sample (a labelled family nobody used yet, a collected one
+ * with nothing to show): the format allows it, and so one scrape names every
+ * metric a binary can emit (tests/deploy checks alert and dashboard queries
+ * against that). */
+
+/* A growing buffer that remembers an allocation failure. */
 typedef struct {
     char *p;
     size_t len;
@@ -549,15 +597,21 @@ static void buf_str(buf_t *b, const char *s)
 /* Label values escape \\, \" and \n; HELP text escapes \\ and \n only. */
 static void buf_escaped(buf_t *b, const char *s, int quotes)
 {
-    for (const char *p = s; *p; p++) {
-        if (*p == '\\')
+    const char *stop = quotes ? "\\\n\"" : "\\\n";
+
+    while (*s) {
+        size_t run = strcspn(s, stop); /* copied as is, in one go */
+
+        buf_put(b, s, run);
+        s += run;
+        if (*s == '\\')
             buf_put(b, "\\\\", 2);
-        else if (*p == '\n')
+        else if (*s == '\n')
             buf_put(b, "\\n", 2);
-        else if (*p == '"' && quotes)
+        else if (*s == '"')
             buf_put(b, "\\\"", 2);
-        else
-            buf_put(b, p, 1);
+        if (*s)
+            s++;
     }
 }
 
@@ -577,19 +631,19 @@ static void fmt_double(char *out, size_t n, double v)
 }
 
 /* name{l1="v1",...,extra="x"} value\n */
-static void buf_sample(buf_t *b, const kopt_metric_family_t *f, const char *suffix,
-                       const child_t *c, const char *le, double v)
+static void buf_sample_values(buf_t *b, const kopt_metric_family_t *f, const char *suffix,
+                              const char *const *values, const char *le, double v)
 {
     char num[40];
     int open = 0;
 
     buf_str(b, f->name);
     buf_str(b, suffix);
-    for (size_t i = 0; c && i < f->nlabels; i++) {
+    for (size_t i = 0; values && i < f->nlabels; i++) {
         buf_str(b, open++ ? "," : "{");
         buf_str(b, f->labels[i]);
         buf_str(b, "=\"");
-        buf_escaped(b, c->values[i], 1);
+        buf_escaped(b, values[i], 1);
         buf_str(b, "\"");
     }
     if (le) {
@@ -603,6 +657,88 @@ static void buf_sample(buf_t *b, const kopt_metric_family_t *f, const char *suff
     buf_str(b, " ");
     buf_str(b, num);
     buf_str(b, "\n");
+}
+
+static void buf_sample(buf_t *b, const kopt_metric_family_t *f, const char *suffix,
+                       const child_t *c, const char *le, double v)
+{
+    buf_sample_values(b, f, suffix, c ? c->values : NULL, le, v);
+}
+
+/* What the collectors emitted in one scrape: a text buffer per family. */
+struct kopt_metrics_emitter {
+    struct {
+        const kopt_metric_family_t *f;
+        buf_t b;
+    } * out;
+    size_t n, cap;
+};
+
+static buf_t *emitter_buf(kopt_metrics_emitter_t *e, const kopt_metric_family_t *f)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (e->out[i].f == f)
+            return &e->out[i].b;
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 8;
+        void *p = realloc(e->out, cap * sizeof(*e->out));
+
+        if (!p)
+            return NULL;
+        e->out = p;
+        e->cap = cap;
+    }
+    e->out[e->n].f = f;
+    memset(&e->out[e->n].b, 0, sizeof(buf_t));
+    return &e->out[e->n++].b;
+}
+
+void kopt_metrics_emit(kopt_metrics_emitter_t *e, kopt_metric_family_t *f, double v, ...)
+{
+    const char *values[KOPT_METRICS_MAX_LABELS];
+    va_list ap;
+    buf_t *b;
+
+    if (!e || !f || !f->collected)
+        return;
+    va_start(ap, v);
+    for (size_t i = 0; i < f->nlabels; i++) {
+        values[i] = va_arg(ap, const char *);
+        if (!values[i])
+            values[i] = "";
+    }
+    va_end(ap);
+    b = emitter_buf(e, f);
+    if (b)
+        buf_sample_values(b, f, "", values, NULL, v);
+}
+
+static void emitter_free(kopt_metrics_emitter_t *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->out[i].b.p);
+    free(e->out);
+}
+
+/* Runs every collector outside the mutex: they may take their own locks, and
+ * a thread holding one of those may be waiting for ours. */
+static void run_collectors(kopt_metrics_t *m, kopt_metrics_emitter_t *e)
+{
+    size_t n;
+
+    pthread_mutex_lock(&m->mu);
+    n = m->n_collectors;
+    pthread_mutex_unlock(&m->mu);
+    for (size_t i = 0; i < n; i++) {
+        kopt_metrics_collect_fn fn;
+        void *data;
+
+        pthread_mutex_lock(&m->mu);
+        fn = m->collectors[i].fn;
+        data = m->collectors[i].data;
+        pthread_mutex_unlock(&m->mu);
+        fn(data, e);
+    }
 }
 
 static void expose_histogram(buf_t *b, const kopt_metric_family_t *f, const child_t *c)
@@ -623,7 +759,7 @@ static void expose_histogram(buf_t *b, const kopt_metric_family_t *f, const chil
     buf_sample(b, f, "_count", c, NULL, (double)cum);
 }
 
-static void expose_family(buf_t *b, kopt_metric_family_t *f)
+static void expose_family(buf_t *b, kopt_metric_family_t *f, const buf_t *collected)
 {
     buf_str(b, "# HELP ");
     buf_str(b, f->name);
@@ -636,6 +772,13 @@ static void expose_family(buf_t *b, kopt_metric_family_t *f)
     buf_str(b, "\n");
     if (f->fn) {
         buf_sample(b, f, "", NULL, NULL, f->fn(f->fn_data));
+        return;
+    }
+    if (collected) {
+        if (collected->err)
+            b->err = collected->err;
+        if (collected->len)
+            buf_put(b, collected->p, collected->len);
         return;
     }
     for (size_t i = 0; i < f->nchildren; i++) {
@@ -652,13 +795,27 @@ static void expose_family(buf_t *b, kopt_metric_family_t *f)
 int kopt_metrics_expose(kopt_metrics_t *m, char **out, size_t *len)
 {
     buf_t b = {0};
+    kopt_metrics_emitter_t e = {0};
+    static const buf_t no_samples = {0};
 
+    run_collectors(m, &e);
     buf_put(&b, "", 0);
     pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; i < m->n; i++)
-        if (m->fams[i]->fn || m->fams[i]->nchildren > 0)
-            expose_family(&b, m->fams[i]);
+    for (size_t i = 0; i < m->n; i++) {
+        kopt_metric_family_t *f = m->fams[i];
+        const buf_t *col = NULL;
+
+        if (f->collected) {
+            for (size_t j = 0; j < e.n && !col; j++)
+                if (e.out[j].f == f && (e.out[j].b.len > 0 || e.out[j].b.err))
+                    col = &e.out[j].b;
+            expose_family(&b, f, col ? col : &no_samples);
+        } else {
+            expose_family(&b, f, NULL);
+        }
+    }
     pthread_mutex_unlock(&m->mu);
+    emitter_free(&e);
     if (b.err) {
         free(b.p);
         return b.err;

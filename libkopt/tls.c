@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <kopt/metrics.h>
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -334,4 +336,29 @@ void kopt_tls_source_free(kopt_tls_source_t *src)
     free(src->key_file);
     pthread_mutex_destroy(&src->lock);
     free(src);
+}
+
+void kopt_tls_export_not_after(struct kopt_metrics *m, const char *cert_file,
+                               int64_t not_after_unix)
+{
+    kopt_metric_family_t *f;
+
+    if (!m || !cert_file ||
+        kopt_metrics_gauge(m, "kopt_tls_certificate_not_after_seconds",
+                           "notAfter of the leaf certificate loaded from file, in unix seconds.",
+                           "file", &f) < 0)
+        return;
+    kopt_metric_gauge_set(kopt_metric_gauge_with(f, cert_file), (double)not_after_unix);
+}
+
+void kopt_tls_source_export(kopt_tls_source_t *src, struct kopt_metrics *m)
+{
+    int64_t na;
+
+    if (!src)
+        return;
+    pthread_mutex_lock(&src->lock);
+    na = src->current.not_after_unix;
+    pthread_mutex_unlock(&src->lock);
+    kopt_tls_export_not_after(m, src->cert_file, na);
 }

@@ -252,6 +252,70 @@ static void metrics_bucket_helpers(void **state)
     assert_int_equal(kopt_metrics_exponential_buckets(1, 1, 4, b), -EINVAL);
 }
 
+/* A collector that emits into two collected families, and a counter it bumps
+ * at each scrape (as the advisor counts what its cap drops). */
+typedef struct {
+    kopt_metric_family_t *a, *b;
+    kopt_metric_counter_t *scrapes;
+    int emit_b;
+} coll_t;
+
+static void collect_two(void *data, kopt_metrics_emitter_t *e)
+{
+    coll_t *c = data;
+
+    kopt_metrics_emit(e, c->a, 1.5, "x\"y\\z\nw", "2");
+    kopt_metrics_emit(e, c->a, 0, "a", "1");
+    if (c->emit_b)
+        kopt_metrics_emit(e, c->b, 7);
+    kopt_metrics_emit(e, NULL, 1);       /* ignored */
+    kopt_metric_counter_inc(c->scrapes); /* takes the registry mutex: not held here */
+}
+
+static void metrics_collected_families(void **state)
+{
+    kopt_metrics_t *m;
+    kopt_metric_family_t *f, *twin;
+    coll_t c = {0};
+    char *text;
+
+    (void)state;
+    assert_int_equal(kopt_metrics_new(&m), 0);
+    assert_int_equal(kopt_metrics_gauge_collected(m, "kopt_test_a", "A.", "k,n", &c.a), 0);
+    assert_int_equal(kopt_metrics_gauge_collected(m, "kopt_test_b", "B.", NULL, &c.b), 0);
+    assert_int_equal(kopt_metrics_gauge_collected(m, "kopt_test_a", "A.", "k,n", &twin), 0);
+    assert_ptr_equal(twin, c.a);
+    /* The same name as a stored gauge is a different definition. */
+    assert_int_equal(kopt_metrics_gauge(m, "kopt_test_a", "A.", "k,n", &twin), -EEXIST);
+    assert_int_equal(kopt_metrics_counter(m, "kopt_test_scrapes_total", "S.", NULL, &f), 0);
+    c.scrapes = kopt_metric_counter_with(f);
+    /* Children of a collected family count nowhere. */
+    kopt_metric_gauge_set(kopt_metric_gauge_with(c.a, "q", "r"), 5);
+    assert_int_equal(kopt_metrics_add_collector(m, NULL, NULL), -EINVAL);
+    assert_int_equal(kopt_metrics_add_collector(m, collect_two, &c), 0);
+    text = expose(m);
+    assert_string_equal(text, "# HELP kopt_metrics_dropped_series_total Label sets refused "
+                              "because a family reached its child limit.\n"
+                              "# TYPE kopt_metrics_dropped_series_total counter\n"
+                              "kopt_metrics_dropped_series_total 0\n"
+                              "# HELP kopt_test_a A.\n"
+                              "# TYPE kopt_test_a gauge\n"
+                              "kopt_test_a{k=\"x\\\"y\\\\z\\nw\",n=\"2\"} 1.5\n"
+                              "kopt_test_a{k=\"a\",n=\"1\"} 0\n"
+                              "# HELP kopt_test_b B.\n" /* no sample yet: named all the same */
+                              "# TYPE kopt_test_b gauge\n"
+                              "# HELP kopt_test_scrapes_total S.\n"
+                              "# TYPE kopt_test_scrapes_total counter\n"
+                              "kopt_test_scrapes_total 1\n");
+    free(text);
+    c.emit_b = 1;
+    text = expose(m);
+    assert_non_null(strstr(text, "# TYPE kopt_test_b gauge\nkopt_test_b 7\n"));
+    assert_non_null(strstr(text, "kopt_test_scrapes_total 2\n"));
+    free(text);
+    kopt_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +326,7 @@ int main(void)
         cmocka_unit_test(metrics_children_are_bounded),
         cmocka_unit_test(metrics_callbacks_and_process_collector),
         cmocka_unit_test(metrics_bucket_helpers),
+        cmocka_unit_test(metrics_collected_families),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,6 +33,11 @@ typedef struct {
     size_t max_recv_bytes;          /* one received message (0: gRPC's 4 MiB) */
     uint64_t keepalive_time_ms;     /* ping idle connections this often (0: gRPC's 2 h) */
     uint64_t keepalive_min_ping_ms; /* clients pinging more often are cut off (0: 5 min) */
+    /* Where the server counts its calls (NULL: nowhere): grpc_server_started_total,
+     * grpc_server_handled_total{...,grpc_code} and the grpc_server_handling_seconds
+     * histogram, labelled grpc_type, grpc_service, grpc_method as
+     * go-grpc-prometheus does, so existing dashboards work. */
+    struct kopt_metrics *metrics;
 } kopt_grpc_server_opts_t;
 
 /* `opts` NULL: gRPC's defaults. */
@@ -56,6 +61,10 @@ int kopt_grpc_server_start(kopt_grpc_server_t *s);
  * frees the call afterwards. `details` may be NULL. */
 void kopt_grpc_call_reply(kopt_grpc_call_t *c, grpc_status_code status, const char *details,
                           const uint8_t *msg, size_t len);
+
+/* For stream handlers: the status the handler sent, for the call metrics;
+ * a stream released without one counts as CANCELLED (the client left). */
+void kopt_grpc_call_set_status(kopt_grpc_call_t *c, grpc_status_code status);
 
 /* For stream handlers: drops the call once the handler is done with it. */
 void kopt_grpc_call_release(kopt_grpc_call_t *c);

@@ -53,6 +53,25 @@ int kopt_metrics_gauge_func(kopt_metrics_t *m, const char *name, const char *hel
 int kopt_metrics_counter_func(kopt_metrics_t *m, const char *name, const char *help,
                               kopt_metrics_value_fn fn, void *data);
 
+/* Collected gauges: families whose samples are made at scrape time by a
+ * collector, for series that mirror another structure (the advisor's latest
+ * recommendations) and would not fit the bounded children above. Register the
+ * families, then the collector; at each scrape every collector runs once, on
+ * the scraping thread and outside the registry mutex (so it may take its own
+ * locks and register or look up children), and emits samples into its
+ * families with kopt_metrics_emit(). A family with no sample in a scrape is
+ * left out. The collector bounds what it emits itself. */
+typedef struct kopt_metrics_emitter kopt_metrics_emitter_t;
+typedef void (*kopt_metrics_collect_fn)(void *data, kopt_metrics_emitter_t *e);
+int kopt_metrics_gauge_collected(kopt_metrics_t *m, const char *name, const char *help,
+                                 const char *labels, kopt_metric_family_t **out);
+/* `data` is kept, not owned. -ENOMEM, -EINVAL. */
+int kopt_metrics_add_collector(kopt_metrics_t *m, kopt_metrics_collect_fn fn, void *data);
+/* One sample of `f` (a collected family): the label values in the declared
+ * order, exactly as many; escaped as the exposition format wants. Samples
+ * come out in the order emitted. Ignored for any other family. */
+void kopt_metrics_emit(kopt_metrics_emitter_t *e, kopt_metric_family_t *f, double v, ...);
+
 /* The child for one tuple of label values, in the order the family declared its
  * labels; pass exactly that many strings (none for an unlabeled family). Values
  * are copied. Never NULL: on overflow, allocation failure or a family of the
@@ -79,7 +98,8 @@ const double *kopt_metrics_latency_buckets(size_t *n);
 int kopt_metrics_exponential_buckets(double start, double factor, size_t count, double *out);
 
 /* The whole registry in the text format 0.0.4: families sorted by name,
- * children by label values. *out is malloc'd and NUL-terminated; the caller
+ * children by label values; a family without samples yet shows only its
+ * HELP and TYPE lines. *out is malloc'd and NUL-terminated; the caller
  * frees it. 0 or -ENOMEM. */
 int kopt_metrics_expose(kopt_metrics_t *m, char **out, size_t *len);
 

@@ -58,4 +58,13 @@ uint64_t kopt_tls_source_generation(kopt_tls_source_t *src);
 
 void kopt_tls_source_free(kopt_tls_source_t *src);
 
+/* Certificate expiry for alerts: sets
+ * kopt_tls_certificate_not_after_seconds{file="<cert_file>"} to the leaf's
+ * notAfter (unix seconds) in `m`. Call after every (re)load. */
+struct kopt_metrics;
+void kopt_tls_export_not_after(struct kopt_metrics *m, const char *cert_file,
+                               int64_t not_after_unix);
+/* The same for the source's current certificate. */
+void kopt_tls_source_export(kopt_tls_source_t *src, struct kopt_metrics *m);
+
 #endif
