@@ -1,4 +1,5 @@
-/* protobuf-c message -> proto3 JSON, through a jansson tree. */
+/* protobuf-c message -> proto3 JSON, through a jansson tree written out by
+ * pbjson_write. */
 #include <kopt/pbjson.h>
 
 #include <errno.h>
@@ -49,6 +50,17 @@ static json_t *number(double v)
     return json_real(v);
 }
 
+/* A float as the double its shortest text reads as, so that it is written
+ * with float precision: 0.1f as 0.1, not 0.10000000149011612. */
+static json_t *float_number(float v)
+{
+    char s[32];
+
+    if (!isfinite(v) || kopt_pbjson_format_float(v, s, sizeof(s)) < 0)
+        return number(v);
+    return json_real(strtod(s, NULL));
+}
+
 static json_t *u64(uint64_t v)
 {
     char s[24];
@@ -97,7 +109,7 @@ static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p)
     case PROTOBUF_C_TYPE_FIXED64:
         return u64(*(const uint64_t *)p);
     case PROTOBUF_C_TYPE_FLOAT:
-        return number(*(const float *)p);
+        return float_number(*(const float *)p);
     case PROTOBUF_C_TYPE_DOUBLE:
         return number(*(const double *)p);
     case PROTOBUF_C_TYPE_BOOL:
@@ -219,14 +231,12 @@ static json_t *message_json(const ProtobufCMessage *m)
 int kopt_pbjson_encode(const ProtobufCMessage *m, char **out, size_t *len)
 {
     json_t *o = message_json(m);
+    int r;
 
     if (!o)
         return -EINVAL;
-    *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* Not json_dumps: it writes 0.286 as 0.28600000000000003 (pbjson_write.c). */
+    r = pbjson_write(o, out, len);
     json_decref(o);
-    if (!*out)
-        return -ENOMEM;
-    if (len)
-        *len = strlen(*out);
-    return 0;
+    return r;
 }
