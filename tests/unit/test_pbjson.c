@@ -185,6 +185,49 @@ static void strings_are_escaped(void **state)
 }
 
 /* proto3 JSON parsers accept an enum's number as well as its name. */
+static int dec(const ProtobufCMessageDescriptor *d, const char *json, ProtobufCMessage **m)
+{
+    return kopt_pbjson_decode(d, json, strlen(json), m, err, sizeof(err));
+}
+
+static void enums_decode_by_name_or_number(void **state)
+{
+    const ProtobufCMessageDescriptor *d = &kopt__v1__list_recommendations_request__descriptor;
+    Kopt__V1__ListRecommendationsRequest *req;
+    ProtobufCMessage *m;
+
+    (void)state;
+    assert_int_equal(dec(d, "{\"kind\":2,\"order\":\"RECOMMENDATION_ORDER_NAME_ASC\"}", &m), 0);
+    req = (Kopt__V1__ListRecommendationsRequest *)m;
+    assert_int_equal(req->kind, 2);
+    assert_int_equal(req->order, KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_NAME_ASC);
+    protobuf_c_message_free_unpacked(m, NULL);
+    /* numbers the enum does not define, and a number in a JSON string */
+    assert_int_equal(dec(d, "{\"kind\":42}", &m), -EINVAL);
+    assert_string_equal(err, "kind: 42 is not a value of kopt.v1.WorkloadKind");
+    assert_int_equal(dec(d, "{\"kind\":-1}", &m), -EINVAL);
+    assert_string_equal(err, "kind: -1 is not a value of kopt.v1.WorkloadKind");
+    assert_int_equal(dec(d, "{\"kind\":4294967298}", &m), -EINVAL);
+    assert_string_equal(err, "kind: 4294967298 is not a value of kopt.v1.WorkloadKind");
+    assert_int_equal(dec(d, "{\"kind\":\"2\"}", &m), -EINVAL);
+    assert_string_equal(err, "kind: not a value of kopt.v1.WorkloadKind");
+    assert_int_equal(dec(d, "{\"kind\":2.5}", &m), -EINVAL);
+    assert_string_equal(err, "kind: expected the name or number of a kopt.v1.WorkloadKind value");
+
+    /* URL text: digits are the number */
+    req = calloc(1, sizeof(*req));
+    kopt__v1__list_recommendations_request__init(req);
+    assert_int_equal(kopt_pbjson_set_field(&req->base, "view", "2", err, sizeof(err)), 0);
+    assert_int_equal(req->view, KOPT__V1__RECOMMENDATION_VIEW__RECOMMENDATION_VIEW_FULL);
+    assert_int_equal(kopt_pbjson_set_field(&req->base, "order", "0", err, sizeof(err)), 0);
+    assert_int_equal(req->order, 0);
+    assert_int_equal(kopt_pbjson_set_field(&req->base, "order", "9", err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "order: 9 is not a value of kopt.v1.RecommendationOrder");
+    assert_int_equal(kopt_pbjson_set_field(&req->base, "order", "1x", err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "order: not a value of kopt.v1.RecommendationOrder");
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
 static void url_parameters_set_fields(void **state)
 {
     Kopt__V1__ListRecommendationsRequest *req =
@@ -217,6 +260,7 @@ int main(void)
         cmocka_unit_test(url_parameters_set_fields),
         cmocka_unit_test(doubles_print_shortest_round_trip),
         cmocka_unit_test(strings_are_escaped),
+        cmocka_unit_test(enums_decode_by_name_or_number),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
