@@ -1,4 +1,6 @@
 /* Names, field lookup and the well-known types for pbjson. */
+#include <kopt/pbjson.h>
+
 #include "pbjson_internal.h"
 
 #include <ctype.h>
@@ -38,6 +40,12 @@ const ProtobufCFieldDescriptor *pbjson_field(const ProtobufCMessageDescriptor *d
             return f;
     }
     return NULL;
+}
+
+const ProtobufCFieldDescriptor *kopt_pbjson_field(const ProtobufCMessageDescriptor *d,
+                                                  const char *name)
+{
+    return pbjson_field(d, name);
 }
 
 size_t pbjson_elem_size(const ProtobufCFieldDescriptor *f)
