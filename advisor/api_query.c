@@ -1,16 +1,20 @@
 /* Query strings and path parameters into request messages (api_query.h).
- * A singular field named twice is an error, not "last one wins": a caller
- * who writes ?namespace=a&namespace=b expects both, and silently serving b
- * alone would be a wrong answer that looks right. */
+ * A singular field named twice is never "last one wins": a caller who
+ * writes ?namespace=a&namespace=b expects both, and serving b alone would
+ * be a wrong answer that looks right. Where the request has a filter the
+ * values become "namespace = a OR namespace = b" in it; elsewhere the
+ * request is refused. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <kopt/pbjson.h>
 
 #include "advisor.h"
 #include "api_query.h"
+#include "filter.h"
 
 #define MAX_PARAMS 64
 
@@ -50,16 +54,26 @@ int adv_query_set(ProtobufCMessage *m, const char *name, const char *value, char
     return kopt_pbjson_set_field(m, name, value, err, errlen);
 }
 
-/* A singular field given twice: the error, with a hint when the request
- * has a filter that can say "several". */
-static int twice(const ProtobufCMessage *m, const char *name, const char *first,
-                 const ProtobufCFieldDescriptor *f, char *err, size_t errlen)
+/* The fields several values of which a filter can say: "namespace = a OR
+ * namespace = b" (filter.c). */
+static bool filterable(const ProtobufCFieldDescriptor *f)
 {
-    const ProtobufCFieldDescriptor *filter = kopt_pbjson_field(m->descriptor, "filter");
-    bool hint = filter && filter->type == PROTOBUF_C_TYPE_STRING &&
-                (!strcmp(f->name, "cluster") || !strcmp(f->name, "namespace") ||
-                 !strcmp(f->name, "name") || !strcmp(f->name, "kind"));
+    return !strcmp(f->name, "cluster") || !strcmp(f->name, "namespace") ||
+           !strcmp(f->name, "name") || !strcmp(f->name, "kind");
+}
 
+/* The request's `filter` field when it has one (ListRecommendations). */
+static const ProtobufCFieldDescriptor *filter_field(const ProtobufCMessage *m)
+{
+    const ProtobufCFieldDescriptor *f = kopt_pbjson_field(m->descriptor, "filter");
+
+    return f && f->type == PROTOBUF_C_TYPE_STRING && f->label != PROTOBUF_C_LABEL_REPEATED ? f
+                                                                                           : NULL;
+}
+
+/* A singular field given twice where no filter can take both. */
+static int twice(const char *name, const char *first, char *err, size_t errlen)
+{
     if (strcmp(name, first) == 0)
         snprintf(err, errlen, "query parameter \"%s\" is given more than once but takes one value",
                  name);
@@ -67,49 +81,143 @@ static int twice(const ProtobufCMessage *m, const char *name, const char *first,
         snprintf(err, errlen,
                  "query parameters \"%s\" and \"%s\" are the same field, which takes one value",
                  first, name);
-    if (hint) {
-        size_t n = strlen(err);
-
-        snprintf(err + n, errlen - n, "; for several, use filter=%s = a OR %s = b", f->name,
-                 f->name);
-    }
     return -EINVAL;
+}
+
+/* A singular field set from the path or the query. */
+typedef struct {
+    const ProtobufCFieldDescriptor *f; /* top-level field */
+    const char *rest;                  /* the rest of a dotted name, or "" */
+    const char *name;                  /* as given */
+    bool path;                         /* set by the path */
+    size_t n_values;                   /* filterable fields: how many values */
+} param_t;
+
+/* One value of a filterable field, as filter.c reads it. */
+typedef struct {
+    const param_t *p;
+    const char *text;
+} value_t;
+
+/* The value just set in field `f`, as the filter reads it: a kind by its
+ * enum name (so "2" and "statefulset" work too), anything else as given. */
+static const char *filter_value(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                                const char *given)
+{
+    if (f->type == PROTOBUF_C_TYPE_ENUM) {
+        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
+            f->descriptor, *(const int *)((const char *)m + f->offset));
+
+        return ev ? ev->name : given;
+    }
+    return given;
+}
+
+/* Appends "text" to *s (malloc'd, grown), quoting it for filter.c when
+ * `quote`. -ENOMEM. */
+static int append(char **s, size_t *len, const char *text, bool quote)
+{
+    size_t n = strlen(text), o = *len;
+    char *g = realloc(*s, o + 2 * n + 3);
+
+    if (!g)
+        return -ENOMEM;
+    *s = g;
+    if (quote)
+        g[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (quote && (text[i] == '"' || text[i] == '\\'))
+            g[o++] = '\\';
+        g[o++] = text[i];
+    }
+    if (quote)
+        g[o++] = '"';
+    g[o] = 0;
+    *len = o;
+    return 0;
+}
+
+/* Several values of one field: the field goes back to its default and the
+ * filter gains "AND field = "a" OR field = "b"" (OR binds tighter, so this
+ * is the caller's filter AND (a OR b)). The caller's filter is checked
+ * alone first, so that its errors name its own columns and nothing it
+ * leaves open (a quote) runs into what is added. */
+static int values_to_filter(ProtobufCMessage *m, const ProtobufCFieldDescriptor *filter,
+                            const param_t *ps, size_t n, const value_t *vs, size_t nv, char *err,
+                            size_t errlen)
+{
+    const char *given = *(char *const *)((const char *)m + filter->offset);
+    adv_filter_t *check = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int r = adv_filter_parse(given, &check, err, errlen);
+    bool has = check != NULL;
+
+    adv_filter_free(check);
+    if (r == 0 && has)
+        r = append(&text, &len, given, false);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        bool first = true;
+
+        if (ps[i].n_values < 2)
+            continue;
+        r = kopt_pbjson_set_field(m, ps[i].f->name,
+                                  ps[i].f->type == PROTOBUF_C_TYPE_ENUM ? "0" : "", err, errlen);
+        for (size_t k = 0; r == 0 && k < nv; k++) {
+            if (vs[k].p != &ps[i])
+                continue;
+            if (!*vs[k].text) {
+                snprintf(err, errlen, "query parameter \"%s\" is empty among several values",
+                         ps[i].name);
+                r = -EINVAL;
+                break;
+            }
+            r = append(&text, &len, !first ? " OR " : len ? " AND " : "", false);
+            if (r == 0)
+                r = append(&text, &len, ps[i].f->name, false);
+            if (r == 0)
+                r = append(&text, &len, " = ", false);
+            if (r == 0)
+                r = append(&text, &len, vs[k].text, true);
+            first = false;
+        }
+    }
+    if (r == 0)
+        r = kopt_pbjson_set_field(m, filter->name, text ? text : "", err, errlen);
+    free(text);
+    return r;
 }
 
 int adv_query_params(ProtobufCMessage *m, char *query, char *const *path_names, int n_path,
                      char *err, size_t errlen)
 {
-    /* The singular fields set so far: top-level field and the rest of a
-     * dotted name ("window.seconds"), and the name as given. */
-    const ProtobufCFieldDescriptor *seen[MAX_PARAMS];
-    const char *seen_rest[MAX_PARAMS], *seen_name[MAX_PARAMS];
-    int n_from_path = 0;
-    size_t n_seen = 0;
+    /* The singular fields set so far, from the path, then from the query. */
+    param_t ps[MAX_PARAMS];
+    value_t vs[MAX_PARAMS];
+    const ProtobufCFieldDescriptor *filter = filter_field(m);
+    size_t n = 0, nv = 0;
+    bool several = false;
     char *save = NULL;
+    int r = 0;
 
-    for (int i = 0; i < n_path && n_seen < MAX_PARAMS; i++) {
+    for (int i = 0; i < n_path && n < MAX_PARAMS; i++) {
         const ProtobufCFieldDescriptor *f = kopt_pbjson_field(m->descriptor, path_names[i]);
 
-        if (f) {
-            seen[n_seen] = f;
-            seen_rest[n_seen] = "";
-            seen_name[n_seen++] = path_names[i];
-        }
+        if (f)
+            ps[n++] = (param_t){.f = f, .rest = "", .name = path_names[i], .path = true};
     }
-    n_from_path = (int)n_seen;
-
-    for (char *kv = strtok_r(query, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
-        char *v = strchr(kv, '=');
+    for (char *kv = strtok_r(query, "&", &save); r == 0 && kv; kv = strtok_r(NULL, "&", &save)) {
+        char *v = strchr(kv, '='), top[128];
         const ProtobufCFieldDescriptor *f;
         const char *dot;
-        char top[128];
-        int r;
+        param_t *p = NULL;
 
         if (v)
             *v++ = '\0';
         if (adv_query_unescape(kv, true) < 0 || (v && adv_query_unescape(v, true) < 0)) {
             snprintf(err, errlen, "bad %%-escape in the query string");
-            return -EINVAL;
+            r = -EINVAL;
+            break;
         }
         if (!*kv)
             continue;
@@ -117,29 +225,46 @@ int adv_query_params(ProtobufCMessage *m, char *query, char *const *path_names, 
         snprintf(top, sizeof(top), "%.*s", dot ? (int)(dot - kv) : (int)strlen(kv), kv);
         f = kopt_pbjson_field(m->descriptor, top);
         if (f && (dot || f->label != PROTOBUF_C_LABEL_REPEATED)) {
-            for (size_t i = 0; i < n_seen; i++)
-                if (seen[i] == f && strcmp(seen_rest[i], dot ? dot : "") == 0) {
-                    if ((int)i < n_from_path) {
-                        snprintf(err, errlen, "query parameter \"%s\" is already in the path", kv);
-                        return -EINVAL;
-                    }
-                    return twice(m, kv, seen_name[i], f, err, errlen);
-                }
-            if (n_seen == MAX_PARAMS) {
-                snprintf(err, errlen, "more than %d query parameters", MAX_PARAMS);
-                return -EINVAL;
+            for (size_t i = 0; i < n && !p; i++)
+                if (ps[i].f == f && strcmp(ps[i].rest, dot ? dot : "") == 0)
+                    p = &ps[i];
+            if (p && p->path) {
+                snprintf(err, errlen, "query parameter \"%s\" is already in the path", kv);
+                r = -EINVAL;
+                break;
             }
-            seen[n_seen] = f;
-            seen_rest[n_seen] = dot ? dot : "";
-            seen_name[n_seen++] = kv;
+            if (p && (!filter || dot || !filterable(f))) {
+                r = twice(kv, p->name, err, errlen);
+                break;
+            }
+            if (!p && n == MAX_PARAMS) {
+                snprintf(err, errlen, "more than %d query parameters", MAX_PARAMS);
+                r = -EINVAL;
+                break;
+            }
+            if (!p) {
+                p = &ps[n++];
+                *p = (param_t){.f = f, .rest = dot ? dot : "", .name = kv};
+            }
         }
+        /* Every value is set, so each is checked with the usual message. */
         r = adv_query_set(m, kv, v ? v : "", err, errlen);
         if (r == -ENOENT) {
             snprintf(err, errlen, "unknown query parameter \"%s\"", kv);
             r = -EINVAL;
         }
-        if (r < 0)
-            return r;
+        if (r == 0 && p && filter && !dot && filterable(f)) {
+            if (nv == MAX_PARAMS) {
+                snprintf(err, errlen, "more than %d query parameters", MAX_PARAMS);
+                r = -EINVAL;
+                break;
+            }
+            vs[nv++] = (value_t){p, filter_value(m, f, v ? v : "")};
+            p->n_values++;
+            several = several || p->n_values > 1;
+        }
     }
-    return 0;
+    if (r == 0 && several)
+        r = values_to_filter(m, filter, ps, n, vs, nv, err, errlen);
+    return r;
 }

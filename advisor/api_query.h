@@ -20,11 +20,14 @@ int adv_query_set(ProtobufCMessage *m, const char *name, const char *value, char
                   size_t errlen);
 
 /* Sets fields of `m` from a query string ("a=1&b=x%20y"), decoded in place.
- * A field repeated in the proto takes every value given, in order; a
- * singular one given twice (under either spelling, "page_size" and
- * "pageSize"), or one of the `n_path` fields the path already set, is
- * refused rather than the last value silently winning. 0, or -EINVAL /
- * -ENOMEM with a sentence in `err` naming the parameter. */
+ * A field repeated in the proto takes every value given, in order. A
+ * singular field given twice (under either spelling, "page_size" and
+ * "pageSize") is never "last one wins": cluster, namespace, name and kind
+ * of a request with a `filter` field (ListRecommendations) take every
+ * value, the field left unset and "AND namespace = "a" OR namespace = "b""
+ * added to the filter; any other is refused, and so is one of the `n_path`
+ * fields the path already set. 0, or -EINVAL / -ENOMEM with a sentence in
+ * `err` naming the parameter. */
 int adv_query_params(ProtobufCMessage *m, char *query, char *const *path_names, int n_path,
                      char *err, size_t errlen);
 

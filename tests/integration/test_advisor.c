@@ -1192,10 +1192,22 @@ static void filter_and_repeated_parameters_over_http_and_grpc(void **state)
         GRPC_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(details, "filter: column 22: unknown field \"owner\""));
 
-    /* A singular parameter twice is refused, naming it; never "last one wins". */
-    assert_int_equal(
-        http("GET", "/v1/recommendations?namespace=shop&namespace=batch", KEY, NULL, &body), 400);
-    assert_non_null(strstr(body, "query parameter \\\"namespace\\\" is given more than once"));
+    /* A singular parameter twice is never "last one wins": several
+     * namespaces go into the filter, anything else is refused, naming it. */
+    assert_int_equal(http("GET",
+                          "/v1/recommendations?namespace=shop&namespace=batch&filter=cluster+%3D+"
+                          "local",
+                          KEY, NULL, &body),
+                     200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    names_of(j, got, sizeof(got));
+    json_decref(j);
+    assert_string_equal(got, want); /* the shop-or-batch-in-local set from above */
+    assert_int_equal(http("GET", "/v1/recommendations/local/shop/Deployment/web?view=1&view=2", KEY,
+                          NULL, &body),
+                     400);
+    assert_non_null(strstr(body, "query parameter \\\"view\\\" is given more than once"));
     free(body);
     assert_int_equal(http("GET", "/v1/recommendations?page_size=1&pageSize=2", KEY, NULL, &body),
                      400);

@@ -1,6 +1,7 @@
 /* The HTTP gateway's URL text into requests (advisor/api_query.c): decoding,
- * Kubernetes kinds, enum numbers, repeated parameters refused for singular
- * fields (never "last one wins"), filter text with its escapes. */
+ * Kubernetes kinds, enum numbers, a singular field given twice (never "last
+ * one wins": several values into the filter, or refused), filter text with
+ * its escapes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include "advisor.h"
 #include "api_query.h"
+#include "filter.h"
 
 static char err[400];
 
@@ -63,22 +65,27 @@ static void repeated_singular_parameters_are_refused(void **state)
     static const struct {
         const char *query, *err;
     } table[] = {
-        {"namespace=a&namespace=b",
-         "query parameter \"namespace\" is given more than once but takes one value; for "
-         "several, use filter=namespace = a OR namespace = b"},
         {"page_size=1&cluster=x&pageSize=2",
          "query parameters \"page_size\" and \"pageSize\" are the same field, which takes one "
          "value"},
-        {"kind=Job&kind=CronJob", "query parameter \"kind\" is given more than once but takes one "
-                                  "value; for several, use filter=kind = a OR kind = b"},
         {"filter=a&filter=b", "query parameter \"filter\" is given more than once but takes one "
                               "value"},
         {"view=1&view=1", "query parameter \"view\" is given more than once but takes one value"},
         {"nope=1", "unknown query parameter \"nope\""},
         {"kind=42", "kind: 42 is not a value of kopt.v1.WorkloadKind"},
+        {"kind=Job&kind=42", "kind: 42 is not a value of kopt.v1.WorkloadKind"},
         {"namespace=%zz", "bad %-escape in the query string"},
+        {"namespace=&namespace=b", "query parameter \"namespace\" is empty among several values"},
+        /* the caller's own filter is checked alone, its columns its own */
+        {"filter=(x&namespace=a&namespace=b",
+         "filter: column 1: parentheses are not supported; OR binds tighter than AND, so "
+         "\"kind = Job AND namespace = a OR namespace = b\" needs none"},
+        {"namespace=a&namespace=b&filter=name+%3D+%22x",
+         "filter: column 8: the string has no closing quote"},
     };
     Kopt__V1__ListRecommendationsRequest *q;
+    Kopt__V1__GetRecommendationRequest *g;
+    char twice[] = "namespace=a&namespace=b";
 
     (void)state;
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
@@ -87,6 +94,52 @@ static void repeated_singular_parameters_are_refused(void **state)
         assert_string_equal(err, table[i].err);
         protobuf_c_message_free_unpacked(&q->base, NULL);
     }
+    /* Without a filter to hold several values, a repeat is refused. */
+    g = malloc(sizeof(*g));
+    kopt__v1__get_recommendation_request__init(g);
+    assert_int_equal(adv_query_params(&g->base, twice, NULL, 0, err, sizeof(err)), -EINVAL);
+    assert_string_equal(
+        err, "query parameter \"namespace\" is given more than once but takes one value");
+    protobuf_c_message_free_unpacked(&g->base, NULL);
+}
+
+/* ListRecommendations has a filter: several namespaces (names, clusters,
+ * kinds) become an OR in it, ANDed with the caller's filter. */
+static void several_values_become_a_filter(void **state)
+{
+    static const adv_filter_item_t web = {
+        .cluster = "prod", .namespace_ = "b\"c", .name = "web", .kind = 1, .savings = 2};
+    adv_filter_item_t other = web;
+    Kopt__V1__ListRecommendationsRequest *q;
+    adv_filter_t *f;
+
+    (void)state;
+    assert_int_equal(apply(&q, "namespace=a&kind=Deployment&cluster=prod&namespace=b%22c&"
+                               "filter=savings+%3E+1&kind=2"),
+                     0);
+    assert_string_equal(q->namespace_, "");
+    assert_int_equal(q->kind, 0);
+    assert_string_equal(q->cluster, "prod"); /* once: stays a field */
+    assert_string_equal(q->filter, "savings > 1 AND namespace = \"a\" OR namespace = \"b\\\"c\" "
+                                   "AND kind = \"WORKLOAD_KIND_DEPLOYMENT\" OR "
+                                   "kind = \"WORKLOAD_KIND_STATEFUL_SET\"");
+    assert_int_equal(adv_filter_parse(q->filter, &f, err, sizeof(err)), 0);
+    assert_true(adv_filter_match(f, &web));
+    other.savings = 0.5;
+    assert_false(adv_filter_match(f, &other));
+    other = web;
+    other.kind = 3;
+    assert_false(adv_filter_match(f, &other));
+    other = web;
+    other.namespace_ = "c";
+    assert_false(adv_filter_match(f, &other));
+    adv_filter_free(f);
+    protobuf_c_message_free_unpacked(&q->base, NULL);
+
+    assert_int_equal(apply(&q, "name=x&name=y"), 0);
+    assert_string_equal(q->name, "");
+    assert_string_equal(q->filter, "name = \"x\" OR name = \"y\"");
+    protobuf_c_message_free_unpacked(&q->base, NULL);
 }
 
 /* Path parameters are fields too: the query may not set them again. */
@@ -128,6 +181,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(query_parameters_set_the_request),
         cmocka_unit_test(repeated_singular_parameters_are_refused),
+        cmocka_unit_test(several_values_become_a_filter),
         cmocka_unit_test(query_may_not_repeat_the_path),
         cmocka_unit_test(repeated_fields_take_every_value),
     };
