@@ -100,15 +100,16 @@ typedef struct {
 } value_t;
 
 /* The value just set in field `f`, as the filter reads it: a kind by its
- * enum name (so "2" and "statefulset" work too), anything else as given. */
+ * enum name (so "2" and "statefulset" work too), anything else as given;
+ * "" for WORKLOAD_KIND_UNSPECIFIED, which means "any", as "" does. */
 static const char *filter_value(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
                                 const char *given)
 {
     if (f->type == PROTOBUF_C_TYPE_ENUM) {
-        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
-            f->descriptor, *(const int *)((const char *)m + f->offset));
+        int v = *(const int *)((const char *)m + f->offset);
+        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
 
-        return ev ? ev->name : given;
+        return v == 0 ? "" : ev ? ev->name : given;
     }
     return given;
 }
@@ -167,7 +168,8 @@ static int values_to_filter(ProtobufCMessage *m, const ProtobufCFieldDescriptor 
             if (vs[k].p != &ps[i])
                 continue;
             if (!*vs[k].text) {
-                snprintf(err, errlen, "query parameter \"%s\" is empty among several values",
+                snprintf(err, errlen,
+                         "query parameter \"%s\" is empty or unspecified among several values",
                          ps[i].name);
                 r = -EINVAL;
                 break;

@@ -1,7 +1,7 @@
 /* The HTTP/JSON gateway: the routes of advisor.proto's google.api.http
  * annotations (adv_methods), served by the same method implementations as
  * gRPC. Path and query parameters go into the request through api_query.c
- * (a singular one given twice is refused), a body through
+ * (a singular one given twice never "last one wins"), a body through
  * kopt_pbjson_decode, the response out through kopt_pbjson_encode (a list
  * page as the snapshot's cached JSON, adv_page_json: the same bytes);
  * errors are {"code": <gRPC code>, "message": "..."} with the google.rpc

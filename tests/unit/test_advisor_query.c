@@ -75,7 +75,10 @@ static void repeated_singular_parameters_are_refused(void **state)
         {"kind=42", "kind: 42 is not a value of kopt.v1.WorkloadKind"},
         {"kind=Job&kind=42", "kind: 42 is not a value of kopt.v1.WorkloadKind"},
         {"namespace=%zz", "bad %-escape in the query string"},
-        {"namespace=&namespace=b", "query parameter \"namespace\" is empty among several values"},
+        {"namespace=&namespace=b",
+         "query parameter \"namespace\" is empty or unspecified among several values"},
+        {"kind=Job&kind=0",
+         "query parameter \"kind\" is empty or unspecified among several values"},
         /* the caller's own filter is checked alone, its columns its own */
         {"filter=(x&namespace=a&namespace=b",
          "filter: column 1: parentheses are not supported; OR binds tighter than AND, so "
