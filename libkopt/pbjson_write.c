@@ -34,18 +34,19 @@ static int shortest(double v, int from, int to, int (*same)(double v, const char
     return -EINVAL; /* not reached for finite values: to digits always round-trip */
 }
 
+/* The same bits, for finite values: equal, and the same sign for zeros. */
 static int same_double(double v, const char *s)
 {
     double r = strtod(s, NULL);
 
-    return memcmp(&r, &v, sizeof(v)) == 0;
+    return r == v && !signbit(r) == !signbit(v);
 }
 
 static int same_float(double v, const char *s)
 {
     float r = strtof(s, NULL), f = (float)v;
 
-    return memcmp(&r, &f, sizeof(f)) == 0;
+    return r == f && !signbit(r) == !signbit(f);
 }
 
 int kopt_pbjson_format_double(double v, char *out, size_t len)
