@@ -311,7 +311,7 @@ static int fill_field(ctx_t *c, ProtobufCMessage *m, const ProtobufCFieldDescrip
         *(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
     if (f->type == PROTOBUF_C_TYPE_STRING) { /* replace, do not leak, a value set before */
         char **s = pbjson_member(m, f);
-        if (*s && *s != (char *)f->default_value && **s)
+        if (*s && *s != (char *)f->default_value) /* as free_unpacked decides */
             free(*s);
         *s = NULL;
     }

@@ -242,6 +242,10 @@ static void url_parameters_set_fields(void **state)
     assert_int_equal(
         kopt_pbjson_set_field(m, "kind", "WORKLOAD_KIND_STATEFUL_SET", err, sizeof(err)), 0);
     assert_int_equal(kopt_pbjson_set_field(m, "cluster", "dev", err, sizeof(err)), 0);
+    /* an empty string set before is freed when replaced (ASan's leak check) */
+    assert_int_equal(kopt_pbjson_set_field(m, "name", "", err, sizeof(err)), 0);
+    assert_int_equal(kopt_pbjson_set_field(m, "name", "web", err, sizeof(err)), 0);
+    assert_string_equal(req->name, "web");
     assert_string_equal(req->cluster, "dev");
     assert_int_equal(req->page_size, 50);
     assert_true(req->idle_only);
