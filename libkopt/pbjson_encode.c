@@ -158,6 +158,8 @@ static int is_default(const ProtobufCFieldDescriptor *f, const void *p)
     return 1;
 }
 
+/* A repeated field or map; NULL when any element cannot be written (an
+ * element is never silently left out). */
 static json_t *repeated_json(const ProtobufCFieldDescriptor *f, const void *array, size_t n)
 {
     size_t size = pbjson_elem_size(f);
@@ -166,6 +168,8 @@ static json_t *repeated_json(const ProtobufCFieldDescriptor *f, const void *arra
 
     for (size_t i = 0; out && i < n; i++) {
         const void *p = (const char *)array + i * size;
+        int r = -1;
+
         if (map) {
             const ProtobufCMessage *e = *(ProtobufCMessage *const *)p;
             const ProtobufCFieldDescriptor *kf = &e->descriptor->fields[0];
@@ -176,13 +180,17 @@ static json_t *repeated_json(const ProtobufCFieldDescriptor *f, const void *arra
             char *ks = k && json_is_string(k) ? strdup(json_string_value(k))
                                               : (k ? json_dumps(k, JSON_ENCODE_ANY) : NULL);
             if (ks && v)
-                json_object_set_new(out, ks, v);
+                r = json_object_set_new(out, ks, v);
             else
                 json_decref(v);
             json_decref(k);
             free(ks);
         } else {
-            json_array_append_new(out, value_json(f, p));
+            r = json_array_append_new(out, value_json(f, p));
+        }
+        if (r < 0) {
+            json_decref(out);
+            return NULL;
         }
     }
     return out;

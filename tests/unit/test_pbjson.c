@@ -228,6 +228,34 @@ static void enums_decode_by_name_or_number(void **state)
     protobuf_c_message_free_unpacked(&req->base, NULL);
 }
 
+/* A value JSON cannot hold fails the whole message, even inside a list:
+ * never an element silently left out. Timestamps stay in 0001..9999. */
+static void unwritable_values_fail_the_message(void **state)
+{
+    Kopt__V1__MetricBatch b = KOPT__V1__METRIC_BATCH__INIT;
+    Kopt__V1__ContainerWindow w = KOPT__V1__CONTAINER_WINDOW__INIT, *ws[1] = {&w};
+    Google__Protobuf__Timestamp t = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    ProtobufCMessage *m;
+    char *out;
+
+    (void)state;
+    t.seconds = -62135596801LL; /* 0000-12-31T23:59:59Z */
+    w.window_end = &t;
+    b.n_windows = 1;
+    b.windows = ws;
+    assert_int_equal(kopt_pbjson_encode(&b.base, &out, NULL), -EINVAL);
+    assert_int_equal(
+        dec(&kopt__v1__metric_batch__descriptor, "{\"created\":\"0000-12-31T23:59:59Z\"}", &m),
+        -EINVAL);
+    assert_int_equal(
+        dec(&kopt__v1__metric_batch__descriptor, "{\"created\":\"0001-01-01T00:30:00+01:00\"}", &m),
+        -EINVAL);
+    assert_int_equal(
+        dec(&kopt__v1__metric_batch__descriptor, "{\"created\":\"0001-01-01T00:00:00Z\"}", &m), 0);
+    assert_int_equal(((Kopt__V1__MetricBatch *)m)->created->seconds, -62135596800LL);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
 static void url_parameters_set_fields(void **state)
 {
     Kopt__V1__ListRecommendationsRequest *req =
@@ -265,6 +293,7 @@ int main(void)
         cmocka_unit_test(doubles_print_shortest_round_trip),
         cmocka_unit_test(strings_are_escaped),
         cmocka_unit_test(enums_decode_by_name_or_number),
+        cmocka_unit_test(unwritable_values_fail_the_message),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
