@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "advisor.h"
+#include "filter.h"
 
 #define DEFAULT_PAGE 100
 #define MAX_PAGE 1000
@@ -24,19 +25,46 @@ static uint64_t hash_str(uint64_t h, const char *s)
     return adv_hash(h, s ? s : "", (s ? strlen(s) : 0) + 1);
 }
 
-static bool matches(const adv_entry_t *e, const Kopt__V1__ListRecommendationsRequest *q)
+/* What the filter sees of an entry; confidence is the least-backed container's. */
+static void filter_item(const adv_entry_t *e, adv_filter_item_t *it)
 {
-    return (!*q->cluster || strcmp(e->cluster, q->cluster) == 0) &&
-           (!*q->namespace_ || strcmp(e->namespace_, q->namespace_) == 0) &&
-           (!q->kind || e->kind == (int)q->kind) && (!*q->name || strcmp(e->name, q->name) == 0) &&
-           (q->min_monthly_savings == 0 || e->monthly_savings >= q->min_monthly_savings) &&
-           (!q->idle_only || e->rec->idle);
+    const Kopt__V1__Recommendation *rec = e->rec;
+
+    it->cluster = e->cluster;
+    it->namespace_ = e->namespace_;
+    it->name = e->name;
+    it->kind = e->kind;
+    it->savings = e->monthly_savings;
+    it->cpu_savings = rec->savings ? rec->savings->cpu_cores : 0;
+    it->memory_savings = rec->savings ? (double)rec->savings->memory_bytes : 0;
+    it->confidence = rec->n_containers ? 1 : 0;
+    for (size_t i = 0; i < rec->n_containers; i++)
+        if (rec->containers[i]->confidence < it->confidence)
+            it->confidence = rec->containers[i]->confidence;
+    it->idle = rec->idle;
 }
 
-static bool filtered(const Kopt__V1__ListRecommendationsRequest *q)
+static bool matches(const adv_entry_t *e, const Kopt__V1__ListRecommendationsRequest *q,
+                    const adv_filter_t *f)
+{
+    adv_filter_item_t it;
+
+    if (!((!*q->cluster || strcmp(e->cluster, q->cluster) == 0) &&
+          (!*q->namespace_ || strcmp(e->namespace_, q->namespace_) == 0) &&
+          (!q->kind || e->kind == (int)q->kind) && (!*q->name || strcmp(e->name, q->name) == 0) &&
+          (q->min_monthly_savings == 0 || e->monthly_savings >= q->min_monthly_savings) &&
+          (!q->idle_only || e->rec->idle)))
+        return false;
+    if (!f)
+        return true;
+    filter_item(e, &it);
+    return adv_filter_match(f, &it);
+}
+
+static bool filtered(const Kopt__V1__ListRecommendationsRequest *q, const adv_filter_t *f)
 {
     return *q->cluster || *q->namespace_ || q->kind || *q->name || q->min_monthly_savings != 0 ||
-           q->idle_only;
+           q->idle_only || f;
 }
 
 static bool view_ok(Kopt__V1__RecommendationView v)
@@ -53,8 +81,10 @@ void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, a
     adv_results_t *res;
     const adv_entry_t **sel, **order;
     size_t n = 0, offset, size = (size_t)page_size(q->page_size);
-    char token[64];
+    adv_filter_t *filter = NULL;
+    char token[64], why[400];
     uint64_t h;
+    int rc;
 
     if (q->page_size < 0 || !isfinite(q->min_monthly_savings) || (int)q->order < 0 ||
         q->order > KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_GENERATED_AT_DESC ||
@@ -65,8 +95,18 @@ void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, a
               NULL);
         return;
     }
-    /* view is left out: it changes what each item shows, not which items. */
+    rc = adv_filter_parse(q->filter, &filter, why, sizeof(why));
+    if (rc < 0) {
+        r->fn(r, rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT,
+              rc == -ENOMEM ? "out of memory" : why, NULL);
+        return;
+    }
+    /* view is left out: it changes what each item shows, not which items.
+     * The filter goes in as written (the same filter spelled another way
+     * refuses the token), and only when set, so older tokens stay good. */
     h = hash_str(hash_str(hash_str(0, q->cluster), q->namespace_), q->name);
+    if (*q->filter)
+        h = hash_str(h, q->filter);
     h = adv_hash(h, &q->kind, sizeof(q->kind));
     h = adv_hash(h, &q->min_monthly_savings, sizeof(q->min_monthly_savings));
     h = adv_hash(h, &q->idle_only, sizeof(q->idle_only));
@@ -74,6 +114,7 @@ void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, a
     if (adv_page_token_parse(q->page_token, h, &offset) < 0) {
         r->fn(r, GRPC_STATUS_INVALID_ARGUMENT,
               "page_token is not one this server gave for these filters", NULL);
+        adv_filter_free(filter);
         return;
     }
     /* One pass over the snapshot in the asked order: count the matches and
@@ -81,6 +122,7 @@ void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, a
     sel = malloc(size * sizeof(*sel));
     if (!sel) {
         r->fn(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        adv_filter_free(filter);
         return;
     }
     res = adv_snapshot_acquire(adv_api_opts(api)->store);
@@ -89,7 +131,7 @@ void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, a
             : q->order == KOPT__V1__RECOMMENDATION_ORDER__RECOMMENDATION_ORDER_NAME_ASC
                 ? NULL
                 : res->by_savings;
-    if (!filtered(q)) { /* the common call: a slice of the order */
+    if (!filtered(q, filter)) { /* the common call: a slice of the order */
         n = res->n;
         for (size_t i = offset; i < n && page.n < size; i++)
             sel[page.n++] = order ? order[i] : &res->e[i];
@@ -97,7 +139,7 @@ void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, a
         for (size_t i = 0; i < res->n; i++) {
             const adv_entry_t *e = order ? order[i] : &res->e[i];
 
-            if (!matches(e, q))
+            if (!matches(e, q, filter))
                 continue;
             if (n >= offset && n - offset < size)
                 sel[page.n++] = e;
@@ -113,6 +155,7 @@ void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *msg, a
     /* The transport encodes the page from the snapshot before it is released. */
     r->page(r, &page);
     free(sel);
+    adv_filter_free(filter);
     adv_results_release(res);
 }
 

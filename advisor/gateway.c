@@ -1,12 +1,12 @@
 /* The HTTP/JSON gateway: the routes of advisor.proto's google.api.http
  * annotations (adv_methods), served by the same method implementations as
- * gRPC. Path and query parameters go into the request through
- * kopt_pbjson_set_field, a body through kopt_pbjson_decode, the response
- * out through kopt_pbjson_encode (a list page as the snapshot's cached
- * JSON, adv_page_json: the same bytes); errors are {"code": <gRPC code>,
- * "message": "..."} with the google.rpc HTTP status. Same API keys. The web
+ * gRPC. Path and query parameters go into the request through api_query.c
+ * (a singular one given twice never "last one wins"), a body through
+ * kopt_pbjson_decode, the response out through kopt_pbjson_encode (a list
+ * page as the snapshot's cached JSON, adv_page_json: the same bytes);
+ * errors are {"code": <gRPC code>, "message": "..."} with the google.rpc
+ * HTTP status. Same API keys. The web
  * page's files are served by web.c. Loop thread. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +19,9 @@
 #include <kopt/util.h>
 
 #include "advisor.h"
+#include "api_query.h"
 
 #define MAX_SEGMENTS 16
-#define MAX_PARAMS 32
 
 struct adv_gateway {
     kopt_http_server_t *srv;
@@ -111,29 +111,6 @@ static void http_page(adv_reply_t *r, const adv_page_t *page)
     free(h);
 }
 
-/* %-decoding in place; '+' is a space in query strings only. -EINVAL on a
- * bad escape or an encoded NUL. */
-static int unescape(char *s, bool plus)
-{
-    char *w = s;
-
-    for (; *s; s++) {
-        if (*s == '%') {
-            unsigned v;
-
-            if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]) ||
-                sscanf(s + 1, "%2x", &v) != 1 || v == 0)
-                return -EINVAL;
-            *w++ = (char)v;
-            s += 2;
-        } else {
-            *w++ = plus && *s == '+' ? ' ' : *s;
-        }
-    }
-    *w = '\0';
-    return 0;
-}
-
 /* Splits "/a/b/c" into segments (in place). -1 when there are too many. */
 static int segments(char *path, char **seg)
 {
@@ -179,47 +156,6 @@ static bool match(const char *pattern, char **seg, int n, char **names, char **v
     return true;
 }
 
-/* Sets one field from text; a Kubernetes kind name is accepted for kind. */
-static int set_param(ProtobufCMessage *m, const char *name, const char *value, char *err,
-                     size_t errlen)
-{
-    int kind = strcmp(name, "kind") == 0 ? adv_kind_parse(value) : 0;
-
-    if (kind > 0) {
-        const ProtobufCEnumValue *v =
-            protobuf_c_enum_descriptor_get_value(&kopt__v1__workload_kind__descriptor, kind);
-
-        if (v)
-            value = v->name;
-    }
-    return kopt_pbjson_set_field(m, name, value, err, errlen);
-}
-
-static int query_params(ProtobufCMessage *m, char *q, char *err, size_t errlen)
-{
-    char *save = NULL;
-
-    for (char *kv = strtok_r(q, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
-        char *v = strchr(kv, '=');
-        int r;
-
-        if (v)
-            *v++ = '\0';
-        if (unescape(kv, true) < 0 || (v && unescape(v, true) < 0)) {
-            snprintf(err, errlen, "bad %%-escape in the query string");
-            return -EINVAL;
-        }
-        if (!*kv)
-            continue;
-        r = set_param(m, kv, v ? v : "", err, errlen);
-        if (r == -ENOENT)
-            snprintf(err, errlen, "unknown query parameter \"%s\"", kv);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
 /* The request message of a matched route; NULL with an error sent. */
 static ProtobufCMessage *make_request(adv_api_t *api, kopt_http_response_t *res,
                                       const adv_method_t *m, char **names, char **values, int np,
@@ -237,15 +173,15 @@ static ProtobufCMessage *make_request(adv_api_t *api, kopt_http_response_t *res,
     else
         r = kopt_pbjson_decode(m->request, "{}", 2, &msg, err, sizeof(err));
     for (int i = 0; r == 0 && i < np; i++) {
-        if (unescape(values[i], false) < 0) {
+        if (adv_query_unescape(values[i], false) < 0) {
             snprintf(err, sizeof(err), "bad %%-escape in the path");
             r = -EINVAL;
         } else {
-            r = set_param(msg, names[i], values[i], err, sizeof(err));
+            r = adv_query_set(msg, names[i], values[i], err, sizeof(err));
         }
     }
     if (r == 0 && !m->body && *query)
-        r = query_params(msg, query, err, sizeof(err));
+        r = adv_query_params(msg, query, names, np, err, sizeof(err));
     if (r < 0) {
         if (msg)
             protobuf_c_message_free_unpacked(msg, NULL);

@@ -1,4 +1,6 @@
 /* Names, field lookup and the well-known types for pbjson. */
+#include <kopt/pbjson.h>
+
 #include "pbjson_internal.h"
 
 #include <ctype.h>
@@ -38,6 +40,12 @@ const ProtobufCFieldDescriptor *pbjson_field(const ProtobufCMessageDescriptor *d
             return f;
     }
     return NULL;
+}
+
+const ProtobufCFieldDescriptor *kopt_pbjson_field(const ProtobufCMessageDescriptor *d,
+                                                  const char *name)
+{
+    return pbjson_field(d, name);
 }
 
 size_t pbjson_elem_size(const ProtobufCFieldDescriptor *f)
@@ -146,15 +154,15 @@ int pbjson_parse_timestamp(const char *s, int64_t *seconds, int32_t *nanos)
         return -EINVAL;
     p += parse_fraction(p, nanos);
     *seconds = (int64_t)timegm(&tm);
-    if (*p == 'Z' && p[1] == 0)
-        return 0;
     if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &off_h, &off_m) == 2 &&
         strlen(p) == 6) {
         sign = *p == '+' ? 1 : -1;
         *seconds -= sign * (off_h * 3600 + off_m * 60);
-        return 0;
+    } else if (*p != 'Z' || p[1] != 0) {
+        return -EINVAL;
     }
-    return -EINVAL;
+    /* 0001-01-01 .. 9999-12-31, as the mapping allows (and the encoder writes). */
+    return *seconds < -62135596800LL || *seconds > 253402300799LL ? -EINVAL : 0;
 }
 
 int pbjson_format_duration(int64_t seconds, int32_t nanos, char *out, size_t len)

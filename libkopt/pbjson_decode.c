@@ -76,6 +76,42 @@ static int get_double(ctx_t *c, const ProtobufCFieldDescriptor *f, json_t *v, do
     return 0;
 }
 
+/* An enum by name or, as the mapping requires parsers to accept, by number:
+ * a JSON integer, or in URL text ("?kind=1") digits. Numbers the enum does
+ * not define are refused like unknown names: the advisor would only have to
+ * refuse them later, with a vaguer message. */
+static int get_enum(ctx_t *c, const ProtobufCFieldDescriptor *f, json_t *v, int *out)
+{
+    const ProtobufCEnumDescriptor *ed = f->descriptor;
+    const ProtobufCEnumValue *ev = NULL;
+    const char *s = json_string_value(v);
+    long long n = 0;
+    char *end;
+    int numeric = 0;
+
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+        numeric = 1;
+    } else if (s) {
+        ev = protobuf_c_enum_descriptor_get_value_by_name(ed, s);
+        if (!ev && c->lenient && (*s == '-' || (*s >= '0' && *s <= '9'))) {
+            errno = 0;
+            n = strtoll(s, &end, 10);
+            numeric = !*end && !errno;
+        }
+    } else {
+        return fail(c, "%s: expected the name or number of a %s value", f->name, ed->name);
+    }
+    if (numeric && n >= INT32_MIN && n <= INT32_MAX)
+        ev = protobuf_c_enum_descriptor_get_value(ed, (int)n);
+    if (!ev && numeric)
+        return fail(c, "%s: %lld is not a value of %s", f->name, n, ed->name);
+    if (!ev)
+        return fail(c, "%s: not a value of %s", f->name, ed->name);
+    *out = ev->value;
+    return 0;
+}
+
 static int base64_value(int ch)
 {
     if (ch >= 'A' && ch <= 'Z')
@@ -185,19 +221,8 @@ static int set_value(ctx_t *c, const ProtobufCFieldDescriptor *f, void *p, json_
         else
             return fail(c, "%s: expected true or false", f->name);
         return 0;
-    case PROTOBUF_C_TYPE_ENUM: {
-        const ProtobufCEnumValue *ev =
-            json_is_string(v)
-                ? protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, json_string_value(v))
-                : (json_is_integer(v) ? protobuf_c_enum_descriptor_get_value(
-                                            f->descriptor, (int)json_integer_value(v))
-                                      : NULL);
-        if (!ev)
-            return fail(c, "%s: not a value of %s", f->name,
-                        ((const ProtobufCEnumDescriptor *)f->descriptor)->name);
-        *(int *)p = ev->value;
-        return 0;
-    }
+    case PROTOBUF_C_TYPE_ENUM:
+        return get_enum(c, f, v, (int *)p);
     case PROTOBUF_C_TYPE_STRING:
         if (!json_is_string(v))
             return fail(c, "%s: expected a string", f->name);
@@ -286,7 +311,7 @@ static int fill_field(ctx_t *c, ProtobufCMessage *m, const ProtobufCFieldDescrip
         *(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
     if (f->type == PROTOBUF_C_TYPE_STRING) { /* replace, do not leak, a value set before */
         char **s = pbjson_member(m, f);
-        if (*s && *s != (char *)f->default_value && **s)
+        if (*s && *s != (char *)f->default_value) /* as free_unpacked decides */
             free(*s);
         *s = NULL;
     }

@@ -1,4 +1,5 @@
-/* protobuf-c message -> proto3 JSON, through a jansson tree. */
+/* protobuf-c message -> proto3 JSON, through a jansson tree written out by
+ * pbjson_write. */
 #include <kopt/pbjson.h>
 
 #include <errno.h>
@@ -49,6 +50,17 @@ static json_t *number(double v)
     return json_real(v);
 }
 
+/* A float as the double its shortest text reads as, so that it is written
+ * with float precision: 0.1f as 0.1, not 0.10000000149011612. */
+static json_t *float_number(float v)
+{
+    char s[32];
+
+    if (!isfinite(v) || kopt_pbjson_format_float(v, s, sizeof(s)) < 0)
+        return number(v);
+    return json_real(strtod(s, NULL));
+}
+
 static json_t *u64(uint64_t v)
 {
     char s[24];
@@ -97,7 +109,7 @@ static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p)
     case PROTOBUF_C_TYPE_FIXED64:
         return u64(*(const uint64_t *)p);
     case PROTOBUF_C_TYPE_FLOAT:
-        return number(*(const float *)p);
+        return float_number(*(const float *)p);
     case PROTOBUF_C_TYPE_DOUBLE:
         return number(*(const double *)p);
     case PROTOBUF_C_TYPE_BOOL:
@@ -146,6 +158,8 @@ static int is_default(const ProtobufCFieldDescriptor *f, const void *p)
     return 1;
 }
 
+/* A repeated field or map; NULL when any element cannot be written (an
+ * element is never silently left out). */
 static json_t *repeated_json(const ProtobufCFieldDescriptor *f, const void *array, size_t n)
 {
     size_t size = pbjson_elem_size(f);
@@ -154,6 +168,8 @@ static json_t *repeated_json(const ProtobufCFieldDescriptor *f, const void *arra
 
     for (size_t i = 0; out && i < n; i++) {
         const void *p = (const char *)array + i * size;
+        int r = -1;
+
         if (map) {
             const ProtobufCMessage *e = *(ProtobufCMessage *const *)p;
             const ProtobufCFieldDescriptor *kf = &e->descriptor->fields[0];
@@ -164,13 +180,17 @@ static json_t *repeated_json(const ProtobufCFieldDescriptor *f, const void *arra
             char *ks = k && json_is_string(k) ? strdup(json_string_value(k))
                                               : (k ? json_dumps(k, JSON_ENCODE_ANY) : NULL);
             if (ks && v)
-                json_object_set_new(out, ks, v);
+                r = json_object_set_new(out, ks, v);
             else
                 json_decref(v);
             json_decref(k);
             free(ks);
         } else {
-            json_array_append_new(out, value_json(f, p));
+            r = json_array_append_new(out, value_json(f, p));
+        }
+        if (r < 0) {
+            json_decref(out);
+            return NULL;
         }
     }
     return out;
@@ -219,14 +239,12 @@ static json_t *message_json(const ProtobufCMessage *m)
 int kopt_pbjson_encode(const ProtobufCMessage *m, char **out, size_t *len)
 {
     json_t *o = message_json(m);
+    int r;
 
     if (!o)
         return -EINVAL;
-    *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* Not json_dumps: it writes 0.286 as 0.28600000000000003 (pbjson_write.c). */
+    r = pbjson_write(o, out, len);
     json_decref(o);
-    if (!*out)
-        return -ENOMEM;
-    if (len)
-        *len = strlen(*out);
-    return 0;
+    return r;
 }

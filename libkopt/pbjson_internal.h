@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
 
 /* "cpu_usage_mean_cores" -> "cpuUsageMeanCores". */
@@ -35,6 +36,10 @@ int pbjson_format_timestamp(int64_t seconds, int32_t nanos, char *out, size_t le
 int pbjson_parse_timestamp(const char *s, int64_t *seconds, int32_t *nanos);
 int pbjson_format_duration(int64_t seconds, int32_t nanos, char *out, size_t len);
 int pbjson_parse_duration(const char *s, int64_t *seconds, int32_t *nanos);
+
+/* `j` as compact JSON, reals through kopt_pbjson_format_double; *out is
+ * malloc'd and NUL-terminated. 0, -ENOMEM, or -EINVAL for a non-finite real. */
+int pbjson_write(const json_t *j, char **out, size_t *len);
 
 /* A new message of type `d`, initialised; NULL on allocation failure. */
 ProtobufCMessage *pbjson_new_message(const ProtobufCMessageDescriptor *d);

@@ -991,6 +991,263 @@ static void paging_summary_usage_and_page(void **state)
     free(body);
 }
 
+/* The "cluster/namespace/kind/name" of every recommendation in a list page
+ * (JSON), sorted and joined by spaces, in *out. */
+static void names_of(json_t *page, char *out, size_t len)
+{
+    json_t *recs = json_object_get(page, "recommendations"), *r;
+    char one[32][128];
+    size_t n = 0, i, o = 0;
+
+    json_array_foreach(recs, i, r)
+    {
+        json_t *wl = json_object_get(r, "workload");
+
+        assert_true(n < 32);
+        snprintf(one[n++], sizeof(one[0]), "%s/%s/%s/%s",
+                 json_string_value(json_object_get(wl, "cluster")),
+                 json_string_value(json_object_get(wl, "namespace")),
+                 json_string_value(json_object_get(wl, "kind")),
+                 json_string_value(json_object_get(wl, "name")));
+    }
+    qsort(one, n, sizeof(one[0]), (int (*)(const void *, const void *))strcmp);
+    out[0] = 0;
+    for (i = 0; i < n; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? " " : "", one[i]);
+}
+
+/* The same list over gRPC with `filter`, names as names_of gives them. */
+static int grpc_filtered(const char *filter, char *out, size_t len, char *details, size_t dlen)
+{
+    Kopt__V1__ListRecommendationsRequest lr = KOPT__V1__LIST_RECOMMENDATIONS_REQUEST__INIT;
+    Kopt__V1__ListRecommendationsResponse *lresp;
+    char one[32][128];
+    uint8_t *resp;
+    size_t n, o = 0;
+    int code;
+
+    lr.filter = (char *)filter;
+    code =
+        grpc_unary("/kopt.v1.Advisor/ListRecommendations", KEY, &lr.base, &resp, &n, details, dlen);
+    out[0] = 0;
+    if (code != GRPC_STATUS_OK) {
+        free(resp);
+        return code;
+    }
+    lresp = kopt__v1__list_recommendations_response__unpack(NULL, n, resp);
+    free(resp);
+    assert_non_null(lresp);
+    assert_true(lresp->n_recommendations <= 32);
+    assert_int_equal(lresp->total_size, lresp->n_recommendations);
+    for (size_t i = 0; i < lresp->n_recommendations; i++) {
+        const Kopt__V1__WorkloadRef *wl = lresp->recommendations[i]->workload;
+        const ProtobufCEnumValue *k =
+            protobuf_c_enum_descriptor_get_value(&kopt__v1__workload_kind__descriptor, wl->kind);
+
+        snprintf(one[i], sizeof(one[0]), "%s/%s/%s/%s", wl->cluster, wl->namespace_,
+                 k ? k->name : "?", wl->name);
+    }
+    n = lresp->n_recommendations;
+    qsort(one, n, sizeof(one[0]), (int (*)(const void *, const void *))strcmp);
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? " " : "", one[i]);
+    kopt__v1__list_recommendations_response__free_unpacked(lresp, NULL);
+    return code;
+}
+
+/* The names a filter should keep, worked out here from the unfiltered list:
+ * what the advisor's filter must agree with. */
+typedef bool (*keep_fn)(json_t *rec);
+
+static double savings_of(json_t *rec)
+{
+    return json_number_value(json_object_get(json_object_get(rec, "savings"), "monthlyCost"));
+}
+
+static double confidence_of(json_t *rec)
+{
+    json_t *cs = json_object_get(rec, "containers"), *c;
+    double low = json_array_size(cs) ? 1 : 0;
+    size_t i;
+
+    json_array_foreach(cs, i, c)
+    {
+        double v = json_number_value(json_object_get(c, "confidence")); /* absent: 0 */
+        low = v < low ? v : low;
+    }
+    return low;
+}
+
+static const char *field_of(json_t *rec, const char *f)
+{
+    return json_string_value(json_object_get(json_object_get(rec, "workload"), f));
+}
+
+static bool keep_shop_or_batch_in_local(json_t *r)
+{
+    return strcmp(field_of(r, "cluster"), "local") == 0 &&
+           (strcmp(field_of(r, "namespace"), "shop") == 0 ||
+            strcmp(field_of(r, "namespace"), "batch") == 0);
+}
+
+static bool keep_saving_deployments(json_t *r)
+{
+    return strcmp(field_of(r, "kind"), "WORKLOAD_KIND_DEPLOYMENT") == 0 && savings_of(r) > 0.5;
+}
+
+static bool keep_confident(json_t *r)
+{
+    return confidence_of(r) >= 0.1;
+}
+
+static void expected_names(json_t *all, keep_fn keep, char *out, size_t len)
+{
+    json_t *page = json_object(), *kept = json_array(), *r;
+    size_t i;
+
+    json_array_foreach(json_object_get(all, "recommendations"), i, r)
+    {
+        if (keep(r))
+            json_array_append(kept, r);
+    }
+    json_object_set_new(page, "recommendations", kept);
+    names_of(page, out, len);
+    json_decref(page);
+}
+
+static void filter_and_repeated_parameters_over_http_and_grpc(void **state)
+{
+    static const struct {
+        const char *filter, *query; /* the filter, and as a %-encoded query string */
+        keep_fn keep;
+    } cases[] = {
+        {"namespace = shop OR namespace = \"batch\" AND cluster = local",
+         "namespace+%3D+shop+OR+namespace+%3D+%22batch%22+AND+cluster+%3D+local",
+         keep_shop_or_batch_in_local},
+        {"kind = Deployment savings > 0.5", "kind%20=%20Deployment%20savings%20%3E%200.5",
+         keep_saving_deployments},
+        {"confidence >= 0.1", "confidence+%3E%3D+0.1", keep_confident},
+    };
+    char *body = NULL, path[512], want[2048], got[2048], details[512];
+    json_t *all, *j;
+    int n_nonempty = 0;
+
+    (void)state;
+    assert_int_equal(http("GET", "/v1/recommendations", KEY, NULL, &body), 200);
+    all = json_loads(body, 0, NULL);
+    free(body);
+    assert_non_null(all);
+    assert_int_equal(json_array_size(json_object_get(all, "recommendations")), 4);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        expected_names(all, cases[i].keep, want, sizeof(want));
+        n_nonempty += *want != 0;
+        snprintf(path, sizeof(path), "/v1/recommendations?filter=%s", cases[i].query);
+        assert_int_equal(http("GET", path, KEY, NULL, &body), 200);
+        j = json_loads(body, 0, NULL);
+        free(body);
+        names_of(j, got, sizeof(got));
+        json_decref(j);
+        if (strcmp(got, want) != 0)
+            fail_msg("HTTP filter %s kept \"%s\", expected \"%s\"", cases[i].filter, got, want);
+        assert_int_equal(grpc_filtered(cases[i].filter, got, sizeof(got), details, sizeof(details)),
+                         GRPC_STATUS_OK);
+        if (strcmp(got, want) != 0)
+            fail_msg("gRPC filter %s kept \"%s\", expected \"%s\"", cases[i].filter, got, want);
+    }
+    assert_int_equal(n_nonempty, 3); /* the data gives every case something to keep */
+    expected_names(all, keep_shop_or_batch_in_local, want, sizeof(want));
+    assert_string_equal(want, "local/batch/WORKLOAD_KIND_DEPLOYMENT/sleepy "
+                              "local/shop/WORKLOAD_KIND_DEPLOYMENT/web "
+                              "local/shop/WORKLOAD_KIND_STATEFUL_SET/db");
+    json_decref(all);
+
+    /* Paging keeps the filter; another filter refuses the token. */
+    assert_int_equal(
+        http("GET", "/v1/recommendations?page_size=2&filter=cluster+%3D+local", KEY, NULL, &body),
+        200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    assert_int_equal(json_integer_value(json_object_get(j, "totalSize")), 3);
+    snprintf(path, sizeof(path),
+             "/v1/recommendations?page_size=2&filter=cluster+%%3D+local"
+             "&page_token=%s",
+             json_string_value(json_object_get(j, "nextPageToken")));
+    assert_int_equal(http("GET", path, KEY, NULL, &body), 200);
+    assert_non_null(strstr(body, "\"totalSize\":3"));
+    free(body);
+    snprintf(path, sizeof(path),
+             "/v1/recommendations?page_size=2&filter=cluster+%%3D+other"
+             "&page_token=%s",
+             json_string_value(json_object_get(j, "nextPageToken")));
+    json_decref(j);
+    assert_int_equal(http("GET", path, KEY, NULL, &body), 400);
+    free(body);
+
+    /* Refusals name the column, over both. */
+    assert_int_equal(
+        http("GET", "/v1/recommendations?filter=(namespace+%3D+shop)", KEY, NULL, &body), 400);
+    assert_non_null(strstr(body, "\"code\":3"));
+    assert_non_null(strstr(body, "filter: column 1: parentheses are not supported"));
+    free(body);
+    assert_int_equal(
+        grpc_filtered("namespace = shop AND owner = x", got, sizeof(got), details, sizeof(details)),
+        GRPC_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(details, "filter: column 22: unknown field \"owner\""));
+
+    /* A singular parameter twice is never "last one wins": several
+     * namespaces go into the filter, anything else is refused, naming it. */
+    assert_int_equal(http("GET",
+                          "/v1/recommendations?namespace=shop&namespace=batch&filter=cluster+%3D+"
+                          "local",
+                          KEY, NULL, &body),
+                     200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    names_of(j, got, sizeof(got));
+    json_decref(j);
+    assert_string_equal(got, want); /* the shop-or-batch-in-local set from above */
+    assert_int_equal(http("GET", "/v1/recommendations/local/shop/Deployment/web?view=1&view=2", KEY,
+                          NULL, &body),
+                     400);
+    assert_non_null(strstr(body, "query parameter \\\"view\\\" is given more than once"));
+    free(body);
+    assert_int_equal(http("GET", "/v1/recommendations?page_size=1&pageSize=2", KEY, NULL, &body),
+                     400);
+    assert_non_null(strstr(body, "are the same field"));
+    free(body);
+    assert_int_equal(http("GET", "/v1/recommendations/local/shop/Deployment/web?cluster=other", KEY,
+                          NULL, &body),
+                     400);
+    assert_non_null(strstr(body, "already in the path"));
+    free(body);
+
+    /* Enums by number: kind=2 is WORKLOAD_KIND_STATEFUL_SET; 99 is no kind. */
+    assert_int_equal(http("GET", "/v1/recommendations?kind=2&view=2", KEY, NULL, &body), 200);
+    j = json_loads(body, 0, NULL);
+    free(body);
+    names_of(j, got, sizeof(got));
+    assert_string_equal(got, "local/shop/WORKLOAD_KIND_STATEFUL_SET/db");
+    /* view=2 is RECOMMENDATION_VIEW_FULL: the evidence is there */
+    assert_non_null(json_object_get(
+        json_array_get(
+            json_object_get(json_array_get(json_object_get(j, "recommendations"), 0), "containers"),
+            0),
+        "explanation"));
+    json_decref(j);
+    assert_int_equal(http("GET", "/v1/recommendations?kind=99", KEY, NULL, &body), 400);
+    assert_non_null(strstr(body, "kind: 99 is not a value of kopt.v1.WorkloadKind"));
+    free(body);
+
+    /* Numbers: the shortest text that reads back the same, whole numbers
+     * without ".0" (jansson wrote 0.031611000000000001 and 730.0). */
+    assert_int_equal(http("GET", "/v1/clusters/local/summary", KEY, NULL, &body), 200);
+    if (!strstr(body, "\"allocatable\":{\"cpuCores\":7,") ||
+        !strstr(body, "\"cpuCoreHour\":0.031611,") ||
+        !strstr(body, "\"memoryGibHour\":0.004237,") || !strstr(body, "\"hoursPerMonth\":730}"))
+        fail_msg("numbers not in their shortest form: %s", body);
+    free(body);
+}
+
 static void run_analysis_over_http_replaces_results(void **state)
 {
     char *body = NULL, *id;
@@ -1272,6 +1529,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(hpa_and_node_sizes_shape_the_advice),
         cmocka_unit_test(bad_requests_and_keys_get_the_right_codes),
         cmocka_unit_test(paging_summary_usage_and_page),
+        cmocka_unit_test(filter_and_repeated_parameters_over_http_and_grpc),
         cmocka_unit_test(buf_curl_lists_and_calls_through_reflection),
         cmocka_unit_test(python_client_lists_recommendations),
         cmocka_unit_test(run_analysis_over_http_replaces_results),

@@ -29,4 +29,19 @@ int kopt_pbjson_decode(const ProtobufCMessageDescriptor *d, const char *json, si
 int kopt_pbjson_set_field(ProtobufCMessage *m, const char *path, const char *value, char *err,
                           size_t errlen);
 
+/* The field of `d` named `name` in JSON (lowerCamelCase) or proto form, or
+ * NULL: what kopt_pbjson_set_field takes, so callers can tell that
+ * "page_size" and "pageSize" are one field. */
+const ProtobufCFieldDescriptor *kopt_pbjson_field(const ProtobufCMessageDescriptor *d,
+                                                  const char *name);
+
+/* The shortest "%g" text of a finite value that strtod (strtof) reads
+ * back to the same bits, as the encoder writes numbers: "0.286" (not
+ * 0.28600000000000003), "730" (not 730.0), "1e+21", "5e-324", "-0".
+ * Returns its length, -EINVAL for NaN and infinities (the mapping writes
+ * those as the strings "NaN", "Infinity", "-Infinity"), -ENOSPC when `len`
+ * is short; 32 bytes always suffice. */
+int kopt_pbjson_format_double(double v, char *out, size_t len);
+int kopt_pbjson_format_float(float v, char *out, size_t len);
+
 #endif
