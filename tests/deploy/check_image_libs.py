@@ -13,6 +13,7 @@ dpkg is missing.
 """
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -61,6 +62,7 @@ def resolved(binary):
     return out
 
 
+@functools.lru_cache(maxsize=None)  # the four binaries share most libraries
 def owner(path):
     """The Debian package owning path, trying the /usr-merged spellings
     (dpkg knows a file under the path its package ships it at)."""
