@@ -44,6 +44,7 @@ static void agg_options(const agg_settings_t *s, agg_options_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->nats_url = s->nats_url;
+    o->nats_auth = &s->nats;
     o->stream = s->stream;
     o->consumer = s->consumer;
     o->deadletter_prefix = s->deadletter_prefix;

@@ -84,19 +84,30 @@ static void on_wake(uv_async_t *a)
         n->cb(n->data, up);
 }
 
-static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats_t *n,
-                   natsOptions **out)
+/* Options for `url` with `auth` applied; a refusal is logged. */
+static int auth_options(const char *url, const char *name, const kopt_nats_auth_t *auth,
+                        natsOptions **out)
+{
+    char err[300];
+    int r = kopt_nats_options_new(url, name, auth, out, err, sizeof(err));
+
+    if (r < 0)
+        kopt_log_error("NATS settings refused", KOPT_STR("url", KOPT_URL_REDACTED(url)),
+                       KOPT_STR("reason", err));
+    return r;
+}
+
+static int options(uv_loop_t *loop, const char *url, const char *name, const kopt_nats_auth_t *auth,
+                   kopt_nats_t *n, natsOptions **out)
 {
     natsOptions *o = NULL;
-    natsStatus s = natsOptions_Create(&o);
+    natsStatus s;
+    int r = auth_options(url, name, auth, &o);
 
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(o, url);
-    if (s == NATS_OK)
-        s = natsOptions_SetName(o, name);
-    if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach, natsLibuv_Read, natsLibuv_Write,
-                                     natsLibuv_Detach);
+    if (r < 0)
+        return r;
+    s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach, natsLibuv_Read, natsLibuv_Write,
+                                 natsLibuv_Detach);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1); /* forever: we are a server */
     if (s == NATS_OK)
@@ -117,8 +128,9 @@ static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats
     return 0;
 }
 
-int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_nats_state_fn cb,
-                      void *data, kopt_nats_t **out)
+int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name,
+                      const kopt_nats_auth_t *auth, kopt_nats_state_fn cb, void *data,
+                      kopt_nats_t **out)
 {
     kopt_nats_t *n = calloc(1, sizeof(*n));
     natsOptions *o;
@@ -131,7 +143,7 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_n
     natsLibuv_SetThreadLocalLoop(loop);
     n->cb = cb;
     n->data = data;
-    r = options(loop, url, name, n, &o);
+    r = options(loop, url, name, auth, n, &o);
     if (r < 0) {
         free(n);
         return r;
@@ -147,7 +159,8 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_n
                       KOPT_STR("url", KOPT_URL_REDACTED(url)));
     } else {
         kopt_log_error("NATS connect failed", KOPT_STR("url", KOPT_URL_REDACTED(url)),
-                       KOPT_STR("status", natsStatus_GetText(s)));
+                       KOPT_STR("status", natsStatus_GetText(s)),
+                       KOPT_STR("detail", nats_GetLastError(NULL)));
         uv_close((uv_handle_t *)&n->wake, on_freed);
         return -EINVAL;
     }
@@ -235,8 +248,14 @@ static void ensure_work(uv_work_t *w)
     jsErrCode jerr = 0;
     const char *subjects[1];
     const char *what = "connect";
-    natsStatus s = natsConnection_ConnectTo(&nc, e->url);
+    natsOptions *o = NULL;
+    natsStatus s = NATS_OK;
 
+    if (auth_options(e->url, "kopt-stream-setup", e->spec->auth, &o) < 0)
+        s = NATS_INVALID_ARG;
+    else
+        s = natsConnection_Connect(&nc, o);
+    natsOptions_Destroy(o);
     if (s == NATS_OK) {
         what = "JetStream context";
         s = natsConnection_JetStream(&js, nc, NULL);
@@ -257,8 +276,8 @@ static void ensure_work(uv_work_t *w)
                  e->spec->memory ? "memory" : "file", (int)cfg.Replicas);
     } else {
         e->status = s == NATS_NO_SERVER || s == NATS_TIMEOUT ? -ENOTCONN : -EIO;
-        snprintf(e->message, sizeof(e->message), "%s %s: %s (JetStream error %d)", what,
-                 e->spec->name, natsStatus_GetText(s), (int)jerr);
+        snprintf(e->message, sizeof(e->message), "%s %s: %s (JetStream error %d; %s)", what,
+                 e->spec->name, natsStatus_GetText(s), (int)jerr, nats_GetLastError(NULL));
     }
     jsStreamInfo_Destroy(si);
     jsCtx_Destroy(js);
