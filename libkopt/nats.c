@@ -60,6 +60,21 @@ static void on_disconnected(natsConnection *nc, void *closure)
 }
 
 
+/* nats.c thread: the server refused something (credentials while
+ * connecting, a subject we may not use). Logged as it comes, so a component
+ * started with wrong or missing credentials says so instead of only "not
+ * reachable". */
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    const char *text = NULL;
+
+    (void)sub;
+    (void)closure;
+    natsConnection_GetLastError(nc, &text);
+    kopt_log_error("NATS server refused us", KOPT_STR("status", natsStatus_GetText(err)),
+                   KOPT_STR("detail", text && *text ? text : ""));
+}
+
 static void on_freed(uv_handle_t *h)
 {
     free(h->data);
@@ -120,6 +135,8 @@ static int options(uv_loop_t *loop, const char *url, const char *name, const kop
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, on_connected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, on_async_error, n);
     if (s != NATS_OK) {
         natsOptions_Destroy(o);
         return s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
@@ -155,8 +172,21 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name,
     if (s == NATS_OK) {
         set_state(n, 1);
     } else if (s == NATS_NOT_YET_CONNECTED) {
-        kopt_log_warn("NATS not reachable yet, retrying in the background",
-                      KOPT_STR("url", KOPT_URL_REDACTED(url)));
+        /* nats.c retries in the background whatever failed; say what did:
+         * a refusal of our credentials is not a server that is down. */
+        const char *why = NULL;
+
+        natsConnection_GetLastError(n->nc, &why);
+
+        if (why && (strstr(why, "Authorization") || strstr(why, "Authentication") ||
+                    strstr(why, "SSL") || strstr(why, "TLS")))
+            kopt_log_error("NATS refused the connection (credentials or TLS); retrying in the "
+                           "background",
+                           KOPT_STR("url", KOPT_URL_REDACTED(url)), KOPT_STR("detail", why));
+        else
+            kopt_log_warn("NATS not reachable yet, retrying in the background",
+                          KOPT_STR("url", KOPT_URL_REDACTED(url)),
+                          KOPT_STR("detail", why ? why : ""));
     } else {
         kopt_log_error("NATS connect failed", KOPT_STR("url", KOPT_URL_REDACTED(url)),
                        KOPT_STR("status", natsStatus_GetText(s)),
@@ -276,8 +306,14 @@ static void ensure_work(uv_work_t *w)
                  e->spec->memory ? "memory" : "file", (int)cfg.Replicas);
     } else {
         e->status = s == NATS_NO_SERVER || s == NATS_TIMEOUT ? -ENOTCONN : -EIO;
+        const char *why = NULL;
+
+        /* A subject we may not use shows as a timeout; the connection's
+         * last error names the permission the server refused. */
+        if (!nc || natsConnection_GetLastError(nc, &why) == NATS_OK || !why)
+            why = nats_GetLastError(NULL);
         snprintf(e->message, sizeof(e->message), "%s %s: %s (JetStream error %d; %s)", what,
-                 e->spec->name, natsStatus_GetText(s), (int)jerr, nats_GetLastError(NULL));
+                 e->spec->name, natsStatus_GetText(s), (int)jerr, why ? why : "");
     }
     jsStreamInfo_Destroy(si);
     jsCtx_Destroy(js);

@@ -160,6 +160,21 @@ static natsStatus set_urls(natsOptions *o, const char *url)
     return s;
 }
 
+/* Replies (PubAcks, fetched messages, API answers) come to _INBOX.<user>.…
+ * rather than _INBOX.…, so the server can let each user subscribe to its own
+ * inboxes only, and one component cannot read another's replies. Only for a
+ * user name that is one subject token. */
+static natsStatus set_inbox_prefix(natsOptions *o, const kopt_nats_auth_t *a)
+{
+    char prefix[200];
+
+    if (!a || !set(a->user) || strlen(a->user) > sizeof(prefix) - 8 ||
+        strpbrk(a->user, ".*> \t\r\n"))
+        return NATS_OK;
+    snprintf(prefix, sizeof(prefix), "_INBOX.%s", a->user);
+    return natsOptions_SetCustomInboxPrefix(o, prefix);
+}
+
 int kopt_nats_options_new(const char *url, const char *name, const kopt_nats_auth_t *auth,
                           natsOptions **out, char *err, size_t errlen)
 {
@@ -179,6 +194,10 @@ int kopt_nats_options_new(const char *url, const char *name, const kopt_nats_aut
     }
     if (r == 0 && (s = set_urls(o, url)) != NATS_OK) {
         snprintf(err, errlen, "bad NATS URL %s: %s", KOPT_URL_REDACTED(url), natsStatus_GetText(s));
+        r = s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
+    }
+    if (r == 0 && (s = set_inbox_prefix(o, auth)) != NATS_OK) {
+        snprintf(err, errlen, "NATS inbox prefix: %s", natsStatus_GetText(s));
         r = s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
     }
     if (r == 0 && name && (s = natsOptions_SetName(o, name)) != NATS_OK) {
