@@ -128,7 +128,7 @@ typedef struct kopt_test_nats_opts {
      * server then speaks TLS only with its server.pem, wants a client
      * certificate signed by its ca.pem, and knows one user per component
      * (kopt-ingest, kopt-aggregator, kopt-advisor) allowed only what that
-     * component needs, and kopt-test allowed everything. NULL: no auth. */
+     * component needs, and kopt-admin allowed everything. NULL: no auth. */
     const char *auth_certs_dir;
     /* Where the random passwords go, nats-<user>.password, mode 0600 (kept
      * when the server stops). NULL: the server's temp dir. */
@@ -193,7 +193,7 @@ int kopt_test_nats_auth_args(const kopt_test_nats_t *s, const char *user, const 
  * -ECONNREFUSED (the server refused or is down), -EINVAL. */
 int kopt_test_nats_connect_as(const kopt_test_nats_t *s, const char *user, natsConnection **nc);
 
-/* The tests' own connection: as kopt-test, allowed everything, when the
+/* The tests' own connection: as kopt-admin, allowed everything, when the
  * server has auth; plain otherwise. */
 int kopt_test_nats_connect(const kopt_test_nats_t *s, natsConnection **nc);
 

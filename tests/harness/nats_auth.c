@@ -1,6 +1,6 @@
 /* The authenticated test nats-server's configuration: TLS with the test CA
  * (clients must show a certificate it signed), and one user per kopt
- * component allowed only the subjects that component needs, plus kopt-test
+ * component allowed only the subjects that component needs, plus kopt-admin
  * with everything for the tests' own checks. Passwords are random, written
  * 0600 into the secrets dir. The same permissions are in
  * deploy/kustomize/overlays/production/nats/nats.conf; docs/security.md
@@ -47,7 +47,7 @@ static const nats_user_t users[] = {
      "\"$JS.API.STREAM.UPDATE.KOPT_RECOMMENDATIONS\", "
      "\"$JS.API.STREAM.INFO.KOPT_RECOMMENDATIONS\"",
      "\"_INBOX.kopt-advisor.>\""},
-    {"kopt-test", "\">\"", "\">\""},
+    {"kopt-admin", "\">\"", "\">\""},
 };
 
 static int random_password(char *out, size_t len)
@@ -186,5 +186,5 @@ int kopt_test_nats_connect_as(const kopt_test_nats_t *s, const char *user, natsC
 
 int kopt_test_nats_connect(const kopt_test_nats_t *s, natsConnection **nc)
 {
-    return kopt_test_nats_connect_as(s, s->auth ? "kopt-test" : NULL, nc);
+    return kopt_test_nats_connect_as(s, s->auth ? "kopt-admin" : NULL, nc);
 }
