@@ -7,10 +7,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
+
 #include <kopt/log.h>
 #include <kopt/url.h>
 
 #define MAX_PASSWORD_BYTES 1024
+
+/* Before anything initialises OpenSSL: no OpenSSL clean-up at exit. In a
+ * process that initialised libcurl (ClickHouse) and made a TLS connection
+ * with nats.c, nats_Close() (kopt_nats_shutdown) leaves OpenSSL's exit
+ * handler a freed stack to free again: SIGSEGV or abort at every exit
+ * (docs/stack-facts.md, 'nats.c + libcurl: crash at exit'). The OS frees
+ * what the handler would have. */
+__attribute__((constructor)) static void openssl_no_atexit(void)
+{
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+}
 
 static int set(const char *s)
 {

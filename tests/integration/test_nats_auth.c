@@ -549,6 +549,6 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     failed = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
-
+    nats_CloseAndWait(5000);
     return failed;
 }
