@@ -49,6 +49,10 @@ int adv_publisher_new(const char *url, const kopt_nats_auth_t *auth, adv_publish
 
     if (!p)
         return -ENOMEM;
+    if (kopt_nats_auth_validate(url, auth) < 0) {
+        free(p);
+        return -EINVAL;
+    }
     if (kopt_nats_auth_copy(&p->auth, auth) < 0) {
         free(p);
         return -ENOMEM;

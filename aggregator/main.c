@@ -159,7 +159,8 @@ int main(int argc, char **argv)
     app.set = kopt_daemon_settings(&app.d);
     agg_options(app.set, &o);
     kopt_admin_add_check(app.d.admin, "aggregator", check_ready, NULL);
-    if (agg_new(&o, app.d.metrics, &app.agg) < 0 || agg_start(app.agg) < 0) {
+    if (kopt_nats_auth_validate(o.nats_url, o.nats_auth) < 0 ||
+        agg_new(&o, app.d.metrics, &app.agg) < 0 || agg_start(app.agg) < 0) {
         kopt_lifecycle_begin_drain(app.d.lifecycle, "start-up failed");
         app.d.exit_code = 1;
     }

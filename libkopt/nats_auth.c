@@ -264,3 +264,16 @@ void kopt_nats_auth_clear(kopt_nats_auth_t *a)
     free(a->password_file);
     memset(a, 0, sizeof(*a));
 }
+
+int kopt_nats_auth_validate(const char *url, const kopt_nats_auth_t *auth)
+{
+    natsOptions *o = NULL;
+    char err[300];
+    int r = kopt_nats_options_new(url, NULL, auth, &o, err, sizeof(err));
+
+    natsOptions_Destroy(o);
+    if (r < 0)
+        kopt_log_error("NATS settings refused", KOPT_STR("url", KOPT_URL_REDACTED(url)),
+                       KOPT_STR("reason", err));
+    return r;
+}

@@ -104,6 +104,11 @@ int kopt_nats_auth_copy(kopt_nats_auth_t *dst, const kopt_nats_auth_t *src);
 /* Frees what kopt_nats_auth_copy made and empties `a`. */
 void kopt_nats_auth_clear(kopt_nats_auth_t *a);
 
+/* At start-up: builds and drops the options, logging "NATS settings
+ * refused" with the reason, so a daemon exits on settings that can never
+ * work instead of retrying them. 0 or the negative errno. */
+int kopt_nats_auth_validate(const char *url, const kopt_nats_auth_t *auth);
+
 /* 1 when `auth` asks for TLS or credentials. NULL: 0. */
 int kopt_nats_auth_any(const kopt_nats_auth_t *auth);
 
