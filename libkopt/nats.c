@@ -60,10 +60,9 @@ static void on_disconnected(natsConnection *nc, void *closure)
 }
 
 
-/* nats.c thread: the server refused something (credentials while
- * connecting, a subject we may not use). Logged as it comes, so a component
- * started with wrong or missing credentials says so instead of only "not
- * reachable". */
+/* nats.c thread: an error that belongs to no call, such as the server's
+ * "Permissions Violation" for a subject this user may not use (the publish
+ * itself returned OK; docs/stack-facts.md, 'nats.c: permission violations'). */
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     const char *text = NULL;
@@ -71,7 +70,7 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     (void)sub;
     (void)closure;
     natsConnection_GetLastError(nc, &text);
-    kopt_log_error("NATS server refused us", KOPT_STR("status", natsStatus_GetText(err)),
+    kopt_log_error("NATS error", KOPT_STR("status", natsStatus_GetText(err)),
                    KOPT_STR("detail", text && *text ? text : ""));
 }
 
@@ -173,11 +172,12 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name,
         set_state(n, 1);
     } else if (s == NATS_NOT_YET_CONNECTED) {
         /* nats.c retries in the background whatever failed; say what did:
-         * a refusal of our credentials is not a server that is down. */
+         * a refusal of our credentials is not a server that is down
+         * (docs/stack-facts.md, 'nats.c: refused credentials while retrying
+         * the first connect'). */
         const char *why = NULL;
 
         natsConnection_GetLastError(n->nc, &why);
-
         if (why && (strstr(why, "Authorization") || strstr(why, "Authentication") ||
                     strstr(why, "SSL") || strstr(why, "TLS")))
             kopt_log_error("NATS refused the connection (credentials or TLS); retrying in the "
@@ -305,9 +305,9 @@ static void ensure_work(uv_work_t *w)
         snprintf(e->message, sizeof(e->message), "stream %s ready (%s, %d replicas)", e->spec->name,
                  e->spec->memory ? "memory" : "file", (int)cfg.Replicas);
     } else {
-        e->status = s == NATS_NO_SERVER || s == NATS_TIMEOUT ? -ENOTCONN : -EIO;
         const char *why = NULL;
 
+        e->status = s == NATS_NO_SERVER || s == NATS_TIMEOUT ? -ENOTCONN : -EIO;
         /* A subject we may not use shows as a timeout; the connection's
          * last error names the permission the server refused. */
         if (!nc || natsConnection_GetLastError(nc, &why) == NATS_OK || !why)
