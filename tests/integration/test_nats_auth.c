@@ -366,6 +366,23 @@ static void ingest_cleanup(void *arg)
     free(ing);
 }
 
+/* Stops it (SIGTERM) and fails on a sanitizer report in its log (an ASan
+ * build), then cleans up. */
+static void ingest_stop(ingest_t *ing)
+{
+    static const char *const reports[] = {"ERROR: AddressSanitizer",
+                                          "runtime error:", "ERROR: LeakSanitizer"};
+
+    kopt_test_proc_stop(&ing->proc, 10000);
+    for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++)
+        if (kopt_test_log_contains(ing->log_path, reports[i])) {
+            kopt_test_log_tail(ing->log_path, 80);
+            fail_msg("kopt-ingest log has \"%s\"", reports[i]);
+        }
+    kopt_test_cleanup_forget(ing);
+    ingest_cleanup(ing);
+}
+
 /* kopt-ingest (plaintext gRPC; NATS as the flags say); `user` NULL: only
  * the TLS flags (a client certificate, no credentials). */
 static ingest_t *ingest_start(const char *user)
@@ -450,8 +467,7 @@ static void ingest_binary_logs_in_only_with_its_own_user(void **state)
     if (st != 200)
         kopt_test_log_tail(ing->log_path, 30);
     assert_int_equal(st, 200);
-    kopt_test_cleanup_forget(ing);
-    ingest_cleanup(ing);
+    ingest_stop(ing);
 
     /* no credentials: it says why, keeps retrying and is not ready */
     ing = ingest_start(NULL);
@@ -463,8 +479,7 @@ static void ingest_binary_logs_in_only_with_its_own_user(void **state)
     assert_non_null(strstr(body, "not connected to NATS"));
     free(body);
     body = NULL;
-    kopt_test_cleanup_forget(ing);
-    ingest_cleanup(ing);
+    ingest_stop(ing);
 
     /* the advisor's user: it connects, but may not create KOPT_METRICS, so it
      * never becomes ready, and the log says why */
@@ -476,8 +491,7 @@ static void ingest_binary_logs_in_only_with_its_own_user(void **state)
     fprintf(stderr, "  ingest as kopt-advisor: /readyz %ld %s\n", st, body ? body : "");
     assert_int_equal(st, 503);
     free(body);
-    kopt_test_cleanup_forget(ing);
-    ingest_cleanup(ing);
+    ingest_stop(ing);
 
     /* a password in --nats-url is refused, and not printed */
     {
