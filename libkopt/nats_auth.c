@@ -213,7 +213,7 @@ int kopt_nats_options_new(const char *url, const char *name, const kopt_nats_aut
         snprintf(err, errlen, "NATS inbox prefix: %s", natsStatus_GetText(s));
         r = s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
     }
-    if (r == 0 && name && (s = natsOptions_SetName(o, name)) != NATS_OK) {
+    if (r == 0 && name && natsOptions_SetName(o, name) != NATS_OK) {
         snprintf(err, errlen, "out of memory");
         r = -ENOMEM;
     }

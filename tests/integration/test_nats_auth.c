@@ -69,6 +69,7 @@ static void assert_not_permitted(natsConnection *nc, const char *what)
     s = natsConnection_GetLastError(nc, &text);
     fprintf(stderr, "  %s: %s (%s)\n", what, natsStatus_GetText(s), text ? text : "");
     assert_int_equal(s, NATS_NOT_PERMITTED);
+    assert_non_null(text);
     assert_non_null(strstr(text, "Permissions Violation"));
 }
 
@@ -476,6 +477,7 @@ static void ingest_binary_logs_in_only_with_its_own_user(void **state)
     st = readyz(ing, &body);
     fprintf(stderr, "  ingest without credentials: /readyz %ld %s\n", st, body ? body : "");
     assert_int_equal(st, 503);
+    assert_non_null(body);
     assert_non_null(strstr(body, "not connected to NATS"));
     free(body);
     body = NULL;

@@ -21,12 +21,12 @@ typedef struct {
     char *password_file; /* first line is the password */
 } kopt_nats_auth_t;
 
-/* The settings rows of every NATS client; `member` is the kopt_nats_auth_t
- * inside the daemon's settings struct `type`. */
-#define KOPT_NATS_AUTH_SETTINGS(type, member)                                                      \
+/* The settings rows of every NATS client; the daemon's settings struct
+ * `type` holds them in a kopt_nats_auth_t member named `nats`. */
+#define KOPT_NATS_AUTH_SETTINGS(type)                                                              \
     {"nats-ca",                                                                                    \
      KOPT_CONFIG_PATH,                                                                             \
-     offsetof(type, member.ca),                                                                    \
+     offsetof(type, nats.ca),                                                                      \
      NULL,                                                                                         \
      "PEM CA bundle that verifies the NATS server; turns TLS on",                                  \
      0,                                                                                            \
@@ -35,7 +35,7 @@ typedef struct {
      NULL},                                                                                        \
         {"nats-cert",                                                                              \
          KOPT_CONFIG_PATH,                                                                         \
-         offsetof(type, member.cert),                                                              \
+         offsetof(type, nats.cert),                                                                \
          NULL,                                                                                     \
          "PEM client certificate for NATS (with --nats-key)",                                      \
          0,                                                                                        \
@@ -44,7 +44,7 @@ typedef struct {
          NULL},                                                                                    \
         {"nats-key",                                                                               \
          KOPT_CONFIG_PATH,                                                                         \
-         offsetof(type, member.key),                                                               \
+         offsetof(type, nats.key),                                                                 \
          NULL,                                                                                     \
          "PEM private key of --nats-cert",                                                         \
          0,                                                                                        \
@@ -53,7 +53,7 @@ typedef struct {
          NULL},                                                                                    \
         {"nats-creds",                                                                             \
          KOPT_CONFIG_PATH,                                                                         \
-         offsetof(type, member.creds),                                                             \
+         offsetof(type, nats.creds),                                                               \
          NULL,                                                                                     \
          "NATS credentials file (user JWT and NKey seed)",                                         \
          KOPT_CONFIG_SECRET,                                                                       \
@@ -62,7 +62,7 @@ typedef struct {
          NULL},                                                                                    \
         {"nats-user",                                                                              \
          KOPT_CONFIG_STRING,                                                                       \
-         offsetof(type, member.user),                                                              \
+         offsetof(type, nats.user),                                                                \
          NULL,                                                                                     \
          "NATS user name (with --nats-password-file)",                                             \
          0,                                                                                        \
@@ -70,7 +70,7 @@ typedef struct {
          0,                                                                                        \
          NULL},                                                                                    \
     {                                                                                              \
-        "nats-password-file", KOPT_CONFIG_PATH, offsetof(type, member.password_file), NULL,        \
+        "nats-password-file", KOPT_CONFIG_PATH, offsetof(type, nats.password_file), NULL,          \
             "file whose first line is the NATS password of --nats-user", KOPT_CONFIG_SECRET, 0, 0, \
             NULL                                                                                   \
     }
