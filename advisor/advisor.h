@@ -17,6 +17,7 @@
 #include <kopt/config.h>
 #include <kopt/daemon.h>
 #include <kopt/engine.h>
+#include <kopt/nats_auth.h>
 #include <kopt/grpc_server.h>
 #include <kopt/http.h>
 #include <kopt/metrics.h>
@@ -36,6 +37,7 @@ typedef struct {
     bool insecure;
     char *api_keys_file;
     char *nats_url;
+    kopt_nats_auth_t nats;
     int64_t stream_replicas;
     uint64_t stream_max_age_ms;
     char *clickhouse_url, *clickhouse_user, *clickhouse_password_file, *clickhouse_database;
@@ -351,8 +353,9 @@ typedef struct adv_publisher adv_publisher_t;
 #define ADV_STREAM_SUBJECTS "kopt.recommendations.>"
 #define ADV_SUBJECT_PREFIX "kopt.recommendations"
 
-/* Keeps `url` (the settings'); connects at the first send. */
-int adv_publisher_new(const char *url, adv_publisher_t **out);
+/* Keeps `url` (the settings') and a copy of `auth` (NULL: none); connects at
+ * the first send. */
+int adv_publisher_new(const char *url, const kopt_nats_auth_t *auth, adv_publisher_t **out);
 /* Publishes each workload's Recommendation (protobuf) on
  * kopt.recommendations.<cluster>.<namespace> with Nats-Msg-Id
  * <analysis_id>/<cluster>/<namespace>/<kind>/<name>, and waits for every

@@ -47,7 +47,7 @@ static int analyze_once(const adv_settings_t *s)
         adv_stream_spec(s, &spec);
         if (adv_serve_ensure_stream_sync(s->nats_url, &spec) < 0)
             return 1;
-        if (adv_publisher_new(s->nats_url, &ctx.publisher) < 0)
+        if (adv_publisher_new(s->nats_url, &s->nats, &ctx.publisher) < 0)
             return 1;
     }
     adv_analysis_run(&ctx, &req, &res);

@@ -22,6 +22,7 @@
 
 struct adv_publisher {
     const char *url;
+    kopt_nats_auth_t auth; /* a copy: settings are freed on reload */
     natsConnection *nc;
     jsCtx *js;
     atomic_uint failed;
@@ -38,15 +39,24 @@ void adv_stream_spec(const adv_settings_t *s, kopt_stream_spec_t *spec)
         .max_age_ms = s->stream_max_age_ms,
         .max_bytes = 0,
         .duplicates_ms = 10 * 60 * 1000,
+        .auth = &s->nats,
     };
 }
 
-int adv_publisher_new(const char *url, adv_publisher_t **out)
+int adv_publisher_new(const char *url, const kopt_nats_auth_t *auth, adv_publisher_t **out)
 {
     adv_publisher_t *p = calloc(1, sizeof(*p));
 
     if (!p)
         return -ENOMEM;
+    if (kopt_nats_auth_validate(url, auth) < 0) {
+        free(p);
+        return -EINVAL;
+    }
+    if (kopt_nats_auth_copy(&p->auth, auth) < 0) {
+        free(p);
+        return -ENOMEM;
+    }
     p->url = url;
     atomic_init(&p->failed, 0);
     *out = p;
@@ -81,13 +91,9 @@ static int connect_js(adv_publisher_t *p, char *err, size_t errlen)
     if (p->nc && natsConnection_Status(p->nc) == NATS_CONN_STATUS_CONNECTED)
         return 0;
     disconnect(p);
-    s = natsOptions_Create(&o);
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(o, p->url);
-    if (s == NATS_OK)
-        s = natsOptions_SetName(o, "kopt-advisor-publisher");
-    if (s == NATS_OK)
-        s = natsOptions_SetMaxReconnect(o, 10);
+    if (kopt_nats_options_new(p->url, "kopt-advisor-publisher", &p->auth, &o, err, errlen) < 0)
+        return -EINVAL;
+    s = natsOptions_SetMaxReconnect(o, 10);
     if (s == NATS_OK)
         s = natsConnection_Connect(&p->nc, o);
     natsOptions_Destroy(o);
@@ -100,7 +106,8 @@ static int connect_js(adv_publisher_t *p, char *err, size_t errlen)
         s = natsConnection_JetStream(&p->js, p->nc, &jo);
     }
     if (s != NATS_OK) {
-        snprintf(err, errlen, "NATS at %s: %s", KOPT_URL_REDACTED(p->url), natsStatus_GetText(s));
+        snprintf(err, errlen, "NATS at %s: %s (%s)", KOPT_URL_REDACTED(p->url),
+                 natsStatus_GetText(s), nats_GetLastError(NULL));
         disconnect(p);
         return -ECONNREFUSED;
     }
@@ -189,5 +196,6 @@ void adv_publisher_free(adv_publisher_t *p)
     if (!p)
         return;
     disconnect(p);
+    kopt_nats_auth_clear(&p->auth);
     free(p);
 }

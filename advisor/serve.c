@@ -56,6 +56,7 @@ static struct {
     kopt_engine_options_t engine;
     kopt_ch_options_t ch;
     char *ch_url, *ch_user, *ch_pw_file, *ch_db, *nats_url; /* outlive reloads */
+    kopt_nats_auth_t nats_auth;                             /* the same */
     adv_publisher_t *publisher;
     uint32_t rollup_wait_s;
     adv_snapshot_t *store;
@@ -485,6 +486,8 @@ static int init_parts(void)
     app.ch_pw_file = dup_or_null(s->clickhouse_password_file);
     app.ch_db = dup_or_null(s->clickhouse_database);
     app.nats_url = dup_or_null(s->nats_url);
+    if (kopt_nats_auth_copy(&app.nats_auth, &s->nats) < 0)
+        return -ENOMEM;
     adv_settings_ch_options(s, &app.ch);
     app.rollup_wait_s = (uint32_t)(s->rollup_wait_ms / 1000);
     app.ch.url = app.ch_url;
@@ -506,7 +509,7 @@ static int init_parts(void)
         r = adv_rec_metrics_register(app.g.d.metrics, app.store,
                                      (uint64_t)s->metrics_max_rec_series, &app.rec_metrics);
     if (r == 0 && app.nats_url && *app.nats_url)
-        r = adv_publisher_new(app.nats_url, &app.publisher);
+        r = adv_publisher_new(app.nats_url, &app.nats_auth, &app.publisher);
     if (r == 0)
         r = kopt_metrics_counter(app.g.d.metrics, "kopt_advisor_analysis_runs_total",
                                  "Analyses finished, by result", "result", &app.runs);
@@ -551,6 +554,7 @@ int adv_serve(int argc, char **argv)
     uv_timer_init(app.g.d.loop, &app.schedule);
     uv_timer_init(app.g.d.loop, &app.drain_poll);
     adv_stream_spec(app.set, &stream);
+    stream.auth = &app.nats_auth; /* filled by init_parts, kept across reloads */
     kopt_admin_add_check(app.g.d.admin, "results", check_loaded, NULL);
     if (init_parts() < 0 || start_servers() < 0 || start_job(NULL, true, NULL, NULL) < 0)
         kopt_daemon_fail(&app.g.d, "start-up failed");
@@ -568,5 +572,6 @@ int adv_serve(int argc, char **argv)
     free(app.ch_pw_file);
     free(app.ch_db);
     free(app.nats_url);
+    kopt_nats_auth_clear(&app.nats_auth);
     return code;
 }

@@ -52,6 +52,7 @@ static const kopt_config_setting_t settings[] = {
      "accepted API keys, one a line ('#' comments); re-read on SIGHUP", 0, 0, 0, NULL},
     {"nats-url", KOPT_CONFIG_STRING, offsetof(S, nats_url), "nats://127.0.0.1:4222",
      "NATS server(s), comma-separated; empty: do not publish", 0, 0, 0, NULL},
+    KOPT_NATS_AUTH_SETTINGS(S),
     {"stream-replicas", KOPT_CONFIG_INT, offsetof(S, stream_replicas), "1",
      "KOPT_RECOMMENDATIONS replicas", 0, 1, 5, NULL},
     {"stream-max-age", KOPT_CONFIG_DURATION, offsetof(S, stream_max_age_ms), "720h",

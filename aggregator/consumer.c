@@ -75,14 +75,16 @@ static int migrate(struct agg *a, kopt_ch_client_t *ch)
 static int connect_nats(struct agg *a)
 {
     natsOptions *no = NULL;
-    natsStatus s = natsOptions_Create(&no);
+    char err[300];
+    natsStatus s;
 
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(no, a->o.nats_url);
-    if (s == NATS_OK)
-        s = natsOptions_SetName(no, "kopt-aggregator");
-    if (s == NATS_OK)
-        s = natsOptions_SetMaxReconnect(no, -1);
+    if (kopt_nats_options_new(a->o.nats_url, "kopt-aggregator", a->o.nats_auth, &no, err,
+                              sizeof(err)) < 0) {
+        kopt_log_error("NATS settings refused; retrying",
+                       KOPT_STR("url", KOPT_URL_REDACTED(a->o.nats_url)), KOPT_STR("reason", err));
+        return -EINVAL;
+    }
+    s = natsOptions_SetMaxReconnect(no, -1);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectWait(no, 500);
     if (s == NATS_OK)
@@ -93,9 +95,9 @@ static int connect_nats(struct agg *a)
         s = natsConnection_JetStream(&a->js, a->nc, NULL);
     natsOptions_Destroy(no);
     if (s != NATS_OK) {
-        kopt_log_warn("cannot connect to NATS; retrying",
-                      KOPT_STR("url", KOPT_URL_REDACTED(a->o.nats_url)),
-                      KOPT_STR("status", natsStatus_GetText(s)));
+        kopt_log_warn(
+            "cannot connect to NATS; retrying", KOPT_STR("url", KOPT_URL_REDACTED(a->o.nats_url)),
+            KOPT_STR("status", natsStatus_GetText(s)), KOPT_STR("detail", nats_GetLastError(NULL)));
         natsConnection_Destroy(a->nc);
         a->nc = NULL;
         return -EIO;

@@ -24,17 +24,19 @@
 #include <kopt/batch_validate.h>
 #include <kopt/clickhouse.h>
 #include <kopt/metrics.h>
+#include <kopt/nats_auth.h>
 
 typedef struct agg agg_t;
 
 /* Strings are kept, not copied: they must outlive the aggregator. */
 typedef struct {
     const char *nats_url;
-    const char *stream;            /* "KOPT_METRICS" */
-    const char *consumer;          /* "kopt-aggregator" */
-    const char *deadletter_prefix; /* "kopt.deadletter" */
-    kopt_ch_options_t ch;          /* one client per thread is made from it */
-    uint32_t fetch_batch;          /* messages a worker holds at most */
+    const kopt_nats_auth_t *nats_auth; /* TLS and credentials; NULL: none */
+    const char *stream;                /* "KOPT_METRICS" */
+    const char *consumer;              /* "kopt-aggregator" */
+    const char *deadletter_prefix;     /* "kopt.deadletter" */
+    kopt_ch_options_t ch;              /* one client per thread is made from it */
+    uint32_t fetch_batch;              /* messages a worker holds at most */
     uint64_t fetch_timeout_ms;
     uint64_t ack_wait_ms;
     int64_t max_ack_pending;

@@ -44,6 +44,7 @@ static void agg_options(const agg_settings_t *s, agg_options_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->nats_url = s->nats_url;
+    o->nats_auth = &s->nats;
     o->stream = s->stream;
     o->consumer = s->consumer;
     o->deadletter_prefix = s->deadletter_prefix;
@@ -163,7 +164,8 @@ int main(int argc, char **argv)
     app.set = kopt_daemon_settings(&app.d);
     agg_options(app.set, &o);
     kopt_admin_add_check(app.d.admin, "aggregator", check_ready, NULL);
-    if (agg_new(&o, app.d.metrics, &app.agg) < 0 || agg_start(app.agg) < 0) {
+    if (kopt_nats_auth_validate(o.nats_url, o.nats_auth) < 0 ||
+        agg_new(&o, app.d.metrics, &app.agg) < 0 || agg_start(app.agg) < 0) {
         kopt_lifecycle_begin_drain(app.d.lifecycle, "start-up failed");
         app.d.exit_code = 1;
     }

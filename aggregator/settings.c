@@ -10,6 +10,7 @@ static const kopt_config_setting_t settings[] = {
     KOPT_DAEMON_SETTINGS(S, ":7421"),
     {"nats-url", KOPT_CONFIG_STRING, offsetof(S, nats_url), "nats://127.0.0.1:4222",
      "NATS server(s), comma-separated", 0, 0, 0, NULL},
+    KOPT_NATS_AUTH_SETTINGS(S),
     {"clickhouse-url", KOPT_CONFIG_STRING, offsetof(S, clickhouse_url), "http://127.0.0.1:8123",
      "ClickHouse HTTP interface (http:// or https://)", 0, 0, 0, NULL},
     {"clickhouse-user", KOPT_CONFIG_STRING, offsetof(S, clickhouse_user), NULL,

@@ -7,10 +7,12 @@
 
 #include <kopt/config.h>
 #include <kopt/daemon.h>
+#include <kopt/nats_auth.h>
 
 typedef struct {
     kopt_daemon_settings_t common; /* first: see kopt/daemon.h */
     char *nats_url;
+    kopt_nats_auth_t nats;
     char *clickhouse_url;
     char *clickhouse_user;
     char *clickhouse_password_file;

@@ -29,6 +29,7 @@ typedef struct {
     kopt_nats_t *nats;
     ingest_t *ingest;
     kopt_stream_spec_t stream;
+    kopt_nats_auth_t nats_auth; /* a copy: settings are freed on reload */
 } ingest_main_t;
 
 static bool ready(void *data)
@@ -183,15 +184,19 @@ int main(int argc, char **argv)
         .max_age_ms = a.set->stream_max_age_ms,
         .max_bytes = (int64_t)a.set->stream_max_bytes,
         .duplicates_ms = a.set->stream_duplicate_window_ms,
+        .auth = &a.nats_auth,
     };
     kopt_admin_add_check(a.g.d.admin, "nats", check_nats, &a);
     kopt_admin_add_check(a.g.d.admin, "stream", check_stream, &a);
-    if (kopt_nats_connect(a.g.d.loop, a.set->nats_url, "kopt-ingest", on_nats_state, &a, &a.nats) <
-            0 ||
+    if (kopt_nats_auth_copy(&a.nats_auth, &a.set->nats) < 0 ||
+        kopt_nats_connect(a.g.d.loop, a.set->nats_url, "kopt-ingest", &a.nats_auth, on_nats_state,
+                          &a, &a.nats) < 0 ||
         kopt_grpc_daemon_start(&a.g, &l) < 0)
         kopt_daemon_fail(&a.g.d, "start-up failed");
     else
         kopt_grpc_daemon_ensure_stream(&a.g, a.set->nats_url,
                                        a.set->stream_create ? &a.stream : NULL);
-    return kopt_grpc_daemon_run(&a.g);
+    code = kopt_grpc_daemon_run(&a.g);
+    kopt_nats_auth_clear(&a.nats_auth);
+    return code;
 }

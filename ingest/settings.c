@@ -22,6 +22,7 @@ static const kopt_config_setting_t settings[] = {
      "plaintext gRPC without client certificates (local development only)", 0, 0, 0, NULL},
     {"nats-url", KOPT_CONFIG_STRING, offsetof(S, nats_url), "nats://127.0.0.1:4222",
      "NATS server(s), comma-separated", 0, 0, 0, NULL},
+    KOPT_NATS_AUTH_SETTINGS(S),
     {"stream-create", KOPT_CONFIG_BOOL, offsetof(S, stream_create), "true",
      "create or update the KOPT_METRICS stream at start", 0, 0, 0, NULL},
     {"stream-storage", KOPT_CONFIG_ENUM, offsetof(S, stream_storage), "file",

@@ -8,6 +8,7 @@
 
 #include <kopt/config.h>
 #include <kopt/daemon.h>
+#include <kopt/nats_auth.h>
 
 typedef struct {
     kopt_daemon_settings_t common; /* first: see kopt/daemon.h */
@@ -15,6 +16,7 @@ typedef struct {
     char *tls_ca, *tls_cert, *tls_key;
     bool insecure;
     char *nats_url;
+    kopt_nats_auth_t nats;
     bool stream_create;
     int stream_storage; /* 0 file, 1 memory */
     int64_t stream_replicas;

@@ -39,6 +39,11 @@ static void on_stream(void *data, int status, const char *message)
     kopt_grpc_daemon_t *g = data;
     uint64_t wait;
 
+    /* A set-up still connecting when the daemon stopped ends after the
+     * lifecycle and admin server are gone (NATS refusing us makes that
+     * likely: each try waits for its timeout). */
+    if (!g->d.lifecycle)
+        return;
     if (status == 0) {
         kopt_log_info("JetStream stream ready", KOPT_STR("detail", message));
         g->stream_ready = true;

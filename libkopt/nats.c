@@ -60,6 +60,20 @@ static void on_disconnected(natsConnection *nc, void *closure)
 }
 
 
+/* nats.c thread: an error that belongs to no call, such as the server's
+ * "Permissions Violation" for a subject this user may not use (the publish
+ * itself returned OK; docs/stack-facts.md, 'nats.c: permission violations'). */
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    const char *text = NULL;
+
+    (void)sub;
+    (void)closure;
+    natsConnection_GetLastError(nc, &text);
+    kopt_log_error("NATS error", KOPT_STR("status", natsStatus_GetText(err)),
+                   KOPT_STR("detail", text && *text ? text : ""));
+}
+
 static void on_freed(uv_handle_t *h)
 {
     free(h->data);
@@ -84,19 +98,30 @@ static void on_wake(uv_async_t *a)
         n->cb(n->data, up);
 }
 
-static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats_t *n,
-                   natsOptions **out)
+/* Options for `url` with `auth` applied; a refusal is logged. */
+static int auth_options(const char *url, const char *name, const kopt_nats_auth_t *auth,
+                        natsOptions **out)
+{
+    char err[300];
+    int r = kopt_nats_options_new(url, name, auth, out, err, sizeof(err));
+
+    if (r < 0)
+        kopt_log_error("NATS settings refused", KOPT_STR("url", KOPT_URL_REDACTED(url)),
+                       KOPT_STR("reason", err));
+    return r;
+}
+
+static int options(uv_loop_t *loop, const char *url, const char *name, const kopt_nats_auth_t *auth,
+                   kopt_nats_t *n, natsOptions **out)
 {
     natsOptions *o = NULL;
-    natsStatus s = natsOptions_Create(&o);
+    natsStatus s;
+    int r = auth_options(url, name, auth, &o);
 
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(o, url);
-    if (s == NATS_OK)
-        s = natsOptions_SetName(o, name);
-    if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach, natsLibuv_Read, natsLibuv_Write,
-                                     natsLibuv_Detach);
+    if (r < 0)
+        return r;
+    s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach, natsLibuv_Read, natsLibuv_Write,
+                                 natsLibuv_Detach);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1); /* forever: we are a server */
     if (s == NATS_OK)
@@ -109,6 +134,8 @@ static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, on_connected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, on_async_error, n);
     if (s != NATS_OK) {
         natsOptions_Destroy(o);
         return s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
@@ -117,8 +144,9 @@ static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats
     return 0;
 }
 
-int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_nats_state_fn cb,
-                      void *data, kopt_nats_t **out)
+int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name,
+                      const kopt_nats_auth_t *auth, kopt_nats_state_fn cb, void *data,
+                      kopt_nats_t **out)
 {
     kopt_nats_t *n = calloc(1, sizeof(*n));
     natsOptions *o;
@@ -131,7 +159,7 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_n
     natsLibuv_SetThreadLocalLoop(loop);
     n->cb = cb;
     n->data = data;
-    r = options(loop, url, name, n, &o);
+    r = options(loop, url, name, auth, n, &o);
     if (r < 0) {
         free(n);
         return r;
@@ -143,11 +171,26 @@ int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_n
     if (s == NATS_OK) {
         set_state(n, 1);
     } else if (s == NATS_NOT_YET_CONNECTED) {
-        kopt_log_warn("NATS not reachable yet, retrying in the background",
-                      KOPT_STR("url", KOPT_URL_REDACTED(url)));
+        /* nats.c retries in the background whatever failed; say what did:
+         * a refusal of our credentials is not a server that is down
+         * (docs/stack-facts.md, 'nats.c: refused credentials while retrying
+         * the first connect'). */
+        const char *why = NULL;
+
+        natsConnection_GetLastError(n->nc, &why);
+        if (why && (strstr(why, "Authorization") || strstr(why, "Authentication") ||
+                    strstr(why, "SSL") || strstr(why, "TLS")))
+            kopt_log_error("NATS refused the connection (credentials or TLS); retrying in the "
+                           "background",
+                           KOPT_STR("url", KOPT_URL_REDACTED(url)), KOPT_STR("detail", why));
+        else
+            kopt_log_warn("NATS not reachable yet, retrying in the background",
+                          KOPT_STR("url", KOPT_URL_REDACTED(url)),
+                          KOPT_STR("detail", why ? why : ""));
     } else {
         kopt_log_error("NATS connect failed", KOPT_STR("url", KOPT_URL_REDACTED(url)),
-                       KOPT_STR("status", natsStatus_GetText(s)));
+                       KOPT_STR("status", natsStatus_GetText(s)),
+                       KOPT_STR("detail", nats_GetLastError(NULL)));
         uv_close((uv_handle_t *)&n->wake, on_freed);
         return -EINVAL;
     }
@@ -235,8 +278,14 @@ static void ensure_work(uv_work_t *w)
     jsErrCode jerr = 0;
     const char *subjects[1];
     const char *what = "connect";
-    natsStatus s = natsConnection_ConnectTo(&nc, e->url);
+    natsOptions *o = NULL;
+    natsStatus s = NATS_OK;
 
+    if (auth_options(e->url, "kopt-stream-setup", e->spec->auth, &o) < 0)
+        s = NATS_INVALID_ARG;
+    else
+        s = natsConnection_Connect(&nc, o);
+    natsOptions_Destroy(o);
     if (s == NATS_OK) {
         what = "JetStream context";
         s = natsConnection_JetStream(&js, nc, NULL);
@@ -256,9 +305,15 @@ static void ensure_work(uv_work_t *w)
         snprintf(e->message, sizeof(e->message), "stream %s ready (%s, %d replicas)", e->spec->name,
                  e->spec->memory ? "memory" : "file", (int)cfg.Replicas);
     } else {
+        const char *why = NULL;
+
         e->status = s == NATS_NO_SERVER || s == NATS_TIMEOUT ? -ENOTCONN : -EIO;
-        snprintf(e->message, sizeof(e->message), "%s %s: %s (JetStream error %d)", what,
-                 e->spec->name, natsStatus_GetText(s), (int)jerr);
+        /* A subject we may not use shows as a timeout; the connection's
+         * last error names the permission the server refused. */
+        if (!nc || natsConnection_GetLastError(nc, &why) == NATS_OK || !why)
+            why = nats_GetLastError(NULL);
+        snprintf(e->message, sizeof(e->message), "%s %s: %s (JetStream error %d; %s)", what,
+                 e->spec->name, natsStatus_GetText(s), (int)jerr, why ? why : "");
     }
     jsStreamInfo_Destroy(si);
     jsCtx_Destroy(js);

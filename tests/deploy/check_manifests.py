@@ -273,6 +273,57 @@ def check_kopt_args(r, where, c, pod, binary, serves, by_kind, build_dir):
                 f"subcommand {word!r} is not mentioned in {binary} --help")
 
 
+NATS_COMPONENTS = ("ingest", "aggregator", "advisor")
+
+
+def check_nats_credentials(r, name, pods, configs, get):
+    """Each component logs in to NATS as itself: it mounts its own
+    kopt-nats-<component> Secret and no other component's, and its config
+    names that user and a password file inside that mount (issue 15)."""
+    for (where, pod, labels, w) in pods:
+        m = re.match(r"kopt-([a-z]+)", w["metadata"]["name"])
+        own = m.group(1) if m else ""
+        vols = {v["name"]: v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+        nats_secrets = {n: sec for n, sec in vols.items()
+                        if sec.startswith("kopt-nats-") and sec != "kopt-nats-ca"}
+        for sec in nats_secrets.values():
+            r.check(sec == f"kopt-nats-{own}", where,
+                    f"mounts {sec}: a component mounts only its own NATS credentials")
+        cfg_vols = [v["configMap"]["name"] for v in pod.get("volumes", []) if "configMap" in v]
+        keys = [m.group(1) for m in (re.match(r"(kopt-[a-z]+)-config", c) for c in cfg_vols) if m]
+        cfg = next((configs[k] for k in keys if k in configs), {}) or {}
+        user = cfg.get("nats-user")
+        pw = str(cfg.get("nats-password-file") or "")
+        if user or pw:
+            r.check(user == f"kopt-{own}", where, f"nats-user {user!r} must be kopt-{own}")
+            mounts = [mt["mountPath"] for c in pod.get("containers", []) for mt in c.get("volumeMounts", [])
+                      if mt["name"] in nats_secrets]
+            r.check(any(pw.startswith(mp.rstrip("/") + "/") for mp in mounts), where,
+                    f"nats-password-file {pw!r} is not in its own kopt-nats-{own} Secret mount")
+            ca = str(cfg.get("nats-ca") or "")
+            ca_mounts = [mt["mountPath"] for c in pod.get("containers", []) for mt in c.get("volumeMounts", [])
+                         if vols.get(mt["name"]) == "kopt-nats-ca"]
+            r.check(bool(ca) and any(ca.startswith(mp.rstrip("/") + "/") for mp in ca_mounts), where,
+                    f"nats-ca {ca!r} must be in the kopt-nats-ca Secret mount")
+        if name == "overlays/production" and own in NATS_COMPONENTS:
+            r.check(f"kopt-nats-{own}" in nats_secrets.values(), where,
+                    f"production: mounts its own NATS credentials (Secret kopt-nats-{own})")
+            r.check(bool(user) and bool(pw), where,
+                    "production: nats-user and nats-password-file set")
+    if name == "overlays/production":
+        auth = [cm for cm in get("ConfigMap") if cm["metadata"]["name"].startswith("kopt-nats-auth")]
+        if r.check(len(auth) == 1, name, "production: the kopt-nats-auth ConfigMap (nats/kopt-auth.conf)"):
+            conf = auth[0]["data"]["kopt-auth.conf"]
+            users = re.findall(r'\{user: "([^"]+)", password: \$([A-Z_]+)', conf)
+            r.check(sorted(u for u, _ in users) == sorted(f"kopt-{c}" for c in NATS_COMPONENTS), name,
+                    f"production: kopt-auth.conf users {users}")
+            r.check(all(pw == f"KOPT_NATS_{u[5:].upper()}_PASSWORD" for u, pw in users), name,
+                    "production: kopt-auth.conf passwords come from the environment")
+            r.check("publish: {allow: [\">\"]" not in conf and '">"' not in conf, name,
+                    "production: no NATS user may use every subject")
+
+
+
 def check_rendered(r, name, docs, ctx, build_dir):
     by_kind = {"ConfigMap": {}, "targets": ctx["targets"], "version": ctx["version"],
                "skipped": ctx["skipped"], "verified": ctx["verified"]}
@@ -467,6 +518,7 @@ def check_rendered(r, name, docs, ctx, build_dir):
         if re.match(r"kopt-[a-z]+-config", cm["metadata"]["name"]):
             configs[re.match(r"(kopt-[a-z]+)-config", cm["metadata"]["name"]).group(1)] = \
                 yaml.safe_load(cm["data"]["config.yaml"])
+    check_nats_credentials(r, name, pods, configs, get)
     if name == "overlays/dev":
         for n in ("kopt-nats", "kopt-clickhouse"):
             r.check(any(s["metadata"]["name"] == n for s in get("StatefulSet")), name, f"dev: StatefulSet {n}")

@@ -210,81 +210,95 @@ static void spawn(kopt_test_proc_t *p, const char *name, char *const argv[])
     assert_int_equal(kopt_test_proc_spawn(p, argv, NULL, log), 0);
 }
 
+/* Appends `user`'s NATS flags (TLS client certificate, user, password file)
+ * to the NULL-terminated `argv`, which has room for 10 more. */
+static void add_nats_auth(char **argv, const char *user, char *pw, size_t len)
+{
+    int n = 0;
+
+    while (argv[n])
+        n++;
+    assert_int_equal(kopt_test_nats_auth_args(S.nats, user, (const char **)argv, &n, pw, len), 0);
+    argv[n] = NULL;
+}
+
 static void start_ingest(void)
 {
-    char listen[64], admin[64], ca[600], cert[600], key[600];
-    char *argv[] = {(char *)ingest_exe,
-                    "--listen",
-                    listen,
-                    "--admin-listen",
-                    admin,
-                    "--tls-ca",
-                    ca,
-                    "--tls-cert",
-                    cert,
-                    "--tls-key",
-                    key,
-                    "--nats-url",
-                    S.nats->url,
-                    NULL};
+    char listen[64], admin[64], ca[600], cert[600], key[600], pw[600];
+    char *argv[32] = {(char *)ingest_exe,
+                      "--listen",
+                      listen,
+                      "--admin-listen",
+                      admin,
+                      "--tls-ca",
+                      ca,
+                      "--tls-cert",
+                      cert,
+                      "--tls-key",
+                      key,
+                      "--nats-url",
+                      S.nats->url,
+                      NULL};
 
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.p_ingest);
     snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_ingest_admin);
     snprintf(ca, sizeof(ca), "%s/ca.pem", S.certs);
     snprintf(cert, sizeof(cert), "%s/server.pem", S.certs);
     snprintf(key, sizeof(key), "%s/server-key.pem", S.certs);
+    add_nats_auth(argv, "kopt-ingest", pw, sizeof(pw));
     spawn(&S.ingest, "ingest", argv);
 }
 
 static void start_aggregator(void)
 {
-    char admin[64];
-    char *argv[] = {(char *)aggregator_exe,
-                    "--admin-listen",
-                    admin,
-                    "--nats-url",
-                    S.nats->url,
-                    "--clickhouse-url",
-                    S.ch->url,
-                    "--rollup-interval",
-                    "5s",
-                    "--ack-wait",
-                    "5s",
-                    "--clickhouse-timeout",
-                    "10s",
-                    NULL};
+    char admin[64], pw[600];
+    char *argv[32] = {(char *)aggregator_exe,
+                      "--admin-listen",
+                      admin,
+                      "--nats-url",
+                      S.nats->url,
+                      "--clickhouse-url",
+                      S.ch->url,
+                      "--rollup-interval",
+                      "5s",
+                      "--ack-wait",
+                      "5s",
+                      "--clickhouse-timeout",
+                      "10s",
+                      NULL};
 
     snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_agg_admin);
+    add_nats_auth(argv, "kopt-aggregator", pw, sizeof(pw));
     spawn(&S.aggregator, "aggregator", argv);
 }
 
 static void start_advisor(void)
 {
-    char listen[64], hl[64], admin[64], ca[600], cert[600], key[600];
-    char *argv[] = {(char *)advisor_exe,
-                    "--listen",
-                    listen,
-                    "--http-listen",
-                    hl,
-                    "--admin-listen",
-                    admin,
-                    "--tls-ca",
-                    ca,
-                    "--tls-cert",
-                    cert,
-                    "--tls-key",
-                    key,
-                    "--api-keys-file",
-                    S.keys,
-                    "--nats-url",
-                    S.nats->url,
-                    "--clickhouse-url",
-                    S.ch->url,
-                    "--analysis-interval",
-                    "10s",
-                    "--clickhouse-timeout",
-                    "10s",
-                    NULL};
+    char listen[64], hl[64], admin[64], ca[600], cert[600], key[600], pw[600];
+    char *argv[40] = {(char *)advisor_exe,
+                      "--listen",
+                      listen,
+                      "--http-listen",
+                      hl,
+                      "--admin-listen",
+                      admin,
+                      "--tls-ca",
+                      ca,
+                      "--tls-cert",
+                      cert,
+                      "--tls-key",
+                      key,
+                      "--api-keys-file",
+                      S.keys,
+                      "--nats-url",
+                      S.nats->url,
+                      "--clickhouse-url",
+                      S.ch->url,
+                      "--analysis-interval",
+                      "10s",
+                      "--clickhouse-timeout",
+                      "10s",
+                      NULL};
 
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.p_adv);
     snprintf(hl, sizeof(hl), "127.0.0.1:%d", S.p_http);
@@ -292,6 +306,7 @@ static void start_advisor(void)
     snprintf(ca, sizeof(ca), "%s/ca.pem", S.certs);
     snprintf(cert, sizeof(cert), "%s/server.pem", S.certs);
     snprintf(key, sizeof(key), "%s/server-key.pem", S.certs);
+    add_nats_auth(argv, "kopt-advisor", pw, sizeof(pw));
     spawn(&S.advisor, "advisor", argv);
 }
 
@@ -351,6 +366,7 @@ static int system_up(void **state)
     char *certs_argv[] = {path, S.certs, "--cluster", "local", NULL};
     char *migrate_argv[] = {(char *)aggregator_exe, "migrate", "--clickhouse-url", NULL, NULL};
     char *work_argv[] = {"stress-ng", "--cpu", "1", "--cpu-load", "20", "--quiet", NULL};
+    kopt_test_nats_opts_t nats_opts = {0};
     double t0 = kopt_test_now();
 
     (void)state;
@@ -379,7 +395,9 @@ static int system_up(void **state)
              S.spool);
     write_file(S.agent_conf, conf);
 
-    if (kopt_test_nats_start(&S.nats, NULL) == -ENOENT) {
+    /* NATS with TLS and one user per component, as in production. */
+    nats_opts.auth_certs_dir = S.certs;
+    if (kopt_test_nats_start(&S.nats, &nats_opts) == -ENOENT) {
         fprintf(stderr, "nats-server not installed (scripts/deps)\n");
         return -1;
     }
@@ -605,7 +623,7 @@ static void flow_windows_reach_clickhouse_and_recommendations_every_api(void **s
     free(text);
 
     /* JetStream: the advisor's message for the workload. */
-    assert_int_equal(natsConnection_ConnectTo(&nc, S.nats->url), NATS_OK);
+    assert_int_equal(kopt_test_nats_connect(S.nats, &nc), 0);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     jsSubOptions_Init(&so);
     so.Stream = "KOPT_RECOMMENDATIONS";

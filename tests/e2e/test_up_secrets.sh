@@ -48,5 +48,10 @@ check() { # path want
 check "$state" 700
 check "$state/api-keys" 600
 check "$state/env" 600
+# NATS: one password file per component, 0600; the server wants them (TLS +
+# per-component users), so the running system proves they work.
+for u in ingest aggregator advisor admin; do
+  check "$state/nats-kopt-$u.password" 600
+done
 grep -q '^KOPT_API_KEY=.\{16,\}' "$state/env" || { echo "FAIL no 16+ character key in env"; fail=1; }
 exit $fail

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <nats/nats.h>
+
 /* A TCP port free on 127.0.0.1 right now (bound then released), or -1. */
 int kopt_test_free_port(void);
 
@@ -122,6 +124,15 @@ double kopt_test_metric(const char *admin_url, const char *sample);
 typedef struct kopt_test_nats_opts {
     bool no_jetstream;        /* default: JetStream on, file store in dir */
     const char *config_extra; /* appended to the generated nats.conf, or NULL */
+    /* Authentication (nats_auth.c): a dir kopt_test_make_certs filled. The
+     * server then speaks TLS only with its server.pem, wants a client
+     * certificate signed by its ca.pem, and knows one user per component
+     * (kopt-ingest, kopt-aggregator, kopt-advisor) allowed only what that
+     * component needs, and kopt-admin allowed everything. NULL: no auth. */
+    const char *auth_certs_dir;
+    /* Where the random passwords go, nats-<user>.password, mode 0600 (kept
+     * when the server stops). NULL: the server's temp dir. */
+    const char *auth_secrets_dir;
 } kopt_test_nats_opts_t;
 
 typedef struct kopt_test_nats {
@@ -136,6 +147,9 @@ typedef struct kopt_test_nats {
     double start_seconds; /* last start or restart, spawn to ready */
     kopt_test_proc_t proc;
     bool jetstream;
+    bool auth;                            /* opts->auth_certs_dir was given */
+    char *certs_dir, *secrets_dir;        /* owned copies when auth */
+    char *ca_file, *cert_file, *key_file; /* certs_dir's ca.pem, client.pem, client-key.pem */
 } kopt_test_nats_t;
 
 /* Starts nats-server on free loopback ports (client and monitor) and waits
@@ -157,6 +171,31 @@ int kopt_test_nats_stop(kopt_test_nats_t *s);
 
 /* Stops if needed and frees. NULL is a no-op. */
 void kopt_test_nats_free(kopt_test_nats_t *s);
+
+/* --- authenticated nats-server (nats_auth.c) ------------------------------ */
+/* The path of `user`'s password file. 0, -EINVAL without auth, -ENOSPC. */
+int kopt_test_nats_password_file(const kopt_test_nats_t *s, const char *user, char *out,
+                                 size_t len);
+
+/* The tls and authorization blocks of nats.conf for s->certs_dir, writing
+ * fresh passwords. malloc'ed text, or NULL. nats_server.c calls it. */
+char *kopt_test_nats_auth_config(kopt_test_nats_t *s);
+
+/* Appends to argv[*n] the --nats-ca/-cert/-key/-user/-password-file flags a
+ * kopt daemon needs to log in as `user` (10 entries; nothing without auth).
+ * `pw_path` (len bytes) holds the password file's path and must outlive
+ * argv. 0 or -ENOSPC. */
+int kopt_test_nats_auth_args(const kopt_test_nats_t *s, const char *user, const char **argv, int *n,
+                             char *pw_path, size_t len);
+
+/* A plain (no event loop) connection as `user` (NULL: with the client
+ * certificate but no user) through kopt_nats_options_new. 0, or
+ * -ECONNREFUSED (the server refused or is down), -EINVAL. */
+int kopt_test_nats_connect_as(const kopt_test_nats_t *s, const char *user, natsConnection **nc);
+
+/* The tests' own connection: as kopt-admin, allowed everything, when the
+ * server has auth; plain otherwise. */
+int kopt_test_nats_connect(const kopt_test_nats_t *s, natsConnection **nc);
 
 /* --- clickhouse-server (clickhouse_server.c) ------------------------------ */
 typedef struct kopt_test_clickhouse_opts {

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1618,39 +1619,41 @@ static void python_client_pushes_over_mtls(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* 11. A password in --nats-url is never printed (issue 15)                 */
+/* 11. The NATS password is never printed (issue 15). It comes from a file:
+ *     a --nats-url carrying one is refused (tests/integration/nats_auth). */
 
 static void nats_password_never_printed(void **state)
 {
     static const kopt_test_nats_opts_t auth = {
         .config_extra = "authorization { user: natsuser, password: NatsPw123 }\n"};
-    kopt_test_nats_t *nats = NULL, with_pw;
+    kopt_test_nats_t *nats = NULL;
     ingest_proc_t *ing;
-    char url[128], *body = NULL;
+    char url[128], pw_file[700], *body = NULL;
+    const char *extra[] = {"--nats-user", "natsuser", "--nats-password-file", pw_file, NULL};
     long status = 0;
+    FILE *f;
     int r = kopt_test_nats_start(&nats, &auth);
 
     (void)state;
     if (r == -ENOENT)
         skip();
     assert_int_equal(r, 0);
-    /* The same server, dialled with the credentials it wants. */
-    with_pw = *nats;
-    snprintf(with_pw.url, sizeof(with_pw.url), "nats://natsuser:NatsPw123@127.0.0.1:%d",
-             nats->port);
-    ing = ingest_start(&with_pw, NULL);
+    snprintf(pw_file, sizeof(pw_file), "%s/nats-password", nats->dir);
+    f = fopen(pw_file, "w");
+    assert_non_null(f);
+    fputs("NatsPw123\n", f);
+    fclose(f);
+    chmod(pw_file, 0600);
+    ing = ingest_start(nats, extra);
     /* Lose NATS: the log says so, and so does /readyz, neither with the password. */
     assert_int_equal(kopt_test_nats_kill9(nats), 0);
     assert_int_equal(wait_ready_status(ing, 503, 5000), 0);
     snprintf(url, sizeof(url), "%s/readyz", ing->admin_url);
     assert_int_equal(kopt_test_http(url, NULL, 2000, &status, &body), 0);
     fprintf(stderr, "  /readyz %ld %s\n", status, body);
-    assert_non_null(strstr(body, "nats://[redacted]@127.0.0.1:"));
+    assert_non_null(strstr(body, "not connected to NATS"));
     assert_null(strstr(body, "NatsPw123"));
-    assert_null(strstr(body, "natsuser"));
     free(body);
-    /* The "starting" line, the connect and the disconnect lines. */
-    assert_true(kopt_test_log_contains(ing->log_path, "nats://[redacted]@127.0.0.1:"));
     if (kopt_test_log_contains(ing->log_path, "NatsPw123")) {
         kopt_test_log_tail(ing->log_path, 40);
         fail_msg("the ingest log holds the NATS password");

@@ -12,17 +12,21 @@
 
 #include <nats/nats.h>
 
+#include <kopt/nats_auth.h>
+
 typedef struct kopt_nats kopt_nats_t;
 
 /* Called on the loop thread whenever the connection goes up or down. */
 typedef void (*kopt_nats_state_fn)(void *data, int connected);
 
-/* Connects to `url` (comma-separated list allowed) as `name`. If no server
- * answers yet it keeps trying in the background and still returns 0; `cb`
- * reports the first connect. Call on the loop thread, before or inside
- * uv_run. -EINVAL for a bad URL, -ENOMEM. */
-int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name, kopt_nats_state_fn cb,
-                      void *data, kopt_nats_t **out);
+/* Connects to `url` (comma-separated list allowed) as `name`, with the TLS
+ * and credentials of `auth` (NULL: none). If no server answers yet it keeps
+ * trying in the background and still returns 0; `cb` reports the first
+ * connect. Call on the loop thread, before or inside uv_run. -EINVAL for a
+ * bad URL or auth settings, or a server that refused us (logged), -ENOMEM. */
+int kopt_nats_connect(uv_loop_t *loop, const char *url, const char *name,
+                      const kopt_nats_auth_t *auth, kopt_nats_state_fn cb, void *data,
+                      kopt_nats_t **out);
 
 natsConnection *kopt_nats_conn(kopt_nats_t *n);
 int kopt_nats_connected(const kopt_nats_t *n);
@@ -45,6 +49,7 @@ typedef struct {
     uint64_t max_age_ms; /* 0: unlimited */
     int64_t max_bytes;   /* <= 0: unlimited */
     uint64_t duplicates_ms;
+    const kopt_nats_auth_t *auth; /* how kopt_nats_ensure_stream connects; NULL: none */
 } kopt_stream_spec_t;
 
 /* On a worker thread: connects to `url`, creates the stream or updates it to
