@@ -481,6 +481,8 @@ static int init_parts(void)
     r = adv_snapshot_new(&app.store);
     if (r == 0 && app.nats_url && *app.nats_url)
         r = adv_publisher_new(app.nats_url, &app.publisher);
+    if (r == 0 && app.publisher)
+        adv_publisher_configure(app.publisher, s);
     if (r == 0)
         r = kopt_metrics_counter(app.g.d.metrics, "kopt_advisor_analysis_runs_total",
                                  "Analyses finished, by result", "result", &app.runs);
