@@ -76,8 +76,13 @@ int adv_kv_ensure(jsCtx *js, int replicas, char *err, size_t errlen)
     }
     kvStore_Destroy(kv);
     if (s != NATS_OK) {
-        snprintf(err, errlen, "key-value bucket %s: %s", ADV_KV_BUCKET,
-                 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
+        const char *why = nats_GetLastError(NULL);
+
+        /* A permission violation shows as a timeout: no reply ever comes. */
+        snprintf(err, errlen,
+                 "key-value bucket %s not found nor created (%s); the advisor's NATS user "
+                 "needs the permissions of docs/integrations.md",
+                 ADV_KV_BUCKET, why && *why ? why : natsStatus_GetText(s));
         return -EIO;
     }
     return 0;

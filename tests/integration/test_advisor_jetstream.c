@@ -36,6 +36,32 @@
 #include "schema.h"
 
 #define KEY "itest-key-0123456789"
+#define ADV_PW "adv-pw-0123456789"
+#define READER_PW "reader-pw-0123456789"
+#define TEST_PW "test-pw-0123456789"
+
+/* Exactly the permissions docs/integrations.md lists: the advisor's (its
+ * own stream and bucket) and a read-only integrator's (the Python example).
+ * The test's own C client may do anything. */
+static const char nats_users[] =
+    "authorization {\n"
+    "  users = [\n"
+    "    {user: kopt-advisor, password: \"" ADV_PW "\", permissions: {\n"
+    "      publish: {allow: [\"kopt.recommendations.>\", \"$KV.kopt_recommendations.>\",\n"
+    "        \"$JS.API.STREAM.INFO.KOPT_RECOMMENDATIONS\",\n"
+    "        \"$JS.API.STREAM.CREATE.KOPT_RECOMMENDATIONS\",\n"
+    "        \"$JS.API.STREAM.UPDATE.KOPT_RECOMMENDATIONS\",\n"
+    "        \"$JS.API.STREAM.INFO.KV_kopt_recommendations\",\n"
+    "        \"$JS.API.STREAM.CREATE.KV_kopt_recommendations\"]},\n"
+    "      subscribe: {allow: [\"_INBOX.>\"]}}}\n"
+    "    {user: integrator, password: \"" READER_PW "\", permissions: {\n"
+    "      publish: {allow: [\"$JS.API.CONSUMER.CREATE.KOPT_RECOMMENDATIONS\",\n"
+    "        \"$JS.API.CONSUMER.CREATE.KV_kopt_recommendations\",\n"
+    "        \"$JS.API.STREAM.MSG.GET.KV_kopt_recommendations\"]},\n"
+    "      subscribe: {allow: [\"_INBOX.>\"]}}}\n"
+    "    {user: test, password: \"" TEST_PW "\"}\n"
+    "  ]\n"
+    "}\n";
 
 static const char *src_dir, *advisor_exe, *python_exe, *consumer_py;
 static char *const *proto_dirs;
@@ -48,6 +74,7 @@ static struct {
     char *dir, log[512], keys[512];
     int http_port, admin_port;
     char analysis_pb[48], analysis_json[48]; /* the two runs' ids */
+    char adv_url[128], test_url[128];        /* with each user's password */
 } w;
 
 /* One message read from the stream. */
@@ -59,7 +86,7 @@ typedef struct {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int run_cmd(char *const argv[], char **out)
+static int run_cmd(char *const argv[], char *const env[], char **out)
 {
     char path[600];
     kopt_test_proc_t p;
@@ -68,7 +95,7 @@ static int run_cmd(char *const argv[], char **out)
 
     snprintf(path, sizeof(path), "%s/cmd.log", w.dir);
     unlink(path);
-    assert_int_equal(kopt_test_proc_spawn(&p, argv, NULL, path), 0);
+    assert_int_equal(kopt_test_proc_spawn(&p, argv, env, path), 0);
     for (int i = 0; i < 1200 && kopt_test_proc_alive(&p); i++)
         usleep(100 * 1000);
     if (kopt_test_proc_alive(&p))
@@ -130,11 +157,11 @@ static long api_get(const char *url, char **out)
 /* `kopt-advisor analyze --once` with `encoding`; its analysis id in `id`. */
 static void analyze_once(const char *encoding, char *id, size_t idlen)
 {
-    char *argv[] = {(char *)advisor_exe, "analyze",      "--once",    "--clickhouse-url",
-                    w.ch->url,           "--nats-url",   w.nats->url, "--recommendations-encoding",
-                    (char *)encoding,    "--log-format", "text",      NULL};
+    char *argv[] = {(char *)advisor_exe, "analyze",      "--once",  "--clickhouse-url",
+                    w.ch->url,           "--nats-url",   w.adv_url, "--recommendations-encoding",
+                    (char *)encoding,    "--log-format", "text",    NULL};
     char *out = NULL, *p;
-    int rc = run_cmd(argv, &out);
+    int rc = run_cmd(argv, NULL, &out);
 
     if (rc != 0)
         fail_msg("analyze --once (%s) exited %d: %s", encoding, rc, out);
@@ -169,7 +196,7 @@ static got_t *read_stream(size_t *n)
     size_t cap = 0;
 
     *n = 0;
-    assert_int_equal(natsConnection_ConnectTo(&nc, w.nats->url), NATS_OK);
+    assert_int_equal(natsConnection_ConnectTo(&nc, w.test_url), NATS_OK);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     jsSubOptions_Init(&so);
     so.Config.DeliverPolicy = js_DeliverAll;
@@ -300,7 +327,7 @@ static char *kv_get(const char *key, int *len, int *history)
     kvEntryList hist = {0};
     char *v;
 
-    assert_int_equal(natsConnection_ConnectTo(&nc, w.nats->url), NATS_OK);
+    assert_int_equal(natsConnection_ConnectTo(&nc, w.test_url), NATS_OK);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     assert_int_equal(js_KeyValue(&kv, js, "kopt_recommendations"), NATS_OK);
     if (kvStore_Get(&e, kv, key) != NATS_OK)
@@ -394,13 +421,18 @@ static int group_setup(void **state)
     FILE *f;
 
     (void)state;
-    if (kopt_test_nats_start(&w.nats, NULL) == -ENOENT ||
+    kopt_test_nats_opts_t no = {.config_extra = nats_users};
+
+    if (kopt_test_nats_start(&w.nats, &no) == -ENOENT ||
         kopt_test_clickhouse_start(&w.ch) == -ENOENT) {
         fprintf(stderr, "nats-server or clickhouse-server missing: skipping\n");
         return -1;
     }
     assert_non_null(w.nats);
     assert_non_null(w.ch);
+    snprintf(w.adv_url, sizeof(w.adv_url), "nats://kopt-advisor:" ADV_PW "@127.0.0.1:%d",
+             w.nats->port);
+    snprintf(w.test_url, sizeof(w.test_url), "nats://test:" TEST_PW "@127.0.0.1:%d", w.nats->port);
     o.url = w.ch->url;
     assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
     assert_int_equal(agg_schema_migrate(c, NULL, NULL, &err), 0);
@@ -515,7 +547,7 @@ static void kv_equals_what_the_api_serves(void **state)
                         "--clickhouse-url",
                         w.ch->url,
                         "--nats-url",
-                        w.nats->url,
+                        w.adv_url,
                         "--analysis-interval",
                         "0",
                         NULL};
@@ -559,6 +591,7 @@ static void kv_equals_what_the_api_serves(void **state)
 static void python_consumer_example_works(void **state)
 {
     char *argv[64], *out = NULL;
+    char *env[] = {"NATS_USER=integrator", "NATS_PASSWORD=" READER_PW, NULL};
     int n = 0, rc;
 
     (void)state;
@@ -575,7 +608,7 @@ static void python_consumer_example_works(void **state)
         argv[n++] = proto_dirs[i];
     }
     argv[n] = NULL;
-    rc = run_cmd(argv, &out);
+    rc = run_cmd(argv, env, &out);
     fprintf(stderr, "python consumer exited %d:\n%s", rc, out);
     assert_int_equal(rc, 0);
     /* Both runs seen complete, each with its own encoding. */
