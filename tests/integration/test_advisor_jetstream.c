@@ -265,6 +265,7 @@ static void check_analysis(const char *id, bool json)
     size_t n;
     got_t *all = read_stream(&n);
     uint32_t seen[2] = {0}, markers[2] = {0};
+    size_t rec_bytes = 0;
 
     for (size_t i = 0; i < n; i++) {
         got_t *g = &all[i];
@@ -306,12 +307,17 @@ static void check_analysis(const char *id, bool json)
                 assert_true(r->n_containers > 0);
                 assert_int_equal(markers[c], 0); /* none after the marker */
                 seen[c]++;
+                rec_bytes += (size_t)g->len;
                 protobuf_c_message_free_unpacked(&r->base, NULL);
             }
         }
     }
-    fprintf(stderr, "%s: %zu messages in the stream; local %u + marker, edge.eu %u + marker\n", id,
-            n, seen[0], seen[1]);
+    fprintf(stderr,
+            "%s: %zu messages in the stream; local %u + marker, edge.eu %u + marker; "
+            "%.0f bytes a recommendation (%s)\n",
+            id, n, seen[0], seen[1],
+            (double)rec_bytes / (seen[0] + seen[1] ? seen[0] + seen[1] : 1),
+            json ? "json" : "protobuf");
     assert_int_equal(markers[0], 1);
     assert_int_equal(markers[1], 1);
     free_stream(all, n);
