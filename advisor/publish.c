@@ -277,8 +277,9 @@ int adv_publisher_send(adv_publisher_t *p, Kopt__V1__Recommendation *const *recs
         r == 0)
         r = -ETIMEDOUT;
     if (atomic_load(&p->failed) > 0 && r == 0) {
-        snprintf(err, errlen, "%u results were refused by JetStream: %s", atomic_load(&p->failed),
-                 p->last_error);
+        snprintf(err, errlen,
+                 "%u messages (results or their KV copies) were refused by JetStream: %s",
+                 atomic_load(&p->failed), p->last_error);
         r = -EIO;
     }
     /* Two messages a result (stream and bucket); count a result lost when
