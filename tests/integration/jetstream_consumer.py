@@ -70,6 +70,10 @@ class Nats:
             opts["pass"] = os.environ.get("NATS_PASSWORD", "")
         self.w.write(b"CONNECT " + json.dumps(opts).encode() + b"\r\nPING\r\n")
         await self.w.drain()
+        # The server answers PONG once it accepted us, or -ERR (bad credentials).
+        line = (await self.r.readline()).decode().strip()
+        if line != "PONG":
+            raise RuntimeError("NATS refused the connection: " + (line or "closed"))
         self.reader = asyncio.ensure_future(self.read_loop())
 
     async def read_loop(self):
@@ -279,4 +283,8 @@ if __name__ == "__main__":
     p.add_argument("--cluster", required=True)
     p.add_argument("--check", type=int)
     p.add_argument("-I", dest="include", action="append", default=[])
-    sys.exit(asyncio.run(main(p.parse_args())))
+    try:
+        sys.exit(asyncio.run(main(p.parse_args())))
+    except (OSError, RuntimeError, asyncio.TimeoutError) as e:
+        print("FAIL: %s" % (e or type(e).__name__), file=sys.stderr)
+        sys.exit(1)

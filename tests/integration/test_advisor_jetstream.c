@@ -620,6 +620,20 @@ static void python_consumer_example_works(void **state)
     /* Both runs seen complete, each with its own encoding. */
     assert_non_null(strstr(out, w.analysis_pb));
     assert_non_null(strstr(out, w.analysis_json));
+    assert_non_null(strstr(out, "(application/protobuf)"));
+    assert_non_null(strstr(out, "(application/json)"));
+    free(out);
+    /* Its check can fail: the bucket does not hold 4 workloads of local. */
+    argv[7] = "4";
+    rc = run_cmd(argv, env, &out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "FAIL: bucket: 3 workloads of the latest analysis, want 4"));
+    free(out);
+    /* Without credentials the server refuses it. */
+    rc = run_cmd(argv, NULL, &out);
+    fprintf(stderr, "python consumer without credentials exited %d: %s", rc, out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "Authorization Violation"));
     free(out);
 }
 
