@@ -40,6 +40,7 @@ typedef struct {
     kopt_nats_auth_t nats;
     int64_t stream_replicas;
     uint64_t stream_max_age_ms;
+    int recommendations_encoding; /* protobuf, json (publish_contract.h) */
     char *clickhouse_url, *clickhouse_user, *clickhouse_password_file, *clickhouse_database;
     char *clickhouse_ca;
     uint64_t clickhouse_timeout_ms;
@@ -356,10 +357,15 @@ typedef struct adv_publisher adv_publisher_t;
 /* Keeps `url` (the settings') and a copy of `auth` (NULL: none); connects at
  * the first send. */
 int adv_publisher_new(const char *url, const kopt_nats_auth_t *auth, adv_publisher_t **out);
-/* Publishes each workload's Recommendation (protobuf) on
+/* Takes the encoding and the KV bucket's replicas from the settings. */
+void adv_publisher_configure(adv_publisher_t *p, const adv_settings_t *s);
+/* Publishes each workload's Recommendation (protobuf or JSON, with the
+ * headers of docs/integrations.md) on
  * kopt.recommendations.<cluster>.<namespace> with Nats-Msg-Id
- * <analysis_id>/<cluster>/<namespace>/<kind>/<name>, and waits for every
- * PubAck. Blocking: a worker thread, never the loop. *sent counts acks. */
+ * <analysis_id>/<cluster>/<namespace>/<kind>/<name> and into the KV bucket
+ * kopt_recommendations, waits for every PubAck, then one AnalysisCompleted
+ * per cluster. Blocking: a worker thread, never the loop. *sent counts
+ * acked results. */
 int adv_publisher_send(adv_publisher_t *p, Kopt__V1__Recommendation *const *recs, size_t n,
                        size_t *sent, char *err, size_t errlen);
 void adv_publisher_free(adv_publisher_t *p);

@@ -49,6 +49,7 @@ static int analyze_once(const adv_settings_t *s)
             return 1;
         if (adv_publisher_new(s->nats_url, &s->nats, &ctx.publisher) < 0)
             return 1;
+        adv_publisher_configure(ctx.publisher, s);
     }
     adv_analysis_run(&ctx, &req, &res);
     if (res.status < 0)

@@ -510,6 +510,8 @@ static int init_parts(void)
                                      (uint64_t)s->metrics_max_rec_series, &app.rec_metrics);
     if (r == 0 && app.nats_url && *app.nats_url)
         r = adv_publisher_new(app.nats_url, &app.nats_auth, &app.publisher);
+    if (r == 0 && app.publisher)
+        adv_publisher_configure(app.publisher, s);
     if (r == 0)
         r = kopt_metrics_counter(app.g.d.metrics, "kopt_advisor_analysis_runs_total",
                                  "Analyses finished, by result", "result", &app.runs);

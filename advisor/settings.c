@@ -16,6 +16,7 @@
 static const char *const limits[] = {"keep-ratio", "from-upper", "leave", NULL};
 static const char *const http_tls_modes[] = {"off", "on", "mutual", NULL};
 static const char *const outputs[] = {"table", "json", NULL};
+static const char *const encodings[] = {"protobuf", "json", NULL};
 
 static const kopt_config_setting_t settings[] = {
     KOPT_DAEMON_SETTINGS(S, ":7412"),
@@ -57,6 +58,10 @@ static const kopt_config_setting_t settings[] = {
      "KOPT_RECOMMENDATIONS replicas", 0, 1, 5, NULL},
     {"stream-max-age", KOPT_CONFIG_DURATION, offsetof(S, stream_max_age_ms), "720h",
      "how long KOPT_RECOMMENDATIONS keeps results (0: forever)", 0, 0, 0, NULL},
+    {"recommendations-encoding", KOPT_CONFIG_ENUM, offsetof(S, recommendations_encoding),
+     "protobuf",
+     "what JetStream and the KV bucket carry: protobuf, or json (proto3 JSON); one per stream", 0,
+     0, 0, encodings},
     {"clickhouse-url", KOPT_CONFIG_STRING, offsetof(S, clickhouse_url), "http://127.0.0.1:8123",
      "ClickHouse HTTP interface", 0, 0, 0, NULL},
     {"clickhouse-user", KOPT_CONFIG_STRING, offsetof(S, clickhouse_user), NULL,

@@ -45,7 +45,9 @@ static const nats_user_t users[] = {
     {"kopt-advisor",
      "\"kopt.recommendations.>\", \"$JS.API.STREAM.CREATE.KOPT_RECOMMENDATIONS\", "
      "\"$JS.API.STREAM.UPDATE.KOPT_RECOMMENDATIONS\", "
-     "\"$JS.API.STREAM.INFO.KOPT_RECOMMENDATIONS\"",
+     "\"$JS.API.STREAM.INFO.KOPT_RECOMMENDATIONS\", \"$KV.kopt_recommendations.>\", "
+     "\"$JS.API.STREAM.INFO.KV_kopt_recommendations\", "
+     "\"$JS.API.STREAM.CREATE.KV_kopt_recommendations\"",
      "\"_INBOX.kopt-advisor.>\""},
     {"kopt-admin", "\">\"", "\">\""},
 };
