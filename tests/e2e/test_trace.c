@@ -25,6 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+
+#include <kopt/grpc_server.h>
 #include <kopt/trace.h>
 
 #include "harness.h"
@@ -383,6 +387,99 @@ static void api_call_trace(void **state)
     json_decref(spans);
 }
 
+/* A unary gRPC call with an empty request and `traceparent` metadata, as
+ * any gRPC client with OpenTelemetry would send it. The final status. */
+static grpc_status_code grpc_call_with_traceparent(const char *method, const char *tp)
+{
+    char target[64];
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch;
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_metadata md = {.key = grpc_slice_from_static_string("traceparent"),
+                        .value = grpc_slice_from_copied_string(tp)};
+    grpc_metadata_array initial, trailing;
+    grpc_slice empty = grpc_empty_slice(), details;
+    grpc_byte_buffer *req = grpc_raw_byte_buffer_create(&empty, 1), *resp = NULL;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_op ops[6];
+    grpc_call *call;
+    grpc_event ev;
+
+    snprintf(target, sizeof(target), "127.0.0.1:%d", S.p_adv);
+    ch = grpc_channel_create(target, creds, NULL);
+    call = grpc_channel_create_call(
+        ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(method), NULL,
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(20, GPR_TIMESPAN)), NULL);
+    grpc_metadata_array_init(&initial);
+    grpc_metadata_array_init(&trailing);
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = 1;
+    ops[0].data.send_initial_metadata.metadata = &md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = req;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &resp;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    assert_int_equal(grpc_call_start_batch(call, ops, 6, (void *)1, NULL), GRPC_CALL_OK);
+    ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+    grpc_call_unref(call);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&initial);
+    grpc_metadata_array_destroy(&trailing);
+    grpc_byte_buffer_destroy(req);
+    if (resp)
+        grpc_byte_buffer_destroy(resp);
+    grpc_slice_unref(md.value);
+    grpc_channel_destroy(ch);
+    grpc_channel_credentials_release(creds);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+    return status;
+}
+
+/* The same over gRPC: the metadata traceparent is the parent. */
+static void grpc_call_trace(void **state)
+{
+    char tp[KOPT_TRACEPARENT_LEN + 1], trace[40], span[24];
+    kopt_trace_ctx_t caller;
+    json_t *spans = NULL, *call = NULL;
+    double end = kopt_test_now() + 30;
+    grpc_status_code code;
+
+    (void)state;
+    assert_int_equal(kopt_trace_random_id(caller.trace_id, KOPT_TRACE_ID_LEN), 0);
+    assert_int_equal(kopt_trace_random_id(caller.span_id, KOPT_SPAN_ID_LEN), 0);
+    caller.flags = KOPT_TRACE_FLAG_SAMPLED;
+    kopt_traceparent_format(&caller, tp);
+    kopt_trace_hex(caller.trace_id, KOPT_TRACE_ID_LEN, trace);
+    kopt_trace_hex(caller.span_id, KOPT_SPAN_ID_LEN, span);
+    code = grpc_call_with_traceparent("/kopt.v1.Advisor/ListRecommendations", tp);
+    fprintf(stderr, "ListRecommendations over gRPC with traceparent %s: status %d\n", tp, code);
+    while (kopt_test_now() < end && !call) {
+        json_decref(spans);
+        spans = kopt_test_otlp_spans(S.rx);
+        call = find(spans, "kopt.v1.Advisor/ListRecommendations", trace, span);
+        if (!call)
+            sleep_ms(200);
+    }
+    assert_non_null(call);
+    assert_string_equal(str(call, "service"), "kopt-advisor");
+    assert_string_equal(attr(call, "kopt.transport"), "grpc");
+    assert_string_equal(attr(call, "rpc.grpc.status_code"), kopt_grpc_status_name(code));
+    json_decref(spans);
+}
+
 static unsigned long long rows_now(void)
 {
     char *out = NULL;
@@ -435,9 +532,11 @@ static void endpoint_away_drops_and_data_flows(void **state)
 
 int main(int argc, char **argv)
 {
+    int r;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_batch_one_trace),
         cmocka_unit_test(api_call_trace),
+        cmocka_unit_test(grpc_call_trace),
         cmocka_unit_test(endpoint_away_drops_and_data_flows),
     };
 
@@ -451,5 +550,8 @@ int main(int argc, char **argv)
     advisor_exe = argv[4];
     agent_exe = argv[5];
     cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
-    return cmocka_run_group_tests_name("trace", tests, system_up, system_down);
+    grpc_init();
+    r = cmocka_run_group_tests_name("trace", tests, system_up, system_down);
+    grpc_shutdown();
+    return r;
 }
