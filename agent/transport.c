@@ -55,6 +55,7 @@ struct agent_transport {
     kopt_backoff_t backoff;
     uint32_t strikes;
     int stopping, stopped;
+    int closing; /* timer handles not closed yet: t is freed when this reaches 0 */
     void (*done)(void *);
     void *done_arg;
     agent_transport_stats_t stats;
@@ -100,6 +101,16 @@ static grpc_channel *make_channel(agent_transport_t *t)
     return ch;
 }
 
+/* libuv reads a closing handle until its close callback ran, so the
+ * struct holding the timers outlives both callbacks. */
+static void on_timer_closed(uv_handle_t *h)
+{
+    agent_transport_t *t = h->data;
+
+    if (--t->closing == 0)
+        free(t);
+}
+
 static void finish_stop(agent_transport_t *t)
 {
     if (t->stopped)
@@ -111,14 +122,16 @@ static void finish_stop(agent_transport_t *t)
         grpc_channel_destroy(t->ch);
     t->ch = NULL;
     kopt_grpc_loop_free(t->gl);
-    uv_close((uv_handle_t *)&t->retry, NULL);
-    uv_close((uv_handle_t *)&t->stop_timer, NULL);
+    t->closing = 2;
+    t->retry.data = t->stop_timer.data = t;
+    uv_close((uv_handle_t *)&t->retry, on_timer_closed);
+    uv_close((uv_handle_t *)&t->stop_timer, on_timer_closed);
     if (t->opts.creds)
         grpc_channel_credentials_release(t->opts.creds);
     free(t->ring);
+    t->ring = NULL;
     if (t->done)
         t->done(t->done_arg);
-    free(t);
 }
 
 /* The server's retry hint, if it sent one (rate limits). */
