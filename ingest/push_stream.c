@@ -374,12 +374,15 @@ static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
  * whose headers and payload together exceed its max_payload (1 MiB by
  * default), which the server announces when we connect and may differ
  * after a reconnect to another server. Our one header is
- * "NATS/1.0\r\n" "Nats-Msg-Id: <id>\r\n" "\r\n". 0: not known (not
- * connected yet; the publish fails and the batch is re-sent). */
+ * "NATS/1.0\r\n" "Nats-Msg-Id: <id>\r\n" "\r\n", with tracing on also
+ * "traceparent: <55 bytes>\r\n". 0: not known (not connected yet; the
+ * publish fails and the batch is re-sent). */
 static size_t publish_max_bytes(const ingest_t *ing, size_t msg_id_len)
 {
     int64_t max = natsConnection_GetMaxPayload(kopt_nats_conn(ing->nats));
-    size_t hdr = NATS_HEADER_BYTES + msg_id_len;
+    size_t hdr =
+        NATS_HEADER_BYTES + msg_id_len +
+        (kopt_trace_enabled() ? sizeof("traceparent: \r\n") - 1 + KOPT_TRACEPARENT_LEN : 0);
 
     return max > 0 && (uint64_t)max > hdr ? (size_t)max - hdr : 0;
 }
