@@ -10,8 +10,10 @@
  *   services, and its trace id is the one derived from the batch identity.
  * api_call_trace: an HTTP API call with our traceparent gives the advisor's
  *   server span under our span, and the ClickHouse query span under it.
+ * grpc_call_trace: the same over gRPC, traceparent in the call's metadata.
  * endpoint_away_drops_and_data_flows: with the receiver gone, rows still
- *   reach ClickHouse and the daemons count the spans they drop. */
+ *   reach ClickHouse and the daemons count the spans they drop.
+ * daemons_stop_cleanly: SIGTERM, exit 0 each, the endpoint still away. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <grpc/grpc.h>
@@ -530,6 +533,28 @@ static void endpoint_away_drops_and_data_flows(void **state)
     assert_int_equal(wait_http_ok(S.p_agent_admin, "/readyz", 30), 0);
 }
 
+/* SIGTERM: each daemon flushes (or drops) its spans and exits 0, within
+ * its drain, with the endpoint away. */
+static void daemons_stop_cleanly(void **state)
+{
+    kopt_test_proc_t *procs[] = {&S.agent, &S.advisor, &S.aggregator, &S.ingest};
+    static const char *names[] = {"agent", "advisor", "aggregator", "ingest"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
+        double t0 = kopt_test_now();
+        int r = kopt_test_proc_stop(procs[i], 35000);
+
+        fprintf(stderr, "%s stopped in %.2f s, status 0x%x\n", names[i], kopt_test_now() - t0,
+                procs[i]->status);
+        if (r != 0 || !WIFEXITED(procs[i]->status) || WEXITSTATUS(procs[i]->status) != 0)
+            tail_logs();
+        assert_int_equal(r, 0);
+        assert_true(WIFEXITED(procs[i]->status));
+        assert_int_equal(WEXITSTATUS(procs[i]->status), 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int r;
@@ -538,6 +563,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(api_call_trace),
         cmocka_unit_test(grpc_call_trace),
         cmocka_unit_test(endpoint_away_drops_and_data_flows),
+        cmocka_unit_test(daemons_stop_cleanly),
     };
 
     if (argc < 6) {
