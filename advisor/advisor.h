@@ -18,6 +18,7 @@
 #include <kopt/daemon.h>
 #include <kopt/engine.h>
 #include <kopt/nats_auth.h>
+#include <kopt/trace.h>
 #include <kopt/grpc_server.h>
 #include <kopt/http.h>
 #include <kopt/metrics.h>
@@ -447,6 +448,7 @@ typedef void (*adv_page_fn)(adv_reply_t *r, const adv_page_t *page);
 struct adv_reply {
     adv_reply_fn fn;
     adv_page_fn page; /* ListRecommendations' answer on success (both transports set it) */
+    kopt_span_t span; /* the call's server span (trace_call.c); inactive with tracing off */
 };
 
 /* ---- list pages (page.c) ---------------------------------------------------- */
@@ -478,6 +480,15 @@ typedef struct {
     const ProtobufCMessageDescriptor *request;
     adv_method_fn fn;
 } adv_method_t;
+
+/* ---- tracing (trace_call.c) ------------------------------------------------- */
+
+/* Starts the call's span "kopt.v1.Advisor/<Method>", a child of the caller's
+ * `traceparent` (gRPC metadata or HTTP header; NULL or invalid: a new trace). */
+void adv_trace_call_start(adv_reply_t *r, const adv_method_t *m, const char *traceparent,
+                          const char *transport);
+/* Ends it with the call's status; every reply function calls this. */
+void adv_trace_call_end(adv_reply_t *r, grpc_status_code code, const char *message);
 
 extern const adv_method_t adv_methods[];
 extern const size_t adv_n_methods;

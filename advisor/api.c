@@ -246,6 +246,7 @@ static void grpc_reply(adv_reply_t *r, grpc_status_code code, const char *messag
     }
     kopt_grpc_call_reply(g->call, code, message, buf, code == GRPC_STATUS_OK ? len : 0);
     adv_api_count(g->b->api, g->b->m, code);
+    adv_trace_call_end(r, code, message);
     free(buf);
     free(g);
 }
@@ -261,6 +262,7 @@ static void grpc_page(adv_reply_t *r, const adv_page_t *page)
         code = GRPC_STATUS_RESOURCE_EXHAUSTED;
     kopt_grpc_call_reply(g->call, code, code ? "out of memory" : NULL, buf, len);
     adv_api_count(g->b->api, g->b->m, code);
+    adv_trace_call_end(r, code, code ? "out of memory" : NULL);
     free(buf);
     free(g);
 }
@@ -299,6 +301,12 @@ static void on_unary(kopt_grpc_call_t *call, const uint8_t *req, size_t len)
     g->reply.page = grpc_page;
     g->call = call;
     g->b = b;
+    if (kopt_trace_enabled()) {
+        char tp[128];
+        int rt = kopt_grpc_call_metadata(call, "traceparent", tp, sizeof(tp));
+
+        adv_trace_call_start(&g->reply, b->m, rt == 0 ? tp : NULL, "grpc");
+    }
     b->m->fn(b->api, msg, &g->reply);
     protobuf_c_message_free_unpacked(msg, NULL);
 }

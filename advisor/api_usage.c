@@ -145,12 +145,21 @@ static void work(uv_work_t *w)
     usage_job_t *j = kopt_container_of(w, usage_job_t, work);
     kopt_ch_client_t *ch = NULL;
     kopt_ch_error_t err = {0};
-    int r = kopt_ch_client_new(adv_api_opts(j->api)->ch, &ch, &err);
+    kopt_span_t span; /* the query, a child of the call's span */
+    int r;
 
+    kopt_span_start(&span, "clickhouse.query container_hourly", KOPT_SPAN_CLIENT,
+                    j->reply->span.active ? &j->reply->span.ctx : NULL);
+    kopt_span_attr(&span, "db.system", "clickhouse");
+    kopt_span_attr(&span, "db.sql.table", "container_hourly");
+    if (!j->reply->span.active)
+        span.active = 0; /* no call span: no orphan query span either */
+    r = kopt_ch_client_new(adv_api_opts(j->api)->ch, &ch, &err);
     if (r == 0)
         r = adv_ch_load_usage(ch, j->cluster, j->namespace_, j->kind, j->name, j->container,
                               j->from, j->to, &j->rows, &err);
     kopt_ch_client_free(ch);
+    kopt_span_end(&span, r < 0, r < 0 ? "query failed" : NULL);
     if (r < 0) {
         /* ClickHouse's or libcurl's text names internal hosts and tables:
          * it goes to the log, the caller gets a plain sentence. */

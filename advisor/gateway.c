@@ -88,6 +88,7 @@ static void http_reply(adv_reply_t *r, grpc_status_code code, const char *messag
         send_error(h->res, code, message);
     }
     adv_api_count(h->api, h->m, code);
+    adv_trace_call_end(r, code, message);
     free(json);
     free(h);
 }
@@ -108,6 +109,7 @@ static void http_page(adv_reply_t *r, const adv_page_t *page)
         kopt_http_response_send_owned(h->res, 200, "application/json", json, len);
     }
     adv_api_count(h->api, h->m, code);
+    adv_trace_call_end(r, code, code ? "out of memory" : NULL);
     free(h);
 }
 
@@ -258,6 +260,7 @@ static void on_api(kopt_http_response_t *res, void *data)
     h->res = res;
     h->api = g->api;
     h->m = m;
+    adv_trace_call_start(&h->reply, m, kopt_http_request_header(req, "traceparent"), "http");
     m->fn(g->api, msg, &h->reply);
     protobuf_c_message_free_unpacked(msg, NULL);
 out:

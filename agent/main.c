@@ -165,6 +165,7 @@ static int start_transport(agent_t *a, kopt_tls_material_t *m)
         .backoff_base_ms = 250,
         .backoff_max_ms = 30000,
         .poison_after = 3,
+        .agent_id = a->id.agent_id,
     };
     agent_batch_source_t src;
     int r;

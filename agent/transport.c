@@ -15,6 +15,7 @@
 #include <kopt/backoff.h>
 #include <kopt/grpc_loop.h>
 #include <kopt/log.h>
+#include <kopt/trace.h>
 #include <kopt/util.h>
 
 #include "kopt/v1/ingest.pb-c.h"
@@ -23,6 +24,7 @@
 
 typedef struct {
     uint64_t epoch, seq;
+    uint64_t sent_ns; /* Unix time, for the batch's agent.push span */
 } sent_t;
 
 struct agent_transport {
@@ -39,6 +41,7 @@ struct agent_transport {
     int established; /* gRPC finished sending our headers: ingest is reachable */
     int src_empty;   /* the source's last next() had nothing more to send */
     grpc_metadata_array initial_md, trailing_md;
+    grpc_metadata trace_md; /* traceparent, alive until the call ends */
     grpc_status_code status;
     grpc_slice details;
     grpc_byte_buffer *send_bb, *recv_bb;
@@ -52,6 +55,7 @@ struct agent_transport {
     kopt_backoff_t backoff;
     uint32_t strikes;
     int stopping, stopped;
+    int closing; /* timer handles not closed yet: t is freed when this reaches 0 */
     void (*done)(void *);
     void *done_arg;
     agent_transport_stats_t stats;
@@ -97,6 +101,16 @@ static grpc_channel *make_channel(agent_transport_t *t)
     return ch;
 }
 
+/* libuv reads a closing handle until its close callback ran, so the
+ * struct holding the timers outlives both callbacks. */
+static void on_timer_closed(uv_handle_t *h)
+{
+    agent_transport_t *t = h->data;
+
+    if (--t->closing == 0)
+        free(t);
+}
+
 static void finish_stop(agent_transport_t *t)
 {
     if (t->stopped)
@@ -108,14 +122,16 @@ static void finish_stop(agent_transport_t *t)
         grpc_channel_destroy(t->ch);
     t->ch = NULL;
     kopt_grpc_loop_free(t->gl);
-    uv_close((uv_handle_t *)&t->retry, NULL);
-    uv_close((uv_handle_t *)&t->stop_timer, NULL);
+    t->closing = 2;
+    t->retry.data = t->stop_timer.data = t;
+    uv_close((uv_handle_t *)&t->retry, on_timer_closed);
+    uv_close((uv_handle_t *)&t->stop_timer, on_timer_closed);
     if (t->opts.creds)
         grpc_channel_credentials_release(t->opts.creds);
     free(t->ring);
+    t->ring = NULL;
     if (t->done)
         t->done(t->done_arg);
-    free(t);
 }
 
 /* The server's retry hint, if it sent one (rate limits). */
@@ -174,6 +190,7 @@ static void release_call(agent_transport_t *t)
     grpc_slice_unref(t->details);
     grpc_metadata_array_destroy(&t->initial_md);
     grpc_metadata_array_destroy(&t->trailing_md);
+    grpc_slice_unref(t->trace_md.value);
     t->stats.connected = 0;
     t->stats.ends_by_code[t->status <= 16 ? t->status : 2]++;
     if (t->stopping) {
@@ -240,6 +257,36 @@ static void post_recv(agent_transport_t *t)
     start(t, ops, n, &t->recv_tag);
 }
 
+/* One acked batch's span, from its first send on this stream to the ack;
+ * its ids derive from the batch identity (kopt_trace_batch_ctx), which is
+ * how ingest finds it as the parent of its own span. */
+static void trace_push(const agent_transport_t *t, const sent_t *s, const char *rejected)
+{
+    kopt_trace_ctx_t self;
+    kopt_span_t span;
+    char num[24];
+
+    if (!kopt_trace_enabled())
+        return;
+    kopt_trace_batch_ctx(t->opts.agent_id, s->epoch, s->seq, &self);
+    kopt_span_start_with(&span, "agent.push", KOPT_SPAN_PRODUCER, &self, NULL);
+    span.start_ns = s->sent_ns;
+    kopt_span_attr(&span, "kopt.agent_id", t->opts.agent_id);
+    snprintf(num, sizeof(num), "%" PRIu64, s->epoch);
+    kopt_span_attr(&span, "kopt.epoch", num);
+    snprintf(num, sizeof(num), "%" PRIu64, s->seq);
+    kopt_span_attr(&span, "kopt.seq", num);
+    kopt_span_end(&span, rejected != NULL, rejected);
+}
+
+static const char *rejection_of(const Kopt__V1__PushAck *ack, const sent_t *s)
+{
+    for (size_t i = 0; i < ack->n_rejections; i++)
+        if (ack->rejections[i]->epoch == s->epoch && ack->rejections[i]->seq == s->seq)
+            return ack->rejections[i]->message ? ack->rejections[i]->message : "rejected";
+    return NULL;
+}
+
 /* Hands one PushAck to the source and frees its window slots. */
 static void apply_ack(agent_transport_t *t, const Kopt__V1__PushAck *ack)
 {
@@ -254,6 +301,7 @@ static void apply_ack(agent_transport_t *t, const Kopt__V1__PushAck *ack)
         const sent_t *s = &t->ring[t->head];
         if (s->epoch != ack->epoch || s->seq > ack->acked_through_seq)
             break;
+        trace_push(t, s, rejection_of(ack, s));
         t->head = (t->head + 1) % t->opts.window;
         t->count--;
         t->stats.acked++;
@@ -350,9 +398,30 @@ static void pump(agent_transport_t *t)
         return;
     }
     t->sending = 1;
-    t->ring[(t->head + t->count) % t->opts.window] = (sent_t){b.epoch, b.seq};
+    t->ring[(t->head + t->count) % t->opts.window] = (sent_t){b.epoch, b.seq, kopt_trace_now_ns()};
     t->count++;
     t->stats.sent++;
+}
+
+/* With tracing on, the stream's metadata carries a traceparent (the
+ * derivation for epoch 0, seq 0, which no batch has): its sampled flag tells
+ * ingest that this agent records agent.push spans, whose ids ingest derives
+ * per batch. gRPC metadata is per call and Push is one long stream, so no
+ * per-batch value can ride in it (docs/observability.md, "Tracing"). */
+static void trace_metadata(agent_transport_t *t, grpc_op *op)
+{
+    char tp[KOPT_TRACEPARENT_LEN + 1];
+    kopt_trace_ctx_t c;
+
+    t->trace_md.key = grpc_slice_from_static_string("traceparent");
+    t->trace_md.value = grpc_empty_slice();
+    if (!kopt_trace_enabled())
+        return;
+    kopt_trace_batch_ctx(t->opts.agent_id, 0, 0, &c);
+    kopt_traceparent_format(&c, tp);
+    t->trace_md.value = grpc_slice_from_copied_string(tp);
+    op->data.send_initial_metadata.count = 1;
+    op->data.send_initial_metadata.metadata = &t->trace_md;
 }
 
 static void connect_call(agent_transport_t *t)
@@ -381,6 +450,7 @@ static void connect_call(agent_transport_t *t)
     start(t, ops, 1, &t->status_tag);
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    trace_metadata(t, &ops[0]);
     start(t, ops, 1, &t->start_tag);
     post_recv(t);
     /* Everything not acked goes again, oldest first. */

@@ -42,6 +42,7 @@ typedef struct {
     uint64_t backoff_base_ms, backoff_max_ms;
     uint32_t poison_after; /* same INVALID_ARGUMENT this often without progress:
                               the oldest batch is dropped as poison */
+    const char *agent_id;  /* the batches' agent_id: their trace ids derive from it; kept */
 } agent_transport_opts_t;
 
 typedef struct {

@@ -11,10 +11,12 @@
 #include <kopt/batch_subject.h>
 #include <kopt/batch_validate.h>
 #include <kopt/log.h>
+#include <kopt/trace.h>
 #include <kopt/util.h>
 
 #include "consumer_internal.h"
 #include "deadletter.h"
+#include "trace_insert.h"
 #include "kopt/v1/metrics.pb-c.h"
 
 /* ------------------------------------------------------------------------ */
@@ -299,6 +301,7 @@ static void flush(worker_t *w)
     struct agg *a = w->a;
     kopt_ch_error_t err = {0};
     size_t acked = 0;
+    uint64_t trace_start = kopt_trace_now_ns();
     int r;
 
     w->off[w->n] = w->buf.len;
@@ -340,6 +343,7 @@ static void flush(worker_t *w)
         keep_alive(w);
     }
     kopt_backoff_reset(&w->backoff);
+    agg_trace_insert_done(w->msgs, w->state, w->n, trace_start);
     store_facts(w);
     for (size_t i = 0; i < w->n; i++)
         if (w->state[i] == MSG_STORED) {

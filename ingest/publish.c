@@ -167,7 +167,7 @@ int ingest_publisher_new(uv_loop_t *loop, kopt_nats_t *nats, const ingest_publis
 }
 
 int ingest_publisher_send(ingest_publisher_t *p, const char *subject, const char *msg_id,
-                          const uint8_t *data, size_t len, void *ref)
+                          const char *traceparent, const uint8_t *data, size_t len, void *ref)
 {
     natsMsg *m = NULL, *key;
     jsPubOptions po;
@@ -178,6 +178,8 @@ int ingest_publisher_send(ingest_publisher_t *p, const char *subject, const char
     s = natsMsg_Create(&m, subject, NULL, (const char *)data, (int)len);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
+    if (s == NATS_OK && traceparent && traceparent[0])
+        s = natsMsgHeader_Set(m, "traceparent", traceparent); /* the aggregator's parent */
     if (s != NATS_OK) {
         natsMsg_Destroy(m);
         return s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;

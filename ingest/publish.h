@@ -26,12 +26,13 @@ typedef struct {
 int ingest_publisher_new(uv_loop_t *loop, kopt_nats_t *nats, const ingest_publisher_opts_t *opts,
                          ingest_publish_done_fn done, void *data, ingest_publisher_t **out);
 
-/* Publishes a copy of `data` to `subject` with header Nats-Msg-Id: `msg_id`.
+/* Publishes a copy of `data` to `subject` with header Nats-Msg-Id: `msg_id`
+ * and, unless NULL or "", header traceparent: `traceparent`.
  * 0: `ref` will come back through `done`, exactly once. -EAGAIN: the window
  * is full (retry after a completion); -ENOBUFS: disconnected and the
  * reconnect buffer is full; -ENOTCONN, -ENOMEM, -EIO. Loop thread. */
 int ingest_publisher_send(ingest_publisher_t *p, const char *subject, const char *msg_id,
-                          const uint8_t *data, size_t len, void *ref);
+                          const char *traceparent, const uint8_t *data, size_t len, void *ref);
 
 uint32_t ingest_publisher_inflight(const ingest_publisher_t *p);
 int ingest_publisher_has_room(const ingest_publisher_t *p);

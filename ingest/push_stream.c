@@ -23,6 +23,7 @@
 
 #include <kopt/arena.h>
 #include <kopt/log.h>
+#include <kopt/trace.h>
 #include <kopt/util.h>
 
 #include <kopt/identity.h>
@@ -70,6 +71,8 @@ typedef struct pending {
     int state;
     grpc_slice data; /* WAITING only: the batch to publish */
     char subject[544], msg_id[300];
+    kopt_span_t span; /* ingest.publish: from the batch's arrival to JetStream's PubAck */
+    char traceparent[KOPT_TRACEPARENT_LEN + 1]; /* the span's, for the JetStream header */
 } pending_t;
 
 typedef struct {
@@ -103,6 +106,7 @@ struct push_stream {
     refusal_t *refusals;  /* settled, not yet acked; MAX_REFUSALS, allocated on first use */
     size_t n_refusals;
     int logged_too_old; /* the first batch with old windows is logged, the rest counted */
+    int agent_traced;   /* the call's traceparent is sampled: agent.push spans exist */
     kopt_grpc_tag_t recv_tag, send_tag, status_tag, close_tag;
     /* Filled on the CQ thread while a read is outstanding, used on the loop:
      * decoding and validating there keeps the loop free for the rest. */
@@ -280,8 +284,8 @@ static void reject(push_stream_t *s, const Kopt__V1__MetricBatch *b, Kopt__V1__R
 static int publish(push_stream_t *s, pending_t *p)
 {
     ingest_t *ing = s->ing;
-    int r = ingest_publisher_send(ing->pub, p->subject, p->msg_id, GRPC_SLICE_START_PTR(p->data),
-                                  GRPC_SLICE_LENGTH(p->data), p);
+    int r = ingest_publisher_send(ing->pub, p->subject, p->msg_id, p->traceparent,
+                                  GRPC_SLICE_START_PTR(p->data), GRPC_SLICE_LENGTH(p->data), p);
 
     if (r == -EAGAIN)
         return r; /* stays WAITING; retried when capacity frees */
@@ -289,6 +293,7 @@ static int publish(push_stream_t *s, pending_t *p)
     p->data = grpc_empty_slice();
     if (r < 0) {
         p->state = FAILED;
+        kopt_span_end(&p->span, 1, strerror(-r));
         end_stream(s, GRPC_STATUS_UNAVAILABLE,
                    "JetStream unavailable (%s); re-send from seq %" PRIu64, strerror(-r), p->seq);
         return r;
@@ -369,12 +374,15 @@ static int admit(push_stream_t *s, const Kopt__V1__MetricBatch *b, size_t bytes)
  * whose headers and payload together exceed its max_payload (1 MiB by
  * default), which the server announces when we connect and may differ
  * after a reconnect to another server. Our one header is
- * "NATS/1.0\r\n" "Nats-Msg-Id: <id>\r\n" "\r\n". 0: not known (not
- * connected yet; the publish fails and the batch is re-sent). */
+ * "NATS/1.0\r\n" "Nats-Msg-Id: <id>\r\n" "\r\n", with tracing on also
+ * "traceparent: <55 bytes>\r\n". 0: not known (not connected yet; the
+ * publish fails and the batch is re-sent). */
 static size_t publish_max_bytes(const ingest_t *ing, size_t msg_id_len)
 {
     int64_t max = natsConnection_GetMaxPayload(kopt_nats_conn(ing->nats));
-    size_t hdr = NATS_HEADER_BYTES + msg_id_len;
+    size_t hdr =
+        NATS_HEADER_BYTES + msg_id_len +
+        (kopt_trace_enabled() ? sizeof("traceparent: \r\n") - 1 + KOPT_TRACEPARENT_LEN : 0);
 
     return max > 0 && (uint64_t)max > hdr ? (size_t)max - hdr : 0;
 }
@@ -422,6 +430,24 @@ static void log_too_old(push_stream_t *s, const Kopt__V1__MetricBatch *b,
                   KOPT_UINT("windows_refused", sp->too_old), KOPT_UINT("windows_stored", sp->kept),
                   KOPT_INT("oldest_s", sp->oldest_seconds),
                   KOPT_INT("max_age_s", s->ing->opts.limits.max_age_seconds));
+}
+
+/* The batch's ingest.publish span: a child of the agent's agent.push span,
+ * whose ids derive from the batch identity, when the stream said the agent
+ * traces; a root span otherwise. */
+static void trace_publish_start(const push_stream_t *s, const Kopt__V1__MetricBatch *b,
+                                pending_t *p)
+{
+    kopt_trace_ctx_t agent;
+
+    if (!kopt_trace_enabled())
+        return;
+    kopt_trace_batch_ctx(b->agent_id, b->epoch, b->seq, &agent);
+    kopt_span_start(&p->span, "ingest.publish", KOPT_SPAN_PRODUCER,
+                    s->agent_traced ? &agent : NULL);
+    kopt_span_attr(&p->span, "messaging.destination.name", p->subject);
+    kopt_span_attr(&p->span, "messaging.message.id", p->msg_id);
+    kopt_span_traceparent(&p->span, p->traceparent);
 }
 
 /* `data` is what arrived (limits and rate count it); `pub` what to publish:
@@ -473,6 +499,7 @@ static void handle_batch(push_stream_t *s, grpc_slice data, grpc_slice pub,
     kopt_batch_subject(ing->opts.subject_prefix, b->cluster, b->node, p->subject,
                        sizeof(p->subject));
     memcpy(p->msg_id, msg_id, sizeof(msg_id));
+    trace_publish_start(s, b, p);
     push_pending(s, p);
     publish(s, p);
 }
@@ -848,6 +875,8 @@ void ingest_push_published(void *ref, int status, int duplicate, const char *why
     ingest_t *ing = data;
     push_stream_t *s = p->s;
 
+    const kopt_trace_ctx_t *prev = kopt_trace_set_current(p->span.active ? &p->span.ctx : NULL);
+
     ing->inflight_batches--;
     ing->inflight_bytes -= p->bytes;
     kopt_metric_histogram_observe(ing->m.publish_seconds,
@@ -861,6 +890,8 @@ void ingest_push_published(void *ref, int status, int duplicate, const char *why
         kopt_log_warn("JetStream did not store a batch", KOPT_STR("msg_id", p->msg_id),
                       KOPT_STR("error", why));
     }
+    kopt_trace_set_current(prev);
+    kopt_span_end(&p->span, status != 0, why);
     if (!s) {
         free(p);
     } else {
@@ -948,6 +979,18 @@ static void take_slot(push_stream_t *s)
                    RETRY_STREAMS_MS);
 }
 
+/* Whether the agent sent a sampled traceparent with the call (it does when
+ * its tracing is on); a bad value is ignored, as the W3C spec asks. */
+static int stream_traced(const kopt_grpc_call_t *call)
+{
+    char v[KOPT_TRACEPARENT_LEN + 64];
+    kopt_trace_ctx_t c;
+
+    return kopt_trace_enabled() &&
+           kopt_grpc_call_metadata(call, "traceparent", v, sizeof(v)) == 0 &&
+           kopt_traceparent_parse(v, strlen(v), &c) == 0 && (c.flags & KOPT_TRACE_FLAG_SAMPLED);
+}
+
 void ingest_push_stream_start(kopt_grpc_call_t *call)
 {
     ingest_t *ing = kopt_grpc_call_user(call);
@@ -958,6 +1001,7 @@ void ingest_push_stream_start(kopt_grpc_call_t *call)
         kopt_grpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
         return;
     }
+    s->agent_traced = stream_traced(call);
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[0].data.recv_close_on_server.cancelled = &s->cancelled;

@@ -8,6 +8,7 @@
 
 #include <kopt/log.h>
 #include <kopt/nats.h>
+#include <kopt/trace.h>
 
 extern char **environ;
 
@@ -59,6 +60,18 @@ int kopt_daemon_init_with(kopt_daemon_t *d, const char *component, const kopt_co
     kopt_config_summary(d->cfg, summary, sizeof(summary));
     kopt_log_info("starting", KOPT_STR("version", spec->version), KOPT_STR("settings", summary));
     r = kopt_metrics_new(&d->metrics);
+    if (r == 0) {
+        char service[64];
+        kopt_trace_opts_t to = {.endpoint = c->otlp_endpoint, .service = service};
+
+        snprintf(service, sizeof(service), "kopt-%s", component);
+        r = kopt_trace_setup(&to, d->metrics);
+        if (r < 0) {
+            kopt_log_error("tracing failed to start", KOPT_ERR(r));
+            *exit_code = 1;
+            return -1;
+        }
+    }
     if (r == 0 && (!want_admin || want_admin(d->cfg)))
         r = kopt_admin_new(d->loop, c->admin_listen.text, d->metrics, component, NULL, &d->admin);
     if (r < 0) {
@@ -106,6 +119,7 @@ int kopt_daemon_run(kopt_daemon_t *d)
 
     uv_run(d->loop, UV_RUN_DEFAULT);
     kopt_nats_shutdown(2000);
+    kopt_trace_shutdown(); /* before the metrics its counters live in */
     code = d->exit_code;
     kopt_metrics_free(d->metrics);
     kopt_config_free(d->cfg);

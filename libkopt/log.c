@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <kopt/trace.h>
+
 #define LINE_MAX_BYTES 4096 /* PIPE_BUF: one write stays atomic on a pipe */
 
 static struct {
@@ -275,6 +277,21 @@ static void put_timestamp(line_t *l)
 }
 
 
+/* The thread's current span (kopt/trace.h), so a line joins its trace. */
+static void put_trace_ids(line_t *l, int json)
+{
+    const kopt_trace_ctx_t *c = kopt_trace_current();
+    char trace[2 * KOPT_TRACE_ID_LEN + 1], span[2 * KOPT_SPAN_ID_LEN + 1];
+
+    if (!c)
+        return;
+    kopt_trace_hex(c->trace_id, KOPT_TRACE_ID_LEN, trace);
+    kopt_trace_hex(c->span_id, KOPT_SPAN_ID_LEN, span);
+    putf(l, json ? ",\"trace_id\":\"%s\",\"span_id\":\"%s\"" : " trace_id=%s span_id=%s", trace,
+         span);
+}
+
+
 void kopt_log_emit(kopt_log_level_t level, const char *msg, ...)
 {
     char buf[LINE_MAX_BYTES];
@@ -301,6 +318,7 @@ void kopt_log_emit(kopt_log_level_t level, const char *msg, ...)
         puts_(&l, ": ");
         put_escaped_as(&l, msg, 0);
     }
+    put_trace_ids(&l, json);
     after_msg = l.len;
     va_start(ap, msg);
     for (;;) {

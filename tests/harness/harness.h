@@ -297,4 +297,24 @@ void kopt_test_kube_stats(kopt_test_kube_t *k, kopt_test_kube_stats_t *out);
 /* Stops the server (waiting for its connections) and frees. NULL: no-op. */
 void kopt_test_kube_free(kopt_test_kube_t *k);
 
+/* --- OTLP/HTTP receiver (otlp_receiver.c) ----------------------------------
+ * Stands in for a trace collector: accepts POST /v1/traces with an OTLP JSON
+ * body on a free loopback port and keeps every span it received, each with
+ * the "service" (resource service.name) it came from added. Registered for
+ * cleanup like the servers. */
+typedef struct kopt_test_otlp kopt_test_otlp_t;
+
+int kopt_test_otlp_start(kopt_test_otlp_t **out);
+/* "http://127.0.0.1:<port>": the --otlp-endpoint to give. */
+const char *kopt_test_otlp_url(const kopt_test_otlp_t *o);
+/* The HTTP status answered from now on (200 by default; 503: an endpoint that
+ * refuses). */
+void kopt_test_otlp_set_status(kopt_test_otlp_t *o, int status);
+/* A copy of every span received so far (a JSON array; json_decref it), and
+ * how many POSTs arrived (bodies that did not parse count in `bad`). */
+struct json_t *kopt_test_otlp_spans(kopt_test_otlp_t *o);
+void kopt_test_otlp_counts(kopt_test_otlp_t *o, size_t *posts, size_t *bad);
+/* Stops the server and frees. NULL: no-op. */
+void kopt_test_otlp_free(kopt_test_otlp_t *o);
+
 #endif

@@ -21,6 +21,7 @@ typedef struct {
     int log_level;  /* index into kopt_daemon_log_levels: debug, info, warn, error */
     kopt_config_addr_t admin_listen;
     uint64_t drain_timeout_ms;
+    char *otlp_endpoint; /* tracing (kopt/trace.h); NULL: off */
 } kopt_daemon_settings_t;
 
 extern const char *const kopt_daemon_log_formats[];
@@ -55,9 +56,18 @@ extern const char *const kopt_daemon_log_levels[];
          0,                                                                                        \
          0,                                                                                        \
          NULL},                                                                                    \
+        {"drain-timeout",                                                                          \
+         KOPT_CONFIG_DURATION,                                                                     \
+         offsetof(type, common.drain_timeout_ms),                                                  \
+         "30s",                                                                                    \
+         "on SIGTERM, how long in-flight work may take before the process exits anyway",           \
+         0,                                                                                        \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL},                                                                                    \
     {                                                                                              \
-        "drain-timeout", KOPT_CONFIG_DURATION, offsetof(type, common.drain_timeout_ms), "30s",     \
-            "on SIGTERM, how long in-flight work may take before the process exits anyway", 0, 0,  \
+        "otlp-endpoint", KOPT_CONFIG_STRING, offsetof(type, common.otlp_endpoint), NULL,           \
+            "OTLP/HTTP base URL for trace spans (POST <url>/v1/traces); unset: tracing off", 0, 0, \
             0, NULL                                                                                \
     }
 

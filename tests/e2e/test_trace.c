@@ -1,0 +1,583 @@
+/* Tracing across every hop, for real: nats-server and clickhouse-server from
+ * the harness, kopt-ingest, kopt-aggregator, kopt-advisor and kopt-agent
+ * (proc source, plaintext: TLS is test_e2e's subject), each with
+ * --otlp-endpoint at the harness's OTLP receiver.
+ *
+ *   test_trace SRCDIR INGEST AGGREGATOR ADVISOR AGENT
+ *
+ * one_batch_one_trace: a batch's trace is agent.push -> ingest.publish ->
+ *   aggregator.insert, each span the parent of the next, from three
+ *   services, and its trace id is the one derived from the batch identity.
+ * api_call_trace: an HTTP API call with our traceparent gives the advisor's
+ *   server span under our span, and the ClickHouse query span under it.
+ * grpc_call_trace: the same over gRPC, traceparent in the call's metadata.
+ * endpoint_away_drops_and_data_flows: with the receiver gone, rows still
+ *   reach ClickHouse and the daemons count the spans they drop.
+ * daemons_stop_cleanly: SIGTERM, exit 0 each, the endpoint still away. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+
+#include <kopt/grpc_server.h>
+#include <kopt/trace.h>
+
+#include "harness.h"
+
+static const char *src_dir, *ingest_exe, *aggregator_exe, *advisor_exe, *agent_exe;
+
+static struct {
+    char *dir;
+    char spool[512], agent_conf[512], otlp[64];
+    kopt_test_otlp_t *rx;
+    kopt_test_nats_t *nats;
+    kopt_test_clickhouse_t *ch;
+    int p_ingest, p_ingest_admin, p_agg_admin, p_adv, p_http, p_adv_admin, p_agent_admin;
+    kopt_test_proc_t ingest, aggregator, advisor, agent;
+} S;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static int free_port(void)
+{
+    int p = kopt_test_free_port();
+
+    assert_true(p > 0);
+    return p;
+}
+
+static int wait_http_ok(int port, const char *path, double seconds)
+{
+    char url[128];
+    double end = kopt_test_now() + seconds;
+    long status;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    while (kopt_test_now() < end) {
+        if (kopt_test_http(url, NULL, 2000, &status, NULL) == 0 && status == 200)
+            return 0;
+        sleep_ms(200);
+    }
+    return -ETIMEDOUT;
+}
+
+static void spawn(kopt_test_proc_t *p, const char *name, char **argv)
+{
+    char log[600];
+
+    snprintf(log, sizeof(log), "%s/%s.log", S.dir, name);
+    assert_int_equal(kopt_test_proc_spawn(p, argv, NULL, log), 0);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int system_up(void **state)
+{
+    char conf[1024], log[600], a1[64], a2[64], a3[64], a4[64];
+    char *migrate_argv[] = {(char *)aggregator_exe, "migrate", "--clickhouse-url", NULL, NULL};
+
+    (void)state;
+    memset(&S, 0, sizeof(S));
+    S.dir = kopt_test_owned_tmpdir("kopt-trace");
+    assert_non_null(S.dir);
+    snprintf(S.spool, sizeof(S.spool), "%s/spool", S.dir);
+    snprintf(S.agent_conf, sizeof(S.agent_conf), "%s/agent.yaml", S.dir);
+    snprintf(conf, sizeof(conf),
+             "source: proc\ncluster: local\nproc-namespace: host\nspool-dir: %s\n"
+             "proc-rules:\n"
+             "  - \"kopt-agent=(^|/)kopt-agent( |$)\"\n"
+             "  - \"kopt-ingest=(^|/)kopt-ingest( |$)\"\n",
+             S.spool);
+    write_file(S.agent_conf, conf);
+    assert_int_equal(kopt_test_otlp_start(&S.rx), 0);
+    snprintf(S.otlp, sizeof(S.otlp), "%s", kopt_test_otlp_url(S.rx));
+    if (kopt_test_nats_start(&S.nats, NULL) == -ENOENT) {
+        fprintf(stderr, "nats-server not installed (scripts/deps)\n");
+        return -1;
+    }
+    assert_non_null(S.nats);
+    assert_int_equal(kopt_test_clickhouse_start(&S.ch), 0);
+    migrate_argv[3] = S.ch->url;
+    snprintf(log, sizeof(log), "%s/migrate.log", S.dir);
+    assert_int_equal(kopt_test_proc_run(migrate_argv, log, 60000), 0);
+    S.p_ingest = free_port();
+    S.p_ingest_admin = free_port();
+    S.p_agg_admin = free_port();
+    S.p_adv = free_port();
+    S.p_http = free_port();
+    S.p_adv_admin = free_port();
+    S.p_agent_admin = free_port();
+
+    snprintf(a1, sizeof(a1), "127.0.0.1:%d", S.p_ingest);
+    snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_ingest_admin);
+    char *ingest_argv[] = {(char *)ingest_exe, "--insecure", "--listen",   a1,
+                           "--admin-listen",   a2,           "--nats-url", S.nats->url,
+                           "--otlp-endpoint",  S.otlp,       NULL};
+    spawn(&S.ingest, "ingest", ingest_argv);
+    assert_int_equal(wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
+
+    snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_agg_admin);
+    char *agg_argv[] = {(char *)aggregator_exe,
+                        "--admin-listen",
+                        a2,
+                        "--nats-url",
+                        S.nats->url,
+                        "--clickhouse-url",
+                        S.ch->url,
+                        "--rollup-interval",
+                        "5s",
+                        "--otlp-endpoint",
+                        S.otlp,
+                        NULL};
+    spawn(&S.aggregator, "aggregator", agg_argv);
+    assert_int_equal(wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
+
+    snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_adv);
+    snprintf(a3, sizeof(a3), "127.0.0.1:%d", S.p_http);
+    snprintf(a4, sizeof(a4), "127.0.0.1:%d", S.p_adv_admin);
+    char *adv_argv[] = {(char *)advisor_exe,
+                        "--insecure",
+                        "--listen",
+                        a2,
+                        "--http-listen",
+                        a3,
+                        "--admin-listen",
+                        a4,
+                        "--nats-url",
+                        S.nats->url,
+                        "--clickhouse-url",
+                        S.ch->url,
+                        "--analysis-interval",
+                        "10s",
+                        "--otlp-endpoint",
+                        S.otlp,
+                        NULL};
+    spawn(&S.advisor, "advisor", adv_argv);
+    assert_int_equal(wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
+
+    snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_agent_admin);
+    char *agent_argv[] = {
+        (char *)agent_exe, "--config", S.agent_conf, "--insecure", "--ingest",          a1,
+        "--admin-listen",  a2,         "--window",   "5s",         "--sample-interval", "1s",
+        "--otlp-endpoint", S.otlp,     NULL};
+    spawn(&S.agent, "agent", agent_argv);
+    assert_int_equal(wait_http_ok(S.p_agent_admin, "/healthz", 60), 0);
+    return 0;
+}
+
+static void tail_logs(void)
+{
+    static const char *names[] = {"ingest", "aggregator", "advisor", "agent"};
+    char path[600];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s.log", S.dir, names[i]);
+        kopt_test_log_tail(path, 10);
+    }
+}
+
+static int system_down(void **state)
+{
+    kopt_test_proc_t *procs[] = {&S.agent, &S.advisor, &S.aggregator, &S.ingest};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
+        if (procs[i]->pid)
+            kopt_test_proc_stop(procs[i], 35000);
+        kopt_test_proc_release(procs[i]);
+    }
+    kopt_test_otlp_free(S.rx);
+    kopt_test_clickhouse_free(S.ch);
+    kopt_test_nats_free(S.nats);
+    if (S.dir) {
+        if (getenv("KOPT_E2E_KEEP"))
+            fprintf(stderr, "kept %s\n", S.dir);
+        else
+            kopt_test_rmtree(S.dir);
+        free(S.dir);
+    }
+    memset(&S, 0, sizeof(S));
+    kopt_test_cleanup_all();
+    return 0;
+}
+
+/* ---- reading the received spans ---------------------------------------------------- */
+
+static const char *str(const json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static const char *attr(const json_t *span, const char *key)
+{
+    size_t i;
+    json_t *a;
+
+    json_array_foreach(json_object_get(span, "attributes"), i, a)
+    {
+        if (strcmp(str(a, "key"), key) == 0)
+            return str(json_object_get(a, "value"), "stringValue");
+    }
+    return "";
+}
+
+/* The first span named `name` in `trace` (any trace when NULL) whose parent
+ * is `parent` (any when NULL). */
+static json_t *find(json_t *spans, const char *name, const char *trace, const char *parent)
+{
+    size_t i;
+    json_t *s;
+
+    json_array_foreach(spans, i, s)
+    {
+        if (strcmp(str(s, "name"), name) == 0 &&
+            (!trace || strcmp(str(s, "traceId"), trace) == 0) &&
+            (!parent || strcmp(str(s, "parentSpanId"), parent) == 0))
+            return s;
+    }
+    return NULL;
+}
+
+/* A batch whose three spans all arrived: agent.push (root), ingest.publish
+ * under it, aggregator.insert under that. */
+static int complete_batch(json_t *spans, json_t **push, json_t **pub, json_t **ins)
+{
+    size_t i;
+    json_t *s;
+
+    json_array_foreach(spans, i, s)
+    {
+        if (strcmp(str(s, "name"), "agent.push") != 0)
+            continue;
+        *push = s;
+        *pub = find(spans, "ingest.publish", str(s, "traceId"), str(s, "spanId"));
+        *ins =
+            *pub ? find(spans, "aggregator.insert", str(s, "traceId"), str(*pub, "spanId")) : NULL;
+        if (*ins)
+            return 1;
+    }
+    return 0;
+}
+
+static void one_batch_one_trace(void **state)
+{
+    json_t *spans = NULL, *push = NULL, *pub = NULL, *ins = NULL;
+    double t0 = kopt_test_now(), end = t0 + 90;
+    kopt_trace_ctx_t derived;
+    char hex[40];
+
+    (void)state;
+    while (kopt_test_now() < end) {
+        json_decref(spans);
+        spans = kopt_test_otlp_spans(S.rx);
+        if (complete_batch(spans, &push, &pub, &ins))
+            break;
+        sleep_ms(500);
+    }
+    if (!ins) {
+        char *dump = json_dumps(spans, JSON_COMPACT);
+
+        fprintf(stderr, "spans received: %.4000s\n", dump ? dump : "?");
+        free(dump);
+        tail_logs();
+    }
+    assert_non_null(ins);
+    fprintf(stderr, "a complete batch trace after %.1f s (%zu spans received in all)\n",
+            kopt_test_now() - t0, json_array_size(spans));
+    /* One trace, three services, parent links hop by hop. */
+    assert_string_equal(str(push, "service"), "kopt-agent");
+    assert_string_equal(str(pub, "service"), "kopt-ingest");
+    assert_string_equal(str(ins, "service"), "kopt-aggregator");
+    assert_null(json_object_get(push, "parentSpanId"));
+    assert_string_equal(str(pub, "parentSpanId"), str(push, "spanId"));
+    assert_string_equal(str(ins, "parentSpanId"), str(pub, "spanId"));
+    assert_string_equal(str(pub, "traceId"), str(push, "traceId"));
+    assert_string_equal(str(ins, "traceId"), str(push, "traceId"));
+    /* The trace is the batch's: its id derives from agent_id/epoch/seq, and
+     * every hop names the same batch. */
+    kopt_trace_batch_ctx(attr(push, "kopt.agent_id"), strtoull(attr(push, "kopt.epoch"), NULL, 10),
+                         strtoull(attr(push, "kopt.seq"), NULL, 10), &derived);
+    kopt_trace_hex(derived.trace_id, KOPT_TRACE_ID_LEN, hex);
+    assert_string_equal(str(push, "traceId"), hex);
+    snprintf(hex, sizeof(hex), "%s/%s/%s", attr(push, "kopt.agent_id"), attr(push, "kopt.epoch"),
+             attr(push, "kopt.seq"));
+    assert_string_equal(attr(pub, "messaging.message.id"), hex);
+    assert_string_equal(attr(ins, "messaging.message.id"), hex);
+    /* Each hop starts no earlier than its parent. */
+    assert_true(strtoull(str(pub, "startTimeUnixNano"), NULL, 10) + 5000000 >=
+                strtoull(str(push, "startTimeUnixNano"), NULL, 10));
+    assert_true(strtoull(str(ins, "startTimeUnixNano"), NULL, 10) >=
+                strtoull(str(pub, "startTimeUnixNano"), NULL, 10));
+    json_decref(spans);
+}
+
+static void api_call_trace(void **state)
+{
+    char url[256], tp[KOPT_TRACEPARENT_LEN + 1], trace[40], span[24], header[128], log[600];
+    char *argv[] = {"curl", "-s",   "-o", "/dev/null", "-w", "HTTP %{http_code}\n",
+                    "-H",   header, url,  NULL};
+    kopt_trace_ctx_t caller;
+    json_t *spans = NULL, *call = NULL, *query = NULL;
+    double end = kopt_test_now() + 30;
+
+    (void)state;
+    assert_int_equal(kopt_trace_random_id(caller.trace_id, KOPT_TRACE_ID_LEN), 0);
+    assert_int_equal(kopt_trace_random_id(caller.span_id, KOPT_SPAN_ID_LEN), 0);
+    caller.flags = KOPT_TRACE_FLAG_SAMPLED;
+    kopt_traceparent_format(&caller, tp);
+    kopt_trace_hex(caller.trace_id, KOPT_TRACE_ID_LEN, trace);
+    kopt_trace_hex(caller.span_id, KOPT_SPAN_ID_LEN, span);
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%d/v1/workloads/local/host/ProcessGroup/kopt-agent/usage", S.p_http);
+    snprintf(header, sizeof(header), "traceparent: %s", tp);
+    snprintf(log, sizeof(log), "%s/curl.log", S.dir);
+    /* curl(1), as a caller would: the harness's kopt_test_http sends no
+     * headers of ours. The answer's status does not matter here (usage
+     * for a fresh workload may be empty); the query runs either way. */
+    assert_int_equal(kopt_test_proc_run(argv, log, 30000), 0);
+    kopt_test_log_tail(log, 1);
+    while (kopt_test_now() < end) {
+        json_decref(spans);
+        spans = kopt_test_otlp_spans(S.rx);
+        call = find(spans, "kopt.v1.Advisor/GetWorkloadUsage", trace, span);
+        query = call ? find(spans, "clickhouse.query container_hourly", trace, str(call, "spanId"))
+                     : NULL;
+        if (query)
+            break;
+        sleep_ms(200);
+    }
+    if (!query)
+        tail_logs();
+    assert_non_null(call);
+    assert_non_null(query);
+    assert_string_equal(str(call, "service"), "kopt-advisor");
+    assert_string_equal(str(query, "service"), "kopt-advisor");
+    assert_int_equal(json_integer_value(json_object_get(call, "kind")), KOPT_SPAN_SERVER);
+    assert_int_equal(json_integer_value(json_object_get(query, "kind")), KOPT_SPAN_CLIENT);
+    assert_string_equal(attr(call, "kopt.transport"), "http");
+    assert_string_equal(attr(query, "db.sql.table"), "container_hourly");
+    /* The query ran inside the call. */
+    assert_true(strtoull(str(query, "startTimeUnixNano"), NULL, 10) >=
+                strtoull(str(call, "startTimeUnixNano"), NULL, 10));
+    assert_true(strtoull(str(query, "endTimeUnixNano"), NULL, 10) <=
+                strtoull(str(call, "endTimeUnixNano"), NULL, 10));
+    json_decref(spans);
+}
+
+/* A unary gRPC call with an empty request and `traceparent` metadata, as
+ * any gRPC client with OpenTelemetry would send it. The final status. */
+static grpc_status_code grpc_call_with_traceparent(const char *method, const char *tp)
+{
+    char target[64];
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch;
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_metadata md = {.key = grpc_slice_from_static_string("traceparent"),
+                        .value = grpc_slice_from_copied_string(tp)};
+    grpc_metadata_array initial, trailing;
+    grpc_slice empty = grpc_empty_slice(), details;
+    grpc_byte_buffer *req = grpc_raw_byte_buffer_create(&empty, 1), *resp = NULL;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_op ops[6];
+    grpc_call *call;
+    grpc_event ev;
+
+    snprintf(target, sizeof(target), "127.0.0.1:%d", S.p_adv);
+    ch = grpc_channel_create(target, creds, NULL);
+    call = grpc_channel_create_call(
+        ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, grpc_slice_from_static_string(method), NULL,
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(20, GPR_TIMESPAN)), NULL);
+    grpc_metadata_array_init(&initial);
+    grpc_metadata_array_init(&trailing);
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = 1;
+    ops[0].data.send_initial_metadata.metadata = &md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = req;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &resp;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    assert_int_equal(grpc_call_start_batch(call, ops, 6, (void *)1, NULL), GRPC_CALL_OK);
+    ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+    grpc_call_unref(call);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&initial);
+    grpc_metadata_array_destroy(&trailing);
+    grpc_byte_buffer_destroy(req);
+    if (resp)
+        grpc_byte_buffer_destroy(resp);
+    grpc_slice_unref(md.value);
+    grpc_channel_destroy(ch);
+    grpc_channel_credentials_release(creds);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+    return status;
+}
+
+/* The same over gRPC: the metadata traceparent is the parent. */
+static void grpc_call_trace(void **state)
+{
+    char tp[KOPT_TRACEPARENT_LEN + 1], trace[40], span[24];
+    kopt_trace_ctx_t caller;
+    json_t *spans = NULL, *call = NULL;
+    double end = kopt_test_now() + 30;
+    grpc_status_code code;
+
+    (void)state;
+    assert_int_equal(kopt_trace_random_id(caller.trace_id, KOPT_TRACE_ID_LEN), 0);
+    assert_int_equal(kopt_trace_random_id(caller.span_id, KOPT_SPAN_ID_LEN), 0);
+    caller.flags = KOPT_TRACE_FLAG_SAMPLED;
+    kopt_traceparent_format(&caller, tp);
+    kopt_trace_hex(caller.trace_id, KOPT_TRACE_ID_LEN, trace);
+    kopt_trace_hex(caller.span_id, KOPT_SPAN_ID_LEN, span);
+    code = grpc_call_with_traceparent("/kopt.v1.Advisor/ListRecommendations", tp);
+    fprintf(stderr, "ListRecommendations over gRPC with traceparent %s: status %d\n", tp, code);
+    while (kopt_test_now() < end && !call) {
+        json_decref(spans);
+        spans = kopt_test_otlp_spans(S.rx);
+        call = find(spans, "kopt.v1.Advisor/ListRecommendations", trace, span);
+        if (!call)
+            sleep_ms(200);
+    }
+    assert_non_null(call);
+    assert_string_equal(str(call, "service"), "kopt-advisor");
+    assert_string_equal(attr(call, "kopt.transport"), "grpc");
+    assert_string_equal(attr(call, "rpc.grpc.status_code"), kopt_grpc_status_name(code));
+    json_decref(spans);
+}
+
+static unsigned long long rows_now(void)
+{
+    char *out = NULL;
+    unsigned long long n = 0;
+
+    if (kopt_test_clickhouse_query(S.ch, "SELECT count() FROM kopt.container_windows", &out) == 0)
+        n = strtoull(out, NULL, 10);
+    free(out);
+    return n;
+}
+
+static double dropped(int port)
+{
+    char admin[64];
+
+    snprintf(admin, sizeof(admin), "http://127.0.0.1:%d", port);
+    return kopt_test_metric(admin, "kopt_trace_spans_dropped_total{reason=\"endpoint_error\"}");
+}
+
+static void endpoint_away_drops_and_data_flows(void **state)
+{
+    unsigned long long before, after = 0;
+    double end, d_ingest = 0, d_agent = 0, d_agg = 0;
+
+    (void)state;
+    kopt_test_otlp_free(S.rx); /* the port now refuses connections */
+    S.rx = NULL;
+    before = rows_now();
+    end = kopt_test_now() + 60;
+    while (kopt_test_now() < end) {
+        after = rows_now();
+        d_ingest = dropped(S.p_ingest_admin);
+        d_agent = dropped(S.p_agent_admin);
+        d_agg = dropped(S.p_agg_admin);
+        if (after > before && d_ingest > 0 && d_agent > 0 && d_agg > 0)
+            break;
+        sleep_ms(500);
+    }
+    fprintf(stderr,
+            "endpoint away: rows %llu -> %llu; spans dropped (endpoint_error) by agent %.0f, "
+            "ingest %.0f, aggregator %.0f\n",
+            before, after, d_agent, d_ingest, d_agg);
+    assert_true(after > before);
+    assert_true(d_agent > 0);
+    assert_true(d_ingest > 0);
+    assert_true(d_agg > 0);
+    /* The agent keeps up: its spool drains, it stays ready. */
+    assert_int_equal(wait_http_ok(S.p_agent_admin, "/readyz", 30), 0);
+}
+
+/* SIGTERM: each daemon flushes (or drops) its spans and exits 0, within
+ * its drain, with the endpoint away. */
+static void daemons_stop_cleanly(void **state)
+{
+    kopt_test_proc_t *procs[] = {&S.agent, &S.advisor, &S.aggregator, &S.ingest};
+    static const char *names[] = {"agent", "advisor", "aggregator", "ingest"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
+        double t0 = kopt_test_now();
+        int r = kopt_test_proc_stop(procs[i], 35000);
+
+        fprintf(stderr, "%s stopped in %.2f s, status 0x%x\n", names[i], kopt_test_now() - t0,
+                procs[i]->status);
+        if (r != 0 || !WIFEXITED(procs[i]->status) || WEXITSTATUS(procs[i]->status) != 0)
+            tail_logs();
+        assert_int_equal(r, 0);
+        assert_true(WIFEXITED(procs[i]->status));
+        assert_int_equal(WEXITSTATUS(procs[i]->status), 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int r;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_batch_one_trace),
+        cmocka_unit_test(api_call_trace),
+        cmocka_unit_test(grpc_call_trace),
+        cmocka_unit_test(endpoint_away_drops_and_data_flows),
+        cmocka_unit_test(daemons_stop_cleanly),
+    };
+
+    if (argc < 6) {
+        fprintf(stderr, "usage: %s SRCDIR INGEST AGGREGATOR ADVISOR AGENT\n", argv[0]);
+        return 2;
+    }
+    src_dir = argv[1];
+    ingest_exe = argv[2];
+    aggregator_exe = argv[3];
+    advisor_exe = argv[4];
+    agent_exe = argv[5];
+    cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
+    grpc_init();
+    r = cmocka_run_group_tests_name("trace", tests, system_up, system_down);
+    grpc_shutdown();
+    return r;
+}
