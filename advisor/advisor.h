@@ -17,12 +17,12 @@
 #include <kopt/config.h>
 #include <kopt/daemon.h>
 #include <kopt/engine.h>
-#include <kopt/nats_auth.h>
-#include <kopt/trace.h>
 #include <kopt/grpc_server.h>
 #include <kopt/http.h>
 #include <kopt/metrics.h>
 #include <kopt/nats.h>
+#include <kopt/nats_auth.h>
+#include <kopt/trace.h>
 
 #include "kopt/v1/advisor.pb-c.h"
 
