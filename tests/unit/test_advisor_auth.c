@@ -369,6 +369,40 @@ static void auth_refuses_short_keys_and_warns_on_open_files(void **state)
     assert_null(strstr(buf, "sixteen-chars-xx"));
 }
 
+/* "key role": viewer keys read, operator keys (and bare keys, as before
+ * roles) also run analyses; the refusal names the missing role. */
+static void auth_key_roles(void **state)
+{
+    adv_auth_t *a = auth_from(*state, "viewer-key-0123456 viewer\n"
+                                      "operator-key-01234\toperator\n"
+                                      "bare-key-012345678\n"
+                                      "spaced key 0123456   viewer  \n");
+    const char *why = NULL;
+    char err[256];
+
+    assert_int_equal(adv_auth_count(a), 4);
+    assert_int_equal(adv_auth_required_role("ListClusters"), ADV_ROLE_VIEWER);
+    assert_int_equal(adv_auth_required_role("RunAnalysis"), ADV_ROLE_OPERATOR);
+    assert_int_equal(adv_auth_required_role("SomethingNew"), ADV_ROLE_OPERATOR);
+    assert_int_equal(check(a, "Bearer viewer-key-0123456"), OK);
+    assert_int_equal(adv_auth_check(a, "Bearer viewer-key-0123456", NULL, "RunAnalysis", &why),
+                     GRPC_STATUS_PERMISSION_DENIED);
+    assert_non_null(strstr(why, "operator role"));
+    assert_int_equal(adv_auth_check(a, "Bearer operator-key-01234", NULL, "RunAnalysis", &why), OK);
+    assert_int_equal(adv_auth_check(a, "Bearer bare-key-012345678", NULL, "RunAnalysis", &why), OK);
+    assert_int_equal(adv_auth_check(a, "Bearer spaced key 0123456", NULL, "RunAnalysis", &why),
+                     GRPC_STATUS_PERMISSION_DENIED);
+    assert_int_equal(check(a, "Bearer spaced key 0123456"), OK);
+    /* The role word is not part of the key. */
+    assert_int_equal(check(a, "Bearer viewer-key-0123456 viewer"), NO);
+    /* A service certificate holds every role. */
+    assert_int_equal(adv_auth_check(a, NULL, "spiffe://kopt/service/x", "RunAnalysis", &why), OK);
+    /* A key too short once its role is taken off refuses the file. */
+    write_file(((fixture_t *)*state)->path, "short viewer\n");
+    assert_int_equal(adv_auth_reload(a, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "too short"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +420,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(auth_refuses_short_keys_and_warns_on_open_files, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(auth_key_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(auth_reload_swaps_keys_and_keeps_them_on_error, setup,
                                         teardown),
     };
