@@ -8,9 +8,9 @@
  * CLI exit 3), an operator token runs an analysis; expired, not yet valid,
  * wrong issuer, wrong audience, unknown kid, another key's signature, alg
  * none, HS256 keyed with the public key and oversized tokens are each
- * refused (401 / UNAUTHENTICATED) and counted by result; while the JWKS
- * endpoint is down or serves garbage, API keys, service certificates and
- * tokens of the keys already held keep working; a rotated key is fetched on
+ * refused (401 / UNAUTHENTICATED) and counted by result; while the issuer
+ * is down or serves garbage (as discovery or as JWKS), API keys, service
+ * certificates and tokens of the keys already held keep working; a rotated key is fetched on
  * its unknown kid; a flood of made-up kids fetches at most once per
  * --oidc-refresh-min-interval. ClickHouse is left unreachable: the analysis
  * an operator starts fails there, after authorization.
@@ -456,6 +456,16 @@ static void issuer_down_or_garbage_then_a_rotated_key(void **state)
     assert_true(kopt_test_log_contains(log_path, "not a discovery document"));
     assert_int_equal(http("GET", "/v1/recommendations", held, NULL, body), 200);
     assert_int_equal(http("GET", "/v1/recommendations", OPERATOR_KEY, NULL, body), 200);
+    /* A good discovery document, but the JWKS is garbage: the same. */
+    err0 = metric("kopt_advisor_oidc_key_fetches_total{result=\"error\"}");
+    kopt_test_issuer_set_jwks(issuer, "<html>502 Bad Gateway</html>");
+    kopt_test_issuer_set_mode(issuer, KOPT_TEST_ISSUER_UP);
+    sleep(MIN_REFRESH_S);
+    assert_int_equal(http("GET", "/v1/recommendations", fresh, NULL, body), 401);
+    assert_int_equal(wait_fetch("error", err0), 0);
+    assert_true(kopt_test_log_contains(log_path, "not a JWKS"));
+    assert_int_equal(http("GET", "/v1/recommendations", held, NULL, body), 200);
+    assert_true(metric("kopt_advisor_oidc_keys") == 2);
     /* Back, with the rotated key: its kid makes the advisor fetch again. */
     jwks = kopt_test_jwks_json(all, 3);
     kopt_test_issuer_set_jwks(issuer, jwks);
