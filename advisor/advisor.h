@@ -19,6 +19,7 @@
 #include <kopt/engine.h>
 #include <kopt/grpc_server.h>
 #include <kopt/http.h>
+#include <kopt/jwt.h>
 #include <kopt/metrics.h>
 #include <kopt/nats.h>
 #include <kopt/nats_auth.h>
@@ -37,6 +38,9 @@ typedef struct {
     int64_t http_max_conns_per_peer;                         /* 0: no per-address limit */
     bool insecure;
     char *api_keys_file;
+    char *oidc_issuer, *oidc_audience, *oidc_ca, *oidc_jwks_file, *oidc_roles_claim;
+    kopt_config_list_t oidc_viewer_values, oidc_operator_values;
+    uint64_t oidc_clock_skew_ms, oidc_refresh_ms, oidc_refresh_min_ms, oidc_max_token_bytes;
     char *nats_url;
     kopt_nats_auth_t nats;
     int64_t stream_replicas;
@@ -409,20 +413,71 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
                       adv_run_result_t *out);
 void adv_run_result_free(adv_run_result_t *r);
 
-/* ---- API keys (auth.c) ----------------------------------------------------- */
+/* ---- OIDC bearer tokens (oidc.c) ------------------------------------------- */
+
+/* Roles: a viewer reads (list, get, usage, summary); an operator also runs
+ * analyses. Bits, so an operator holds both. */
+enum { ADV_ROLE_VIEWER = 1, ADV_ROLE_OPERATOR = 2 | 1 };
+
+typedef struct adv_oidc adv_oidc_t;
+
+typedef struct {
+    const char *issuer;    /* discovery at <issuer>/.well-known/openid-configuration */
+    const char *audience;  /* required: a token for another service is refused */
+    const char *ca_file;   /* NULL: the system CAs */
+    const char *jwks_file; /* instead of discovery (offline clusters) */
+    uint64_t refresh_ms, min_refresh_ms;
+    int64_t skew_s;
+    size_t max_token;
+    const char *roles_claim; /* "groups"; dots walk into objects */
+    const kopt_config_list_t *viewer_values, *operator_values;
+} adv_oidc_opts_t;
+
+/* Copies the options; with an issuer, starts fetching the keys (a worker
+ * thread; never the loop) and refreshes them every refresh_ms. A JWKS file
+ * is read now. -EINVAL with err on bad options or an unreadable file. */
+int adv_oidc_new(uv_loop_t *loop, kopt_metrics_t *metrics, const adv_oidc_opts_t *o,
+                 adv_oidc_t **out, char *err, size_t errlen);
+/* Loop thread. Verifies a token with the keys held now; an unknown kid
+ * starts a refresh (at most one per min_refresh_ms). On KOPT_JWT_OK, *roles
+ * (ADV_ROLE_* bits from the roles claim; 0 = none) and *t are set. */
+kopt_jwt_result_t adv_oidc_verify(adv_oidc_t *o, const char *token, size_t len, kopt_jwt_t **t,
+                                  int *roles);
+size_t adv_oidc_max_token(const adv_oidc_t *o);
+/* SIGHUP: re-reads the JWKS file, or refetches from the issuer. */
+int adv_oidc_reload(adv_oidc_t *o, char *err, size_t errlen);
+/* Stops the timer; frees once a fetch in flight is done. NULL: no-op. */
+void adv_oidc_close(adv_oidc_t *o);
+
+/* ---- API keys, tokens and roles (auth.c) ------------------------------------ */
 
 typedef struct adv_auth adv_auth_t;
 
-/* `path` NULL: no keys (then only mTLS service identities, or anyone with
- * `open`, the --insecure development mode). -errno with err on a bad file. */
+/* What api.c passes as the authorization when the metadata was larger than
+ * its buffer: counted as too_large. */
+extern const char adv_auth_oversized[];
+
+/* `path` NULL: no keys (then only mTLS service identities and tokens, or
+ * anyone with `open`, the --insecure development mode, when no issuer is
+ * set either). Lines are "key" or "key role" (viewer, operator; no role:
+ * operator, as before roles existed). -errno with err on a bad file. */
 int adv_auth_new(const char *path, bool open, adv_auth_t **out, char *err, size_t errlen);
+/* Accepts bearer tokens verified by `oidc` (kept, not owned) from now on. */
+void adv_auth_set_oidc(adv_auth_t *a, adv_oidc_t *oidc);
+/* Counts decisions in kopt_advisor_auth_total{method,result}. */
+int adv_auth_set_metrics(adv_auth_t *a, kopt_metrics_t *m);
 /* Re-reads the file (SIGHUP); keeps the old keys on error. */
 int adv_auth_reload(adv_auth_t *a, char *err, size_t errlen);
-/* GRPC_STATUS_OK, or UNAUTHENTICATED with a message. `authorization` is the
+/* The role a method needs: ADV_ROLE_OPERATOR for RunAnalysis and anything
+ * not known to only read, ADV_ROLE_VIEWER for the reads. */
+int adv_auth_required_role(const char *method);
+/* GRPC_STATUS_OK, UNAUTHENTICATED (no or a bad credential) or
+ * PERMISSION_DENIED (a good one without the role `method` needs), with a
+ * message naming the reason or the missing role. `authorization` is the
  * header or metadata value (NULL if absent); `peer_uri` the client
- * certificate's URI SAN (NULL if none). */
-grpc_status_code adv_auth_check(const adv_auth_t *a, const char *authorization,
-                                const char *peer_uri, const char **why);
+ * certificate's URI SAN (NULL if none). Loop thread. */
+grpc_status_code adv_auth_check(adv_auth_t *a, const char *authorization, const char *peer_uri,
+                                const char *method, const char **why);
 size_t adv_auth_count(const adv_auth_t *a);
 void adv_auth_free(adv_auth_t *a);
 

@@ -270,7 +270,7 @@ static void grpc_page(adv_reply_t *r, const adv_page_t *page)
 static void on_unary(kopt_grpc_call_t *call, const uint8_t *req, size_t len)
 {
     const binding_t *b = kopt_grpc_call_user(call);
-    char authz[1024], peer[512];
+    char authz[16 * 1024], peer[512]; /* room for --oidc-max-token-size's 15 KiB at most */
     const char *why = NULL;
     ProtobufCMessage *msg;
     grpc_status_code code;
@@ -278,8 +278,9 @@ static void on_unary(kopt_grpc_call_t *call, const uint8_t *req, size_t len)
     int ra = kopt_grpc_call_metadata(call, "authorization", authz, sizeof(authz));
     int rp = kopt_grpc_call_peer_uri(call, peer, sizeof(peer));
 
-    code = adv_auth_check(b->api->o.auth, ra == 0 ? authz : (ra == -E2BIG ? "x" : NULL),
-                          rp == 0 ? peer : NULL, &why);
+    code =
+        adv_auth_check(b->api->o.auth, ra == 0 ? authz : (ra == -E2BIG ? adv_auth_oversized : NULL),
+                       rp == 0 ? peer : NULL, b->m->name, &why);
     if (code != GRPC_STATUS_OK) {
         kopt_grpc_call_reply(call, code, why, NULL, 0);
         adv_api_count(b->api, b->m, code);

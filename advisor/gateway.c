@@ -240,7 +240,7 @@ static void on_api(kopt_http_response_t *res, void *data)
     /* pbuf holds the last pattern tried, which is m's: names point into it. */
     code =
         adv_auth_check(adv_api_opts(g->api)->auth, kopt_http_request_header(req, "authorization"),
-                       kopt_http_response_tls_peer(res), &why);
+                       kopt_http_response_tls_peer(res), m->name, &why);
     if (code != GRPC_STATUS_OK) {
         send_error(res, code, why);
         adv_api_count(g->api, m, code);

@@ -61,6 +61,7 @@ static struct {
     uint32_t rollup_wait_s;
     adv_snapshot_t *store;
     adv_auth_t *auth;
+    adv_oidc_t *oidc; /* NULL without --oidc-issuer */
     adv_api_t *api;
     adv_gateway_t *gateway;
     kopt_http_tls_t *http_tls; /* the gateway's, NULL without --http-tls */
@@ -417,6 +418,8 @@ static void close_parts(void *data)
         adv_gateway_close(app.gateway, NULL, NULL);
     }
     app.gateway = NULL;
+    adv_oidc_close(app.oidc); /* freed once a fetch in flight ends */
+    app.oidc = NULL;
     uv_close((uv_handle_t *)&app.schedule, NULL);
     uv_close((uv_handle_t *)&app.drain_poll, NULL);
 }
@@ -455,6 +458,8 @@ static void apply_settings(void *data, const void *settings)
         kopt_log_error("API keys reload failed; keeping the current keys", KOPT_STR("error", err));
     else
         kopt_log_info("API keys re-read", KOPT_UINT("keys", adv_auth_count(app.auth)));
+    if (app.oidc && adv_oidc_reload(app.oidc, err, sizeof(err)) < 0)
+        kopt_log_error("OIDC keys reload failed; keeping the current keys", KOPT_STR("error", err));
     /* The gRPC certificates: the skeleton re-reads them after this. */
     if (app.http_tls && kopt_http_tls_reload(app.http_tls, &changed, err, sizeof(err)) < 0)
         kopt_log_error("HTTPS reload failed; keeping the current certificates",
@@ -468,6 +473,35 @@ static void apply_settings(void *data, const void *settings)
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+static int start_oidc(void)
+{
+    const adv_settings_t *s = app.set;
+    adv_oidc_opts_t o = {.issuer = s->oidc_issuer,
+                         .audience = s->oidc_audience,
+                         .ca_file = s->oidc_ca,
+                         .jwks_file = s->oidc_jwks_file,
+                         .refresh_ms = s->oidc_refresh_ms,
+                         .min_refresh_ms = s->oidc_refresh_min_ms,
+                         .skew_s = (int64_t)(s->oidc_clock_skew_ms / 1000),
+                         .max_token = (size_t)s->oidc_max_token_bytes,
+                         .roles_claim = s->oidc_roles_claim,
+                         .viewer_values = &s->oidc_viewer_values,
+                         .operator_values = &s->oidc_operator_values};
+    char err[512];
+    int r = adv_oidc_new(app.g.d.loop, app.g.d.metrics, &o, &app.oidc, err, sizeof(err));
+
+    if (r < 0) {
+        kopt_log_error("OIDC not set up", KOPT_STR("error", err));
+        return r;
+    }
+    adv_auth_set_oidc(app.auth, app.oidc);
+    kopt_log_info("bearer tokens accepted", KOPT_STR("issuer", s->oidc_issuer),
+                  KOPT_STR("audience", s->oidc_audience),
+                  KOPT_STR("keys", s->oidc_jwks_file ? "file" : "discovery"),
+                  KOPT_STR("roles_claim", s->oidc_roles_claim));
+    return 0;
 }
 
 static int init_parts(void)
@@ -494,16 +528,22 @@ static int init_parts(void)
     app.ch.user = app.ch_user;
     app.ch.password_file = app.ch_pw_file;
     app.ch.database = app.ch_db;
-    if (!s->api_keys_file && !s->insecure)
-        kopt_log_warn("no --api-keys-file: only mTLS callers with a kopt service identity "
-                      "are let in");
-    if (!s->api_keys_file && s->insecure)
-        kopt_log_warn("INSECURE: no --api-keys-file, so the API is open to anyone");
+    if (!s->api_keys_file && !s->oidc_issuer && !s->insecure)
+        kopt_log_warn("no --api-keys-file nor --oidc-issuer: only mTLS callers with a kopt "
+                      "service identity are let in");
+    if (!s->api_keys_file && !s->oidc_issuer && s->insecure)
+        kopt_log_warn("INSECURE: no --api-keys-file nor --oidc-issuer, so the API is open to "
+                      "anyone");
     r = adv_auth_new(s->api_keys_file, s->insecure, &app.auth, err, sizeof(err));
     if (r < 0) {
         kopt_log_error("API keys not loaded", KOPT_STR("error", err));
         return r;
     }
+    r = adv_auth_set_metrics(app.auth, app.g.d.metrics);
+    if (r == 0 && (s->oidc_issuer || s->oidc_jwks_file))
+        r = start_oidc();
+    if (r < 0)
+        return r;
     r = adv_snapshot_new(&app.store);
     if (r == 0)
         r = adv_rec_metrics_register(app.g.d.metrics, app.store,

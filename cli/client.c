@@ -82,8 +82,10 @@ static int load_bearer(const cli_conn_t *c, cli_client_t *cl)
     }
     if (rc != 0 || !secret)
         return rc;
-    if (strpbrk(secret, "\r\n") || strlen(secret) > 4096) {
-        fprintf(stderr, "kopt: %s is not a valid bearer credential (a line break, or over 4 KiB)\n",
+    /* OIDC tokens with many groups pass 4 KiB; the advisor reads up to 15 KiB. */
+    if (strpbrk(secret, "\r\n") || strlen(secret) > 15 * 1024) {
+        fprintf(stderr,
+                "kopt: %s is not a valid bearer credential (a line break, or over 15 KiB)\n",
                 cl->cred_source);
         rc = CLI_EXIT_USAGE;
     } else if (asprintf(&cl->bearer, "Bearer %s", secret) < 0) {
@@ -187,8 +189,14 @@ int cli_status_message(int status, const char *details, const char *what, const 
                        const char *cred, double timeout_s, char *msg, size_t len)
 {
     switch (status) {
-    case GRPC_STATUS_UNAUTHENTICATED:
     case GRPC_STATUS_PERMISSION_DENIED:
+        /* A good credential without the role (viewer, operator) the call needs. */
+        snprintf(msg, len,
+                 "%s accepted %s but refused the call (%s): ask for a key or token with that "
+                 "role",
+                 what, cred && cred[0] ? cred : "the caller", details);
+        return CLI_EXIT_UNAUTHENTICATED;
+    case GRPC_STATUS_UNAUTHENTICATED:
         if (cred && cred[0])
             snprintf(msg, len,
                      "%s refused %s (%s): check the key or token, or get a new one "

@@ -317,4 +317,41 @@ void kopt_test_otlp_counts(kopt_test_otlp_t *o, size_t *posts, size_t *bad);
 /* Stops the server and frees. NULL: no-op. */
 void kopt_test_otlp_free(kopt_test_otlp_t *o);
 
+/* --- An OpenID Connect issuer (oidc_issuer.c) ---------------------------------
+ * Signing keys made at run time, their JWKS, minted and forged tokens, and an
+ * HTTPS server on a free loopback port with the discovery document
+ * (/.well-known/openid-configuration, naming the issuer "https://127.0.0.1:
+ * <port>") and /jwks. Registered for cleanup. */
+typedef struct kopt_test_jwk kopt_test_jwk_t;
+typedef struct kopt_test_issuer kopt_test_issuer_t;
+
+typedef enum {
+    KOPT_TEST_ISSUER_UP,      /* serves the discovery document and the JWKS */
+    KOPT_TEST_ISSUER_GARBAGE, /* the discovery document is HTML */
+    KOPT_TEST_ISSUER_DOWN,    /* the port is closed: connections refused */
+} kopt_test_issuer_mode_t;
+
+/* A new key: alg "RS256" (RSA 2048) or "ES256" (P-256); NULL on failure. */
+kopt_test_jwk_t *kopt_test_jwk_new(const char *alg, const char *kid);
+void kopt_test_jwk_free(kopt_test_jwk_t *k);
+/* {"keys":[...]} of the public halves; malloc'd. */
+char *kopt_test_jwks_json(kopt_test_jwk_t *const *keys, size_t n);
+/* A compact JWS of `claims` (JSON text) signed with k; header NULL:
+ * {"alg":<k's>,"typ":"JWT","kid":<k's>}. malloc'd, NULL on failure. */
+char *kopt_test_jwt_sign(const kopt_test_jwk_t *k, const char *header, const char *claims);
+/* header.claims. with an empty signature (for alg none). */
+char *kopt_test_jwt_unsigned(const char *header, const char *claims);
+/* An HS256 token whose HMAC key is k's public key in PEM (the key
+ * confusion attack). */
+char *kopt_test_jwt_hs256_public(const kopt_test_jwk_t *k, const char *claims);
+
+/* Starts the server with a PEM certificate (naming 127.0.0.1) and key. */
+int kopt_test_issuer_start(kopt_test_issuer_t **out, const char *cert, const char *key);
+const char *kopt_test_issuer_url(const kopt_test_issuer_t *s);
+void kopt_test_issuer_set_jwks(kopt_test_issuer_t *s, const char *jwks);
+void kopt_test_issuer_set_mode(kopt_test_issuer_t *s, kopt_test_issuer_mode_t mode);
+int kopt_test_issuer_jwks_hits(const kopt_test_issuer_t *s);
+int kopt_test_issuer_discovery_hits(const kopt_test_issuer_t *s);
+void kopt_test_issuer_free(kopt_test_issuer_t *s);
+
 #endif

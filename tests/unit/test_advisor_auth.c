@@ -85,10 +85,10 @@ static adv_auth_t *auth_from(fixture_t *fx, const char *text)
     return fx->auth;
 }
 
-static grpc_status_code check(const adv_auth_t *a, const char *authorization)
+static grpc_status_code check(adv_auth_t *a, const char *authorization)
 {
     const char *why = "unset";
-    grpc_status_code c = adv_auth_check(a, authorization, NULL, &why);
+    grpc_status_code c = adv_auth_check(a, authorization, NULL, "ListRecommendations", &why);
 
     /* A reason with every refusal, none with a pass. */
     if (c == OK)
@@ -180,27 +180,30 @@ static void auth_header_must_be_bearer(void **state)
     adv_auth_t *a = auth_from(*state, "k1-0123456789abcdef\n");
     const char *why = NULL;
 
-    assert_int_equal(adv_auth_check(a, NULL, NULL, &why), NO);
+    assert_int_equal(adv_auth_check(a, NULL, NULL, "ListRecommendations", &why), NO);
     assert_non_null(strstr(why, "missing API key"));
-    assert_int_equal(adv_auth_check(a, "", NULL, &why), NO);
+    assert_int_equal(adv_auth_check(a, "", NULL, "ListRecommendations", &why), NO);
     assert_non_null(strstr(why, "missing API key"));
     /* The scheme is case-insensitive (RFC 7235), one space after it. */
     assert_int_equal(check(a, "bearer k1-0123456789abcdef"), OK);
     assert_int_equal(check(a, "BEARER k1-0123456789abcdef"), OK);
-    assert_int_equal(adv_auth_check(a, "Basic k1-0123456789abcdef", NULL, &why), NO);
+    assert_int_equal(
+        adv_auth_check(a, "Basic k1-0123456789abcdef", NULL, "ListRecommendations", &why), NO);
     assert_non_null(strstr(why, "Bearer <key>"));
-    assert_int_equal(adv_auth_check(a, "k1-0123456789abcdef", NULL, &why), NO);
+    assert_int_equal(adv_auth_check(a, "k1-0123456789abcdef", NULL, "ListRecommendations", &why),
+                     NO);
     assert_non_null(strstr(why, "Bearer <key>"));
-    assert_int_equal(adv_auth_check(a, "Bearer", NULL, &why), NO);
+    assert_int_equal(adv_auth_check(a, "Bearer", NULL, "ListRecommendations", &why), NO);
     assert_non_null(strstr(why, "Bearer <key>"));
     assert_int_equal(check(a, "Bearer\tk1-0123456789abcdef"), NO);
     assert_int_equal(check(a, "Bearerk1-0123456789abcdef"), NO);
     /* A scheme with no key is an invalid key. */
-    assert_int_equal(adv_auth_check(a, "Bearer ", NULL, &why), NO);
+    assert_int_equal(adv_auth_check(a, "Bearer ", NULL, "ListRecommendations", &why), NO);
     assert_string_equal(why, "invalid API key");
-    assert_int_equal(adv_auth_check(a, "Bearer    ", NULL, &why), NO);
+    assert_int_equal(adv_auth_check(a, "Bearer    ", NULL, "ListRecommendations", &why), NO);
     assert_string_equal(why, "invalid API key");
-    assert_int_equal(adv_auth_check(a, "Bearer k2-0123456789abcdef", NULL, &why), NO);
+    assert_int_equal(
+        adv_auth_check(a, "Bearer k2-0123456789abcdef", NULL, "ListRecommendations", &why), NO);
     assert_string_equal(why, "invalid API key");
 }
 
@@ -209,16 +212,22 @@ static void auth_kopt_service_certificate_needs_no_key(void **state)
     adv_auth_t *a = auth_from(*state, "k1-0123456789abcdef\n");
     const char *why = NULL;
 
-    assert_int_equal(adv_auth_check(a, NULL, "spiffe://kopt/service/kopt-cli", &why), OK);
+    assert_int_equal(
+        adv_auth_check(a, NULL, "spiffe://kopt/service/kopt-cli", "ListRecommendations", &why), OK);
     assert_null(why);
     /* Any other identity still needs a key. */
-    assert_int_equal(adv_auth_check(a, NULL, "spiffe://kopt/service/", &why), NO);
-    assert_int_equal(adv_auth_check(a, NULL, "spiffe://kopt/cluster/c/agent/a", &why), NO);
-    assert_int_equal(adv_auth_check(a, NULL, "spiffe://other/service/x", &why), NO);
-    assert_int_equal(adv_auth_check(a, NULL, "spiffe://kopt/services/x", &why), NO);
+    assert_int_equal(adv_auth_check(a, NULL, "spiffe://kopt/service/", "ListRecommendations", &why),
+                     NO);
     assert_int_equal(
-        adv_auth_check(a, "Bearer k1-0123456789abcdef", "spiffe://kopt/cluster/c/agent/a", &why),
-        OK);
+        adv_auth_check(a, NULL, "spiffe://kopt/cluster/c/agent/a", "ListRecommendations", &why),
+        NO);
+    assert_int_equal(
+        adv_auth_check(a, NULL, "spiffe://other/service/x", "ListRecommendations", &why), NO);
+    assert_int_equal(
+        adv_auth_check(a, NULL, "spiffe://kopt/services/x", "ListRecommendations", &why), NO);
+    assert_int_equal(adv_auth_check(a, "Bearer k1-0123456789abcdef",
+                                    "spiffe://kopt/cluster/c/agent/a", "ListRecommendations", &why),
+                     OK);
 }
 
 static void auth_open_only_without_a_keys_file(void **state)
@@ -230,20 +239,24 @@ static void auth_open_only_without_a_keys_file(void **state)
 
     /* --insecure without a keys file: anyone. */
     assert_int_equal(adv_auth_new(NULL, true, &open, err, sizeof(err)), 0);
-    assert_int_equal(adv_auth_check(open, NULL, NULL, &why), OK);
-    assert_int_equal(adv_auth_check(open, "Bearer anything", NULL, &why), OK);
+    assert_int_equal(adv_auth_check(open, NULL, NULL, "ListRecommendations", &why), OK);
+    assert_int_equal(adv_auth_check(open, "Bearer anything", NULL, "ListRecommendations", &why),
+                     OK);
     /* No keys file and not open: only service certificates. */
     assert_int_equal(adv_auth_new(NULL, false, &closed, err, sizeof(err)), 0);
     assert_int_equal(adv_auth_count(closed), 0);
-    assert_int_equal(adv_auth_check(closed, "Bearer anything", NULL, &why), NO);
-    assert_int_equal(adv_auth_check(closed, NULL, "spiffe://kopt/service/x", &why), OK);
+    assert_int_equal(adv_auth_check(closed, "Bearer anything", NULL, "ListRecommendations", &why),
+                     NO);
+    assert_int_equal(
+        adv_auth_check(closed, NULL, "spiffe://kopt/service/x", "ListRecommendations", &why), OK);
     assert_int_equal(adv_auth_reload(closed, err, sizeof(err)), 0); /* nothing to re-read */
     /* A keys file wins over --insecure, even an empty one. */
     write_file(fx->path, "# no keys yet\n\n");
     assert_int_equal(adv_auth_new(fx->path, true, &file, err, sizeof(err)), 0);
     assert_int_equal(adv_auth_count(file), 0);
-    assert_int_equal(adv_auth_check(file, NULL, NULL, &why), NO);
-    assert_int_equal(adv_auth_check(file, "Bearer anything", NULL, &why), NO);
+    assert_int_equal(adv_auth_check(file, NULL, NULL, "ListRecommendations", &why), NO);
+    assert_int_equal(adv_auth_check(file, "Bearer anything", NULL, "ListRecommendations", &why),
+                     NO);
     adv_auth_free(open);
     adv_auth_free(closed);
     adv_auth_free(file);
@@ -356,6 +369,40 @@ static void auth_refuses_short_keys_and_warns_on_open_files(void **state)
     assert_null(strstr(buf, "sixteen-chars-xx"));
 }
 
+/* "key role": viewer keys read, operator keys (and bare keys, as before
+ * roles) also run analyses; the refusal names the missing role. */
+static void auth_key_roles(void **state)
+{
+    adv_auth_t *a = auth_from(*state, "viewer-key-0123456 viewer\n"
+                                      "operator-key-01234\toperator\n"
+                                      "bare-key-012345678\n"
+                                      "spaced key 0123456   viewer  \n");
+    const char *why = NULL;
+    char err[256];
+
+    assert_int_equal(adv_auth_count(a), 4);
+    assert_int_equal(adv_auth_required_role("ListClusters"), ADV_ROLE_VIEWER);
+    assert_int_equal(adv_auth_required_role("RunAnalysis"), ADV_ROLE_OPERATOR);
+    assert_int_equal(adv_auth_required_role("SomethingNew"), ADV_ROLE_OPERATOR);
+    assert_int_equal(check(a, "Bearer viewer-key-0123456"), OK);
+    assert_int_equal(adv_auth_check(a, "Bearer viewer-key-0123456", NULL, "RunAnalysis", &why),
+                     GRPC_STATUS_PERMISSION_DENIED);
+    assert_non_null(strstr(why, "operator role"));
+    assert_int_equal(adv_auth_check(a, "Bearer operator-key-01234", NULL, "RunAnalysis", &why), OK);
+    assert_int_equal(adv_auth_check(a, "Bearer bare-key-012345678", NULL, "RunAnalysis", &why), OK);
+    assert_int_equal(adv_auth_check(a, "Bearer spaced key 0123456", NULL, "RunAnalysis", &why),
+                     GRPC_STATUS_PERMISSION_DENIED);
+    assert_int_equal(check(a, "Bearer spaced key 0123456"), OK);
+    /* The role word is not part of the key. */
+    assert_int_equal(check(a, "Bearer viewer-key-0123456 viewer"), NO);
+    /* A service certificate holds every role. */
+    assert_int_equal(adv_auth_check(a, NULL, "spiffe://kopt/service/x", "RunAnalysis", &why), OK);
+    /* A key too short once its role is taken off refuses the file. */
+    write_file(((fixture_t *)*state)->path, "short viewer\n");
+    assert_int_equal(adv_auth_reload(a, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "too short"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +420,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(auth_refuses_short_keys_and_warns_on_open_files, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(auth_key_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(auth_reload_swaps_keys_and_keeps_them_on_error, setup,
                                         teardown),
     };
