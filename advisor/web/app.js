@@ -81,7 +81,7 @@ async function api(path) {
   });
   const j = await r.json().catch(() => ({ message: r.statusText }));
   if (!r.ok) {
-    const why = r.status === 401 ? "the API key was refused" : j.message || r.statusText;
+    const why = r.status === 401 ? "the API key or token was refused" : j.message || r.statusText;
     throw new Error(why + " (HTTP " + r.status + ")");
   }
   return j;
@@ -223,7 +223,7 @@ const COLUMNS = [
 async function loadCluster() {
   showErr("");
   if (!apiKey()) {
-    status("Enter an API key to see the recommendations.");
+    status("Enter an API key or a bearer token (OIDC) to see the recommendations.");
     return false;
   }
   status("Loading\u2026");

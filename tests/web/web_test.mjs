@@ -391,10 +391,10 @@ async function wrongKey(browser) {
   await page.keyboard.type("not-a-key-0123456789");
   await page.keyboard.press("Enter");
   await page.waitForSelector("#err:not([hidden])");
-  assert.match(await page.textContent("#err"), /API key was refused \(HTTP 401\)/);
+  assert.match(await page.textContent("#err"), /API key or token was refused \(HTTP 401\)/);
   assert.equal(await page.locator("#wlrows tr").count(), 0);
   assert.equal(await page.evaluate(() => localStorage.length), 0);
-  ok("a refused key: \"the API key was refused (HTTP 401)\", no rows, nothing in localStorage");
+  ok("a refused key: \"the API key or token was refused (HTTP 401)\", no rows, nothing in localStorage");
   await ctx.close();
 }
 
