@@ -15,6 +15,16 @@ bool cli_one_of(const char *v, const char *const *choices)
     return false;
 }
 
+int cli_text_output_option(const char *cmd, const char *arg, const char **out)
+{
+    static const char *const formats[] = {"text", "json", "yaml", NULL};
+
+    if (!cli_one_of(arg, formats))
+        return cli_usage_error(cmd, "-o: '%s' is not text, json or yaml", arg);
+    *out = arg;
+    return 1;
+}
+
 int cli_parse(const char *cmd, int argc, char **argv, const struct option *own, size_t n_own,
               const char *shortopts, cli_own_option_fn fn, void *data, const char *help,
               cli_conn_t *c, bool no_conn, int *first_arg)

@@ -67,6 +67,10 @@ int cli_parse(const char *cmd, int argc, char **argv, const struct option *own, 
 /* 1 when `v` is one of the NULL-terminated `choices`. */
 bool cli_one_of(const char *v, const char *const *choices);
 
+/* -o/--output of the commands that print one message: text, json or yaml
+ * into *out; 1, or the usage error's exit code (naming `cmd`). */
+int cli_text_output_option(const char *cmd, const char *arg, const char **out);
+
 /* A usage error naming the command: "kopt <cmd>: <msg>" and a --help hint. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

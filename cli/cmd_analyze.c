@@ -29,7 +29,6 @@ static const char help[] =
     "  kopt analyze -c prod -n shop --history 3d --dry-run\n"
     "\n";
 
-static const char *const text_formats[] = {"text", "json", "yaml", NULL};
 
 typedef struct {
     const char *ns, *out;
@@ -83,10 +82,7 @@ static int own_option(int opt, const char *arg, void *data)
         a->dry_run = true;
         return 1;
     case 'o':
-        if (!cli_one_of(arg, text_formats))
-            return cli_usage_error("analyze", "-o: '%s' is not text, json or yaml", arg);
-        a->out = arg;
-        return 1;
+        return cli_text_output_option("analyze", arg, &a->out);
     default:
         return 0;
     }

@@ -26,16 +26,9 @@ static const char help[] =
     "  kopt explain -c prod payments/StatefulSet/db -o yaml\n"
     "\n";
 
-static const char *const text_formats[] = {"text", "json", "yaml", NULL};
-
 static int output_option(int opt, const char *arg, void *data)
 {
-    if (opt != 'o')
-        return 0;
-    if (!cli_one_of(arg, text_formats))
-        return cli_usage_error("explain", "-o: '%s' is not text, json or yaml", arg);
-    *(const char **)data = arg;
-    return 1;
+    return opt == 'o' ? cli_text_output_option("explain", arg, data) : 0;
 }
 
 static const char *cpu(double v, char *b)

@@ -3,7 +3,6 @@
  * listing them (patch.c writes the text). */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,27 +43,13 @@ typedef struct {
 static int own_option(int opt, const char *arg, void *data)
 {
     args_t *a = data;
-    char *end;
-    void *p;
+    int rc = cli_recs_filter_option("patch", opt, arg, &a->filter);
 
+    if (rc != 0)
+        return rc;
     switch (opt) {
     case 'o':
         a->out = arg;
-        return 1;
-    case 'n':
-        if (!arg[0])
-            return cli_usage_error("patch", "-n needs a namespace name");
-        p = realloc(a->filter.namespaces, (a->filter.n_namespaces + 1) * sizeof(char *));
-        if (!p)
-            return cli_error("out of memory");
-        a->filter.namespaces = p;
-        a->filter.namespaces[a->filter.n_namespaces++] = (char *)arg;
-        return 1;
-    case 'm':
-        errno = 0;
-        a->filter.min_savings = strtod(arg, &end);
-        if (errno || end == arg || *end || !isfinite(a->filter.min_savings))
-            return cli_usage_error("patch", "--min-savings: '%s' is not a number", arg);
         return 1;
     case 'C':
         a->opts.containers_only = true;

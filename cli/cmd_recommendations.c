@@ -47,42 +47,11 @@ typedef struct {
 static int own_option(int opt, const char *arg, void *data)
 {
     args_t *a = data;
-    char *end;
-    void *p;
+    int rc = cli_recs_filter_option("recommendations", opt, arg, &a->filter);
 
+    if (rc != 0)
+        return rc;
     switch (opt) {
-    case 'n':
-        if (!arg[0])
-            return cli_usage_error("recommendations", "-n needs a namespace name");
-        p = realloc(a->filter.namespaces, (a->filter.n_namespaces + 1) * sizeof(char *));
-        if (!p)
-            return cli_error("out of memory");
-        a->filter.namespaces = p;
-        a->filter.namespaces[a->filter.n_namespaces++] = (char *)arg;
-        return 1;
-    case 'k':
-        a->filter.kind = cli_kind_parse(arg);
-        if (a->filter.kind < 0)
-            return cli_usage_error("recommendations",
-                                   "--kind: '%s' is not Deployment, StatefulSet, DaemonSet, "
-                                   "Job, CronJob, ReplicaSet, Pod or ProcessGroup",
-                                   arg);
-        return 1;
-    case 'N':
-        a->filter.name = arg;
-        return 1;
-    case 'm':
-        errno = 0;
-        a->filter.min_savings = strtod(arg, &end);
-        if (errno || end == arg || *end || !isfinite(a->filter.min_savings))
-            return cli_usage_error("recommendations", "--min-savings: '%s' is not a number", arg);
-        return 1;
-    case 'P':
-        errno = 0;
-        a->filter.page_size = (int)strtol(arg, &end, 10);
-        if (errno || end == arg || *end || a->filter.page_size < 1 || a->filter.page_size > 1000)
-            return cli_usage_error("recommendations", "--page-size: '%s' is not 1 to 1000", arg);
-        return 1;
     case 's':
         if (strcmp(arg, "savings") == 0)
             a->sort = CLI_SORT_SAVINGS;

@@ -25,16 +25,9 @@ static const char help[] =
     "  kopt summary -o json\n"
     "\n";
 
-static const char *const text_formats[] = {"text", "json", "yaml", NULL};
-
 static int output_option(int opt, const char *arg, void *data)
 {
-    if (opt != 'o')
-        return 0;
-    if (!cli_one_of(arg, text_formats))
-        return cli_usage_error("summary", "-o: '%s' is not text, json or yaml", arg);
-    *(const char **)data = arg;
-    return 1;
+    return opt == 'o' ? cli_text_output_option("summary", arg, data) : 0;
 }
 
 static void totals_line(FILE *f, const char *what, const Kopt__V1__ResourceTotals *t)

@@ -68,6 +68,22 @@ static int scalar_copy(reader_t *r, const char *key, char **out)
     return *out ? 0 : -ENOMEM;
 }
 
+/* The next key of a mapping, copied into key[len], with the event after it
+ * (its value) read: 0; 1 at the mapping's end; or a negative errno. */
+static int next_key(reader_t *r, char *key, size_t len, const char *refusal)
+{
+    int rc;
+
+    if ((rc = next(r)) != 0)
+        return rc;
+    if (r->ev.type == YAML_MAPPING_END_EVENT)
+        return 1;
+    if (r->ev.type != YAML_SCALAR_EVENT)
+        return fail(r, "%s", refusal);
+    snprintf(key, len, "%s", (const char *)r->ev.data.scalar.value);
+    return next(r);
+}
+
 static void context_clear(cli_context_t *c)
 {
     free(c->name);
@@ -103,14 +119,10 @@ static int parse_context(reader_t *r, cli_context_t *c)
     for (;;) {
         char key[64];
 
-        if ((rc = next(r)) != 0)
-            return rc;
-        if (r->ev.type == YAML_MAPPING_END_EVENT)
+        rc = next_key(r, key, sizeof(key), "a context's keys must be plain words");
+        if (rc > 0)
             break;
-        if (r->ev.type != YAML_SCALAR_EVENT)
-            return fail(r, "a context's keys must be plain words");
-        snprintf(key, sizeof(key), "%s", (const char *)r->ev.data.scalar.value);
-        if ((rc = next(r)) != 0)
+        if (rc < 0)
             return rc;
         if (strcmp(key, "name") == 0)
             rc = scalar_copy(r, key, &c->name);
@@ -193,14 +205,10 @@ static int parse_top(reader_t *r, cli_config_t *out)
     for (;;) {
         char key[64];
 
-        if ((rc = next(r)) != 0)
-            return rc;
-        if (r->ev.type == YAML_MAPPING_END_EVENT)
+        rc = next_key(r, key, sizeof(key), "keys must be plain words");
+        if (rc > 0)
             break;
-        if (r->ev.type != YAML_SCALAR_EVENT)
-            return fail(r, "keys must be plain words");
-        snprintf(key, sizeof(key), "%s", (const char *)r->ev.data.scalar.value);
-        if ((rc = next(r)) != 0)
+        if (rc < 0)
             return rc;
         if (strcmp(key, "current-context") == 0)
             rc = scalar_copy(r, key, &out->current_context);

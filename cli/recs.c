@@ -1,6 +1,8 @@
 /* Fetching, de-duplicating and sorting recommendations (recs.h). */
 #include "recs.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -210,4 +212,47 @@ double cli_rec_risk(const Kopt__V1__ContainerRecommendation *c)
     return rr->cpu_over_request_share > rr->memory_over_request_share
                ? rr->cpu_over_request_share
                : rr->memory_over_request_share;
+}
+
+int cli_recs_filter_option(const char *cmd, int opt, const char *arg, cli_recs_filter_t *f)
+{
+    char *end;
+    void *p;
+
+    switch (opt) {
+    case 'n':
+        if (!arg[0])
+            return cli_usage_error(cmd, "-n needs a namespace name");
+        p = realloc(f->namespaces, (f->n_namespaces + 1) * sizeof(char *));
+        if (!p)
+            return cli_error("out of memory");
+        f->namespaces = p;
+        f->namespaces[f->n_namespaces++] = (char *)arg;
+        return 1;
+    case 'k':
+        f->kind = cli_kind_parse(arg);
+        if (f->kind < 0)
+            return cli_usage_error(cmd,
+                                   "--kind: '%s' is not Deployment, StatefulSet, DaemonSet, "
+                                   "Job, CronJob, ReplicaSet, Pod or ProcessGroup",
+                                   arg);
+        return 1;
+    case 'N':
+        f->name = arg;
+        return 1;
+    case 'm':
+        errno = 0;
+        f->min_savings = strtod(arg, &end);
+        if (errno || end == arg || *end || !isfinite(f->min_savings))
+            return cli_usage_error(cmd, "--min-savings: '%s' is not a number", arg);
+        return 1;
+    case 'P':
+        errno = 0;
+        f->page_size = (int)strtol(arg, &end, 10);
+        if (errno || end == arg || *end || f->page_size < 1 || f->page_size > 1000)
+            return cli_usage_error(cmd, "--page-size: '%s' is not 1 to 1000", arg);
+        return 1;
+    default:
+        return 0;
+    }
 }

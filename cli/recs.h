@@ -34,6 +34,11 @@ typedef enum {
     CLI_SORT_NAME,
 } cli_sort_t;
 
+/* Parses the filter options commands share: -n/--namespace (repeatable),
+ * --kind, --name, --min-savings, --page-size. 1 when `opt` was one of them,
+ * 0 when not, else the usage error's exit code (naming `cmd`). */
+int cli_recs_filter_option(const char *cmd, int opt, const char *arg, cli_recs_filter_t *f);
+
 /* Every recommendation that matches, in the full view. 0 or an exit code. */
 int cli_recs_fetch(cli_client_t *cl, const cli_recs_filter_t *f, cli_recs_t *out);
 void cli_recs_free(cli_recs_t *r);

@@ -59,6 +59,12 @@ def resolved(binary):
         m = re.match(r"\s*(\S+)\s+=>\s+(\S+)\s+\(", line)
         if m:
             out[m.group(1)] = m.group(2)
+            continue
+        # The dynamic loader is listed by its path alone; a binary names it
+        # as NEEDED when it uses thread-local storage (__tls_get_addr).
+        m = re.match(r"\s*(/\S+/(ld-linux[^/\s]*))\s+\(", line)
+        if m:
+            out[m.group(2)] = m.group(1)
     return out
 
 

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <kopt/clickhouse.h>
@@ -74,7 +75,8 @@ static struct {
     char *dir, log[512], keys[512];
     int http_port, admin_port;
     char analysis_pb[48], analysis_json[48]; /* the two runs' ids */
-    char adv_url[128], test_url[128];        /* with each user's password */
+    char adv_url[128], test_url[128]; /* the advisor's without, the test's with its password */
+    char adv_pw_file[600];            /* the advisor's password (--nats-password-file) */
 } w;
 
 /* One message read from the stream. */
@@ -157,9 +159,22 @@ static long api_get(const char *url, char **out)
 /* `kopt-advisor analyze --once` with `encoding`; its analysis id in `id`. */
 static void analyze_once(const char *encoding, char *id, size_t idlen)
 {
-    char *argv[] = {(char *)advisor_exe, "analyze",      "--once",  "--clickhouse-url",
-                    w.ch->url,           "--nats-url",   w.adv_url, "--recommendations-encoding",
-                    (char *)encoding,    "--log-format", "text",    NULL};
+    char *argv[] = {(char *)advisor_exe,
+                    "analyze",
+                    "--once",
+                    "--clickhouse-url",
+                    w.ch->url,
+                    "--nats-url",
+                    w.adv_url,
+                    "--nats-user",
+                    "kopt-advisor",
+                    "--nats-password-file",
+                    w.adv_pw_file,
+                    "--recommendations-encoding",
+                    (char *)encoding,
+                    "--log-format",
+                    "text",
+                    NULL};
     char *out = NULL, *p;
     int rc = run_cmd(argv, NULL, &out);
 
@@ -436,8 +451,7 @@ static int group_setup(void **state)
     }
     assert_non_null(w.nats);
     assert_non_null(w.ch);
-    snprintf(w.adv_url, sizeof(w.adv_url), "nats://kopt-advisor:" ADV_PW "@127.0.0.1:%d",
-             w.nats->port);
+    snprintf(w.adv_url, sizeof(w.adv_url), "nats://127.0.0.1:%d", w.nats->port);
     snprintf(w.test_url, sizeof(w.test_url), "nats://test:" TEST_PW "@127.0.0.1:%d", w.nats->port);
     o.url = w.ch->url;
     assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
@@ -452,6 +466,12 @@ static int group_setup(void **state)
     assert_non_null(f);
     fputs(KEY "\n", f);
     fclose(f);
+    snprintf(w.adv_pw_file, sizeof(w.adv_pw_file), "%s/advisor.password", w.dir);
+    f = fopen(w.adv_pw_file, "w");
+    assert_non_null(f);
+    fputs(ADV_PW "\n", f);
+    fclose(f);
+    assert_int_equal(chmod(w.adv_pw_file, 0600), 0);
     analyze_once("protobuf", w.analysis_pb, sizeof(w.analysis_pb));
     /* A second run a second later: analysis ids have a seconds part. */
     sleep(1);
@@ -554,6 +574,10 @@ static void kv_equals_what_the_api_serves(void **state)
                         w.ch->url,
                         "--nats-url",
                         w.adv_url,
+                        "--nats-user",
+                        "kopt-advisor",
+                        "--nats-password-file",
+                        w.adv_pw_file,
                         "--analysis-interval",
                         "0",
                         NULL};
