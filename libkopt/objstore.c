@@ -34,6 +34,11 @@ void objstore_sha256_hex(const void *data, size_t len, char hex[65])
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
+void kopt_objstore_sha256_hex(const void *data, size_t len, char hex[65])
+{
+    objstore_sha256_hex(data, len, hex);
+}
+
 char *objstore_encode(const char *s, bool keep_slash)
 {
     size_t n = strlen(s);

@@ -105,6 +105,9 @@ void kopt_objstore_entries_free(kopt_objstore_entry_t *e, size_t n);
 
 void kopt_objstore_stats(const kopt_objstore_t *s, kopt_objstore_stats_t *out);
 
+/* Lowercase hex SHA-256 of data into hex[65], as put records it. */
+void kopt_objstore_sha256_hex(const void *data, size_t len, char hex[65]);
+
 /* ---- Pure helpers (objstore_xml.c), exposed for tests and the fuzzer. */
 
 /* One page of a ListObjectsV2 answer: appends its <Contents> to *entries
