@@ -88,4 +88,9 @@ typedef struct {
 int agg_restore_run(kopt_ch_client_t *c, kopt_objstore_t *st, const char *prefix, const char *id,
                     agg_restore_result_t *res, char *why, size_t why_len);
 
+/* restore_replay.c: deletes the durable consumer so the next run replays
+ * the stream from its start. 0 also when there was none. */
+int agg_restore_replay(const char *nats_url, const char *stream, const char *consumer, char *why,
+                       size_t why_len);
+
 #endif

@@ -166,6 +166,16 @@ static int run_backup_restore(const agg_settings_t *s, bool restore)
     return r < 0 ? 1 : 0;
 }
 
+static bool known_subcommand(const char *a)
+{
+    static const char *const names[] = {"run", "migrate", "backup", "restore", "replay"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(a, names[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Picks the subcommand. Returns -1 to go on with `run`, or an exit code. */
 static int subcommand(int argc, char **argv)
 {
@@ -180,16 +190,28 @@ static int subcommand(int argc, char **argv)
         !cfg)
         return -1;
     args = kopt_config_args(cfg, &n);
-    if (n > 1 || (n == 1 && strcmp(args[0], "run") != 0 && strcmp(args[0], "migrate") != 0 &&
-                  strcmp(args[0], "backup") != 0 && strcmp(args[0], "restore") != 0)) {
+    if (n > 1 || (n == 1 && !known_subcommand(args[0]))) {
         fprintf(stderr,
-                "kopt-aggregator: unknown subcommand \"%s\" (run, migrate, backup, restore)\n",
+                "kopt-aggregator: unknown subcommand \"%s\" (run, migrate, backup, restore, "
+                "replay)\n",
                 n > 1 ? args[1] : args[0]);
         code = KOPT_CONFIG_EXIT_USAGE;
     } else if (n == 1 && strcmp(args[0], "migrate") == 0) {
         code = run_migrate(kopt_config_values(cfg));
     } else if (n == 1 && (strcmp(args[0], "backup") == 0 || strcmp(args[0], "restore") == 0)) {
         code = run_backup_restore(kopt_config_values(cfg), strcmp(args[0], "restore") == 0);
+    } else if (n == 1 && strcmp(args[0], "replay") == 0) {
+        const agg_settings_t *s = kopt_config_values(cfg);
+        char why[512] = "";
+
+        kopt_log_setup("aggregator", (kopt_log_format_t)s->common.log_format,
+                       (kopt_log_level_t)s->common.log_level, 2);
+        code = agg_restore_replay(s->nats_url, s->stream, s->consumer, why, sizeof(why)) < 0;
+        if (code)
+            kopt_log_error("replay failed", KOPT_STR("reason", why));
+        else
+            kopt_log_info("consumer deleted: the next run replays the stream",
+                          KOPT_STR("stream", s->stream), KOPT_STR("consumer", s->consumer));
     }
     kopt_config_free(cfg);
     return code;

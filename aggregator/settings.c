@@ -88,7 +88,7 @@ const kopt_config_spec_t agg_settings_spec = {
     .program = "kopt-aggregator",
     .version = KOPT_VERSION,
     .summary = "drains NATS JetStream KOPT_METRICS into ClickHouse and rolls windows up by "
-               "hour; subcommands: run (default), migrate, backup, restore",
+               "hour; subcommands: run (default), migrate, backup, restore, replay",
     .settings = settings,
     .n_settings = sizeof(settings) / sizeof(settings[0]),
     .size = sizeof(agg_settings_t),
