@@ -13,7 +13,7 @@
 #include <kopt/log.h>
 #include <kopt/url.h>
 
-#include "backup.h"
+#include "backup_cmd.h"
 #include "consumer.h"
 #include "schema.h"
 #include "settings.h"
@@ -94,78 +94,6 @@ static int run_migrate(const agg_settings_t *s)
     return r < 0 ? 1 : 0;
 }
 
-/* `backup` and `restore` (backup.h): one-shot, like migrate. */
-static int run_backup_restore(const agg_settings_t *s, bool restore)
-{
-    kopt_ch_options_t o;
-    kopt_ch_client_t *c = NULL;
-    kopt_ch_error_t err = {0};
-    kopt_objstore_t *st = NULL;
-    kopt_objstore_error_t oerr = {0};
-    kopt_objstore_stats_t os = {0};
-    char why[512] = "";
-    int r;
-
-    kopt_log_setup("aggregator", (kopt_log_format_t)s->common.log_format,
-                   (kopt_log_level_t)s->common.log_level, 2);
-    if (!s->s3_endpoint || !s->s3_bucket) {
-        kopt_log_error("backup and restore need --s3-endpoint and --s3-bucket");
-        return KOPT_CONFIG_EXIT_USAGE;
-    }
-    kopt_objstore_options_t so = {
-        .endpoint = s->s3_endpoint,
-        .bucket = s->s3_bucket,
-        .region = s->s3_region,
-        .ca_file = s->s3_ca,
-        .path_style = s->s3_path_style,
-        .credentials_file = s->s3_credentials_file,
-        .timeout_ms = (uint32_t)s->clickhouse_timeout_ms,
-    };
-    r = kopt_objstore_new(&so, &st, &oerr);
-    if (r < 0) {
-        kopt_log_error("object store settings", KOPT_STR("detail", oerr.message), KOPT_ERR(r));
-        return KOPT_CONFIG_EXIT_USAGE;
-    }
-    ch_options(s, &o);
-    o.max_response_bytes = (size_t)4 << 30; /* one partition as Native */
-    r = kopt_ch_client_new(&o, &c, &err);
-    if (r < 0) {
-        snprintf(why, sizeof(why), "ClickHouse: %s", err.message);
-    } else if (restore) {
-        agg_restore_result_t res;
-
-        r = agg_restore_run(c, st, s->s3_prefix, s->backup_id, &res, why, sizeof(why));
-        if (r == 0)
-            kopt_log_info("restore done", KOPT_STR("backup", res.id),
-                          KOPT_UINT("tables", res.tables), KOPT_UINT("partitions", res.partitions),
-                          KOPT_UINT("rows", res.rows),
-                          KOPT_UINT("ms", (uint64_t)(res.seconds * 1000)));
-    } else {
-        agg_backup_result_t res;
-        agg_backup_options_t bo = {.prefix = s->s3_prefix};
-
-        r = agg_backup_run(c, st, &bo, &res, why, sizeof(why));
-        if (r == 0)
-            kopt_log_info("backup done", KOPT_STR("backup", res.id),
-                          KOPT_UINT("tables", res.tables), KOPT_UINT("partitions", res.partitions),
-                          KOPT_UINT("rows", res.rows), KOPT_UINT("bytes", res.bytes),
-                          KOPT_UINT("ms", (uint64_t)(res.seconds * 1000)));
-    }
-    kopt_objstore_stats(st, &os);
-    /* The object store counters of this run, for the operator and a cron
-     * job's log scraper (there is no /metrics for a one-shot command). */
-    kopt_log_info("object store requests", KOPT_UINT("requests", os.requests),
-                  KOPT_UINT("retries", os.retries), KOPT_UINT("failures", os.failures),
-                  KOPT_UINT("bytes_up", os.bytes_up), KOPT_UINT("bytes_down", os.bytes_down),
-                  KOPT_UINT("overwrite_refusals", os.overwrite_refusals));
-    if (r < 0)
-        kopt_log_error(restore ? "restore failed" : "backup failed", KOPT_STR("reason", why),
-                       KOPT_ERR(r));
-    kopt_ch_client_free(c);
-    kopt_objstore_free(st);
-    return r < 0 ? 1 : 0;
-}
-
 static bool known_subcommand(const char *a)
 {
     static const char *const names[] = {"run", "migrate", "backup", "restore", "replay"};
@@ -198,20 +126,11 @@ static int subcommand(int argc, char **argv)
         code = KOPT_CONFIG_EXIT_USAGE;
     } else if (n == 1 && strcmp(args[0], "migrate") == 0) {
         code = run_migrate(kopt_config_values(cfg));
-    } else if (n == 1 && (strcmp(args[0], "backup") == 0 || strcmp(args[0], "restore") == 0)) {
-        code = run_backup_restore(kopt_config_values(cfg), strcmp(args[0], "restore") == 0);
-    } else if (n == 1 && strcmp(args[0], "replay") == 0) {
-        const agg_settings_t *s = kopt_config_values(cfg);
-        char why[512] = "";
+    } else if (n == 1 && strcmp(args[0], "run") != 0) {
+        kopt_ch_options_t o;
 
-        kopt_log_setup("aggregator", (kopt_log_format_t)s->common.log_format,
-                       (kopt_log_level_t)s->common.log_level, 2);
-        code = agg_restore_replay(s->nats_url, s->stream, s->consumer, why, sizeof(why)) < 0;
-        if (code)
-            kopt_log_error("replay failed", KOPT_STR("reason", why));
-        else
-            kopt_log_info("consumer deleted: the next run replays the stream",
-                          KOPT_STR("stream", s->stream), KOPT_STR("consumer", s->consumer));
+        ch_options(kopt_config_values(cfg), &o);
+        code = agg_backup_command(kopt_config_values(cfg), &o, args[0]);
     }
     kopt_config_free(cfg);
     return code;
