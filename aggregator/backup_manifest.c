@@ -182,7 +182,7 @@ int agg_manifest_parse(const char *json, size_t len, const char *prefix, agg_man
         t->schema_key = get_str(jt, "schema_key");
         const char *ssha = json_string_value(json_object_get(jt, "schema_sha256"));
         json_t *fin = json_object_get(jt, "final");
-        if (!ident_ok(t->name) || !t->schema_key || strncmp(t->schema_key, dir, strlen(dir)) ||
+        if (!ident_ok(t->name) || !t->schema_key || strncmp(t->schema_key, dir, strlen(dir)) != 0 ||
             !hex64_ok(ssha) || !json_is_boolean(fin) || !json_is_array(parts) ||
             json_array_size(parts) > 100000) {
             say(why, why_len,
@@ -209,9 +209,10 @@ int agg_manifest_parse(const char *json, size_t len, const char *prefix, agg_man
             const char *sha = json_string_value(json_object_get(jp, "sha256"));
             p->partition_id = get_str(jp, "partition_id");
             p->key = get_str(jp, "key");
-            if (!partition_ok(p->partition_id) || !p->key || strncmp(p->key, dir, strlen(dir)) ||
-                get_u64(jp, "rows", &p->rows) < 0 || get_u64(jp, "checksum", &p->checksum) < 0 ||
-                get_u64(jp, "bytes", &p->bytes) < 0 || !hex64_ok(sha)) {
+            if (!partition_ok(p->partition_id) || !p->key ||
+                strncmp(p->key, dir, strlen(dir)) != 0 || get_u64(jp, "rows", &p->rows) < 0 ||
+                get_u64(jp, "checksum", &p->checksum) < 0 || get_u64(jp, "bytes", &p->bytes) < 0 ||
+                !hex64_ok(sha)) {
                 say(why, why_len, "manifest: table %s partition %zu malformed", t->name, k);
                 goto out;
             }

@@ -58,6 +58,15 @@ char *objstore_encode(const char *s, bool keep_slash)
 
 /* ---- credentials: a file or the environment, never a flag */
 
+static void free_secret(char *p)
+{
+    if (p) {
+        explicit_bzero(p, strlen(p));
+        free(p);
+    }
+}
+
+
 static char *trim_dup(const char *s, size_t n)
 {
     while (n > 0 && isspace((unsigned char)*s)) {
@@ -98,21 +107,19 @@ static int load_credentials(kopt_objstore_t *s, const char *file, kopt_objstore_
         char *t = trim_dup(line, n);
         if (!t)
             break;
-        if (!*t || t[0] == '#') {
-            free(t);
-        } else if (strncmp(t, "AWS_ACCESS_KEY_ID=", 18) == 0) {
+        if (strncmp(t, "AWS_ACCESS_KEY_ID=", 18) == 0) {
             free(s->access_key);
             s->access_key = trim_dup(t + 18, strlen(t + 18));
-            free(t);
         } else if (strncmp(t, "AWS_SECRET_ACCESS_KEY=", 22) == 0) {
-            free(s->secret_key);
+            free_secret(s->secret_key);
             s->secret_key = trim_dup(t + 22, strlen(t + 22));
-            free(t);
-        } else if (nplain < 2) {
+        } else if (*t && t[0] != '#' && nplain < 2) {
             plain[nplain++] = t;
-        } else {
-            free(t);
+            t = NULL; /* kept */
         }
+        if (t)
+            explicit_bzero(t, strlen(t));
+        free(t);
     }
     fclose(f);
     if (!s->access_key && !s->secret_key && nplain == 2) {
@@ -120,8 +127,8 @@ static int load_credentials(kopt_objstore_t *s, const char *file, kopt_objstore_
         s->secret_key = plain[1];
         plain[0] = plain[1] = NULL;
     }
-    free(plain[0]);
-    free(plain[1]);
+    free_secret(plain[0]);
+    free_secret(plain[1]);
     explicit_bzero(line, sizeof line);
     if (!s->access_key || !*s->access_key || !s->secret_key || !*s->secret_key) {
         char msg[256];
@@ -202,14 +209,6 @@ int kopt_objstore_new(const kopt_objstore_options_t *opts, kopt_objstore_t **out
     }
     *out = s;
     return 0;
-}
-
-static void free_secret(char *p)
-{
-    if (p) {
-        explicit_bzero(p, strlen(p));
-        free(p);
-    }
 }
 
 void kopt_objstore_free(kopt_objstore_t *s)

@@ -182,7 +182,7 @@ static char *text_dup(const char *p, const char *end, const char *name, int *r)
         *r = (int)n;
         return NULL;
     }
-    char *s = malloc((size_t)n + 1);
+    char *s = calloc(1, (size_t)n + 1);
     if (!s) {
         *r = -ENOMEM;
         return NULL;

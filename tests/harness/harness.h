@@ -215,11 +215,11 @@ int kopt_test_clickhouse_query(kopt_test_clickhouse_t *ch, const char *sql, char
  * request's SigV4 signature against random per-server credentials, serves
  * virtual-host requests for <bucket>.localhost, and injects faults. */
 typedef struct kopt_test_s3 {
-    char url[64];              /* "http://127.0.0.1:<port>" */
-    char bucket[64];           /* "kopt-test", created at start */
-    char access_key[32];       /* random, hex */
-    char secret_key[48];       /* random, hex; also in credentials_file */
-    char *credentials_file;    /* two lines: key id, secret */
+    char url[64];           /* "http://127.0.0.1:<port>" */
+    char bucket[64];        /* "kopt-test", created at start */
+    char access_key[32];    /* random, hex */
+    char secret_key[48];    /* random, hex; also in credentials_file */
+    char *credentials_file; /* two lines: key id, secret */
     int port;
     pid_t pid;
     char *dir, *store_dir, *log_path;
