@@ -7,6 +7,7 @@
 #include "backup.h"
 #include "backup_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -79,17 +80,20 @@ static int get_verified(kopt_objstore_t *st, const char *key, uint64_t bytes, co
     return 0;
 }
 
-/* The saved CREATE TABLE for the target database, IF NOT EXISTS. */
+/* The saved CREATE TABLE for the target database, IF NOT EXISTS. 18.16
+ * writes "CREATE TABLE db.t (...", newer servers put a newline after the
+ * name: any space or the parenthesis may follow it. */
 static int rewrite_schema(const char *sql, const char *from_db, const char *to_db,
                           const char *table, char **out)
 {
     char head[200];
+    size_t hl;
 
-    snprintf(head, sizeof(head), "CREATE TABLE %s.%s ", from_db, table);
-    if (strncmp(sql, head, strlen(head)) != 0)
+    snprintf(head, sizeof(head), "CREATE TABLE %s.%s", from_db, table);
+    hl = strlen(head);
+    if (strncmp(sql, head, hl) != 0 || !(isspace((unsigned char)sql[hl]) || sql[hl] == '('))
         return -EBADMSG;
-    return asprintf(out, "CREATE TABLE IF NOT EXISTS %s.%s %s", to_db, table, sql + strlen(head)) <
-                   0
+    return asprintf(out, "CREATE TABLE IF NOT EXISTS %s.%s %s", to_db, table, sql + hl) < 0
                ? -ENOMEM
                : 0;
 }

@@ -73,7 +73,9 @@ void kopt_objstore_free(kopt_objstore_t *s);
  * Errors (all calls): -ECONNREFUSED, -ETIMEDOUT, -EIO (transport, after the
  * retries), -EACCES (401/403), -ENOENT (404), -EREMOTEIO (other S3 error,
  * after the retries for 5xx/429), -EPROTO (an answer that does not parse),
- * -ENOMEM, -EINVAL (bad key). */
+ * -ENOMEM, -EINVAL (bad key). The check is a HEAD before the PUT, not an
+ * atomic condition (S3 had none until 2024): two writers racing for one key
+ * can both write. kopt's keys are unique per backup, so it has one writer. */
 int kopt_objstore_put(kopt_objstore_t *s, const char *key, const void *data, size_t len,
                       kopt_objstore_error_t *err);
 
