@@ -13,6 +13,7 @@
 #include <kopt/log.h>
 #include <kopt/url.h>
 
+#include "backup_cmd.h"
 #include "consumer.h"
 #include "schema.h"
 #include "settings.h"
@@ -94,6 +95,16 @@ static int run_migrate(const agg_settings_t *s)
     return r < 0 ? 1 : 0;
 }
 
+static bool known_subcommand(const char *a)
+{
+    static const char *const names[] = {"run", "migrate", "backup", "restore", "replay"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(a, names[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Picks the subcommand. Returns -1 to go on with `run`, or an exit code. */
 static int subcommand(int argc, char **argv)
 {
@@ -108,12 +119,19 @@ static int subcommand(int argc, char **argv)
         !cfg)
         return -1;
     args = kopt_config_args(cfg, &n);
-    if (n > 1 || (n == 1 && strcmp(args[0], "run") != 0 && strcmp(args[0], "migrate") != 0)) {
-        fprintf(stderr, "kopt-aggregator: unknown subcommand \"%s\" (run, migrate)\n",
+    if (n > 1 || (n == 1 && !known_subcommand(args[0]))) {
+        fprintf(stderr,
+                "kopt-aggregator: unknown subcommand \"%s\" (run, migrate, backup, restore, "
+                "replay)\n",
                 n > 1 ? args[1] : args[0]);
         code = KOPT_CONFIG_EXIT_USAGE;
     } else if (n == 1 && strcmp(args[0], "migrate") == 0) {
         code = run_migrate(kopt_config_values(cfg));
+    } else if (n == 1 && strcmp(args[0], "run") != 0) {
+        kopt_ch_options_t o;
+
+        ch_options(kopt_config_values(cfg), &o);
+        code = agg_backup_command(kopt_config_values(cfg), &o, args[0]);
     }
     kopt_config_free(cfg);
     return code;

@@ -3,6 +3,7 @@
 #ifndef AGG_SETTINGS_H
 #define AGG_SETTINGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <kopt/config.h>
@@ -36,6 +37,15 @@ typedef struct {
     char *deadletter_prefix;
     int64_t max_windows;
     uint64_t max_clock_skew_ms;
+    /* backup / restore (backup.h): the object store, never its credentials */
+    char *s3_endpoint;
+    char *s3_bucket;
+    char *s3_region;
+    char *s3_ca;
+    bool s3_path_style;
+    char *s3_credentials_file;
+    char *s3_prefix;
+    char *backup_id;
 } agg_settings_t;
 
 extern const kopt_config_spec_t agg_settings_spec;

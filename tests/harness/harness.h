@@ -249,6 +249,42 @@ void kopt_test_clickhouse_free(kopt_test_clickhouse_t *ch);
  * out may be NULL; otherwise the caller frees *out. */
 int kopt_test_clickhouse_query(kopt_test_clickhouse_t *ch, const char *sql, char **out);
 
+/* --- S3-protocol server (s3_server.c, s3_front.mjs) ------------------------
+ * s3rver from .tools/s3rver (scripts/deps) behind a front that checks every
+ * request's SigV4 signature against random per-server credentials, serves
+ * virtual-host requests for <bucket>.localhost, and injects faults. */
+typedef struct kopt_test_s3 {
+    char url[64];           /* "http://127.0.0.1:<port>" */
+    char bucket[64];        /* "kopt-test", created at start */
+    char access_key[32];    /* random, hex */
+    char secret_key[48];    /* random, hex; also in credentials_file */
+    char *credentials_file; /* two lines: key id, secret */
+    int port;
+    pid_t pid;
+    char *dir, *store_dir, *log_path;
+    char *front, *modules;
+    double start_seconds;
+    kopt_test_proc_t proc;
+} kopt_test_s3_t;
+
+/* Starts it on a free port; src_root finds s3_front.mjs and .tools/. 0,
+ * -ENOENT when s3rver is not installed (skip), -ETIMEDOUT/-EIO otherwise. */
+int kopt_test_s3_start(kopt_test_s3_t **out, const char *src_root);
+
+/* Adds a fault rule, JSON: {"method":"PUT","query":"partNumber","path":"x",
+ * "status":500,"delay_ms":0,"skip":0,"count":1}: the next `count` matching
+ * requests after `skip` of them are delayed and/or answered with status
+ * (0: passed on after the delay). {"clear":true} removes every rule. */
+int kopt_test_s3_fault(kopt_test_s3_t *s, const char *json_rule);
+
+/* A counter of the front: "requests", "bad_signatures", "faults"; -1 on error. */
+long kopt_test_s3_stat(kopt_test_s3_t *s, const char *name);
+
+/* kill -9 (the store stays); restart on the same port and store. */
+int kopt_test_s3_kill9(kopt_test_s3_t *s);
+int kopt_test_s3_restart(kopt_test_s3_t *s);
+void kopt_test_s3_free(kopt_test_s3_t *s);
+
 /* --- Kubernetes API server and kubelet, replayed (kube_replay.c) -----------
  * A TLS server on a free loopback port answering from the recorded responses
  * in fixtures_dir (tests/fixtures/kube): the node's pod list (field selector

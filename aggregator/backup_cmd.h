@@ -1,0 +1,15 @@
+/* kopt-aggregator's one-shot object store subcommands: backup, restore,
+ * replay (docs/operations.md). main.c picks them. */
+#ifndef AGG_BACKUP_CMD_H
+#define AGG_BACKUP_CMD_H
+
+#include <kopt/clickhouse.h>
+
+#include "settings.h"
+
+/* Runs `backup`, `restore` or `replay` with the daemon's settings and its
+ * ClickHouse options; logs the outcome. Returns the exit code: 0, 1 on
+ * failure, KOPT_CONFIG_EXIT_USAGE on missing settings or another name. */
+int agg_backup_command(const agg_settings_t *s, const kopt_ch_options_t *ch, const char *sub);
+
+#endif
