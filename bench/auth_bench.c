@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/stat.h>
+
 #include <uv.h>
 
 #include "advisor.h"
@@ -65,7 +67,8 @@ static int write_keys(const char *path, int n, char *last, size_t len)
         snprintf(last, len, "bench-key-%06d-0123456789abcdefghijklm", i);
         fprintf(f, "%s viewer\n", last);
     }
-    return fclose(f) == 0 ? 0 : -1;
+    /* Owner only, as the advisor asks of a keys file. */
+    return fclose(f) == 0 && chmod(path, 0600) == 0 ? 0 : -1;
 }
 
 static char *bearer(const kopt_test_jwk_t *k)
