@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     kopt_test_otlp_counts(otlp, &posts, &bad);
     printf("spans ended %llu: exported %llu, dropped queue_full %llu, endpoint_error %llu; "
            "receiver: %zu POSTs, %zu bad\n",
-           (unsigned long long)(out[1].calls + out[2].calls),
+           (unsigned long long)out[1].calls + (unsigned long long)out[2].calls,
            (unsigned long long)kopt_trace_exported(),
            (unsigned long long)kopt_trace_dropped("queue_full"),
            (unsigned long long)kopt_trace_dropped("endpoint_error"), posts, bad);
