@@ -165,3 +165,23 @@ ProtobufCMessage *kopt_test_grpc_unary(grpc_channel *ch, const char *method,
     grpc_completion_queue_destroy(cq);
     return resp;
 }
+
+ProtobufCMessage *kopt_test_grpc_unary_bearer(const char *target, const char *ca_file,
+                                              const char *bearer, const char *method,
+                                              const ProtobufCMessage *req,
+                                              const ProtobufCMessageDescriptor *resp_desc,
+                                              int *status, char *details, size_t dlen)
+{
+    char auth[1024];
+    const char *md[] = {"authorization", auth, NULL};
+    grpc_channel *ch = kopt_test_grpc_channel(target, ca_file);
+    ProtobufCMessage *m;
+
+    *status = GRPC_STATUS_UNKNOWN;
+    if (!ch)
+        return NULL;
+    snprintf(auth, sizeof(auth), "Bearer %s", bearer ? bearer : "");
+    m = kopt_test_grpc_unary(ch, method, req, resp_desc, bearer ? md : NULL, status, details, dlen);
+    grpc_channel_destroy(ch);
+    return m;
+}

@@ -376,6 +376,14 @@ struct ProtobufCMessage *kopt_test_grpc_unary(struct grpc_channel *ch, const cha
                                               const char *const *metadata, int *status,
                                               char *details, size_t dlen);
 
+/* The same on a channel of its own to target (see kopt_test_grpc_channel),
+ * with "authorization: Bearer <bearer>" unless bearer is NULL. */
+struct ProtobufCMessage *
+kopt_test_grpc_unary_bearer(const char *target, const char *ca_file, const char *bearer,
+                            const char *method, const struct ProtobufCMessage *req,
+                            const struct ProtobufCMessageDescriptor *resp_desc, int *status,
+                            char *details, size_t dlen);
+
 /* --- An advisor with seeded data (advisor_fixture.c) ----------------------
  * Real servers, the aggregator's schema, hourly rollups, an API keys file,
  * and kopt-advisor on free ports. Link kopt_advisor_fixture_dep. */
