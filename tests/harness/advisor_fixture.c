@@ -27,8 +27,11 @@ int kopt_test_seed_hours(kopt_test_clickhouse_t *ch, const kopt_test_seed_t *see
     char *sql = NULL, *out = NULL;
     size_t len = 0;
     int rows = 0, rc;
-    FILE *f = open_memstream(&sql, &len);
+    FILE *f;
 
+    if (n == 0)
+        return 0;
+    f = open_memstream(&sql, &len);
     if (!f)
         return -ENOMEM;
     fputs("INSERT INTO kopt.container_hourly (cluster, namespace, workload_kind, workload_name, "

@@ -400,8 +400,8 @@ typedef struct kopt_test_seed {
     unsigned oom_every;      /* an OOM kill in every hour h % oom_every == 0; 0: none */
 } kopt_test_seed_t;
 
-/* INSERTs n seeds of `hours` hours each (0: 48) into kopt.container_hourly.
- * 0, or ClickHouse's error (printed). */
+/* INSERTs n seeds of `hours` hours each (0: 48) into kopt.container_hourly
+ * (nothing when n is 0). 0, or ClickHouse's error (printed). */
 int kopt_test_seed_hours(kopt_test_clickhouse_t *ch, const kopt_test_seed_t *seed, size_t n,
                          int hours);
 
