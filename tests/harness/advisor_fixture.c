@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,12 +112,17 @@ static int make_dirs(kopt_test_advisor_t *a, const kopt_test_advisor_opts_t *o)
     return 0;
 }
 
+/* Mode 0600: the advisor may insist that secrets are not world-readable. */
 static int write_keys(const kopt_test_advisor_t *a, const char *text)
 {
-    FILE *f = fopen(a->keys, "w");
+    int fd = open(a->keys, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 
-    if (!f)
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     fputs(text ? text : "", f);
     return fclose(f) == 0 ? 0 : -1;
 }
@@ -124,11 +130,12 @@ static int write_keys(const kopt_test_advisor_t *a, const char *text)
 int kopt_test_advisor_setup(kopt_test_advisor_t *a, const kopt_test_advisor_opts_t *o)
 {
     kopt_test_clickhouse_opts_t co = {0};
-    int rc;
+    int rc = 0;
 
     memset(a, 0, sizeof(*a));
     a->advisor_exe = o->advisor_exe;
     a->tls = o->tls;
+    a->env = o->env;
     if (make_dirs(a, o) != 0) {
         fprintf(stderr, "advisor fixture: temp dirs or certificates failed\n");
         return -1;
@@ -139,7 +146,8 @@ int kopt_test_advisor_setup(kopt_test_advisor_t *a, const kopt_test_advisor_opts
     }
     if (!o->no_nats && (rc = kopt_test_nats_start(&a->nats, o->nats)) != 0)
         goto servers;
-    rc = kopt_test_clickhouse_start_opts(&a->ch, &co);
+    if (!o->no_clickhouse)
+        rc = kopt_test_clickhouse_start_opts(&a->ch, &co);
 servers:
     if (rc == -ENOENT) {
         fprintf(stderr, "nats-server or clickhouse-server missing: skipping\n");
@@ -148,8 +156,15 @@ servers:
     if (rc != 0)
         return -1;
     snprintf(a->nats_url, sizeof(a->nats_url), "%s", a->nats ? a->nats->url : "");
-    if (migrate(a->ch) != 0 || kopt_test_seed_hours(a->ch, o->seed, o->n_seed, o->hours) != 0)
-        return -1;
+    if (a->ch) {
+        snprintf(a->clickhouse_url, sizeof(a->clickhouse_url), "%s", a->ch->url);
+        if (migrate(a->ch) != 0 || kopt_test_seed_hours(a->ch, o->seed, o->n_seed, o->hours) != 0)
+            return -1;
+    } else {
+        /* Nothing listens there: the advisor answers from (empty) memory. */
+        snprintf(a->clickhouse_url, sizeof(a->clickhouse_url), "http://127.0.0.1:%d",
+                 kopt_test_free_port());
+    }
     if (write_keys(a, o->keys) != 0) {
         fprintf(stderr, "advisor fixture: cannot write %s\n", a->keys);
         return -1;
@@ -164,7 +179,7 @@ int kopt_test_advisor_analyze_once(kopt_test_advisor_t *a)
                     "analyze",
                     "--once",
                     "--clickhouse-url",
-                    a->ch->url,
+                    a->clickhouse_url,
                     "--nats-url",
                     a->nats_url,
                     "--log-format",
@@ -203,10 +218,20 @@ int kopt_test_advisor_spawn(const kopt_test_advisor_t *a, kopt_test_proc_t *p, c
         argv[n++] = "--insecure";
     }
     {
-        const char *rest[] = {"--api-keys-file",     a->keys,    "--listen",       grpc_l,
-                              "--http-listen",       http_l,     "--admin-listen", admin_l,
-                              "--clickhouse-url",    a->ch->url, "--nats-url",     a->nats_url,
-                              "--analysis-interval", "0"};
+        const char *rest[] = {"--api-keys-file",
+                              a->keys,
+                              "--listen",
+                              grpc_l,
+                              "--http-listen",
+                              http_l,
+                              "--admin-listen",
+                              admin_l,
+                              "--clickhouse-url",
+                              a->clickhouse_url,
+                              "--nats-url",
+                              a->nats_url,
+                              "--analysis-interval",
+                              "0"};
 
         memcpy(argv + n, rest, sizeof(rest));
         n += (int)(sizeof(rest) / sizeof(rest[0]));
@@ -214,8 +239,18 @@ int kopt_test_advisor_spawn(const kopt_test_advisor_t *a, kopt_test_proc_t *p, c
     for (size_t i = 0; extra && extra[i] && n + 1 < MAX_ARGS; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
-    if (kopt_test_proc_spawn(p, (char *const *)argv, NULL, log) != 0) {
+    if (kopt_test_proc_spawn(p, (char *const *)argv, a->env, log) != 0) {
         fprintf(stderr, "cannot start %s\n", a->advisor_exe);
+        return -1;
+    }
+    if (!a->ch) {
+        /* Never ready without ClickHouse: wait until the gateway listens. */
+        for (int i = 0; i < 300 && !kopt_test_port_accepts(http_port); i++)
+            usleep(50 * 1000);
+        if (kopt_test_port_accepts(http_port))
+            return 0;
+        kopt_test_log_tail(log, 40);
+        fprintf(stderr, "kopt-advisor does not listen on %s\n", http_l);
         return -1;
     }
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", admin_port);
@@ -251,13 +286,11 @@ int kopt_test_advisor_stop_checked(kopt_test_proc_t *p, const char *log)
         return 0;
     }
     r = kopt_test_proc_stop(p, 10000);
-    if (r != 0 || kopt_test_log_contains(log, "ERROR: AddressSanitizer") ||
+    if (r != 0 || !WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0 ||
+        kopt_test_log_contains(log, "ERROR: AddressSanitizer") ||
         kopt_test_log_contains(log, "LeakSanitizer") ||
         kopt_test_log_contains(log, "runtime error")) {
         kopt_test_log_tail(log, 60);
-        r = -1;
-    }
-    if (!WIFEXITED(p->status) || WEXITSTATUS(p->status) != 0) {
         fprintf(stderr, "kopt-advisor exit status %d\n", p->status);
         r = -1;
     }

@@ -416,19 +416,25 @@ typedef struct kopt_test_advisor_opts {
     bool tls;            /* gRPC over TLS (scripts/certs server.pem); else --insecure */
     bool clickhouse_tls; /* ClickHouse also serves https with server.pem */
     bool no_nats;        /* no nats-server; --nats-url "" */
+    /* No clickhouse-server: the advisor gets a URL where nothing listens, and
+     * is "ready" when its HTTP port listens (it answers from memory). */
+    bool no_clickhouse;
     const kopt_test_nats_opts_t *nats; /* may be NULL */
+    char *const *env;                  /* "K=V" entries for the advisor, NULL-terminated, or NULL */
 } kopt_test_advisor_opts_t;
 
 typedef struct kopt_test_advisor {
-    kopt_test_nats_t *nats; /* NULL with no_nats */
-    kopt_test_clickhouse_t *ch;
-    kopt_test_proc_t proc; /* the advisor kopt_test_advisor_start started */
+    kopt_test_nats_t *nats;     /* NULL with no_nats */
+    kopt_test_clickhouse_t *ch; /* NULL with no_clickhouse */
+    kopt_test_proc_t proc;      /* the advisor kopt_test_advisor_start started */
     const char *advisor_exe;
     bool tls;
     char *dir, *certs;                 /* certs: NULL without TLS */
     char keys[600], log[600];          /* dir/keys, dir/advisor.log */
     char ca[600], cert[600], key[600]; /* certs' ca.pem, server.pem, server-key.pem */
     char nats_url[256];                /* what the advisor gets; a test may change it */
+    char clickhouse_url[64];
+    char *const *env; /* opts->env */
     int grpc_port, http_port, admin_port;
     char target[64], base[64]; /* "127.0.0.1:<grpc>", "http://127.0.0.1:<http>" */
 } kopt_test_advisor_t;
@@ -442,7 +448,8 @@ int kopt_test_advisor_analyze_once(kopt_test_advisor_t *a);
 
 /* Starts a->proc on free ports (a->target, a->base, the ports) with
  * --analysis-interval 0 and extra flags (NULL-terminated, may be NULL);
- * waits for /readyz 200 (30 s). 0 or -1 (the log tail printed). */
+ * waits for /readyz 200 (30 s; without ClickHouse, for the HTTP port to
+ * listen, 15 s). 0 or -1 (the log tail printed). */
 int kopt_test_advisor_start(kopt_test_advisor_t *a, const char *const *extra);
 
 /* The same for another advisor on the same servers, keys and TLS. */
