@@ -277,6 +277,18 @@ int kopt_test_advisor_start(kopt_test_advisor_t *a, const char *const *extra)
                                    extra);
 }
 
+int kopt_test_advisor_up(kopt_test_advisor_t *a, const kopt_test_advisor_opts_t *o,
+                         const char *const *extra)
+{
+    int rc = kopt_test_advisor_setup(a, o);
+
+    if (rc != 0)
+        return rc;
+    if (kopt_test_advisor_analyze_once(a) != 0)
+        return -1;
+    return kopt_test_advisor_start(a, extra);
+}
+
 int kopt_test_advisor_stop_checked(kopt_test_proc_t *p, const char *log)
 {
     int r;
@@ -293,6 +305,8 @@ int kopt_test_advisor_stop_checked(kopt_test_proc_t *p, const char *log)
         kopt_test_log_tail(log, 60);
         fprintf(stderr, "kopt-advisor exit status %d\n", p->status);
         r = -1;
+    } else if (getenv("KOPT_TEST_VERBOSE")) {
+        kopt_test_log_tail(log, 60);
     }
     kopt_test_proc_release(p);
     return r;

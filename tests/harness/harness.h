@@ -80,6 +80,14 @@ void kopt_test_proc_release(kopt_test_proc_t *p);
  * negative errno from the spawn. */
 int kopt_test_proc_run(char *const argv[], const char *log_path, int timeout_ms);
 
+/* Runs argv (env_extra as for kopt_test_proc_spawn) to its end, stdout and
+ * stderr into log_path (emptied first), killed after timeout_ms; *out (if
+ * out is not NULL) gets all it printed, malloc'd (may be NULL without
+ * memory). Returns the exit code, 128 if a signal ended it, or a negative
+ * errno from the spawn (run_capture.c). */
+int kopt_test_run_capture(char *const argv[], char *const env_extra[], const char *log_path,
+                          int timeout_ms, char **out);
+
 /* Runs `<src_root>/scripts/certs DIR` (dev CA, server and client
  * certificates); on failure prints the tail of DIR/certs.log. 0 or -1. */
 int kopt_test_make_certs(const char *src_root, const char *dir);
@@ -452,12 +460,18 @@ int kopt_test_advisor_analyze_once(kopt_test_advisor_t *a);
  * listen, 15 s). 0 or -1 (the log tail printed). */
 int kopt_test_advisor_start(kopt_test_advisor_t *a, const char *const *extra);
 
+/* Setup, analyze --once, start: what most group setups do. 0, -ENOENT
+ * (skip) or -1. */
+int kopt_test_advisor_up(kopt_test_advisor_t *a, const kopt_test_advisor_opts_t *o,
+                         const char *const *extra);
+
 /* The same for another advisor on the same servers, keys and TLS. */
 int kopt_test_advisor_spawn(const kopt_test_advisor_t *a, kopt_test_proc_t *p, const char *log,
                             int grpc_port, int http_port, int admin_port, const char *const *extra);
 
 /* SIGTERM; -1 (the log tail printed) if it had to be killed, exited
- * non-zero or its log has a sanitizer report. Releases p. 0 if not running. */
+ * non-zero or its log has a sanitizer report. Releases p. 0 if not running.
+ * KOPT_TEST_VERBOSE set: the log tail in any case. */
 int kopt_test_advisor_stop_checked(kopt_test_proc_t *p, const char *log);
 
 /* Stops a->proc (checked), every server, removes the temp dirs. */

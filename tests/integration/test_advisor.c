@@ -123,36 +123,15 @@ static ProtobufCMessage *advisor_call(const char *method, const char *key,
 /* Runs a command; its stdout (and stderr) in *out. Returns the exit status. */
 static int run_cmd(char *const argv[], char **out)
 {
-    char path[600];
-    kopt_test_proc_t p;
-    FILE *f;
-    long n;
+    char path[700];
+    int rc;
 
     snprintf(path, sizeof(path), "%s/cmd.log", w.dir);
-    unlink(path);
-    assert_int_equal(kopt_test_proc_spawn(&p, argv, NULL, path), 0);
-    for (int i = 0; i < 1200 && kopt_test_proc_alive(&p); i++)
-        usleep(100 * 1000);
-    if (kopt_test_proc_alive(&p))
-        kopt_test_proc_kill9(&p);
-    f = fopen(path, "r");
-    if (out) {
-        n = 0;
-        if (f && fseek(f, 0, SEEK_END) == 0)
-            n = ftell(f);
-        *out = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    rc = kopt_test_run_capture(argv, NULL, path, 120000, out);
+    assert_true(rc >= 0);
+    if (out)
         assert_non_null(*out);
-        if (f && n > 0) {
-            rewind(f);
-            if (fread(*out, 1, (size_t)n, f) != (size_t)n)
-                (*out)[0] = '\0';
-        }
-    }
-    if (f)
-        fclose(f);
-    int status = WIFEXITED(p.status) ? WEXITSTATUS(p.status) : 128;
-    kopt_test_proc_release(&p);
-    return status;
+    return rc;
 }
 
 /* ---- data ------------------------------------------------------------------------ */

@@ -83,33 +83,14 @@ typedef struct {
 
 static int run_cmd(char *const argv[], char *const env[], char **out)
 {
-    char path[600];
-    kopt_test_proc_t p;
-    FILE *f;
-    long n = 0;
+    char path[700];
+    int rc;
 
     snprintf(path, sizeof(path), "%s/cmd.log", w.dir);
-    unlink(path);
-    assert_int_equal(kopt_test_proc_spawn(&p, argv, env, path), 0);
-    for (int i = 0; i < 1200 && kopt_test_proc_alive(&p); i++)
-        usleep(100 * 1000);
-    if (kopt_test_proc_alive(&p))
-        kopt_test_proc_kill9(&p);
-    f = fopen(path, "r");
-    if (f && fseek(f, 0, SEEK_END) == 0)
-        n = ftell(f);
-    *out = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    rc = kopt_test_run_capture(argv, env, path, 120000, out);
+    assert_true(rc >= 0);
     assert_non_null(*out);
-    if (f && n > 0) {
-        rewind(f);
-        if (fread(*out, 1, (size_t)n, f) != (size_t)n)
-            (*out)[0] = '\0';
-    }
-    if (f)
-        fclose(f);
-    int status = WIFEXITED(p.status) ? WEXITSTATUS(p.status) : 128;
-    kopt_test_proc_release(&p);
-    return status;
+    return rc;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *data)

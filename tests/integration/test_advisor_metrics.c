@@ -167,15 +167,13 @@ static int group_setup(void **state)
                                   .tls = true,
                                   .no_nats = true};
     const char *const cap[] = {"--metrics-max-recommendation-series", "10000", NULL};
-    int rc = kopt_test_advisor_setup(&w, &o);
+    int rc = kopt_test_advisor_up(&w, &o, cap);
 
     (void)state;
     if (rc == -ENOENT)
         return -1;
     assert_int_equal(rc, 0);
     snprintf(more.capped_log, sizeof(more.capped_log), "%s/capped.log", w.dir);
-    assert_int_equal(kopt_test_advisor_analyze_once(&w), 0);
-    assert_int_equal(kopt_test_advisor_start(&w, cap), 0);
     return 0;
 }
 

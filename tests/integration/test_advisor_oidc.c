@@ -517,8 +517,6 @@ static int group_teardown(void **state)
     int r = kopt_test_advisor_stop_checked(&w.proc, w.log);
 
     (void)state;
-    if (r == 0 && getenv("KOPT_TEST_VERBOSE"))
-        kopt_test_log_tail(w.log, 60);
     kopt_test_issuer_free(issuer);
     kopt_test_jwk_free(rsa);
     kopt_test_jwk_free(ec);

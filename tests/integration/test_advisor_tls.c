@@ -197,12 +197,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    int r = kopt_test_advisor_teardown(&w);
-
     (void)state;
-    if (r == 0 && getenv("KOPT_TEST_VERBOSE"))
-        kopt_test_log_tail(w.log, 60);
-    return r;
+    return kopt_test_advisor_teardown(&w);
 }
 
 int main(int argc, char **argv)

@@ -52,14 +52,12 @@ static int group_setup(void **state)
                                   .n_seed = sizeof(seed) / sizeof(seed[0]),
                                   .keys = "# test keys\n" KEY "\n",
                                   .tls = true};
-    int rc = kopt_test_advisor_setup(&w, &o);
+    int rc = kopt_test_advisor_up(&w, &o, NULL);
 
     (void)state;
     if (rc == -ENOENT)
         return -1;
     assert_int_equal(rc, 0);
-    assert_int_equal(kopt_test_advisor_analyze_once(&w), 0);
-    assert_int_equal(kopt_test_advisor_start(&w, NULL), 0);
     return 0;
 }
 
