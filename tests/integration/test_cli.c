@@ -52,13 +52,9 @@ static int group_setup(void **state)
                                   .n_seed = sizeof(seed) / sizeof(seed[0]),
                                   .keys = "# test keys\n" KEY "\n",
                                   .tls = true};
-    int rc = kopt_test_advisor_up(&w, &o, NULL);
 
     (void)state;
-    if (rc == -ENOENT)
-        return -1;
-    assert_int_equal(rc, 0);
-    return 0;
+    return kopt_test_advisor_up(&w, &o, NULL) == 0 ? 0 : -1; /* messages printed */
 }
 
 static int group_teardown(void **state)

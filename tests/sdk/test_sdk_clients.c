@@ -50,13 +50,9 @@ static int group_setup(void **state)
                                   .seed = seed,
                                   .n_seed = sizeof(seed) / sizeof(seed[0]),
                                   .keys = KEY "\n"};
-    int rc = kopt_test_advisor_up(&w, &o, NULL);
 
     (void)state;
-    if (rc == -ENOENT)
-        return -1;
-    assert_int_equal(rc, 0);
-    return 0;
+    return kopt_test_advisor_up(&w, &o, NULL) == 0 ? 0 : -1; /* messages printed */
 }
 
 static int group_teardown(void **state)
