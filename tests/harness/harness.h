@@ -80,6 +80,14 @@ void kopt_test_proc_release(kopt_test_proc_t *p);
  * negative errno from the spawn. */
 int kopt_test_proc_run(char *const argv[], const char *log_path, int timeout_ms);
 
+/* Runs argv (env_extra as for kopt_test_proc_spawn) to its end, stdout and
+ * stderr into log_path (emptied first), killed after timeout_ms; *out (if
+ * out is not NULL) gets all it printed, malloc'd (may be NULL without
+ * memory). Returns the exit code, 128 if a signal ended it, or a negative
+ * errno from the spawn (run_capture.c). */
+int kopt_test_run_capture(char *const argv[], char *const env_extra[], const char *log_path,
+                          int timeout_ms, char **out);
+
 /* Runs `<src_root>/scripts/certs DIR` (dev CA, server and client
  * certificates); on failure prints the tail of DIR/certs.log. 0 or -1. */
 int kopt_test_make_certs(const char *src_root, const char *dir);
@@ -389,5 +397,120 @@ void kopt_test_issuer_set_mode(kopt_test_issuer_t *s, kopt_test_issuer_mode_t mo
 int kopt_test_issuer_jwks_hits(const kopt_test_issuer_t *s);
 int kopt_test_issuer_discovery_hits(const kopt_test_issuer_t *s);
 void kopt_test_issuer_free(kopt_test_issuer_t *s);
+
+/* --- gRPC unary calls (grpc_unary.c; link kopt_advisor_fixture_dep) -------
+ * The C core by hand, as a client of kopt-advisor. */
+struct grpc_channel;
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
+
+/* A channel to target ("127.0.0.1:<port>"): TLS trusting the PEM file
+ * ca_file, or plaintext when ca_file is NULL. NULL if ca_file is unreadable.
+ * The caller destroys it (grpc_channel_destroy). */
+struct grpc_channel *kopt_test_grpc_channel(const char *target, const char *ca_file);
+
+/* One unary call, 60 s deadline. metadata: "key", "value" pairs ending with
+ * NULL (at most 8), or NULL. *status gets the gRPC code (UNKNOWN when the
+ * call could not run), details (if not NULL) the status message. Returns the
+ * answer unpacked with resp_desc when the code is OK (the caller frees it with
+ * protobuf_c_message_free_unpacked), else NULL. */
+struct ProtobufCMessage *kopt_test_grpc_unary(struct grpc_channel *ch, const char *method,
+                                              const struct ProtobufCMessage *req,
+                                              const struct ProtobufCMessageDescriptor *resp_desc,
+                                              const char *const *metadata, int *status,
+                                              char *details, size_t dlen);
+
+/* The same on a channel of its own to target (see kopt_test_grpc_channel),
+ * with "authorization: Bearer <bearer>" unless bearer is NULL. */
+struct ProtobufCMessage *
+kopt_test_grpc_unary_bearer(const char *target, const char *ca_file, const char *bearer,
+                            const char *method, const struct ProtobufCMessage *req,
+                            const struct ProtobufCMessageDescriptor *resp_desc, int *status,
+                            char *details, size_t dlen);
+
+/* --- An advisor with seeded data (advisor_fixture.c) ----------------------
+ * Real servers, the aggregator's schema, hourly rollups, an API keys file,
+ * and kopt-advisor on free ports. Link kopt_advisor_fixture_dep. */
+
+/* One container's constant shape, written for each of the last N hours
+ * (ending the hour before now): a window a minute per pod, peak CPU 1.5
+ * times the mean. */
+typedef struct kopt_test_seed {
+    const char *cluster, *ns, *kind, *name, *container;
+    double cpu, mem;         /* used: mean cores, peak working set and RSS bytes */
+    double cpu_req, mem_req; /* cores, bytes */
+    double cpu_lim, mem_lim; /* cores, bytes; 0: none */
+    unsigned pods;           /* 0: 1 */
+    unsigned oom_every;      /* an OOM kill in every hour h % oom_every == 0; 0: none */
+} kopt_test_seed_t;
+
+/* INSERTs n seeds of `hours` hours each (0: 48) into kopt.container_hourly
+ * (nothing when n is 0). 0, or ClickHouse's error (printed). */
+int kopt_test_seed_hours(kopt_test_clickhouse_t *ch, const kopt_test_seed_t *seed, size_t n,
+                         int hours);
+
+typedef struct kopt_test_advisor_opts {
+    const char *src_dir;     /* for scripts/certs */
+    const char *advisor_exe; /* kopt-advisor */
+    const char *name;        /* temp dirs kopt-<name>-test, -certs; NULL: advisor */
+    const kopt_test_seed_t *seed;
+    size_t n_seed;
+    int hours;           /* of each seed; 0: 48 */
+    const char *keys;    /* the API keys file's text */
+    bool tls;            /* gRPC over TLS (scripts/certs server.pem); else --insecure */
+    bool clickhouse_tls; /* ClickHouse also serves https with server.pem */
+    bool no_nats;        /* no nats-server; --nats-url "" */
+    /* No clickhouse-server: the advisor gets a URL where nothing listens, and
+     * is "ready" when its HTTP port listens (it answers from memory). */
+    bool no_clickhouse;
+    const kopt_test_nats_opts_t *nats; /* may be NULL */
+    char *const *env;                  /* "K=V" entries for the advisor, NULL-terminated, or NULL */
+} kopt_test_advisor_opts_t;
+
+typedef struct kopt_test_advisor {
+    kopt_test_nats_t *nats;     /* NULL with no_nats */
+    kopt_test_clickhouse_t *ch; /* NULL with no_clickhouse */
+    kopt_test_proc_t proc;      /* the advisor kopt_test_advisor_start started */
+    const char *advisor_exe;
+    bool tls;
+    char *dir, *certs;                 /* certs: NULL without TLS */
+    char keys[600], log[600];          /* dir/keys, dir/advisor.log */
+    char ca[600], cert[600], key[600]; /* certs' ca.pem, server.pem, server-key.pem */
+    char nats_url[256];                /* what the advisor gets; a test may change it */
+    char clickhouse_url[64];
+    char *const *env; /* opts->env */
+    int grpc_port, http_port, admin_port;
+    char target[64], base[64]; /* "127.0.0.1:<grpc>", "http://127.0.0.1:<http>" */
+} kopt_test_advisor_t;
+
+/* Temp dirs (and certificates), servers, schema, seed, keys file. 0,
+ * -ENOENT (a server is not installed: skip), or -1 (printed). */
+int kopt_test_advisor_setup(kopt_test_advisor_t *a, const kopt_test_advisor_opts_t *o);
+
+/* `kopt-advisor analyze --once` on the seeded history (log in dir). 0 or -1. */
+int kopt_test_advisor_analyze_once(kopt_test_advisor_t *a);
+
+/* Starts a->proc on free ports (a->target, a->base, the ports) with
+ * --analysis-interval 0 and extra flags (NULL-terminated, may be NULL);
+ * waits for /readyz 200 (30 s; without ClickHouse, for the HTTP port to
+ * listen, 15 s). 0 or -1 (the log tail printed). */
+int kopt_test_advisor_start(kopt_test_advisor_t *a, const char *const *extra);
+
+/* Setup, analyze --once, start: what most group setups do. 0, -ENOENT
+ * (skip) or -1. */
+int kopt_test_advisor_up(kopt_test_advisor_t *a, const kopt_test_advisor_opts_t *o,
+                         const char *const *extra);
+
+/* The same for another advisor on the same servers, keys and TLS. */
+int kopt_test_advisor_spawn(const kopt_test_advisor_t *a, kopt_test_proc_t *p, const char *log,
+                            int grpc_port, int http_port, int admin_port, const char *const *extra);
+
+/* SIGTERM; -1 (the log tail printed) if it had to be killed, exited
+ * non-zero or its log has a sanitizer report. Releases p. 0 if not running.
+ * KOPT_TEST_VERBOSE set: the log tail in any case. */
+int kopt_test_advisor_stop_checked(kopt_test_proc_t *p, const char *log);
+
+/* Stops a->proc (checked), every server, removes the temp dirs. */
+int kopt_test_advisor_teardown(kopt_test_advisor_t *a);
 
 #endif

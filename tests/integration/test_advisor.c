@@ -17,10 +17,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/support/time.h>
 #include <jansson.h>
 #include <math.h>
 #include <nats/nats.h>
@@ -33,12 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <kopt/clickhouse.h>
-#include <kopt/usage_buckets.h>
 
 #include "harness.h"
 #include "kopt/v1/advisor.pb-c.h"
-#include "schema.h"
 
 #define KEY "itest-key-0123456789"
 #define CLUSTER "local"
@@ -47,15 +41,9 @@ static const char *src_dir, *advisor_exe, *python_exe, *python_script, *buf_exe;
 static char *const *proto_dirs;
 static int n_proto_dirs;
 
-static struct {
-    kopt_test_nats_t *nats;
-    kopt_test_clickhouse_t *ch;
-    kopt_test_proc_t adv;
-    char *dir, keys[512], log[512];
-    char *certs, ca[600], rogue_ca[600]; /* scripts/certs: ClickHouse also serves https */
-    int grpc_port, http_port, admin_port;
-    char target[64], base[64];
-} w;
+/* The servers and the advisor; ClickHouse also serves https (scripts/certs). */
+static kopt_test_advisor_t w;
+static char rogue_ca[600];
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -122,183 +110,44 @@ static long http(const char *method, const char *path, const char *key, const ch
     return status;
 }
 
-/* One unary call on gRPC C core, plaintext. Returns the status code;
- * resp and len get the answer (malloc'd) when OK. */
-static int grpc_unary(const char *method, const char *key, const ProtobufCMessage *req,
-                      uint8_t **resp, size_t *len, char *details, size_t dlen)
+/* One unary call, plaintext, with the API key (none when NULL): the answer
+ * unpacked with desc when the code (in *code) is OK. */
+static ProtobufCMessage *advisor_call(const char *method, const char *key,
+                                      const ProtobufCMessage *req,
+                                      const ProtobufCMessageDescriptor *desc, int *code,
+                                      char *details, size_t dlen)
 {
-    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(w.target, cr, NULL);
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-    gpr_timespec deadline =
-        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(60, GPR_TIMESPAN));
-    grpc_call *call =
-        grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                 grpc_slice_from_static_string(method), NULL, deadline, NULL);
-    size_t rlen = protobuf_c_message_get_packed_size(req);
-    uint8_t *rb = malloc(rlen + 1);
-    grpc_metadata md;
-    grpc_metadata_array init_md, trail_md;
-    grpc_byte_buffer *send, *recv = NULL;
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice sl, det = grpc_empty_slice();
-    grpc_op ops[6];
-    char auth[256];
-    grpc_event ev;
-
-    grpc_channel_credentials_release(cr);
-    protobuf_c_message_pack(req, rb);
-    sl = grpc_slice_from_copied_buffer((const char *)rb, rlen);
-    send = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
-    free(rb);
-    snprintf(auth, sizeof(auth), "Bearer %s", key ? key : "");
-    md.key = grpc_slice_from_static_string("authorization");
-    md.value = grpc_slice_from_copied_string(auth);
-    grpc_metadata_array_init(&init_md);
-    grpc_metadata_array_init(&trail_md);
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = key ? 1 : 0;
-    ops[0].data.send_initial_metadata.metadata = &md;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &det;
-    assert_int_equal(grpc_call_start_batch(call, ops, 6, (void *)1, NULL), GRPC_CALL_OK);
-    ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
-    *resp = NULL;
-    *len = 0;
-    if (recv) {
-        grpc_byte_buffer_reader rd;
-        grpc_slice all;
-
-        grpc_byte_buffer_reader_init(&rd, recv);
-        all = grpc_byte_buffer_reader_readall(&rd);
-        *len = GRPC_SLICE_LENGTH(all);
-        *resp = malloc(*len + 1);
-        memcpy(*resp, GRPC_SLICE_START_PTR(all), *len);
-        grpc_slice_unref(all);
-        grpc_byte_buffer_reader_destroy(&rd);
-        grpc_byte_buffer_destroy(recv);
-    }
-    snprintf(details, dlen, "%.*s", (int)GRPC_SLICE_LENGTH(det),
-             (const char *)GRPC_SLICE_START_PTR(det));
-    grpc_slice_unref(det);
-    grpc_slice_unref(md.value);
-    grpc_byte_buffer_destroy(send);
-    grpc_metadata_array_destroy(&init_md);
-    grpc_metadata_array_destroy(&trail_md);
-    grpc_call_unref(call);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
-    grpc_channel_destroy(ch);
-    return (int)status;
+    return kopt_test_grpc_unary_bearer(w.target, NULL, key, method, req, desc, code, details, dlen);
 }
 
 /* Runs a command; its stdout (and stderr) in *out. Returns the exit status. */
 static int run_cmd(char *const argv[], char **out)
 {
-    char path[600];
-    kopt_test_proc_t p;
-    FILE *f;
-    long n;
+    char path[700];
+    int rc;
 
     snprintf(path, sizeof(path), "%s/cmd.log", w.dir);
-    unlink(path);
-    assert_int_equal(kopt_test_proc_spawn(&p, argv, NULL, path), 0);
-    for (int i = 0; i < 1200 && kopt_test_proc_alive(&p); i++)
-        usleep(100 * 1000);
-    if (kopt_test_proc_alive(&p))
-        kopt_test_proc_kill9(&p);
-    f = fopen(path, "r");
-    if (out) {
-        n = 0;
-        if (f && fseek(f, 0, SEEK_END) == 0)
-            n = ftell(f);
-        *out = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    rc = kopt_test_run_capture(argv, NULL, path, 120000, out);
+    assert_true(rc >= 0);
+    if (out)
         assert_non_null(*out);
-        if (f && n > 0) {
-            rewind(f);
-            if (fread(*out, 1, (size_t)n, f) != (size_t)n)
-                (*out)[0] = '\0';
-        }
-    }
-    if (f)
-        fclose(f);
-    int status = WIFEXITED(p.status) ? WEXITSTATUS(p.status) : 128;
-    kopt_test_proc_release(&p);
-    return status;
+    return rc;
 }
 
 /* ---- data ------------------------------------------------------------------------ */
 
-static int n_rows;
+#define MIB 1048576.0
 
-/* 48 hours of one container with a constant shape, ending the hour before now. */
-static void add_hours(FILE *f, const char *cluster, const char *ns, const char *kind,
-                      const char *name, const char *container, double cpu, double mem,
-                      double cpu_req, double mem_req, uint32_t pods, uint32_t oom_every)
-{
-    int64_t now = (int64_t)time(NULL) / 3600 * 3600;
-
-    for (int h = 48; h >= 1; h--) {
-        int64_t hour = now - (int64_t)h * 3600;
-        uint32_t n = 60 * pods;
-        uint32_t oom = oom_every && h % (int)oom_every == 0;
-
-        fprintf(
-            f,
-            "%s('%s','%s','%s','%s','%s',%lld,%u,%u,%u,%.6f,%.6f,%.3f,0,0,0,[%d],[%u],%.0f,%.0f,"
-            "[%d],[%u],%u,0,%.3f,0,%.0f,0,%lld)",
-            n_rows++ ? "," : "", cluster, ns, kind, name, container, (long long)hour, n, pods,
-            n * 6, cpu, cpu * 1.5, cpu * 60 * n, kopt_cpu_bucket(cpu), n, mem, mem,
-            kopt_memory_bucket(mem), n, oom, cpu_req, mem_req, (long long)now);
-    }
-}
-
-static void write_history(void)
-{
-    char *sql = NULL, *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&sql, &len);
-
-    fputs("INSERT INTO kopt.container_hourly (cluster, namespace, workload_kind, workload_name, "
-          "container, hour, window_count, pod_count, sample_count, cpu_usage_mean_cores, "
-          "cpu_usage_peak_cores, cpu_usage_core_seconds, cpu_throttled_seconds, "
-          "cpu_throttled_periods, cpu_periods, cpu_hist_index, cpu_hist_count, "
-          "memory_working_set_peak_bytes, memory_rss_peak_bytes, mem_hist_index, mem_hist_count, "
-          "oom_kills, restarts, cpu_request_cores, cpu_limit_cores, memory_request_bytes, "
-          "memory_limit_bytes, rolled_at) VALUES ",
-          f);
+/* 48 hours of each container with a constant shape. */
+static const kopt_test_seed_t seed[] = {
     /* web: 0.2 cores and 200 MiB against 1 core and 1 GiB: over-provisioned. */
-    add_hours(f, CLUSTER, "shop", "Deployment", "web", "app", 0.2, 200.0 * 1048576, 1.0,
-              1024.0 * 1048576, 2, 0);
+    {CLUSTER, "shop", "Deployment", "web", "app", 0.2, 200 * MIB, 1.0, 1024 * MIB, 0, 0, 2, 0},
     /* db: 0.5 cores against 0.25, 600 MiB against 512 MiB with OOM kills. */
-    add_hours(f, CLUSTER, "shop", "StatefulSet", "db", "pg", 0.5, 600.0 * 1048576, 0.25,
-              512.0 * 1048576, 1, 12);
+    {CLUSTER, "shop", "StatefulSet", "db", "pg", 0.5, 600 * MIB, 0.25, 512 * MIB, 0, 0, 1, 12},
     /* sleepy: idle. */
-    add_hours(f, CLUSTER, "batch", "Deployment", "sleepy", "main", 0.0005, 5.0 * 1048576, 0.5,
-              256.0 * 1048576, 1, 0);
-    add_hours(f, "other", "default", "Deployment", "api", "api", 0.1, 100.0 * 1048576, 0.1,
-              128.0 * 1048576, 3, 0);
-    fclose(f);
-    if (kopt_test_clickhouse_query(w.ch, sql, &out) != 0)
-        fail_msg("insert failed: %s", out);
-    free(out);
-    free(sql);
-}
+    {CLUSTER, "batch", "Deployment", "sleepy", "main", 0.0005, 5 * MIB, 0.5, 256 * MIB, 0, 0, 1, 0},
+    {"other", "default", "Deployment", "api", "api", 0.1, 100 * MIB, 0.1, 128 * MIB, 0, 0, 3, 0},
+};
 
 /* What the aggregator keeps from the agents' batches: web's HPA (two
  * reports; the newer, 50 %, wins), none for db, and the nodes' allocatable
@@ -334,55 +183,22 @@ static void write_facts(void)
 
 static int group_setup(void **state)
 {
-    kopt_ch_options_t o = {0};
-    kopt_ch_client_t *c = NULL;
-    kopt_ch_error_t err = {0};
-    char grpc_l[64], http_l[64], admin_l[64], *out = NULL;
-    long st = 0;
-    FILE *f;
+    kopt_test_advisor_opts_t o = {.src_dir = src_dir,
+                                  .advisor_exe = advisor_exe,
+                                  .name = "advisor",
+                                  .seed = seed,
+                                  .n_seed = sizeof(seed) / sizeof(seed[0]),
+                                  .keys = "# test keys\nanother-key-0123456\n" KEY "\n",
+                                  .clickhouse_tls = true};
+    char *out = NULL;
+    int rc = kopt_test_advisor_setup(&w, &o);
 
     (void)state;
-    w.certs = kopt_test_tmpdir("kopt-advisor-certs");
-    assert_non_null(w.certs);
-    assert_int_equal(kopt_test_make_certs(src_dir, w.certs), 0);
-    snprintf(w.ca, sizeof(w.ca), "%s/ca.pem", w.certs);
-    snprintf(w.rogue_ca, sizeof(w.rogue_ca), "%s/rogue-ca.pem", w.certs);
-    {
-        char cert[600], key[600];
-        kopt_test_clickhouse_opts_t co = {.tls_cert = cert, .tls_key = key};
-
-        snprintf(cert, sizeof(cert), "%s/server.pem", w.certs);
-        snprintf(key, sizeof(key), "%s/server-key.pem", w.certs);
-        if (kopt_test_nats_start(&w.nats, NULL) == -ENOENT ||
-            kopt_test_clickhouse_start_opts(&w.ch, &co) == -ENOENT) {
-            fprintf(stderr, "nats-server or clickhouse-server missing: skipping\n");
-            return -1;
-        }
-    }
-    assert_non_null(w.nats);
-    assert_non_null(w.ch);
-    o.url = w.ch->url;
-    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
-    assert_int_equal(agg_schema_migrate(c, NULL, NULL, &err), 0);
-    kopt_ch_client_free(c);
-    write_history();
+    if (rc == -ENOENT)
+        return -1;
+    assert_int_equal(rc, 0);
+    snprintf(rogue_ca, sizeof(rogue_ca), "%s/rogue-ca.pem", w.certs);
     write_facts();
-    w.dir = kopt_test_tmpdir("kopt-advisor-test");
-    assert_non_null(w.dir);
-    snprintf(w.keys, sizeof(w.keys), "%s/keys", w.dir);
-    snprintf(w.log, sizeof(w.log), "%s/advisor.log", w.dir);
-    f = fopen(w.keys, "w");
-    assert_non_null(f);
-    fputs("# test keys\nanother-key-0123456\n" KEY "\n", f);
-    fclose(f);
-    w.grpc_port = kopt_test_free_port();
-    w.http_port = kopt_test_free_port();
-    w.admin_port = kopt_test_free_port();
-    snprintf(w.target, sizeof(w.target), "127.0.0.1:%d", w.grpc_port);
-    snprintf(w.base, sizeof(w.base), "http://127.0.0.1:%d", w.http_port);
-    snprintf(grpc_l, sizeof(grpc_l), "127.0.0.1:%d", w.grpc_port);
-    snprintf(http_l, sizeof(http_l), "127.0.0.1:%d", w.http_port);
-    snprintf(admin_l, sizeof(admin_l), "127.0.0.1:%d", w.admin_port);
     {
         /* Over https with the dev CA: the history read (range queries on two
          * connections), the facts, and the recommendations insert. */
@@ -397,43 +213,14 @@ static int group_setup(void **state)
             fail_msg("analyze --once exited %d: %s", rc, out);
         free(out);
         /* A ClickHouse whose certificate the CA does not sign: a clear failure. */
-        once[6] = w.rogue_ca;
+        once[6] = rogue_ca;
         rc = run_cmd(once, &out);
         fprintf(stderr, "analyze --once with the wrong CA: exit %d\n", rc);
         assert_int_not_equal(rc, 0);
         assert_non_null(strstr(out, "certificate"));
         free(out);
     }
-    {
-        char *argv[] = {(char *)advisor_exe,
-                        "--insecure",
-                        "--api-keys-file",
-                        w.keys,
-                        "--listen",
-                        grpc_l,
-                        "--http-listen",
-                        http_l,
-                        "--admin-listen",
-                        admin_l,
-                        "--clickhouse-url",
-                        w.ch->url,
-                        "--nats-url",
-                        w.nats->url,
-                        "--analysis-interval",
-                        "0",
-                        NULL};
-        char url[128];
-
-        assert_int_equal(kopt_test_proc_spawn(&w.adv, argv, NULL, w.log), 0);
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", w.admin_port);
-        for (int i = 0; i < 300 && st != 200; i++) {
-            usleep(100 * 1000);
-            kopt_test_http(url, NULL, 1000, &st, NULL);
-        }
-        if (st != 200)
-            kopt_test_log_tail(w.log, 40);
-        assert_int_equal(st, 200);
-    }
+    assert_int_equal(kopt_test_advisor_start(&w, NULL), 0);
     /* For people: KOPT_TEST_ADVISOR_PAUSE=SECONDS keeps everything up to poke at. */
     const char *pause = getenv("KOPT_TEST_ADVISOR_PAUSE");
     if (pause) {
@@ -446,32 +233,10 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    int r = 0;
-
+    (void)state;
     free(last_headers.data);
     memset(&last_headers, 0, sizeof(last_headers));
-    if (w.adv.pid) {
-        r = kopt_test_proc_stop(&w.adv, 10000);
-        if (r != 0 || kopt_test_log_contains(w.log, "ERROR: AddressSanitizer") ||
-            kopt_test_log_contains(w.log, "LeakSanitizer")) {
-            kopt_test_log_tail(w.log, 60);
-            r = -1;
-        }
-        if (!WIFEXITED(w.adv.status) || WEXITSTATUS(w.adv.status) != 0) {
-            fprintf(stderr, "kopt-advisor exit status %d\n", w.adv.status);
-            r = -1;
-        }
-    }
-    kopt_test_proc_release(&w.adv);
-    kopt_test_cleanup_all();
-    if (w.dir)
-        kopt_test_rmtree(w.dir);
-    free(w.dir);
-    if (w.certs)
-        kopt_test_rmtree(w.certs);
-    free(w.certs);
-    (void)state;
-    return r;
+    return kopt_test_advisor_teardown(&w);
 }
 
 /* ---- tests -------------------------------------------------------------------------- */
@@ -481,20 +246,14 @@ static Kopt__V1__GetRecommendationResponse *get_grpc(const char *ns, int kind, c
 {
     Kopt__V1__GetRecommendationRequest req = KOPT__V1__GET_RECOMMENDATION_REQUEST__INIT;
     char details[512];
-    uint8_t *resp;
-    size_t len;
-    Kopt__V1__GetRecommendationResponse *m = NULL;
 
     req.cluster = CLUSTER;
     req.namespace_ = (char *)ns;
     req.kind = (Kopt__V1__WorkloadKind)kind;
     req.name = (char *)name;
-    *code = grpc_unary("/kopt.v1.Advisor/GetRecommendation", key, &req.base, &resp, &len, details,
-                       sizeof(details));
-    if (*code == 0)
-        m = kopt__v1__get_recommendation_response__unpack(NULL, len, resp);
-    free(resp);
-    return m;
+    return (Kopt__V1__GetRecommendationResponse *)advisor_call(
+        "/kopt.v1.Advisor/GetRecommendation", key, &req.base,
+        &kopt__v1__get_recommendation_response__descriptor, code, details, sizeof(details));
 }
 
 static void same_recommendation_over_grpc_http_and_jetstream(void **state)
@@ -894,8 +653,7 @@ static void bad_requests_and_keys_get_the_right_codes(void **state)
     Kopt__V1__ListRecommendationsRequest lr = KOPT__V1__LIST_RECOMMENDATIONS_REQUEST__INIT;
     Kopt__V1__GetRecommendationResponse *g;
     char details[512], *body = NULL;
-    uint8_t *resp;
-    size_t len;
+    ProtobufCMessage *resp;
     int code;
 
     (void)state;
@@ -910,10 +668,11 @@ static void bad_requests_and_keys_get_the_right_codes(void **state)
     assert_null(g);
     assert_int_equal(code, GRPC_STATUS_UNAUTHENTICATED);
     lr.page_token = "not-a-token";
-    code = grpc_unary("/kopt.v1.Advisor/ListRecommendations", KEY, &lr.base, &resp, &len, details,
-                      sizeof(details));
+    resp = advisor_call("/kopt.v1.Advisor/ListRecommendations", KEY, &lr.base,
+                        &kopt__v1__list_recommendations_response__descriptor, &code, details,
+                        sizeof(details));
     assert_int_equal(code, GRPC_STATUS_INVALID_ARGUMENT);
-    free(resp);
+    assert_null(resp);
 
     assert_int_equal(
         http("GET", "/v1/recommendations/local/shop/Deployment/nope", KEY, NULL, &body), 404);
@@ -1022,20 +781,16 @@ static int grpc_filtered(const char *filter, char *out, size_t len, char *detail
     Kopt__V1__ListRecommendationsRequest lr = KOPT__V1__LIST_RECOMMENDATIONS_REQUEST__INIT;
     Kopt__V1__ListRecommendationsResponse *lresp;
     char one[32][128];
-    uint8_t *resp;
     size_t n, o = 0;
     int code;
 
     lr.filter = (char *)filter;
-    code =
-        grpc_unary("/kopt.v1.Advisor/ListRecommendations", KEY, &lr.base, &resp, &n, details, dlen);
+    lresp = (Kopt__V1__ListRecommendationsResponse *)advisor_call(
+        "/kopt.v1.Advisor/ListRecommendations", KEY, &lr.base,
+        &kopt__v1__list_recommendations_response__descriptor, &code, details, dlen);
     out[0] = 0;
-    if (code != GRPC_STATUS_OK) {
-        free(resp);
+    if (code != GRPC_STATUS_OK)
         return code;
-    }
-    lresp = kopt__v1__list_recommendations_response__unpack(NULL, n, resp);
-    free(resp);
     assert_non_null(lresp);
     assert_true(lresp->n_recommendations <= 32);
     assert_int_equal(lresp->total_size, lresp->n_recommendations);

@@ -25,16 +25,12 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <kopt/clickhouse.h>
 #include <kopt/pbjson.h>
-#include <kopt/usage_buckets.h>
 
 #include "harness.h"
 #include "kopt/v1/advisor.pb-c.h"
-#include "schema.h"
 
 #define KEY "itest-key-0123456789"
 #define ADV_PW "adv-pw-0123456789"
@@ -68,16 +64,13 @@ static const char *src_dir, *advisor_exe, *python_exe, *consumer_py;
 static char *const *proto_dirs;
 static int n_proto_dirs;
 
+static kopt_test_advisor_t w;
+
 static struct {
-    kopt_test_nats_t *nats;
-    kopt_test_clickhouse_t *ch;
-    kopt_test_proc_t adv;
-    char *dir, log[512], keys[512];
-    int http_port, admin_port;
     char analysis_pb[48], analysis_json[48]; /* the two runs' ids */
-    char adv_url[128], test_url[128]; /* the advisor's without, the test's with its password */
-    char adv_pw_file[600];            /* the advisor's password (--nats-password-file) */
-} w;
+    char adv_pw[600];   /* kopt-advisor's password file (the advisor refuses one in a URL) */
+    char test_url[128]; /* with the test user's password */
+} runs;
 
 /* One message read from the stream. */
 typedef struct {
@@ -90,33 +83,14 @@ typedef struct {
 
 static int run_cmd(char *const argv[], char *const env[], char **out)
 {
-    char path[600];
-    kopt_test_proc_t p;
-    FILE *f;
-    long n = 0;
+    char path[700];
+    int rc;
 
     snprintf(path, sizeof(path), "%s/cmd.log", w.dir);
-    unlink(path);
-    assert_int_equal(kopt_test_proc_spawn(&p, argv, env, path), 0);
-    for (int i = 0; i < 1200 && kopt_test_proc_alive(&p); i++)
-        usleep(100 * 1000);
-    if (kopt_test_proc_alive(&p))
-        kopt_test_proc_kill9(&p);
-    f = fopen(path, "r");
-    if (f && fseek(f, 0, SEEK_END) == 0)
-        n = ftell(f);
-    *out = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    rc = kopt_test_run_capture(argv, env, path, 120000, out);
+    assert_true(rc >= 0);
     assert_non_null(*out);
-    if (f && n > 0) {
-        rewind(f);
-        if (fread(*out, 1, (size_t)n, f) != (size_t)n)
-            (*out)[0] = '\0';
-    }
-    if (f)
-        fclose(f);
-    int status = WIFEXITED(p.status) ? WEXITSTATUS(p.status) : 128;
-    kopt_test_proc_release(&p);
-    return status;
+    return rc;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *data)
@@ -165,11 +139,11 @@ static void analyze_once(const char *encoding, char *id, size_t idlen)
                     "--clickhouse-url",
                     w.ch->url,
                     "--nats-url",
-                    w.adv_url,
+                    w.nats->url,
                     "--nats-user",
                     "kopt-advisor",
                     "--nats-password-file",
-                    w.adv_pw_file,
+                    runs.adv_pw,
                     "--recommendations-encoding",
                     (char *)encoding,
                     "--log-format",
@@ -211,7 +185,7 @@ static got_t *read_stream(size_t *n)
     size_t cap = 0;
 
     *n = 0;
-    assert_int_equal(natsConnection_ConnectTo(&nc, w.test_url), NATS_OK);
+    assert_int_equal(natsConnection_ConnectTo(&nc, runs.test_url), NATS_OK);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     jsSubOptions_Init(&so);
     so.Config.DeliverPolicy = js_DeliverAll;
@@ -348,7 +322,7 @@ static char *kv_get(const char *key, int *len, int *history)
     kvEntryList hist = {0};
     char *v;
 
-    assert_int_equal(natsConnection_ConnectTo(&nc, w.test_url), NATS_OK);
+    assert_int_equal(natsConnection_ConnectTo(&nc, runs.test_url), NATS_OK);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     assert_int_equal(js_KeyValue(&kv, js, "kopt_recommendations"), NATS_OK);
     if (kvStore_Get(&e, kv, key) != NATS_OK)
@@ -381,124 +355,59 @@ static Kopt__V1__Recommendation *kv_recommendation(const char *key, bool json)
     return r;
 }
 
-/* ---- data ------------------------------------------------------------------ */
-
-static void add_hours(FILE *f, int *rows, const char *cluster, const char *ns, const char *kind,
-                      const char *name, double cpu, double mem, double cpu_req, double mem_req)
-{
-    int64_t now = (int64_t)time(NULL) / 3600 * 3600;
-
-    for (int h = 24; h >= 1; h--) {
-        int64_t hour = now - (int64_t)h * 3600;
-        uint32_t n = 60;
-
-        fprintf(f,
-                "%s('%s','%s','%s','%s','main',%lld,%u,1,%u,%.6f,%.6f,%.3f,0,0,0,[%d],[%u],%.0f,"
-                "%.0f,[%d],[%u],0,0,%.3f,0,%.0f,0,%lld)",
-                (*rows)++ ? "," : "", cluster, ns, kind, name, (long long)hour, n, n * 6, cpu,
-                cpu * 1.5, cpu * 60 * n, kopt_cpu_bucket(cpu), n, mem, mem, kopt_memory_bucket(mem),
-                n, cpu_req, mem_req, (long long)now);
-    }
-}
-
-static void write_history(void)
-{
-    char *sql = NULL, *out = NULL;
-    size_t len = 0;
-    int rows = 0;
-    FILE *f = open_memstream(&sql, &len);
-
-    fputs("INSERT INTO kopt.container_hourly (cluster, namespace, workload_kind, workload_name, "
-          "container, hour, window_count, pod_count, sample_count, cpu_usage_mean_cores, "
-          "cpu_usage_peak_cores, cpu_usage_core_seconds, cpu_throttled_seconds, "
-          "cpu_throttled_periods, cpu_periods, cpu_hist_index, cpu_hist_count, "
-          "memory_working_set_peak_bytes, memory_rss_peak_bytes, mem_hist_index, mem_hist_count, "
-          "oom_kills, restarts, cpu_request_cores, cpu_limit_cores, memory_request_bytes, "
-          "memory_limit_bytes, rolled_at) VALUES ",
-          f);
-    add_hours(f, &rows, "local", "shop", "Deployment", "web", 0.2, 200.0 * 1048576, 1.0,
-              1024.0 * 1048576);
-    add_hours(f, &rows, "local", "shop", "StatefulSet", "db", 0.5, 600.0 * 1048576, 0.25,
-              512.0 * 1048576);
-    /* A DNS subdomain name: its '.' is escaped in the KV key. */
-    add_hours(f, &rows, "local", "batch", "Deployment", "api.v1", 0.1, 100.0 * 1048576, 0.1,
-              128.0 * 1048576);
-    add_hours(f, &rows, "edge.eu", "default", "Deployment", "api", 0.1, 100.0 * 1048576, 0.1,
-              128.0 * 1048576);
-    fclose(f);
-    if (kopt_test_clickhouse_query(w.ch, sql, &out) != 0)
-        fail_msg("insert failed: %s", out);
-    free(out);
-    free(sql);
-}
-
 /* ---- set-up ---------------------------------------------------------------- */
+
+/* 24 hours of each, one container "main". */
+static const kopt_test_seed_t seed[] = {
+    {"local", "shop", "Deployment", "web", "main", 0.2, 200.0 * 1048576, 1.0, 1024.0 * 1048576, 0,
+     0, 1, 0},
+    {"local", "shop", "StatefulSet", "db", "main", 0.5, 600.0 * 1048576, 0.25, 512.0 * 1048576, 0,
+     0, 1, 0},
+    /* A DNS subdomain name: its '.' is escaped in the KV key. */
+    {"local", "batch", "Deployment", "api.v1", "main", 0.1, 100.0 * 1048576, 0.1, 128.0 * 1048576,
+     0, 0, 1, 0},
+    {"edge.eu", "default", "Deployment", "api", "main", 0.1, 100.0 * 1048576, 0.1, 128.0 * 1048576,
+     0, 0, 1, 0},
+};
 
 static int group_setup(void **state)
 {
-    kopt_ch_options_t o = {0};
-    kopt_ch_client_t *c = NULL;
-    kopt_ch_error_t err = {0};
+    kopt_test_nats_opts_t no = {.config_extra = nats_users};
+    kopt_test_advisor_opts_t o = {.src_dir = src_dir,
+                                  .advisor_exe = advisor_exe,
+                                  .name = "advisor-js",
+                                  .seed = seed,
+                                  .n_seed = sizeof(seed) / sizeof(seed[0]),
+                                  .hours = 24,
+                                  .keys = KEY "\n",
+                                  .nats = &no};
+    int rc = kopt_test_advisor_setup(&w, &o);
     FILE *f;
 
     (void)state;
-    kopt_test_nats_opts_t no = {.config_extra = nats_users};
-
-    if (kopt_test_nats_start(&w.nats, &no) == -ENOENT ||
-        kopt_test_clickhouse_start(&w.ch) == -ENOENT) {
-        fprintf(stderr, "nats-server or clickhouse-server missing: skipping\n");
+    if (rc == -ENOENT)
         return -1;
-    }
-    assert_non_null(w.nats);
-    assert_non_null(w.ch);
-    snprintf(w.adv_url, sizeof(w.adv_url), "nats://127.0.0.1:%d", w.nats->port);
-    snprintf(w.test_url, sizeof(w.test_url), "nats://test:" TEST_PW "@127.0.0.1:%d", w.nats->port);
-    o.url = w.ch->url;
-    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
-    assert_int_equal(agg_schema_migrate(c, NULL, NULL, &err), 0);
-    kopt_ch_client_free(c);
-    write_history();
-    w.dir = kopt_test_tmpdir("kopt-advisor-js-test");
-    assert_non_null(w.dir);
-    snprintf(w.log, sizeof(w.log), "%s/advisor.log", w.dir);
-    snprintf(w.keys, sizeof(w.keys), "%s/keys", w.dir);
-    f = fopen(w.keys, "w");
-    assert_non_null(f);
-    fputs(KEY "\n", f);
-    fclose(f);
-    snprintf(w.adv_pw_file, sizeof(w.adv_pw_file), "%s/advisor.password", w.dir);
-    f = fopen(w.adv_pw_file, "w");
+    assert_int_equal(rc, 0);
+    snprintf(runs.test_url, sizeof(runs.test_url), "nats://test:" TEST_PW "@127.0.0.1:%d",
+             w.nats->port);
+    /* The advisor logs in as kopt-advisor. */
+    snprintf(runs.adv_pw, sizeof(runs.adv_pw), "%s/nats-advisor.password", w.dir);
+    f = fopen(runs.adv_pw, "w");
     assert_non_null(f);
     fputs(ADV_PW "\n", f);
     fclose(f);
-    assert_int_equal(chmod(w.adv_pw_file, 0600), 0);
-    analyze_once("protobuf", w.analysis_pb, sizeof(w.analysis_pb));
+    analyze_once("protobuf", runs.analysis_pb, sizeof(runs.analysis_pb));
     /* A second run a second later: analysis ids have a seconds part. */
     sleep(1);
-    analyze_once("json", w.analysis_json, sizeof(w.analysis_json));
-    assert_string_not_equal(w.analysis_pb, w.analysis_json);
+    analyze_once("json", runs.analysis_json, sizeof(runs.analysis_json));
+    assert_string_not_equal(runs.analysis_pb, runs.analysis_json);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    int r = 0;
-
     (void)state;
-    if (w.adv.pid) {
-        r = kopt_test_proc_stop(&w.adv, 10000);
-        if (r != 0 || kopt_test_log_contains(w.log, "ERROR: AddressSanitizer") ||
-            kopt_test_log_contains(w.log, "LeakSanitizer")) {
-            kopt_test_log_tail(w.log, 60);
-            r = -1;
-        }
-    }
-    kopt_test_proc_release(&w.adv);
-    kopt_test_cleanup_all();
-    if (w.dir)
-        kopt_test_rmtree(w.dir);
-    free(w.dir);
-    return r;
+    return kopt_test_advisor_teardown(&w);
 }
 
 /* ---- tests ------------------------------------------------------------------- */
@@ -506,13 +415,13 @@ static int group_teardown(void **state)
 static void protobuf_messages_carry_headers_and_end_markers(void **state)
 {
     (void)state;
-    check_analysis(w.analysis_pb, false);
+    check_analysis(runs.analysis_pb, false);
 }
 
 static void json_messages_carry_headers_and_end_markers(void **state)
 {
     (void)state;
-    check_analysis(w.analysis_json, true);
+    check_analysis(runs.analysis_json, true);
 }
 
 /* The bucket: keys escaped, history 1, the newest run's values (JSON now),
@@ -530,13 +439,13 @@ static void kv_bucket_holds_the_latest_per_workload(void **state)
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         Kopt__V1__Recommendation *r = kv_recommendation(keys[i], true);
 
-        assert_string_equal(r->analysis_id, w.analysis_json);
+        assert_string_equal(r->analysis_id, runs.analysis_json);
         protobuf_c_message_free_unpacked(&r->base, NULL);
     }
     v = kv_get("edge=2Eeu._completed", &len, &history);
     m = (Kopt__V1__AnalysisCompleted *)decode(&kopt__v1__analysis_completed__descriptor, true, v,
                                               (size_t)len);
-    assert_string_equal(m->analysis_id, w.analysis_json);
+    assert_string_equal(m->analysis_id, runs.analysis_json);
     assert_string_equal(m->cluster, "edge.eu");
     assert_int_equal(m->recommendation_count, 1);
     assert_int_equal(history, 1);
@@ -548,50 +457,17 @@ static void kv_bucket_holds_the_latest_per_workload(void **state)
  * results from ClickHouse at start. */
 static void kv_equals_what_the_api_serves(void **state)
 {
-    char grpc_l[64], http_l[64], admin_l[64], url[256], *body = NULL, err[256];
-    long st = 0;
+    char url[256], *body = NULL, err[256];
     ProtobufCMessage *resp = NULL;
     Kopt__V1__Recommendation *api, *kv;
 
     (void)state;
-    w.http_port = kopt_test_free_port();
-    w.admin_port = kopt_test_free_port();
-    snprintf(grpc_l, sizeof(grpc_l), "127.0.0.1:%d", kopt_test_free_port());
-    snprintf(http_l, sizeof(http_l), "127.0.0.1:%d", w.http_port);
-    snprintf(admin_l, sizeof(admin_l), "127.0.0.1:%d", w.admin_port);
     {
-        char *argv[] = {(char *)advisor_exe,
-                        "--insecure",
-                        "--api-keys-file",
-                        w.keys,
-                        "--listen",
-                        grpc_l,
-                        "--http-listen",
-                        http_l,
-                        "--admin-listen",
-                        admin_l,
-                        "--clickhouse-url",
-                        w.ch->url,
-                        "--nats-url",
-                        w.adv_url,
-                        "--nats-user",
-                        "kopt-advisor",
-                        "--nats-password-file",
-                        w.adv_pw_file,
-                        "--analysis-interval",
-                        "0",
-                        NULL};
+        const char *const login[] = {"--nats-user", "kopt-advisor", "--nats-password-file",
+                                     runs.adv_pw, NULL};
 
-        assert_int_equal(kopt_test_proc_spawn(&w.adv, argv, NULL, w.log), 0);
+        assert_int_equal(kopt_test_advisor_start(&w, login), 0);
     }
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", w.admin_port);
-    for (int i = 0; i < 300 && st != 200; i++) {
-        usleep(100 * 1000);
-        kopt_test_http(url, NULL, 1000, &st, NULL);
-    }
-    if (st != 200)
-        kopt_test_log_tail(w.log, 40);
-    assert_int_equal(st, 200);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/recommendations/local/shop/Deployment/web",
              w.http_port);
     assert_int_equal(api_get(url, &body), 200);
@@ -642,8 +518,8 @@ static void python_consumer_example_works(void **state)
     fprintf(stderr, "python consumer exited %d:\n%s", rc, out);
     assert_int_equal(rc, 0);
     /* Both runs seen complete, each with its own encoding. */
-    assert_non_null(strstr(out, w.analysis_pb));
-    assert_non_null(strstr(out, w.analysis_json));
+    assert_non_null(strstr(out, runs.analysis_pb));
+    assert_non_null(strstr(out, runs.analysis_json));
     assert_non_null(strstr(out, "(application/protobuf)"));
     assert_non_null(strstr(out, "(application/json)"));
     free(out);
@@ -685,7 +561,6 @@ int main(int argc, char **argv)
     consumer_py = argv[4];
     proto_dirs = argv + 5;
     n_proto_dirs = argc - 5;
-    (void)src_dir;
     if (getenv("KOPT_TEST_FILTER"))
         cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
     curl_global_init(CURL_GLOBAL_DEFAULT);

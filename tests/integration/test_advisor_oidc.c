@@ -23,18 +23,16 @@
 
 #include <curl/curl.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/support/time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "kopt/v1/advisor.pb-c.h"
 
 #define AUD "kopt"
 #define VIEWER_KEY "viewer-key-0123456789"
@@ -42,10 +40,9 @@
 #define MIN_REFRESH_S 2
 
 static const char *src_root, *advisor_exe, *cli_exe;
-static char *dir, pki[1024], log_path[1024], keys_path[1024], token_path[1024], cli_log[1024];
-static char grpc_addr[64], admin_url[64];
-static int http_port;
-static kopt_test_proc_t adv;
+/* No ClickHouse, no NATS; scripts/certs in w.certs (pki). */
+static kopt_test_advisor_t w;
+static char pki[1024], token_path[1024], cli_log[1024], admin_url[64];
 static kopt_test_issuer_t *issuer;
 static kopt_test_jwk_t *rsa, *ec, *other, *rotated;
 
@@ -108,7 +105,7 @@ static long http(const char *verb, const char *path, const char *token, const ch
     char url[256], *auth = NULL;
     long status = 0;
 
-    snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", http_port, path);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", w.http_port, path);
     body[0] = '\0';
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CAINFO, file(pki, "ca.pem"));
@@ -152,7 +149,7 @@ static int cli(const char *cmd, const char *token, bool via_env, char *out, size
     argv[n++] = (char *)cli_exe;
     argv[n++] = (char *)cmd;
     argv[n++] = "--address";
-    argv[n++] = grpc_addr;
+    argv[n++] = w.target;
     argv[n++] = "--ca-file";
     argv[n++] = (char *)file(pki, "ca.pem");
     argv[n++] = "--timeout";
@@ -240,9 +237,9 @@ static void viewer_reads_and_operator_runs_analyses(void **state)
     assert_true(auth_count("jwt", "ok") >= ok0 + 5);
     assert_true(auth_count("jwt", "denied") >= denied0 + 3);
     /* Logs name the subject and the decision, never the token. */
-    assert_true(kopt_test_log_contains(log_path, "user@example.com"));
-    assert_false(kopt_test_log_contains(log_path, viewer));
-    assert_false(kopt_test_log_contains(log_path, op));
+    assert_true(kopt_test_log_contains(w.log, "user@example.com"));
+    assert_false(kopt_test_log_contains(w.log, viewer));
+    assert_false(kopt_test_log_contains(w.log, op));
     free(viewer);
     free(op);
     free(nobody);
@@ -305,77 +302,14 @@ static void bad_tokens_are_refused_and_counted(void **state)
  * for sizes the CLI refuses to send. Returns the status; details filled. */
 static int grpc_list_clusters(const char *token, char *details, size_t dlen)
 {
-    char *ca = NULL, *auth = malloc(strlen(token) + 8);
-    FILE *f = fopen(file(pki, "ca.pem"), "r");
-    size_t n;
-    grpc_channel_credentials *cr;
-    grpc_channel *ch;
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-    gpr_timespec deadline =
-        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(20, GPR_TIMESPAN));
-    grpc_call *call;
-    grpc_metadata md;
-    grpc_metadata_array init_md, trail_md;
-    grpc_byte_buffer *send, *recv = NULL;
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice empty = grpc_empty_slice(), det = grpc_empty_slice();
-    grpc_op ops[6];
-    grpc_event ev;
+    Kopt__V1__ListClustersRequest req = KOPT__V1__LIST_CLUSTERS_REQUEST__INIT;
+    int status;
 
-    assert_non_null(f);
-    ca = calloc(1, 65536);
-    n = fread(ca, 1, 65535, f);
-    fclose(f);
-    assert_true(n > 0);
-    cr = grpc_ssl_credentials_create(ca, NULL, NULL, NULL);
-    ch = grpc_channel_create(grpc_addr, cr, NULL);
-    call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                    grpc_slice_from_static_string("/kopt.v1.Advisor/ListClusters"),
-                                    NULL, deadline, NULL);
-    sprintf(auth, "Bearer %s", token);
-    md.key = grpc_slice_from_static_string("authorization");
-    md.value = grpc_slice_from_copied_string(auth);
-    send = grpc_raw_byte_buffer_create(&empty, 1);
-    grpc_metadata_array_init(&init_md);
-    grpc_metadata_array_init(&trail_md);
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &md;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &det;
-    assert_int_equal(grpc_call_start_batch(call, ops, 6, (void *)1, NULL), GRPC_CALL_OK);
-    ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
-    snprintf(details, dlen, "%.*s", (int)GRPC_SLICE_LENGTH(det),
-             (const char *)GRPC_SLICE_START_PTR(det));
-    if (recv)
-        grpc_byte_buffer_destroy(recv);
-    grpc_slice_unref(det);
-    grpc_slice_unref(md.value);
-    grpc_byte_buffer_destroy(send);
-    grpc_metadata_array_destroy(&init_md);
-    grpc_metadata_array_destroy(&trail_md);
-    grpc_call_unref(call);
-    grpc_channel_destroy(ch);
-    grpc_channel_credentials_release(cr);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
-    free(ca);
-    free(auth);
-    return (int)status;
+    /* No descriptor: the answer (there is none when refused) is not read. */
+    assert_null(kopt_test_grpc_unary_bearer(w.target, file(pki, "ca.pem"), token,
+                                            "/kopt.v1.Advisor/ListClusters", &req.base, NULL,
+                                            &status, details, dlen));
+    return status;
 }
 
 /* 100 KB: refused by the transports' header limits before auth runs; the
@@ -453,7 +387,7 @@ static void issuer_down_or_garbage_then_a_rotated_key(void **state)
     sleep(MIN_REFRESH_S);
     assert_int_equal(http("GET", "/v1/recommendations", fresh, NULL, body), 401);
     assert_int_equal(wait_fetch("error", err0), 0);
-    assert_true(kopt_test_log_contains(log_path, "not a discovery document"));
+    assert_true(kopt_test_log_contains(w.log, "not a discovery document"));
     assert_int_equal(http("GET", "/v1/recommendations", held, NULL, body), 200);
     assert_int_equal(http("GET", "/v1/recommendations", OPERATOR_KEY, NULL, body), 200);
     /* A good discovery document, but the JWKS is garbage: the same. */
@@ -463,7 +397,7 @@ static void issuer_down_or_garbage_then_a_rotated_key(void **state)
     sleep(MIN_REFRESH_S);
     assert_int_equal(http("GET", "/v1/recommendations", fresh, NULL, body), 401);
     assert_int_equal(wait_fetch("error", err0), 0);
-    assert_true(kopt_test_log_contains(log_path, "not a JWKS"));
+    assert_true(kopt_test_log_contains(w.log, "not a JWKS"));
     assert_int_equal(http("GET", "/v1/recommendations", held, NULL, body), 200);
     assert_true(metric("kopt_advisor_oidc_keys") == 2);
     /* Back, with the rotated key: its kid makes the advisor fetch again. */
@@ -517,27 +451,28 @@ static void a_flood_of_unknown_kids_is_rate_limited(void **state)
 
 static int group_setup(void **state)
 {
-    char http_l[64], admin_l[64], ch_url[64], *jwks;
-    int admin_port;
-    FILE *f;
+    static char *const env[] = {"KOPT_HTTP_TLS=on", NULL};
+    kopt_test_advisor_opts_t o = {.src_dir = src_root,
+                                  .advisor_exe = advisor_exe,
+                                  .name = "advisor-oidc",
+                                  .keys = VIEWER_KEY " viewer\n" OPERATOR_KEY "\n",
+                                  .tls = true,
+                                  .no_nats = true,
+                                  .no_clickhouse = true,
+                                  .env = env};
+    char *jwks, min_refresh[16];
 
     (void)state;
-    dir = kopt_test_tmpdir("kopt-advisor-oidc");
-    assert_non_null(dir);
-    snprintf(pki, sizeof(pki), "%s/pki", dir);
-    snprintf(keys_path, sizeof(keys_path), "%s/keys", dir);
-    snprintf(token_path, sizeof(token_path), "%s/token", dir);
-    snprintf(log_path, sizeof(log_path), "%s/advisor.log", dir);
-    snprintf(cli_log, sizeof(cli_log), "%s/cli.log", dir);
-    assert_int_equal(mkdir(pki, 0700), 0);
-    assert_int_equal(kopt_test_make_certs(src_root, pki), 0);
+    assert_int_equal(kopt_test_advisor_setup(&w, &o), 0);
+    snprintf(pki, sizeof(pki), "%s", w.certs);
+    snprintf(token_path, sizeof(token_path), "%s/token", w.dir);
+    snprintf(cli_log, sizeof(cli_log), "%s/cli.log", w.dir);
     rsa = kopt_test_jwk_new("RS256", "rsa-1");
     ec = kopt_test_jwk_new("ES256", "ec-1");
     other = kopt_test_jwk_new("RS256", "rsa-1"); /* signed by another key, same kid */
     rotated = kopt_test_jwk_new("RS256", "rsa-2");
     assert_true(rsa && ec && other && rotated);
-    assert_int_equal(
-        kopt_test_issuer_start(&issuer, file(pki, "server.pem"), file(pki, "server-key.pem")), 0);
+    assert_int_equal(kopt_test_issuer_start(&issuer, w.cert, w.key), 0);
     {
         kopt_test_jwk_t *both[2] = {rsa, ec};
 
@@ -546,65 +481,32 @@ static int group_setup(void **state)
         kopt_test_issuer_set_jwks(issuer, jwks);
         free(jwks);
     }
-    f = fopen(keys_path, "w");
-    assert_non_null(f);
-    fputs(VIEWER_KEY " viewer\n" OPERATOR_KEY "\n", f);
-    fclose(f);
-    chmod(keys_path, 0600);
-    http_port = kopt_test_free_port();
-    admin_port = kopt_test_free_port();
-    snprintf(http_l, sizeof(http_l), "127.0.0.1:%d", http_port);
-    snprintf(grpc_addr, sizeof(grpc_addr), "127.0.0.1:%d", kopt_test_free_port());
-    snprintf(admin_l, sizeof(admin_l), "127.0.0.1:%d", admin_port);
-    snprintf(admin_url, sizeof(admin_url), "http://127.0.0.1:%d", admin_port);
-    snprintf(ch_url, sizeof(ch_url), "http://127.0.0.1:%d", kopt_test_free_port());
+    snprintf(min_refresh, sizeof(min_refresh), "%ds", MIN_REFRESH_S);
     {
-        char min_refresh[16];
-        char *argv[] = {(char *)advisor_exe,
-                        "--tls-ca",
-                        (char *)file(pki, "ca.pem"),
-                        "--tls-cert",
-                        (char *)file(pki, "server.pem"),
-                        "--tls-key",
-                        (char *)file(pki, "server-key.pem"),
-                        "--api-keys-file",
-                        keys_path,
-                        "--listen",
-                        grpc_addr,
-                        "--http-listen",
-                        http_l,
-                        "--admin-listen",
-                        admin_l,
-                        "--clickhouse-url",
-                        ch_url,
-                        "--nats-url",
-                        "",
-                        "--analysis-interval",
-                        "0",
-                        "--oidc-issuer",
-                        (char *)kopt_test_issuer_url(issuer),
-                        "--oidc-audience",
-                        AUD,
-                        "--oidc-ca",
-                        (char *)file(pki, "ca.pem"),
-                        "--oidc-max-token-size",
-                        "4KiB",
-                        "--oidc-refresh-min-interval",
-                        min_refresh,
-                        "--log-format",
-                        "text",
-                        "--log-level",
-                        "debug",
-                        NULL};
-        char *env[] = {"KOPT_HTTP_TLS=on", NULL};
+        const char *const extra[] = {"--oidc-issuer",
+                                     kopt_test_issuer_url(issuer),
+                                     "--oidc-audience",
+                                     AUD,
+                                     "--oidc-ca",
+                                     w.ca,
+                                     "--oidc-max-token-size",
+                                     "4KiB",
+                                     "--oidc-refresh-min-interval",
+                                     min_refresh,
+                                     "--log-format",
+                                     "text",
+                                     "--log-level",
+                                     "debug",
+                                     NULL};
 
-        snprintf(min_refresh, sizeof(min_refresh), "%ds", MIN_REFRESH_S);
-        assert_int_equal(kopt_test_proc_spawn(&adv, argv, env, log_path), 0);
+        if (kopt_test_advisor_start(&w, extra) != 0)
+            return -1;
     }
+    snprintf(admin_url, sizeof(admin_url), "http://127.0.0.1:%d", w.admin_port);
     for (int i = 0; i < 200 && metric("kopt_advisor_oidc_keys") != 2; i++)
         usleep(50 * 1000);
     if (metric("kopt_advisor_oidc_keys") != 2) {
-        kopt_test_log_tail(log_path, 40);
+        kopt_test_log_tail(w.log, 40);
         return -1;
     }
     return 0;
@@ -612,28 +514,16 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    int r = 0;
+    int r = kopt_test_advisor_stop_checked(&w.proc, w.log);
 
     (void)state;
-    if (adv.pid) {
-        r = kopt_test_proc_stop(&adv, 10000);
-        if (r != 0 || !WIFEXITED(adv.status) || WEXITSTATUS(adv.status) != 0 ||
-            kopt_test_log_contains(log_path, "ERROR: AddressSanitizer") ||
-            kopt_test_log_contains(log_path, "LeakSanitizer")) {
-            fprintf(stderr, "kopt-advisor exit status %d\n", adv.status);
-            r = -1;
-        }
-    }
-    if (r != 0 || getenv("KOPT_TEST_VERBOSE"))
-        kopt_test_log_tail(log_path, 60);
-    kopt_test_proc_release(&adv);
     kopt_test_issuer_free(issuer);
     kopt_test_jwk_free(rsa);
     kopt_test_jwk_free(ec);
     kopt_test_jwk_free(other);
     kopt_test_jwk_free(rotated);
-    kopt_test_rmtree(dir);
-    free(dir);
+    if (kopt_test_advisor_teardown(&w) != 0)
+        r = -1;
     return r;
 }
 

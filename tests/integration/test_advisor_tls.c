@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -26,9 +25,9 @@
 #define KEY "tls-itest-key-0123456789"
 
 static const char *src_root, *advisor_exe;
-static char *dir, keys[1024], log_path[1024], pki[1024], pki2[1024];
-static int http_port;
-static kopt_test_proc_t adv;
+/* No ClickHouse, no NATS: the gateway answers from (empty) memory. */
+static kopt_test_advisor_t w;
+static char pki[1024], pki2[1024]; /* the advisor's certificates (w.certs); new ones */
 
 /* d/name; sixteen results live at once (test thread only). */
 static const char *file(const char *d, const char *name)
@@ -68,7 +67,7 @@ static CURLcode get(const req_t *q, long *status, char *body)
     char url[256], auth[256];
     CURLcode rc;
 
-    snprintf(url, sizeof(url), "%s://localhost:%d/v1/recommendations", q->scheme, http_port);
+    snprintf(url, sizeof(url), "%s://localhost:%d/v1/recommendations", q->scheme, w.http_port);
     body[0] = '\0';
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CAINFO, q->ca);
@@ -165,95 +164,41 @@ static void sighup_serves_new_certificates(void **state)
     snprintf(cmd, sizeof(cmd), "cp '%s/server.pem' '%s/server-key.pem' '%s/ca.pem' '%s/'", pki2,
              pki2, pki2, pki);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(kopt_test_proc_signal(&adv, SIGHUP), 0);
+    assert_int_equal(kopt_test_proc_signal(&w.proc, SIGHUP), 0);
     for (int i = 0; i < 100 && status != 200; i++) {
         usleep(50 * 1000);
         get(&q, &status, body);
     }
     assert_int_equal(status, 200);
-    assert_true(kopt_test_log_contains(log_path, "HTTPS certificates re-read"));
+    assert_true(kopt_test_log_contains(w.log, "HTTPS certificates re-read"));
 }
 
 static int group_setup(void **state)
 {
-    char http_l[64], grpc_l[64], admin_l[64], ch_url[64];
-    FILE *f;
+    static char *const env[] = {"KOPT_HTTP_TLS=on", NULL}; /* the environment form of --http-tls */
+    const char *const extra[] = {"--log-format", "text", NULL};
+    kopt_test_advisor_opts_t o = {.src_dir = src_root,
+                                  .advisor_exe = advisor_exe,
+                                  .name = "advisor-tls",
+                                  .keys = KEY "\n",
+                                  .tls = true,
+                                  .no_nats = true,
+                                  .no_clickhouse = true,
+                                  .env = env};
 
     (void)state;
-    dir = kopt_test_tmpdir("kopt-advisor-tls");
-    assert_non_null(dir);
-    snprintf(pki, sizeof(pki), "%s/pki", dir);
-    snprintf(pki2, sizeof(pki2), "%s/pki2", dir);
-    snprintf(keys, sizeof(keys), "%s/keys", dir);
-    snprintf(log_path, sizeof(log_path), "%s/advisor.log", dir);
-    assert_int_equal(mkdir(pki, 0700) == 0 && mkdir(pki2, 0700) == 0, 1);
-    assert_int_equal(kopt_test_make_certs(src_root, pki), 0);
+    assert_int_equal(kopt_test_advisor_setup(&w, &o), 0);
+    snprintf(pki, sizeof(pki), "%s", w.certs);
+    snprintf(pki2, sizeof(pki2), "%s/pki2", w.dir);
+    assert_int_equal(mkdir(pki2, 0700), 0);
     assert_int_equal(kopt_test_make_certs(src_root, pki2), 0);
-    f = fopen(keys, "w");
-    assert_non_null(f);
-    fputs(KEY "\n", f);
-    fclose(f);
-    http_port = kopt_test_free_port();
-    snprintf(http_l, sizeof(http_l), "127.0.0.1:%d", http_port);
-    snprintf(grpc_l, sizeof(grpc_l), "127.0.0.1:%d", kopt_test_free_port());
-    snprintf(admin_l, sizeof(admin_l), "127.0.0.1:%d", kopt_test_free_port());
-    snprintf(ch_url, sizeof(ch_url), "http://127.0.0.1:%d", kopt_test_free_port());
-    {
-        char *argv[] = {(char *)advisor_exe,
-                        "--tls-ca",
-                        (char *)file(pki, "ca.pem"),
-                        "--tls-cert",
-                        (char *)file(pki, "server.pem"),
-                        "--tls-key",
-                        (char *)file(pki, "server-key.pem"),
-                        "--api-keys-file",
-                        keys,
-                        "--listen",
-                        grpc_l,
-                        "--http-listen",
-                        http_l,
-                        "--admin-listen",
-                        admin_l,
-                        "--clickhouse-url",
-                        ch_url,
-                        "--nats-url",
-                        "",
-                        "--log-format",
-                        "text",
-                        NULL};
-        char *env[] = {"KOPT_HTTP_TLS=on", NULL}; /* the environment form of --http-tls */
-
-        assert_int_equal(kopt_test_proc_spawn(&adv, argv, env, log_path), 0);
-    }
-    for (int i = 0; i < 100 && !kopt_test_port_accepts(http_port); i++)
-        usleep(50 * 1000);
-    if (!kopt_test_port_accepts(http_port)) {
-        kopt_test_log_tail(log_path, 40);
-        return -1;
-    }
-    return 0;
+    return kopt_test_advisor_start(&w, extra);
 }
 
 static int group_teardown(void **state)
 {
-    int r = 0;
-
     (void)state;
-    if (adv.pid) {
-        r = kopt_test_proc_stop(&adv, 10000);
-        if (r != 0 || !WIFEXITED(adv.status) || WEXITSTATUS(adv.status) != 0 ||
-            kopt_test_log_contains(log_path, "ERROR: AddressSanitizer") ||
-            kopt_test_log_contains(log_path, "LeakSanitizer")) {
-            fprintf(stderr, "kopt-advisor exit status %d\n", adv.status);
-            r = -1;
-        }
-    }
-    if (r != 0 || getenv("KOPT_TEST_VERBOSE"))
-        kopt_test_log_tail(log_path, 60);
-    kopt_test_proc_release(&adv);
-    kopt_test_rmtree(dir);
-    free(dir);
-    return r;
+    return kopt_test_advisor_teardown(&w);
 }
 
 int main(int argc, char **argv)

@@ -26,25 +26,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <kopt/clickhouse.h>
-
 #include "harness.h"
 #include "rollup.h"
-#include "schema.h"
 
 #define KEY "web-test-key-0123456789"
 #define CHROMIUM "/usr/bin/chromium"
 
 static const char *src_dir, *advisor_exe, *node_exe, *script, *modules_dir, *shots_dir;
 
-static struct {
-    kopt_test_nats_t *nats;
-    kopt_test_clickhouse_t *ch;
-    kopt_test_proc_t adv;
-    char *dir, keys[512], log[512];
-    int http_port, admin_port;
-    char base[64];
-} w;
+/* No seeded hours: windows rolled up by the aggregator's SQL instead. */
+static kopt_test_advisor_t w;
 
 /* ---- data -------------------------------------------------------------------- */
 
@@ -166,87 +157,19 @@ static int run(char *const argv[], const char *log, int timeout_ms)
 
 static int group_setup(void **state)
 {
-    kopt_ch_options_t o = {0};
-    kopt_ch_client_t *c = NULL;
-    kopt_ch_error_t err = {0};
-    char grpc_l[64], http_l[64], admin_l[64], url[128], path[600];
-    long st = 0;
-    FILE *f;
+    kopt_test_advisor_opts_t o = {
+        .src_dir = src_dir, .advisor_exe = advisor_exe, .name = "web", .keys = KEY "\n"};
+    int rc = kopt_test_advisor_setup(&w, &o);
 
     (void)state;
-    if (kopt_test_nats_start(&w.nats, NULL) == -ENOENT ||
-        kopt_test_clickhouse_start(&w.ch) == -ENOENT) {
-        fprintf(stderr, "nats-server or clickhouse-server missing\n");
+    if (rc == -ENOENT)
         return -1;
-    }
-    assert_non_null(w.nats);
-    assert_non_null(w.ch);
-    o.url = w.ch->url;
-    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
-    assert_int_equal(agg_schema_migrate(c, NULL, NULL, &err), 0);
-    kopt_ch_client_free(c);
+    assert_int_equal(rc, 0);
     write_windows();
     roll_up();
     write_facts();
-
-    w.dir = kopt_test_tmpdir("kopt-web-test");
-    assert_non_null(w.dir);
-    snprintf(w.keys, sizeof(w.keys), "%s/keys", w.dir);
-    snprintf(w.log, sizeof(w.log), "%s/advisor.log", w.dir);
-    f = fopen(w.keys, "w");
-    assert_non_null(f);
-    fputs(KEY "\n", f);
-    fclose(f);
-    {
-        char *once[] = {(char *)advisor_exe,
-                        "analyze",
-                        "--once",
-                        "--clickhouse-url",
-                        w.ch->url,
-                        "--nats-url",
-                        w.nats->url,
-                        "--log-format",
-                        "text",
-                        NULL};
-
-        snprintf(path, sizeof(path), "%s/analyze.log", w.dir);
-        assert_int_equal(run(once, path, 120000), 0);
-    }
-    w.http_port = kopt_test_free_port();
-    w.admin_port = kopt_test_free_port();
-    snprintf(w.base, sizeof(w.base), "http://127.0.0.1:%d", w.http_port);
-    snprintf(grpc_l, sizeof(grpc_l), "127.0.0.1:%d", kopt_test_free_port());
-    snprintf(http_l, sizeof(http_l), "127.0.0.1:%d", w.http_port);
-    snprintf(admin_l, sizeof(admin_l), "127.0.0.1:%d", w.admin_port);
-    {
-        char *argv[] = {(char *)advisor_exe,
-                        "--insecure",
-                        "--api-keys-file",
-                        w.keys,
-                        "--listen",
-                        grpc_l,
-                        "--http-listen",
-                        http_l,
-                        "--admin-listen",
-                        admin_l,
-                        "--clickhouse-url",
-                        w.ch->url,
-                        "--nats-url",
-                        w.nats->url,
-                        "--analysis-interval",
-                        "0",
-                        NULL};
-
-        assert_int_equal(kopt_test_proc_spawn(&w.adv, argv, NULL, w.log), 0);
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", w.admin_port);
-        for (int i = 0; i < 300 && st != 200; i++) {
-            usleep(100 * 1000);
-            kopt_test_http(url, NULL, 1000, &st, NULL);
-        }
-        if (st != 200)
-            kopt_test_log_tail(w.log, 40);
-        assert_int_equal(st, 200);
-    }
+    assert_int_equal(kopt_test_advisor_analyze_once(&w), 0);
+    assert_int_equal(kopt_test_advisor_start(&w, NULL), 0);
     const char *pause = getenv("KOPT_TEST_WEB_PAUSE");
     if (pause) {
         fprintf(stderr, "paused: page %s/ key %s\n", w.base, KEY);
@@ -257,27 +180,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    int r = 0;
-
     (void)state;
-    if (w.adv.pid) {
-        if (kopt_test_proc_stop(&w.adv, 10000) != 0 ||
-            kopt_test_log_contains(w.log, "ERROR: AddressSanitizer") ||
-            kopt_test_log_contains(w.log, "LeakSanitizer")) {
-            kopt_test_log_tail(w.log, 60);
-            r = -1;
-        }
-        if (!WIFEXITED(w.adv.status) || WEXITSTATUS(w.adv.status) != 0) {
-            fprintf(stderr, "kopt-advisor exit status %d\n", w.adv.status);
-            r = -1;
-        }
-    }
-    kopt_test_proc_release(&w.adv);
-    kopt_test_cleanup_all();
-    if (w.dir)
-        kopt_test_rmtree(w.dir);
-    free(w.dir);
-    return r;
+    return kopt_test_advisor_teardown(&w);
 }
 
 /* ---- tests ------------------------------------------------------------------- */
