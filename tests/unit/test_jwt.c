@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/sha.h>
+
 #include <kopt/jwt.h>
 
 #include "harness.h"
@@ -73,6 +75,34 @@ static const char *claims(int64_t exp_in, int64_t nbf_in, const char *iss, const
              iss, aud_json, (long long)(now + exp_in), (long long)(now + nbf_in), (long long)now,
              extra ? "," : "", extra ? extra : "");
     return buf;
+}
+
+/* base64url without padding of n bytes into out; its length. */
+static size_t b64url(const char *in, size_t n, char *out)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0, i = 0;
+
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+
+        out[o++] = a[v >> 18];
+        out[o++] = a[(v >> 12) & 63];
+        out[o++] = a[(v >> 6) & 63];
+        out[o++] = a[v & 63];
+    }
+    if (n - i == 1) {
+        out[o++] = a[s[i] >> 2];
+        out[o++] = a[(s[i] & 3) << 4];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)s[i] << 8 | s[i + 1];
+
+        out[o++] = a[v >> 10];
+        out[o++] = a[(v >> 4) & 63];
+        out[o++] = a[(v & 15) << 2];
+    }
+    return o;
 }
 
 static kopt_jwt_result_t verify(const char *tok, kopt_jwt_t **t)
@@ -282,6 +312,60 @@ static void jwks_refuses_garbage_and_skips_unusable_keys(void **state)
     kopt_jwks_free(NULL);
 }
 
+/* An RSA key with e = 1 makes a signature of any token its own padded
+ * digest: s^1 mod n = EM. Such a key (a broken or hostile JWKS) must not be
+ * kept, or anyone could mint tokens that verify. Here the forgery is built
+ * and must not pass; the key itself is skipped. */
+static void jwks_refuses_rsa_exponent_one(void **state)
+{
+    static const unsigned char sha256_info[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                                                0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                                0x01, 0x05, 0x00, 0x04, 0x20};
+    kopt_test_jwk_t *one[1] = {rsa};
+    char *json = kopt_test_jwks_json(one, 1), *e, err[256], head[128], input[1024], tok[2048];
+    unsigned char em[256], digest[32];
+    kopt_jwks_t *k = NULL;
+    kopt_jwt_t *t = NULL;
+    size_t hl, il;
+    kopt_jwt_policy_t p = {.issuer = ISS, .audience = AUD, .now = now, .skew_s = 60};
+    kopt_jwt_result_t r;
+    int rc;
+
+    (void)state;
+    assert_non_null(json);
+    e = strstr(json, "\"e\":\"AQAB\"");
+    assert_non_null(e);
+    memcpy(e, "\"e\":\"AQ\"  ", 10); /* 1, and JSON blanks where "AB" was */
+    rc = kopt_jwks_parse(json, strlen(json), &k, NULL, err, sizeof(err));
+    free(json);
+    if (rc == 0) {
+        /* Kept: forge RS256 with EM = 00 01 FF.. 00 DigestInfo hash. */
+        snprintf(head, sizeof(head), "{\"alg\":\"RS256\",\"kid\":\"rsa-1\"}");
+        hl = b64url(head, strlen(head), input);
+        input[hl] = '.';
+        il = hl + 1 +
+             b64url(claims(600, -10, ISS, "\"" AUD "\"", NULL),
+                    strlen(claims(600, -10, ISS, "\"" AUD "\"", NULL)), input + hl + 1);
+        SHA256((const unsigned char *)input, il, digest);
+        memset(em, 0xff, sizeof(em));
+        em[0] = 0;
+        em[1] = 1;
+        em[sizeof(em) - 32 - sizeof(sha256_info) - 1] = 0;
+        memcpy(em + sizeof(em) - 32 - sizeof(sha256_info), sha256_info, sizeof(sha256_info));
+        memcpy(em + sizeof(em) - 32, digest, 32);
+        memcpy(tok, input, il);
+        tok[il] = '.';
+        tok[il + 1 + b64url((const char *)em, sizeof(em), tok + il + 1)] = '\0';
+        r = kopt_jwt_verify(tok, strlen(tok), k, &p, &t, NULL, 0);
+        kopt_jwt_free(t);
+        kopt_jwks_free(k);
+        fail_msg("a JWKS key with e = 1 was kept; a forged token gave \"%s\"",
+                 kopt_jwt_result_name(r));
+    }
+    assert_int_equal(rc, -EINVAL);
+    assert_non_null(strstr(err, "no usable key"));
+}
+
 static void base64url_is_strict(void **state)
 {
     unsigned char out[16];
@@ -307,6 +391,7 @@ int main(void)
         cmocka_unit_test(jwt_malformed_and_too_large),
         cmocka_unit_test(jwt_claim_values),
         cmocka_unit_test(jwks_refuses_garbage_and_skips_unusable_keys),
+        cmocka_unit_test(jwks_refuses_rsa_exponent_one),
         cmocka_unit_test(base64url_is_strict),
     };
 
