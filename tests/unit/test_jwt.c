@@ -217,6 +217,65 @@ static void jwt_keys_and_algorithms(void **state)
     kopt_test_jwk_free(stranger);
 }
 
+/* Claims an attacker can shape in a token the issuer signed (or a
+ * confused issuer signs): a second "iss" (jansson would keep the last one),
+ * a NUL inside a claim (strcmp would stop there), numbers beyond int64,
+ * exp written as a string or out at the end of time, and audiences of
+ * every JSON type. */
+static void jwt_hostile_claims(void **state)
+{
+    char c[1024];
+    long long exp = (long long)now + 600;
+
+    (void)state;
+    snprintf(c, sizeof(c), "{\"iss\":\"https://evil\",\"iss\":\"%s\",\"aud\":\"%s\",\"exp\":%lld}",
+             ISS, AUD, exp);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_MALFORMED);
+    snprintf(c, sizeof(c), "{\"iss\":\"%s\\u0000.evil\",\"aud\":\"%s\",\"exp\":%lld}", ISS, AUD,
+             exp);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_MALFORMED);
+    snprintf(c, sizeof(c), "{\"iss\":\"%s\",\"aud\":\"%s\\u0000x\",\"exp\":%lld}", ISS, AUD, exp);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_MALFORMED);
+    snprintf(c, sizeof(c), "{\"iss\":\"%s\",\"aud\":\"%s\",\"exp\":99999999999999999999}", ISS,
+             AUD);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_MALFORMED);
+    snprintf(c, sizeof(c), "{\"iss\":\"%s\",\"aud\":\"%s\",\"exp\":\"%lld\"}", ISS, AUD, exp);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_EXPIRED);
+    snprintf(c, sizeof(c), "{\"iss\":\"%s\",\"aud\":\"%s\",\"exp\":-9223372036854775807}", ISS,
+             AUD);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_EXPIRED);
+    snprintf(c, sizeof(c), "{\"iss\":\"%s\",\"aud\":\"%s\",\"exp\":%lld,\"nbf\":null}", ISS, AUD,
+             exp);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_NOT_YET_VALID);
+    snprintf(c, sizeof(c),
+             "{\"iss\":\"%s\",\"aud\":\"%s\",\"exp\":%lld,\"nbf\":9223372036854775807}", ISS, AUD,
+             exp);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_NOT_YET_VALID);
+    /* iss is matched exactly: no prefix, no trailing slash, no case fold. */
+    snprintf(c, sizeof(c), "{\"iss\":\"%s/\",\"aud\":\"%s\",\"exp\":%lld}", ISS, AUD, exp);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_BAD_ISSUER);
+    snprintf(c, sizeof(c), "{\"iss\":\"HTTPS://issuer.example\",\"aud\":\"%s\",\"exp\":%lld}", AUD,
+             exp);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_BAD_ISSUER);
+    snprintf(c, sizeof(c), "{\"iss\":[\"%s\"],\"aud\":\"%s\",\"exp\":%lld}", ISS, AUD, exp);
+    assert_int_equal(signed_with(rsa, c), KOPT_JWT_BAD_ISSUER);
+    /* aud: a string, or an array holding it; nothing else. */
+    {
+        const char *ok[] = {"\"" AUD "\"", "[\"x\",\"" AUD "\"]", NULL};
+        const char *no[] = {"[]",      "[[\"" AUD "\"]]", "{\"" AUD "\":1}", "5", "null",
+                            "\"kop\"", "\"" AUD " \"",    "[\"x\",1]",       NULL};
+
+        for (int i = 0; ok[i]; i++) {
+            snprintf(c, sizeof(c), "{\"iss\":\"%s\",\"aud\":%s,\"exp\":%lld}", ISS, ok[i], exp);
+            assert_int_equal(signed_with(rsa, c), KOPT_JWT_OK);
+        }
+        for (int i = 0; no[i]; i++) {
+            snprintf(c, sizeof(c), "{\"iss\":\"%s\",\"aud\":%s,\"exp\":%lld}", ISS, no[i], exp);
+            assert_int_equal(signed_with(rsa, c), KOPT_JWT_BAD_AUDIENCE);
+        }
+    }
+}
+
 static void jwt_malformed_and_too_large(void **state)
 {
     const char *bad[] = {"",
@@ -388,6 +447,7 @@ int main(void)
         cmocka_unit_test(jwt_times_with_skew),
         cmocka_unit_test(jwt_issuer_and_audience),
         cmocka_unit_test(jwt_keys_and_algorithms),
+        cmocka_unit_test(jwt_hostile_claims),
         cmocka_unit_test(jwt_malformed_and_too_large),
         cmocka_unit_test(jwt_claim_values),
         cmocka_unit_test(jwks_refuses_garbage_and_skips_unusable_keys),
