@@ -129,7 +129,9 @@ static int add_key(kopt_jwks_t *set, json_t *o)
 
     if (!json_is_object(o) || !kty || (use && strcmp(use, "sig") != 0))
         return 0;
-    if (kid && !json_is_string(kid))
+    /* A member that is there but not a string is not "absent": skip. */
+    if ((kid && !json_is_string(kid)) || (json_object_get(o, "use") && !use) ||
+        (json_object_get(o, "alg") && !alg))
         return 0;
     if (strcmp(kty, "RSA") == 0 && (!alg || strcmp(alg, "RS256") == 0)) {
         k.type = JWK_RSA;

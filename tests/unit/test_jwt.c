@@ -355,6 +355,28 @@ static void jwks_refuses_garbage_and_skips_unusable_keys(void **state)
         "{\"kty\":\"RSA\",\"alg\":\"RS512\",\"n\":\"AQAB\",\"e\":\"AQAB\"},\"junk\"]}");
     assert_int_equal(kopt_jwks_parse(doc, strlen(doc), &k, &skipped, err, sizeof(err)), -EINVAL);
     assert_null(k);
+    /* "use" or "alg" that is not a string is no "sig" nor "RS256"/"ES256":
+     * the key is skipped, not read as if they were absent. */
+    {
+        kopt_test_jwk_t *r1[1] = {rsa};
+        const char *bad[] = {"\"use\":\"sig\"",   "\"use\":[1]  ",     "\"use\":5    ",
+                             "\"alg\":\"RS256\"", "\"alg\":[\"x\"]  ", "\"alg\":null   "};
+        char *rj = kopt_test_jwks_json(r1, 1), *at;
+
+        assert_non_null(rj);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i += 3) {
+            for (size_t j = 1; j < 3; j++) {
+                snprintf(doc, sizeof(doc), "%s", rj);
+                at = strstr(doc, bad[i]);
+                assert_non_null(at);
+                memcpy(at, bad[i + j], strlen(bad[i])); /* same length */
+                assert_int_equal(kopt_jwks_parse(doc, strlen(doc), &k, NULL, err, sizeof(err)),
+                                 -EINVAL);
+                assert_null(k);
+            }
+        }
+        free(rj);
+    }
     /* With one good key among them: it is kept, the rest counted. */
     json = kopt_test_jwks_json(one, 1);
     assert_non_null(json);
