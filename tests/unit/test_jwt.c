@@ -156,6 +156,30 @@ static void jwt_times_with_skew(void **state)
     /* No exp at all: refused as expired (a token must end). */
     assert_int_equal(signed_with(rsa, "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\"}"),
                      KOPT_JWT_EXPIRED);
+    /* RFC 7519 4.1.4, 4.1.5: not accepted on or after exp, nor before nbf;
+     * at the edges, without skew. */
+    {
+        kopt_jwt_policy_t p = {.issuer = ISS, .audience = AUD, .now = now, .skew_s = 0};
+        struct {
+            int64_t exp_in, nbf_in;
+            kopt_jwt_result_t want;
+        } edge[] = {{0, -600, KOPT_JWT_EXPIRED},
+                    {1, -600, KOPT_JWT_OK},
+                    {600, 0, KOPT_JWT_OK},
+                    {600, 1, KOPT_JWT_NOT_YET_VALID}};
+
+        for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+            char *tok = kopt_test_jwt_sign(
+                rsa, NULL, claims(edge[i].exp_in, edge[i].nbf_in, ISS, "\"" AUD "\"", NULL));
+            kopt_jwt_t *t = NULL;
+
+            assert_non_null(tok);
+            assert_int_equal(kopt_jwt_verify(tok, strlen(tok), keys, &p, &t, NULL, 0),
+                             edge[i].want);
+            kopt_jwt_free(t);
+            free(tok);
+        }
+    }
 }
 
 static void jwt_issuer_and_audience(void **state)
