@@ -15,6 +15,7 @@
 #include "advisor.h"
 #include "api_query.h"
 #include "filter.h"
+#include "quote.h"
 
 #define MAX_PARAMS 64
 
@@ -74,13 +75,17 @@ static const ProtobufCFieldDescriptor *filter_field(const ProtobufCMessage *m)
 /* A singular field given twice where no filter can take both. */
 static int twice(const char *name, const char *first, char *err, size_t errlen)
 {
+    char qn[ADV_QUOTE_LEN], qf[ADV_QUOTE_LEN];
+
+    adv_quote(name, strlen(name), qn, sizeof(qn));
+    adv_quote(first, strlen(first), qf, sizeof(qf));
     if (strcmp(name, first) == 0)
         snprintf(err, errlen, "query parameter \"%s\" is given more than once but takes one value",
-                 name);
+                 qn);
     else
         snprintf(err, errlen,
-                 "query parameters \"%s\" and \"%s\" are the same field, which takes one value",
-                 first, name);
+                 "query parameters \"%s\" and \"%s\" are the same field, which takes one value", qf,
+                 qn);
     return -EINVAL;
 }
 
@@ -209,7 +214,7 @@ int adv_query_params(ProtobufCMessage *m, char *query, char *const *path_names, 
             ps[n++] = (param_t){.f = f, .rest = "", .name = path_names[i], .path = true};
     }
     for (char *kv = strtok_r(query, "&", &save); r == 0 && kv; kv = strtok_r(NULL, "&", &save)) {
-        char *v = strchr(kv, '='), top[128];
+        char *v = strchr(kv, '='), top[128], q[ADV_QUOTE_LEN];
         const ProtobufCFieldDescriptor *f;
         const char *dot;
         param_t *p = NULL;
@@ -231,7 +236,8 @@ int adv_query_params(ProtobufCMessage *m, char *query, char *const *path_names, 
                 if (ps[i].f == f && strcmp(ps[i].rest, dot ? dot : "") == 0)
                     p = &ps[i];
             if (p && p->path) {
-                snprintf(err, errlen, "query parameter \"%s\" is already in the path", kv);
+                snprintf(err, errlen, "query parameter \"%s\" is already in the path",
+                         adv_quote(kv, strlen(kv), q, sizeof(q)));
                 r = -EINVAL;
                 break;
             }
@@ -252,7 +258,8 @@ int adv_query_params(ProtobufCMessage *m, char *query, char *const *path_names, 
         /* Every value is set, so each is checked with the usual message. */
         r = adv_query_set(m, kv, v ? v : "", err, errlen);
         if (r == -ENOENT) {
-            snprintf(err, errlen, "unknown query parameter \"%s\"", kv);
+            snprintf(err, errlen, "unknown query parameter \"%s\"",
+                     adv_quote(kv, strlen(kv), q, sizeof(q)));
             r = -EINVAL;
         }
         if (r == 0 && p && filter && !dot && filterable(f)) {

@@ -14,6 +14,7 @@
 
 #include "advisor.h"
 #include "filter.h"
+#include "quote.h"
 
 typedef enum { V_STR, V_KIND, V_NUM, V_BOOL } value_type_t;
 
@@ -208,7 +209,7 @@ static int kind_value(const char *v)
 static int set_value(parser_t *ps, term_t *t, value_type_t type, const char *fname, char *v,
                      size_t col)
 {
-    char *end;
+    char *end, q[ADV_QUOTE_LEN];
     int r = 0;
 
     switch (type) {
@@ -219,19 +220,21 @@ static int set_value(parser_t *ps, term_t *t, value_type_t type, const char *fna
         t->kind = kind_value(v);
         if (t->kind <= 0)
             r = fail(ps, col,
-                     "\"%.64s\" is not a workload kind (Deployment, StatefulSet, DaemonSet, Job, "
+                     "\"%s\" is not a workload kind (Deployment, StatefulSet, DaemonSet, Job, "
                      "CronJob, ReplicaSet, Pod, ProcessGroup, or WORKLOAD_KIND_...)",
-                     v);
+                     adv_quote(v, strlen(v), q, sizeof(q)));
         break;
     case V_NUM:
         t->num = strtod(v, &end);
         if (!*v || *end || !isfinite(t->num))
-            r = fail(ps, col, "%s needs a number, not \"%.64s\"", fname, v);
+            r = fail(ps, col, "%s needs a number, not \"%s\"", fname,
+                     adv_quote(v, strlen(v), q, sizeof(q)));
         break;
     case V_BOOL:
         t->b = strcmp(v, "true") == 0;
         if (!t->b && strcmp(v, "false") != 0)
-            r = fail(ps, col, "%s is true or false, not \"%.64s\"", fname, v);
+            r = fail(ps, col, "%s is true or false, not \"%s\"", fname,
+                     adv_quote(v, strlen(v), q, sizeof(q)));
         break;
     }
     free(v);
@@ -241,6 +244,7 @@ static int set_value(parser_t *ps, term_t *t, value_type_t type, const char *fna
 /* One comparison: field, operator, value. */
 static int comparison(parser_t *ps, term_t *t)
 {
+    char q[ADV_QUOTE_LEN];
     tok_t f, op, val;
     size_t i;
     char *v;
@@ -261,9 +265,9 @@ static int comparison(parser_t *ps, term_t *t)
             break;
     if (i == sizeof(fields) / sizeof(fields[0]))
         return fail(ps, f.col,
-                    "unknown field \"%.*s\"; a filter may name cluster, namespace, name, kind, "
+                    "unknown field \"%s\"; a filter may name cluster, namespace, name, kind, "
                     "savings, cpu_savings, memory_savings, confidence and idle",
-                    (int)(f.len > 64 ? 64 : f.len), f.p);
+                    adv_quote(f.p, f.len, q, sizeof(q)));
     t->field = fields[i].field;
     if ((r = next(ps, &op)) < 0)
         return r;

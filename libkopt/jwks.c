@@ -71,7 +71,9 @@ static EVP_PKEY *rsa_key(json_t *o)
         goto out;
     bn = BN_bin2bn(n, (int)nl, NULL);
     be = BN_bin2bn(e, (int)el, NULL);
-    if (!bn || !be || BN_num_bits(bn) < MIN_RSA_BITS || BN_is_zero(be) || !BN_is_odd(be))
+    /* e = 1 makes every padded digest its own signature: anyone could sign. */
+    if (!bn || !be || BN_num_bits(bn) < MIN_RSA_BITS || BN_is_zero(be) || BN_is_one(be) ||
+        !BN_is_odd(be))
         goto out;
     bld = OSSL_PARAM_BLD_new();
     if (bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
@@ -127,7 +129,9 @@ static int add_key(kopt_jwks_t *set, json_t *o)
 
     if (!json_is_object(o) || !kty || (use && strcmp(use, "sig") != 0))
         return 0;
-    if (kid && !json_is_string(kid))
+    /* A member that is there but not a string is not "absent": skip. */
+    if ((kid && !json_is_string(kid)) || (json_object_get(o, "use") && !use) ||
+        (json_object_get(o, "alg") && !alg))
         return 0;
     if (strcmp(kty, "RSA") == 0 && (!alg || strcmp(alg, "RS256") == 0)) {
         k.type = JWK_RSA;

@@ -190,8 +190,9 @@ static kopt_jwt_result_t check_claims(json_t *c, const kopt_jwt_policy_t *p)
     json_t *exp = json_object_get(c, "exp"), *nbf = json_object_get(c, "nbf");
     const char *iss = json_string_value(json_object_get(c, "iss"));
 
-    /* A token that never expires is not accepted from an identity provider. */
-    if (!json_is_number(exp) || (double)p->now > json_number_value(exp) + (double)p->skew_s)
+    /* A token that never expires is not accepted from an identity provider;
+     * RFC 7519 4.1.4: from exp on, it is not accepted. */
+    if (!json_is_number(exp) || (double)p->now >= json_number_value(exp) + (double)p->skew_s)
         return KOPT_JWT_EXPIRED;
     if (nbf &&
         (!json_is_number(nbf) || (double)p->now + (double)p->skew_s < json_number_value(nbf)))

@@ -94,6 +94,12 @@ static int read_password(const char *path, char *out, size_t len, char *err, siz
     if (ferror(f)) {
         snprintf(err, errlen, "cannot read NATS password file %s", path);
         r = -EINVAL;
+    } else if (!strchr(out, '\n') && fgetc(f) != EOF) {
+        /* The line did not fit: a cut password would fail at the server
+         * with no hint why. */
+        snprintf(err, errlen, "NATS password file %s: the password is longer than %zu bytes", path,
+                 len - 1);
+        r = -EINVAL;
     }
     fclose(f);
     out[strcspn(out, "\r\n")] = '\0';

@@ -129,15 +129,77 @@ void kopt_span_end(kopt_span_t *s, int error, const char *message)
 
 /* ---- OTLP/HTTP JSON ------------------------------------------------------------ */
 
+/* Length of the valid UTF-8 sequence at s, or 0 (RFC 3629: no overlongs,
+ * no surrogates, nothing above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (c == 0xe0)
+        lo = 0xa0;
+    else if (c == 0xed)
+        hi = 0x9f;
+    else if (c == 0xf0)
+        lo = 0x90;
+    else if (c == 0xf4)
+        hi = 0x8f;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* A copy of `in` that jansson takes: span text may quote a client's bytes
+ * (an error message), and the fixed-size copies may cut a character in
+ * two. jansson refuses a string that is not UTF-8, which dropped the whole
+ * span; each byte that does not start a valid sequence becomes '?'. */
+static void utf8_clean(const char *in, char *out, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0;
+
+    while (*s && o + 1 < len) {
+        size_t n = utf8_seq(s);
+
+        if (n == 0 || o + n >= len) {
+            out[o++] = '?';
+            s++;
+            continue;
+        }
+        memcpy(out + o, s, n);
+        o += n;
+        s += n;
+    }
+    out[o] = '\0';
+}
+
 static json_t *attr(const char *key, const char *value)
 {
-    return json_pack("{s:s,s:{s:s}}", "key", key, "value", "stringValue", value);
+    char clean[sizeof(((kopt_span_t *)0)->attrs[0].value)];
+
+    utf8_clean(value, clean, sizeof(clean));
+    return json_pack("{s:s,s:{s:s}}", "key", key, "value", "stringValue", clean);
 }
 
 static json_t *span_json(const kopt_span_t *s)
 {
     char trace[2 * KOPT_TRACE_ID_LEN + 1], span[2 * KOPT_SPAN_ID_LEN + 1],
-        parent[2 * KOPT_SPAN_ID_LEN + 1], start[24], end[24];
+        parent[2 * KOPT_SPAN_ID_LEN + 1], start[24], end[24], name[sizeof(s->name)],
+        status[sizeof(s->status)];
     json_t *j, *attrs = json_array();
     uint8_t zero[KOPT_SPAN_ID_LEN] = {0};
 
@@ -147,12 +209,13 @@ static json_t *span_json(const kopt_span_t *s)
     /* OTLP JSON: 64-bit integers are strings, ids are hex. */
     snprintf(start, sizeof(start), "%llu", (unsigned long long)s->start_ns);
     snprintf(end, sizeof(end), "%llu", (unsigned long long)s->end_ns);
+    utf8_clean(s->name, name, sizeof(name));
+    utf8_clean(s->status, status, sizeof(status));
     for (size_t i = 0; i < s->n_attrs; i++)
         json_array_append_new(attrs, attr(s->attrs[i].key, s->attrs[i].value));
     j = json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:o,s:{s:i,s:s}}", "traceId", trace, "spanId", span,
-                  "name", s->name, "kind", (int)s->kind, "startTimeUnixNano", start,
-                  "endTimeUnixNano", end, "attributes", attrs, "status", "code", s->error ? 2 : 1,
-                  "message", s->status);
+                  "name", name, "kind", (int)s->kind, "startTimeUnixNano", start, "endTimeUnixNano",
+                  end, "attributes", attrs, "status", "code", s->error ? 2 : 1, "message", status);
     if (j && memcmp(s->parent_id, zero, sizeof(zero)) != 0)
         json_object_set_new(j, "parentSpanId", json_string(parent));
     return j;

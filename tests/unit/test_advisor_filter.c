@@ -142,6 +142,15 @@ static void refusals_name_the_column(void **state)
         {"namespace = a OR OR", "filter: column 18: unknown field \"OR\""},
         {"AND namespace = a", "filter: column 1: unknown field \"AND\""},
         {"= a", "filter: column 1: expected a field name"},
+        /* A client's bytes come back printable (valid UTF-8 for the HTTP
+         * gateway's JSON, one log line): '"', '\\', controls and non-ASCII
+         * as \xHH. */
+        {"\xff\xfe = x", "filter: column 1: unknown field \"\\xff\\xfe\""},
+        {"na\x01me = x", "filter: column 1: unknown field \"na\\x01me\""},
+        {"kind = \"Sh\xc3\\\"p\"", "filter: column 8: \"Sh\\xc3\\x22p\" is not a workload kind"},
+        {"savings > \"1\\\\\"", "filter: column 11: savings needs a number, not \"1\\x5c\""},
+        {"idle = \"\xe2\x80\x8b\"",
+         "filter: column 8: idle is true or false, not \"\\xe2\\x80\\x8b\""},
     };
     adv_filter_t *f;
     char err[300], big[ADV_FILTER_MAX_LEN + 2], *p = big;

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,61 @@ static void oidc_jwks_file_reload(void **state)
     kopt_test_jwk_free(next);
 }
 
+/* Every decision logged at debug (passes) or info (refusals): the log names
+ * the subject and the call, never a token, a part of one, or an API key. */
+static void oidc_log_never_holds_a_credential(void **state)
+{
+    fx_t *fx = *state;
+    char *ok = bearer(fx->rsa, "\"groups\":[\"kopt-viewer\"]", 300);
+    char *expired = bearer(fx->ec, "\"groups\":[\"kopt-viewer\"]", -3600);
+    char *forged = strdup(ok), logpath[600], *buf = malloc(1 << 16), *dot;
+    const char *why = NULL, *toks[] = {ok, expired, forged};
+    FILE *f;
+    int fd;
+
+    assert_non_null(forged);
+    assert_non_null(buf);
+    forged[strlen(forged) - 2] = forged[strlen(forged) - 2] == 'A' ? 'B' : 'A';
+    snprintf(logpath, sizeof(logpath), "%s/log", fx->dir);
+    fd = open(logpath, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    kopt_log_setup("test", KOPT_LOG_FORMAT_JSON, KOPT_LOG_DEBUG, fd);
+    start(fx, "groups", "kopt-viewer");
+    assert_int_equal(call(fx, ok, "ListClusters", &why), GRPC_STATUS_OK);
+    assert_int_equal(call(fx, ok, "RunAnalysis", &why), GRPC_STATUS_PERMISSION_DENIED);
+    assert_int_equal(call(fx, expired, "ListClusters", &why), GRPC_STATUS_UNAUTHENTICATED);
+    assert_int_equal(call(fx, forged, "ListClusters", &why), GRPC_STATUS_UNAUTHENTICATED);
+    assert_int_equal(call(fx, "Bearer viewer-key-0123456789", "RunAnalysis", &why),
+                     GRPC_STATUS_PERMISSION_DENIED);
+    assert_int_equal(call(fx, "Bearer wrong-key-0123456789", "ListClusters", &why),
+                     GRPC_STATUS_UNAUTHENTICATED);
+    kopt_log_setup("test", KOPT_LOG_FORMAT_JSON, KOPT_LOG_INFO, 2);
+    close(fd);
+    f = fopen(logpath, "r");
+    assert_non_null(f);
+    buf[fread(buf, 1, (1 << 16) - 1, f)] = '\0';
+    fclose(f);
+    assert_non_null(strstr(buf, "API call allowed"));
+    assert_non_null(strstr(buf, "API call refused"));
+    assert_non_null(strstr(buf, "user-")); /* the subject */
+    assert_null(strstr(buf, "viewer-key-0123456789"));
+    assert_null(strstr(buf, "wrong-key-0123456789"));
+    for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
+        const char *t = toks[i] + strlen("Bearer ");
+        char part[32];
+
+        /* Neither the header, the claims nor the signature, even in part. */
+        for (const char *p = t; p; p = (dot = strchr(p, '.')) ? dot + 1 : NULL) {
+            snprintf(part, sizeof(part), "%.16s", p);
+            assert_null(strstr(buf, part));
+        }
+    }
+    free(buf);
+    free(ok);
+    free(expired);
+    free(forged);
+}
+
 static void oidc_options_are_checked(void **state)
 {
     fx_t *fx = *state;
@@ -288,6 +344,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(oidc_nested_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(oidc_refusals_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(oidc_jwks_file_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(oidc_log_never_holds_a_credential, setup, teardown),
         cmocka_unit_test_setup_teardown(oidc_options_are_checked, setup, teardown),
     };
 

@@ -72,6 +72,10 @@ static void repeated_singular_parameters_are_refused(void **state)
                               "value"},
         {"view=1&view=1", "query parameter \"view\" is given more than once but takes one value"},
         {"nope=1", "unknown query parameter \"nope\""},
+        /* a client's bytes come back printable: valid UTF-8 for the JSON */
+        {"%FF%FE=1", "unknown query parameter \"\\xff\\xfe\""},
+        {"na%0Ame%22=1", "unknown query parameter \"na\\x0ame\\x22\""},
+        {"kind=%FF", "kind: not valid UTF-8"},
         {"kind=42", "kind: 42 is not a value of kopt.v1.WorkloadKind"},
         {"kind=Job&kind=42", "kind: 42 is not a value of kopt.v1.WorkloadKind"},
         {"namespace=%zz", "bad %-escape in the query string"},

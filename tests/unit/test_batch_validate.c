@@ -196,6 +196,17 @@ static void the_subject_of_a_batch(void **state)
     assert_int_equal(kopt_batch_subject_check("kopt.metrics.prod.n.x", "kopt.metrics", "prod", "n"),
                      -EINVAL);
     assert_int_equal(kopt_batch_subject_check("", "kopt.metrics", "prod", "n"), -EINVAL);
+    /* '.' becomes '_', so "a.b" and "a_b" share a token. That is safe only
+     * because '_' is no part of a valid cluster or node name: a batch
+     * claiming cluster "a_b" is refused before its subject is compared
+     * (the aggregator validates first). */
+    assert_int_equal(kopt_batch_subject_check("kopt.metrics.a_b.n", "kopt.metrics", "a_b", "n"), 0);
+    batch.cluster = "a_b";
+    assert_non_null(strstr(problem(), "cluster: \"a_b\" is not a valid name"));
+    setup(NULL);
+    batch.node = "n_1";
+    assert_non_null(strstr(problem(), "node: \"n_1\" is not a valid name"));
+    setup(NULL);
 }
 
 static void times_must_be_sane(void **state)

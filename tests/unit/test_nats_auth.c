@@ -93,9 +93,15 @@ static void nothing_set_builds_plain_options(void **state)
 
 static void credentials_in_the_url_are_refused_without_echoing_them(void **state)
 {
-    const char *urls[] = {"nats://kopt:Hunter2Pw@127.0.0.1:4222", "tls://S3cretT0ken@nats:4222",
-                          "nats://a:4222,nats://kopt:Hunter2Pw@b:4222",
-                          "nats://n:4222/?password=Hunter2Pw"};
+    const char *urls[] = {
+        "nats://kopt:Hunter2Pw@127.0.0.1:4222", "tls://S3cretT0ken@nats:4222",
+        "nats://a:4222,nats://kopt:Hunter2Pw@b:4222", "nats://n:4222/?password=Hunter2Pw",
+        /* a user alone, an empty user, an escaped '@' */
+        "nats://Hunter2Pw@n:4222", "nats://:Hunter2Pw@n:4222", "nats://kopt%40x:Hunter2Pw@n:4222",
+        /* only the second (or third) URL of a list */
+        "nats://a:4222, nats://kopt:Hunter2Pw@b:4222",
+        "nats://a:4222,nats://b:4222,tls://Hunter2Pw@c:4222", "a:4222,kopt:Hunter2Pw@b:4222",
+        "kopt:Hunter2Pw@b:4222"};
     char err[300];
 
     (void)state;
@@ -213,6 +219,24 @@ static void password_file_is_read_and_never_printed(void **state)
     assert_non_null(strstr(log, "NATS password file is open to group or others"));
     assert_non_null(strstr(log, "644"));
     assert_null(strstr(log, "Zq8SecretPw"));
+
+    /* A password longer than the buffer was cut silently, and the server
+     * then refused a password nobody wrote: it is refused here instead. */
+    {
+        static char big[3000];
+
+        memset(big, 'p', sizeof(big) - 2);
+        big[sizeof(big) - 2] = '\n';
+        write_file("long-pw", big, 0600);
+        a.password_file = (char *)path("long-pw");
+        assert_int_equal(build("nats://n:4222", &a, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "longer than"));
+        assert_null(strstr(err, "pppp"));
+        big[1023] = '\0'; /* 1023 bytes and no line end: the whole file */
+        write_file("max-pw", big, 0600);
+        a.password_file = (char *)path("max-pw");
+        assert_int_equal(build("nats://n:4222", &a, err, sizeof(err)), 0);
+    }
 }
 
 static void copies_are_deep_and_cleared(void **state)

@@ -274,11 +274,54 @@ static void unreachable_endpoint_drops(void **state)
     kopt_trace_shutdown();
 }
 
+/* Span text is not always valid UTF-8: an error message may quote a
+ * client's bytes, and the fixed-size copies may cut a character in two.
+ * jansson refuses such strings, so the span used to vanish from the batch
+ * while being counted as exported. Now the bad bytes become '?'. */
+static void spans_with_invalid_utf8_are_exported(void **state)
+{
+    kopt_test_otlp_t *rx = NULL;
+    char long_msg[200];
+    kopt_span_t a, b;
+    json_t *spans, *sa, *sb, *attr;
+    uint64_t exported0 = kopt_trace_exported();
+
+    (void)state;
+    assert_int_equal(kopt_test_otlp_start(&rx), 0);
+    kopt_trace_opts_t o = {.endpoint = kopt_test_otlp_url(rx), .flush_ms = 50};
+    assert_int_equal(kopt_trace_setup(&o, NULL), 0);
+    kopt_span_start(&a, "bad.\xff.name", KOPT_SPAN_SERVER, NULL);
+    kopt_span_attr(&a, "k", "v\xc3");
+    kopt_span_end(&a, 1, "unknown field \"\xfe\xff\"");
+    /* "é" (2 bytes) across the end of the 96-byte status copy. */
+    memset(long_msg, 'x', sizeof(long_msg));
+    memcpy(long_msg + 94, "\xc3\xa9", 2);
+    long_msg[120] = '\0';
+    kopt_span_start(&b, "cut", KOPT_SPAN_SERVER, NULL);
+    kopt_span_end(&b, 1, long_msg);
+
+    spans = wait_spans(rx, 2);
+    assert_int_equal(json_array_size(spans), 2);
+    sa = find(spans, "bad.?.name");
+    sb = find(spans, "cut");
+    assert_non_null(sa);
+    assert_non_null(sb);
+    assert_string_equal(str(json_object_get(sa, "status"), "message"), "unknown field \"??\"");
+    attr = json_array_get(json_object_get(sa, "attributes"), 0);
+    assert_string_equal(str(json_object_get(attr, "value"), "stringValue"), "v?");
+    assert_int_equal(strlen(str(json_object_get(sb, "status"), "message")), 95);
+    json_decref(spans);
+    kopt_trace_shutdown();
+    assert_int_equal(kopt_trace_exported() - exported0, 2);
+    kopt_test_otlp_free(rx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(off_by_default),
         cmocka_unit_test(exports_spans_with_parent_links),
+        cmocka_unit_test(spans_with_invalid_utf8_are_exported),
         cmocka_unit_test(refused_posts_are_dropped_and_counted),
         cmocka_unit_test(a_stuck_endpoint_never_blocks_the_caller),
         cmocka_unit_test(unreachable_endpoint_drops),
