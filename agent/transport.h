@@ -53,6 +53,11 @@ typedef struct {
 
 typedef struct agent_transport agent_transport_t;
 
+/* The address an agent starts at: its id hashed over the list, so agents
+ * spread over ingest replicas. A stream that gets nowhere moves to the next
+ * address and stays there until that one fails too (docs/deploy.md). */
+size_t agent_transport_home(const char *agent_id, size_t n_targets);
+
 int agent_transport_new(uv_loop_t *loop, const agent_transport_opts_t *opts,
                         const agent_batch_source_t *source, agent_transport_t **out);
 
