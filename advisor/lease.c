@@ -73,6 +73,7 @@ static int ready(adv_lease_t *l, char *err, size_t errlen)
     jsOptions jo;
     kvConfig cfg;
     natsStatus s;
+    char create_err[256] = "";
 
     if (l->kv && natsConnection_Status(l->nc) == NATS_CONN_STATUS_CONNECTED)
         return 0;
@@ -94,10 +95,23 @@ static int ready(adv_lease_t *l, char *err, size_t errlen)
         kvConfig_Init(&cfg);
         cfg.Bucket = ADV_LEASE_BUCKET;
         cfg.History = 1;
-        cfg.TTL = (int64_t)l->ttl_ms;
+        cfg.TTL = (int64_t)l->ttl_ms * 1000000; /* nanoseconds, as nats.c passes it on */
         s = js_CreateKeyValue(&l->kv, l->js, &cfg);
-        if (s != NATS_OK) /* another replica made it first */
+        if (s != NATS_OK) { /* another replica made it first? */
+            const char *why = nats_GetLastError(NULL);
+
+            snprintf(create_err, sizeof(create_err), "%s",
+                     why && *why ? why : natsStatus_GetText(s));
             s = js_KeyValue(&l->kv, l->js, ADV_LEASE_BUCKET);
+        }
+    }
+    if (s != NATS_OK && create_err[0]) {
+        snprintf(err, errlen,
+                 "lease bucket %s not found nor created (%s); the advisor's NATS "
+                 "user needs the permissions of docs/security.md",
+                 ADV_LEASE_BUCKET, create_err);
+        disconnect(l);
+        return -EIO;
     }
     if (s != NATS_OK)
         return fail(l, s, "bucket not found nor created (permissions: docs/security.md)", err,

@@ -371,8 +371,7 @@ static void lease_after(uv_work_t *w, int status)
     }
     /* Another replica finished an analysis: its results are in ClickHouse. */
     if (status == 0 && lj->held >= 0 && lj->results_status == 0 && lj->results[0] &&
-        strcmp(lj->results, app.seen_results) != 0 && app.loaded &&
-        !kopt_lifecycle_draining(app.g.d.lifecycle) &&
+        strcmp(lj->results, app.seen_results) != 0 && !kopt_lifecycle_draining(app.g.d.lifecycle) &&
         start_job_as(NULL, true, false, true, NULL, NULL) == 0)
         snprintf(app.seen_results, sizeof(app.seen_results), "%s", lj->results);
     free(lj);
