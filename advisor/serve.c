@@ -548,6 +548,12 @@ static void close_parts(void *data)
     uv_close((uv_handle_t *)&app.schedule, NULL);
     uv_close((uv_handle_t *)&app.drain_poll, NULL);
     uv_close((uv_handle_t *)&app.lease_timer, NULL);
+    /* Give the lease up so another replica need not wait for the TTL.
+     * Blocking, at most a few seconds, on a loop that only winds down now;
+     * before the skeleton shuts nats.c down (after the loop). */
+    adv_lease_release(app.lease);
+    adv_lease_free(app.lease);
+    app.lease = NULL;
 }
 
 /* Waits for calls on the worker pool (usage, analyses) before closing gRPC. */
@@ -768,8 +774,6 @@ int adv_serve(int argc, char **argv)
     kopt_http_tls_free(app.http_tls); /* the gateway, closed, no longer needs it */
     adv_api_free(app.api);
     adv_publisher_free(app.publisher);
-    adv_lease_release(app.lease); /* the loop is done: blocking is fine */
-    adv_lease_free(app.lease);
     adv_auth_free(app.auth);
     adv_rec_metrics_free(app.rec_metrics);
     adv_snapshot_free(app.store);
