@@ -50,7 +50,7 @@ static itest_child_t *marked_spinner(void)
 static itest_child_t *agent_start(int i, const char *targets)
 {
     itest_child_t *c = itest_child_new("kopt-itest-agent", "agent.log");
-    char admin[64], ca[600], cert[600], key[600], spool[600], node[16], rule[128], pid[32];
+    char admin[64], ca[600], cert[600], key[600], spool[600], node[32], rule[128], pid[32];
     char *argv[40];
     int n = 0;
 
