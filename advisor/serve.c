@@ -88,6 +88,7 @@ static struct {
     adv_lease_t *lease;
     uv_timer_t lease_timer;
     bool lease_busy;
+    bool reloading; /* the running job is a reload, which a scheduled run waits out */
     char lease_me[ADV_LEASE_HOLDER_MAX];
     char seen_results[64]; /* the newest analysis id this replica serves */
     kopt_metric_family_t *skipped;
@@ -216,6 +217,7 @@ static void job_after(uv_work_t *w, int status)
     adv_run_result_t *res = &j->res;
 
     app.running = false;
+    app.reloading = false;
     if (j->skipped) {
         kopt_metric_counter_inc(kopt_metric_counter_with(app.skipped, "lease_held"));
         kopt_log_info("scheduled analysis skipped: another replica holds the lease",
@@ -317,6 +319,7 @@ static int start_job_as(const adv_run_request_t *req, bool load, bool scheduled,
         return -ENOMEM;
     }
     app.running = true;
+    app.reloading = reload;
     if (!reload) /* a reload leaves the schedule as it is */
         uv_timer_stop(&app.schedule);
     return 0;
@@ -338,8 +341,10 @@ static void on_schedule(uv_timer_t *t)
     adv_run_request_t req = {0};
 
     (void)t;
+    /* Busy: a RunAnalysis just made fresh results, so wait an interval;
+     * a reload is over in a moment. */
     if (start_job_as(&req, false, true, false, NULL, NULL) == -EBUSY)
-        schedule_next(app.set->analysis_interval_ms);
+        schedule_next(app.reloading ? 1000 : app.set->analysis_interval_ms);
 }
 
 /* ---- the lease's keeper ------------------------------------------------------ */
