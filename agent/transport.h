@@ -34,7 +34,7 @@ typedef struct {
 } agent_batch_source_t;
 
 typedef struct {
-    const char *const *targets; /* "host:port", tried in turn; kept */
+    const char *const *targets; /* "host:port", from agent_transport_home on; kept */
     size_t n_targets;
     grpc_channel_credentials *creds; /* NULL: plaintext (--insecure); taken */
     const char *server_name;         /* TLS name override, or NULL */
