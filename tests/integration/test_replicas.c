@@ -7,7 +7,8 @@
  * counts; both serve the same newest results; RunAnalysis works on either;
  * after kill -9 of the lease holder the other takes over once the lease
  * expired; a third advisor started cold serves the newest results within
- * seconds. The times are printed.
+ * seconds; a holder stopped cleanly deletes its lease on the way out. The
+ * times are printed.
  *
  * usage: test_replicas SRCDIR KOPT_ADVISOR */
 #include <setjmp.h>
@@ -525,6 +526,57 @@ static void a_cold_replica_serves_the_newest_results_in_seconds(void **state)
     assert_true(metric(&w.adv[2], "kopt_advisor_analysis_lease_held") == 0);
 }
 
+/* The lease's value now ("" when absent, deleted or expired). */
+static void lease_value(char *out, size_t len)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    kvEntry *e = NULL;
+
+    out[0] = '\0';
+    assert_int_equal(kopt_test_nats_connect(w.nats, &nc), 0);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    assert_int_equal(js_KeyValue(&kv, js, "kopt_leases"), NATS_OK);
+    if (kvStore_Get(&e, kv, "analysis.all") == NATS_OK)
+        snprintf(out, len, "%s", kvEntry_ValueString(e));
+    kvEntry_Destroy(e);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+/* SIGTERM to the holder: it deletes its lease on the way out, so the key
+ * no longer names it the moment it has exited (expiry alone would take up
+ * to the TTL), and the other replica takes it within a keeper period. */
+static void a_clean_stop_hands_the_lease_over(void **state)
+{
+    adv_t *holder, *other = &w.adv[2];
+    char before[128], after[128];
+    double t0, taken = -1;
+
+    (void)state;
+    assert_true(w.holder >= 0);
+    holder = &w.adv[w.holder];
+    lease_value(before, sizeof(before));
+    assert_true(before[0] != '\0');
+    assert_int_equal(kopt_test_proc_stop(&holder->proc, 10000), 0);
+    t0 = kopt_test_now();
+    lease_value(after, sizeof(after));
+    fprintf(stderr, "clean stop of %s: lease was %s, right after its exit %s\n", holder->name,
+            before, after[0] ? after : "(deleted)");
+    assert_string_not_equal(after, before);
+    while (kopt_test_now() - t0 < 5) {
+        if (metric(other, "kopt_advisor_analysis_lease_held") == 1) {
+            taken = kopt_test_now() - t0;
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    fprintf(stderr, "C took the lease %.2f s after the holder's exit (TTL %d s)\n", taken, TTL_S);
+    assert_true(taken >= 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +585,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(run_analysis_works_on_either),
         cmocka_unit_test(the_other_takes_over_when_the_holder_dies),
         cmocka_unit_test(a_cold_replica_serves_the_newest_results_in_seconds),
+        cmocka_unit_test(a_clean_stop_hands_the_lease_over),
     };
     int r;
 
