@@ -51,6 +51,8 @@ typedef struct {
     uint64_t clickhouse_timeout_ms;
     uint64_t clickhouse_max_response_bytes;
     uint64_t analysis_interval_ms;
+    bool analysis_lease;   /* take the kopt_leases lease before a scheduled run */
+    uint64_t lease_ttl_ms; /* the bucket's max age */
     uint64_t lookback_ms;
     kopt_config_list_t strategy; /* kopt, vpa, simple: one to serve, any to backtest */
     int limits;                  /* keep-ratio, from-upper, leave */

@@ -14,6 +14,7 @@
 
 #include "advisor.h"
 #include "kopt_descriptors.h"
+#include "lease.h"
 #include "serve.h"
 
 #define NOT_READY_RETRY_MS 15000
@@ -48,7 +49,20 @@ typedef struct {
      * is still current when job_after installs it. */
     adv_results_t *next;
     bool built; /* next was attempted (NULL then means out of memory) */
+    /* Replicas (lease.h). */
+    bool scheduled; /* a timer's run: only the lease holder analyses */
+    bool skipped;   /* another replica holds the lease */
+    bool reload;    /* a load for results another replica made: no rescheduling */
+    char holder[ADV_LEASE_HOLDER_MAX];
 } job_t;
+
+/* A renewal of the lease, and a look for newer results, off the loop. */
+typedef struct {
+    uv_work_t work;
+    int held; /* adv_lease_acquire's answer */
+    int results_status;
+    char holder[ADV_LEASE_HOLDER_MAX], results[64], error[256];
+} lease_job_t;
 
 static struct {
     kopt_grpc_daemon_t g; /* TLS, gRPC, health, reflection, the stream, stop order */
@@ -70,6 +84,15 @@ static struct {
     kopt_metric_family_t *runs;
     kopt_metric_gauge_t *n_recs, *last_run, *last_duration;
     adv_rec_metrics_t *rec_metrics;
+    /* Replicas: NULL without --analysis-lease or NATS. */
+    adv_lease_t *lease;
+    uv_timer_t lease_timer;
+    bool lease_busy;
+    bool reloading; /* the running job is a reload, which a scheduled run waits out */
+    char lease_me[ADV_LEASE_HOLDER_MAX];
+    char seen_results[64]; /* the newest analysis id this replica serves */
+    kopt_metric_family_t *skipped;
+    kopt_metric_gauge_t *lease_held;
 } app;
 
 static bool ready(void *data)
@@ -138,9 +161,29 @@ static void job_work(uv_work_t *w)
     kopt_ch_error_t err = {0};
 
     if (!j->load) {
+        char lerr[256] = "";
+
+        if (j->scheduled && app.lease) {
+            int held =
+                adv_lease_acquire(app.lease, j->holder, sizeof(j->holder), lerr, sizeof(lerr));
+
+            if (held == 0) {
+                j->skipped = true;
+                return;
+            }
+            /* NATS away: analyse anyway. Availability over uniqueness: a
+             * second analysis is only extra work (docs/advisor.md). */
+            if (held < 0)
+                kopt_log_warn("analysis lease unavailable; analysing without it",
+                              KOPT_STR("error", lerr));
+        }
         adv_analysis_run(&j->ctx, &j->req, &j->res);
         if (j->res.written > 0)
             build_next(j);
+        if (app.lease && j->res.status == 0 && j->res.written > 0 && !j->req.dry_run &&
+            adv_lease_put_results(app.lease, j->res.analysis_id, lerr, sizeof(lerr)) < 0)
+            kopt_log_warn("other replicas will not hear of this analysis until they restart",
+                          KOPT_STR("error", lerr));
         return;
     }
     j->load_status = kopt_ch_client_new(&j->ctx.ch, &ch, &err);
@@ -174,7 +217,28 @@ static void job_after(uv_work_t *w, int status)
     adv_run_result_t *res = &j->res;
 
     app.running = false;
-    if (j->load) {
+    app.reloading = false;
+    if (j->skipped) {
+        kopt_metric_counter_inc(kopt_metric_counter_with(app.skipped, "lease_held"));
+        kopt_log_info("scheduled analysis skipped: another replica holds the lease",
+                      KOPT_STR("holder", j->holder));
+        schedule_next(app.set->analysis_interval_ms);
+    } else if (j->load && j->reload) {
+        if (status == 0 && j->load_status == 0) {
+            kopt_log_info("newer results from another replica loaded",
+                          KOPT_STR("analysis_id", app.seen_results),
+                          KOPT_UINT("workloads", (uint64_t)(j->next ? j->next->n : 0)));
+            swap_in(j);
+            if (!app.loaded) {
+                app.loaded = true;
+                update_health();
+            }
+        } else {
+            app.seen_results[0] = '\0'; /* try again on the next look */
+            kopt_log_warn("could not load another replica's results",
+                          KOPT_STR("error", j->load_error));
+        }
+    } else if (j->load) {
         size_t loaded = j->n_recs;
 
         if (status == 0 && j->load_status == 0) {
@@ -206,6 +270,8 @@ static void job_after(uv_work_t *w, int status)
                            KOPT_STR("error", res->message), KOPT_UINT("written", res->written));
         if (res->written > 0)
             swap_in(j);
+        if (ok && res->written > 0 && !j->req.dry_run)
+            snprintf(app.seen_results, sizeof(app.seen_results), "%s", res->analysis_id);
         if (ok && !j->req.dry_run && !app.loaded) {
             app.loaded = true;
             update_health();
@@ -225,7 +291,8 @@ static void job_after(uv_work_t *w, int status)
     free(j);
 }
 
-static int start_job(const adv_run_request_t *req, bool load, adv_run_done_fn done, void *done_data)
+static int start_job_as(const adv_run_request_t *req, bool load, bool scheduled, bool reload,
+                        adv_run_done_fn done, void *done_data)
 {
     job_t *j;
 
@@ -243,6 +310,8 @@ static int start_job(const adv_run_request_t *req, bool load, adv_run_done_fn do
     if (req)
         j->req = *req;
     j->load = load;
+    j->scheduled = scheduled;
+    j->reload = reload;
     j->done = done;
     j->done_data = done_data;
     if (uv_queue_work(app.g.d.loop, &j->work, job_work, job_after) < 0) {
@@ -250,8 +319,15 @@ static int start_job(const adv_run_request_t *req, bool load, adv_run_done_fn do
         return -ENOMEM;
     }
     app.running = true;
-    uv_timer_stop(&app.schedule);
+    app.reloading = reload;
+    if (!reload) /* a reload leaves the schedule as it is */
+        uv_timer_stop(&app.schedule);
     return 0;
+}
+
+static int start_job(const adv_run_request_t *req, bool load, adv_run_done_fn done, void *done_data)
+{
+    return start_job_as(req, load, false, false, done, done_data);
 }
 
 static int api_run(void *data, const adv_run_request_t *req, adv_run_done_fn done, void *done_data)
@@ -265,8 +341,62 @@ static void on_schedule(uv_timer_t *t)
     adv_run_request_t req = {0};
 
     (void)t;
-    if (start_job(&req, false, NULL, NULL) == -EBUSY)
-        schedule_next(app.set->analysis_interval_ms);
+    /* Busy: a RunAnalysis just made fresh results, so wait an interval;
+     * a reload is over in a moment. */
+    if (start_job_as(&req, false, true, false, NULL, NULL) == -EBUSY)
+        schedule_next(app.reloading ? 1000 : app.set->analysis_interval_ms);
+}
+
+/* ---- the lease's keeper ------------------------------------------------------ */
+
+static void lease_work(uv_work_t *w)
+{
+    lease_job_t *lj = kopt_container_of(w, lease_job_t, work);
+
+    lj->held =
+        adv_lease_acquire(app.lease, lj->holder, sizeof(lj->holder), lj->error, sizeof(lj->error));
+    if (lj->held >= 0)
+        lj->results_status = adv_lease_get_results(app.lease, lj->results, sizeof(lj->results),
+                                                   lj->error, sizeof(lj->error));
+}
+
+static void lease_after(uv_work_t *w, int status)
+{
+    lease_job_t *lj = kopt_container_of(w, lease_job_t, work);
+    bool was = kopt_metric_gauge_value(app.lease_held) > 0;
+
+    app.lease_busy = false;
+    if (status == 0 && lj->held < 0)
+        kopt_log_warn("analysis lease not renewed", KOPT_STR("error", lj->error));
+    if (status == 0 && lj->held >= 0) {
+        if ((lj->held == 1) != was)
+            kopt_log_info(lj->held == 1 ? "analysis lease taken" : "analysis lease held elsewhere",
+                          KOPT_STR("holder", lj->holder));
+        kopt_metric_gauge_set(app.lease_held, lj->held == 1 ? 1 : 0);
+    }
+    /* Another replica finished an analysis: its results are in ClickHouse. */
+    if (status == 0 && lj->held >= 0 && lj->results_status == 0 && lj->results[0] &&
+        strcmp(lj->results, app.seen_results) != 0 && !kopt_lifecycle_draining(app.g.d.lifecycle) &&
+        start_job_as(NULL, true, false, true, NULL, NULL) == 0)
+        snprintf(app.seen_results, sizeof(app.seen_results), "%s", lj->results);
+    free(lj);
+}
+
+static void on_lease_timer(uv_timer_t *t)
+{
+    lease_job_t *lj;
+
+    (void)t;
+    if (app.lease_busy || kopt_lifecycle_draining(app.g.d.lifecycle))
+        return;
+    lj = calloc(1, sizeof(*lj));
+    if (!lj)
+        return;
+    if (uv_queue_work(app.g.d.loop, &lj->work, lease_work, lease_after) < 0) {
+        free(lj);
+        return;
+    }
+    app.lease_busy = true;
 }
 
 /* ---- the stream, for the CLI --------------------------------------------- */
@@ -422,13 +552,20 @@ static void close_parts(void *data)
     app.oidc = NULL;
     uv_close((uv_handle_t *)&app.schedule, NULL);
     uv_close((uv_handle_t *)&app.drain_poll, NULL);
+    uv_close((uv_handle_t *)&app.lease_timer, NULL);
+    /* Give the lease up so another replica need not wait for the TTL.
+     * Blocking, at most a few seconds, on a loop that only winds down now;
+     * before the skeleton shuts nats.c down (after the loop). */
+    adv_lease_release(app.lease);
+    adv_lease_free(app.lease);
+    app.lease = NULL;
 }
 
 /* Waits for calls on the worker pool (usage, analyses) before closing gRPC. */
 static void on_drain_poll(uv_timer_t *t)
 {
     (void)t;
-    if ((app.api && adv_api_pending(app.api) > 0) || app.running)
+    if ((app.api && adv_api_pending(app.api) > 0) || app.running || app.lease_busy)
         return;
     uv_timer_stop(&app.drain_poll);
     kopt_grpc_daemon_drained(&app.g);
@@ -438,6 +575,7 @@ static void drain(void *data)
 {
     (void)data;
     uv_timer_stop(&app.schedule);
+    uv_timer_stop(&app.lease_timer);
     uv_timer_start(&app.drain_poll, on_drain_poll, 0, 100);
 }
 
@@ -501,6 +639,38 @@ static int start_oidc(void)
                   KOPT_STR("audience", s->oidc_audience),
                   KOPT_STR("keys", s->oidc_jwks_file ? "file" : "discovery"),
                   KOPT_STR("roles_claim", s->oidc_roles_claim));
+    return 0;
+}
+
+/* The analysis lease, with NATS and --analysis-lease (docs/advisor.md). */
+static int start_lease(void)
+{
+    const adv_settings_t *s = app.set;
+    kopt_metric_family_t *f;
+    int r;
+
+    r = kopt_metrics_counter(app.g.d.metrics, "kopt_advisor_analysis_skipped_total",
+                             "Scheduled analyses not run, by reason", "reason", &app.skipped);
+    if (r == 0)
+        r = kopt_metrics_gauge(app.g.d.metrics, "kopt_advisor_analysis_lease_held",
+                               "1 while this replica holds the analysis lease", NULL, &f);
+    if (r < 0)
+        return r;
+    app.lease_held = kopt_metric_gauge_with(f);
+    if (!s->analysis_lease || !app.nats_url || !*app.nats_url)
+        return 0;
+    if (s->lease_ttl_ms < 1000) {
+        kopt_log_error("--lease-ttl must be at least 1s");
+        return -EINVAL;
+    }
+    adv_lease_self_id(app.lease_me, sizeof(app.lease_me));
+    r = adv_lease_new(app.nats_url, &app.nats_auth, s->lease_ttl_ms, app.lease_me, &app.lease);
+    if (r < 0)
+        return r;
+    kopt_log_info("analysis lease on", KOPT_STR("bucket", ADV_LEASE_BUCKET),
+                  KOPT_STR("key", ADV_LEASE_KEY), KOPT_STR("replica", app.lease_me),
+                  KOPT_UINT("ttl_ms", s->lease_ttl_ms));
+    uv_timer_start(&app.lease_timer, on_lease_timer, 0, adv_lease_period_ms(s->lease_ttl_ms));
     return 0;
 }
 
@@ -568,6 +738,8 @@ static int init_parts(void)
                            "How long the last analysis took", NULL, &f);
         app.last_duration = kopt_metric_gauge_with(f);
     }
+    if (r == 0)
+        r = start_lease();
     return r;
 }
 
@@ -595,6 +767,7 @@ int adv_serve(int argc, char **argv)
     app.set = kopt_daemon_settings(&app.g.d);
     uv_timer_init(app.g.d.loop, &app.schedule);
     uv_timer_init(app.g.d.loop, &app.drain_poll);
+    uv_timer_init(app.g.d.loop, &app.lease_timer);
     adv_stream_spec(app.set, &stream);
     stream.auth = &app.nats_auth; /* filled by init_parts, kept across reloads */
     kopt_admin_add_check(app.g.d.admin, "results", check_loaded, NULL);

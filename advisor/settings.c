@@ -115,6 +115,12 @@ static const kopt_config_setting_t settings[] = {
      0, 0, 100000000, NULL},
     {"analysis-interval", KOPT_CONFIG_DURATION, offsetof(S, analysis_interval_ms), "1h",
      "how often the server analyses (0: only on RunAnalysis)", 0, 0, 0, NULL},
+    {"analysis-lease", KOPT_CONFIG_BOOL, offsetof(S, analysis_lease), "true",
+     "with NATS: scheduled analyses run only on the replica holding the lease in the "
+     "kopt_leases bucket, and every replica reloads the newest results (docs/advisor.md)",
+     0, 0, 0, NULL},
+    {"lease-ttl", KOPT_CONFIG_DURATION, offsetof(S, lease_ttl_ms), "2m",
+     "how long the analysis lease outlives its holder's last renewal (at least 1s)", 0, 0, 0, NULL},
     {"rollup-wait", KOPT_CONFIG_DURATION, offsetof(S, rollup_wait_ms), "60s",
      "how long an analysis waits for hours a backfill left partial to be rolled up",
      KOPT_CONFIG_RELOADABLE, 0, 0, NULL},

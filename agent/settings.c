@@ -13,7 +13,9 @@ static const char *const fsyncs[] = {"always", "interval", "never", NULL};
 static const kopt_config_setting_t settings[] = {
     KOPT_DAEMON_SETTINGS(S, ":7431"),
     {"ingest", KOPT_CONFIG_LIST, offsetof(S, ingest), "127.0.0.1:7400",
-     "kopt-ingest addresses (host:port, comma-separated), tried in turn", 0, 0, 0, NULL},
+     "kopt-ingest addresses (host:port, comma-separated); each agent starts at the one its id "
+     "hashes to and moves to the next when a stream gets nowhere",
+     0, 0, 0, NULL},
     {"cluster", KOPT_CONFIG_STRING, offsetof(S, cluster), "local",
      "cluster name; must match the cluster in the client certificate", 0, 0, 0, NULL},
     {"node", KOPT_CONFIG_STRING, offsetof(S, node), NULL, "node name (default: the host name)", 0,

@@ -461,6 +461,21 @@ static void connect_call(agent_transport_t *t)
     pump(t);
 }
 
+/* FNV-1a of the agent id: stable across restarts and builds, and spread
+ * evenly enough over a handful of addresses. */
+size_t agent_transport_home(const char *agent_id, size_t n_targets)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    if (n_targets == 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)(agent_id ? agent_id : ""); *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ull;
+    }
+    return (size_t)(h % n_targets);
+}
+
 int agent_transport_new(uv_loop_t *loop, const agent_transport_opts_t *opts,
                         const agent_batch_source_t *source, agent_transport_t **out)
 {
@@ -475,6 +490,8 @@ int agent_transport_new(uv_loop_t *loop, const agent_transport_opts_t *opts,
     }
     t->loop = loop;
     t->opts = *opts;
+    /* A fleet spreads over the list; failing over moves on from here. */
+    t->target = agent_transport_home(opts->agent_id, opts->n_targets);
     if (t->opts.poison_after == 0)
         t->opts.poison_after = 3;
     t->src = *source;

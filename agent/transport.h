@@ -34,7 +34,7 @@ typedef struct {
 } agent_batch_source_t;
 
 typedef struct {
-    const char *const *targets; /* "host:port", tried in turn; kept */
+    const char *const *targets; /* "host:port", from agent_transport_home on; kept */
     size_t n_targets;
     grpc_channel_credentials *creds; /* NULL: plaintext (--insecure); taken */
     const char *server_name;         /* TLS name override, or NULL */
@@ -52,6 +52,11 @@ typedef struct {
 } agent_transport_stats_t;
 
 typedef struct agent_transport agent_transport_t;
+
+/* The address an agent starts at: its id hashed over the list, so agents
+ * spread over ingest replicas. A stream that gets nowhere moves to the next
+ * address and stays there until that one fails too (docs/deploy.md). */
+size_t agent_transport_home(const char *agent_id, size_t n_targets);
 
 int agent_transport_new(uv_loop_t *loop, const agent_transport_opts_t *opts,
                         const agent_batch_source_t *source, agent_transport_t **out);

@@ -47,7 +47,11 @@ static const nats_user_t users[] = {
      "\"$JS.API.STREAM.UPDATE.KOPT_RECOMMENDATIONS\", "
      "\"$JS.API.STREAM.INFO.KOPT_RECOMMENDATIONS\", \"$KV.kopt_recommendations.>\", "
      "\"$JS.API.STREAM.INFO.KV_kopt_recommendations\", "
-     "\"$JS.API.STREAM.CREATE.KV_kopt_recommendations\"",
+     "\"$JS.API.STREAM.CREATE.KV_kopt_recommendations\", "
+     /* the analysis lease (docs/advisor.md, "Replicas") */
+     "\"$KV.kopt_leases.>\", \"$JS.API.STREAM.INFO.KV_kopt_leases\", "
+     "\"$JS.API.STREAM.CREATE.KV_kopt_leases\", \"$JS.API.DIRECT.GET.KV_kopt_leases.>\", "
+     "\"$JS.API.STREAM.MSG.GET.KV_kopt_leases\"",
      "\"_INBOX.kopt-advisor.>\""},
     {"kopt-admin", "\">\"", "\">\""},
 };
