@@ -115,8 +115,10 @@ void kopt_span_end(kopt_span_t *s, int error, const char *message)
         return;
     }
     if (X.count == X.o.queue_max) {
-        pthread_mutex_unlock(&X.mu);
+        /* Counted under the lock: kopt_trace_shutdown clears the metric
+         * under it, and the caller may free the registry right after. */
         count(X.m_full, &X.dropped_full, 1);
+        pthread_mutex_unlock(&X.mu);
         return;
     }
     X.ring[(X.head + X.count) % X.o.queue_max] = *s;
