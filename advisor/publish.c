@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <kopt/log.h>
+#include <kopt/nats_servers.h>
 #include <kopt/names.h>
 #include <kopt/url.h>
 
@@ -83,7 +84,7 @@ static int connect_js(adv_publisher_t *p, char *err, size_t errlen)
     disconnect(p);
     s = natsOptions_Create(&o);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(o, p->url);
+        s = kopt_nats_servers(o, p->url);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, "kopt-advisor-publisher");
     if (s == NATS_OK)

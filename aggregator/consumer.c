@@ -16,6 +16,7 @@
 
 #include <kopt/backoff.h>
 #include <kopt/log.h>
+#include <kopt/nats_servers.h>
 #include <kopt/url.h>
 #include <kopt/util.h>
 
@@ -78,7 +79,7 @@ static int connect_nats(struct agg *a)
     natsStatus s = natsOptions_Create(&no);
 
     if (s == NATS_OK)
-        s = natsOptions_SetURL(no, a->o.nats_url);
+        s = kopt_nats_servers(no, a->o.nats_url);
     if (s == NATS_OK)
         s = natsOptions_SetName(no, "kopt-aggregator");
     if (s == NATS_OK)

@@ -13,6 +13,7 @@
 #include <nats/adapters/libuv.h>
 
 #include <kopt/log.h>
+#include <kopt/nats_servers.h>
 #include <kopt/url.h>
 
 struct kopt_nats {
@@ -91,7 +92,7 @@ static int options(uv_loop_t *loop, const char *url, const char *name, kopt_nats
     natsStatus s = natsOptions_Create(&o);
 
     if (s == NATS_OK)
-        s = natsOptions_SetURL(o, url);
+        s = kopt_nats_servers(o, url);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, name);
     if (s == NATS_OK)
@@ -235,7 +236,14 @@ static void ensure_work(uv_work_t *w)
     jsErrCode jerr = 0;
     const char *subjects[1];
     const char *what = "connect";
-    natsStatus s = natsConnection_ConnectTo(&nc, e->url);
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+
+    if (s == NATS_OK)
+        s = kopt_nats_servers(o, e->url); /* a cluster's URL list too */
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&nc, o);
+    natsOptions_Destroy(o);
 
     if (s == NATS_OK) {
         what = "JetStream context";
