@@ -557,31 +557,52 @@ static int migrate_one(kopt_ch_client_t *c, const agg_schema_options_t *opts, un
 int agg_schema_migrate(kopt_ch_client_t *c, const agg_schema_options_t *opts, unsigned *applied,
                        kopt_ch_error_t *err)
 {
-    size_t n = kopt_ch_url_count(c);
+    size_t n = kopt_ch_url_count(c), done = 0;
     unsigned total = 0;
-    int r = 0;
+    int r = 0, first_error = 0;
 
     if (applied)
         *applied = 0;
     if (!kopt_ch_cluster(c) || n < 2)
         return migrate_one(c, opts, applied, err);
-    /* No ON CLUSTER DDL: each replica listed is migrated in turn, all of
-     * them or the call fails (and is retried by the caller). */
-    for (size_t i = 0; i < n && r == 0; i++) {
+    /* No ON CLUSTER DDL: each replica listed is migrated in turn. One that
+     * gives no answer (down, as a replica killed a moment ago) is skipped
+     * with a warning, so an aggregator can start while a replica is down: it
+     * has its tables from before, and a new replica gets them at the next
+     * start or `kopt-aggregator migrate`. Any other error fails the call
+     * (the caller retries), and so does no replica answering. */
+    for (size_t i = 0; i < n; i++) {
         unsigned one = 0;
 
         kopt_ch_pin(c, (int)i);
         r = migrate_one(c, opts, &one, err);
-        if (r == 0)
+        if (r == 0) {
             kopt_log_info("replica migrated", KOPT_STR("clickhouse", kopt_ch_url(c)),
                           KOPT_STR("cluster", kopt_ch_cluster(c)), KOPT_UINT("applied", one));
-        total += one;
+            total += one;
+            done++;
+            continue;
+        }
+        if (!first_error)
+            first_error = r;
+        if (r != -ECONNREFUSED && r != -ETIMEDOUT && r != -EHOSTUNREACH && r != -ECONNRESET)
+            break;
+        kopt_log_warn("replica not answering; not migrated now",
+                      KOPT_STR("clickhouse", kopt_ch_url(c)), KOPT_ERR(r));
     }
     kopt_ch_pin(c, 0);
     kopt_ch_pin(c, -1);
     if (applied)
         *applied = total;
-    return r;
+    if (done == n)
+        return 0;
+    if (done > 0 && (r == 0 || r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
+                     r == -ECONNRESET)) {
+        if (err)
+            memset(err, 0, sizeof(*err));
+        return 0;
+    }
+    return r ? r : first_error;
 }
 
 static bool partition_id_ok(const char *s)
