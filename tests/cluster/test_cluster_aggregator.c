@@ -39,6 +39,8 @@ static kopt_test_ch_cluster_t *chc;
 static natsConnection *nc;
 static jsCtx *js;
 static int64_t hour0;
+static kopt_test_proc_t agg_proc; /* the test's kopt-aggregator */
+static char *agg_dir;             /* its temp dir, while a test runs */
 
 static void sleep_ms(long ms)
 {
@@ -73,6 +75,11 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
+    kopt_test_proc_release(&agg_proc); /* a failed test's aggregator */
+    if (agg_dir) {
+        kopt_test_rmtree(agg_dir);
+        free(agg_dir);
+    }
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     return kopt_test_teardown_all(state);
@@ -257,8 +264,8 @@ static void run_kill(kill_t what, const char *db)
 {
     char count_sql[160], distinct_sql[160];
     const long want = (long)BATCHES * WINDOWS;
-    kopt_test_proc_t agg = {0};
-    char *dir = kopt_test_tmpdir("kopt-ctest-agg");
+    kopt_test_proc_t *agg = &agg_proc;
+    char *dir = agg_dir = kopt_test_tmpdir("kopt-ctest-agg");
     double t_kill, t_done = 0;
     jsErrCode jerr = 0;
     int node;
@@ -269,13 +276,13 @@ static void run_kill(kill_t what, const char *db)
              "SELECT uniqExact(pod, window_start) FROM %s.container_windows", db);
     js_DeleteStream(js, STREAM, NULL, &jerr);
     create_stream();
-    spawn_aggregator(&agg, dir, db);
+    spawn_aggregator(agg, dir, db);
     for (uint64_t seq = 1; seq <= BATCHES / 2; seq++)
         publish_batch(seq);
     /* The aggregator has migrated both replicas and stores: batches flow. */
     for (double t0 = kopt_test_now(); ch_count(chc->replicas[0], count_sql) <= 0;) {
         if (kopt_test_now() - t0 > 60.0) {
-            kopt_test_log_tail(agg.log_path, 40);
+            kopt_test_log_tail(agg->log_path, 40);
             fail_msg("kopt-aggregator stored nothing in 60 s");
         }
         sleep_ms(100);
@@ -285,31 +292,34 @@ static void run_kill(kill_t what, const char *db)
     t_kill = kopt_test_now();
     for (uint64_t seq = BATCHES / 2 + 1; seq <= BATCHES; seq++) {
         publish_batch(seq);
-        if (what == KILL_ZOOKEEPER)
-            sleep_ms(30000 / (BATCHES / 2));
+        if (what != KILL_STREAM_LEADER) /* down while batches flow */
+            sleep_ms((what == KILL_ZOOKEEPER ? 30000 : 10000) / (BATCHES / 2));
     }
     fprintf(stderr, "TIMING all batches published %.2f s after the kill\n",
             kopt_test_now() - t_kill);
-    if (what == KILL_ZOOKEEPER)
+    /* A ClickHouse replica comes back now: rows it stored and acked just
+     * before its death may not be on the other yet (no insert_quorum), so
+     * "complete" needs it back (docs/storage.md). A NATS node stays down
+     * until every window is stored. */
+    if (what != KILL_STREAM_LEADER)
         do_restart(what, node);
     while (kopt_test_now() - t_kill < 150.0) {
-        /* The killed replica is still down: the one alive must have all. */
-        if (ch_count(chc->replicas[what == KILL_CH_REPLICA ? 1 : 0], count_sql) == want &&
-            (what == KILL_CH_REPLICA || ch_count(chc->replicas[1], count_sql) == want)) {
+        if (ch_count(chc->replicas[0], count_sql) == want &&
+            ch_count(chc->replicas[1], count_sql) == want) {
             t_done = kopt_test_now();
             break;
         }
         sleep_ms(200);
     }
     if (!t_done)
-        kopt_test_log_tail(agg.log_path, 40);
+        kopt_test_log_tail(agg->log_path, 40);
     fprintf(stderr,
-            "TIMING recovered after kill -9 of %s: every window stored %.2f s after the "
-            "kill\n",
+            "TIMING recovered after kill -9 of %s: every window on both replicas %.2f s "
+            "after the kill\n",
             kill_names[what], kopt_test_now() - t_kill);
     assert_true(t_done > 0);
-    assert_true(kopt_test_proc_alive(&agg));
-    if (what != KILL_ZOOKEEPER)
+    assert_true(kopt_test_proc_alive(agg));
+    if (what == KILL_STREAM_LEADER)
         do_restart(what, node);
     /* Both replicas, the restarted one included, end with every window
      * exactly once. */
@@ -318,15 +328,15 @@ static void run_kill(kill_t what, const char *db)
 
         while (ch_count(chc->replicas[i], count_sql) != want && kopt_test_now() - t0 < 60.0)
             sleep_ms(200);
-        fprintf(stderr, "TIMING replica r%d complete %.2f s after the restart\n", i + 1,
-                kopt_test_now() - t0);
+        fprintf(stderr, "TIMING replica r%d checked in %.2f s\n", i + 1, kopt_test_now() - t0);
         assert_int_equal(ch_count(chc->replicas[i], count_sql), want);
         assert_int_equal(ch_count(chc->replicas[i], distinct_sql), want);
     }
-    assert_int_equal(kopt_test_proc_stop(&agg, 30000), 0);
-    kopt_test_proc_release(&agg);
+    assert_int_equal(kopt_test_proc_stop(agg, 30000), 0);
+    kopt_test_proc_release(agg);
     kopt_test_rmtree(dir);
     free(dir);
+    agg_dir = NULL;
 }
 
 static void exactly_once_across_stream_leader_kill(void **state)
