@@ -39,6 +39,9 @@ static void ch_options(const agg_settings_t *s, kopt_ch_options_t *o)
     o->password_env = "KOPT_CLICKHOUSE_PASSWORD";
     o->ca_file = s->clickhouse_ca;
     o->timeout_ms = (uint32_t)s->clickhouse_timeout_ms;
+    o->cluster = s->clickhouse_cluster;
+    o->insert_quorum = (uint32_t)s->insert_quorum;
+    o->insert_quorum_timeout_ms = (uint32_t)s->insert_quorum_timeout_ms;
 }
 
 static void agg_options(const agg_settings_t *s, agg_options_t *o)

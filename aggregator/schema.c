@@ -213,7 +213,28 @@ typedef struct {
     const kopt_ch_version_t *server;
     const char *db;
     const agg_schema_options_t *opts;
+    const char *cluster; /* replicated tables in this ClickHouse cluster, or NULL */
 } ctx_t;
+
+/* With a cluster, ReplacingMergeTree(v) becomes
+ * ReplicatedReplacingMergeTree('<path>', '{replica}', v): same keys and
+ * version column, so the same idempotence, plus block dedupe. The path names
+ * the cluster, the {shard} macro, database and table, so two kopt databases
+ * (or installations) on one ZooKeeper never share a table. 18.16 syntax:
+ * docs/stack-facts.md, "ClickHouse: replicated tables on 18.16". */
+static void write_engine(FILE *f, const ctx_t *x, const table_t *t)
+{
+    static const char plain[] = "ENGINE = ReplacingMergeTree(";
+
+    if (!x->cluster || strncmp(t->engine_tail, plain, sizeof(plain) - 1) != 0) {
+        fputs(t->engine_tail, f);
+        return;
+    }
+    fprintf(f,
+            "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/%s/{shard}/%s.%s', "
+            "'{replica}', %s",
+            x->cluster, x->db, t->table, t->engine_tail + sizeof(plain) - 1);
+}
 
 typedef struct {
     uint32_t version;
@@ -221,6 +242,8 @@ typedef struct {
     int (*render)(const ctx_t *x, const void *arg, char **sql);
     const void *arg;
 } migration_t;
+
+static void write_added_columns(FILE *f, const ctx_t *x, const table_t *t, bool codec);
 
 static int render_table(const ctx_t *x, const void *arg, char **sql)
 {
@@ -243,7 +266,9 @@ static int render_table(const ctx_t *x, const void *arg, char **sql)
             fputs(col->flags & COL_TIME ? " CODEC(Delta, ZSTD(1))" : " CODEC(ZSTD(1))", f);
         fputs(col[1].name ? ",\n" : "\n", f);
     }
-    fprintf(f, ")\n%s", t->engine_tail);
+    write_added_columns(f, x, t, codec);
+    fputs(")\n", f);
+    write_engine(f, x, t);
     if (fclose(f) != 0) {
         free(buf);
         return -ENOMEM;
@@ -335,6 +360,31 @@ static const migration_t migrations[] = {
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
+/* A replicated table must be created with the structure ZooKeeper holds:
+ * once one replica ran an ADD COLUMN migration (an ALTER that replicates),
+ * another replica's CREATE with the older column list fails with code 122
+ * ("Table structure in ZooKeeper is too different"). So with a cluster the
+ * CREATE already has every column later migrations add, in their order
+ * (ADD COLUMN appends), and those migrations find the column and only
+ * record themselves. */
+static void write_added_columns(FILE *f, const ctx_t *x, const table_t *t, bool codec)
+{
+    if (!x->cluster)
+        return;
+    for (size_t i = 0; i < N_MIGRATIONS; i++) {
+        const add_column_t *a = migrations[i].arg;
+
+        if (migrations[i].render != render_add_column || strcmp(a->table, t->table) != 0)
+            continue;
+        /* The previous column line ended with "\n": replace by ",\n". */
+        fseek(f, -1, SEEK_CUR);
+        fprintf(f, ",\n    %s %s%s\n", a->column.name, a->column.type,
+                !codec                       ? ""
+                : a->column.flags & COL_TIME ? " CODEC(Delta, ZSTD(1))"
+                                             : " CODEC(ZSTD(1))");
+    }
+}
+
 uint32_t agg_schema_latest(void)
 {
     return migrations[N_MIGRATIONS - 1].version;
@@ -421,11 +471,14 @@ static int applied_versions(kopt_ch_client_t *c, const char *db, uint64_t *set,
     return 0;
 }
 
-int agg_schema_migrate(kopt_ch_client_t *c, const agg_schema_options_t *opts, unsigned *applied,
+/* The migrations on the replica the client uses now. schema_migrations
+ * stays a plain table: it records what this replica has, so a replica
+ * added later (or recreated) gets every table though the others have them. */
+static int migrate_one(kopt_ch_client_t *c, const agg_schema_options_t *opts, unsigned *applied,
                        kopt_ch_error_t *err)
 {
     const char *db = kopt_ch_database(c);
-    ctx_t x = {.db = db, .opts = opts};
+    ctx_t x = {.db = db, .opts = opts, .cluster = kopt_ch_cluster(c)};
     kopt_ch_version_t server;
     uint64_t done;
     unsigned n = 0;
@@ -499,6 +552,57 @@ int agg_schema_migrate(kopt_ch_client_t *c, const agg_schema_options_t *opts, un
     if (applied)
         *applied = n;
     return r;
+}
+
+int agg_schema_migrate(kopt_ch_client_t *c, const agg_schema_options_t *opts, unsigned *applied,
+                       kopt_ch_error_t *err)
+{
+    size_t n = kopt_ch_url_count(c), done = 0;
+    unsigned total = 0;
+    int r = 0, first_error = 0;
+
+    if (applied)
+        *applied = 0;
+    if (!kopt_ch_cluster(c) || n < 2)
+        return migrate_one(c, opts, applied, err);
+    /* No ON CLUSTER DDL: each replica listed is migrated in turn. One that
+     * gives no answer (down, as a replica killed a moment ago) is skipped
+     * with a warning, so an aggregator can start while a replica is down: it
+     * has its tables from before, and a new replica gets them at the next
+     * start or `kopt-aggregator migrate`. Any other error fails the call
+     * (the caller retries), and so does no replica answering. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned one = 0;
+
+        kopt_ch_pin(c, (int)i);
+        r = migrate_one(c, opts, &one, err);
+        if (r == 0) {
+            kopt_log_info("replica migrated", KOPT_STR("clickhouse", kopt_ch_url(c)),
+                          KOPT_STR("cluster", kopt_ch_cluster(c)), KOPT_UINT("applied", one));
+            total += one;
+            done++;
+            continue;
+        }
+        if (!first_error)
+            first_error = r;
+        if (r != -ECONNREFUSED && r != -ETIMEDOUT && r != -EHOSTUNREACH && r != -ECONNRESET)
+            break;
+        kopt_log_warn("replica not answering; not migrated now",
+                      KOPT_STR("clickhouse", kopt_ch_url(c)), KOPT_ERR(r));
+    }
+    kopt_ch_pin(c, 0);
+    kopt_ch_pin(c, -1);
+    if (applied)
+        *applied = total;
+    if (done == n)
+        return 0;
+    if (done > 0 && (r == 0 || r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
+                     r == -ECONNRESET)) {
+        if (err)
+            memset(err, 0, sizeof(*err));
+        return 0;
+    }
+    return r ? r : first_error;
 }
 
 static bool partition_id_ok(const char *s)

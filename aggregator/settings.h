@@ -20,6 +20,9 @@ typedef struct {
     char *clickhouse_database;
     char *clickhouse_ca;
     uint64_t clickhouse_timeout_ms;
+    char *clickhouse_cluster;
+    int64_t insert_quorum;
+    uint64_t insert_quorum_timeout_ms;
     char *stream;
     char *consumer;
     int64_t fetch_batch;

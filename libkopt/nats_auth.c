@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include <kopt/log.h>
+#include <kopt/nats_servers.h>
 #include <kopt/url.h>
 
 #define MAX_PASSWORD_BYTES 1024
@@ -160,25 +161,6 @@ int kopt_nats_auth_apply(natsOptions *o, const char *url, const kopt_nats_auth_t
     return r;
 }
 
-/* "a,b,c" -> natsOptions_SetServers; one URL -> natsOptions_SetURL. */
-static natsStatus set_urls(natsOptions *o, const char *url)
-{
-    const char *servers[64];
-    char *copy, *save = NULL, *tok;
-    int n = 0;
-    natsStatus s;
-
-    if (!strchr(url, ','))
-        return natsOptions_SetURL(o, url);
-    if (!(copy = strdup(url)))
-        return NATS_NO_MEMORY;
-    for (tok = strtok_r(copy, ", ", &save); tok && n < 64; tok = strtok_r(NULL, ", ", &save))
-        servers[n++] = tok;
-    s = n ? natsOptions_SetServers(o, servers, n) : NATS_INVALID_ARG;
-    free(copy);
-    return s;
-}
-
 /* Replies (PubAcks, fetched messages, API answers) come to _INBOX.<user>.…
  * rather than _INBOX.…, so the server can let each user subscribe to its own
  * inboxes only, and one component cannot read another's replies. Only for a
@@ -211,7 +193,7 @@ int kopt_nats_options_new(const char *url, const char *name, const kopt_nats_aut
         snprintf(err, errlen, "no NATS URL");
         r = -EINVAL;
     }
-    if (r == 0 && (s = set_urls(o, url)) != NATS_OK) {
+    if (r == 0 && (s = kopt_nats_servers(o, url)) != NATS_OK) {
         snprintf(err, errlen, "bad NATS URL %s: %s", KOPT_URL_REDACTED(url), natsStatus_GetText(s));
         r = s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
     }

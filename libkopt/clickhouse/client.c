@@ -27,10 +27,18 @@
 #define DEFAULT_MAX_RESPONSE (64u << 20) /* bytes */
 #define GZIP_MIN_BYTES 1024              /* smaller bodies are not worth a gzip header */
 #define MAX_SECRET_BYTES 4096
+#define MAX_URLS 16 /* replicas in one --clickhouse-url list */
 
 struct kopt_ch_client {
     CURL *easy;
-    char *url; /* without credentials, without a trailing '?' */
+    char *url;     /* urls[current]: the one in use */
+    char **urls;   /* each without credentials, without a trailing '?' */
+    size_t n_urls; /* 1 unless the option listed replicas */
+    size_t current;
+    bool pinned;        /* kopt_ch_pin(): no failover */
+    uint64_t failovers; /* switches to another URL */
+    uint32_t insert_quorum, insert_quorum_timeout_ms;
+    char *cluster; /* NULL: not replicated */
     char *database;
     char *user;
     char *password;                  /* wiped on free */
@@ -109,7 +117,7 @@ static int read_secret_file(const char *path, char **out)
 }
 
 /* Takes user:password out of the URL; keeps the rest for requests and logs. */
-static int split_url(kopt_ch_client_t *c, const char *url, char **url_user, char **url_pass,
+static int split_url(char **out, const char *url, char **url_user, char **url_pass,
                      kopt_ch_error_t *err)
 {
     CURLU *u = curl_url();
@@ -136,12 +144,65 @@ static int split_url(kopt_ch_client_t *c, const char *url, char **url_user, char
         r = -ENOMEM;
         goto out;
     }
-    c->url = strdup(clean);
-    r = c->url ? 0 : -ENOMEM;
+    *out = strdup(clean);
+    r = *out ? 0 : -ENOMEM;
 out:
     curl_free(scheme);
     curl_free(clean);
     curl_url_cleanup(u);
+    return r;
+}
+
+/* A comma-separated list of replicas' URLs: each is split_url'd; user and
+ * password come from the first that carries them. */
+static int split_urls(kopt_ch_client_t *c, const char *list, char **url_user, char **url_pass,
+                      kopt_ch_error_t *err)
+{
+    char *copy = strdup(list), *tok, *save = NULL;
+    int r = 0;
+
+    if (!copy || !(c->urls = calloc(MAX_URLS, sizeof(*c->urls)))) {
+        free(copy);
+        return -ENOMEM;
+    }
+    for (tok = strtok_r(copy, ",", &save); tok && r == 0; tok = strtok_r(NULL, ",", &save)) {
+        char *u = NULL, *p = NULL;
+
+        tok += strspn(tok, " \t");
+        tok[strcspn(tok, " \t")] = '\0';
+        if (!*tok)
+            continue;
+        if (c->n_urls == MAX_URLS) {
+            set_error(err, -EINVAL, 0, 0, KOPT_CH_PERMANENT, "clickhouse url: more than %d URLs",
+                      MAX_URLS);
+            r = -EINVAL;
+            break;
+        }
+        r = split_url(&c->urls[c->n_urls], tok, &u, &p, err);
+        if (r == 0) {
+            c->n_urls++;
+            if (u && !*url_user) {
+                *url_user = u;
+                u = NULL;
+            }
+            if (p && !*url_pass) {
+                *url_pass = p;
+                p = NULL;
+            }
+        }
+        if (p)
+            explicit_bzero(p, strlen(p));
+        curl_free(u);
+        curl_free(p);
+    }
+    explicit_bzero(copy, strlen(list));
+    free(copy);
+    if (r == 0 && c->n_urls == 0) {
+        set_error(err, -EINVAL, 0, 0, KOPT_CH_PERMANENT, "clickhouse url: not set");
+        r = -EINVAL;
+    }
+    if (r == 0)
+        c->url = c->urls[0];
     return r;
 }
 
@@ -227,7 +288,10 @@ void kopt_ch_client_free(kopt_ch_client_t *c)
         explicit_bzero(c->password, strlen(c->password));
         free(c->password);
     }
-    free(c->url);
+    for (size_t i = 0; i < c->n_urls; i++)
+        free(c->urls[i]);
+    free(c->urls);
+    free(c->cluster);
     free(c->database);
     free(c->user);
     free(c->gz);
@@ -290,7 +354,18 @@ int kopt_ch_client_new(const kopt_ch_options_t *o, kopt_ch_client_t **out, kopt_
         return -ENOMEM;
     c->compress = o->compress;
     c->max_response = o->max_response_bytes ? o->max_response_bytes : DEFAULT_MAX_RESPONSE;
-    r = split_url(c, o->url, &url_user, &url_pass, err);
+    c->insert_quorum = o->insert_quorum;
+    c->insert_quorum_timeout_ms = o->insert_quorum_timeout_ms;
+    r = split_urls(c, o->url, &url_user, &url_pass, err);
+    if (r == 0 && o->cluster && *o->cluster) {
+        if (!kopt_ch_identifier_ok(o->cluster)) {
+            set_error(err, -EINVAL, 0, 0, KOPT_CH_PERMANENT,
+                      "clickhouse cluster \"%.64s\": bad name", o->cluster);
+            r = -EINVAL;
+        } else if (!(c->cluster = strdup(o->cluster))) {
+            r = -ENOMEM;
+        }
+    }
     if (r == 0 && !(c->database = strdup(db)))
         r = -ENOMEM;
     if (r == 0 && (o->user || url_user) && !(c->user = strdup(o->user ? o->user : url_user)))
@@ -331,6 +406,35 @@ const char *kopt_ch_url(const kopt_ch_client_t *c)
 uint64_t kopt_ch_connections_opened(const kopt_ch_client_t *c)
 {
     return c->connections;
+}
+
+const char *kopt_ch_cluster(const kopt_ch_client_t *c)
+{
+    return c->cluster;
+}
+
+size_t kopt_ch_url_count(const kopt_ch_client_t *c)
+{
+    return c->n_urls;
+}
+
+uint64_t kopt_ch_failovers(const kopt_ch_client_t *c)
+{
+    return c->failovers;
+}
+
+int kopt_ch_pin(kopt_ch_client_t *c, int i)
+{
+    if (i < 0) {
+        c->pinned = false;
+        return 0;
+    }
+    if ((size_t)i >= c->n_urls)
+        return -EINVAL;
+    c->current = (size_t)i;
+    c->url = c->urls[i];
+    c->pinned = true;
+    return 0;
 }
 
 /* --- requests ------------------------------------------------------------ */
@@ -519,11 +623,64 @@ static char *make_url(const kopt_ch_client_t *c, unsigned flags, const char *ext
     return n < 0 ? NULL : url;
 }
 
+/* Whether another replica may answer where this one did not: no answer at
+ * all, or a 5xx that is not about the statement (a replica without
+ * ZooKeeper, shutting down, overloaded). A permanent error would fail on
+ * every replica alike. */
+static bool worth_failover(int r, const kopt_ch_error_t *e)
+{
+    switch (r) {
+    case -ECONNREFUSED:
+    case -ETIMEDOUT:
+    case -EHOSTUNREACH:
+    case -ECONNRESET:
+    case -EIO:
+        return true;
+    case -EREMOTEIO:
+        return e->http_status >= 500 && e->cls == KOPT_CH_RETRYABLE;
+    default:
+        return false;
+    }
+}
+
+/* One attempt on each URL at most, from the current one on; the first that
+ * answers becomes current, so later calls go there directly. */
+static int perform_failover(kopt_ch_client_t *c, unsigned flags, const char *extra,
+                            const void *body, size_t len, response_t *resp, kopt_ch_error_t *err)
+{
+    kopt_ch_error_t local;
+    kopt_ch_error_t *e = err ? err : &local;
+    size_t tries = c->pinned ? 1 : c->n_urls;
+    int r = -EIO;
+
+    for (size_t t = 0; t < tries; t++) {
+        char *url = make_url(c, flags, extra);
+
+        if (!url) {
+            set_error(err, -ENOMEM, 0, 0, KOPT_CH_RETRYABLE, "out of memory");
+            return -ENOMEM;
+        }
+        clear_error(e);
+        free(resp->data);
+        *resp = (response_t){.max = c->max_response};
+        r = perform(c, url, body, len, resp, e);
+        free(url);
+        if (r == 0 || t + 1 == tries || !worth_failover(r, e))
+            break;
+        kopt_log_warn("clickhouse replica failed; trying the next", KOPT_STR("url", c->url),
+                      KOPT_ERR(r), KOPT_STR("message", e->message),
+                      KOPT_STR("next", c->urls[(c->current + 1) % c->n_urls]));
+        c->current = (c->current + 1) % c->n_urls;
+        c->url = c->urls[c->current];
+        c->failovers++;
+    }
+    return r;
+}
+
 static int request(kopt_ch_client_t *c, unsigned flags, const char *extra, const void *body,
                    size_t len, char **out, size_t *out_len, kopt_ch_error_t *err)
 {
     response_t resp = {.max = c->max_response};
-    char *url = make_url(c, flags, extra);
     int r;
 
     if (out)
@@ -531,11 +688,7 @@ static int request(kopt_ch_client_t *c, unsigned flags, const char *extra, const
     if (out_len)
         *out_len = 0;
     clear_error(err);
-    if (!url) {
-        set_error(err, -ENOMEM, 0, 0, KOPT_CH_RETRYABLE, "out of memory");
-        return -ENOMEM;
-    }
-    r = perform(c, url, body, len, &resp, err);
+    r = perform_failover(c, flags, extra, body, len, &resp, err);
     if (r < 0)
         kopt_log_debug("clickhouse request failed", KOPT_STR("url", c->url), KOPT_ERR(r),
                        KOPT_INT("code", err ? err->code : 0),
@@ -550,7 +703,6 @@ static int request(kopt_ch_client_t *c, unsigned flags, const char *extra, const
             *out_len = resp.len;
     }
     free(resp.data);
-    free(url);
     return r;
 }
 
@@ -584,8 +736,17 @@ int kopt_ch_insert(kopt_ch_client_t *c, const char *table, const char *columns, 
         goto out;
     }
     escaped = curl_easy_escape(c->easy, sql, 0);
-    if (!escaped || asprintf(&extra, "query=%s", escaped) < 0) {
-        extra = NULL;
+    /* 18.16 has no INSERT ... SETTINGS: settings go as URL parameters. */
+    if (c->insert_quorum > 1)
+        r = asprintf(&extra, "query=%s&insert_quorum=%u&insert_quorum_timeout=%u",
+                     escaped ? escaped : "", c->insert_quorum,
+                     c->insert_quorum_timeout_ms ? c->insert_quorum_timeout_ms : 60000);
+    else
+        r = asprintf(&extra, "query=%s", escaped ? escaped : "");
+    if (r < 0)
+        extra = NULL; /* asprintf leaves it undefined */
+    if (!escaped || r < 0) {
+        r = -ENOMEM;
         goto out;
     }
     r = request(c, 0, extra, data, len, NULL, NULL, err);

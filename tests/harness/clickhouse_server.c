@@ -136,8 +136,10 @@ static int write_config(kopt_test_clickhouse_t *ch, char **config_path)
             "  <mlock_executable>false</mlock_executable>\n"
             "  <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>\n"
             "%5$s"
+            "%6$s"
             "</yandex>\n",
-            ch->dir, ch->http_port, ch->tcp_port, users, tls) < 0) {
+            ch->dir, ch->http_port, ch->tcp_port, users, tls,
+            ch->config_extra ? ch->config_extra : "") < 0) {
         r = -ENOMEM;
         goto out;
     }
@@ -333,6 +335,7 @@ static void free_fields(kopt_test_clickhouse_t *ch)
     free(ch->err_log_path);
     free(ch->tls_cert);
     free(ch->tls_key);
+    free(ch->config_extra);
     free(ch);
 }
 
@@ -353,6 +356,8 @@ int kopt_test_clickhouse_start_opts(kopt_test_clickhouse_t **out,
     ch->held_fds[0] = ch->held_fds[1] = ch->held_fds[2] = -1;
     if (opts && opts->tls_cert && opts->tls_key &&
         (!(ch->tls_cert = strdup(opts->tls_cert)) || !(ch->tls_key = strdup(opts->tls_key))))
+        goto fail;
+    if (opts && opts->config_extra && !(ch->config_extra = strdup(opts->config_extra)))
         goto fail;
     ch->dir = kopt_test_owned_tmpdir("kopt-clickhouse");
     if (!ch->dir || asprintf(&ch->log_path, "%s/stdout.log", ch->dir) < 0 ||

@@ -212,6 +212,9 @@ typedef struct kopt_test_clickhouse_opts {
      * must name 127.0.0.1, as scripts/certs' server.pem does. NULL: HTTP only. */
     const char *tls_cert;
     const char *tls_key;
+    /* XML appended inside <yandex> (zookeeper, macros, interserver port for
+     * a replica: clickhouse_cluster.c), or NULL. */
+    const char *config_extra;
 } kopt_test_clickhouse_opts_t;
 
 typedef struct kopt_test_clickhouse {
@@ -227,6 +230,7 @@ typedef struct kopt_test_clickhouse {
     double start_seconds; /* last start or restart, spawn to /ping "Ok." */
     kopt_test_proc_t proc;
     char *tls_cert, *tls_key; /* owned copies, or NULL */
+    char *config_extra;       /* owned copy, or NULL */
     int held_fds[3];          /* ports held while down (kill9 .. restart), or -1 */
 } kopt_test_clickhouse_t;
 

@@ -23,7 +23,11 @@ typedef struct kopt_ch_client kopt_ch_client_t;
 typedef struct {
     /* "http://host:8123" or "https://host:8443", optionally with a path.
      * user:password in the URL is taken out of it and used like user and
-     * password below; the URL is only ever shown without it. Required. */
+     * password below; the URL is only ever shown without it. Required.
+     * Several replicas' URLs, comma-separated: a call that gets no answer
+     * or a retryable 5xx from one is tried once on each next one, and the
+     * first that answers is used from then on (docs/storage.md,
+     * "Replication"). */
     const char *url;
     const char *database; /* NULL: "kopt" */
     const char *user;     /* NULL: ClickHouse's "default" (or the URL's user) */
@@ -40,6 +44,15 @@ typedef struct {
     /* gzip request bodies of 1 KiB and more (Content-Encoding: gzip) and ask
      * for gzip answers (enable_http_compression=1); 18.16 does both. */
     bool compress;
+    /* > 1: inserts wait until this many replicas have the block
+     * (insert_quorum; replicated tables only), for up to
+     * insert_quorum_timeout_ms (0: 60000). */
+    uint32_t insert_quorum;
+    uint32_t insert_quorum_timeout_ms;
+    /* The ClickHouse cluster (remote_servers name) the database is
+     * replicated in, or NULL: then kopt's migrations create Replicated
+     * tables on every URL (docs/storage.md, "Replication"). */
+    const char *cluster;
 } kopt_ch_options_t;
 
 typedef enum {
@@ -105,6 +118,19 @@ int kopt_ch_server_version(kopt_ch_client_t *c, kopt_ch_version_t *out, kopt_ch_
 /* The database the client selects ("kopt"), and the URL without credentials. */
 const char *kopt_ch_database(const kopt_ch_client_t *c);
 const char *kopt_ch_url(const kopt_ch_client_t *c);
+
+/* The cluster option (NULL when not set). */
+const char *kopt_ch_cluster(const kopt_ch_client_t *c);
+
+/* How many URLs the client was given, and how often it switched to the
+ * next after a failure (for a counter). */
+size_t kopt_ch_url_count(const kopt_ch_client_t *c);
+uint64_t kopt_ch_failovers(const kopt_ch_client_t *c);
+
+/* Uses URL i (0-based) only, without failover, until kopt_ch_pin(c, -1)
+ * (which keeps i current): migrations run on each replica this way.
+ * -EINVAL when there is no URL i. */
+int kopt_ch_pin(kopt_ch_client_t *c, int i);
 
 /* TCP (or TLS) connections opened so far; equal to 1 after many calls when
  * keep-alive works. */
