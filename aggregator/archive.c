@@ -246,8 +246,9 @@ static int archive_partition(kopt_ch_client_t *c, kopt_objstore_t *st, const cha
         if (rec.found)
             res->rearchived++;
         kopt_log_info("partition archived", KOPT_STR("table", AGG_ARCHIVE_TABLE),
-                      KOPT_STR("partition", pid), KOPT_STR("key", key), KOPT_UINT("rows", x.rows),
-                      KOPT_UINT("bytes", x.gz_len), KOPT_STR("again", rec.found ? "yes" : "no"));
+                      KOPT_STR("partition", pid), KOPT_STR("object", key),
+                      KOPT_UINT("rows", x.rows), KOPT_UINT("bytes", x.gz_len),
+                      KOPT_STR("again", rec.found ? "yes" : "no"));
     }
 out:
     if (r < 0) {

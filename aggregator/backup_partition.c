@@ -53,10 +53,14 @@ int agg_backup_get_verified(kopt_objstore_t *st, const char *key, uint64_t bytes
     }
     kopt_objstore_sha256_hex(*data, *len, have);
     if ((bytes != UINT64_MAX && *len != bytes) || strcmp(have, sha) != 0) {
+        char want[24] = "any";
+
+        if (bytes != UINT64_MAX)
+            snprintf(want, sizeof(want), "%" PRIu64, bytes);
         agg_backup_say(why, why_len,
-                       "%s is corrupt or truncated: %zu bytes, SHA-256 %.12s..., the manifest "
-                       "says %" PRIu64 " bytes, %.12s...",
-                       key, *len, have, bytes, sha);
+                       "%s is corrupt or truncated: %zu bytes, SHA-256 %.12s..., expected %s "
+                       "bytes, %.12s...",
+                       key, *len, have, want, sha);
         free(*data);
         *data = NULL;
         return -EBADMSG;

@@ -97,7 +97,7 @@ static int run_migrate(const agg_settings_t *s)
 
 static bool known_subcommand(const char *a)
 {
-    static const char *const names[] = {"run", "migrate", "backup", "restore", "replay"};
+    static const char *const names[] = {"run", "migrate", "backup", "restore", "archive", "replay"};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(a, names[i]) == 0)
@@ -122,7 +122,7 @@ static int subcommand(int argc, char **argv)
     if (n > 1 || (n == 1 && !known_subcommand(args[0]))) {
         fprintf(stderr,
                 "kopt-aggregator: unknown subcommand \"%s\" (run, migrate, backup, restore, "
-                "replay)\n",
+                "archive, replay)\n",
                 n > 1 ? args[1] : args[0]);
         code = KOPT_CONFIG_EXIT_USAGE;
     } else if (n == 1 && strcmp(args[0], "migrate") == 0) {
