@@ -355,6 +355,8 @@ int agg_archive_gate(void *ctx, kopt_ch_client_t *c, const char *table, const ch
     r = newest_record(c, db, pid, &rec, why, sizeof(why));
     if (r == 0 && !rec.found) {
         g->unarchived++;
+        if (g->kept_unarchived)
+            kopt_metric_counter_inc(g->kept_unarchived);
         kopt_log_info("retention keeps a partition not archived yet", KOPT_STR("table", table),
                       KOPT_STR("partition", pid));
         return -EAGAIN;
@@ -363,6 +365,8 @@ int agg_archive_gate(void *ctx, kopt_ch_client_t *c, const char *table, const ch
         r = agg_backup_count(c, db, table, true, pid, &rows, &sum, why, sizeof(why));
     if (r == 0 && (rows != rec.rows || sum != rec.checksum)) {
         g->changed++;
+        if (g->kept_changed)
+            kopt_metric_counter_inc(g->kept_changed);
         kopt_log_warn("retention keeps a partition that changed after it was archived; the next "
                       "archive run archives it again",
                       KOPT_STR("table", table), KOPT_STR("partition", pid), KOPT_UINT("rows", rows),
@@ -375,6 +379,8 @@ int agg_archive_gate(void *ctx, kopt_ch_client_t *c, const char *table, const ch
         r = intact(g->st, rec.manifest_key, UINT64_MAX, rec.manifest_sha256, why, sizeof(why));
     if (r < 0) {
         g->unverified++;
+        if (g->kept_unverified)
+            kopt_metric_counter_inc(g->kept_unverified);
         kopt_log_warn("retention keeps a partition whose archive cannot be verified",
                       KOPT_STR("table", table), KOPT_STR("partition", pid), KOPT_STR("reason", why),
                       KOPT_ERR(r));

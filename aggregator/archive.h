@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <kopt/clickhouse.h>
+#include <kopt/metrics.h>
 #include <kopt/objstore.h>
 
 #define AGG_ARCHIVE_TABLE "container_windows"
@@ -52,6 +53,8 @@ typedef struct {
     uint64_t unarchived; /* no record: wait for the archive */
     uint64_t changed;    /* rows or checksum differ from the record */
     uint64_t unverified; /* an object missing, corrupt, or the store failing */
+    /* The same, as metrics; NULL: none. */
+    kopt_metric_counter_t *kept_unarchived, *kept_changed, *kept_unverified;
 } agg_archive_gate_t;
 
 /* An agg_retention_gate_fn (schema.h) for container_windows: 0 when the

@@ -389,7 +389,8 @@ int agg_backup_run(kopt_ch_client_t *c, kopt_objstore_t *st, const agg_backup_op
     for (size_t i = 0; r == 0 && i < n; i++) {
         char *tab = strchr(lines[i], '\t');
 
-        if (!tab || strncmp(lines[i], "_backup_", 8) == 0 || strncmp(lines[i], "_restore_", 9) == 0)
+        if (!tab || strncmp(lines[i], "_backup_", 8) == 0 ||
+            strncmp(lines[i], "_restore_", 9) == 0 || strncmp(lines[i], "_archive_", 9) == 0)
             continue; /* a staging table of a backup that died */
         *tab = '\0';
         if (!kopt_ch_identifier_ok(lines[i]))

@@ -13,8 +13,21 @@
 #include "archive.h"
 #include "backup.h"
 
+void agg_objstore_options(const agg_settings_t *s, kopt_objstore_options_t *so)
+{
+    memset(so, 0, sizeof(*so));
+    so->endpoint = s->s3_endpoint;
+    so->bucket = s->s3_bucket;
+    so->region = s->s3_region;
+    so->ca_file = s->s3_ca;
+    so->path_style = s->s3_path_style;
+    so->credentials_file = s->s3_credentials_file;
+    so->timeout_ms = (uint32_t)s->clickhouse_timeout_ms;
+}
+
 int agg_objstore_open(const agg_settings_t *s, kopt_objstore_t **st)
 {
+    kopt_objstore_options_t so;
     kopt_objstore_error_t oerr = {0};
     int r;
 
@@ -22,15 +35,7 @@ int agg_objstore_open(const agg_settings_t *s, kopt_objstore_t **st)
         kopt_log_error("backup, restore and archive need --s3-endpoint and --s3-bucket");
         return -EINVAL;
     }
-    kopt_objstore_options_t so = {
-        .endpoint = s->s3_endpoint,
-        .bucket = s->s3_bucket,
-        .region = s->s3_region,
-        .ca_file = s->s3_ca,
-        .path_style = s->s3_path_style,
-        .credentials_file = s->s3_credentials_file,
-        .timeout_ms = (uint32_t)s->clickhouse_timeout_ms,
-    };
+    agg_objstore_options(s, &so);
     r = kopt_objstore_new(&so, st, &oerr);
     if (r < 0)
         kopt_log_error("object store settings", KOPT_STR("detail", oerr.message), KOPT_ERR(r));

@@ -13,6 +13,7 @@
 #include <kopt/log.h>
 #include <kopt/url.h>
 
+#include "archive_schedule.h"
 #include "backup_cmd.h"
 #include "consumer.h"
 #include "schema.h"
@@ -24,6 +25,7 @@ typedef struct {
     kopt_daemon_t d;
     const agg_settings_t *set;
     agg_t *agg;
+    agg_schedule_t *schedule; /* archive and backups */
     uv_work_t stop_work;
 } agg_main_t;
 
@@ -146,7 +148,9 @@ static int check_ready(void *data, char *reason, size_t len)
 static void stop_work(uv_work_t *req)
 {
     (void)req;
-    agg_stop(app.agg); /* blocks until inserts and acks are done */
+    agg_stop(app.agg);               /* blocks until inserts and acks are done */
+    agg_schedule_free(app.schedule); /* lets a run in progress finish */
+    app.schedule = NULL;
 }
 
 static void stop_done(uv_work_t *req, int status)
@@ -154,6 +158,27 @@ static void stop_done(uv_work_t *req, int status)
     (void)req;
     (void)status;
     kopt_lifecycle_drained(app.d.lifecycle);
+}
+
+/* Scheduled archive and backups only with an object store (docs/operations.md). */
+static int schedule_new(const agg_settings_t *s, agg_options_t *o, kopt_metrics_t *m)
+{
+    agg_schedule_options_t so = {.prefix = s->s3_prefix,
+                                 .archive_after_days = (uint32_t)s->archive_after_days,
+                                 .archive_interval_ms = s->archive_interval_ms,
+                                 .backup_interval_ms = s->backup_interval_ms,
+                                 .first_delay_ms = 5000};
+    int r;
+
+    ch_options(s, &so.ch);
+    if (s->s3_endpoint && s->s3_bucket)
+        agg_objstore_options(s, &so.store);
+    r = agg_schedule_new(&so, m, &app.schedule);
+    if (r == 0 && agg_schedule_gate(app.schedule)) {
+        o->retention_gate = agg_archive_gate;
+        o->retention_gate_ctx = agg_schedule_gate(app.schedule);
+    }
+    return r;
 }
 
 static void on_drain(void *data)
@@ -183,11 +208,13 @@ int main(int argc, char **argv)
     agg_options(app.set, &o);
     kopt_admin_add_check(app.d.admin, "aggregator", check_ready, NULL);
     if (kopt_nats_auth_validate(o.nats_url, o.nats_auth) < 0 ||
-        agg_new(&o, app.d.metrics, &app.agg) < 0 || agg_start(app.agg) < 0) {
+        schedule_new(app.set, &o, app.d.metrics) < 0 || agg_new(&o, app.d.metrics, &app.agg) < 0 ||
+        agg_start(app.agg) < 0 || agg_schedule_start(app.schedule) < 0) {
         kopt_lifecycle_begin_drain(app.d.lifecycle, "start-up failed");
         app.d.exit_code = 1;
     }
     code = kopt_daemon_run(&app.d);
     agg_free(app.agg);
+    agg_schedule_free(app.schedule);
     return code;
 }

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
 
 #include "archive.h"
 #include "backup_internal.h"
@@ -464,6 +467,127 @@ static void archive_through_the_binary(void **state)
     drop_db("ar_bin");
 }
 
+static kopt_test_proc_t daemon_proc;
+
+/* The stream kopt-ingest would have made: the aggregator waits for it. */
+static void make_stream(const char *url)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamConfig cfg;
+    jsStreamInfo *si = NULL;
+    const char *subjects[] = {"kopt.metrics.>"};
+    jsErrCode jerr = 0;
+
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = "KOPT_METRICS";
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    assert_int_equal(js_AddStream(&si, js, &cfg, NULL, &jerr), NATS_OK);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+static char daemon_log[512];
+
+static void daemon_cleanup(void *arg)
+{
+    kopt_test_log_tail(daemon_log, 40);
+    kopt_test_proc_release(arg);
+}
+
+static double metric_wait(const char *admin, const char *sample, double at_least)
+{
+    double t0 = kopt_test_now(), v = -1;
+
+    while (kopt_test_now() - t0 < 60.0) {
+        v = kopt_test_metric(admin, sample);
+        if (v >= at_least)
+            break;
+        usleep(200000);
+    }
+    return v;
+}
+
+/* `kopt-aggregator run` with an object store: retention at start keeps the
+ * old partitions (not archived yet), then the schedule archives them and
+ * takes a backup, and /metrics says so. */
+static void daemon_schedule_and_metrics(void **state)
+{
+    (void)state;
+    if (no_s3)
+        skip();
+    kopt_test_nats_t *nats = NULL;
+    kopt_ch_client_t *c = fresh("ar_run", 600);
+    char admin[64], admin_url[96], log[512];
+    int port = kopt_test_free_port();
+
+    assert_int_equal(kopt_test_nats_start(&nats, NULL), 0);
+    make_stream(nats->url);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", port);
+    snprintf(admin_url, sizeof(admin_url), "http://%s", admin);
+    snprintf(log, sizeof(log), "%s/aggregator-run.log", tmp);
+    snprintf(daemon_log, sizeof(daemon_log), "%s", log);
+    char *argv[] = {(char *)aggregator_bin,
+                    "run",
+                    "--nats-url",
+                    nats->url,
+                    "--clickhouse-url",
+                    ch->url,
+                    "--clickhouse-database=ar_run",
+                    "--admin-listen",
+                    admin,
+                    "--s3-endpoint",
+                    s3->url,
+                    "--s3-bucket",
+                    s3->bucket,
+                    "--s3-credentials-file",
+                    s3->credentials_file,
+                    "--s3-prefix=run",
+                    "--archive-interval=1h",
+                    "--backup-interval=1h",
+                    "--retention-days=31",
+                    "--drain-timeout=20s",
+                    NULL};
+    memset(&daemon_proc, 0, sizeof(daemon_proc));
+    assert_int_equal(kopt_test_proc_spawn(&daemon_proc, argv, NULL, log), 0);
+    assert_int_equal(kopt_test_cleanup_push(daemon_cleanup, &daemon_proc), 0);
+
+    /* Every name is there from the start. */
+    assert_true(metric_wait(admin_url, "kopt_aggregator_archive_runs_total{result=\"error\"}", 0) ==
+                0);
+    assert_true(metric_wait(admin_url, "kopt_aggregator_archive_runs_total{result=\"ok\"}", 1) >=
+                1);
+    assert_true(metric_wait(admin_url, "kopt_aggregator_backup_runs_total{result=\"ok\"}", 1) >= 1);
+    assert_true(kopt_test_metric(admin_url, "kopt_aggregator_archived_partitions_total") == 2);
+    assert_true(kopt_test_metric(admin_url, "kopt_aggregator_last_backup_timestamp_seconds") >
+                1.7e9);
+    assert_true(
+        kopt_test_metric(admin_url, "kopt_aggregator_backup_runs_total{result=\"error\"}") == 0);
+    assert_true(
+        kopt_test_metric(admin_url, "kopt_aggregator_objstore_requests_total{result=\"ok\"}") > 4);
+    /* Retention ran at start, before the archive: it kept both. */
+    assert_true(kopt_test_metric(
+                    admin_url,
+                    "kopt_aggregator_retention_kept_partitions_total{reason=\"unarchived\"}") == 2);
+    assert_true(kopt_test_metric(admin_url, "kopt_aggregator_retention_dropped_partitions_total") ==
+                0);
+    assert_int_equal(ch_long(WINDOWS, "ar_run"), 600);
+    assert_int_equal(ch_long(RECORDS, "ar_run"), 2);
+    assert_true(objects_under("run/backups/") > 2);
+
+    assert_int_equal(kopt_test_proc_stop(&daemon_proc, 30000), 0);
+    kopt_test_cleanup_forget(&daemon_proc);
+    kopt_test_proc_release(&daemon_proc);
+    kopt_test_nats_free(nats);
+    kopt_ch_client_free(c);
+    drop_db("ar_run");
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +596,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(damaged_archive_keeps_the_partition),
         cmocka_unit_test(store_faults_leave_nothing),
         cmocka_unit_test(archive_through_the_binary),
+        cmocka_unit_test(daemon_schedule_and_metrics),
     };
     int failed;
 
