@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nats/nats.h>
@@ -580,7 +581,12 @@ static void daemon_schedule_and_metrics(void **state)
     assert_int_equal(ch_long(RECORDS, "ar_run"), 2);
     assert_true(objects_under("run/backups/") > 2);
 
+    /* SIGTERM: the schedule thread stops with the rest, exit 0, a clean log. */
     assert_int_equal(kopt_test_proc_stop(&daemon_proc, 30000), 0);
+    assert_true(WIFEXITED(daemon_proc.status) && WEXITSTATUS(daemon_proc.status) == 0);
+    assert_false(kopt_test_log_contains(log, "ERROR: AddressSanitizer"));
+    assert_false(kopt_test_log_contains(log, "ERROR: LeakSanitizer"));
+    assert_false(kopt_test_log_contains(log, "runtime error:"));
     kopt_test_cleanup_forget(&daemon_proc);
     kopt_test_proc_release(&daemon_proc);
     kopt_test_nats_free(nats);
