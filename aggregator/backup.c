@@ -234,11 +234,7 @@ static int backup_partition(kopt_ch_client_t *c, kopt_objstore_t *st, written_t 
                             const char *pid, char *why, size_t why_len)
 {
     agg_manifest_part_t *p = &t->parts[t->n_parts];
-    char *native = NULL;
-    size_t native_len = 0;
-    unsigned char *gz = NULL;
-    size_t gz_len = 0;
-    char *sql = NULL;
+    agg_export_t x = {0};
     int r;
 
     memset(p, 0, sizeof(*p));
@@ -254,31 +250,18 @@ static int backup_partition(kopt_ch_client_t *c, kopt_objstore_t *st, written_t 
         return -ENOMEM;
     }
     t->n_parts++;
-    /* The staging copy is atomic and hard-linked: a consistent snapshot of
-     * the partition, however the aggregator writes meanwhile. */
-    r = agg_backup_sql(c, NULL, why, why_len,
-                       "ALTER TABLE %s.%s REPLACE PARTITION ID '%s' FROM %s.%s", db, stage, pid, db,
-                       t->name);
-    if (r == 0)
-        r = agg_backup_count(c, db, stage, t->final, pid, &p->rows, &p->checksum, why, why_len);
-    if (r == 0 && asprintf(&sql, "SELECT * FROM %s.%s WHERE _partition_id = '%s' FORMAT Native", db,
-                           stage, pid) < 0)
-        r = -ENOMEM;
-    if (r == 0)
-        r = agg_backup_sql_len(c, &native, &native_len, why, why_len, sql);
-    if (r == 0)
-        r = agg_backup_gzip(native, native_len, &gz, &gz_len);
+    r = agg_backup_export(c, db, t->name, stage, t->final, pid, &x, why, why_len);
     if (r == 0) {
-        p->bytes = gz_len;
-        kopt_objstore_sha256_hex(gz, gz_len, p->sha256);
-        r = put(st, w, p->key, gz, gz_len, why, why_len);
+        p->rows = x.rows;
+        p->checksum = x.checksum;
+        p->bytes = x.gz_len;
+        memcpy(p->sha256, x.sha256, sizeof(p->sha256));
+        r = put(st, w, p->key, x.gz, x.gz_len, why, why_len);
     }
     if (r == 0)
         r = agg_backup_sql(c, NULL, why, why_len, "ALTER TABLE %s.%s DROP PARTITION ID '%s'", db,
                            stage, pid);
-    free(sql);
-    free(native);
-    free(gz);
+    free(x.gz);
     return r;
 }
 
@@ -406,7 +389,8 @@ int agg_backup_run(kopt_ch_client_t *c, kopt_objstore_t *st, const agg_backup_op
     for (size_t i = 0; r == 0 && i < n; i++) {
         char *tab = strchr(lines[i], '\t');
 
-        if (!tab || strncmp(lines[i], "_backup_", 8) == 0 || strncmp(lines[i], "_restore_", 9) == 0)
+        if (!tab || strncmp(lines[i], "_backup_", 8) == 0 ||
+            strncmp(lines[i], "_restore_", 9) == 0 || strncmp(lines[i], "_archive_", 9) == 0)
             continue; /* a staging table of a backup that died */
         *tab = '\0';
         if (!kopt_ch_identifier_ok(lines[i]))

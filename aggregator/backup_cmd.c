@@ -3,48 +3,74 @@
  * object store counters logged (a one-shot command has no /metrics). */
 #include "backup_cmd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <kopt/log.h>
 #include <kopt/objstore.h>
 
+#include "archive.h"
 #include "backup.h"
 
-static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, bool restore)
+void agg_objstore_options(const agg_settings_t *s, kopt_objstore_options_t *so)
+{
+    memset(so, 0, sizeof(*so));
+    so->endpoint = s->s3_endpoint;
+    so->bucket = s->s3_bucket;
+    so->region = s->s3_region;
+    so->ca_file = s->s3_ca;
+    so->path_style = s->s3_path_style;
+    so->credentials_file = s->s3_credentials_file;
+    so->timeout_ms = (uint32_t)s->clickhouse_timeout_ms;
+}
+
+int agg_objstore_open(const agg_settings_t *s, kopt_objstore_t **st)
+{
+    kopt_objstore_options_t so;
+    kopt_objstore_error_t oerr = {0};
+    int r;
+
+    if (!s->s3_endpoint || !s->s3_bucket) {
+        kopt_log_error("backup, restore and archive need --s3-endpoint and --s3-bucket");
+        return -EINVAL;
+    }
+    agg_objstore_options(s, &so);
+    r = kopt_objstore_new(&so, st, &oerr);
+    if (r < 0)
+        kopt_log_error("object store settings", KOPT_STR("detail", oerr.message), KOPT_ERR(r));
+    return r;
+}
+
+static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, const char *sub)
 {
     kopt_ch_options_t o = *ch;
     kopt_ch_client_t *c = NULL;
     kopt_ch_error_t err = {0};
     kopt_objstore_t *st = NULL;
-    kopt_objstore_error_t oerr = {0};
     kopt_objstore_stats_t os = {0};
     char why[512] = "";
     int r;
 
-    if (!s->s3_endpoint || !s->s3_bucket) {
-        kopt_log_error("backup and restore need --s3-endpoint and --s3-bucket");
+    if (agg_objstore_open(s, &st) < 0)
         return KOPT_CONFIG_EXIT_USAGE;
-    }
-    kopt_objstore_options_t so = {
-        .endpoint = s->s3_endpoint,
-        .bucket = s->s3_bucket,
-        .region = s->s3_region,
-        .ca_file = s->s3_ca,
-        .path_style = s->s3_path_style,
-        .credentials_file = s->s3_credentials_file,
-        .timeout_ms = (uint32_t)s->clickhouse_timeout_ms,
-    };
-    r = kopt_objstore_new(&so, &st, &oerr);
-    if (r < 0) {
-        kopt_log_error("object store settings", KOPT_STR("detail", oerr.message), KOPT_ERR(r));
-        return KOPT_CONFIG_EXIT_USAGE;
-    }
     o.max_response_bytes = (size_t)4 << 30; /* one partition as Native */
     r = kopt_ch_client_new(&o, &c, &err);
     if (r < 0) {
         snprintf(why, sizeof(why), "ClickHouse: %s", err.message);
-    } else if (restore) {
+    } else if (strcmp(sub, "archive") == 0) {
+        agg_archive_result_t res;
+        agg_archive_options_t ao = {.prefix = s->s3_prefix,
+                                    .after_days = (uint32_t)s->archive_after_days};
+
+        r = agg_archive_run(c, st, &ao, &res, why, sizeof(why));
+        if (r == 0)
+            kopt_log_info("archive done", KOPT_UINT("partitions", res.partitions),
+                          KOPT_UINT("rearchived", res.rearchived),
+                          KOPT_UINT("unchanged", res.unchanged), KOPT_UINT("rows", res.rows),
+                          KOPT_UINT("bytes", res.bytes),
+                          KOPT_UINT("ms", (uint64_t)(res.seconds * 1000)));
+    } else if (strcmp(sub, "restore") == 0) {
         agg_restore_result_t res;
 
         r = agg_restore_run(c, st, s->s3_prefix, s->backup_id, &res, why, sizeof(why));
@@ -72,8 +98,10 @@ static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, 
                   KOPT_UINT("bytes_up", os.bytes_up), KOPT_UINT("bytes_down", os.bytes_down),
                   KOPT_UINT("overwrite_refusals", os.overwrite_refusals));
     if (r < 0)
-        kopt_log_error(restore ? "restore failed" : "backup failed", KOPT_STR("reason", why),
-                       KOPT_ERR(r));
+        kopt_log_error(strcmp(sub, "restore") == 0   ? "restore failed"
+                       : strcmp(sub, "archive") == 0 ? "archive failed"
+                                                     : "backup failed",
+                       KOPT_STR("reason", why), KOPT_ERR(r));
     kopt_ch_client_free(c);
     kopt_objstore_free(st);
     return r < 0 ? 1 : 0;
@@ -96,8 +124,8 @@ int agg_backup_command(const agg_settings_t *s, const kopt_ch_options_t *ch, con
 {
     kopt_log_setup("aggregator", (kopt_log_format_t)s->common.log_format,
                    (kopt_log_level_t)s->common.log_level, 2);
-    if (strcmp(sub, "backup") == 0 || strcmp(sub, "restore") == 0)
-        return backup_restore(s, ch, strcmp(sub, "restore") == 0);
+    if (strcmp(sub, "backup") == 0 || strcmp(sub, "restore") == 0 || strcmp(sub, "archive") == 0)
+        return backup_restore(s, ch, sub);
     if (strcmp(sub, "replay") == 0)
         return replay(s);
     return KOPT_CONFIG_EXIT_USAGE;

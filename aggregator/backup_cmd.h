@@ -1,9 +1,10 @@
 /* kopt-aggregator's one-shot object store subcommands: backup, restore,
- * replay (docs/operations.md). main.c picks them. */
+ * archive, replay (docs/operations.md). main.c picks them. */
 #ifndef AGG_BACKUP_CMD_H
 #define AGG_BACKUP_CMD_H
 
 #include <kopt/clickhouse.h>
+#include <kopt/objstore.h>
 
 #include "settings.h"
 
@@ -11,5 +12,12 @@
  * ClickHouse options; logs the outcome. Returns the exit code: 0, 1 on
  * failure, KOPT_CONFIG_EXIT_USAGE on missing settings or another name. */
 int agg_backup_command(const agg_settings_t *s, const kopt_ch_options_t *ch, const char *sub);
+
+/* The object store options of the settings (endpoint NULL: none). */
+void agg_objstore_options(const agg_settings_t *s, kopt_objstore_options_t *so);
+
+/* The object store of the settings; -EINVAL (logged) without
+ * --s3-endpoint/--s3-bucket or with bad settings. */
+int agg_objstore_open(const agg_settings_t *s, kopt_objstore_t **st);
 
 #endif

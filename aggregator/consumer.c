@@ -308,7 +308,8 @@ static void control_loop(struct agg *a, kopt_ch_client_t *ch, natsSubscription *
         if (now >= next_retention) {
             kopt_metric_counter_add(
                 a->dropped_partitions,
-                agg_rollup_retention(ch, a->o.retention_days, a->o.hourly_retention_days));
+                agg_rollup_retention(ch, a->o.retention_days, a->o.hourly_retention_days,
+                                     a->o.retention_gate, a->o.retention_gate_ctx));
             next_retention = now + RETENTION_EVERY_MS;
         }
     }

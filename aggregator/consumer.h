@@ -26,6 +26,8 @@
 #include <kopt/metrics.h>
 #include <kopt/nats_auth.h>
 
+#include "schema.h"
+
 typedef struct agg agg_t;
 
 /* Strings are kept, not copied: they must outlive the aggregator. */
@@ -48,6 +50,9 @@ typedef struct {
     uint64_t rollup_lateness_ms;
     uint32_t retention_days; /* container_windows; 0: keep */
     uint32_t hourly_retention_days;
+    /* Asked before retention drops a partition (archive.h's gate); NULL: none. */
+    agg_retention_gate_fn retention_gate;
+    void *retention_gate_ctx;
     kopt_batch_limits_t limits; /* what kopt-ingest checks, checked again */
 } agg_options_t;
 

@@ -13,6 +13,7 @@
 #include <kopt/log.h>
 #include <kopt/url.h>
 
+#include "archive_schedule.h"
 #include "backup_cmd.h"
 #include "consumer.h"
 #include "schema.h"
@@ -24,6 +25,7 @@ typedef struct {
     kopt_daemon_t d;
     const agg_settings_t *set;
     agg_t *agg;
+    agg_schedule_t *schedule; /* archive and backups */
     uv_work_t stop_work;
 } agg_main_t;
 
@@ -100,7 +102,7 @@ static int run_migrate(const agg_settings_t *s)
 
 static bool known_subcommand(const char *a)
 {
-    static const char *const names[] = {"run", "migrate", "backup", "restore", "replay"};
+    static const char *const names[] = {"run", "migrate", "backup", "restore", "archive", "replay"};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(a, names[i]) == 0)
@@ -125,7 +127,7 @@ static int subcommand(int argc, char **argv)
     if (n > 1 || (n == 1 && !known_subcommand(args[0]))) {
         fprintf(stderr,
                 "kopt-aggregator: unknown subcommand \"%s\" (run, migrate, backup, restore, "
-                "replay)\n",
+                "archive, replay)\n",
                 n > 1 ? args[1] : args[0]);
         code = KOPT_CONFIG_EXIT_USAGE;
     } else if (n == 1 && strcmp(args[0], "migrate") == 0) {
@@ -149,7 +151,9 @@ static int check_ready(void *data, char *reason, size_t len)
 static void stop_work(uv_work_t *req)
 {
     (void)req;
-    agg_stop(app.agg); /* blocks until inserts and acks are done */
+    agg_stop(app.agg);               /* blocks until inserts and acks are done */
+    agg_schedule_free(app.schedule); /* lets a run in progress finish */
+    app.schedule = NULL;
 }
 
 static void stop_done(uv_work_t *req, int status)
@@ -157,6 +161,27 @@ static void stop_done(uv_work_t *req, int status)
     (void)req;
     (void)status;
     kopt_lifecycle_drained(app.d.lifecycle);
+}
+
+/* Scheduled archive and backups only with an object store (docs/operations.md). */
+static int schedule_new(const agg_settings_t *s, agg_options_t *o, kopt_metrics_t *m)
+{
+    agg_schedule_options_t so = {.prefix = s->s3_prefix,
+                                 .archive_after_days = (uint32_t)s->archive_after_days,
+                                 .archive_interval_ms = s->archive_interval_ms,
+                                 .backup_interval_ms = s->backup_interval_ms,
+                                 .first_delay_ms = 5000};
+    int r;
+
+    ch_options(s, &so.ch);
+    if (s->s3_endpoint && s->s3_bucket)
+        agg_objstore_options(s, &so.store);
+    r = agg_schedule_new(&so, m, &app.schedule);
+    if (r == 0 && agg_schedule_gate(app.schedule)) {
+        o->retention_gate = agg_archive_gate;
+        o->retention_gate_ctx = agg_schedule_gate(app.schedule);
+    }
+    return r;
 }
 
 static void on_drain(void *data)
@@ -186,11 +211,13 @@ int main(int argc, char **argv)
     agg_options(app.set, &o);
     kopt_admin_add_check(app.d.admin, "aggregator", check_ready, NULL);
     if (kopt_nats_auth_validate(o.nats_url, o.nats_auth) < 0 ||
-        agg_new(&o, app.d.metrics, &app.agg) < 0 || agg_start(app.agg) < 0) {
+        schedule_new(app.set, &o, app.d.metrics) < 0 || agg_new(&o, app.d.metrics, &app.agg) < 0 ||
+        agg_start(app.agg) < 0 || agg_schedule_start(app.schedule) < 0) {
         kopt_lifecycle_begin_drain(app.d.lifecycle, "start-up failed");
         app.d.exit_code = 1;
     }
     code = kopt_daemon_run(&app.d);
     agg_free(app.agg);
+    agg_schedule_free(app.schedule);
     return code;
 }

@@ -17,7 +17,6 @@
 #include <kopt/log.h>
 
 #define MAX_MANIFEST_BYTES (64u << 20)
-#define MAX_PARTITION_BYTES ((size_t)4 << 30) /* uncompressed Native of one partition */
 
 /* "latest": the newest backup id under prefix that has a manifest. */
 static int find_latest(kopt_objstore_t *st, const char *prefix, char *id, size_t id_len, char *why,
@@ -55,31 +54,6 @@ static int find_latest(kopt_objstore_t *st, const char *prefix, char *id, size_t
     return 0;
 }
 
-static int get_verified(kopt_objstore_t *st, const char *key, uint64_t bytes, const char *sha,
-                        char **data, size_t *len, char *why, size_t why_len)
-{
-    kopt_objstore_error_t err = {0};
-    char have[65];
-    int r = kopt_objstore_get(st, key, data, len, &err);
-
-    if (r < 0) {
-        agg_backup_say(why, why_len, "object store: %s: %s%s%s (HTTP %ld)", key, err.code,
-                       err.code[0] ? ": " : "", err.message, err.http_status);
-        return r;
-    }
-    kopt_objstore_sha256_hex(*data, *len, have);
-    if ((bytes != UINT64_MAX && *len != bytes) || strcmp(have, sha) != 0) {
-        agg_backup_say(why, why_len,
-                       "%s is corrupt or truncated: %zu bytes, SHA-256 %.12s..., the manifest "
-                       "says %" PRIu64 " bytes, %.12s...",
-                       key, *len, have, bytes, sha);
-        free(*data);
-        *data = NULL;
-        return -EBADMSG;
-    }
-    return 0;
-}
-
 /* The saved CREATE TABLE for the target database, IF NOT EXISTS. 18.16
  * writes "CREATE TABLE db.t (...", newer servers put a newline after the
  * name: any space or the parenthesis may follow it. */
@@ -105,37 +79,16 @@ static int restore_partition(kopt_ch_client_t *c, kopt_objstore_t *st, const cha
                              const agg_manifest_table_t *t, const char *stage,
                              const agg_manifest_part_t *p, char *why, size_t why_len)
 {
-    char *gz = NULL;
-    unsigned char *native = NULL;
-    size_t gz_len = 0, native_len = 0;
-    kopt_ch_error_t err = {0};
-    uint64_t rows = 0, sum = 0;
-    int r = get_verified(st, p->key, p->bytes, p->sha256, &gz, &gz_len, why, why_len);
+    char *gz = NULL, what[256];
+    size_t gz_len = 0;
+    int r = agg_backup_get_verified(st, p->key, p->bytes, p->sha256, &gz, &gz_len, why, why_len);
 
     if (r < 0)
         return r;
-    r = agg_backup_gunzip(gz, gz_len, MAX_PARTITION_BYTES, &native, &native_len);
+    snprintf(what, sizeof(what), "%s partition %s (%s)", t->name, p->partition_id, p->key);
+    r = agg_backup_load(c, db, stage, t->final, p->partition_id, gz, gz_len, p->rows, p->checksum,
+                        what, why, why_len);
     free(gz);
-    if (r < 0) {
-        agg_backup_say(why, why_len, "%s: not a whole gzip stream (%s)", p->key,
-                       r == -EFBIG ? "too large" : "corrupt or truncated");
-        return r == -EFBIG ? r : -EBADMSG;
-    }
-    r = kopt_ch_insert(c, stage, NULL, "Native", native, native_len, &err);
-    free(native);
-    if (r < 0) {
-        agg_backup_say(why, why_len, "ClickHouse: insert of %s partition %s: %s", t->name,
-                       p->partition_id, err.message);
-        return r;
-    }
-    r = agg_backup_count(c, db, stage, t->final, p->partition_id, &rows, &sum, why, why_len);
-    if (r == 0 && (rows != p->rows || sum != p->checksum)) {
-        agg_backup_say(why, why_len,
-                       "%s partition %s disagrees with the manifest: %" PRIu64
-                       " rows, checksum %" PRIu64 "; the manifest says %" PRIu64 ", %" PRIu64,
-                       t->name, p->partition_id, rows, sum, p->rows, p->checksum);
-        r = -EBADMSG;
-    }
     if (r == 0)
         r = agg_backup_sql(c, NULL, why, why_len,
                            "ALTER TABLE %s.%s ATTACH PARTITION ID '%s' FROM %s.%s", db, t->name,
@@ -226,8 +179,8 @@ int agg_restore_run(kopt_ch_client_t *c, kopt_objstore_t *st, const char *prefix
         char *schema = NULL, *create = NULL;
         size_t schema_len = 0;
 
-        r = get_verified(st, t->schema_key, UINT64_MAX, t->schema_sha256, &schema, &schema_len, why,
-                         why_len);
+        r = agg_backup_get_verified(st, t->schema_key, UINT64_MAX, t->schema_sha256, &schema,
+                                    &schema_len, why, why_len);
         if (r < 0)
             break;
         r = rewrite_schema(schema, m.database, db, t->name, &create);

@@ -240,7 +240,8 @@ void agg_rollup_pass(kopt_ch_client_t *c, const agg_hourset_t *taken, uint64_t l
     agg_hourset_free(&jobs);
 }
 
-unsigned agg_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days)
+unsigned agg_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days,
+                              agg_retention_gate_fn gate, void *gate_ctx)
 {
     /* Facts live as long as the rollups they describe. */
     static const char *const tables[] = {"container_windows", "container_hourly", "workload_facts",
@@ -255,7 +256,7 @@ unsigned agg_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32
 
         if (days[i] == 0)
             continue;
-        r = agg_schema_retention(c, tables[i], days[i], 0, &dropped, &err);
+        r = agg_schema_retention_gated(c, tables[i], days[i], 0, gate, gate_ctx, &dropped, &err);
         if (r < 0)
             kopt_log_warn("retention failed; trying again tomorrow", KOPT_STR("table", tables[i]),
                           KOPT_STR("detail", err.message), KOPT_ERR(r));

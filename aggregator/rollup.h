@@ -15,6 +15,8 @@
 #include <kopt/clickhouse.h>
 #include <kopt/metrics.h>
 
+#include "schema.h"
+
 /* The ClickHouse expression of the bucket index (UInt16) of the Float64
  * expression `value` in the scheme starting at `first` with `n` buckets: the
  * same index kopt_cpu_bucket()/kopt_memory_bucket() give, float edges
@@ -61,9 +63,11 @@ void agg_rollup_pass(kopt_ch_client_t *c, const agg_hourset_t *taken, uint64_t l
 
 /* The retention janitor: drops container_windows partitions older than
  * windows_days, and container_hourly, workload_facts and node_facts ones
- * older than hourly_days (0: keep). Returns the partitions dropped; failures
- * are logged. */
-unsigned agg_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days);
+ * older than hourly_days (0: keep). Every drop asks gate first (NULL: none;
+ * the archive's, archive.h, when archiving is on). Returns the partitions
+ * dropped; failures are logged. */
+unsigned agg_rollup_retention(kopt_ch_client_t *c, uint32_t windows_days, uint32_t hourly_days,
+                              agg_retention_gate_fn gate, void *gate_ctx);
 
 /* A bounded set of (cluster, hour) pairs. Not thread-safe: the caller locks. */
 #define AGG_HOURSET_MAX 4096

@@ -345,6 +345,31 @@ static const table_t rollup_state_table = {"rollup_state", rollup_state_columns,
                                            "ENGINE = ReplacingMergeTree(updated_at)\n"
                                            "ORDER BY (cluster, replica)"};
 
+/* The cold archive's record (aggregator/archive.c, docs/storage.md): one
+ * row per container_windows partition archived and verified; a partition
+ * that changed and was archived again has a newer row. Retention drops a
+ * partition only when its newest row still matches it. */
+static const column_t archive_columns[] = {
+    {"source_table", "String", COL_LC},
+    {"partition_id", "String", 0},
+    {"object_key", "String", 0},
+    {"manifest_key", "String", 0},
+    {"rows", "UInt64", 0},
+    {"checksum", "UInt64", 0}, /* sum(cityHash64(*)) FINAL, as backups count */
+    {"bytes", "UInt64", 0},
+    {"sha256", "String", 0},          /* of the object */
+    {"manifest_sha256", "String", 0}, /* of the manifest */
+    {"schema_version", "UInt32", 0},
+    {"min_key", "DateTime", COL_TIME}, /* min and max window_start */
+    {"max_key", "DateTime", COL_TIME},
+    {"archived_at", "DateTime", COL_TIME},
+    {NULL, NULL, 0},
+};
+
+static const table_t archive_table = {"archive", archive_columns,
+                                      "ENGINE = MergeTree\n"
+                                      "ORDER BY (source_table, partition_id, archived_at)"};
+
 /* Append only; never renumber or edit an applied migration: add a new one. */
 static const migration_t migrations[] = {
     {1, "create_container_windows", render_table, &windows_table},
@@ -356,6 +381,7 @@ static const migration_t migrations[] = {
     {7, "create_node_facts", render_table, &node_facts_table},
     {8, "container_hourly_covered_seconds", render_add_column, &hourly_covered},
     {9, "create_rollup_state", render_table, &rollup_state_table},
+    {10, "create_archive", render_table, &archive_table},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -619,6 +645,13 @@ static bool partition_id_ok(const char *s)
 int agg_schema_retention(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
                          unsigned *dropped, kopt_ch_error_t *err)
 {
+    return agg_schema_retention_gated(c, table, days, now, NULL, NULL, dropped, err);
+}
+
+int agg_schema_retention_gated(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
+                               agg_retention_gate_fn gate, void *ctx, unsigned *dropped,
+                               kopt_ch_error_t *err)
+{
     const char *db = kopt_ch_database(c);
     char *sql = NULL, *body = NULL, *line, *save = NULL;
     int64_t cutoff;
@@ -647,7 +680,7 @@ int agg_schema_retention(kopt_ch_client_t *c, const char *table, uint32_t days, 
     if (r < 0)
         return r;
     for (line = strtok_r(body, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save)) {
-        if (!partition_id_ok(line))
+        if (!partition_id_ok(line) || (gate && gate(ctx, c, table, line) != 0))
             continue;
         r = exec(c, 0, err, "ALTER TABLE %s.%s DROP PARTITION ID '%s'", db, table, line);
         if (r == 0) {

@@ -51,4 +51,14 @@ int agg_schema_sql(uint32_t version, const kopt_ch_version_t *server, const char
 int agg_schema_retention(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
                          unsigned *dropped, kopt_ch_error_t *err);
 
+/* Asked before each drop: 0 lets partition pid go, anything else keeps it
+ * (the archive's gate, archive.h). */
+typedef int (*agg_retention_gate_fn)(void *ctx, kopt_ch_client_t *c, const char *table,
+                                     const char *pid);
+
+/* agg_schema_retention() with a gate; gate NULL: every old partition goes. */
+int agg_schema_retention_gated(kopt_ch_client_t *c, const char *table, uint32_t days, int64_t now,
+                               agg_retention_gate_fn gate, void *ctx, unsigned *dropped,
+                               kopt_ch_error_t *err);
+
 #endif

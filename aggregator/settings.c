@@ -92,13 +92,22 @@ static const kopt_config_setting_t settings[] = {
      "key prefix: backups go under <prefix>/backups/<id>/", 0, 0, 0, NULL},
     {"backup-id", KOPT_CONFIG_STRING, offsetof(S, backup_id), "latest",
      "the backup `restore` restores (an id such as 20261207T010000Z, or latest)", 0, 0, 0, NULL},
+    /* The cold archive and the daemon's schedule (docs/operations.md). */
+    {"archive-after", KOPT_CONFIG_INT, offsetof(S, archive_after_days), "30",
+     "days after which a container_windows partition is archived to the object store", 0, 1, 100000,
+     NULL},
+    {"archive-interval", KOPT_CONFIG_DURATION, offsetof(S, archive_interval_ms), "24h",
+     "how often `run` archives (with --s3-endpoint; 0: never, and retention drops as without S3)",
+     0, 0, 0, NULL},
+    {"backup-interval", KOPT_CONFIG_DURATION, offsetof(S, backup_interval_ms), "24h",
+     "how often `run` takes a backup (with --s3-endpoint; 0: never)", 0, 0, 0, NULL},
 };
 
 const kopt_config_spec_t agg_settings_spec = {
     .program = "kopt-aggregator",
     .version = KOPT_VERSION,
     .summary = "drains NATS JetStream KOPT_METRICS into ClickHouse and rolls windows up by "
-               "hour; subcommands: run (default), migrate, backup, restore, replay",
+               "hour; subcommands: run (default), migrate, backup, restore, archive, replay",
     .settings = settings,
     .n_settings = sizeof(settings) / sizeof(settings[0]),
     .size = sizeof(agg_settings_t),

@@ -49,6 +49,10 @@ typedef struct {
     char *s3_credentials_file;
     char *s3_prefix;
     char *backup_id;
+    /* the cold archive (archive.h) and the daemon's schedule */
+    int64_t archive_after_days;
+    uint64_t archive_interval_ms;
+    uint64_t backup_interval_ms;
 } agg_settings_t;
 
 extern const kopt_config_spec_t agg_settings_spec;

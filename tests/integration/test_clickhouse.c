@@ -165,7 +165,7 @@ static void schema_is_gated_by_version(void **state)
     free(sql);
     assert_int_equal(agg_schema_sql(4, &cur, "kopt", NULL, &sql, &name), -EOPNOTSUPP);
     assert_int_equal(agg_schema_sql(99, &cur, "kopt", &opts, &sql, &name), -ENOENT);
-    assert_int_equal(agg_schema_latest(), 9);
+    assert_int_equal(agg_schema_latest(), 10);
 }
 
 /* --- against the server ------------------------------------------------------ */
@@ -183,16 +183,18 @@ static void migrate_twice_applies_once(void **state)
     assert_true(v.major >= 18);
     assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
     /* No TTL days (and no TTL on 18.16): migrations 4 and 5 stay unrecorded. */
-    assert_int_equal(applied, 7);
+    assert_int_equal(applied, 8);
     assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
     assert_int_equal(applied, 0);
-    ch_expect("SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
-              "container_hourly\ncontainer_windows\nnode_facts\nrecommendations\nrollup_state\n"
-              "schema_migrations\nworkload_facts\n");
+    ch_expect(
+        "SELECT name FROM system.tables WHERE database = 'kopt' ORDER BY name",
+        "archive\ncontainer_hourly\ncontainer_windows\nnode_facts\nrecommendations\nrollup_state\n"
+        "schema_migrations\nworkload_facts\n");
     ch_expect("SELECT version, name FROM kopt.schema_migrations FINAL ORDER BY version",
               "1\tcreate_container_windows\n2\tcreate_container_hourly\n"
               "3\tcreate_recommendations\n6\tcreate_workload_facts\n7\tcreate_node_facts\n"
-              "8\tcontainer_hourly_covered_seconds\n9\tcreate_rollup_state\n");
+              "8\tcontainer_hourly_covered_seconds\n9\tcreate_rollup_state\n"
+              "10\tcreate_archive\n");
     ch_expect("SELECT engine, partition_key, sorting_key FROM system.tables "
               "WHERE database = 'kopt' AND name = 'container_windows'",
               "ReplacingMergeTree\ttoYYYYMMDD(window_start)\tcluster, namespace, workload_kind, "
@@ -242,7 +244,7 @@ static void migration_adds_covered_seconds_to_an_old_database(void **state)
                   "workload_name, container, hour, window_count, rolled_at) VALUES "
                   "('prod', 'shop', 'Deployment', 'web', 'app', 1800000000, 60, 1800003600)"));
     assert_int_equal(agg_schema_migrate(c, NULL, &applied, &err), 0);
-    assert_int_equal(applied, 2);
+    assert_int_equal(applied, 3); /* 8, 9 and 10 */
     ch_expect("SELECT window_count, covered_seconds FROM kopt_v7.container_hourly", "60\t0\n");
     ch_expect("SELECT type FROM system.columns WHERE database = 'kopt_v7' AND "
               "table = 'container_hourly' AND name = 'covered_seconds'",
