@@ -444,6 +444,8 @@ int adv_oidc_new(uv_loop_t *loop, kopt_metrics_t *metrics, const adv_oidc_opts_t
 kopt_jwt_result_t adv_oidc_verify(adv_oidc_t *o, const char *token, size_t len, kopt_jwt_t **t,
                                   int *roles);
 size_t adv_oidc_max_token(const adv_oidc_t *o);
+/* Changes whenever the key set is replaced (fetched, re-read). */
+uint64_t adv_oidc_keys_generation(const adv_oidc_t *o);
 /* SIGHUP: re-reads the JWKS file, or refetches from the issuer. */
 int adv_oidc_reload(adv_oidc_t *o, char *err, size_t errlen);
 /* Stops the timer; frees once a fetch in flight is done. NULL: no-op. */
@@ -464,6 +466,8 @@ extern const char adv_auth_oversized[];
 int adv_auth_new(const char *path, bool open, adv_auth_t **out, char *err, size_t errlen);
 /* Accepts bearer tokens verified by `oidc` (kept, not owned) from now on. */
 void adv_auth_set_oidc(adv_auth_t *a, adv_oidc_t *oidc);
+/* Verified tokens are cached (token_cache.h) unless turned off here. */
+void adv_auth_cache_tokens(adv_auth_t *a, bool on);
 /* Counts decisions in kopt_advisor_auth_total{method,result}. */
 int adv_auth_set_metrics(adv_auth_t *a, kopt_metrics_t *m);
 /* Re-reads the file (SIGHUP); keeps the old keys on error. */
