@@ -25,6 +25,7 @@
 #include <kopt/nats_auth.h>
 #include <kopt/trace.h>
 
+#include "filter.h"
 #include "kopt/v1/advisor.pb-c.h"
 
 /* ---- settings (settings.c) ------------------------------------------------ */
@@ -291,6 +292,9 @@ typedef struct {
      * sends it by default: proto3 JSON (exactly kopt_pbjson_encode's) and
      * protobuf. The FULL view is encoded per call (page.c). */
     adv_bytes_t basic_json, basic_pb;
+    /* What a list filter reads, made with the snapshot: a filtered list
+     * reads it here instead of walking rec's scattered messages. */
+    adv_filter_item_t filter;
 } adv_entry_t;
 
 typedef struct {
@@ -328,6 +332,9 @@ int adv_results_keep_outside(const adv_results_t *r, const char *cluster, const 
 const adv_entry_t *adv_results_find(const adv_results_t *r, const char *cluster,
                                     const char *namespace_, int kind, const char *name);
 const adv_cluster_t *adv_results_cluster(const adv_results_t *r, const char *name);
+/* The filter's view of an entry built from its message (e->filter holds it
+ * once the snapshot is made); confidence is the least-backed container's. */
+void adv_entry_filter_item(const adv_entry_t *e, adv_filter_item_t *it);
 void adv_results_release(adv_results_t *r);
 
 typedef struct adv_snapshot adv_snapshot_t;
@@ -579,6 +586,10 @@ void adv_api_free(adv_api_t *api);
 
 /* Implementations (api_list.c, api_usage.c). */
 void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
+/* Whether the list request `q` with its parsed filter `f` (NULL: none)
+ * selects `e`: ListRecommendations' test of each entry (bench/ uses it). */
+bool adv_list_matches(const adv_entry_t *e, const Kopt__V1__ListRecommendationsRequest *q,
+                      const adv_filter_t *f);
 void adv_api_get_recommendation(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
 void adv_api_get_cluster_summary(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
 void adv_api_list_clusters(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
