@@ -293,7 +293,9 @@ typedef struct {
      * protobuf. The FULL view is encoded per call (page.c). */
     adv_bytes_t basic_json, basic_pb;
     /* What a list filter reads, made with the snapshot: a filtered list
-     * reads it here instead of walking rec's scattered messages. */
+     * reads it here instead of walking rec's scattered messages. Its
+     * cluster and namespace may point into another entry's rec of the same
+     * snapshot (equal strings shared). */
     adv_filter_item_t filter;
 } adv_entry_t;
 
