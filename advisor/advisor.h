@@ -25,6 +25,7 @@
 #include <kopt/nats_auth.h>
 #include <kopt/trace.h>
 
+#include "filter.h"
 #include "kopt/v1/advisor.pb-c.h"
 
 /* ---- settings (settings.c) ------------------------------------------------ */
@@ -293,6 +294,11 @@ typedef struct {
      * sends it by default: proto3 JSON (exactly kopt_pbjson_encode's) and
      * protobuf. The FULL view is encoded per call (page.c). */
     adv_bytes_t basic_json, basic_pb;
+    /* What a list filter reads, made with the snapshot: a filtered list
+     * reads it here instead of walking rec's scattered messages. Its
+     * cluster and namespace may point into another entry's rec of the same
+     * snapshot (equal strings shared). */
+    adv_filter_item_t filter;
 } adv_entry_t;
 
 typedef struct {
@@ -330,6 +336,9 @@ int adv_results_keep_outside(const adv_results_t *r, const char *cluster, const 
 const adv_entry_t *adv_results_find(const adv_results_t *r, const char *cluster,
                                     const char *namespace_, int kind, const char *name);
 const adv_cluster_t *adv_results_cluster(const adv_results_t *r, const char *name);
+/* The filter's view of an entry built from its message (e->filter holds it
+ * once the snapshot is made); confidence is the least-backed container's. */
+void adv_entry_filter_item(const adv_entry_t *e, adv_filter_item_t *it);
 void adv_results_release(adv_results_t *r);
 
 typedef struct adv_snapshot adv_snapshot_t;
@@ -446,6 +455,8 @@ int adv_oidc_new(uv_loop_t *loop, kopt_metrics_t *metrics, const adv_oidc_opts_t
 kopt_jwt_result_t adv_oidc_verify(adv_oidc_t *o, const char *token, size_t len, kopt_jwt_t **t,
                                   int *roles);
 size_t adv_oidc_max_token(const adv_oidc_t *o);
+/* Changes whenever the key set is replaced (fetched, re-read). */
+uint64_t adv_oidc_keys_generation(const adv_oidc_t *o);
 /* SIGHUP: re-reads the JWKS file, or refetches from the issuer. */
 int adv_oidc_reload(adv_oidc_t *o, char *err, size_t errlen);
 /* Stops the timer; frees once a fetch in flight is done. NULL: no-op. */
@@ -466,6 +477,8 @@ extern const char adv_auth_oversized[];
 int adv_auth_new(const char *path, bool open, adv_auth_t **out, char *err, size_t errlen);
 /* Accepts bearer tokens verified by `oidc` (kept, not owned) from now on. */
 void adv_auth_set_oidc(adv_auth_t *a, adv_oidc_t *oidc);
+/* Verified tokens are cached (token_cache.h) unless turned off here. */
+void adv_auth_cache_tokens(adv_auth_t *a, bool on);
 /* Counts decisions in kopt_advisor_auth_total{method,result}. */
 int adv_auth_set_metrics(adv_auth_t *a, kopt_metrics_t *m);
 /* Re-reads the file (SIGHUP); keeps the old keys on error. */
@@ -577,6 +590,10 @@ void adv_api_free(adv_api_t *api);
 
 /* Implementations (api_list.c, api_usage.c). */
 void adv_api_list_recommendations(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
+/* Whether the list request `q` with its parsed filter `f` (NULL: none)
+ * selects `e`: ListRecommendations' test of each entry (bench/ uses it). */
+bool adv_list_matches(const adv_entry_t *e, const Kopt__V1__ListRecommendationsRequest *q,
+                      const adv_filter_t *f);
 void adv_api_get_recommendation(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
 void adv_api_get_cluster_summary(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);
 void adv_api_list_clusters(adv_api_t *api, const ProtobufCMessage *req, adv_reply_t *r);

@@ -10,7 +10,9 @@
  * file (a short key is guessed), and a file others may read is accepted
  * with a warning. Each decision is counted in kopt_advisor_auth_total and
  * refusals are logged (rate-limited) with the token's subject, never the
- * credential. Loop thread only (both servers' handlers run there). */
+ * credential. A verified token is remembered by its digest (token_cache.c)
+ * until its exp, 5 minutes at most, or a change of the issuer's keys, so
+ * its signature is checked once. Loop thread only (both servers' handlers run there). */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 #include <kopt/token_bucket.h>
 
 #include "advisor.h"
+#include "token_cache.h"
 
 #define DIGEST_LEN 32
 #define MAX_KEYS 10000
@@ -52,6 +55,8 @@ struct adv_auth {
     digest_t *keys;
     size_t n;
     adv_oidc_t *oidc;
+    adv_token_cache_t *tokens; /* verified JWTs (token_cache.h) */
+    bool no_cache;
     kopt_metric_family_t *family;
     kopt_metric_counter_t *count[N_METHODS][N_RESULTS];
     kopt_token_bucket_t log_bucket;
@@ -184,6 +189,8 @@ int adv_auth_new(const char *path, bool open, adv_auth_t **out, char *err, size_
         a->path = strdup(path);
         r = a->path ? read_keys(path, &a->keys, &a->n, err, errlen) : -ENOMEM;
     }
+    if (r == 0)
+        r = adv_token_cache_new(ADV_TOKEN_CACHE_CAPACITY, ADV_TOKEN_CACHE_MAX_AGE, &a->tokens);
     if (r < 0) {
         adv_auth_free(a);
         return r;
@@ -215,11 +222,18 @@ void adv_auth_set_oidc(adv_auth_t *a, adv_oidc_t *oidc)
     a->oidc = oidc;
 }
 
+void adv_auth_cache_tokens(adv_auth_t *a, bool on)
+{
+    a->no_cache = !on;
+}
+
 int adv_auth_set_metrics(adv_auth_t *a, kopt_metrics_t *m)
 {
-    return kopt_metrics_counter(m, "kopt_advisor_auth_total",
-                                "Advisor API authentication decisions, by credential and result",
-                                "method,result", &a->family);
+    int r = kopt_metrics_counter(m, "kopt_advisor_auth_total",
+                                 "Advisor API authentication decisions, by credential and result",
+                                 "method,result", &a->family);
+
+    return r < 0 ? r : adv_token_cache_set_metrics(a->tokens, m);
 }
 
 int adv_auth_required_role(const char *method)
@@ -351,14 +365,25 @@ grpc_status_code adv_auth_check(adv_auth_t *a, const char *authorization, const 
     len = strlen(authorization);
     if (a->oidc && (looks_like_jwt(authorization) || len > adv_oidc_max_token(a->oidc))) {
         kopt_jwt_t *t = NULL;
-        kopt_jwt_result_t r = adv_oidc_verify(a->oidc, authorization, len, &t, &role);
+        uint64_t gen = adv_oidc_keys_generation(a->oidc);
+        int64_t now = (int64_t)time(NULL);
+        adv_token_cache_t *tc = a->no_cache ? NULL : a->tokens;
+        char sub[ADV_TOKEN_CACHE_MAX_SUBJECT + 1];
+        kopt_jwt_result_t r;
         grpc_status_code code;
 
+        if (tc && len <= adv_oidc_max_token(a->oidc) &&
+            adv_token_cache_get(tc, authorization, len, gen, now, &role, sub, sizeof(sub)))
+            return role_check(a, M_JWT, role, need, sub, method, why);
+        r = adv_oidc_verify(a->oidc, authorization, len, &t, &role);
         if (r != KOPT_JWT_OK) {
             record(a, M_JWT, (int)r, NULL, method);
             *why = jwt_why(r);
             return GRPC_STATUS_UNAUTHENTICATED;
         }
+        if (tc)
+            adv_token_cache_put(tc, authorization, len, gen, now, kopt_jwt_expires(t),
+                                kopt_jwt_subject(t), role);
         code = role_check(a, M_JWT, role, need, kopt_jwt_subject(t), method, why);
         kopt_jwt_free(t);
         return code;
@@ -396,5 +421,6 @@ void adv_auth_free(adv_auth_t *a)
         OPENSSL_cleanse(a->keys, a->n * sizeof(*a->keys));
     free(a->keys);
     free(a->path);
+    adv_token_cache_free(a->tokens);
     free(a);
 }

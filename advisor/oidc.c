@@ -52,6 +52,7 @@ struct adv_oidc {
     int64_t skew_s;
     size_t max_token;
     kopt_jwks_t *keys;
+    uint64_t keys_gen; /* bumped whenever keys is replaced (token_cache.c) */
     bool fetching, closing, timer_closed;
     uint64_t last_fetch_ms; /* when the last fetch started; 0: never */
     kopt_metric_counter_t *fetch_ok, *fetch_err;
@@ -229,6 +230,7 @@ static void fetch_after(uv_work_t *w, int status)
     if (status == 0 && f->keys) {
         kopt_jwks_free(o->keys);
         o->keys = f->keys;
+        o->keys_gen++;
         if (o->fetch_ok) {
             kopt_metric_counter_inc(o->fetch_ok);
             kopt_metric_gauge_set(o->n_keys, (double)kopt_jwks_count(o->keys));
@@ -307,6 +309,7 @@ static int read_file(adv_oidc_t *o, char *err, size_t errlen)
         return r;
     kopt_jwks_free(o->keys);
     o->keys = keys;
+    o->keys_gen++;
     if (o->n_keys)
         kopt_metric_gauge_set(o->n_keys, (double)kopt_jwks_count(keys));
     return 0;
@@ -447,6 +450,11 @@ kopt_jwt_result_t adv_oidc_verify(adv_oidc_t *o, const char *token, size_t len, 
 size_t adv_oidc_max_token(const adv_oidc_t *o)
 {
     return o->max_token;
+}
+
+uint64_t adv_oidc_keys_generation(const adv_oidc_t *o)
+{
+    return o->keys_gen;
 }
 
 int adv_oidc_reload(adv_oidc_t *o, char *err, size_t errlen)

@@ -107,6 +107,24 @@ static int add_to_cluster(adv_results_t *r, const adv_entry_t *e,
     return 0;
 }
 
+void adv_entry_filter_item(const adv_entry_t *e, adv_filter_item_t *it)
+{
+    const Kopt__V1__Recommendation *rec = e->rec;
+
+    it->cluster = e->cluster;
+    it->namespace_ = e->namespace_;
+    it->name = e->name;
+    it->kind = e->kind;
+    it->savings = e->monthly_savings;
+    it->cpu_savings = rec->savings ? rec->savings->cpu_cores : 0;
+    it->memory_savings = rec->savings ? (double)rec->savings->memory_bytes : 0;
+    it->confidence = rec->n_containers ? 1 : 0;
+    for (size_t i = 0; i < rec->n_containers; i++)
+        if (rec->containers[i]->confidence < it->confidence)
+            it->confidence = rec->containers[i]->confidence;
+    it->idle = rec->idle;
+}
+
 static int by_savings(const void *a, const void *b)
 {
     const adv_entry_t *x = *(const adv_entry_t *const *)a, *y = *(const adv_entry_t *const *)b;
@@ -183,10 +201,23 @@ adv_results_t *adv_results_new(Kopt__V1__Recommendation **recs, size_t n,
     qsort(r->e, r->n, sizeof(*r->e), entry_cmp);
     if (sort_orders(r) < 0)
         goto fail;
-    /* Encoded once here, so a list call only filters, pages and splices. */
-    for (size_t i = 0; i < r->n; i++)
+    /* Encoded once here, so a list call only filters, pages and splices;
+     * the filter's view likewise (after the sort, which moves entries). Its
+     * cluster and namespace point at the first entry's equal string of the
+     * run (entries are sorted by them): a few strings that stay in the
+     * cache instead of one per message. */
+    for (size_t i = 0; i < r->n; i++) {
+        adv_filter_item_t *it = &r->e[i].filter, *prev = i ? &r->e[i - 1].filter : NULL;
+
+        adv_entry_filter_item(&r->e[i], it);
+        if (prev && strcmp(prev->cluster, it->cluster) == 0) {
+            it->cluster = prev->cluster;
+            if (strcmp(prev->namespace_, it->namespace_) == 0)
+                it->namespace_ = prev->namespace_;
+        }
         if (add_to_cluster(r, &r->e[i], prices) < 0 || adv_entry_encode(&r->e[i]) < 0)
             goto fail;
+    }
     /* Node counts and last_seen from container_windows; clusters seen there
      * without a recommendation yet are listed too. */
     for (size_t i = 0; i < n_ci; i++) {

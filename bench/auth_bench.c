@@ -2,7 +2,9 @@
  * adv_auth_check() as api.c calls it for ListRecommendations: an API key
  * (SHA-256 of the presented key, compared in constant time with every key
  * of the file: the baseline), and bearer tokens verified against a JWKS file
- * (RS256, RSA 2048; ES256, P-256) with their claims and roles checked. The
+ * (RS256, RSA 2048; ES256, P-256) with their claims and roles checked,
+ * with the cache of verified tokens off (every call verifies) and on (the
+ * same token again: a digest and a lookup, advisor/token_cache.c). The
  * keys are made at run time by the test harness (tests/harness/oidc_issuer.c).
  * docs/performance.md, "Advisor authentication". */
 #include <errno.h>
@@ -26,11 +28,13 @@
 
 static const char usage[] = "Usage: kopt-auth-bench [--quick] [--seconds S]\n"
                             "Times adv_auth_check per call: API key (1 and 100 keys in the file,\n"
-                            "the baseline: 100), JWT RS256 and ES256 from a JWKS file.\n";
+                            "the baseline: 100), JWT RS256 and ES256 from a JWKS file, each\n"
+                            "verified every call and then from the cache of verified tokens.\n";
 
 typedef struct {
     adv_auth_t *auth;
     const char *authorization;
+    bool cached;
 } call_t;
 
 static int check(void *arg, uint64_t i)
@@ -39,6 +43,7 @@ static int check(void *arg, uint64_t i)
     const char *why = NULL;
 
     (void)i;
+    adv_auth_cache_tokens(c->auth, c->cached);
     return adv_auth_check(c->auth, c->authorization, NULL, "ListRecommendations", &why) ==
                    GRPC_STATUS_OK
                ? 0
@@ -111,10 +116,10 @@ int main(int argc, char **argv)
                           .roles_claim = "groups",
                           .viewer_values = &vl,
                           .operator_values = &ol};
-    mb_result_t res[4];
-    call_t calls[4];
-    const char *names[4] = {"api key, 100 keys", "api key, 1 key", "jwt RS256 (RSA 2048)",
-                            "jwt ES256 (P-256)"};
+    mb_result_t res[6];
+    call_t calls[6];
+    const char *names[6] = {"api key, 100 keys", "api key, 1 key",    "jwt RS256 (RSA 2048)",
+                            "jwt ES256 (P-256)", "jwt RS256, cached", "jwt ES256, cached"};
 
     if (mb_args(argc, argv, usage, &seconds, &quick) < 0)
         return 2;
@@ -154,15 +159,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "kopt-auth-bench: signing a token failed\n");
         goto out;
     }
-    calls[0] = (call_t){an, bkeyn};
-    calls[1] = (call_t){a1, bkey1};
-    calls[2] = (call_t){an, rs};
-    calls[3] = (call_t){an, es};
-    for (size_t i = 0; i < 4; i++) {
+    calls[0] = (call_t){an, bkeyn, true};
+    calls[1] = (call_t){a1, bkey1, true};
+    calls[2] = (call_t){an, rs, false};
+    calls[3] = (call_t){an, es, false};
+    calls[4] = (call_t){an, rs, true};
+    calls[5] = (call_t){an, es, true};
+    for (size_t i = 0; i < 6; i++) {
         if (mb_run(names[i], check, &calls[i], quick ? 10 : 100, seconds, &res[i]) < 0)
             goto out;
     }
-    mb_print("kopt-auth-bench: adv_auth_check per call (ListRecommendations, viewer role)", res, 4,
+    mb_print("kopt-auth-bench: adv_auth_check per call (ListRecommendations, viewer role)", res, 6,
              0);
     rc = 0;
 out:

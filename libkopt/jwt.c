@@ -319,6 +319,16 @@ int kopt_jwt_claim_has(const kopt_jwt_t *t, const char *path, const char *value)
     return 0;
 }
 
+int64_t kopt_jwt_expires(const kopt_jwt_t *t)
+{
+    double exp = json_number_value(json_object_get(t->claims, "exp"));
+
+    /* Clamped before the cast: a double beyond int64_t is undefined. */
+    if (!(exp > 0))
+        return 0;
+    return exp >= 9.0e18 ? INT64_MAX : (int64_t)exp;
+}
+
 void kopt_jwt_free(kopt_jwt_t *t)
 {
     if (!t)

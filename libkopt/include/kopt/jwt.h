@@ -71,6 +71,9 @@ const char *kopt_jwt_subject(const kopt_jwt_t *t);
  * is `value`, holds it as a space-separated word (an OAuth scope string),
  * or is an array holding it as an element; else 0. */
 int kopt_jwt_claim_has(const kopt_jwt_t *t, const char *path, const char *value);
+/* The exp claim in unix seconds (a verified token always has one; a
+ * fraction is dropped), 0 if absent or not positive. */
+int64_t kopt_jwt_expires(const kopt_jwt_t *t);
 void kopt_jwt_free(kopt_jwt_t *t);
 
 /* base64url without padding (RFC 4648 section 5), as JWS uses it. Decodes
