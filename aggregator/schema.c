@@ -217,23 +217,30 @@ typedef struct {
 } ctx_t;
 
 /* With a cluster, ReplacingMergeTree(v) becomes
- * ReplicatedReplacingMergeTree('<path>', '{replica}', v): same keys and
+ * ReplicatedReplacingMergeTree('<path>', '{replica}', v), and MergeTree
+ * ReplicatedMergeTree('<path>', '{replica}'): same keys and
  * version column, so the same idempotence, plus block dedupe. The path names
  * the cluster, the {shard} macro, database and table, so two kopt databases
  * (or installations) on one ZooKeeper never share a table. 18.16 syntax:
  * docs/stack-facts.md, "ClickHouse: replicated tables on 18.16". */
 static void write_engine(FILE *f, const ctx_t *x, const table_t *t)
 {
-    static const char plain[] = "ENGINE = ReplacingMergeTree(";
+    static const char replacing[] = "ENGINE = ReplacingMergeTree(";
+    static const char merge[] = "ENGINE = MergeTree\n";
 
-    if (!x->cluster || strncmp(t->engine_tail, plain, sizeof(plain) - 1) != 0) {
+    if (x->cluster && strncmp(t->engine_tail, replacing, sizeof(replacing) - 1) == 0)
+        fprintf(f,
+                "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/%s/{shard}/%s.%s', "
+                "'{replica}', %s",
+                x->cluster, x->db, t->table, t->engine_tail + sizeof(replacing) - 1);
+    else if (x->cluster && strncmp(t->engine_tail, merge, sizeof(merge) - 1) == 0)
+        /* kopt.archive: its records must be on every replica retention asks. */
+        fprintf(f,
+                "ENGINE = ReplicatedMergeTree('/clickhouse/tables/%s/{shard}/%s.%s', "
+                "'{replica}')\n%s",
+                x->cluster, x->db, t->table, t->engine_tail + sizeof(merge) - 1);
+    else
         fputs(t->engine_tail, f);
-        return;
-    }
-    fprintf(f,
-            "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/%s/{shard}/%s.%s', "
-            "'{replica}', %s",
-            x->cluster, x->db, t->table, t->engine_tail + sizeof(plain) - 1);
 }
 
 typedef struct {
