@@ -51,6 +51,9 @@ static void query(const char *sql)
 /* One pod's one-minute windows of one container: `minutes` of them, ending
  * at the current minute. CPU follows a daily sine around `cpu` (+-40 %) with
  * a little deterministic noise; memory is `mem_mib` +-10 %. */
+/* The hour the newest window written starts in: the running hour at setup. */
+static int64_t newest_window_hour;
+
 static void windows(const char *cluster, const char *ns, const char *kind, const char *name,
                     const char *pod, const char *container, int minutes, double cpu, double mem_mib,
                     double cpu_req, double cpu_lim, double mem_req_mib, double mem_lim_mib)
@@ -74,6 +77,7 @@ static void windows(const char *cluster, const char *ns, const char *kind, const
              cluster, ns, kind, name, pod, container, (long long)(now - 60), (long long)(now - 60),
              cpu_req, cpu_lim, mem_req_mib * 1048576, mem_lim_mib * 1048576, cpu, mem_mib, minutes);
     query(sql);
+    newest_window_hour = (now - 60) / 3600 * 3600;
 }
 
 static void write_windows(void)
@@ -188,16 +192,17 @@ static int group_teardown(void **state)
 
 /* GetWorkloadUsage has the running hour from its first minutes: fresh's 12
  * minutes of windows are one or two points (the hour may have turned),
- * the newest is the current hour, with its percentiles. */
+ * the newest is the hour of the newest window (the running hour at setup,
+ * not at this check: the clock may have passed the hour since), with its
+ * percentiles. */
 static void usage_has_the_current_partial_hour(void **state)
 {
     char url[256], *body = NULL;
     json_t *j, *pts, *last;
     json_error_t jerr;
-    int64_t cur = (int64_t)time(NULL) / 3600 * 3600;
     char want[32];
     struct tm tm;
-    time_t t = (time_t)cur;
+    time_t t = (time_t)newest_window_hour;
 
     (void)state;
     snprintf(url, sizeof(url), "%s/v1/workloads/local/shop/Deployment/fresh/usage", w.base);
