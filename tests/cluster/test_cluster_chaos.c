@@ -46,7 +46,7 @@
 
 typedef struct {
     kopt_test_proc_t proc;
-    char name[16], log[600], admin[64], target[64];
+    char name[24], log[600], admin[64], target[64];
 } daemon_t;
 
 static const char *src_dir, *agent_exe, *ingest_exe, *agg_exe, *adv_exe;
