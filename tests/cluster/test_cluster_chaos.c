@@ -233,6 +233,19 @@ static double metric0(const daemon_t *d, const char *sample)
     return v < 0 ? 0 : v;
 }
 
+/* A sanitizer build's daemons report into their logs. */
+static void assert_log_clean(const daemon_t *d)
+{
+    static const char *const reports[] = {"ERROR: AddressSanitizer",
+                                          "runtime error:", "ERROR: LeakSanitizer"};
+
+    for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++)
+        if (kopt_test_log_contains(d->log, reports[i])) {
+            kopt_test_log_tail(d->log, 60);
+            fail_msg("%s has \"%s\"", d->log, reports[i]);
+        }
+}
+
 static void release(daemon_t *d)
 {
     if (d->proc.pid)
@@ -705,6 +718,13 @@ static void chaos_at_scale(void **state)
         assert_int_equal(kopt_test_proc_stop(&agg[i].proc, 30000), 0);
         assert_int_equal(kopt_test_proc_stop(&ing[i].proc, 15000), 0);
     }
+    for (int i = 0; i < 2; i++) {
+        assert_log_clean(&adv[i]);
+        assert_log_clean(&agg[i]);
+        assert_log_clean(&ing[i]);
+    }
+    for (int i = 0; i < N_AGENTS; i++)
+        assert_log_clean(&agent[i]);
     fprintf(stderr, "TIMING whole scenario %.1f s\n", kopt_test_now() - t_start);
 }
 
