@@ -84,6 +84,8 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     natsMsg_Destroy(msg);
 }
 
+static int stream_replicas = 1; /* --replicas: 3 on a NATS cluster */
+
 /* KOPT_METRICS as kopt-ingest creates it (file storage, 10 min duplicate
  * window), unless it exists already. */
 static int ensure_stream(jsCtx *js)
@@ -104,6 +106,7 @@ static int ensure_stream(jsCtx *js)
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
     sc.Duplicates = (int64_t)600 * 1000000000;
+    sc.Replicas = stream_replicas;
     s = js_AddStream(NULL, js, &sc, NULL, &jerr);
     if (s != NATS_OK) {
         fprintf(stderr, "kopt-aggbench: cannot create %s: %s (jerr %d)\n", STREAM,
@@ -156,10 +159,11 @@ static double now_s(void)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: kopt-aggbench --nats-url URL --out FILE [--batches N] [--nodes N]\n"
-            "                     [--containers MIN-MAX] [--cluster NAME] [--seed N]\n"
-            "       kopt-aggbench --rollup-clickhouse URL [--days N] [--containers MIN-MAX]\n");
+    fprintf(
+        stderr,
+        "usage: kopt-aggbench --nats-url URL --out FILE [--batches N] [--nodes N]\n"
+        "                     [--containers MIN-MAX] [--cluster NAME] [--seed N] [--replicas N]\n"
+        "       kopt-aggbench --rollup-clickhouse URL [--days N] [--containers MIN-MAX]\n");
 }
 
 /* ---- --rollup-clickhouse: the rollups of a backfill ----------------------- */
@@ -323,6 +327,8 @@ int main(int argc, char **argv)
             ;
         else if (strcmp(a, "--cluster") == 0)
             o.cluster = v;
+        else if (strcmp(a, "--replicas") == 0)
+            stream_replicas = (int)strtol(v, NULL, 10);
         else if (strcmp(a, "--seed") == 0)
             o.seed = strtoull(v, NULL, 10);
         else if (strcmp(a, "--rollup-clickhouse") == 0)
