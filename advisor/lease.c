@@ -19,14 +19,15 @@ struct adv_lease {
     char *url;
     kopt_nats_auth_t auth;
     uint64_t ttl_ms;
+    int replicas;
     char me[ADV_LEASE_HOLDER_MAX];
     natsConnection *nc;
     jsCtx *js;
     kvStore *kv;
 };
 
-int adv_lease_new(const char *url, const kopt_nats_auth_t *auth, uint64_t ttl_ms, const char *me,
-                  adv_lease_t **out)
+int adv_lease_new(const char *url, const kopt_nats_auth_t *auth, uint64_t ttl_ms, int replicas,
+                  const char *me, adv_lease_t **out)
 {
     adv_lease_t *l = calloc(1, sizeof(*l));
 
@@ -40,6 +41,7 @@ int adv_lease_new(const char *url, const kopt_nats_auth_t *auth, uint64_t ttl_ms
     }
     pthread_mutex_init(&l->mu, NULL);
     l->ttl_ms = ttl_ms;
+    l->replicas = replicas > 0 ? replicas : 1;
     snprintf(l->me, sizeof(l->me), "%s", me);
     *out = l;
     return 0;
@@ -65,7 +67,8 @@ static int fail(adv_lease_t *l, natsStatus s, const char *what, char *err, size_
     return -EIO;
 }
 
-/* The connection and the bucket, made with the TTL as max age. Replicas
+/* The connection and the bucket, made with the TTL as max age and the
+ * stream's replicas. Replicas
  * racing to create it with the same settings all succeed. */
 static int ready(adv_lease_t *l, char *err, size_t errlen)
 {
@@ -95,6 +98,7 @@ static int ready(adv_lease_t *l, char *err, size_t errlen)
         kvConfig_Init(&cfg);
         cfg.Bucket = ADV_LEASE_BUCKET;
         cfg.History = 1;
+        cfg.Replicas = l->replicas;
         cfg.TTL = (int64_t)l->ttl_ms * 1000000; /* nanoseconds, as nats.c passes it on */
         s = js_CreateKeyValue(&l->kv, l->js, &cfg);
         if (s != NATS_OK) { /* another replica made it first? */

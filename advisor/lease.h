@@ -43,9 +43,11 @@ void adv_lease_self_id(char *out, size_t len);
 
 typedef struct adv_lease adv_lease_t;
 
-/* `url` and `auth` are copied. Nothing connects until the first call. */
-int adv_lease_new(const char *url, const kopt_nats_auth_t *auth, uint64_t ttl_ms, const char *me,
-                  adv_lease_t **out);
+/* `url` and `auth` are copied. Nothing connects until the first call. A
+ * missing bucket is created with `replicas` (the advisor's stream-replicas,
+ * so the lease survives a node as the results stream does). */
+int adv_lease_new(const char *url, const kopt_nats_auth_t *auth, uint64_t ttl_ms, int replicas,
+                  const char *me, adv_lease_t **out);
 /* Takes or renews the lease: 1 held by us, 0 held by another (its id in
  * `holder`), <0 NATS failed (a sentence in err). Thread-safe. */
 int adv_lease_acquire(adv_lease_t *l, char *holder, size_t holder_len, char *err, size_t errlen);

@@ -664,7 +664,8 @@ static int start_lease(void)
         return -EINVAL;
     }
     adv_lease_self_id(app.lease_me, sizeof(app.lease_me));
-    r = adv_lease_new(app.nats_url, &app.nats_auth, s->lease_ttl_ms, app.lease_me, &app.lease);
+    r = adv_lease_new(app.nats_url, &app.nats_auth, s->lease_ttl_ms, (int)s->stream_replicas,
+                      app.lease_me, &app.lease);
     if (r < 0)
         return r;
     kopt_log_info("analysis lease on", KOPT_STR("bucket", ADV_LEASE_BUCKET),
