@@ -198,7 +198,7 @@ static int rollup_bench(const char *url, int days, int containers)
     kopt_ch_client_t *c = NULL;
     kopt_ch_error_t err = {0};
     agg_rollup_stats_t st = {0};
-    agg_hourset_t todo, failed;
+    agg_hourset_t hours, failed;
     atomic_int stop = 0;
     int64_t now = (int64_t)time(NULL), day0 = now - now % 86400 - (int64_t)days * 86400;
     int64_t n_hours = (int64_t)days * 24, since_old, since_new;
@@ -206,7 +206,7 @@ static int rollup_bench(const char *url, int days, int containers)
     double t0, t_fill, t_old, t_new;
     int r;
 
-    agg_hourset_init(&todo);
+    agg_hourset_init(&hours);
     agg_hourset_init(&failed);
     r = kopt_ch_client_new(&o, &c, &err);
     if (r == 0)
@@ -238,12 +238,12 @@ static int rollup_bench(const char *url, int days, int containers)
     free(sql);
     t_fill = now_s() - t0;
     for (int64_t h = 0; r == 0 && h < n_hours; h++)
-        agg_hourset_add(&todo, "bench", day0 + h * 3600);
+        agg_hourset_add(&hours, "bench", day0 + h * 3600);
     /* Before: one statement per touched hour (the old agg_rollup_pass). */
     since_old = (int64_t)time(NULL);
     t0 = now_s();
-    for (size_t i = 0; r == 0 && i < todo.n; i++)
-        r = agg_rollup_hour(c, "bench", todo.items[i].hour, &err);
+    for (size_t i = 0; r == 0 && i < hours.n; i++)
+        r = agg_rollup_hour(c, "bench", hours.items[i].hour, &err);
     t_old = now_s() - t0;
     if (r == 0)
         r = hourly_digest(c, since_old, &d_old);
@@ -253,7 +253,7 @@ static int rollup_bench(const char *url, int days, int containers)
     since_new = (int64_t)time(NULL);
     t0 = now_s();
     if (r == 0)
-        agg_rollup_pass(c, &todo, 0, (int64_t)time(NULL), &stop, &st, &failed);
+        agg_rollup_pass(c, &hours, 0, (int64_t)time(NULL), &stop, &st, &failed);
     t_new = now_s() - t0;
     if (r == 0 && failed.n > 0)
         r = -EIO;
@@ -273,7 +273,7 @@ static int rollup_bench(const char *url, int days, int containers)
     }
     free(d_old);
     free(d_new);
-    agg_hourset_free(&todo);
+    agg_hourset_free(&hours);
     agg_hourset_free(&failed);
     kopt_ch_client_free(c);
     return r == 0 ? 0 : 1;
