@@ -87,7 +87,11 @@ static char *manifest_json(const manifest_t *m)
     return s;
 }
 
-/* Rows and checksum of the newest record of pid, and its objects. */
+/* Rows and checksum of the newest record of pid, and its objects.
+ * archived_at has whole seconds: of two records made in one second either
+ * may come back. That only errs on the safe side: a stale record makes
+ * retention keep the partition (counted "changed") and the next archive run
+ * write it again, a second later. */
 typedef struct {
     bool found;
     uint64_t rows, checksum, bytes;
