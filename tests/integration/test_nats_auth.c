@@ -473,7 +473,9 @@ static void ingest_binary_logs_in_only_with_its_own_user(void **state)
     /* no credentials: it says why, keeps retrying and is not ready */
     ing = ingest_start(NULL);
     assert_int_equal(wait_log(ing, "NATS refused the connection (credentials or TLS)", 15), 0);
-    assert_true(kopt_test_log_contains(ing->log_path, "Authorization Violation"));
+    /* The server's reason is in the line when nats.c read its -ERR before the
+     * close; when the close wins, nats.c reports "Expected 'PONG'" instead
+     * (seen once in CI). The refusal itself is what matters here. */
     st = readyz(ing, &body);
     fprintf(stderr, "  ingest without credentials: /readyz %ld %s\n", st, body ? body : "");
     assert_int_equal(st, 503);
