@@ -260,9 +260,18 @@ static size_t read_markers(char ids[][64], double *at, size_t max)
     jsSubOptions_Init(&so);
     so.Config.DeliverPolicy = js_DeliverAll;
     so.Ordered = true;
-    assert_int_equal(
-        js_SubscribeSync(&sub, js, "kopt.recommendations.local._completed", NULL, &so, &jerr),
-        NATS_OK);
+    /* The advisors create KOPT_RECOMMENDATIONS on a worker after they are
+     * ready: under ASan on a loaded machine it may not exist yet. */
+    for (double until = kopt_test_now() + 20;; usleep(200 * 1000)) {
+        natsStatus s =
+            js_SubscribeSync(&sub, js, "kopt.recommendations.local._completed", NULL, &so, &jerr);
+
+        if (s == NATS_OK)
+            break;
+        if (kopt_test_now() > until)
+            fail_msg("no subscription to the markers: %s (JetStream error %d)",
+                     natsStatus_GetText(s), (int)jerr);
+    }
     for (;;) {
         natsMsg *m = NULL;
         jsMsgMetaData *md = NULL;
