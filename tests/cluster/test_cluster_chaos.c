@@ -706,8 +706,12 @@ static void chaos_at_scale(void **state)
     for (size_t i = 1; i < n_markers; i++)
         fprintf(stderr, " %.1f", at[i] - at[i - 1]);
     fprintf(stderr, "\n");
+    /* Doubled: two runs of one tick. After a takeover the new holder's ticks
+     * have their own phase, so a gap may be shorter than the interval (3.3 s
+     * at 4 s, seen in CI) without any tick running twice; only the lease's
+     * hold time bounds it from below. */
     for (size_t i = 1; i < n_markers; i++)
-        if (at[i] - at[i - 1] < INTERVAL_S - 0.5)
+        if (at[i] - at[i - 1] < INTERVAL_S / 2.0)
             fail_msg("analyses %s and %s %.2f s apart: a run doubled", ids[i - 1], ids[i],
                      at[i] - at[i - 1]);
     assert_true((double)n_markers + (double)lost_allowance >= elapsed / INTERVAL_S - 1);
