@@ -42,12 +42,6 @@ static int64_t hour0;
 static kopt_test_proc_t agg_proc; /* the test's kopt-aggregator */
 static char *agg_dir;             /* its temp dir, while a test runs */
 
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 static int group_setup(void **state)
 {
     const char *servers[KOPT_TEST_NATS_CLUSTER_MAX];
@@ -170,7 +164,7 @@ static void publish_batch(uint64_t seq)
         jsPubAck_Destroy(pa);
         natsMsg_Destroy(m);
         if (s != NATS_OK)
-            sleep_ms(100);
+            kopt_test_sleep_ms(100);
     }
     free(buf);
     assert_int_equal(s, NATS_OK);
@@ -285,7 +279,7 @@ static void run_kill(kill_t what, const char *db)
             kopt_test_log_tail(agg->log_path, 40);
             fail_msg("kopt-aggregator stored nothing in 60 s");
         }
-        sleep_ms(100);
+        kopt_test_sleep_ms(100);
     }
     fprintf(stderr, "kill -9 of %s after %d batches\n", kill_names[what], BATCHES / 2);
     node = do_kill(what);
@@ -293,7 +287,7 @@ static void run_kill(kill_t what, const char *db)
     for (uint64_t seq = BATCHES / 2 + 1; seq <= BATCHES; seq++) {
         publish_batch(seq);
         if (what != KILL_STREAM_LEADER) /* down while batches flow */
-            sleep_ms((what == KILL_ZOOKEEPER ? 30000 : 10000) / (BATCHES / 2));
+            kopt_test_sleep_ms((what == KILL_ZOOKEEPER ? 30000 : 10000) / (BATCHES / 2));
     }
     fprintf(stderr, "TIMING all batches published %.2f s after the kill\n",
             kopt_test_now() - t_kill);
@@ -309,7 +303,7 @@ static void run_kill(kill_t what, const char *db)
             t_done = kopt_test_now();
             break;
         }
-        sleep_ms(200);
+        kopt_test_sleep_ms(200);
     }
     if (!t_done)
         kopt_test_log_tail(agg->log_path, 40);
@@ -327,7 +321,7 @@ static void run_kill(kill_t what, const char *db)
         double t0 = kopt_test_now();
 
         while (ch_count(chc->replicas[i], count_sql) != want && kopt_test_now() - t0 < 60.0)
-            sleep_ms(200);
+            kopt_test_sleep_ms(200);
         fprintf(stderr, "TIMING replica r%d checked in %.2f s\n", i + 1, kopt_test_now() - t0);
         assert_int_equal(ch_count(chc->replicas[i], count_sql), want);
         assert_int_equal(ch_count(chc->replicas[i], distinct_sql), want);

@@ -57,12 +57,6 @@ static jsCtx *js;
 static char *dir; /* certs, keys file, logs */
 static daemon_t ing[2], agg[2], adv[2], agent[N_AGENTS], spin;
 
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 /* ---- daemons ------------------------------------------------------------ */
 
 static void spawn(daemon_t *d, const char **argv)
@@ -86,7 +80,7 @@ static int http_ok(const char *base, const char *path)
 
 static void wait_up(daemon_t *d, const char *path)
 {
-    for (double t0 = kopt_test_now(); kopt_test_now() - t0 < 30.0; sleep_ms(50))
+    for (double t0 = kopt_test_now(); kopt_test_now() - t0 < 30.0; kopt_test_sleep_ms(50))
         if (http_ok(d->admin, path))
             return;
     kopt_test_log_tail(d->log, 40);
@@ -336,7 +330,7 @@ static double wait_windows_after(int r, double t_kill, int64_t wall_kill)
             return kopt_test_now() - t_kill;
         if (kopt_test_now() - t_kill > 120.0)
             return -1;
-        sleep_ms(250);
+        kopt_test_sleep_ms(250);
     }
 }
 
@@ -349,7 +343,7 @@ static double wait_analysis_after(double t_kill, const double runs_before[2])
                 metric0(&adv[i], "kopt_advisor_analysis_runs_total{result=\"ok\"}") >
                     runs_before[i])
                 return kopt_test_now() - t_kill;
-        sleep_ms(200);
+        kopt_test_sleep_ms(200);
     }
     return -1;
 }
@@ -367,7 +361,8 @@ static void chaos(kill_t what)
         fprintf(stderr, "stream leader is %s\n", natsc->nodes[node].name);
     }
     if (what == K_ADVISOR || what == K_ALL) {
-        for (double t0 = kopt_test_now(); holder < 0 && kopt_test_now() - t0 < 20; sleep_ms(200))
+        for (double t0 = kopt_test_now(); holder < 0 && kopt_test_now() - t0 < 20;
+             kopt_test_sleep_ms(200))
             holder = lease_holder();
         assert_true(holder >= 0);
     }
@@ -641,7 +636,8 @@ static void chaos_at_scale(void **state)
     }
 
     /* Every batch each agent made is acked and in KOPT_METRICS once. */
-    for (double t0 = kopt_test_now(); !settled && kopt_test_now() - t0 < 60; sleep_ms(500)) {
+    for (double t0 = kopt_test_now(); !settled && kopt_test_now() - t0 < 60;
+         kopt_test_sleep_ms(500)) {
         read_stream(&msgs, &distinct_ids, per_agent, &windows);
         settled = msgs == distinct_ids;
         for (int i = 0; i < N_AGENTS; i++) {
@@ -677,7 +673,7 @@ static void chaos_at_scale(void **state)
             final = ch_count(chc->replicas[r], "SELECT count() FROM kopt.container_windows FINAL");
             if (final == (long)windows)
                 break;
-            sleep_ms(300);
+            kopt_test_sleep_ms(300);
         }
         keys = ch_count(chc->replicas[r], "SELECT uniqExact(pod, container, window_start) FROM "
                                           "kopt.container_windows");

@@ -19,12 +19,6 @@
 
 #include "cluster.h"
 
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 static natsConnection *connect_cluster(kopt_test_nats_cluster_t *c)
 {
     const char *servers[KOPT_TEST_NATS_CLUSTER_MAX];
@@ -66,7 +60,7 @@ static int publish_retry(jsCtx *js, const char *id, bool *dup)
             jsPubAck_Destroy(ack);
             return 0;
         }
-        sleep_ms(200);
+        kopt_test_sleep_ms(200);
     }
     return -ETIMEDOUT;
 }
@@ -83,7 +77,7 @@ static uint64_t stream_msgs(jsCtx *js)
             jsStreamInfo_Destroy(si);
             return n;
         }
-        sleep_ms(200);
+        kopt_test_sleep_ms(200);
     }
     fail_msg("stream info unavailable for 10 s");
     return 0;
@@ -218,7 +212,7 @@ static double wait_count(kopt_test_clickhouse_t *ch, const char *sql, long want)
     while (count_on(ch, sql) != want) {
         if (kopt_test_now() - t0 > 30.0)
             fail_msg("%s on %s: %ld, want %ld", sql, ch->url, count_on(ch, sql), want);
-        sleep_ms(100);
+        kopt_test_sleep_ms(100);
     }
     return kopt_test_now() - t0;
 }
@@ -258,7 +252,7 @@ static void clickhouse_replicas_replicate_and_dedupe(void **state)
     /* The same block again, on either replica: dropped by its hash. */
     exec_ok(r1, "INSERT INTO kc_t VALUES ('a', 1), ('b', 2)");
     exec_ok(r2, "INSERT INTO kc_t VALUES ('a', 1), ('b', 2)");
-    sleep_ms(1000);
+    kopt_test_sleep_ms(1000);
     assert_int_equal(count_on(r1, count), 3);
     assert_int_equal(count_on(r2, count), 3);
 

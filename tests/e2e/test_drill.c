@@ -52,14 +52,6 @@ static void note(const char *fmt, ...)
     fprintf(stderr, "\n");
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
 static int64_t wall_ms(void)
 {
     struct timeval tv;
@@ -87,7 +79,7 @@ static int wait_ready(int port, double seconds)
 
         if (kopt_test_http(url, NULL, 1000, &status, NULL) == 0 && status == 200)
             return 0;
-        sleep_ms(200);
+        kopt_test_sleep_ms(200);
     }
     return -ETIMEDOUT;
 }
@@ -171,7 +163,7 @@ static double wait_windows(unsigned long long want, double seconds)
     while (kopt_test_now() - t0 < seconds) {
         if (windows(&rows, &keys) == 0 && rows >= want)
             break;
-        sleep_ms(250);
+        kopt_test_sleep_ms(250);
     }
     return kopt_test_now() - t0;
 }
@@ -347,7 +339,7 @@ static void backup_lose_clickhouse_restore_replay(void **state)
     (void)state;
     snprintf(admin, sizeof(admin), "http://127.0.0.1:%d", S.p_agent_admin);
     /* Data flows; a backup after a few windows. */
-    sleep_ms(3 * WINDOW_MS);
+    kopt_test_sleep_ms(3 * WINDOW_MS);
     assert_int_equal(wait_windows(1, 30) < 30, 1);
     assert_int_equal(aggregator_cmd("backup"), 0);
     t_backup = kopt_test_now();
@@ -356,18 +348,18 @@ static void backup_lose_clickhouse_restore_replay(void **state)
 
     /* Ingest goes on past the backup; then the agent stops cleanly, mid-window,
      * so its counter is every window it reported. */
-    sleep_ms(3 * WINDOW_MS);
+    kopt_test_sleep_ms(3 * WINDOW_MS);
     {
         int64_t into = wall_ms() % WINDOW_MS;
 
-        sleep_ms(into < 2500 ? 2500 - into : WINDOW_MS - into + 2500);
+        kopt_test_sleep_ms(into < 2500 ? 2500 - into : WINDOW_MS - into + 2500);
     }
     v = kopt_test_metric(admin, "kopt_agent_windows_total");
     assert_int_equal(kopt_test_proc_stop(&S.agent, 30000), 0);
     assert_true(v > 0);
     want = (unsigned long long)v;
     wait_windows(want, 60);
-    sleep_ms(4000); /* one more rollup */
+    kopt_test_sleep_ms(4000); /* one more rollup */
     assert_int_equal(windows(&rows, &keys), 0);
     note("agent reported %llu windows; ClickHouse holds %llu (%llu keys)", want, rows, keys);
     if (rows != want)
@@ -396,7 +388,7 @@ static void backup_lose_clickhouse_restore_replay(void **state)
     assert_int_equal(wait_ready(S.p_agg_admin, 60), 0);
     wait_windows(want, 60);
     t_exact = kopt_test_now();
-    sleep_ms(4000); /* anything counted twice would show now; one more rollup */
+    kopt_test_sleep_ms(4000); /* anything counted twice would show now; one more rollup */
     assert_int_equal(windows(&rows, &keys), 0);
     if (rows != want || keys != rows)
         tail_logs();

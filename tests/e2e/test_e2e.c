@@ -63,14 +63,6 @@ static int64_t wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
 static void note(const char *fmt, ...)
 {
     va_list ap;
@@ -82,71 +74,19 @@ static void note(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-typedef struct {
-    char *data;
-    size_t len;
-} body_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *data)
-{
-    body_t *b = data;
-    char *nd = realloc(b->data, b->len + size * n + 1);
-
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, p, size * n);
-    b->data = nd;
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
 /* GET (or POST body) with the API key. Returns the HTTP status (0: none). */
 static long http(const char *method, const char *url, const char *body, char **out)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    body_t b = {0};
-    long status = 0;
+    kopt_test_http_req_t q = {.method = method, .url = url, .bearer = API_KEY, .body = body};
+    kopt_test_http_resp_t r;
+    long status = kopt_test_http_call(&q, &r);
 
-    if (!c)
-        return 0;
-    h = curl_slist_append(h, "authorization: Bearer " API_KEY);
-    if (body) {
-        h = curl_slist_append(h, "content-type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (out) {
+        *out = r.body;
+        r.body = NULL;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (out)
-        *out = b.data ? b.data : strdup("");
-    else
-        free(b.data);
+    kopt_test_http_resp_free(&r);
     return status;
-}
-
-/* Waits until http://127.0.0.1:port/path answers 200. 0, or -ETIMEDOUT. */
-static int wait_http_ok(int port, const char *path, double seconds)
-{
-    char url[128];
-    double end = kopt_test_now() + seconds;
-    long status;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    while (kopt_test_now() < end) {
-        if (kopt_test_http(url, NULL, 2000, &status, NULL) == 0 && status == 200)
-            return 0;
-        sleep_ms(200);
-    }
-    return -ETIMEDOUT;
 }
 
 /* Runs argv to completion (output to log), up to timeout_ms. Exit status or -1. */
@@ -197,7 +137,7 @@ static void wait_mid_window(void)
 {
     int64_t into = wall_ms() % WINDOW_MS;
 
-    sleep_ms(into < 2500 ? 2500 - into : WINDOW_MS - into + 2500);
+    kopt_test_sleep_ms(into < 2500 ? 2500 - into : WINDOW_MS - into + 2500);
 }
 
 /* ---- the system ------------------------------------------------------------------- */
@@ -415,15 +355,15 @@ static int system_up(void **state)
     S.p_adv_admin = free_port();
     S.p_agent_admin = free_port();
     start_ingest();
-    assert_int_equal(wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
     start_aggregator();
-    assert_int_equal(wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
     start_advisor();
-    assert_int_equal(wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
     snprintf(log, sizeof(log), "%s/workload.log", S.dir);
     assert_int_equal(kopt_test_proc_spawn(&S.workload, work_argv, NULL, log), 0);
     start_agent();
-    assert_int_equal(wait_http_ok(S.p_agent_admin, "/readyz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_agent_admin, "/readyz", 60), 0);
     note("system up in %.1f s (state %s)", kopt_test_now() - t0, S.dir);
     return 0;
 }
@@ -501,9 +441,9 @@ static void assert_counts_exact(double wait_s)
                        &rows, &keys) == 0 &&
             rows >= want)
             break;
-        sleep_ms(1000);
+        kopt_test_sleep_ms(1000);
     } while (kopt_test_now() < end);
-    sleep_ms(3000); /* anything late would show now */
+    kopt_test_sleep_ms(3000); /* anything late would show now */
     assert_int_equal(ch_numbers("SELECT count(), uniqExact(cluster, namespace, workload_kind, "
                                 "workload_name, pod, container, window_start) "
                                 "FROM kopt.container_windows FINAL",
@@ -530,7 +470,7 @@ static void assert_http_recommendations(void)
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/analyses", S.p_http);
     while ((status = http("POST", url, "{}", NULL)) != 200 && kopt_test_now() < end)
-        sleep_ms(1000);
+        kopt_test_sleep_ms(1000);
     assert_int_equal(status, 200);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/recommendations?page_size=100", S.p_http);
     assert_int_equal(http("GET", url, NULL, &body), 200);
@@ -586,7 +526,7 @@ static void flow_windows_reach_clickhouse_and_recommendations_every_api(void **s
 
     (void)state;
     /* Half a minute of windows, then a clean stop of the agent. */
-    sleep_ms(25000);
+    kopt_test_sleep_ms(25000);
     stop_agent_cleanly();
     assert_counts_exact(60);
 
@@ -699,7 +639,7 @@ static void restart(victim_t v)
         /* Same spool: unacked batches are re-sent with their ids. */
         assert_int_equal(kopt_test_proc_respawn(&S.agent), 0);
         S.agent_lives++;
-        assert_int_equal(wait_http_ok(S.p_agent_admin, "/healthz", 30), 0);
+        assert_int_equal(kopt_test_wait_http_ok(S.p_agent_admin, "/healthz", 30), 0);
         break;
     case K_INGEST:
         assert_int_equal(kopt_test_proc_respawn(&S.ingest), 0);
@@ -744,19 +684,19 @@ static void chaos_kill9_each_component_counts_stay_exact(void **state)
                  victim_names[order[i]]);
     note("chaos seed %u (KOPT_E2E_SEED=%u replays it): %s", seed, seed, line);
 
-    sleep_ms(10000); /* some data first */
+    kopt_test_sleep_ms(10000); /* some data first */
     for (int i = 0; i < K_N; i++) {
-        sleep_ms(2000 + rand() % 8000); /* a random moment */
+        kopt_test_sleep_ms(2000 + rand() % 8000); /* a random moment */
         kill9(order[i]);
-        sleep_ms(1000 + rand() % 3000); /* down for 1-4 s */
+        kopt_test_sleep_ms(1000 + rand() % 3000); /* down for 1-4 s */
         restart(order[i]);
-        sleep_ms(3000);
+        kopt_test_sleep_ms(3000);
     }
     /* Everything back: the daemons are alive and ready again. */
-    assert_int_equal(wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
-    assert_int_equal(wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
-    assert_int_equal(wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
-    sleep_ms(8000);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
+    kopt_test_sleep_ms(8000);
     stop_agent_cleanly();
     assert_counts_exact(90);
     assert_http_recommendations();

@@ -48,34 +48,12 @@ static struct {
     kopt_test_proc_t ingest, aggregator, advisor, agent;
 } S;
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 static int free_port(void)
 {
     int p = kopt_test_free_port();
 
     assert_true(p > 0);
     return p;
-}
-
-static int wait_http_ok(int port, const char *path, double seconds)
-{
-    char url[128];
-    double end = kopt_test_now() + seconds;
-    long status;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    while (kopt_test_now() < end) {
-        if (kopt_test_http(url, NULL, 2000, &status, NULL) == 0 && status == 200)
-            return 0;
-        sleep_ms(200);
-    }
-    return -ETIMEDOUT;
 }
 
 static void spawn(kopt_test_proc_t *p, const char *name, char **argv)
@@ -138,7 +116,7 @@ static int system_up(void **state)
                            "--admin-listen",   a2,           "--nats-url", S.nats->url,
                            "--otlp-endpoint",  S.otlp,       NULL};
     spawn(&S.ingest, "ingest", ingest_argv);
-    assert_int_equal(wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
 
     snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_agg_admin);
     char *agg_argv[] = {(char *)aggregator_exe,
@@ -154,7 +132,7 @@ static int system_up(void **state)
                         S.otlp,
                         NULL};
     spawn(&S.aggregator, "aggregator", agg_argv);
-    assert_int_equal(wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
 
     snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_adv);
     snprintf(a3, sizeof(a3), "127.0.0.1:%d", S.p_http);
@@ -177,7 +155,7 @@ static int system_up(void **state)
                         S.otlp,
                         NULL};
     spawn(&S.advisor, "advisor", adv_argv);
-    assert_int_equal(wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
 
     snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_agent_admin);
     char *agent_argv[] = {
@@ -185,7 +163,7 @@ static int system_up(void **state)
         "--admin-listen",  a2,         "--window",   "5s",         "--sample-interval", "1s",
         "--otlp-endpoint", S.otlp,     NULL};
     spawn(&S.agent, "agent", agent_argv);
-    assert_int_equal(wait_http_ok(S.p_agent_admin, "/healthz", 60), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_agent_admin, "/healthz", 60), 0);
     return 0;
 }
 
@@ -298,7 +276,7 @@ static void one_batch_one_trace(void **state)
         spans = kopt_test_otlp_spans(S.rx);
         if (complete_batch(spans, &push, &pub, &ins))
             break;
-        sleep_ms(500);
+        kopt_test_sleep_ms(500);
     }
     if (!ins) {
         char *dump = json_dumps(spans, JSON_COMPACT);
@@ -370,7 +348,7 @@ static void api_call_trace(void **state)
                      : NULL;
         if (query)
             break;
-        sleep_ms(200);
+        kopt_test_sleep_ms(200);
     }
     if (!query)
         tail_logs();
@@ -433,7 +411,7 @@ static void grpc_call_trace(void **state)
         spans = kopt_test_otlp_spans(S.rx);
         call = find(spans, "kopt.v1.Advisor/ListRecommendations", trace, span);
         if (!call)
-            sleep_ms(200);
+            kopt_test_sleep_ms(200);
     }
     assert_non_null(call);
     assert_string_equal(str(call, "service"), "kopt-advisor");
@@ -478,7 +456,7 @@ static void endpoint_away_drops_and_data_flows(void **state)
         d_agg = dropped(S.p_agg_admin);
         if (after > before && d_ingest > 0 && d_agent > 0 && d_agg > 0)
             break;
-        sleep_ms(500);
+        kopt_test_sleep_ms(500);
     }
     fprintf(stderr,
             "endpoint away: rows %llu -> %llu; spans dropped (endpoint_error) by agent %.0f, "
@@ -489,7 +467,7 @@ static void endpoint_away_drops_and_data_flows(void **state)
     assert_true(d_ingest > 0);
     assert_true(d_agg > 0);
     /* The agent keeps up: its spool drains, it stays ready. */
-    assert_int_equal(wait_http_ok(S.p_agent_admin, "/readyz", 30), 0);
+    assert_int_equal(kopt_test_wait_http_ok(S.p_agent_admin, "/readyz", 30), 0);
 }
 
 /* SIGTERM: each daemon flushes (or drops) its spans and exits 0, within

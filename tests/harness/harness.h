@@ -24,6 +24,9 @@ int kopt_test_rmtree(const char *path);
 /* Seconds on the monotonic clock, for timings. */
 double kopt_test_now(void);
 
+/* Sleeps ms milliseconds, the whole time even when a signal comes. */
+void kopt_test_sleep_ms(long ms);
+
 /* Prints the last `lines` lines of a file to stderr, framed with its name. */
 void kopt_test_log_tail(const char *path, int lines);
 
@@ -122,6 +125,33 @@ int kopt_test_port_accepts(int port);
  * Returns 0 when a response arrived (whatever its code), -ECONNREFUSED or
  * -EIO when not. */
 int kopt_test_http(const char *url, const char *body, long timeout_ms, long *status, char **out);
+
+/* One request with what the API tests need: a method, a bearer token, a
+ * JSON body, HTTPS with a CA and a client certificate. */
+typedef struct {
+    const char *method; /* NULL: POST when body, else GET */
+    const char *url;
+    const char *bearer;          /* sent as "Authorization: Bearer <bearer>"; NULL: none */
+    const char *body;            /* sent as application/json; NULL: none */
+    const char *ca, *cert, *key; /* HTTPS: the CA to trust, a client certificate; NULL: none */
+    long timeout_ms;             /* 0: 60000 */
+} kopt_test_http_req_t;
+
+typedef struct {
+    int curl;      /* the CURLcode of the transfer */
+    long status;   /* the HTTP status; 0 when no response */
+    char *body;    /* malloc'd, NUL-terminated, "" when empty or no response */
+    char *headers; /* the response's header lines, likewise */
+} kopt_test_http_resp_t;
+
+/* Performs q; fills *r (free with kopt_test_http_resp_free) and returns
+ * r->status. */
+long kopt_test_http_call(const kopt_test_http_req_t *q, kopt_test_http_resp_t *r);
+void kopt_test_http_resp_free(kopt_test_http_resp_t *r);
+
+/* Polls http://127.0.0.1:port/path until it answers 200: 0, or -ETIMEDOUT
+ * after `seconds`. */
+int kopt_test_wait_http_ok(int port, const char *path, double seconds);
 
 /* The value of one sample of a kopt admin server's /metrics: the line that
  * is `sample` ("name" or "name{labels}") then a space. -1 when the server

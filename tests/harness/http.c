@@ -1,7 +1,7 @@
-/* Network probes for tests: is a loopback port taken, and one blocking HTTP
- * request with libcurl (readiness probes on the nats monitor and ClickHouse
- * /ping, queries, admin endpoints). curl's global state is set up once and torn
- * down at exit. */
+/* Network probes for tests: is a loopback port taken, and blocking HTTP
+ * requests with libcurl (readiness probes on the nats monitor and ClickHouse
+ * /ping, queries, admin endpoints, the advisor's API with keys and TLS).
+ * curl's global state is set up once and torn down at exit. */
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -11,8 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     char *data;
@@ -104,6 +106,78 @@ int kopt_test_http(const char *url, const char *body, long timeout_ms, long *sta
     else
         free(b.data);
     return 0;
+}
+
+long kopt_test_http_call(const kopt_test_http_req_t *q, kopt_test_http_resp_t *r)
+{
+    body_t body = {0}, headers = {0};
+    struct curl_slist *h = NULL;
+    char *auth = NULL;
+    CURL *c;
+
+    memset(r, 0, sizeof(*r));
+    r->curl = CURLE_FAILED_INIT;
+    pthread_once(&curl_once, curl_setup);
+    if (curl_ok && (c = curl_easy_init())) {
+        curl_easy_setopt(c, CURLOPT_URL, q->url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST,
+                         q->method ? q->method
+                         : q->body ? "POST"
+                                   : "GET");
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, q->timeout_ms ? q->timeout_ms : 60000L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+        if (q->bearer && asprintf(&auth, "Authorization: Bearer %s", q->bearer) > 0)
+            h = curl_slist_append(h, auth);
+        if (q->body) {
+            h = curl_slist_append(h, "Content-Type: application/json");
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(q->body));
+        }
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        if (q->ca)
+            curl_easy_setopt(c, CURLOPT_CAINFO, q->ca);
+        if (q->cert) {
+            curl_easy_setopt(c, CURLOPT_SSLCERT, q->cert);
+            curl_easy_setopt(c, CURLOPT_SSLKEY, q->key);
+        }
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &headers);
+        r->curl = (int)curl_easy_perform(c);
+        if (r->curl == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        free(auth);
+    }
+    r->body = body.data ? body.data : strdup("");
+    r->headers = headers.data ? headers.data : strdup("");
+    return r->status;
+}
+
+void kopt_test_http_resp_free(kopt_test_http_resp_t *r)
+{
+    free(r->body);
+    free(r->headers);
+    memset(r, 0, sizeof(*r));
+}
+
+int kopt_test_wait_http_ok(int port, const char *path, double seconds)
+{
+    const struct timespec pause = {.tv_nsec = 200 * 1000 * 1000};
+    double end = kopt_test_now() + seconds;
+    char url[256];
+    long status;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    while (kopt_test_now() < end) {
+        if (kopt_test_http(url, NULL, 2000, &status, NULL) == 0 && status == 200)
+            return 0;
+        nanosleep(&pause, NULL);
+    }
+    return -ETIMEDOUT;
 }
 
 double kopt_test_metric(const char *admin_url, const char *sample)

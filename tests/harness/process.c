@@ -43,6 +43,14 @@ double kopt_test_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void kopt_test_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
 void kopt_test_log_tail(const char *path, int lines)
 {
     FILE *f = path ? fopen(path, "r") : NULL;

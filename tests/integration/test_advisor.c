@@ -47,66 +47,28 @@ static char rogue_ca[600];
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *data)
-{
-    buf_t *b = data;
-    char *nd = realloc(b->data, b->len + size * n + 1);
-
-    if (!nd)
-        return 0;
-    memcpy(nd + b->len, p, size * n);
-    b->data = nd;
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
 /* The response headers of the last http() call. */
-static buf_t last_headers;
+static char *last_headers;
 
 /* GET (or POST with body) base+path with an API key; returns the status. */
 static long http(const char *method, const char *path, const char *key, const char *body,
                  char **out)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    char url[1024], auth[256];
-    buf_t b = {0};
-    long status = 0;
+    char url[1024];
+    kopt_test_http_req_t q = {.method = method, .url = url, .bearer = key, .body = body};
+    kopt_test_http_resp_t r;
+    long status;
 
-    assert_non_null(c);
     snprintf(url, sizeof(url), "%s%s", w.base, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    if (key) {
-        snprintf(auth, sizeof(auth), "authorization: Bearer %s", key);
-        h = curl_slist_append(h, auth);
+    status = kopt_test_http_call(&q, &r);
+    free(last_headers);
+    last_headers = r.headers;
+    r.headers = NULL;
+    if (out) {
+        *out = r.body;
+        r.body = NULL;
     }
-    if (body) {
-        h = curl_slist_append(h, "content-type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    }
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    free(last_headers.data);
-    memset(&last_headers, 0, sizeof(last_headers));
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &last_headers);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (out)
-        *out = b.data ? b.data : strdup("");
-    else
-        free(b.data);
+    kopt_test_http_resp_free(&r);
     return status;
 }
 
@@ -234,8 +196,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    free(last_headers.data);
-    memset(&last_headers, 0, sizeof(last_headers));
+    free(last_headers);
+    last_headers = NULL;
     return kopt_test_advisor_teardown(&w);
 }
 
@@ -1192,8 +1154,7 @@ static const char *last_header(const char *name, char *out, size_t len)
 {
     size_t n = strlen(name);
 
-    for (const char *l = last_headers.data; l && *l;
-         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
+    for (const char *l = last_headers; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
         if (strncasecmp(l, name, n) == 0 && l[n] == ':') {
             const char *v = l + n + 1;
 

@@ -93,40 +93,16 @@ static int run_cmd(char *const argv[], char *const env[], char **out)
     return rc;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *data)
-{
-    char **b = data;
-    size_t have = *b ? strlen(*b) : 0;
-    char *nb = realloc(*b, have + size * n + 1);
-
-    if (!nb)
-        return 0;
-    memcpy(nb + have, p, size * n);
-    nb[have + size * n] = '\0';
-    *b = nb;
-    return size * n;
-}
-
 /* GET with the API key; the status, the body in *out. */
 static long api_get(const char *url, char **out)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "authorization: Bearer " KEY);
-    long status = 0;
+    kopt_test_http_req_t q = {.url = url, .bearer = KEY, .timeout_ms = 30000};
+    kopt_test_http_resp_t r;
+    long status = kopt_test_http_call(&q, &r);
 
-    assert_non_null(c);
-    *out = NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (!*out)
-        *out = strdup("");
+    *out = r.body;
+    r.body = NULL;
+    kopt_test_http_resp_free(&r);
     return status;
 }
 

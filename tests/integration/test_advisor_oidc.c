@@ -83,58 +83,30 @@ static const char *std_claims(void)
     return buf;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *data)
-{
-    char *b = data;
-    size_t len = strlen(b), add = size * n;
-
-    if (len + add < 4096) {
-        memcpy(b + len, p, add);
-        b[len + add] = '\0';
-    }
-    return size * n;
-}
-
 /* One HTTPS call to the gateway: GET, or POST with a JSON body. `cert`: a
- * client certificate name in pki (NULL: none). Returns the HTTP status. */
+ * client certificate name in pki (NULL: none). Returns the HTTP status; the
+ * body's first 4 KB in `body`. */
 static long http(const char *verb, const char *path, const char *token, const char *cert,
                  char *body)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    char url[256], *auth = NULL;
-    long status = 0;
+    char url[256], pem[64], key[64];
+    kopt_test_http_req_t q = {.method = verb, .url = url, .bearer = token, .timeout_ms = 20000};
+    kopt_test_http_resp_t r;
+    long status;
 
     snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", w.http_port, path);
-    body[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CAINFO, file(pki, "ca.pem"));
+    q.ca = file(pki, "ca.pem");
     if (cert) {
-        char pem[64], key[64];
-
         snprintf(pem, sizeof(pem), "%s.pem", cert);
         snprintf(key, sizeof(key), "%s-key.pem", cert);
-        curl_easy_setopt(c, CURLOPT_SSLCERT, file(pki, pem));
-        curl_easy_setopt(c, CURLOPT_SSLKEY, file(pki, key));
+        q.cert = file(pki, pem);
+        q.key = file(pki, key);
     }
-    if (token) {
-        auth = malloc(strlen(token) + 32);
-        sprintf(auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    if (strcmp(verb, "POST") == 0) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"dryRun\":true}");
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    free(auth);
+    if (strcmp(verb, "POST") == 0)
+        q.body = "{\"dryRun\":true}";
+    status = kopt_test_http_call(&q, &r);
+    snprintf(body, 4096, "%s", r.body);
+    kopt_test_http_resp_free(&r);
     return status;
 }
 

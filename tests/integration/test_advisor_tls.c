@@ -40,18 +40,6 @@ static const char *file(const char *d, const char *name)
     return buf[i];
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *data)
-{
-    char *b = data;
-    size_t len = strlen(b), add = size * n;
-
-    if (len + add < 4096) {
-        memcpy(b + len, p, add);
-        b[len + add] = '\0';
-    }
-    return size * n;
-}
-
 typedef struct {
     const char *scheme; /* "https" or "http" */
     const char *ca;
@@ -59,34 +47,25 @@ typedef struct {
     const char *api_key;    /* or NULL */
 } req_t;
 
-/* GET /v1/recommendations; curl's result, the status and the body. */
+/* GET /v1/recommendations; curl's result, the status and the body's first
+ * 4 KB. */
 static CURLcode get(const req_t *q, long *status, char *body)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    char url[256], auth[256];
+    char url[256];
+    kopt_test_http_req_t r = {.url = url,
+                              .bearer = q->api_key,
+                              .ca = q->ca,
+                              .cert = q->cert,
+                              .key = q->key,
+                              .timeout_ms = 10000};
+    kopt_test_http_resp_t a;
     CURLcode rc;
 
     snprintf(url, sizeof(url), "%s://localhost:%d/v1/recommendations", q->scheme, w.http_port);
-    body[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CAINFO, q->ca);
-    curl_easy_setopt(c, CURLOPT_SSLCERT, q->cert);
-    curl_easy_setopt(c, CURLOPT_SSLKEY, q->key);
-    if (q->api_key) {
-        snprintf(auth, sizeof(auth), "authorization: Bearer %s", q->api_key);
-        h = curl_slist_append(h, auth);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    *status = 0;
-    rc = curl_easy_perform(c);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    *status = kopt_test_http_call(&r, &a);
+    rc = (CURLcode)a.curl;
+    snprintf(body, 4096, "%s", a.body);
+    kopt_test_http_resp_free(&a);
     return rc;
 }
 

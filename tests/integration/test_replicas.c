@@ -167,42 +167,19 @@ static double runs_ok(const adv_t *a)
     return metric(a, "kopt_advisor_analysis_runs_total{result=\"ok\"}");
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *data)
-{
-    char **b = data;
-    size_t have = *b ? strlen(*b) : 0;
-    char *nb = realloc(*b, have + size * n + 1);
-
-    if (!nb)
-        return 0;
-    memcpy(nb + have, p, size * n);
-    nb[have + size * n] = '\0';
-    *b = nb;
-    return size * n;
-}
-
 /* A request with the API key (POST when body); the status, the body in *out. */
 static long api(const adv_t *a, const char *path, const char *body, char **out)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "authorization: Bearer " KEY);
     char url[256];
-    long status = 0;
+    kopt_test_http_req_t q = {.url = url, .bearer = KEY, .body = body};
+    kopt_test_http_resp_t r;
+    long status;
 
-    *out = NULL;
-    h = curl_slist_append(h, "content-type: application/json");
     snprintf(url, sizeof(url), "%s%s", a->base, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    status = kopt_test_http_call(&q, &r);
+    *out = r.body;
+    r.body = NULL;
+    kopt_test_http_resp_free(&r);
     return status;
 }
 

@@ -24,13 +24,6 @@
 
 #include "harness.h"
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 /* The spans the receiver has once it has at least `n`, or after 10 s. */
 static json_t *wait_spans(kopt_test_otlp_t *o, size_t n)
 {
@@ -42,7 +35,7 @@ static json_t *wait_spans(kopt_test_otlp_t *o, size_t n)
         if (json_array_size(spans) >= n || kopt_test_now() > end)
             return spans;
         json_decref(spans);
-        sleep_ms(20);
+        kopt_test_sleep_ms(20);
     }
 }
 
@@ -188,7 +181,7 @@ static void refused_posts_are_dropped_and_counted(void **state)
         kopt_span_end(&s, 0, NULL);
     }
     for (int i = 0; i < 200 && kopt_trace_dropped("endpoint_error") < before + 5; i++)
-        sleep_ms(20);
+        kopt_test_sleep_ms(20);
     kopt_test_otlp_counts(rx, &posts, NULL);
     assert_true(posts >= 1);
     assert_int_equal(kopt_trace_dropped("endpoint_error"), before + 5);
@@ -269,7 +262,7 @@ static void unreachable_endpoint_drops(void **state)
         kopt_span_end(&s, 0, NULL);
     }
     for (int i = 0; i < 200 && kopt_trace_dropped("endpoint_error") < err0 + 3; i++)
-        sleep_ms(20);
+        kopt_test_sleep_ms(20);
     assert_int_equal(kopt_trace_dropped("endpoint_error"), err0 + 3);
     kopt_trace_shutdown();
 }
