@@ -153,6 +153,56 @@ kopt_test_nats_t *itest_nats_or_skip(void)
     return nats;
 }
 
+itest_child_t *itest_agent_proc_start(const char *agent_exe, const char *certs_dir,
+                                      const char *targets, const char *node, const char *rules,
+                                      const char *window)
+{
+    itest_child_t *c = itest_child_new("kopt-itest-agent", "agent.log");
+    char admin[64], ca[600], cert[600], key[600], spool[600];
+    char *argv[40];
+    int n = 0;
+
+    snprintf(spool, sizeof(spool), "%s/spool", c->dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", certs_dir);
+    snprintf(cert, sizeof(cert), "%s/agent-local.pem", certs_dir);
+    snprintf(key, sizeof(key), "%s/agent-local-key.pem", certs_dir);
+    itest_child_ports(c);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", c->admin_port);
+    argv[n++] = (char *)agent_exe;
+    argv[n++] = "--ingest";
+    argv[n++] = (char *)targets;
+    argv[n++] = "--admin-listen";
+    argv[n++] = admin;
+    argv[n++] = "--tls-ca";
+    argv[n++] = ca;
+    argv[n++] = "--tls-cert";
+    argv[n++] = cert;
+    argv[n++] = "--tls-key";
+    argv[n++] = key;
+    argv[n++] = "--cluster";
+    argv[n++] = "local";
+    argv[n++] = "--node";
+    argv[n++] = (char *)node;
+    argv[n++] = "--source";
+    argv[n++] = "proc";
+    argv[n++] = "--proc-rules";
+    argv[n++] = (char *)rules;
+    if (window) {
+        argv[n++] = "--window";
+        argv[n++] = (char *)window;
+        argv[n++] = "--sample-interval";
+        argv[n++] = "500ms";
+    }
+    argv[n++] = "--spool-dir";
+    argv[n++] = spool;
+    argv[n++] = "--log-format";
+    argv[n++] = "text";
+    argv[n] = NULL;
+    itest_child_spawn(c, argv);
+    itest_wait_http(c, "/healthz", "kopt-agent");
+    return c;
+}
+
 itest_child_t *itest_ingest_start(const char *ingest_exe, const char *certs_dir,
                                   const kopt_test_nats_t *nats)
 {

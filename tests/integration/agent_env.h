@@ -59,6 +59,15 @@ kopt_test_nats_t *itest_nats_or_skip(void);
 itest_child_t *itest_ingest_start(const char *ingest_exe, const char *certs_dir,
                                   const kopt_test_nats_t *nats);
 
+/* kopt-agent on the proc source, ready (/healthz): cluster "local", node
+ * `node`, the dev certificate agent-local from certs_dir, streaming to
+ * `targets` (one address or a comma list), its spool in its dir, text logs.
+ * window NULL: the real default (1m, sampled every 10 s); else that window,
+ * sampled every 500 ms. */
+itest_child_t *itest_agent_proc_start(const char *agent_exe, const char *certs_dir,
+                                      const char *targets, const char *node, const char *rules,
+                                      const char *window);
+
 /* The messages of KOPT_METRICS, in stream order. */
 typedef struct {
     char id[160]; /* Nats-Msg-Id */

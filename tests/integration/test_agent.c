@@ -77,54 +77,10 @@ static itest_child_t *spinner_start(void)
     return marked_start("spin", "while :; do :; done");
 }
 
-/* kopt-agent on the proc source, streaming to `ing`, spool in its dir.
- * window NULL: the real default (1m, sampled every 10 s). */
+/* kopt-agent on the proc source, streaming to `ing` (agent_env.h). */
 static itest_child_t *agent_start(const itest_child_t *ing, const char *window, const char *rules)
 {
-    itest_child_t *c = itest_child_new("kopt-itest-agent", "agent.log");
-    char admin[64], ca[600], cert[600], key[600], spool[600];
-    char *argv[40];
-    int n = 0;
-
-    snprintf(spool, sizeof(spool), "%s/spool", c->dir);
-    snprintf(ca, sizeof(ca), "%s/ca.pem", certs_dir);
-    snprintf(cert, sizeof(cert), "%s/agent-local.pem", certs_dir);
-    snprintf(key, sizeof(key), "%s/agent-local-key.pem", certs_dir);
-    itest_child_ports(c);
-    snprintf(admin, sizeof(admin), "127.0.0.1:%d", c->admin_port);
-    argv[n++] = (char *)agent_exe;
-    argv[n++] = "--ingest";
-    argv[n++] = (char *)ing->target;
-    argv[n++] = "--admin-listen";
-    argv[n++] = admin;
-    argv[n++] = "--tls-ca";
-    argv[n++] = ca;
-    argv[n++] = "--tls-cert";
-    argv[n++] = cert;
-    argv[n++] = "--tls-key";
-    argv[n++] = key;
-    argv[n++] = "--cluster";
-    argv[n++] = "local";
-    argv[n++] = "--node";
-    argv[n++] = NODE;
-    argv[n++] = "--source";
-    argv[n++] = "proc";
-    argv[n++] = "--proc-rules";
-    argv[n++] = (char *)rules;
-    if (window) {
-        argv[n++] = "--window";
-        argv[n++] = (char *)window;
-        argv[n++] = "--sample-interval";
-        argv[n++] = "500ms";
-    }
-    argv[n++] = "--spool-dir";
-    argv[n++] = spool;
-    argv[n++] = "--log-format";
-    argv[n++] = "text";
-    argv[n] = NULL;
-    itest_child_spawn(c, argv);
-    itest_wait_http(c, "/healthz", "kopt-agent");
-    return c;
+    return itest_agent_proc_start(agent_exe, certs_dir, ing->target, NODE, rules, window);
 }
 
 /* ------------------------------------------------------------------------ */

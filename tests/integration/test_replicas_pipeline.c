@@ -49,53 +49,14 @@ static itest_child_t *marked_spinner(void)
  * windows have distinct keys in ClickHouse. */
 static itest_child_t *agent_start(int i, const char *targets)
 {
-    itest_child_t *c = itest_child_new("kopt-itest-agent", "agent.log");
-    char admin[64], ca[600], cert[600], key[600], spool[600], node[32], rule[128], pid[32];
-    char *argv[40];
-    int n = 0;
+    char node[32], rule[128], pid[32];
 
     snprintf(node, sizeof(node), "node-%d", i + 1);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     /* The bracket keeps the rule from matching its own text in the agent's
      * command line. */
     snprintf(rule, sizeof(rule), "spin%d=kopt-itest-spin-[%c]%s", i + 1, pid[0], pid + 1);
-    snprintf(spool, sizeof(spool), "%s/spool", c->dir);
-    snprintf(ca, sizeof(ca), "%s/ca.pem", certs_dir);
-    snprintf(cert, sizeof(cert), "%s/agent-local.pem", certs_dir);
-    snprintf(key, sizeof(key), "%s/agent-local-key.pem", certs_dir);
-    itest_child_ports(c);
-    snprintf(admin, sizeof(admin), "127.0.0.1:%d", c->admin_port);
-    argv[n++] = (char *)agent_exe;
-    argv[n++] = "--ingest";
-    argv[n++] = (char *)targets;
-    argv[n++] = "--admin-listen";
-    argv[n++] = admin;
-    argv[n++] = "--tls-ca";
-    argv[n++] = ca;
-    argv[n++] = "--tls-cert";
-    argv[n++] = cert;
-    argv[n++] = "--tls-key";
-    argv[n++] = key;
-    argv[n++] = "--cluster";
-    argv[n++] = "local";
-    argv[n++] = "--node";
-    argv[n++] = node;
-    argv[n++] = "--source";
-    argv[n++] = "proc";
-    argv[n++] = "--proc-rules";
-    argv[n++] = rule;
-    argv[n++] = "--window";
-    argv[n++] = "2s";
-    argv[n++] = "--sample-interval";
-    argv[n++] = "500ms";
-    argv[n++] = "--spool-dir";
-    argv[n++] = spool;
-    argv[n++] = "--log-format";
-    argv[n++] = "text";
-    argv[n] = NULL;
-    itest_child_spawn(c, argv);
-    itest_wait_http(c, "/healthz", "kopt-agent");
-    return c;
+    return itest_agent_proc_start(agent_exe, certs_dir, targets, node, rule, "2s");
 }
 
 static itest_child_t *aggregator_start(const kopt_test_nats_t *nats,
