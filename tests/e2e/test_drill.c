@@ -25,21 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "e2e_system.h"
 #include "harness.h"
 
-#define WINDOW_MS 5000
 
 static const char *src_dir, *ingest_exe, *aggregator_exe, *advisor_exe, *agent_exe;
 
-static struct {
-    char *dir;
-    char spool[512], agent_conf[512];
-    kopt_test_nats_t *nats;
-    kopt_test_clickhouse_t *ch;
-    kopt_test_s3_t *s3;
-    int p_ingest, p_ingest_admin, p_agg_admin, p_agent_admin;
-    kopt_test_proc_t ingest, aggregator, agent, workload;
-} S;
+static e2e_system_t S;
+static kopt_test_s3_t *s3;
 
 static void note(const char *fmt, ...)
 {
@@ -50,60 +43,6 @@ static void note(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\n");
-}
-
-static int64_t wall_ms(void)
-{
-    struct timeval tv;
-
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static void spawn(kopt_test_proc_t *p, const char *name, char *const argv[])
-{
-    char log[600];
-
-    snprintf(log, sizeof(log), "%s/%s.log", S.dir, name);
-    assert_int_equal(kopt_test_proc_spawn(p, argv, NULL, log), 0);
-}
-
-static int wait_ready(int port, double seconds)
-{
-    char url[96];
-    double end = kopt_test_now() + seconds;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", port);
-    while (kopt_test_now() < end) {
-        long status = 0;
-
-        if (kopt_test_http(url, NULL, 1000, &status, NULL) == 0 && status == 200)
-            return 0;
-        kopt_test_sleep_ms(200);
-    }
-    return -ETIMEDOUT;
-}
-
-static void start_aggregator(void)
-{
-    char admin[64];
-    char *argv[] = {(char *)aggregator_exe,
-                    "--admin-listen",
-                    admin,
-                    "--nats-url",
-                    S.nats->url,
-                    "--clickhouse-url",
-                    S.ch->url,
-                    "--rollup-interval",
-                    "3s",
-                    "--ack-wait",
-                    "5s",
-                    "--clickhouse-timeout",
-                    "10s",
-                    NULL};
-
-    snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_agg_admin);
-    spawn(&S.aggregator, "aggregator", argv);
 }
 
 /* A one-shot kopt-aggregator subcommand with the object store settings. */
@@ -117,11 +56,11 @@ static int aggregator_cmd(const char *sub)
                     "--nats-url",
                     S.nats->url,
                     "--s3-endpoint",
-                    S.s3->url,
+                    s3->url,
                     "--s3-bucket",
-                    S.s3->bucket,
+                    s3->bucket,
                     "--s3-credentials-file",
-                    S.s3->credentials_file,
+                    s3->credentials_file,
                     NULL};
 
     snprintf(log, sizeof(log), "%s/aggregator-%s.log", S.dir, sub);
@@ -219,114 +158,34 @@ static char *recommend(void)
 
 static int drill_up(void **state)
 {
-    char conf[1024], log[600];
-    char *migrate_argv[] = {(char *)aggregator_exe, "migrate", "--clickhouse-url", NULL, NULL};
-    char *work_argv[] = {"stress-ng", "--cpu", "1", "--cpu-load", "20", "--quiet", NULL};
-    int r;
+    const e2e_options_t o = {.src_dir = src_dir,
+                             .ingest_exe = ingest_exe,
+                             .aggregator_exe = aggregator_exe,
+                             .advisor_exe = advisor_exe,
+                             .agent_exe = agent_exe,
+                             .name = "kopt-drill",
+                             .no_advisor = true, /* analyses run as `analyze --once` */
+                             .rollup_interval = "3s"};
 
     (void)state;
-    S.dir = kopt_test_owned_tmpdir("kopt-drill");
-    if (!S.dir)
+    if (kopt_test_s3_start(&s3, src_dir) < 0)
         return -1;
-    snprintf(S.spool, sizeof(S.spool), "%s/spool", S.dir);
-    snprintf(S.agent_conf, sizeof(S.agent_conf), "%s/agent.yaml", S.dir);
-    snprintf(conf, sizeof(conf),
-             "source: proc\ncluster: local\nproc-namespace: host\nspool-dir: %s\n"
-             "proc-rules:\n"
-             "  - \"steady=^stress-ng(-cpu \\\\[| .*--cpu 1 --cpu-load)\"\n"
-             "  - \"kopt-aggregator=(^|/)kopt-aggregator( |$)\"\n"
-             "  - \"kopt-ingest=(^|/)kopt-ingest( |$)\"\n",
-             S.spool);
-    FILE *f = fopen(S.agent_conf, "w");
-    if (!f || fputs(conf, f) < 0 || fclose(f) != 0)
-        return -1;
-    r = kopt_test_s3_start(&S.s3, src_dir);
-    if (r < 0)
-        return -1;
-    if (kopt_test_nats_start(&S.nats, NULL) < 0 || kopt_test_clickhouse_start(&S.ch) < 0)
-        return -1;
-    migrate_argv[3] = S.ch->url;
-    snprintf(log, sizeof(log), "%s/migrate.log", S.dir);
-    if (kopt_test_proc_run(migrate_argv, log, 60000) != 0)
-        return -1;
-    S.p_ingest = kopt_test_free_port();
-    S.p_ingest_admin = kopt_test_free_port();
-    S.p_agg_admin = kopt_test_free_port();
-    S.p_agent_admin = kopt_test_free_port();
-    {
-        char listen[64], admin[64];
-        char *argv[] = {
-            (char *)ingest_exe, "--insecure", "--listen", listen, "--admin-listen", admin,
-            "--nats-url",       S.nats->url,  NULL};
-
-        snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.p_ingest);
-        snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_ingest_admin);
-        snprintf(log, sizeof(log), "%s/ingest.log", S.dir);
-        if (kopt_test_proc_spawn(&S.ingest, argv, NULL, log) < 0 ||
-            wait_ready(S.p_ingest_admin, 60) < 0)
-            return -1;
-    }
-    start_aggregator();
-    if (wait_ready(S.p_agg_admin, 60) < 0)
-        return -1;
-    snprintf(log, sizeof(log), "%s/workload.log", S.dir);
-    if (kopt_test_proc_spawn(&S.workload, work_argv, NULL, log) < 0)
-        return -1;
-    {
-        char ingest[64], admin[64];
-        char *argv[] = {(char *)agent_exe,
-                        "--config",
-                        S.agent_conf,
-                        "--insecure",
-                        "--ingest",
-                        ingest,
-                        "--admin-listen",
-                        admin,
-                        "--window",
-                        "5s",
-                        "--sample-interval",
-                        "1s",
-                        NULL};
-
-        snprintf(ingest, sizeof(ingest), "127.0.0.1:%d", S.p_ingest);
-        snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_agent_admin);
-        snprintf(log, sizeof(log), "%s/agent.log", S.dir);
-        if (kopt_test_proc_spawn(&S.agent, argv, NULL, log) < 0 ||
-            wait_ready(S.p_agent_admin, 60) < 0)
-            return -1;
-    }
-    return 0;
+    return e2e_up(&S, &o);
 }
 
 static int drill_down(void **state)
 {
-    kopt_test_proc_t *procs[] = {&S.agent, &S.workload, &S.aggregator, &S.ingest};
-
     (void)state;
-    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
-        if (procs[i]->pid)
-            kopt_test_proc_stop(procs[i], 30000);
-        kopt_test_proc_release(procs[i]);
-    }
-    kopt_test_clickhouse_free(S.ch);
-    kopt_test_nats_free(S.nats);
-    kopt_test_s3_free(S.s3);
-    if (S.dir && !getenv("KOPT_E2E_KEEP"))
-        kopt_test_rmtree(S.dir);
-    free(S.dir);
+    e2e_down(&S);
+    kopt_test_s3_free(s3);
+    s3 = NULL;
     kopt_test_cleanup_all();
     return 0;
 }
 
 static void tail_logs(void)
 {
-    const char *names[] = {"ingest", "aggregator", "agent", "advisor"};
-    char path[600];
-
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(path, sizeof(path), "%s/%s.log", S.dir, names[i]);
-        kopt_test_log_tail(path, 10);
-    }
+    e2e_tail_logs(&S, 10);
 }
 
 static void backup_lose_clickhouse_restore_replay(void **state)
@@ -339,7 +198,7 @@ static void backup_lose_clickhouse_restore_replay(void **state)
     (void)state;
     snprintf(admin, sizeof(admin), "http://127.0.0.1:%d", S.p_agent_admin);
     /* Data flows; a backup after a few windows. */
-    kopt_test_sleep_ms(3 * WINDOW_MS);
+    kopt_test_sleep_ms(3 * E2E_WINDOW_MS);
     assert_int_equal(wait_windows(1, 30) < 30, 1);
     assert_int_equal(aggregator_cmd("backup"), 0);
     t_backup = kopt_test_now();
@@ -348,14 +207,14 @@ static void backup_lose_clickhouse_restore_replay(void **state)
 
     /* Ingest goes on past the backup; then the agent stops cleanly, mid-window,
      * so its counter is every window it reported. */
-    kopt_test_sleep_ms(3 * WINDOW_MS);
+    kopt_test_sleep_ms(3 * E2E_WINDOW_MS);
     {
-        int64_t into = wall_ms() % WINDOW_MS;
+        int64_t into = e2e_wall_ms() % E2E_WINDOW_MS;
 
-        kopt_test_sleep_ms(into < 2500 ? 2500 - into : WINDOW_MS - into + 2500);
+        kopt_test_sleep_ms(into < 2500 ? 2500 - into : E2E_WINDOW_MS - into + 2500);
     }
     v = kopt_test_metric(admin, "kopt_agent_windows_total");
-    assert_int_equal(kopt_test_proc_stop(&S.agent, 30000), 0);
+    assert_int_equal(kopt_test_proc_stop(&S.proc[E2E_AGENT], 30000), 0);
     assert_true(v > 0);
     want = (unsigned long long)v;
     wait_windows(want, 60);
@@ -379,13 +238,12 @@ static void backup_lose_clickhouse_restore_replay(void **state)
     note("ClickHouse lost and started empty (%.1f s after the backup)", t_loss - t_backup);
 
     /* Recovery, as the runbook: aggregator stopped, restore, replay, start. */
-    kopt_test_proc_stop(&S.aggregator, 30000);
+    kopt_test_proc_stop(&S.proc[E2E_AGGREGATOR], 30000);
     assert_int_equal(aggregator_cmd("restore"), 0);
     t_restored = kopt_test_now();
     assert_int_equal(aggregator_cmd("replay"), 0);
-    kopt_test_proc_release(&S.aggregator);
-    start_aggregator();
-    assert_int_equal(wait_ready(S.p_agg_admin, 60), 0);
+    e2e_start(&S, E2E_AGGREGATOR);
+    assert_int_equal(e2e_wait_ready(&S, E2E_AGGREGATOR, 60), 0);
     wait_windows(want, 60);
     t_exact = kopt_test_now();
     kopt_test_sleep_ms(4000); /* anything counted twice would show now; one more rollup */

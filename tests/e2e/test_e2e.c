@@ -31,37 +31,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "e2e_system.h"
 #include "harness.h"
 #include "kopt/v1/advisor.pb-c.h"
 
-#define WINDOW_MS 5000
 #define API_KEY "e2e-key-5f1c0ffee0ddba11"
 
 static const char *src_dir, *ingest_exe, *aggregator_exe, *advisor_exe, *agent_exe, *buf_exe;
 
-typedef struct {
-    char *dir;
-    char certs[512], keys[512], spool[512], agent_conf[512];
-    kopt_test_nats_t *nats;
-    kopt_test_clickhouse_t *ch;
-    int p_ingest, p_ingest_admin, p_agg_admin, p_adv, p_http, p_adv_admin, p_agent_admin;
-    kopt_test_proc_t ingest, aggregator, advisor, agent, workload;
-    double agent_windows; /* kopt_agent_windows_total summed over finished lives */
-    int agent_lives;
-} sys_t;
-
-static sys_t S;
+static e2e_system_t S;
+static double agent_windows; /* kopt_agent_windows_total summed over finished lives */
+static int agent_lives;
 static double t_start; /* for the progress notes */
 
 /* ---- small helpers ------------------------------------------------------------ */
-
-static int64_t wall_ms(void)
-{
-    struct timeval tv;
-
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static void note(const char *fmt, ...)
 {
@@ -106,21 +89,6 @@ static char *slurp(const char *path)
     return s;
 }
 
-/* One unsigned number from ClickHouse (first column of the first row). */
-static int ch_numbers(const char *sql, unsigned long long *a, unsigned long long *b)
-{
-    char *out = NULL;
-    int r = kopt_test_clickhouse_query(S.ch, sql, &out), n;
-
-    if (r < 0) {
-        free(out);
-        return r;
-    }
-    n = sscanf(out, "%llu\t%llu", a, b ? b : a);
-    free(out);
-    return n >= 1 ? 0 : -EIO;
-}
-
 /* The agent's kopt_agent_windows_total now, or -1. */
 static double agent_windows_now(void)
 {
@@ -135,273 +103,43 @@ static double agent_windows_now(void)
  * counter read now stays right if the agent stops right after. */
 static void wait_mid_window(void)
 {
-    int64_t into = wall_ms() % WINDOW_MS;
+    int64_t into = e2e_wall_ms() % E2E_WINDOW_MS;
 
-    kopt_test_sleep_ms(into < 2500 ? 2500 - into : WINDOW_MS - into + 2500);
+    kopt_test_sleep_ms(into < 2500 ? 2500 - into : E2E_WINDOW_MS - into + 2500);
 }
 
 /* ---- the system ------------------------------------------------------------------- */
 
-static void spawn(kopt_test_proc_t *p, const char *name, char *const argv[])
-{
-    char log[600];
-
-    snprintf(log, sizeof(log), "%s/%s.log", S.dir, name);
-    assert_int_equal(kopt_test_proc_spawn(p, argv, NULL, log), 0);
-}
-
-/* Appends `user`'s NATS flags (TLS client certificate, user, password file)
- * to the NULL-terminated `argv`, which has room for 10 more. */
-static void add_nats_auth(char **argv, const char *user, char *pw, size_t len)
-{
-    int n = 0;
-
-    while (argv[n])
-        n++;
-    assert_int_equal(kopt_test_nats_auth_args(S.nats, user, (const char **)argv, &n, pw, len), 0);
-    argv[n] = NULL;
-}
-
-static void start_ingest(void)
-{
-    char listen[64], admin[64], ca[600], cert[600], key[600], pw[600];
-    char *argv[32] = {(char *)ingest_exe,
-                      "--listen",
-                      listen,
-                      "--admin-listen",
-                      admin,
-                      "--tls-ca",
-                      ca,
-                      "--tls-cert",
-                      cert,
-                      "--tls-key",
-                      key,
-                      "--nats-url",
-                      S.nats->url,
-                      NULL};
-
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.p_ingest);
-    snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_ingest_admin);
-    snprintf(ca, sizeof(ca), "%s/ca.pem", S.certs);
-    snprintf(cert, sizeof(cert), "%s/server.pem", S.certs);
-    snprintf(key, sizeof(key), "%s/server-key.pem", S.certs);
-    add_nats_auth(argv, "kopt-ingest", pw, sizeof(pw));
-    spawn(&S.ingest, "ingest", argv);
-}
-
-static void start_aggregator(void)
-{
-    char admin[64], pw[600];
-    char *argv[32] = {(char *)aggregator_exe,
-                      "--admin-listen",
-                      admin,
-                      "--nats-url",
-                      S.nats->url,
-                      "--clickhouse-url",
-                      S.ch->url,
-                      "--rollup-interval",
-                      "5s",
-                      "--ack-wait",
-                      "5s",
-                      "--clickhouse-timeout",
-                      "10s",
-                      NULL};
-
-    snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_agg_admin);
-    add_nats_auth(argv, "kopt-aggregator", pw, sizeof(pw));
-    spawn(&S.aggregator, "aggregator", argv);
-}
-
-static void start_advisor(void)
-{
-    char listen[64], hl[64], admin[64], ca[600], cert[600], key[600], pw[600];
-    char *argv[40] = {(char *)advisor_exe,
-                      "--listen",
-                      listen,
-                      "--http-listen",
-                      hl,
-                      "--admin-listen",
-                      admin,
-                      "--tls-ca",
-                      ca,
-                      "--tls-cert",
-                      cert,
-                      "--tls-key",
-                      key,
-                      "--api-keys-file",
-                      S.keys,
-                      "--nats-url",
-                      S.nats->url,
-                      "--clickhouse-url",
-                      S.ch->url,
-                      "--analysis-interval",
-                      "10s",
-                      "--clickhouse-timeout",
-                      "10s",
-                      NULL};
-
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", S.p_adv);
-    snprintf(hl, sizeof(hl), "127.0.0.1:%d", S.p_http);
-    snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_adv_admin);
-    snprintf(ca, sizeof(ca), "%s/ca.pem", S.certs);
-    snprintf(cert, sizeof(cert), "%s/server.pem", S.certs);
-    snprintf(key, sizeof(key), "%s/server-key.pem", S.certs);
-    add_nats_auth(argv, "kopt-advisor", pw, sizeof(pw));
-    spawn(&S.advisor, "advisor", argv);
-}
-
-static void start_agent(void)
-{
-    char ingest[64], admin[64], ca[600], cert[600], key[600];
-    char *argv[] = {(char *)agent_exe,
-                    "--config",
-                    S.agent_conf,
-                    "--ingest",
-                    ingest,
-                    "--tls-server-name",
-                    "localhost",
-                    "--tls-ca",
-                    ca,
-                    "--tls-cert",
-                    cert,
-                    "--tls-key",
-                    key,
-                    "--admin-listen",
-                    admin,
-                    "--window",
-                    "5s",
-                    "--sample-interval",
-                    "1s",
-                    NULL};
-
-    snprintf(ingest, sizeof(ingest), "127.0.0.1:%d", S.p_ingest);
-    snprintf(admin, sizeof(admin), "127.0.0.1:%d", S.p_agent_admin);
-    snprintf(ca, sizeof(ca), "%s/ca.pem", S.certs);
-    snprintf(cert, sizeof(cert), "%s/agent-local.pem", S.certs);
-    snprintf(key, sizeof(key), "%s/agent-local-key.pem", S.certs);
-    spawn(&S.agent, "agent", argv);
-    S.agent_lives++;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
-static int free_port(void)
-{
-    int p = kopt_test_free_port();
-
-    assert_true(p > 0);
-    return p;
-}
-
 static int system_up(void **state)
 {
-    char path[600], conf[2048], log[600];
-    char *certs_argv[] = {path, S.certs, "--cluster", "local", NULL};
-    char *migrate_argv[] = {(char *)aggregator_exe, "migrate", "--clickhouse-url", NULL, NULL};
-    char *work_argv[] = {"stress-ng", "--cpu", "1", "--cpu-load", "20", "--quiet", NULL};
-    kopt_test_nats_opts_t nats_opts = {0};
+    const e2e_options_t o = {.src_dir = src_dir,
+                             .ingest_exe = ingest_exe,
+                             .aggregator_exe = aggregator_exe,
+                             .advisor_exe = advisor_exe,
+                             .agent_exe = agent_exe,
+                             .name = "kopt-e2e",
+                             .secure = true,
+                             .api_key = API_KEY};
     double t0 = kopt_test_now();
 
     (void)state;
-    memset(&S, 0, sizeof(S));
-    S.dir = kopt_test_owned_tmpdir("kopt-e2e");
-    assert_non_null(S.dir);
-    snprintf(S.certs, sizeof(S.certs), "%s/certs", S.dir);
-    snprintf(S.keys, sizeof(S.keys), "%s/api-keys", S.dir);
-    snprintf(S.spool, sizeof(S.spool), "%s/spool", S.dir);
-    snprintf(S.agent_conf, sizeof(S.agent_conf), "%s/agent.yaml", S.dir);
-    snprintf(path, sizeof(path), "%s/scripts/certs", src_dir);
-    snprintf(log, sizeof(log), "%s/certs.log", S.dir);
-    assert_int_equal(kopt_test_proc_run(certs_argv, log, 60000), 0);
-    write_file(S.keys, "# e2e\n" API_KEY "\n");
-    /* The same grouping rules as scripts/up, with the test's one workload. */
-    snprintf(conf, sizeof(conf),
-             "source: proc\ncluster: local\nproc-namespace: host\nspool-dir: %s\n"
-             "proc-rules:\n"
-             "  - \"steady=^stress-ng(-cpu \\\\[| .*--cpu 1 --cpu-load)\"\n"
-             "  - \"nats=(^|/)nats-server( |$)\"\n"
-             "  - \"clickhouse=(^|/)clickhouse(-server| server)( |$)\"\n"
-             "  - \"kopt-ingest=(^|/)kopt-ingest( |$)\"\n"
-             "  - \"kopt-aggregator=(^|/)kopt-aggregator( |$)\"\n"
-             "  - \"kopt-advisor=(^|/)kopt-advisor( |$)\"\n"
-             "  - \"kopt-agent=(^|/)kopt-agent( |$)\"\n",
-             S.spool);
-    write_file(S.agent_conf, conf);
-
-    /* NATS with TLS and one user per component, as in production. */
-    nats_opts.auth_certs_dir = S.certs;
-    if (kopt_test_nats_start(&S.nats, &nats_opts) == -ENOENT) {
-        fprintf(stderr, "nats-server not installed (scripts/deps)\n");
+    agent_windows = 0;
+    agent_lives = 1;
+    if (e2e_up(&S, &o) < 0)
         return -1;
-    }
-    assert_non_null(S.nats);
-    assert_int_equal(kopt_test_clickhouse_start(&S.ch), 0);
-    migrate_argv[3] = S.ch->url;
-    snprintf(log, sizeof(log), "%s/migrate.log", S.dir);
-    assert_int_equal(kopt_test_proc_run(migrate_argv, log, 60000), 0);
-
-    S.p_ingest = free_port();
-    S.p_ingest_admin = free_port();
-    S.p_agg_admin = free_port();
-    S.p_adv = free_port();
-    S.p_http = free_port();
-    S.p_adv_admin = free_port();
-    S.p_agent_admin = free_port();
-    start_ingest();
-    assert_int_equal(kopt_test_wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
-    start_aggregator();
-    assert_int_equal(kopt_test_wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
-    start_advisor();
-    assert_int_equal(kopt_test_wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
-    snprintf(log, sizeof(log), "%s/workload.log", S.dir);
-    assert_int_equal(kopt_test_proc_spawn(&S.workload, work_argv, NULL, log), 0);
-    start_agent();
-    assert_int_equal(kopt_test_wait_http_ok(S.p_agent_admin, "/readyz", 60), 0);
     note("system up in %.1f s (state %s)", kopt_test_now() - t0, S.dir);
     return 0;
 }
 
 static void tail_logs(void)
 {
-    static const char *names[] = {"ingest", "aggregator", "advisor", "agent"};
-    char path[600];
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(path, sizeof(path), "%s/%s.log", S.dir, names[i]);
-        kopt_test_log_tail(path, 12);
-    }
+    e2e_tail_logs(&S, 12);
 }
 
 static int system_down(void **state)
 {
-    kopt_test_proc_t *procs[] = {&S.agent, &S.workload, &S.advisor, &S.aggregator, &S.ingest};
-    bool keep = getenv("KOPT_E2E_KEEP") != NULL;
-
     (void)state;
-    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
-        if (procs[i]->pid)
-            kopt_test_proc_stop(procs[i], 35000);
-        kopt_test_proc_release(procs[i]);
-    }
-    kopt_test_clickhouse_free(S.ch);
-    kopt_test_nats_free(S.nats);
-    S.ch = NULL;
-    S.nats = NULL;
-    if (S.dir) {
-        if (keep)
-            note("kept %s", S.dir);
-        else
-            kopt_test_rmtree(S.dir);
-        free(S.dir);
-        S.dir = NULL;
-    }
+    e2e_down(&S);
     kopt_test_cleanup_all();
     return 0;
 }
@@ -414,42 +152,46 @@ static void stop_agent_cleanly(void)
 
     wait_mid_window();
     v = agent_windows_now();
-    r = kopt_test_proc_stop(&S.agent, 30000);
-    if (v < 0 || r != 0 || !WIFEXITED(S.agent.status) || WEXITSTATUS(S.agent.status) != 0)
+    r = kopt_test_proc_stop(&S.proc[E2E_AGENT], 30000);
+    if (v < 0 || r != 0 || !WIFEXITED(S.proc[E2E_AGENT].status) ||
+        WEXITSTATUS(S.proc[E2E_AGENT].status) != 0)
         tail_logs();
     assert_true(v >= 0);
     assert_int_equal(r, 0);
-    assert_true(WIFEXITED(S.agent.status));
-    assert_int_equal(WEXITSTATUS(S.agent.status), 0);
-    S.agent_windows += v;
+    assert_true(WIFEXITED(S.proc[E2E_AGENT].status));
+    assert_int_equal(WEXITSTATUS(S.proc[E2E_AGENT].status), 0);
+    agent_windows += v;
     note("agent stopped cleanly; this life spooled %.0f windows (total %.0f over %d lives)", v,
-         S.agent_windows, S.agent_lives);
+         agent_windows, agent_lives);
 }
 
 /* container_windows FINAL reaches the agent's count (no more, no less), and
  * every key is there once. */
 static void assert_counts_exact(double wait_s)
 {
-    unsigned long long want = (unsigned long long)S.agent_windows, rows = 0, keys = 0, raw = 0;
+    unsigned long long want = (unsigned long long)agent_windows, rows = 0, keys = 0, raw = 0;
     double end = kopt_test_now() + wait_s;
 
     assert_true(want > 0);
     do {
-        if (ch_numbers("SELECT count(), uniqExact(cluster, namespace, workload_kind, "
-                       "workload_name, pod, container, window_start) "
-                       "FROM kopt.container_windows FINAL",
-                       &rows, &keys) == 0 &&
+        if (e2e_ch_numbers(&S,
+                           "SELECT count(), uniqExact(cluster, namespace, workload_kind, "
+                           "workload_name, pod, container, window_start) "
+                           "FROM kopt.container_windows FINAL",
+                           &rows, &keys) == 0 &&
             rows >= want)
             break;
         kopt_test_sleep_ms(1000);
     } while (kopt_test_now() < end);
     kopt_test_sleep_ms(3000); /* anything late would show now */
-    assert_int_equal(ch_numbers("SELECT count(), uniqExact(cluster, namespace, workload_kind, "
-                                "workload_name, pod, container, window_start) "
-                                "FROM kopt.container_windows FINAL",
-                                &rows, &keys),
+    assert_int_equal(e2e_ch_numbers(&S,
+                                    "SELECT count(), uniqExact(cluster, namespace, workload_kind, "
+                                    "workload_name, pod, container, window_start) "
+                                    "FROM kopt.container_windows FINAL",
+                                    &rows, &keys),
                      0);
-    assert_int_equal(ch_numbers("SELECT count() FROM kopt.container_windows", &raw, NULL), 0);
+    assert_int_equal(e2e_ch_numbers(&S, "SELECT count() FROM kopt.container_windows", &raw, NULL),
+                     0);
     note("agent windows %llu; ClickHouse FINAL rows %llu, distinct keys %llu (%llu before merging)",
          want, rows, keys, raw);
     if (rows != want || keys != rows)
@@ -535,10 +277,12 @@ static void flow_windows_reach_clickhouse_and_recommendations_every_api(void **s
     {
         unsigned long long nodes = 0, described = 0;
 
-        assert_int_equal(ch_numbers("SELECT uniqExact(node), countIf(metric_source = 'proc' AND "
-                                    "cpu_capacity_cores > 0) FROM kopt.node_facts",
-                                    &nodes, &described),
-                         0);
+        assert_int_equal(
+            e2e_ch_numbers(&S,
+                           "SELECT uniqExact(node), countIf(metric_source = 'proc' AND "
+                           "cpu_capacity_cores > 0) FROM kopt.node_facts",
+                           &nodes, &described),
+            0);
         note("node_facts: %llu node(s), %llu row(s) with the proc source and a CPU capacity", nodes,
              described);
         assert_int_equal(nodes, 1);
@@ -605,25 +349,25 @@ static void kill9(victim_t v)
         wait_mid_window();
         w = agent_windows_now();
         assert_true(w >= 0);
-        assert_int_equal(kopt_test_proc_kill9(&S.agent), 0);
-        S.agent_windows += w;
+        assert_int_equal(kopt_test_proc_kill9(&S.proc[E2E_AGENT]), 0);
+        agent_windows += w;
         note("kill -9 agent (this life spooled %.0f windows)", w);
         break;
     }
     case K_INGEST:
-        assert_int_equal(kopt_test_proc_kill9(&S.ingest), 0);
+        assert_int_equal(kopt_test_proc_kill9(&S.proc[E2E_INGEST]), 0);
         break;
     case K_NATS:
         assert_int_equal(kopt_test_nats_kill9(S.nats), 0);
         break;
     case K_AGGREGATOR:
-        assert_int_equal(kopt_test_proc_kill9(&S.aggregator), 0);
+        assert_int_equal(kopt_test_proc_kill9(&S.proc[E2E_AGGREGATOR]), 0);
         break;
     case K_CLICKHOUSE:
         assert_int_equal(kopt_test_clickhouse_kill9(S.ch), 0);
         break;
     case K_ADVISOR:
-        assert_int_equal(kopt_test_proc_kill9(&S.advisor), 0);
+        assert_int_equal(kopt_test_proc_kill9(&S.proc[E2E_ADVISOR]), 0);
         break;
     default:
         break;
@@ -637,24 +381,24 @@ static void restart(victim_t v)
     switch (v) {
     case K_AGENT:
         /* Same spool: unacked batches are re-sent with their ids. */
-        assert_int_equal(kopt_test_proc_respawn(&S.agent), 0);
-        S.agent_lives++;
+        assert_int_equal(kopt_test_proc_respawn(&S.proc[E2E_AGENT]), 0);
+        agent_lives++;
         assert_int_equal(kopt_test_wait_http_ok(S.p_agent_admin, "/healthz", 30), 0);
         break;
     case K_INGEST:
-        assert_int_equal(kopt_test_proc_respawn(&S.ingest), 0);
+        assert_int_equal(kopt_test_proc_respawn(&S.proc[E2E_INGEST]), 0);
         break;
     case K_NATS:
         assert_int_equal(kopt_test_nats_restart(S.nats), 0);
         break;
     case K_AGGREGATOR:
-        assert_int_equal(kopt_test_proc_respawn(&S.aggregator), 0);
+        assert_int_equal(kopt_test_proc_respawn(&S.proc[E2E_AGGREGATOR]), 0);
         break;
     case K_CLICKHOUSE:
         assert_int_equal(kopt_test_clickhouse_restart(S.ch), 0);
         break;
     case K_ADVISOR:
-        assert_int_equal(kopt_test_proc_respawn(&S.advisor), 0);
+        assert_int_equal(kopt_test_proc_respawn(&S.proc[E2E_ADVISOR]), 0);
         break;
     default:
         break;
@@ -700,9 +444,9 @@ static void chaos_kill9_each_component_counts_stay_exact(void **state)
     stop_agent_cleanly();
     assert_counts_exact(90);
     assert_http_recommendations();
-    assert_true(kopt_test_proc_alive(&S.ingest));
-    assert_true(kopt_test_proc_alive(&S.aggregator));
-    assert_true(kopt_test_proc_alive(&S.advisor));
+    assert_true(kopt_test_proc_alive(&S.proc[E2E_INGEST]));
+    assert_true(kopt_test_proc_alive(&S.proc[E2E_AGGREGATOR]));
+    assert_true(kopt_test_proc_alive(&S.proc[E2E_ADVISOR]));
 }
 
 int main(int argc, char **argv)

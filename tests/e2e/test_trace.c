@@ -33,172 +33,44 @@
 #include <kopt/grpc_server.h>
 #include <kopt/trace.h>
 
+#include "e2e_system.h"
 #include "harness.h"
 #include "kopt/v1/advisor.pb-c.h"
 
 static const char *src_dir, *ingest_exe, *aggregator_exe, *advisor_exe, *agent_exe;
 
-static struct {
-    char *dir;
-    char spool[512], agent_conf[512], otlp[64];
-    kopt_test_otlp_t *rx;
-    kopt_test_nats_t *nats;
-    kopt_test_clickhouse_t *ch;
-    int p_ingest, p_ingest_admin, p_agg_admin, p_adv, p_http, p_adv_admin, p_agent_admin;
-    kopt_test_proc_t ingest, aggregator, advisor, agent;
-} S;
-
-static int free_port(void)
-{
-    int p = kopt_test_free_port();
-
-    assert_true(p > 0);
-    return p;
-}
-
-static void spawn(kopt_test_proc_t *p, const char *name, char **argv)
-{
-    char log[600];
-
-    snprintf(log, sizeof(log), "%s/%s.log", S.dir, name);
-    assert_int_equal(kopt_test_proc_spawn(p, argv, NULL, log), 0);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
+static e2e_system_t S;
+static kopt_test_otlp_t *rx; /* the spans' receiver: every daemon's --otlp-endpoint */
 
 static int system_up(void **state)
 {
-    char conf[1024], log[600], a1[64], a2[64], a3[64], a4[64];
-    char *migrate_argv[] = {(char *)aggregator_exe, "migrate", "--clickhouse-url", NULL, NULL};
+    char otlp[64];
+    e2e_options_t o = {.src_dir = src_dir,
+                       .ingest_exe = ingest_exe,
+                       .aggregator_exe = aggregator_exe,
+                       .advisor_exe = advisor_exe,
+                       .agent_exe = agent_exe,
+                       .name = "kopt-trace",
+                       .no_workload = true,
+                       .otlp = otlp};
 
     (void)state;
-    memset(&S, 0, sizeof(S));
-    S.dir = kopt_test_owned_tmpdir("kopt-trace");
-    assert_non_null(S.dir);
-    snprintf(S.spool, sizeof(S.spool), "%s/spool", S.dir);
-    snprintf(S.agent_conf, sizeof(S.agent_conf), "%s/agent.yaml", S.dir);
-    snprintf(conf, sizeof(conf),
-             "source: proc\ncluster: local\nproc-namespace: host\nspool-dir: %s\n"
-             "proc-rules:\n"
-             "  - \"kopt-agent=(^|/)kopt-agent( |$)\"\n"
-             "  - \"kopt-ingest=(^|/)kopt-ingest( |$)\"\n",
-             S.spool);
-    write_file(S.agent_conf, conf);
-    assert_int_equal(kopt_test_otlp_start(&S.rx), 0);
-    snprintf(S.otlp, sizeof(S.otlp), "%s", kopt_test_otlp_url(S.rx));
-    if (kopt_test_nats_start(&S.nats, NULL) == -ENOENT) {
-        fprintf(stderr, "nats-server not installed (scripts/deps)\n");
-        return -1;
-    }
-    assert_non_null(S.nats);
-    assert_int_equal(kopt_test_clickhouse_start(&S.ch), 0);
-    migrate_argv[3] = S.ch->url;
-    snprintf(log, sizeof(log), "%s/migrate.log", S.dir);
-    assert_int_equal(kopt_test_proc_run(migrate_argv, log, 60000), 0);
-    S.p_ingest = free_port();
-    S.p_ingest_admin = free_port();
-    S.p_agg_admin = free_port();
-    S.p_adv = free_port();
-    S.p_http = free_port();
-    S.p_adv_admin = free_port();
-    S.p_agent_admin = free_port();
-
-    snprintf(a1, sizeof(a1), "127.0.0.1:%d", S.p_ingest);
-    snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_ingest_admin);
-    char *ingest_argv[] = {(char *)ingest_exe, "--insecure", "--listen",   a1,
-                           "--admin-listen",   a2,           "--nats-url", S.nats->url,
-                           "--otlp-endpoint",  S.otlp,       NULL};
-    spawn(&S.ingest, "ingest", ingest_argv);
-    assert_int_equal(kopt_test_wait_http_ok(S.p_ingest_admin, "/readyz", 60), 0);
-
-    snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_agg_admin);
-    char *agg_argv[] = {(char *)aggregator_exe,
-                        "--admin-listen",
-                        a2,
-                        "--nats-url",
-                        S.nats->url,
-                        "--clickhouse-url",
-                        S.ch->url,
-                        "--rollup-interval",
-                        "5s",
-                        "--otlp-endpoint",
-                        S.otlp,
-                        NULL};
-    spawn(&S.aggregator, "aggregator", agg_argv);
-    assert_int_equal(kopt_test_wait_http_ok(S.p_agg_admin, "/readyz", 60), 0);
-
-    snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_adv);
-    snprintf(a3, sizeof(a3), "127.0.0.1:%d", S.p_http);
-    snprintf(a4, sizeof(a4), "127.0.0.1:%d", S.p_adv_admin);
-    char *adv_argv[] = {(char *)advisor_exe,
-                        "--insecure",
-                        "--listen",
-                        a2,
-                        "--http-listen",
-                        a3,
-                        "--admin-listen",
-                        a4,
-                        "--nats-url",
-                        S.nats->url,
-                        "--clickhouse-url",
-                        S.ch->url,
-                        "--analysis-interval",
-                        "10s",
-                        "--otlp-endpoint",
-                        S.otlp,
-                        NULL};
-    spawn(&S.advisor, "advisor", adv_argv);
-    assert_int_equal(kopt_test_wait_http_ok(S.p_adv_admin, "/healthz", 60), 0);
-
-    snprintf(a2, sizeof(a2), "127.0.0.1:%d", S.p_agent_admin);
-    char *agent_argv[] = {
-        (char *)agent_exe, "--config", S.agent_conf, "--insecure", "--ingest",          a1,
-        "--admin-listen",  a2,         "--window",   "5s",         "--sample-interval", "1s",
-        "--otlp-endpoint", S.otlp,     NULL};
-    spawn(&S.agent, "agent", agent_argv);
-    assert_int_equal(kopt_test_wait_http_ok(S.p_agent_admin, "/healthz", 60), 0);
-    return 0;
+    assert_int_equal(kopt_test_otlp_start(&rx), 0);
+    snprintf(otlp, sizeof(otlp), "%s", kopt_test_otlp_url(rx));
+    return e2e_up(&S, &o);
 }
 
 static void tail_logs(void)
 {
-    static const char *names[] = {"ingest", "aggregator", "advisor", "agent"};
-    char path[600];
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(path, sizeof(path), "%s/%s.log", S.dir, names[i]);
-        kopt_test_log_tail(path, 10);
-    }
+    e2e_tail_logs(&S, 10);
 }
 
 static int system_down(void **state)
 {
-    kopt_test_proc_t *procs[] = {&S.agent, &S.advisor, &S.aggregator, &S.ingest};
-
     (void)state;
-    for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
-        if (procs[i]->pid)
-            kopt_test_proc_stop(procs[i], 35000);
-        kopt_test_proc_release(procs[i]);
-    }
-    kopt_test_otlp_free(S.rx);
-    kopt_test_clickhouse_free(S.ch);
-    kopt_test_nats_free(S.nats);
-    if (S.dir) {
-        if (getenv("KOPT_E2E_KEEP"))
-            fprintf(stderr, "kept %s\n", S.dir);
-        else
-            kopt_test_rmtree(S.dir);
-        free(S.dir);
-    }
-    memset(&S, 0, sizeof(S));
+    e2e_down(&S);
+    kopt_test_otlp_free(rx);
+    rx = NULL;
     kopt_test_cleanup_all();
     return 0;
 }
@@ -273,7 +145,7 @@ static void one_batch_one_trace(void **state)
     (void)state;
     while (kopt_test_now() < end) {
         json_decref(spans);
-        spans = kopt_test_otlp_spans(S.rx);
+        spans = kopt_test_otlp_spans(rx);
         if (complete_batch(spans, &push, &pub, &ins))
             break;
         kopt_test_sleep_ms(500);
@@ -342,7 +214,7 @@ static void api_call_trace(void **state)
     kopt_test_log_tail(log, 1);
     while (kopt_test_now() < end) {
         json_decref(spans);
-        spans = kopt_test_otlp_spans(S.rx);
+        spans = kopt_test_otlp_spans(rx);
         call = find(spans, "kopt.v1.Advisor/GetWorkloadUsage", trace, span);
         query = call ? find(spans, "clickhouse.query container_hourly", trace, str(call, "spanId"))
                      : NULL;
@@ -408,7 +280,7 @@ static void grpc_call_trace(void **state)
     fprintf(stderr, "ListRecommendations over gRPC with traceparent %s: status %d\n", tp, code);
     while (kopt_test_now() < end && !call) {
         json_decref(spans);
-        spans = kopt_test_otlp_spans(S.rx);
+        spans = kopt_test_otlp_spans(rx);
         call = find(spans, "kopt.v1.Advisor/ListRecommendations", trace, span);
         if (!call)
             kopt_test_sleep_ms(200);
@@ -445,8 +317,8 @@ static void endpoint_away_drops_and_data_flows(void **state)
     double end, d_ingest = 0, d_agent = 0, d_agg = 0;
 
     (void)state;
-    kopt_test_otlp_free(S.rx); /* the port now refuses connections */
-    S.rx = NULL;
+    kopt_test_otlp_free(rx); /* the port now refuses connections */
+    rx = NULL;
     before = rows_now();
     end = kopt_test_now() + 60;
     while (kopt_test_now() < end) {
@@ -474,7 +346,8 @@ static void endpoint_away_drops_and_data_flows(void **state)
  * its drain, with the endpoint away. */
 static void daemons_stop_cleanly(void **state)
 {
-    kopt_test_proc_t *procs[] = {&S.agent, &S.advisor, &S.aggregator, &S.ingest};
+    kopt_test_proc_t *procs[] = {&S.proc[E2E_AGENT], &S.proc[E2E_ADVISOR], &S.proc[E2E_AGGREGATOR],
+                                 &S.proc[E2E_INGEST]};
     static const char *names[] = {"agent", "advisor", "aggregator", "ingest"};
 
     (void)state;
