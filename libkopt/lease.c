@@ -89,7 +89,7 @@ static void check_ttl(kopt_lease_t *l)
     if (bucket_ms != (int64_t)l->ttl_ms)
         kopt_log_warn("the lease bucket's TTL is not this daemon's --lease-ttl; the bucket's "
                       "applies (give every daemon the same --lease-ttl)",
-                      KOPT_STR("bucket", KOPT_LEASE_BUCKET), KOPT_STR("key", l->key),
+                      KOPT_STR("bucket", KOPT_LEASE_BUCKET), KOPT_STR("lease", l->key),
                       KOPT_INT("bucket_ttl_ms", bucket_ms), KOPT_UINT("lease_ttl_ms", l->ttl_ms));
 }
 
