@@ -9,15 +9,21 @@
 #include <string.h>
 
 #include <kopt/grpc_daemon.h>
+#include <kopt/lease.h>
 #include <kopt/log.h>
 #include <kopt/util.h>
 
 #include "advisor.h"
 #include "kopt_descriptors.h"
-#include "lease.h"
 #include "serve.h"
 
 #define NOT_READY_RETRY_MS 15000
+
+/* The analysis lease's key in kopt_leases, and the key beside it with the
+ * id of the newest finished analysis, so replicas that did not run it
+ * reload the results from ClickHouse (docs/advisor.md, "Replicas"). */
+#define ADV_LEASE_KEY "analysis.all"
+#define ADV_LEASE_RESULTS_KEY "results.all"
 
 /* --http-tls, in the order of settings.c's list. */
 enum { HTTP_TLS_OFF, HTTP_TLS_ON, HTTP_TLS_MUTUAL };
@@ -49,19 +55,19 @@ typedef struct {
      * is still current when job_after installs it. */
     adv_results_t *next;
     bool built; /* next was attempted (NULL then means out of memory) */
-    /* Replicas (lease.h). */
+    /* Replicas (kopt/lease.h). */
     bool scheduled; /* a timer's run: only the lease holder analyses */
     bool skipped;   /* another replica holds the lease */
     bool reload;    /* a load for results another replica made: no rescheduling */
-    char holder[ADV_LEASE_HOLDER_MAX];
+    char holder[KOPT_LEASE_HOLDER_MAX];
 } job_t;
 
 /* A renewal of the lease, and a look for newer results, off the loop. */
 typedef struct {
     uv_work_t work;
-    int held; /* adv_lease_acquire's answer */
+    int held; /* kopt_lease_acquire's answer */
     int results_status;
-    char holder[ADV_LEASE_HOLDER_MAX], results[64], error[256];
+    char holder[KOPT_LEASE_HOLDER_MAX], results[64], error[256];
 } lease_job_t;
 
 static struct {
@@ -85,11 +91,11 @@ static struct {
     kopt_metric_gauge_t *n_recs, *last_run, *last_duration;
     adv_rec_metrics_t *rec_metrics;
     /* Replicas: NULL without --analysis-lease or NATS. */
-    adv_lease_t *lease;
+    kopt_lease_t *lease;
     uv_timer_t lease_timer;
     bool lease_busy;
     bool reloading; /* the running job is a reload, which a scheduled run waits out */
-    char lease_me[ADV_LEASE_HOLDER_MAX];
+    char lease_me[KOPT_LEASE_HOLDER_MAX];
     char seen_results[64]; /* the newest analysis id this replica serves */
     kopt_metric_family_t *skipped;
     kopt_metric_gauge_t *lease_held;
@@ -165,7 +171,7 @@ static void job_work(uv_work_t *w)
 
         if (j->scheduled && app.lease) {
             int held =
-                adv_lease_acquire(app.lease, j->holder, sizeof(j->holder), lerr, sizeof(lerr));
+                kopt_lease_acquire(app.lease, j->holder, sizeof(j->holder), lerr, sizeof(lerr));
 
             if (held == 0) {
                 j->skipped = true;
@@ -181,7 +187,8 @@ static void job_work(uv_work_t *w)
         if (j->res.written > 0)
             build_next(j);
         if (app.lease && j->res.status == 0 && j->res.written > 0 && !j->req.dry_run &&
-            adv_lease_put_results(app.lease, j->res.analysis_id, lerr, sizeof(lerr)) < 0)
+            kopt_lease_put(app.lease, ADV_LEASE_RESULTS_KEY, j->res.analysis_id, lerr,
+                           sizeof(lerr)) < 0)
             kopt_log_warn("other replicas will not hear of this analysis until they restart",
                           KOPT_STR("error", lerr));
         return;
@@ -354,10 +361,10 @@ static void lease_work(uv_work_t *w)
     lease_job_t *lj = kopt_container_of(w, lease_job_t, work);
 
     lj->held =
-        adv_lease_acquire(app.lease, lj->holder, sizeof(lj->holder), lj->error, sizeof(lj->error));
+        kopt_lease_acquire(app.lease, lj->holder, sizeof(lj->holder), lj->error, sizeof(lj->error));
     if (lj->held >= 0)
-        lj->results_status = adv_lease_get_results(app.lease, lj->results, sizeof(lj->results),
-                                                   lj->error, sizeof(lj->error));
+        lj->results_status = kopt_lease_get(app.lease, ADV_LEASE_RESULTS_KEY, lj->results,
+                                            sizeof(lj->results), lj->error, sizeof(lj->error));
 }
 
 static void lease_after(uv_work_t *w, int status)
@@ -556,8 +563,8 @@ static void close_parts(void *data)
     /* Give the lease up so another replica need not wait for the TTL.
      * Blocking, at most a few seconds, on a loop that only winds down now;
      * before the skeleton shuts nats.c down (after the loop). */
-    adv_lease_release(app.lease);
-    adv_lease_free(app.lease);
+    kopt_lease_release(app.lease);
+    kopt_lease_free(app.lease);
     app.lease = NULL;
 }
 
@@ -663,15 +670,21 @@ static int start_lease(void)
         kopt_log_error("--lease-ttl must be at least 1s");
         return -EINVAL;
     }
-    adv_lease_self_id(app.lease_me, sizeof(app.lease_me));
-    r = adv_lease_new(app.nats_url, &app.nats_auth, s->lease_ttl_ms, (int)s->stream_replicas,
-                      app.lease_me, &app.lease);
+    kopt_lease_self_id(app.lease_me, sizeof(app.lease_me));
+    kopt_lease_options_t lo = {.url = app.nats_url,
+                               .auth = &app.nats_auth,
+                               .client_name = "kopt-advisor-lease",
+                               .key = ADV_LEASE_KEY,
+                               .me = app.lease_me,
+                               .ttl_ms = s->lease_ttl_ms,
+                               .replicas = (int)s->stream_replicas};
+    r = kopt_lease_new(&lo, &app.lease);
     if (r < 0)
         return r;
-    kopt_log_info("analysis lease on", KOPT_STR("bucket", ADV_LEASE_BUCKET),
+    kopt_log_info("analysis lease on", KOPT_STR("bucket", KOPT_LEASE_BUCKET),
                   KOPT_STR("key", ADV_LEASE_KEY), KOPT_STR("replica", app.lease_me),
                   KOPT_UINT("ttl_ms", s->lease_ttl_ms));
-    uv_timer_start(&app.lease_timer, on_lease_timer, 0, adv_lease_period_ms(s->lease_ttl_ms));
+    uv_timer_start(&app.lease_timer, on_lease_timer, 0, kopt_lease_period_ms(s->lease_ttl_ms));
     return 0;
 }
 

@@ -19,6 +19,14 @@ struct agg_schedule {
     agg_archive_gate_t gate; /* gate.st: the control thread's */
     bool archiving, started, stop;
     pthread_t thread;
+    /* The lease (kopt/lease.h): NULL when every replica runs. */
+    kopt_lease_t *lease;
+    char me[KOPT_LEASE_HOLDER_MAX];
+    bool keeper_started;
+    pthread_t keeper;
+    int held;                        /* the last answer: 1, 0, <0; under mu */
+    kopt_metric_family_t *f_skipped; /* by run and reason */
+    kopt_metric_gauge_t *lease_held;
     pthread_mutex_t mu;
     pthread_cond_t cond;
     kopt_objstore_stats_t last; /* of st, at the last metrics update */
@@ -71,6 +79,18 @@ static int register_metrics(agg_schedule_t *s, kopt_metrics_t *m)
         s->gate.kept_changed = kopt_metric_counter_with(kept, "changed");
         s->gate.kept_unverified = kopt_metric_counter_with(kept, "unverified");
     }
+    if (r == 0)
+        r = kopt_metrics_counter(m, "kopt_aggregator_schedule_skipped_total",
+                                 "scheduled archive and backup runs skipped, by run (archive, "
+                                 "backup) and reason (lease: another replica holds the schedule's "
+                                 "lease; nats: the lease could not be checked)",
+                                 "run,reason", &s->f_skipped);
+    if (r == 0 &&
+        (r = kopt_metrics_gauge(m, "kopt_aggregator_schedule_lease_held",
+                                "1 while this replica holds the lease of the scheduled archive "
+                                "and backup (also 1 with the lease off: it runs them)",
+                                NULL, &f)) == 0)
+        s->lease_held = kopt_metric_gauge_with(f);
     /* Every series exists from the start, at 0. */
     if (r == 0) {
         const char *results[] = {"ok", "error"};
@@ -82,8 +102,37 @@ static int register_metrics(agg_schedule_t *s, kopt_metrics_t *m)
         kopt_metric_counter_with(s->f_requests, "ok");
         kopt_metric_counter_with(s->f_requests, "retried");
         kopt_metric_counter_with(s->f_requests, "failed");
+        for (size_t i = 0; i < 2; i++) {
+            const char *runs[] = {"archive", "backup"};
+
+            kopt_metric_counter_with(s->f_skipped, runs[i], "lease");
+            kopt_metric_counter_with(s->f_skipped, runs[i], "nats");
+        }
     }
     return r;
+}
+
+/* The lease when NATS is there and --schedule-lease is on. */
+static int lease_new(agg_schedule_t *s)
+{
+    const agg_schedule_options_t *o = &s->o;
+    kopt_lease_options_t lo = {.url = o->nats_url,
+                               .auth = o->nats_auth,
+                               .client_name = "kopt-aggregator-lease",
+                               .key = AGG_SCHEDULE_LEASE_KEY,
+                               .me = s->me,
+                               .ttl_ms = o->lease_ttl_ms,
+                               .replicas = o->lease_replicas};
+
+    if (!o->lease || !o->nats_url || !*o->nats_url || !s->st ||
+        (!o->archive_interval_ms && !o->backup_interval_ms))
+        return 0;
+    if (o->lease_ttl_ms < 1000) {
+        kopt_log_error("--lease-ttl must be at least 1s");
+        return -EINVAL;
+    }
+    kopt_lease_self_id(s->me, sizeof(s->me));
+    return kopt_lease_new(&lo, &s->lease);
 }
 
 int agg_schedule_new(const agg_schedule_options_t *o, kopt_metrics_t *m, agg_schedule_t **out)
@@ -96,6 +145,7 @@ int agg_schedule_new(const agg_schedule_options_t *o, kopt_metrics_t *m, agg_sch
     if (!s)
         return -ENOMEM;
     s->o = *o;
+    s->held = 2; /* not asked yet: the first answer is logged */
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
     r = register_metrics(s, m);
@@ -107,6 +157,10 @@ int agg_schedule_new(const agg_schedule_options_t *o, kopt_metrics_t *m, agg_sch
         if (r < 0)
             kopt_log_error("object store settings", KOPT_STR("detail", err.message), KOPT_ERR(r));
     }
+    if (r == 0)
+        r = lease_new(s);
+    if (r == 0 && s->st && !s->lease && (o->archive_interval_ms || o->backup_interval_ms))
+        kopt_metric_gauge_set(s->lease_held, 1); /* no lease: this replica runs them */
     if (r < 0) {
         agg_schedule_free(s);
         return r;
@@ -165,6 +219,69 @@ static void count_requests(agg_schedule_t *s)
     kopt_metric_counter_add(kopt_metric_counter_with(s->f_requests, "ok"),
                             (double)(all > failed + retried ? all - failed - retried : 0));
     s->last = now;
+}
+
+/* Takes or renews the lease; the answer of kopt_lease_acquire. Logs when
+ * the holder changes. */
+static int lease_check(agg_schedule_t *s, char *holder, size_t len, char *err, size_t errlen)
+{
+    int r = kopt_lease_acquire(s->lease, holder, len, err, errlen);
+    int was;
+
+    pthread_mutex_lock(&s->mu);
+    was = s->held;
+    s->held = r;
+    pthread_mutex_unlock(&s->mu);
+    kopt_metric_gauge_set(s->lease_held, r == 1 ? 1 : 0);
+    if (r == 1 && was != 1)
+        kopt_log_info("schedule lease taken: this replica runs the scheduled archive and backup",
+                      KOPT_STR("lease", AGG_SCHEDULE_LEASE_KEY), KOPT_STR("replica", s->me));
+    else if (r == 0 && was != 0)
+        kopt_log_info("schedule lease held elsewhere", KOPT_STR("holder", holder));
+    else if (r < 0 && was >= 0)
+        kopt_log_warn("schedule lease unavailable; no scheduled archive or backup until it is "
+                      "back",
+                      KOPT_STR("error", err));
+    return r;
+}
+
+/* Whether this replica runs the scheduled `run` (archive, backup) now: yes
+ * without the lease or when holding it; otherwise skipped and counted. */
+static bool may_run(agg_schedule_t *s, const char *run)
+{
+    char holder[KOPT_LEASE_HOLDER_MAX] = "", err[256] = "";
+    int r;
+
+    if (!s->lease)
+        return true;
+    r = lease_check(s, holder, sizeof(holder), err, sizeof(err));
+    if (r == 1)
+        return true;
+    kopt_metric_counter_inc(kopt_metric_counter_with(s->f_skipped, run, r == 0 ? "lease" : "nats"));
+    if (r == 0)
+        kopt_log_info("scheduled run skipped: another replica holds the lease",
+                      KOPT_STR("run", run), KOPT_STR("holder", holder));
+    else
+        kopt_log_warn("scheduled run skipped: the lease could not be checked", KOPT_STR("run", run),
+                      KOPT_STR("error", err));
+    return false;
+}
+
+/* The keeper: renews the lease every kopt_lease_period_ms, also while a
+ * run takes longer than the TTL, and takes it over when the holder died. */
+static void *keeper_main(void *arg)
+{
+    agg_schedule_t *s = arg;
+    uint64_t period = kopt_lease_period_ms(s->o.lease_ttl_ms);
+    uint64_t next = now_ms();
+
+    while (!nap_until(s, next)) {
+        char holder[KOPT_LEASE_HOLDER_MAX] = "", err[256] = "";
+
+        lease_check(s, holder, sizeof(holder), err, sizeof(err));
+        next = now_ms() + period;
+    }
+    return NULL;
 }
 
 static void run_archive(agg_schedule_t *s, kopt_ch_client_t *c)
@@ -228,11 +345,13 @@ static void *schedule_main(void *arg)
 
         /* The archive first: a backup then holds its records too. */
         if (now >= next_archive) {
-            run_archive(s, c);
+            if (may_run(s, "archive"))
+                run_archive(s, c);
             next_archive = now_ms() + s->o.archive_interval_ms;
         }
         if (now >= next_backup) {
-            run_backup(s, c);
+            if (may_run(s, "backup"))
+                run_backup(s, c);
             next_backup = now_ms() + s->o.backup_interval_ms;
         }
         count_requests(s);
@@ -245,6 +364,14 @@ int agg_schedule_start(agg_schedule_t *s)
 {
     if (!s->st || (!s->o.archive_interval_ms && !s->o.backup_interval_ms))
         return 0;
+    if (s->lease) {
+        if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0)
+            return -EAGAIN;
+        s->keeper_started = true;
+        kopt_log_info("schedule lease on", KOPT_STR("bucket", KOPT_LEASE_BUCKET),
+                      KOPT_STR("lease", AGG_SCHEDULE_LEASE_KEY), KOPT_STR("replica", s->me),
+                      KOPT_UINT("ttl_ms", s->o.lease_ttl_ms));
+    }
     if (pthread_create(&s->thread, NULL, schedule_main, s) != 0)
         return -EAGAIN;
     s->started = true;
@@ -255,13 +382,18 @@ void agg_schedule_free(agg_schedule_t *s)
 {
     if (!s)
         return;
-    if (s->started) {
-        pthread_mutex_lock(&s->mu);
-        s->stop = true;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    if (s->started)
         pthread_join(s->thread, NULL);
-    }
+    if (s->keeper_started)
+        pthread_join(s->keeper, NULL);
+    /* Hand the lease over now rather than after the TTL. */
+    if (s->keeper_started)
+        kopt_lease_release(s->lease);
+    kopt_lease_free(s->lease);
     kopt_objstore_free(s->st);
     kopt_objstore_free(s->gate.st);
     pthread_mutex_destroy(&s->mu);

@@ -170,7 +170,12 @@ static int schedule_new(const agg_settings_t *s, agg_options_t *o, kopt_metrics_
                                  .archive_after_days = (uint32_t)s->archive_after_days,
                                  .archive_interval_ms = s->archive_interval_ms,
                                  .backup_interval_ms = s->backup_interval_ms,
-                                 .first_delay_ms = 5000};
+                                 .first_delay_ms = 5000,
+                                 .lease = s->schedule_lease,
+                                 .nats_url = s->nats_url,
+                                 .nats_auth = &s->nats,
+                                 .lease_ttl_ms = s->lease_ttl_ms,
+                                 .lease_replicas = (int)s->lease_replicas};
     int r;
 
     ch_options(s, &so.ch);

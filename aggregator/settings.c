@@ -101,6 +101,19 @@ static const kopt_config_setting_t settings[] = {
      0, 0, 0, NULL},
     {"backup-interval", KOPT_CONFIG_DURATION, offsetof(S, backup_interval_ms), "24h",
      "how often `run` takes a backup (with --s3-endpoint; 0: never)", 0, 0, 0, NULL},
+    /* Replicas share the schedule through a lease (docs/operations.md). */
+    {"schedule-lease", KOPT_CONFIG_BOOL, offsetof(S, schedule_lease), "true",
+     "with NATS: the scheduled archive and backup run only on the replica holding the lease "
+     "aggregator.schedule in the kopt_leases bucket (false: on every replica)",
+     0, 0, 0, NULL},
+    {"lease-ttl", KOPT_CONFIG_DURATION, offsetof(S, lease_ttl_ms), "2m",
+     "how long the schedule's lease outlives its holder's last renewal (at least 1s; as "
+     "kopt-advisor's --lease-ttl)",
+     0, 0, 0, NULL},
+    {"lease-replicas", KOPT_CONFIG_INT, offsetof(S, lease_replicas), "1",
+     "replicas of the kopt_leases bucket if this daemon creates it (as kopt-advisor's "
+     "--stream-replicas)",
+     0, 1, 5, NULL},
 };
 
 const kopt_config_spec_t agg_settings_spec = {

@@ -53,6 +53,10 @@ typedef struct {
     int64_t archive_after_days;
     uint64_t archive_interval_ms;
     uint64_t backup_interval_ms;
+    /* the schedule's lease in kopt_leases (archive_schedule.h) */
+    bool schedule_lease;
+    uint64_t lease_ttl_ms;
+    int64_t lease_replicas;
 } agg_settings_t;
 
 extern const kopt_config_spec_t agg_settings_spec;

@@ -3,7 +3,7 @@
  * component allowed only the subjects that component needs, plus kopt-admin
  * with everything for the tests' own checks. Passwords are random, written
  * 0600 into the secrets dir. The same permissions are in
- * deploy/kustomize/overlays/production/nats/nats.conf; docs/security.md
+ * deploy/kustomize/overlays/production/nats/kopt-auth.conf; docs/security.md
  * explains each subject. */
 #include "harness.h"
 
@@ -39,7 +39,12 @@ static const nats_user_t users[] = {
      "\"$JS.API.CONSUMER.MSG.NEXT.KOPT_METRICS.kopt-aggregator\", "
      "\"$JS.API.STREAM.MSG.GET.KOPT_METRICS\", \"$JS.ACK.KOPT_METRICS.kopt-aggregator.>\", "
      "\"kopt.deadletter.>\", \"$JS.API.STREAM.INFO.KOPT_DEADLETTER\", "
-     "\"$JS.API.STREAM.CREATE.KOPT_DEADLETTER\"",
+     "\"$JS.API.STREAM.CREATE.KOPT_DEADLETTER\", "
+     /* the schedule's lease, its own keys only (docs/operations.md) */
+     "\"$KV.kopt_leases.aggregator.>\", \"$JS.API.STREAM.INFO.KV_kopt_leases\", "
+     "\"$JS.API.STREAM.CREATE.KV_kopt_leases\", "
+     "\"$JS.API.DIRECT.GET.KV_kopt_leases.$KV.kopt_leases.aggregator.>\", "
+     "\"$JS.API.STREAM.MSG.GET.KV_kopt_leases\"",
      "\"_INBOX.kopt-aggregator.>\", "
      "\"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.KOPT_METRICS.kopt-aggregator\""},
     {"kopt-advisor",

@@ -4,16 +4,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lease.h"
+#include <kopt/lease.h>
 
-adv_lease_action_t adv_lease_decide(const char *holder, const char *me)
+kopt_lease_action_t kopt_lease_decide(const char *holder, const char *me)
 {
     if (!holder || !*holder)
-        return ADV_LEASE_CREATE;
-    return strcmp(holder, me) == 0 ? ADV_LEASE_RENEW : ADV_LEASE_ELSEWHERE;
+        return KOPT_LEASE_CREATE;
+    return strcmp(holder, me) == 0 ? KOPT_LEASE_RENEW : KOPT_LEASE_ELSEWHERE;
 }
 
-uint64_t adv_lease_period_ms(uint64_t ttl_ms)
+uint64_t kopt_lease_period_ms(uint64_t ttl_ms)
 {
     uint64_t p = ttl_ms / 3;
 
@@ -22,12 +22,12 @@ uint64_t adv_lease_period_ms(uint64_t ttl_ms)
     return p < 100 ? 100 : p;
 }
 
-void adv_lease_self_id(char *out, size_t len)
+void kopt_lease_self_id(char *out, size_t len)
 {
     char host[64] = "";
 
     if (gethostname(host, sizeof(host) - 1) < 0 || !*host)
-        snprintf(host, sizeof(host), "advisor");
+        snprintf(host, sizeof(host), "kopt");
     host[sizeof(host) - 1] = '\0';
     snprintf(out, len, "%s/%ld", host, (long)getpid());
 }
