@@ -378,10 +378,12 @@ int adv_archive_open(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const 
         r = load_one(s, st, a, scope, &recs[i], why, sizeof(why), &result);
         count(a, result);
         if (r < 0) {
-            char msg[sizeof(err->message)];
+            say(err, r, "archived partition %.16s: %s", recs[i].pid, "");
+            if (err) {
+                size_t k = strlen(err->message);
 
-            snprintf(msg, sizeof(msg), "archived partition %s: %s", recs[i].pid, why);
-            say(err, r, "%s%s", msg, "");
+                snprintf(err->message + k, sizeof(err->message) - k, "%s", why);
+            }
             kopt_log_error("an archived partition cannot be loaded",
                            KOPT_STR("partition", recs[i].pid),
                            KOPT_STR("result", adv_archive_result_name(result)),

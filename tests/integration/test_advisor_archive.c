@@ -161,14 +161,13 @@ static int setup(void **state)
     return r < 0 && !no_s3 ? -1 : 0;
 }
 
-/* Runs the advisor (analyze --once, no NATS) with extra arguments; its
- * output in *out. The exit code. */
-static int analyze(const char *const *extra, char **out)
+/* Runs the advisor (`cmd`: analyze --once or backtest; no NATS) with extra
+ * arguments; its output in *out. The exit code. */
+static int advisor(const char *cmd, const char *const *extra, char **out)
 {
     char log[600];
     const char *argv[40] = {advisor_bin,
-                            "analyze",
-                            "--once",
+                            cmd,
                             "--nats-url",
                             "",
                             "--clickhouse-url",
@@ -189,7 +188,10 @@ static int analyze(const char *const *extra, char **out)
                             s3->credentials_file,
                             "--s3-prefix",
                             PREFIX};
-    size_t n = 23;
+    size_t n = 22;
+
+    if (strcmp(cmd, "analyze") == 0)
+        argv[n++] = "--once";
 
     for (size_t i = 0; extra && extra[i]; i++)
         argv[n++] = extra[i];
@@ -200,6 +202,11 @@ static int analyze(const char *const *extra, char **out)
     assert_true(rc >= 0);
     assert_non_null(*out);
     return rc;
+}
+
+static int analyze(const char *const *extra, char **out)
+{
+    return advisor("analyze", extra, out);
 }
 
 /* The recommendations, all but when and by which analysis they were made. */
@@ -398,6 +405,14 @@ static void archived_days_give_the_same_recommendations(void **state)
     assert_string_equal(with, hot);
     /* Nothing was written back into container_hourly. */
     assert_int_equal(ch_long(sql), 0);
+
+    /* backtest reads the same way. */
+    rc = advisor("backtest", with_archive, &out);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "archived days loaded"));
+    free(out);
 
     /* A lookback within the hot days loads nothing. */
     const char *short_lookback[] = {"--include-archive", "--lookback", "24h", NULL};
