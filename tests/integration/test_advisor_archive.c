@@ -40,6 +40,7 @@ static bool no_s3; /* s3rver not installed: skip */
 static const char *aggregator_bin, *advisor_bin;
 static char *tmp;
 
+static char *hot_recs;                      /* the recommendations with every day hot */
 static int64_t now_s, old_day[3], hot_from; /* the archived days; the hot hours' start */
 static char old_month[8], old_pid[3][12];
 
@@ -421,9 +422,90 @@ static void archived_days_give_the_same_recommendations(void **state)
     assert_null(strstr(out, "archived days loaded"));
     free(out);
 
-    free(hot);
+    hot_recs = hot;
     free(without);
     free(with);
+}
+
+static kopt_test_proc_t server;
+static char server_log[600];
+
+/* On a failed assertion: the server's last lines, and it is killed. */
+static void server_cleanup(void *arg)
+{
+    kopt_test_log_tail(server_log, 30);
+    kopt_test_proc_release(arg);
+}
+
+/* The server (`kopt-advisor` with --include-archive) analyses at start,
+ * loads the archived days for it, and counts them on /metrics. */
+static void the_server_reads_the_archive_too(void **state)
+{
+    (void)state;
+    if (no_s3 || !hot_recs)
+        skip();
+    char grpc[64], http[64], admin[64], admin_url[96];
+    int port = kopt_test_free_port();
+
+    snprintf(grpc, sizeof(grpc), "127.0.0.1:%d", kopt_test_free_port());
+    snprintf(http, sizeof(http), "127.0.0.1:%d", kopt_test_free_port());
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", port);
+    snprintf(admin_url, sizeof(admin_url), "http://%s", admin);
+    snprintf(server_log, sizeof(server_log), "%s/server.log", tmp);
+    char *argv[] = {(char *)advisor_bin,
+                    "--insecure",
+                    "--listen",
+                    grpc,
+                    "--http-listen",
+                    http,
+                    "--admin-listen",
+                    admin,
+                    "--nats-url",
+                    "",
+                    "--clickhouse-url",
+                    ch->url,
+                    "--clickhouse-database",
+                    DB,
+                    "--lookback",
+                    LOOKBACK,
+                    "--rollup-wait",
+                    "0s",
+                    "--include-archive",
+                    "--s3-endpoint",
+                    s3->url,
+                    "--s3-bucket",
+                    s3->bucket,
+                    "--s3-credentials-file",
+                    s3->credentials_file,
+                    "--s3-prefix",
+                    PREFIX,
+                    NULL};
+    free(ch_query("TRUNCATE TABLE " DB ".recommendations"));
+    memset(&server, 0, sizeof(server));
+    assert_int_equal(kopt_test_proc_spawn(&server, argv, NULL, server_log), 0);
+    assert_int_equal(kopt_test_cleanup_push(server_cleanup, &server), 0);
+    double ok = -1, t0 = kopt_test_now();
+    while (kopt_test_now() - t0 < 60 && ok < 3) {
+        ok = kopt_test_metric(admin_url, "kopt_advisor_archive_loads_total{result=\"ok\"}");
+        usleep(200000);
+    }
+    assert_true(ok == 3);
+    assert_true(
+        kopt_test_metric(admin_url, "kopt_advisor_archive_loads_total{result=\"corrupt\"}") == 0);
+    /* The run is written after the loads: wait for its rows. */
+    char *recs = NULL;
+    for (int i = 0; i < 300; i++) {
+        free(recs);
+        recs = recommendations();
+        if (strcmp(recs, hot_recs) == 0)
+            break;
+        usleep(100000);
+    }
+    assert_string_equal(recs, hot_recs);
+    free(recs);
+    assert_int_equal(kopt_test_proc_stop(&server, 20000), 0);
+    kopt_test_cleanup_forget(&server);
+    kopt_test_proc_release(&server);
 }
 
 /* A corrupt, truncated or missing object, the limits, a store that is down:
@@ -500,6 +582,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(archived_days_give_the_same_recommendations),
+        cmocka_unit_test(the_server_reads_the_archive_too),
         cmocka_unit_test(faults_fail_the_read),
     };
     int failed;
@@ -514,6 +597,7 @@ int main(int argc, char **argv)
     if (getenv("KOPT_TEST_FILTER"))
         cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
     failed = cmocka_run_group_tests(tests, setup, kopt_test_teardown_all);
+    free(hot_recs);
     if (tmp) {
         kopt_test_rmtree(tmp);
         free(tmp);
