@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -504,6 +505,7 @@ static void the_server_reads_the_archive_too(void **state)
     assert_string_equal(recs, hot_recs);
     free(recs);
     assert_int_equal(kopt_test_proc_stop(&server, 20000), 0);
+    assert_true(WIFEXITED(server.status) && WEXITSTATUS(server.status) == 0);
     kopt_test_cleanup_forget(&server);
     kopt_test_proc_release(&server);
 }
