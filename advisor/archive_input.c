@@ -362,6 +362,11 @@ int adv_archive_open(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const 
         return r;
     }
     r = session_client(opts, &s, err);
+    if (r < 0) {
+        count(a, ADV_ARCHIVE_CLICKHOUSE);
+        if (err && !err->message[0])
+            say(err, r, "cannot open a ClickHouse session: %s%s", strerror(-r), "");
+    }
     static const char *const tables[][2] = {{WINDOWS, "container_windows"},
                                             {ADV_ARCHIVE_HOURLY, "container_hourly"}};
     for (size_t i = 0; r == 0 && i < 2; i++) {
