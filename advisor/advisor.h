@@ -193,7 +193,8 @@ int adv_settings_archive(const adv_settings_t *s, adv_archive_t *a, char *err, s
 
 /* Finds the days of the scope container_hourly has no rows of but the
  * archive holds, and loads them into ADV_ARCHIVE_HOURLY of a new session
- * client (*out; NULL when no day is needed, after one cheap query on ch).
+ * client made with opts (required; *out is NULL when no day is needed, after
+ * one cheap query on ch).
  * A partition that cannot be loaded fails the whole call with err naming it
  * and the cause, counted in a->loads. */
 int adv_archive_open(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const adv_archive_t *a,

@@ -334,6 +334,10 @@ int adv_archive_open(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const 
     int r, result;
 
     *out = NULL;
+    if (!opts) { /* the session is a client of its own */
+        say(err, -EINVAL, "--include-archive needs the ClickHouse options%s%s", "", "");
+        return -EINVAL;
+    }
     r = hot_days(ch, scope, &hot, &n_hot, err);
     if (r == 0)
         r = needed(ch, scope, hot, n_hot, &recs, &n, err);
