@@ -23,6 +23,8 @@
 #include <kopt/metrics.h>
 #include <kopt/nats.h>
 #include <kopt/nats_auth.h>
+#include <kopt/objstore.h>
+#include <kopt/objstore_settings.h>
 #include <kopt/trace.h>
 
 #include "filter.h"
@@ -69,6 +71,10 @@ typedef struct {
     char *cpu_price, *memory_price, *currency;
     int64_t metrics_max_rec_series; /* --metrics-max-recommendation-series */
     bool once;
+    bool include_archive; /* --include-archive (archive_input.c) */
+    int64_t archive_max_days;
+    uint64_t archive_max_bytes;
+    kopt_s3_settings_t s3;
     char *cluster, *namespace_; /* analyze and backtest: the scope; NULL = all */
     int output;                 /* backtest: table, json */
 } adv_settings_t;
@@ -156,11 +162,54 @@ int adv_ch_rollup_state(kopt_ch_client_t *ch, const char *cluster, int64_t histo
                         adv_rollup_t *out, kopt_ch_error_t *err);
 void adv_rollup_free(adv_rollup_t *r);
 
+/* --include-archive (archive_input.c; docs/operations.md, "Cold archive"). */
+enum {
+    ADV_ARCHIVE_OK,
+    ADV_ARCHIVE_MISSING,    /* the object is not in the store */
+    ADV_ARCHIVE_CORRUPT,    /* size, SHA-256 or gzip stream disagree with the record */
+    ADV_ARCHIVE_STORE,      /* the store failed or is down */
+    ADV_ARCHIVE_CLICKHOUSE, /* loading or rolling it up failed */
+    ADV_ARCHIVE_LIMIT,      /* the range needs more than the limits allow */
+    ADV_ARCHIVE_RESULTS
+};
+
+typedef struct {
+    kopt_objstore_options_t store; /* the strings stay the settings' */
+    const char *prefix;            /* --s3-prefix: records must name keys under it */
+    uint32_t max_days;             /* archived partitions one read may load */
+    uint64_t max_bytes;            /* their objects' bytes together */
+    size_t max_native_bytes;       /* one object gunzipped; 0: 4 GiB */
+    /* kopt_advisor_archive_loads_total{result}, one per result; NULL: not counted. */
+    kopt_metric_counter_t *loads[ADV_ARCHIVE_RESULTS];
+} adv_archive_t;
+
+#define ADV_ARCHIVE_HOURLY "kopt_archive_hourly" /* the session's re-rolled hours */
+
+const char *adv_archive_result_name(int result);
+
+/* The archive options of --include-archive (no counters): -EINVAL with a
+ * sentence (settings.c) in err when it is on without --s3-endpoint and --s3-bucket. */
+int adv_settings_archive(const adv_settings_t *s, adv_archive_t *a, char *err, size_t errlen);
+
+/* Finds the days of the scope container_hourly has no rows of but the
+ * archive holds, and loads them into ADV_ARCHIVE_HOURLY of a new session
+ * client made with opts (required; *out is NULL when no day is needed, after
+ * one cheap query on ch).
+ * A partition that cannot be loaded fails the whole call with err naming it
+ * and the cause, counted in a->loads. */
+int adv_archive_open(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const adv_archive_t *a,
+                     const adv_scope_t *scope, kopt_ch_client_t **out, kopt_ch_error_t *err);
+/* Drops the session's tables and frees the client; NULL is fine. */
+void adv_archive_close(kopt_ch_client_t *s);
+
 /* Reads the hours of the scope (hourly_read.c): range queries on `ch` and,
- * when opts is not NULL, on more connections opened with opts. 0, or a
- * negative errno with err filled. */
-int adv_ch_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const adv_scope_t *scope,
-                      adv_input_t *in, kopt_ch_error_t *err);
+ * when opts is not NULL, on more connections opened with opts. With
+ * `archive` (NULL: off), also the archived days container_hourly lacks
+ * (adv_archive_open), all through that one session. 0, or a negative errno
+ * with err filled. */
+int adv_ch_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts,
+                      const adv_archive_t *archive, const adv_scope_t *scope, adv_input_t *in,
+                      kopt_ch_error_t *err);
 void adv_input_free(adv_input_t *in);
 
 /* The pure part (hourly.c): one answer of the hourly query in RowBinary,
@@ -392,8 +441,9 @@ void adv_stream_spec(const adv_settings_t *s, kopt_stream_spec_t *spec);
 typedef struct {
     kopt_engine_options_t engine;
     kopt_ch_options_t ch;
-    adv_publisher_t *publisher; /* NULL: do not publish */
-    uint32_t rollup_wait_s;     /* longest wait for a backfill's rollup (analysis.c) */
+    adv_publisher_t *publisher;   /* NULL: do not publish */
+    uint32_t rollup_wait_s;       /* longest wait for a backfill's rollup (analysis.c) */
+    const adv_archive_t *archive; /* --include-archive; NULL: off */
 } adv_analysis_ctx_t;
 
 typedef struct {

@@ -395,7 +395,7 @@ void adv_analysis_run(const adv_analysis_ctx_t *ctx, const adv_run_request_t *re
     if (r == 0)
         rollup_state(ch, req, now, ctx->rollup_wait_s, &ru, out);
     if (r == 0)
-        r = adv_ch_load_input(ch, &ctx->ch, &scope, &in, &err);
+        r = adv_ch_load_input(ch, &ctx->ch, ctx->archive, &scope, &in, &err);
     if (r < 0) {
         snprintf(out->message, sizeof(out->message), "reading container_hourly failed: %s",
                  err.message);

@@ -60,9 +60,12 @@ int adv_backtest_print_json(FILE *f, const adv_backtest_report_t *rep);
 /* Reads the scope's history with the analysis' reader, backtests every
  * container with each of strategies[0..n) (options: `base` with the
  * strategy set) as of `now`, and prints the report on `out` (json: as
- * JSON). Blocking (the CLI). 0, or a negative errno with err filled. */
-int adv_backtest_run(const kopt_ch_options_t *ch, const kopt_engine_options_t *base,
-                     const adv_scope_t *scope, const kopt_engine_strategy_t *strategies, size_t n,
-                     int64_t now, bool json, FILE *out, char *err, size_t errlen);
+ * JSON); with archive (NULL: off) the archived days too
+ * (adv_ch_load_input). Blocking (the CLI). 0, or a negative errno with err
+ * filled. */
+int adv_backtest_run(const kopt_ch_options_t *ch, const adv_archive_t *archive,
+                     const kopt_engine_options_t *base, const adv_scope_t *scope,
+                     const kopt_engine_strategy_t *strategies, size_t n, int64_t now, bool json,
+                     FILE *out, char *err, size_t errlen);
 
 #endif

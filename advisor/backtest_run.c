@@ -49,9 +49,10 @@ static int backtest_input(const adv_input_t *in, const kopt_engine_options_t *op
     return 0;
 }
 
-int adv_backtest_run(const kopt_ch_options_t *ch_opts, const kopt_engine_options_t *base,
-                     const adv_scope_t *scope, const kopt_engine_strategy_t *strategies, size_t n,
-                     int64_t now, bool json, FILE *out, char *err, size_t errlen)
+int adv_backtest_run(const kopt_ch_options_t *ch_opts, const adv_archive_t *archive,
+                     const kopt_engine_options_t *base, const adv_scope_t *scope,
+                     const kopt_engine_strategy_t *strategies, size_t n, int64_t now, bool json,
+                     FILE *out, char *err, size_t errlen)
 {
     adv_backtest_totals_t totals[3];
     adv_backtest_report_t rep = {.cluster = scope->cluster,
@@ -69,7 +70,7 @@ int adv_backtest_run(const kopt_ch_options_t *ch_opts, const kopt_engine_options
         return -EINVAL;
     r = kopt_ch_client_new(ch_opts, &ch, &cherr);
     if (r == 0)
-        r = adv_ch_load_input(ch, ch_opts, scope, &in, &cherr);
+        r = adv_ch_load_input(ch, ch_opts, archive, scope, &in, &cherr);
     if (r < 0) {
         snprintf(err, errlen, "reading container_hourly failed: %s", cherr.message);
         goto out;

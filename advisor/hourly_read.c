@@ -52,6 +52,7 @@ typedef struct {
 typedef struct {
     const adv_scope_t *scope;
     const char *db;
+    bool archive; /* also ADV_ARCHIVE_HOURLY, the session's re-rolled archived days */
     range_t *ranges;
     size_t n_ranges;
     size_t next, appended; /* ranges taken by a thread; appended to the input */
@@ -146,8 +147,17 @@ static int plan(kopt_ch_client_t *ch, reader_t *rd, kopt_ch_error_t *err)
 
     if (!q)
         return -ENOMEM;
-    fprintf(q, "SELECT cluster, namespace, count() FROM %s.container_hourly WHERE ", rd->db);
+    if (rd->archive) /* the counts of both tables, summed */
+        fputs("SELECT cluster, namespace, sum(n) FROM (", q);
+    fprintf(q, "SELECT cluster, namespace, count() AS n FROM %s.container_hourly WHERE ", rd->db);
     where_scope(q, rd->scope);
+    if (rd->archive) {
+        fputs(" GROUP BY cluster, namespace UNION ALL SELECT cluster, namespace, count() AS n "
+              "FROM " ADV_ARCHIVE_HOURLY " WHERE ",
+              q);
+        where_scope(q, rd->scope);
+        fputs(" GROUP BY cluster, namespace)", q);
+    }
     fputs(" GROUP BY cluster, namespace ORDER BY cluster, namespace FORMAT RowBinary", q);
     if (fclose(q) != 0) {
         free(sql);
@@ -201,16 +211,11 @@ static int bad_answer(const char *body, size_t len, kopt_ch_error_t *err)
     return -EREMOTEIO;
 }
 
-static int read_range(kopt_ch_client_t *ch, const reader_t *rd, range_t *rg)
+/* SELECT ... FROM <db><table> WHERE <the range>. */
+static void range_where(FILE *q, const reader_t *rd, const range_t *rg, const char *db,
+                        const char *table)
 {
-    char *sql = NULL, *body = NULL;
-    size_t sql_len = 0, len = 0;
-    FILE *q = open_memstream(&sql, &sql_len);
-    int r;
-
-    if (!q)
-        return -ENOMEM;
-    fprintf(q, "SELECT " HOURLY_COLUMNS " FROM %s.container_hourly WHERE cluster = ", rd->db);
+    fprintf(q, "SELECT " HOURLY_COLUMNS " FROM %s%s WHERE cluster = ", db, table);
     kopt_ch_sql_string(q, rg->cluster);
     fputs(" AND namespace IN (", q);
     for (size_t i = 0; i < rg->n_ns; i++) {
@@ -220,6 +225,24 @@ static int read_range(kopt_ch_client_t *ch, const reader_t *rd, range_t *rg)
     }
     fprintf(q, ") AND hour >= toDateTime(%lld) AND hour < toDateTime(%lld)",
             (long long)rd->scope->from, (long long)rd->scope->to);
+}
+
+static int read_range(kopt_ch_client_t *ch, const reader_t *rd, range_t *rg)
+{
+    char *sql = NULL, *body = NULL;
+    size_t sql_len = 0, len = 0;
+    FILE *q = open_memstream(&sql, &sql_len);
+    int r;
+
+    if (!q)
+        return -ENOMEM;
+    range_where(q, rd, rg, rd->db, ".container_hourly");
+    /* One answer for both, so hourly.c keeps one row per (container, hour):
+     * the newest rolled_at (archived rows carry their archived_at). */
+    if (rd->archive) {
+        fputs(" UNION ALL ", q);
+        range_where(q, rd, rg, "", ADV_ARCHIVE_HOURLY);
+    }
     fputs(" FORMAT RowBinary", q);
     if (fclose(q) != 0) {
         free(sql);
@@ -299,18 +322,33 @@ static int gather(reader_t *rd, adv_input_t *in, kopt_ch_error_t *err)
     return r;
 }
 
-int adv_ch_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const adv_scope_t *scope,
-                      adv_input_t *in, kopt_ch_error_t *err)
+int adv_ch_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts,
+                      const adv_archive_t *archive, const adv_scope_t *scope, adv_input_t *in,
+                      kopt_ch_error_t *err)
 {
     reader_t rd = {.scope = scope, .db = kopt_ch_database(ch)};
     worker_t w[READ_THREADS] = {0};
     kopt_ch_error_t first = {0};
+    kopt_ch_client_t *session = NULL;
     int r;
 
     memset(in, 0, sizeof(*in));
+    if (archive) {
+        r = adv_archive_open(ch, opts, archive, scope, &session, err);
+        if (r < 0)
+            return r;
+    }
+    /* The session's tables exist only in it, and a session runs one query
+     * at a time: one reading thread on it. */
+    if (session) {
+        ch = session;
+        opts = NULL;
+        rd.archive = true;
+    }
     r = plan(ch, &rd, err);
     if (r < 0 || rd.n_ranges == 0) {
         ranges_free(rd.ranges, rd.n_ranges);
+        adv_archive_close(session);
         return r;
     }
     pthread_mutex_init(&rd.mu, NULL);
@@ -348,6 +386,7 @@ int adv_ch_load_input(kopt_ch_client_t *ch, const kopt_ch_options_t *opts, const
     pthread_cond_destroy(&rd.cv);
     pthread_mutex_destroy(&rd.mu);
     ranges_free(rd.ranges, rd.n_ranges);
+    adv_archive_close(session);
     if (r < 0) {
         if (err)
             *err = first;

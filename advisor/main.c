@@ -29,6 +29,7 @@ extern char **environ;
 static int analyze_once(const adv_settings_t *s)
 {
     adv_analysis_ctx_t ctx = {0};
+    adv_archive_t archive;
     adv_run_request_t req = {0};
     adv_run_result_t res;
     kopt_stream_spec_t spec;
@@ -41,6 +42,13 @@ static int analyze_once(const adv_settings_t *s)
     }
     adv_settings_ch_options(s, &ctx.ch);
     ctx.rollup_wait_s = (uint32_t)(s->rollup_wait_ms / 1000);
+    if (s->include_archive) {
+        if (adv_settings_archive(s, &archive, err, sizeof(err)) < 0) {
+            kopt_log_error("bad archive settings", KOPT_STR("error", err));
+            return KOPT_CONFIG_EXIT_USAGE;
+        }
+        ctx.archive = &archive;
+    }
     snprintf(req.cluster, sizeof(req.cluster), "%s", s->cluster ? s->cluster : "");
     snprintf(req.namespace_, sizeof(req.namespace_), "%s", s->namespace_ ? s->namespace_ : "");
     if (s->nats_url && *s->nats_url) {
@@ -74,6 +82,7 @@ static int backtest(const kopt_config_t *cfg, const adv_settings_t *s)
     size_t n = 3;
     kopt_engine_options_t eo;
     kopt_ch_options_t ch;
+    adv_archive_t archive;
     adv_settings_t one = *s;
     kopt_config_list_t kopt_only = {(char *[]){"kopt"}, 1};
     adv_scope_t scope;
@@ -92,12 +101,16 @@ static int backtest(const kopt_config_t *cfg, const adv_settings_t *s)
         return KOPT_CONFIG_EXIT_USAGE;
     }
     adv_settings_ch_options(s, &ch);
+    if (s->include_archive && adv_settings_archive(s, &archive, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kopt-advisor: %s\n", err);
+        return KOPT_CONFIG_EXIT_USAGE;
+    }
     scope = (adv_scope_t){.cluster = s->cluster,
                           .namespace_ = s->namespace_,
                           .from = eo.lookback_s > 0 ? now - eo.lookback_s : 0,
                           .to = now};
-    if (adv_backtest_run(&ch, &eo, &scope, st, n, now, s->output == 1, stdout, err, sizeof(err)) <
-        0) {
+    if (adv_backtest_run(&ch, s->include_archive ? &archive : NULL, &eo, &scope, st, n, now,
+                         s->output == 1, stdout, err, sizeof(err)) < 0) {
         kopt_log_error("backtest failed", KOPT_STR("error", err));
         return 1;
     }

@@ -79,6 +79,9 @@ static struct {
     kopt_nats_auth_t nats_auth;                             /* the same */
     adv_publisher_t *publisher;
     uint32_t rollup_wait_s;
+    kopt_s3_settings_t s3; /* copies that outlive reloads */
+    adv_archive_t archive; /* --include-archive, when on */
+    bool include_archive;
     adv_snapshot_t *store;
     adv_auth_t *auth;
     adv_oidc_t *oidc; /* NULL without --oidc-issuer */
@@ -313,7 +316,8 @@ static int start_job_as(const adv_run_request_t *req, bool load, bool scheduled,
     j->ctx = (adv_analysis_ctx_t){.engine = app.engine,
                                   .ch = app.ch,
                                   .publisher = app.publisher,
-                                  .rollup_wait_s = app.rollup_wait_s};
+                                  .rollup_wait_s = app.rollup_wait_s,
+                                  .archive = app.include_archive ? &app.archive : NULL};
     if (req)
         j->req = *req;
     j->load = load;
@@ -649,6 +653,40 @@ static int start_oidc(void)
     return 0;
 }
 
+/* --include-archive: the store's settings, copied, and the loads counted
+ * by result (docs/operations.md, "Cold archive"). */
+static int start_archive(void)
+{
+    const adv_settings_t *s = app.set;
+    adv_settings_t copy = *s;
+    kopt_metric_family_t *f;
+    char err[256];
+    int r;
+
+    app.s3 = (kopt_s3_settings_t){.endpoint = dup_or_null(s->s3.endpoint),
+                                  .bucket = dup_or_null(s->s3.bucket),
+                                  .region = dup_or_null(s->s3.region),
+                                  .ca = dup_or_null(s->s3.ca),
+                                  .credentials_file = dup_or_null(s->s3.credentials_file),
+                                  .path_style = s->s3.path_style,
+                                  .prefix = dup_or_null(s->s3.prefix)};
+    copy.s3 = app.s3;
+    r = adv_settings_archive(&copy, &app.archive, err, sizeof(err));
+    if (r < 0) {
+        kopt_log_error("bad archive settings", KOPT_STR("error", err));
+        return r;
+    }
+    r = kopt_metrics_counter(app.g.d.metrics, "kopt_advisor_archive_loads_total",
+                             "Archived partitions --include-archive loaded, by result", "result",
+                             &f);
+    if (r < 0)
+        return r;
+    for (int i = 0; i < ADV_ARCHIVE_RESULTS; i++)
+        app.archive.loads[i] = kopt_metric_counter_with(f, adv_archive_result_name(i));
+    app.include_archive = true;
+    return 0;
+}
+
 /* The analysis lease, with NATS and --analysis-lease (docs/advisor.md). */
 static int start_lease(void)
 {
@@ -712,6 +750,8 @@ static int init_parts(void)
     app.ch.user = app.ch_user;
     app.ch.password_file = app.ch_pw_file;
     app.ch.database = app.ch_db;
+    if (s->include_archive && start_archive() < 0)
+        return -EINVAL;
     if (!s->api_keys_file && !s->oidc_issuer && !s->insecure)
         kopt_log_warn("no --api-keys-file nor --oidc-issuer: only mTLS callers with a kopt "
                       "service identity are let in");
@@ -797,6 +837,12 @@ int adv_serve(int argc, char **argv)
     adv_rec_metrics_free(app.rec_metrics);
     adv_snapshot_free(app.store);
     free(app.ch_url);
+    free(app.s3.endpoint);
+    free(app.s3.bucket);
+    free(app.s3.region);
+    free(app.s3.ca);
+    free(app.s3.credentials_file);
+    free(app.s3.prefix);
     free(app.ch_user);
     free(app.ch_pw_file);
     free(app.ch_db);

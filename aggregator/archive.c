@@ -171,7 +171,7 @@ static int read_back(kopt_ch_client_t *c, kopt_objstore_t *st, const char *db, c
     free(data);
     data = NULL;
     if (r == 0)
-        r = agg_backup_get_verified(st, key, x->gz_len, x->sha256, &data, &len, why, why_len);
+        r = kopt_archive_get_verified(st, key, x->gz_len, x->sha256, &data, &len, why, why_len);
     if (r == 0) {
         snprintf(what, sizeof(what), "archive %s", key);
         r = agg_backup_load(c, db, VERIFY, true, pid, data, len, x->rows, x->checksum, what, why,
@@ -339,7 +339,7 @@ static int intact(kopt_objstore_t *st, const char *key, uint64_t bytes, const ch
 {
     char *data = NULL;
     size_t len = 0;
-    int r = agg_backup_get_verified(st, key, bytes, sha, &data, &len, why, why_len);
+    int r = kopt_archive_get_verified(st, key, bytes, sha, &data, &len, why, why_len);
 
     free(data);
     return r;

@@ -15,14 +15,7 @@
 
 void agg_objstore_options(const agg_settings_t *s, kopt_objstore_options_t *so)
 {
-    memset(so, 0, sizeof(*so));
-    so->endpoint = s->s3_endpoint;
-    so->bucket = s->s3_bucket;
-    so->region = s->s3_region;
-    so->ca_file = s->s3_ca;
-    so->path_style = s->s3_path_style;
-    so->credentials_file = s->s3_credentials_file;
-    so->timeout_ms = (uint32_t)s->clickhouse_timeout_ms;
+    kopt_s3_objstore_options(&s->s3, (uint32_t)s->clickhouse_timeout_ms, so);
 }
 
 int agg_objstore_open(const agg_settings_t *s, kopt_objstore_t **st)
@@ -31,7 +24,7 @@ int agg_objstore_open(const agg_settings_t *s, kopt_objstore_t **st)
     kopt_objstore_error_t oerr = {0};
     int r;
 
-    if (!s->s3_endpoint || !s->s3_bucket) {
+    if (!kopt_s3_configured(&s->s3)) {
         kopt_log_error("backup, restore and archive need --s3-endpoint and --s3-bucket");
         return -EINVAL;
     }
@@ -60,7 +53,7 @@ static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, 
         snprintf(why, sizeof(why), "ClickHouse: %s", err.message);
     } else if (strcmp(sub, "archive") == 0) {
         agg_archive_result_t res;
-        agg_archive_options_t ao = {.prefix = s->s3_prefix,
+        agg_archive_options_t ao = {.prefix = s->s3.prefix,
                                     .after_days = (uint32_t)s->archive_after_days};
 
         r = agg_archive_run(c, st, &ao, &res, why, sizeof(why));
@@ -73,7 +66,7 @@ static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, 
     } else if (strcmp(sub, "restore") == 0) {
         agg_restore_result_t res;
 
-        r = agg_restore_run(c, st, s->s3_prefix, s->backup_id, &res, why, sizeof(why));
+        r = agg_restore_run(c, st, s->s3.prefix, s->backup_id, &res, why, sizeof(why));
         if (r == 0)
             kopt_log_info("restore done", KOPT_STR("backup", res.id),
                           KOPT_UINT("tables", res.tables), KOPT_UINT("partitions", res.partitions),
@@ -81,7 +74,7 @@ static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, 
                           KOPT_UINT("ms", (uint64_t)(res.seconds * 1000)));
     } else {
         agg_backup_result_t res;
-        agg_backup_options_t bo = {.prefix = s->s3_prefix};
+        agg_backup_options_t bo = {.prefix = s->s3.prefix};
 
         r = agg_backup_run(c, st, &bo, &res, why, sizeof(why));
         if (r == 0)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kopt/archive_object.h>
 #include <kopt/clickhouse.h>
 #include <kopt/objstore.h>
 
@@ -18,12 +19,6 @@ int agg_backup_sql(kopt_ch_client_t *c, char **body, char *why, size_t why_len, 
                    ...) __attribute__((format(printf, 5, 6)));
 int agg_backup_sql_len(kopt_ch_client_t *c, char **body, size_t *len, char *why, size_t why_len,
                        const char *sql);
-
-/* gzip in memory; gunzip refuses anything but one whole gzip member
- * (-EBADMSG: truncated or corrupt) and output beyond limit (-EFBIG). */
-int agg_backup_gzip(const void *in, size_t len, unsigned char **out, size_t *out_len);
-int agg_backup_gunzip(const void *in, size_t len, size_t limit, unsigned char **out,
-                      size_t *out_len);
 
 /* count() and sum(cityHash64(*)) of one partition (FINAL when final). */
 int agg_backup_count(kopt_ch_client_t *c, const char *db, const char *table, bool final,
@@ -48,11 +43,6 @@ typedef struct {
  * also on failure. */
 int agg_backup_export(kopt_ch_client_t *c, const char *db, const char *table, const char *stage,
                       bool final, const char *pid, agg_export_t *x, char *why, size_t why_len);
-
-/* GETs key and checks its size (UINT64_MAX: any) and SHA-256: -EBADMSG,
- * "corrupt or truncated", on a mismatch. *data malloc'd. */
-int agg_backup_get_verified(kopt_objstore_t *st, const char *key, uint64_t bytes, const char *sha,
-                            char **data, size_t *len, char *why, size_t why_len);
 
 /* Gunzips gz into db.stage (which must not hold partition pid) and checks
  * the rows and checksum there: -EBADMSG on a corrupt stream or a mismatch,

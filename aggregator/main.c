@@ -166,7 +166,7 @@ static void stop_done(uv_work_t *req, int status)
 /* Scheduled archive and backups only with an object store (docs/operations.md). */
 static int schedule_new(const agg_settings_t *s, agg_options_t *o, kopt_metrics_t *m)
 {
-    agg_schedule_options_t so = {.prefix = s->s3_prefix,
+    agg_schedule_options_t so = {.prefix = s->s3.prefix,
                                  .archive_after_days = (uint32_t)s->archive_after_days,
                                  .archive_interval_ms = s->archive_interval_ms,
                                  .backup_interval_ms = s->backup_interval_ms,
@@ -179,7 +179,7 @@ static int schedule_new(const agg_settings_t *s, agg_options_t *o, kopt_metrics_
     int r;
 
     ch_options(s, &so.ch);
-    if (s->s3_endpoint && s->s3_bucket)
+    if (kopt_s3_configured(&s->s3))
         agg_objstore_options(s, &so.store);
     r = agg_schedule_new(&so, m, &app.schedule);
     if (r == 0 && agg_schedule_gate(app.schedule)) {

@@ -81,7 +81,7 @@ static int restore_partition(kopt_ch_client_t *c, kopt_objstore_t *st, const cha
 {
     char *gz = NULL, what[256];
     size_t gz_len = 0;
-    int r = agg_backup_get_verified(st, p->key, p->bytes, p->sha256, &gz, &gz_len, why, why_len);
+    int r = kopt_archive_get_verified(st, p->key, p->bytes, p->sha256, &gz, &gz_len, why, why_len);
 
     if (r < 0)
         return r;
@@ -179,8 +179,8 @@ int agg_restore_run(kopt_ch_client_t *c, kopt_objstore_t *st, const char *prefix
         char *schema = NULL, *create = NULL;
         size_t schema_len = 0;
 
-        r = agg_backup_get_verified(st, t->schema_key, UINT64_MAX, t->schema_sha256, &schema,
-                                    &schema_len, why, why_len);
+        r = kopt_archive_get_verified(st, t->schema_key, UINT64_MAX, t->schema_sha256, &schema,
+                                      &schema_len, why, why_len);
         if (r < 0)
             break;
         r = rewrite_schema(schema, m.database, db, t->name, &create);

@@ -17,12 +17,6 @@
 
 #include "schema.h"
 
-/* The ClickHouse expression of the bucket index (UInt16) of the Float64
- * expression `value` in the scheme starting at `first` with `n` buckets: the
- * same index kopt_cpu_bucket()/kopt_memory_bucket() give, float edges
- * included. Pure; *out is malloc'd. */
-int agg_rollup_bucket_sql(const char *value, double first, int n, char **out);
-
 /* Hours one rollup statement takes at most: a UTC day, the partition of
  * container_windows. */
 #define AGG_ROLLUP_MAX_HOURS 24

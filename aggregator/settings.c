@@ -72,24 +72,7 @@ static const kopt_config_setting_t settings[] = {
      "how far in the future a timestamp may be; as kopt-ingest's --max-clock-skew", 0, 0, 0, NULL},
     /* backup and restore (docs/operations.md). Credentials only from
      * --s3-credentials-file or KOPT_S3_ACCESS_KEY_ID/KOPT_S3_SECRET_ACCESS_KEY. */
-    {"s3-endpoint", KOPT_CONFIG_STRING, offsetof(S, s3_endpoint), NULL,
-     "object store for backups: http(s)://host[:port] (S3, MinIO, Ceph RGW, GCS XML API)", 0, 0, 0,
-     NULL},
-    {"s3-bucket", KOPT_CONFIG_STRING, offsetof(S, s3_bucket), NULL, "bucket for backups", 0, 0, 0,
-     NULL},
-    {"s3-region", KOPT_CONFIG_STRING, offsetof(S, s3_region), "us-east-1",
-     "region the SigV4 signature names", 0, 0, 0, NULL},
-    {"s3-ca", KOPT_CONFIG_PATH, offsetof(S, s3_ca), NULL,
-     "PEM CA certificates that verify an https:// object store (default: the system's)", 0, 0, 0,
-     NULL},
-    {"s3-path-style", KOPT_CONFIG_BOOL, offsetof(S, s3_path_style), "true",
-     "address objects as <endpoint>/<bucket>/<key> (false: <bucket>.<host>/<key>)", 0, 0, 0, NULL},
-    {"s3-credentials-file", KOPT_CONFIG_PATH, offsetof(S, s3_credentials_file), NULL,
-     "file with the access key id and secret (or KOPT_S3_ACCESS_KEY_ID and "
-     "KOPT_S3_SECRET_ACCESS_KEY)",
-     0, 0, 0, NULL},
-    {"s3-prefix", KOPT_CONFIG_STRING, offsetof(S, s3_prefix), "kopt",
-     "key prefix: backups go under <prefix>/backups/<id>/", 0, 0, 0, NULL},
+    KOPT_S3_SETTINGS(S, s3),
     {"backup-id", KOPT_CONFIG_STRING, offsetof(S, backup_id), "latest",
      "the backup `restore` restores (an id such as 20261207T010000Z, or latest)", 0, 0, 0, NULL},
     /* The cold archive and the daemon's schedule (docs/operations.md). */

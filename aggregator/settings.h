@@ -9,6 +9,7 @@
 #include <kopt/config.h>
 #include <kopt/daemon.h>
 #include <kopt/nats_auth.h>
+#include <kopt/objstore_settings.h>
 
 typedef struct {
     kopt_daemon_settings_t common; /* first: see kopt/daemon.h */
@@ -41,13 +42,7 @@ typedef struct {
     int64_t max_windows;
     uint64_t max_clock_skew_ms;
     /* backup / restore (backup.h): the object store, never its credentials */
-    char *s3_endpoint;
-    char *s3_bucket;
-    char *s3_region;
-    char *s3_ca;
-    bool s3_path_style;
-    char *s3_credentials_file;
-    char *s3_prefix;
+    kopt_s3_settings_t s3;
     char *backup_id;
     /* the cold archive (archive.h) and the daemon's schedule */
     int64_t archive_after_days;

@@ -51,6 +51,7 @@ struct kopt_ch_client {
     bool have_version;
     unsigned char *gz; /* reused compression buffer */
     size_t gz_cap;
+    char *session; /* "session_id=..&session_timeout=.." or NULL */
 };
 
 typedef struct {
@@ -292,6 +293,7 @@ void kopt_ch_client_free(kopt_ch_client_t *c)
         free(c->urls[i]);
     free(c->urls);
     free(c->cluster);
+    free(c->session);
     free(c->database);
     free(c->user);
     free(c->gz);
@@ -434,6 +436,25 @@ int kopt_ch_pin(kopt_ch_client_t *c, int i)
     c->current = (size_t)i;
     c->url = c->urls[i];
     c->pinned = true;
+    return 0;
+}
+
+int kopt_ch_set_session(kopt_ch_client_t *c, const char *id, uint32_t timeout_s)
+{
+    char *s = NULL;
+
+    if (id) {
+        for (const char *p = id; *p; p++)
+            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_'))
+                return -EINVAL;
+        if (!*id || strlen(id) > 64 ||
+            asprintf(&s, "session_id=%s&session_timeout=%u", id, timeout_s ? timeout_s : 60) < 0)
+            return *id && strlen(id) <= 64 ? -ENOMEM : -EINVAL;
+    }
+    free(c->session);
+    c->session = s;
+    /* A session lives on one server: no failover while it is set. */
+    c->pinned = s != NULL;
     return 0;
 }
 
@@ -618,8 +639,9 @@ static char *make_url(const kopt_ch_client_t *c, unsigned flags, const char *ext
 
     if (c->compress)
         gz = db || *extra ? "&enable_http_compression=1" : "enable_http_compression=1";
-    n = asprintf(&url, "%s%s%s%s%s%s%s", c->url, strchr(c->url, '?') ? "&" : "?",
-                 db ? "database=" : "", db ? c->database : "", db && *extra ? "&" : "", extra, gz);
+    n = asprintf(&url, "%s%s%s%s%s%s%s%s%s", c->url, strchr(c->url, '?') ? "&" : "?",
+                 db ? "database=" : "", db ? c->database : "", db && *extra ? "&" : "", extra, gz,
+                 c->session && (db || *extra || *gz) ? "&" : "", c->session ? c->session : "");
     return n < 0 ? NULL : url;
 }
 
@@ -722,6 +744,15 @@ int kopt_ch_query(kopt_ch_client_t *c, const char *sql, char **body, size_t *len
 int kopt_ch_insert(kopt_ch_client_t *c, const char *table, const char *columns, const char *format,
                    const void *data, size_t len, kopt_ch_error_t *err)
 {
+    return kopt_ch_insert_flags(c, table, columns, format, data, len, 0, err);
+}
+
+int kopt_ch_insert_flags(kopt_ch_client_t *c, const char *table, const char *columns,
+                         const char *format, const void *data, size_t len, unsigned flags,
+                         kopt_ch_error_t *err)
+{
+    bool db = !(flags & KOPT_CH_NO_DATABASE);
+
     char *sql = NULL, *escaped = NULL, *extra = NULL;
     int r = -ENOMEM;
 
@@ -730,8 +761,9 @@ int kopt_ch_insert(kopt_ch_client_t *c, const char *table, const char *columns, 
         set_error(err, -EINVAL, 0, 0, KOPT_CH_PERMANENT, "insert: bad table or format name");
         return -EINVAL;
     }
-    if (asprintf(&sql, "INSERT INTO %s.%s%s%s%s FORMAT %s", c->database, table, columns ? " (" : "",
-                 columns ? columns : "", columns ? ")" : "", format) < 0) {
+    if (asprintf(&sql, "INSERT INTO %s%s%s%s%s%s FORMAT %s", db ? c->database : "", db ? "." : "",
+                 table, columns ? " (" : "", columns ? columns : "", columns ? ")" : "",
+                 format) < 0) {
         sql = NULL;
         goto out;
     }
@@ -749,7 +781,7 @@ int kopt_ch_insert(kopt_ch_client_t *c, const char *table, const char *columns, 
         r = -ENOMEM;
         goto out;
     }
-    r = request(c, 0, extra, data, len, NULL, NULL, err);
+    r = request(c, flags & KOPT_CH_NO_DATABASE, extra, data, len, NULL, NULL, err);
 out:
     if (r == -ENOMEM && err && !err->r)
         set_error(err, r, 0, 0, KOPT_CH_RETRYABLE, "out of memory");

@@ -233,7 +233,7 @@ static void archive_then_retention(void **state)
     kopt_objstore_error_t err;
     kopt_ch_error_t cerr;
     assert_int_equal(kopt_objstore_get(st, key, &data, &len, &err), 0);
-    assert_int_equal(agg_backup_gunzip(data, len, (size_t)1 << 30, &native, &native_len), 0);
+    assert_int_equal(kopt_archive_gunzip(data, len, (size_t)1 << 30, &native, &native_len), 0);
     free(ch_query("CREATE TABLE ar_ok.back AS ar_ok.container_windows"));
     assert_int_equal(kopt_ch_insert(c, "back", NULL, "Native", native, native_len, &cerr), 0);
     char *want = ch_query("SELECT rows, checksum FROM ar_ok.archive WHERE partition_id = "

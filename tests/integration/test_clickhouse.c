@@ -586,6 +586,40 @@ static void credentials_never_logged(void **state)
     unlink(pw_path);
 }
 
+/* kopt_ch_set_session: a TEMPORARY table exists in its session only, takes
+ * inserts by its bare name (kopt_ch_insert_flags), and a bad id is refused.
+ * docs/stack-facts.md, "temporary tables per HTTP session". */
+static void sessions_hold_temporary_tables(void **state)
+{
+    kopt_ch_client_t *a = client(false), *b = client(true), *none = client(false);
+    kopt_ch_error_t err;
+    char *body = NULL;
+    static const char rows[] = "1\n2\n3\n";
+
+    (void)state;
+    assert_int_equal(kopt_ch_set_session(a, "Bad id", 60), -EINVAL);
+    assert_int_equal(kopt_ch_set_session(a, "kopt-test-a", 60), 0);
+    assert_int_equal(kopt_ch_set_session(b, "kopt-test-b", 0), 0);
+    assert_int_equal(kopt_ch_query(a, "CREATE TEMPORARY TABLE t (x UInt8)", NULL, NULL, &err), 0);
+    assert_int_equal(
+        kopt_ch_insert_flags(a, "t", NULL, "TSV", rows, strlen(rows), KOPT_CH_NO_DATABASE, &err),
+        0);
+    assert_int_equal(kopt_ch_query(a, "SELECT sum(x) FROM t", &body, NULL, &err), 0);
+    assert_string_equal(body, "6\n");
+    free(body);
+    /* Another session, and none, do not see it (code 60). */
+    assert_int_equal(kopt_ch_query(b, "SELECT sum(x) FROM t", NULL, NULL, &err), -EREMOTEIO);
+    assert_int_equal(err.code, 60);
+    assert_int_equal(kopt_ch_query(none, "SELECT sum(x) FROM t", NULL, NULL, &err), -EREMOTEIO);
+    assert_int_equal(err.code, 60);
+    /* Out of the session, the client is as before. */
+    assert_int_equal(kopt_ch_set_session(a, NULL, 0), 0);
+    assert_int_equal(kopt_ch_query(a, "SELECT sum(x) FROM t", NULL, NULL, &err), -EREMOTEIO);
+    kopt_ch_client_free(a);
+    kopt_ch_client_free(b);
+    kopt_ch_client_free(none);
+}
+
 static void retention_drops_old_partitions(void **state)
 {
     kopt_ch_client_t *c = client(false);
@@ -777,6 +811,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(rowbinary_round_trips_through_the_server, need_server),
         cmocka_unit_test_setup(errors_are_classified, need_server),
         cmocka_unit_test_setup(credentials_never_logged, need_server),
+        cmocka_unit_test_setup(sessions_hold_temporary_tables, need_server),
         cmocka_unit_test_setup(retention_drops_old_partitions, need_server),
         cmocka_unit_test_setup(tls_verified_with_the_ca, need_tls),
         cmocka_unit_test_setup(tls_wrong_ca_fails_fast, need_tls),

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kopt/rollup_sql.h>
+
 #include "rollup.h"
 #include "rollup_state.h"
 #include "schema.h"
@@ -177,6 +179,29 @@ static void covered_seconds_migration(void **state)
     assert_int_equal(agg_schema_latest(), 10);
 }
 
+/* The shared statement (kopt/rollup_sql.h) as the advisor uses it: another
+ * target and source, no FINAL, the rolled_at given; and its required parts. */
+static void rollup_into_another_table(void **state)
+{
+    kopt_rollup_query_t q = {.target = "kopt_archive_hourly",
+                             .source = "(SELECT * FROM w ORDER BY inserted_at DESC LIMIT 1 BY k)",
+                             .where = "1 AND cluster = 'c1'",
+                             .rolled_at = "toDateTime(1800000000)"};
+    char *sql = NULL;
+
+    (void)state;
+    assert_int_equal(kopt_rollup_insert_sql(&q, &sql), 0);
+    assert_true(strncmp(sql, "INSERT INTO kopt_archive_hourly (cluster, ", 42) == 0);
+    assert_non_null(strstr(sql, "toDateTime(1800000000)\nFROM (SELECT * FROM w ORDER BY "
+                                "inserted_at DESC LIMIT 1 BY k)\nWHERE 1 AND cluster = 'c1'\n"));
+    assert_null(strstr(sql, "FINAL"));
+    assert_null(strstr(sql, "now()"));
+    free(sql);
+    q.where = NULL;
+    assert_int_equal(kopt_rollup_insert_sql(&q, &sql), -EINVAL);
+    assert_null(sql);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +211,7 @@ int main(void)
         cmocka_unit_test(watermark_moves_only_where_nothing_failed),
         cmocka_unit_test(state_row_per_cluster_with_its_pending_hours),
         cmocka_unit_test(covered_seconds_migration),
+        cmocka_unit_test(rollup_into_another_table),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -112,6 +112,21 @@ int kopt_ch_query_flags(kopt_ch_client_t *c, const char *sql, unsigned flags, ch
 int kopt_ch_insert(kopt_ch_client_t *c, const char *table, const char *columns, const char *format,
                    const void *data, size_t len, kopt_ch_error_t *err);
 
+/* The same; flags KOPT_CH_NO_DATABASE: `table` is not qualified with the
+ * database (a session's TEMPORARY table). */
+int kopt_ch_insert_flags(kopt_ch_client_t *c, const char *table, const char *columns,
+                         const char *format, const void *data, size_t len, unsigned flags,
+                         kopt_ch_error_t *err);
+
+/* Sends every later call in the ClickHouse HTTP session `id` (session_id,
+ * [0-9a-z_-], at most 64 characters), which the server ends after
+ * timeout_s idle seconds (0: 60). Its TEMPORARY tables live as long as the
+ * session (docs/stack-facts.md). A session lives on one server, so the
+ * client does not fail over while one is set, and it runs one query at a
+ * time (code 373 otherwise). NULL ends the client's use of it. 0, -EINVAL
+ * (bad id), -ENOMEM. */
+int kopt_ch_set_session(kopt_ch_client_t *c, const char *id, uint32_t timeout_s);
+
 /* SELECT version(), asked once and then cached in the client. */
 int kopt_ch_server_version(kopt_ch_client_t *c, kopt_ch_version_t *out, kopt_ch_error_t *err);
 
