@@ -24,6 +24,7 @@
 
 #include "advisor.h"
 #include "harness.h"
+#include "storage_env.h"
 #include "kopt/clickhouse.h"
 #include "kopt/metrics.h"
 #include "kopt/objstore.h"
@@ -37,52 +38,17 @@
 static kopt_test_clickhouse_t *ch;
 static kopt_test_s3_t *s3;
 static const char *src_root = ".";
-static bool no_s3; /* s3rver not installed: skip */
 static const char *aggregator_bin, *advisor_bin;
 static char *tmp;
+static itest_storage_t env;
 
 static char *hot_recs;                      /* the recommendations with every day hot */
 static int64_t now_s, old_day[3], hot_from; /* the archived days; the hot hours' start */
 static char old_month[8], old_pid[3][12];
 
-static char *ch_query(const char *sql)
-{
-    char *out = NULL;
-    int r = kopt_test_clickhouse_query(ch, sql, &out);
-
-    if (r != 0)
-        fprintf(stderr, "query failed: %s\n%s\n", sql, out ? out : "");
-    assert_int_equal(r, 0);
-    return out;
-}
-
-static long ch_long(const char *sql)
-{
-    char *out = ch_query(sql);
-    long n = atol(out);
-
-    free(out);
-    return n;
-}
-
 static kopt_ch_options_t ch_opts(void)
 {
     return (kopt_ch_options_t){.url = ch->url, .database = DB, .timeout_ms = 60000};
-}
-
-static kopt_objstore_t *store(void)
-{
-    kopt_objstore_options_t o = {.endpoint = s3->url,
-                                 .bucket = s3->bucket,
-                                 .credentials_file = s3->credentials_file,
-                                 .path_style = true,
-                                 .max_attempts = 2,
-                                 .backoff_base_ms = 20};
-    kopt_objstore_t *st = NULL;
-    kopt_objstore_error_t err;
-
-    assert_int_equal(kopt_objstore_new(&o, &st, &err), 0);
-    return st;
 }
 
 /* Windows every 5 minutes of three workloads (two pods each) over
@@ -106,7 +72,7 @@ static void insert_windows(int64_t from, int64_t to)
              "(100 + (number %% 3) * 200 + intDiv(number, 72) %% 24) * 1048576, "
              "1, 2, 1073741824, 2147483648, 6 FROM system.numbers LIMIT %lld",
              (long long)from, (long long)from, (long long)((to - from) / 300 * 6));
-    free(ch_query(sql));
+    free(itest_ch_query(ch, sql));
 }
 
 static void roll_up(int64_t from, int64_t to)
@@ -155,12 +121,12 @@ static void pick_days(void)
 static int setup(void **state)
 {
     (void)state;
-    tmp = kopt_test_tmpdir("kopt-advisor-archive-test");
-    if (!tmp || kopt_test_clickhouse_start(&ch) < 0)
+    if (itest_storage_start(&env, "kopt-advisor-archive-test", src_root) < 0)
         return -1;
-    int r = kopt_test_s3_start(&s3, src_root);
-    no_s3 = r == -ENOENT;
-    return r < 0 && !no_s3 ? -1 : 0;
+    ch = env.ch;
+    s3 = env.s3;
+    tmp = env.tmp;
+    return 0;
 }
 
 /* Runs the advisor (`cmd`: analyze --once or backtest; no NATS) with extra
@@ -199,7 +165,7 @@ static int advisor(const char *cmd, const char *const *extra, char **out)
         argv[n++] = extra[i];
     argv[n] = NULL;
     snprintf(log, sizeof(log), "%s/analyze.log", tmp);
-    free(ch_query("TRUNCATE TABLE " DB ".recommendations"));
+    free(itest_ch_query(ch, "TRUNCATE TABLE " DB ".recommendations"));
     int rc = kopt_test_run_capture((char *const *)argv, NULL, log, 180000, out);
     assert_true(rc >= 0);
     assert_non_null(*out);
@@ -214,13 +180,14 @@ static int analyze(const char *const *extra, char **out)
 /* The recommendations, all but when and by which analysis they were made. */
 static char *recommendations(void)
 {
-    return ch_query("SELECT cluster, namespace, workload_kind, workload_name, container, "
-                    "cpu_request_cores_current, cpu_request_cores_recommended, "
-                    "cpu_limit_cores_recommended, memory_request_bytes_recommended, "
-                    "memory_limit_bytes_recommended, confidence, reasons, explanation, idle, "
-                    "replicas, savings_cpu_cores, savings_memory_bytes, savings_monthly_cost, "
-                    "data_points FROM " DB ".recommendations FINAL ORDER BY workload_name, "
-                    "container FORMAT TSV");
+    return itest_ch_query(
+        ch, "SELECT cluster, namespace, workload_kind, workload_name, container, "
+            "cpu_request_cores_current, cpu_request_cores_recommended, "
+            "cpu_limit_cores_recommended, memory_request_bytes_recommended, "
+            "memory_limit_bytes_recommended, confidence, reasons, explanation, idle, "
+            "replicas, savings_cpu_cores, savings_memory_bytes, savings_monthly_cost, "
+            "data_points FROM " DB ".recommendations FINAL ORDER BY workload_name, "
+            "container FORMAT TSV");
 }
 
 static double loads(kopt_metrics_t *m, const char *result)
@@ -287,18 +254,9 @@ static char *record(const char *pid)
              "SELECT object_key FROM " DB ".archive WHERE partition_id = '%s' ORDER BY "
              "archived_at DESC LIMIT 1 FORMAT TSVRaw",
              pid);
-    out = ch_query(sql);
+    out = itest_ch_query(ch, sql);
     out[strcspn(out, "\n")] = '\0';
     return out;
-}
-
-static void put_back(kopt_objstore_t *st, const char *key, const char *data, size_t len)
-{
-    kopt_objstore_error_t err;
-
-    kopt_objstore_delete(st, key, &err);
-    if (data)
-        assert_int_equal(kopt_objstore_put(st, key, data, len, &err), 0);
 }
 
 /* The read fails saying `says` (and naming partition pid, when given). */
@@ -320,15 +278,13 @@ static void expect_failure(const adv_archive_t *a, kopt_metrics_t *m, const char
 static void archived_days_give_the_same_recommendations(void **state)
 {
     (void)state;
-    if (no_s3)
-        skip();
     kopt_ch_options_t o;
     kopt_ch_client_t *c = NULL;
     kopt_ch_error_t err;
     char *out = NULL, *hot = NULL, *without = NULL, *with = NULL, sql[512], log[600];
 
     pick_days();
-    free(ch_query("DROP DATABASE IF EXISTS " DB));
+    free(itest_ch_query(ch, "DROP DATABASE IF EXISTS " DB));
     o = ch_opts();
     assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
     assert_int_equal(agg_schema_migrate(c, NULL, NULL, &err), 0);
@@ -358,7 +314,7 @@ static void archived_days_give_the_same_recommendations(void **state)
     if (rc != 0)
         kopt_test_log_tail(log, 20);
     assert_int_equal(rc, 0);
-    assert_int_equal(ch_long("SELECT count() FROM " DB ".archive FORMAT TSV"), 3);
+    assert_int_equal(itest_ch_long(ch, "SELECT count() FROM " DB ".archive FORMAT TSV"), 3);
 
     /* The recommendations with everything hot. */
     rc = analyze(NULL, &out);
@@ -373,18 +329,18 @@ static void archived_days_give_the_same_recommendations(void **state)
     /* Retention: the old month of container_hourly and the old days of
      * container_windows go; the hot days stay. */
     snprintf(sql, sizeof(sql), "ALTER TABLE " DB ".container_hourly DROP PARTITION %s", old_month);
-    free(ch_query(sql));
+    free(itest_ch_query(ch, sql));
     for (int i = 0; i < 3; i++) {
         snprintf(sql, sizeof(sql), "ALTER TABLE " DB ".container_windows DROP PARTITION %s",
                  old_pid[i]);
-        free(ch_query(sql));
+        free(itest_ch_query(ch, sql));
     }
-    assert_true(ch_long("SELECT count() FROM " DB ".container_hourly FORMAT TSV") > 0);
+    assert_true(itest_ch_long(ch, "SELECT count() FROM " DB ".container_hourly FORMAT TSV") > 0);
     snprintf(sql, sizeof(sql),
              "SELECT count() FROM " DB ".container_hourly WHERE hour < toDateTime(%lld) FORMAT "
              "TSV",
              (long long)hot_from);
-    assert_int_equal(ch_long(sql), 0);
+    assert_int_equal(itest_ch_long(ch, sql), 0);
 
     /* Without the archive: less data, other recommendations. */
     rc = analyze(NULL, &out);
@@ -406,7 +362,7 @@ static void archived_days_give_the_same_recommendations(void **state)
     with = recommendations();
     assert_string_equal(with, hot);
     /* Nothing was written back into container_hourly. */
-    assert_int_equal(ch_long(sql), 0);
+    assert_int_equal(itest_ch_long(ch, sql), 0);
 
     /* backtest reads the same way. */
     rc = advisor("backtest", with_archive, &out);
@@ -443,7 +399,7 @@ static void server_cleanup(void *arg)
 static void the_server_reads_the_archive_too(void **state)
 {
     (void)state;
-    if (no_s3 || !hot_recs)
+    if (!hot_recs)
         skip();
     char grpc[64], http[64], admin[64], admin_url[96];
     int port = kopt_test_free_port();
@@ -481,7 +437,7 @@ static void the_server_reads_the_archive_too(void **state)
                     "--s3-prefix",
                     PREFIX,
                     NULL};
-    free(ch_query("TRUNCATE TABLE " DB ".recommendations"));
+    free(itest_ch_query(ch, "TRUNCATE TABLE " DB ".recommendations"));
     memset(&server, 0, sizeof(server));
     assert_int_equal(kopt_test_proc_spawn(&server, argv, NULL, server_log), 0);
     assert_int_equal(kopt_test_cleanup_push(server_cleanup, &server), 0);
@@ -516,10 +472,8 @@ static void the_server_reads_the_archive_too(void **state)
 static void faults_fail_the_read(void **state)
 {
     (void)state;
-    if (no_s3)
-        skip();
     kopt_metrics_t *m = NULL;
-    kopt_objstore_t *st = store();
+    kopt_objstore_t *st = itest_store(s3, 2, 0);
     kopt_objstore_error_t oerr;
     adv_archive_t a;
     char msg[512], *data = NULL, *out = NULL;
@@ -536,7 +490,7 @@ static void faults_fail_the_read(void **state)
     assert_int_equal(kopt_objstore_get(st, key, &data, &len, &oerr), 0);
     /* One byte flipped. */
     data[len / 2] ^= 0x5a;
-    put_back(st, key, data, len);
+    itest_replace_object(s3, key, data, len);
     expect_failure(&a, m, "corrupt", 1, old_pid[1], "corrupt or truncated");
     /* Through the binary: exit 1, the partition and the cause on stderr. */
     const char *with_archive[] = {"--include-archive", NULL};
@@ -547,13 +501,13 @@ static void faults_fail_the_read(void **state)
     free(out);
     /* Truncated. */
     data[len / 2] ^= 0x5a;
-    put_back(st, key, data, len / 2);
+    itest_replace_object(s3, key, data, len / 2);
     expect_failure(&a, m, "corrupt", 2, old_pid[1], "corrupt or truncated");
     /* Missing. */
-    put_back(st, key, NULL, 0);
+    itest_replace_object(s3, key, NULL, 0);
     expect_failure(&a, m, "missing", 1, old_pid[1], "NoSuchKey");
     /* Whole again. */
-    put_back(st, key, data, len);
+    itest_replace_object(s3, key, data, len);
     assert_int_equal(load(&a, NULL, msg, sizeof(msg)), 0);
 
     /* Limits. */
@@ -577,7 +531,7 @@ static void faults_fail_the_read(void **state)
     free(data);
     kopt_objstore_free(st);
     kopt_metrics_free(m);
-    free(ch_query("DROP DATABASE IF EXISTS " DB));
+    free(itest_ch_query(ch, "DROP DATABASE IF EXISTS " DB));
 }
 
 int main(int argc, char **argv)
@@ -600,9 +554,6 @@ int main(int argc, char **argv)
         cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
     failed = cmocka_run_group_tests(tests, setup, kopt_test_teardown_all);
     free(hot_recs);
-    if (tmp) {
-        kopt_test_rmtree(tmp);
-        free(tmp);
-    }
+    itest_storage_stop(&env);
     return failed;
 }

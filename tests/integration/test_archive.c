@@ -23,6 +23,7 @@
 #include "archive.h"
 #include "backup_internal.h"
 #include "harness.h"
+#include "storage_env.h"
 #include "kopt/clickhouse.h"
 #include "kopt/objstore.h"
 #include "schema.h"
@@ -33,20 +34,9 @@
 static kopt_test_clickhouse_t *ch;
 static kopt_test_s3_t *s3;
 static const char *src_root = ".";
-static bool no_s3; /* s3rver not installed: skip */
 static const char *aggregator_bin;
 static char *tmp;
-
-static char *ch_query(const char *sql)
-{
-    char *out = NULL;
-    int r = kopt_test_clickhouse_query(ch, sql, &out);
-
-    if (r != 0)
-        fprintf(stderr, "query failed: %s\n%s\n", sql, out ? out : "");
-    assert_int_equal(r, 0);
-    return out;
-}
+static itest_storage_t env;
 
 static long ch_long(const char *fmt, const char *db)
 {
@@ -54,36 +44,10 @@ static long ch_long(const char *fmt, const char *db)
     long n;
 
     snprintf(sql, sizeof(sql), fmt, db);
-    out = ch_query(sql);
+    out = itest_ch_query(ch, sql);
     n = atol(out);
     free(out);
     return n;
-}
-
-static kopt_ch_client_t *client(const char *db)
-{
-    kopt_ch_options_t o = {.url = ch->url, .database = db, .timeout_ms = 30000};
-    kopt_ch_client_t *c = NULL;
-    kopt_ch_error_t err;
-
-    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
-    return c;
-}
-
-static kopt_objstore_t *store(int max_attempts, uint32_t timeout_ms)
-{
-    kopt_objstore_options_t o = {.endpoint = s3->url,
-                                 .bucket = s3->bucket,
-                                 .credentials_file = s3->credentials_file,
-                                 .path_style = true,
-                                 .max_attempts = max_attempts,
-                                 .backoff_base_ms = 20,
-                                 .timeout_ms = timeout_ms};
-    kopt_objstore_t *st = NULL;
-    kopt_objstore_error_t err;
-
-    assert_int_equal(kopt_objstore_new(&o, &st, &err), 0);
-    return st;
 }
 
 /* A fresh migrated database with `n` windows four minutes apart from
@@ -96,8 +60,8 @@ static kopt_ch_client_t *fresh(const char *db, unsigned n)
 
     kopt_test_s3_fault(s3, "{\"clear\":true}"); /* a failed test's leftovers */
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
-    free(ch_query(sql));
-    c = client(db);
+    free(itest_ch_query(ch, sql));
+    c = itest_ch_client(ch, db, 30000);
     assert_int_equal(agg_schema_migrate(c, NULL, NULL, &err), 0);
     snprintf(sql, sizeof(sql),
              "INSERT INTO %s.container_windows (cluster, namespace, workload_name, pod, container, "
@@ -107,29 +71,8 @@ static kopt_ch_client_t *fresh(const char *db, unsigned n)
              "toDateTime('2026-11-01 00:01:00') + number * 240, number / 100, number * 4096 "
              "FROM system.numbers LIMIT %u",
              db, n);
-    free(ch_query(sql));
+    free(itest_ch_query(ch, sql));
     return c;
-}
-
-static void drop_db(const char *db)
-{
-    char sql[256];
-
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db);
-    free(ch_query(sql));
-}
-
-static long objects_under(const char *prefix)
-{
-    kopt_objstore_t *st = store(2, 10000);
-    kopt_objstore_error_t err;
-    kopt_objstore_entry_t *e = NULL;
-    size_t n = 0;
-
-    assert_int_equal(kopt_objstore_list(st, prefix, &e, &n, &err), 0);
-    kopt_objstore_entries_free(e, n);
-    kopt_objstore_free(st);
-    return (long)n;
 }
 
 static char *record_key(const char *db, const char *pid, const char *column)
@@ -140,19 +83,9 @@ static char *record_key(const char *db, const char *pid, const char *column)
              "SELECT %s FROM %s.archive WHERE partition_id = '%s' ORDER BY archived_at DESC "
              "LIMIT 1 FORMAT TSVRaw",
              column, db, pid);
-    out = ch_query(sql);
+    out = itest_ch_query(ch, sql);
     out[strcspn(out, "\n")] = '\0';
     return out;
-}
-
-static void replace_object(const char *key, const void *data, size_t len)
-{
-    kopt_objstore_t *st = store(2, 10000);
-    kopt_objstore_error_t err;
-
-    assert_int_equal(kopt_objstore_delete(st, key, &err), 0);
-    assert_int_equal(kopt_objstore_put(st, key, data, len, &err), 0);
-    kopt_objstore_free(st);
 }
 
 static unsigned retention(kopt_ch_client_t *c, agg_archive_gate_t *g)
@@ -175,12 +108,12 @@ static unsigned retention(kopt_ch_client_t *c, agg_archive_gate_t *g)
 static int setup(void **state)
 {
     (void)state;
-    tmp = kopt_test_tmpdir("kopt-archive-test");
-    if (!tmp || kopt_test_clickhouse_start(&ch) < 0)
+    if (itest_storage_start(&env, "kopt-archive-test", src_root) < 0)
         return -1;
-    int r = kopt_test_s3_start(&s3, src_root);
-    no_s3 = r == -ENOENT;
-    return r < 0 && !no_s3 ? -1 : 0;
+    ch = env.ch;
+    s3 = env.s3;
+    tmp = env.tmp;
+    return 0;
 }
 
 /* Archive, a second run that finds nothing new, a partition too young to
@@ -189,25 +122,24 @@ static int setup(void **state)
 static void archive_then_retention(void **state)
 {
     (void)state;
-    if (no_s3)
-        skip();
     kopt_ch_client_t *c = fresh("ar_ok", 600);
-    kopt_objstore_t *st = store(3, 10000);
+    kopt_objstore_t *st = itest_store(s3, 3, 10000);
     agg_archive_options_t o = {.prefix = "ok", .after_days = 30, .now = NOW};
     agg_archive_result_t res;
     agg_archive_gate_t g = {.st = st};
     char why[512] = "";
 
     /* A December window: too young to archive, and kept by retention. */
-    free(ch_query("INSERT INTO ar_ok.container_windows (cluster, pod, window_start, window_end) "
-                  "VALUES ('c1', 'p', toDateTime('2026-12-20 00:00:00'), "
-                  "toDateTime('2026-12-20 00:01:00'))"));
+    free(itest_ch_query(
+        ch, "INSERT INTO ar_ok.container_windows (cluster, pod, window_start, window_end) "
+            "VALUES ('c1', 'p', toDateTime('2026-12-20 00:00:00'), "
+            "toDateTime('2026-12-20 00:01:00'))"));
     assert_int_equal(agg_archive_run(c, st, &o, &res, why, sizeof(why)), 0);
     assert_int_equal(res.partitions, 2);
     assert_int_equal(res.rows, 600);
     assert_true(res.bytes > 0);
     assert_int_equal(ch_long(RECORDS, "ar_ok"), 2);
-    assert_int_equal(objects_under("ok/archive/container_windows/"), 4);
+    assert_int_equal(itest_objects_under(s3, "ok/archive/container_windows/"), 4);
     assert_int_equal(ch_long("SELECT sum(rows) FROM %s.archive FORMAT TSV", "ar_ok"), 600);
     assert_int_equal(ch_long("SELECT toUInt32(min(min_key)) FROM %s.archive FORMAT TSV", "ar_ok"),
                      1793491200L); /* 2026-11-01 00:00:00 */
@@ -234,11 +166,12 @@ static void archive_then_retention(void **state)
     kopt_ch_error_t cerr;
     assert_int_equal(kopt_objstore_get(st, key, &data, &len, &err), 0);
     assert_int_equal(kopt_archive_gunzip(data, len, (size_t)1 << 30, &native, &native_len), 0);
-    free(ch_query("CREATE TABLE ar_ok.back AS ar_ok.container_windows"));
+    free(itest_ch_query(ch, "CREATE TABLE ar_ok.back AS ar_ok.container_windows"));
     assert_int_equal(kopt_ch_insert(c, "back", NULL, "Native", native, native_len, &cerr), 0);
-    char *want = ch_query("SELECT rows, checksum FROM ar_ok.archive WHERE partition_id = "
-                          "'20261101' FORMAT TSV");
-    char *have = ch_query("SELECT count(), sum(cityHash64(*)) FROM ar_ok.back FINAL FORMAT TSV");
+    char *want = itest_ch_query(ch, "SELECT rows, checksum FROM ar_ok.archive WHERE partition_id = "
+                                    "'20261101' FORMAT TSV");
+    char *have =
+        itest_ch_query(ch, "SELECT count(), sum(cityHash64(*)) FROM ar_ok.back FINAL FORMAT TSV");
     assert_string_equal(have, want);
     assert_true(strncmp(have, "360\t", 4) == 0);
     free(want);
@@ -248,7 +181,7 @@ static void archive_then_retention(void **state)
     free(key);
     kopt_objstore_free(st);
     kopt_ch_client_free(c);
-    drop_db("ar_ok");
+    itest_drop_db(ch, "ar_ok");
 }
 
 /* New rows in an archived partition: retention refuses to drop it (a
@@ -257,10 +190,8 @@ static void archive_then_retention(void **state)
 static void changed_partition_is_archived_again(void **state)
 {
     (void)state;
-    if (no_s3)
-        skip();
     kopt_ch_client_t *c = fresh("ar_chg", 300);
-    kopt_objstore_t *st = store(3, 10000);
+    kopt_objstore_t *st = itest_store(s3, 3, 10000);
     agg_archive_options_t o = {.prefix = "chg", .after_days = 30, .now = NOW};
     agg_archive_result_t res;
     agg_archive_gate_t g = {.st = st};
@@ -270,9 +201,10 @@ static void changed_partition_is_archived_again(void **state)
     assert_int_equal(res.partitions, 1);
     char *first = record_key("ar_chg", "20261101", "object_key");
     /* A late window lands in the archived day. */
-    free(ch_query("INSERT INTO ar_chg.container_windows (cluster, pod, window_start, window_end) "
-                  "VALUES ('c2', 'late', toDateTime('2026-11-01 12:00:00'), "
-                  "toDateTime('2026-11-01 12:01:00'))"));
+    free(itest_ch_query(
+        ch, "INSERT INTO ar_chg.container_windows (cluster, pod, window_start, window_end) "
+            "VALUES ('c2', 'late', toDateTime('2026-11-01 12:00:00'), "
+            "toDateTime('2026-11-01 12:01:00'))"));
     assert_int_equal(retention(c, &g), 0);
     assert_int_equal(g.changed, 1);
     assert_int_equal(ch_long(WINDOWS, "ar_chg"), 301);
@@ -294,7 +226,7 @@ static void changed_partition_is_archived_again(void **state)
     free(second);
     kopt_objstore_free(st);
     kopt_ch_client_free(c);
-    drop_db("ar_chg");
+    itest_drop_db(ch, "ar_chg");
 }
 
 /* A truncated or corrupt data object, and a manifest that no longer says
@@ -302,10 +234,8 @@ static void changed_partition_is_archived_again(void **state)
 static void damaged_archive_keeps_the_partition(void **state)
 {
     (void)state;
-    if (no_s3)
-        skip();
     kopt_ch_client_t *c = fresh("ar_bad", 300);
-    kopt_objstore_t *st = store(3, 10000);
+    kopt_objstore_t *st = itest_store(s3, 3, 10000);
     agg_archive_options_t o = {.prefix = "bad", .after_days = 30, .now = NOW};
     agg_archive_result_t res;
     agg_archive_gate_t g = {.st = st};
@@ -319,12 +249,12 @@ static void damaged_archive_keeps_the_partition(void **state)
     assert_int_equal(kopt_objstore_get(st, key, &data, &len, &err), 0);
 
     /* Truncated. */
-    replace_object(key, data, len / 2);
+    itest_replace_object(s3, key, data, len / 2);
     assert_int_equal(retention(c, &g), 0);
     assert_int_equal(g.unverified, 1);
     /* Same size, one byte flipped. */
     data[len / 2] ^= 0x5a;
-    replace_object(key, data, len);
+    itest_replace_object(s3, key, data, len);
     assert_int_equal(retention(c, &g), 0);
     assert_int_equal(g.unverified, 2);
     /* Gone. */
@@ -341,14 +271,14 @@ static void damaged_archive_keeps_the_partition(void **state)
     char *rows = strstr(man, "\"rows\": \"300\"");
     assert_non_null(rows);
     rows[9] = '9'; /* "300" becomes "900" */
-    replace_object(mkey, man, man_len);
+    itest_replace_object(s3, mkey, man, man_len);
     assert_int_equal(retention(c, &g), 0);
     assert_int_equal(g.unverified, 4);
     assert_int_equal(ch_long(WINDOWS, "ar_bad"), 300);
 
     /* Repaired: it goes. */
     rows[9] = '3';
-    replace_object(mkey, man, man_len);
+    itest_replace_object(s3, mkey, man, man_len);
     assert_int_equal(retention(c, &g), 1);
     assert_int_equal(ch_long(WINDOWS, "ar_bad"), 0);
     free(man);
@@ -357,7 +287,7 @@ static void damaged_archive_keeps_the_partition(void **state)
     free(mkey);
     kopt_objstore_free(st);
     kopt_ch_client_free(c);
-    drop_db("ar_bad");
+    itest_drop_db(ch, "ar_bad");
 }
 
 static void expect_failed_run(kopt_ch_client_t *c, kopt_objstore_t *st, const char *db,
@@ -376,7 +306,7 @@ static void expect_failed_run(kopt_ch_client_t *c, kopt_objstore_t *st, const ch
     assert_int_equal(ch_long(WINDOWS, db), 300);
     assert_int_equal(ch_long(SCRATCH, db), 0);
     snprintf(pfx, sizeof(pfx), "%s/", prefix);
-    assert_int_equal(objects_under(pfx), 0);
+    assert_int_equal(itest_objects_under(s3, pfx), 0);
 }
 
 /* 500 and 403 mid-upload, a read-back that fails, a slow store and one
@@ -384,10 +314,8 @@ static void expect_failed_run(kopt_ch_client_t *c, kopt_objstore_t *st, const ch
 static void store_faults_leave_nothing(void **state)
 {
     (void)state;
-    if (no_s3)
-        skip();
     kopt_ch_client_t *c = fresh("ar_flt", 300);
-    kopt_objstore_t *st = store(2, 10000);
+    kopt_objstore_t *st = itest_store(s3, 2, 10000);
     agg_archive_gate_t g = {.st = st};
 
     /* The manifest's upload answers 500 until the retries give up. */
@@ -406,14 +334,14 @@ static void store_faults_leave_nothing(void **state)
     kopt_objstore_free(st);
 
     /* Slower than the client's timeout. */
-    st = store(1, 500);
+    st = itest_store(s3, 1, 500);
     assert_int_equal(kopt_test_s3_fault(s3, "{\"method\":\"PUT\",\"delay_ms\":2000,\"count\":5}"),
                      0);
     expect_failed_run(c, st, "ar_flt", "fslow", -ETIMEDOUT, NULL);
     kopt_objstore_free(st);
 
     /* Down. */
-    st = store(2, 2000);
+    st = itest_store(s3, 2, 2000);
     g.st = st;
     assert_int_equal(kopt_test_s3_kill9(s3), 0);
     agg_archive_options_t o = {.prefix = "fdown", .after_days = 30, .now = NOW};
@@ -425,22 +353,20 @@ static void store_faults_leave_nothing(void **state)
     assert_int_equal(kopt_test_s3_restart(s3), 0);
     assert_int_equal(ch_long(RECORDS, "ar_flt"), 0);
     assert_int_equal(ch_long(WINDOWS, "ar_flt"), 300);
-    assert_int_equal(objects_under("fdown/"), 0);
+    assert_int_equal(itest_objects_under(s3, "fdown/"), 0);
 
     /* Back up: the archive completes, and retention drops. */
     assert_int_equal(agg_archive_run(c, st, &o, &res, why, sizeof(why)), 0);
     assert_int_equal(retention(c, &g), 1);
     kopt_objstore_free(st);
     kopt_ch_client_free(c);
-    drop_db("ar_flt");
+    itest_drop_db(ch, "ar_flt");
 }
 
 /* `kopt-aggregator archive` with --archive-after. */
 static void archive_through_the_binary(void **state)
 {
     (void)state;
-    if (no_s3)
-        skip();
     kopt_ch_client_t *c = fresh("ar_bin", 300);
     char log[512], dbarg[128];
     char *argv[] = {(char *)aggregator_bin,
@@ -465,9 +391,9 @@ static void archive_through_the_binary(void **state)
         kopt_test_log_tail(log, 20);
     assert_int_equal(r, 0);
     assert_int_equal(ch_long(RECORDS, "ar_bin"), 1);
-    assert_int_equal(objects_under("bin/archive/container_windows/20261101/"), 2);
+    assert_int_equal(itest_objects_under(s3, "bin/archive/container_windows/20261101/"), 2);
     kopt_ch_client_free(c);
-    drop_db("ar_bin");
+    itest_drop_db(ch, "ar_bin");
 }
 
 static kopt_test_proc_t daemon_proc;
@@ -522,8 +448,6 @@ static double metric_wait(const char *admin, const char *sample, double at_least
 static void daemon_schedule_and_metrics(void **state)
 {
     (void)state;
-    if (no_s3)
-        skip();
     kopt_test_nats_t *nats = NULL;
     kopt_ch_client_t *c = fresh("ar_run", 600);
     char admin[64], admin_url[96], log[512];
@@ -581,7 +505,7 @@ static void daemon_schedule_and_metrics(void **state)
                 0);
     assert_int_equal(ch_long(WINDOWS, "ar_run"), 600);
     assert_int_equal(ch_long(RECORDS, "ar_run"), 2);
-    assert_true(objects_under("run/backups/") > 2);
+    assert_true(itest_objects_under(s3, "run/backups/") > 2);
 
     /* SIGTERM: the schedule thread stops with the rest, exit 0, a clean log. */
     assert_int_equal(kopt_test_proc_stop(&daemon_proc, 30000), 0);
@@ -593,7 +517,7 @@ static void daemon_schedule_and_metrics(void **state)
     kopt_test_proc_release(&daemon_proc);
     kopt_test_nats_free(nats);
     kopt_ch_client_free(c);
-    drop_db("ar_run");
+    itest_drop_db(ch, "ar_run");
 }
 
 int main(int argc, char **argv)
@@ -617,9 +541,6 @@ int main(int argc, char **argv)
     if (getenv("KOPT_TEST_FILTER"))
         cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
     failed = cmocka_run_group_tests(tests, setup, kopt_test_teardown_all);
-    if (tmp) {
-        kopt_test_rmtree(tmp);
-        free(tmp);
-    }
+    itest_storage_stop(&env);
     return failed;
 }

@@ -18,6 +18,7 @@
 
 #include "backup.h"
 #include "harness.h"
+#include "storage_env.h"
 #include "kopt/clickhouse.h"
 #include "kopt/objstore.h"
 #include "schema.h"
@@ -27,56 +28,12 @@ static kopt_test_s3_t *s3;
 static const char *src_root = ".";
 static const char *aggregator_bin;
 static char *tmp;
-
-static char *ch_query(const char *sql)
-{
-    char *out = NULL;
-    int r = kopt_test_clickhouse_query(ch, sql, &out);
-
-    if (r != 0)
-        fprintf(stderr, "query failed: %s\n%s\n", sql, out ? out : "");
-    assert_int_equal(r, 0);
-    return out;
-}
-
-static void ch_exec(const char *fmt, const char *db)
-{
-    char sql[2048];
-
-    snprintf(sql, sizeof(sql), fmt, db, db, db);
-    free(ch_query(sql));
-}
-
-static kopt_ch_client_t *client(const char *db)
-{
-    kopt_ch_options_t o = {.url = ch->url, .database = db, .timeout_ms = 30000};
-    kopt_ch_client_t *c = NULL;
-    kopt_ch_error_t err;
-
-    assert_int_equal(kopt_ch_client_new(&o, &c, &err), 0);
-    return c;
-}
-
-static kopt_objstore_t *store(int max_attempts)
-{
-    kopt_objstore_options_t o = {.endpoint = s3->url,
-                                 .bucket = s3->bucket,
-                                 .credentials_file = s3->credentials_file,
-                                 .path_style = true,
-                                 .max_attempts = max_attempts,
-                                 .backoff_base_ms = 20,
-                                 .timeout_ms = 10000};
-    kopt_objstore_t *st = NULL;
-    kopt_objstore_error_t err;
-
-    assert_int_equal(kopt_objstore_new(&o, &st, &err), 0);
-    return st;
-}
+static itest_storage_t env;
 
 /* Migrated schema plus windows over 6 days, hourly rows with histograms. */
 static void fill(const char *db, unsigned windows)
 {
-    kopt_ch_client_t *c = client(db);
+    kopt_ch_client_t *c = itest_ch_client(ch, db, 30000);
     kopt_ch_error_t err;
     char sql[1024];
 
@@ -89,14 +46,14 @@ static void fill(const char *db, unsigned windows)
              "toDateTime('2026-11-01 00:01:00') + number * 240, number / 100, number * 4096 "
              "FROM system.numbers LIMIT %u",
              db, windows);
-    free(ch_query(sql));
+    free(itest_ch_query(ch, sql));
     snprintf(sql, sizeof(sql),
              "INSERT INTO %s.container_hourly (cluster, namespace, workload_name, container, hour, "
              "cpu_hist_index, cpu_hist_count) SELECT 'c1', 'ns', 'w', 'app', "
              "toDateTime('2026-10-01 00:00:00') + number * 3600, [1, 2, toUInt16(number %% 50)], "
              "[3, 4, toUInt32(number)] FROM system.numbers LIMIT 100",
              db);
-    free(ch_query(sql));
+    free(itest_ch_query(ch, sql));
     kopt_ch_client_free(c);
 }
 
@@ -112,7 +69,7 @@ static char *fingerprint(const char *db)
 
         snprintf(sql, sizeof(sql), "SELECT count(), sum(cityHash64(*)) FROM %s.%s FINAL FORMAT TSV",
                  db, tables[i]);
-        r = ch_query(sql);
+        r = itest_ch_query(ch, sql);
         strncat(out, r, 1024 - strlen(out) - 1);
         free(r);
     }
@@ -128,15 +85,10 @@ static long rows_in(const char *db)
              "SELECT count() FROM system.parts WHERE database = '%s' AND active AND rows > 0 AND "
              "table != 'schema_migrations' FORMAT TSV",
              db);
-    r = ch_query(sql);
+    r = itest_ch_query(ch, sql);
     n = atol(r);
     free(r);
     return n;
-}
-
-static void drop_db(const char *db)
-{
-    ch_exec("DROP DATABASE IF EXISTS %s", db);
 }
 
 static int run_aggregator(const char *db, const char *sub, const char *prefix)
@@ -168,11 +120,12 @@ static int run_aggregator(const char *db, const char *sub, const char *prefix)
 static int setup(void **state)
 {
     (void)state;
-    tmp = kopt_test_tmpdir("kopt-backup-test");
-    if (!tmp || kopt_test_clickhouse_start(&ch) < 0)
+    if (itest_storage_start(&env, "kopt-backup-test", src_root) < 0)
         return -1;
-    /* No s3rver (-ENOENT) fails too: scripts/test installs it (scripts/deps). */
-    return kopt_test_s3_start(&s3, src_root) < 0 ? -1 : 0;
+    ch = env.ch;
+    s3 = env.s3;
+    tmp = env.tmp;
+    return 0;
 }
 
 static void roundtrip_through_the_binary(void **state)
@@ -180,28 +133,29 @@ static void roundtrip_through_the_binary(void **state)
     (void)state;
     char *before, *after, *out;
 
-    drop_db("bk_rt");
+    itest_drop_db(ch, "bk_rt");
     fill("bk_rt", 3000);
     before = fingerprint("bk_rt");
     assert_int_equal(run_aggregator("bk_rt", "backup", "rt"), 0);
     /* No staging table is left behind. */
-    out = ch_query("SELECT count() FROM system.tables WHERE database = 'bk_rt' AND "
-                   "substring(name, 1, 1) = '_' FORMAT TSV");
+    out = itest_ch_query(ch, "SELECT count() FROM system.tables WHERE database = 'bk_rt' AND "
+                             "substring(name, 1, 1) = '_' FORMAT TSV");
     assert_string_equal(out, "0\n");
     free(out);
     /* Rows written after the backup are not in it (JetStream replays them). */
-    free(ch_query("INSERT INTO bk_rt.container_windows (cluster, window_start) VALUES "
-                  "('late', toDateTime('2026-11-20 00:00:00'))"));
-    drop_db("bk_rt");
+    free(itest_ch_query(ch, "INSERT INTO bk_rt.container_windows (cluster, window_start) VALUES "
+                            "('late', toDateTime('2026-11-20 00:00:00'))"));
+    itest_drop_db(ch, "bk_rt");
     assert_int_equal(run_aggregator("bk_rt", "restore", "rt"), 0);
     after = fingerprint("bk_rt");
     assert_string_equal(after, before);
-    out = ch_query("SELECT count() FROM bk_rt.container_windows WHERE cluster = 'late' FORMAT TSV");
+    out = itest_ch_query(
+        ch, "SELECT count() FROM bk_rt.container_windows WHERE cluster = 'late' FORMAT TSV");
     assert_string_equal(out, "0\n");
     free(out);
     /* The restored migrations record: nothing left to apply. */
     {
-        kopt_ch_client_t *c = client("bk_rt");
+        kopt_ch_client_t *c = itest_ch_client(ch, "bk_rt", 30000);
         kopt_ch_error_t err;
         unsigned applied = 99;
 
@@ -216,14 +170,14 @@ static void roundtrip_through_the_binary(void **state)
     assert_string_equal(after, before);
     free(before);
     free(after);
-    drop_db("bk_rt");
+    itest_drop_db(ch, "bk_rt");
 }
 
 /* One backup through the library; returns its id in id[32]. */
 static void backup_lib(const char *db, const char *prefix, const char *want_id, char *id)
 {
-    kopt_ch_client_t *c = client(db);
-    kopt_objstore_t *st = store(3);
+    kopt_ch_client_t *c = itest_ch_client(ch, db, 30000);
+    kopt_objstore_t *st = itest_store(s3, 3, 10000);
     agg_backup_options_t o = {.prefix = prefix, .id = want_id};
     agg_backup_result_t res;
     char why[512] = "";
@@ -241,8 +195,8 @@ static void backup_lib(const char *db, const char *prefix, const char *want_id, 
 static int restore_lib(const char *db, const char *prefix, const char *id, char *why,
                        size_t why_len)
 {
-    kopt_ch_client_t *c = client(db);
-    kopt_objstore_t *st = store(2);
+    kopt_ch_client_t *c = itest_ch_client(ch, db, 30000);
+    kopt_objstore_t *st = itest_store(s3, 2, 10000);
     agg_restore_result_t res;
     int r = agg_restore_run(c, st, prefix, id, &res, why, why_len);
 
@@ -254,7 +208,7 @@ static int restore_lib(const char *db, const char *prefix, const char *id, char 
 /* The manifest of a backup, parsed. */
 static void manifest(const char *prefix, const char *id, agg_manifest_t *m)
 {
-    kopt_objstore_t *st = store(2);
+    kopt_objstore_t *st = itest_store(s3, 2, 10000);
     kopt_objstore_error_t err;
     char key[256], *json = NULL, why[256];
     size_t len = 0;
@@ -263,17 +217,6 @@ static void manifest(const char *prefix, const char *id, agg_manifest_t *m)
     assert_int_equal(kopt_objstore_get(st, key, &json, &len, &err), 0);
     assert_int_equal(agg_manifest_parse(json, len, prefix, m, why, sizeof(why)), 0);
     free(json);
-    kopt_objstore_free(st);
-}
-
-/* Replaces an object (the client is write-once, so delete first). */
-static void replace_object(const char *key, const void *data, size_t len)
-{
-    kopt_objstore_t *st = store(2);
-    kopt_objstore_error_t err;
-
-    assert_int_equal(kopt_objstore_delete(st, key, &err), 0);
-    assert_int_equal(kopt_objstore_put(st, key, data, len, &err), 0);
     kopt_objstore_free(st);
 }
 
@@ -287,7 +230,7 @@ static void truncated_or_corrupt_object_is_refused(void **state)
     char *data = NULL;
     size_t len = 0;
 
-    drop_db("bk_bad");
+    itest_drop_db(ch, "bk_bad");
     fill("bk_bad", 2000);
     backup_lib("bk_bad", "bad", NULL, id);
     manifest("bad", id, &m);
@@ -297,25 +240,25 @@ static void truncated_or_corrupt_object_is_refused(void **state)
         if (strcmp(m.tables[i].name, "container_windows") == 0)
             p = &m.tables[i].parts[1];
     assert_non_null(p);
-    st = store(2);
+    st = itest_store(s3, 2, 10000);
     assert_int_equal(kopt_objstore_get(st, p->key, &data, &len, &err), 0);
     kopt_objstore_free(st);
-    replace_object(p->key, data, len / 2); /* truncated */
+    itest_replace_object(s3, p->key, data, len / 2); /* truncated */
 
-    drop_db("bk_bad");
+    itest_drop_db(ch, "bk_bad");
     assert_int_equal(restore_lib("bk_bad", "bad", id, why, sizeof(why)), -EBADMSG);
     assert_non_null(strstr(why, "corrupt or truncated"));
     assert_non_null(strstr(why, p->partition_id));
     assert_int_equal(rows_in("bk_bad"), 0); /* nothing half-restored */
 
     data[len / 2] ^= 0x5a; /* same size, one byte flipped */
-    replace_object(p->key, data, len);
+    itest_replace_object(s3, p->key, data, len);
     assert_int_equal(restore_lib("bk_bad", "bad", id, why, sizeof(why)), -EBADMSG);
     assert_non_null(strstr(why, "corrupt or truncated"));
     assert_int_equal(rows_in("bk_bad"), 0);
     free(data);
     agg_manifest_free(&m);
-    drop_db("bk_bad");
+    itest_drop_db(ch, "bk_bad");
 }
 
 static void manifest_that_disagrees_with_data_is_refused(void **state)
@@ -326,11 +269,11 @@ static void manifest_that_disagrees_with_data_is_refused(void **state)
     kopt_objstore_error_t err;
     size_t len = 0;
 
-    drop_db("bk_man");
+    itest_drop_db(ch, "bk_man");
     fill("bk_man", 1500);
     backup_lib("bk_man", "man", NULL, id);
     snprintf(key, sizeof(key), "man/backups/%s/manifest.json", id);
-    st = store(2);
+    st = itest_store(s3, 2, 10000);
     assert_int_equal(kopt_objstore_get(st, key, &json, &len, &err), 0);
     kopt_objstore_free(st);
     /* One more row than the data holds, for the first windows partition. */
@@ -338,32 +281,19 @@ static void manifest_that_disagrees_with_data_is_refused(void **state)
     at += strlen("\"rows\": \"");
     assert_true(*at >= '1' && *at <= '8');
     (*at)++;
-    replace_object(key, json, len);
+    itest_replace_object(s3, key, json, len);
 
-    drop_db("bk_man");
+    itest_drop_db(ch, "bk_man");
     assert_int_equal(restore_lib("bk_man", "man", id, why, sizeof(why)), -EBADMSG);
     assert_non_null(strstr(why, "disagrees with the manifest"));
     assert_int_equal(rows_in("bk_man"), 0);
 
     /* A manifest that is not one at all. */
-    replace_object(key, "{\"format\": 1, \"id\": 7}", 22);
+    itest_replace_object(s3, key, "{\"format\": 1, \"id\": 7}", 22);
     assert_int_equal(restore_lib("bk_man", "man", id, why, sizeof(why)), -EBADMSG);
     assert_non_null(strstr(why, "manifest"));
     free(json);
-    drop_db("bk_man");
-}
-
-static long objects_under(const char *prefix)
-{
-    kopt_objstore_t *st = store(2);
-    kopt_objstore_error_t err;
-    kopt_objstore_entry_t *e = NULL;
-    size_t n = 0;
-
-    assert_int_equal(kopt_objstore_list(st, prefix, &e, &n, &err), 0);
-    kopt_objstore_entries_free(e, n);
-    kopt_objstore_free(st);
-    return (long)n;
+    itest_drop_db(ch, "bk_man");
 }
 
 static void store_faults_during_backup(void **state)
@@ -375,14 +305,14 @@ static void store_faults_during_backup(void **state)
     agg_backup_result_t res;
     char why[512] = "", id[32];
 
-    drop_db("bk_flt");
+    itest_drop_db(ch, "bk_flt");
     fill("bk_flt", 1000);
-    c = client("bk_flt");
+    c = itest_ch_client(ch, "bk_flt", 30000);
 
     /* A 500 now and then: retried, the backup completes. */
     assert_int_equal(kopt_test_s3_fault(s3, "{\"method\":\"PUT\",\"skip\":3,\"status\":500}"), 0);
     o.id = "20260101T000000Z";
-    st = store(3);
+    st = itest_store(s3, 3, 10000);
     assert_int_equal(agg_backup_run(c, st, &o, &res, why, sizeof(why)), 0);
     kopt_objstore_free(st);
 
@@ -391,36 +321,37 @@ static void store_faults_during_backup(void **state)
                                             "\"count\":100000}"),
                      0);
     o.id = "20260102T000000Z";
-    st = store(3);
+    st = itest_store(s3, 3, 10000);
     assert_int_equal(agg_backup_run(c, st, &o, &res, why, sizeof(why)), -EACCES);
     assert_non_null(strstr(why, "AccessDenied"));
     kopt_objstore_free(st);
     kopt_test_s3_fault(s3, "{\"clear\":true}");
-    assert_int_equal(objects_under("flt/backups/20260102T000000Z/"), 0);
+    assert_int_equal(itest_objects_under(s3, "flt/backups/20260102T000000Z/"), 0);
 
     /* The store down: nothing written, a clear error. */
     assert_int_equal(kopt_test_s3_kill9(s3), 0);
     o.id = "20260103T000000Z";
-    st = store(2);
+    st = itest_store(s3, 2, 10000);
     assert_int_equal(agg_backup_run(c, st, &o, &res, why, sizeof(why)), -ECONNREFUSED);
     kopt_objstore_free(st);
     assert_int_equal(kopt_test_s3_restart(s3), 0);
-    assert_int_equal(objects_under("flt/backups/20260103T000000Z/"), 0);
+    assert_int_equal(itest_objects_under(s3, "flt/backups/20260103T000000Z/"), 0);
     /* No staging table left behind by the failures. */
-    char *out = ch_query("SELECT count() FROM system.tables WHERE database = 'bk_flt' AND "
-                         "substring(name, 1, 1) = '_' FORMAT TSV");
+    char *out =
+        itest_ch_query(ch, "SELECT count() FROM system.tables WHERE database = 'bk_flt' AND "
+                           "substring(name, 1, 1) = '_' FORMAT TSV");
     assert_string_equal(out, "0\n");
     free(out);
 
     /* A stray object without a manifest is not a backup: latest is the
      * complete one. */
-    st = store(2);
+    st = itest_store(s3, 2, 10000);
     kopt_objstore_error_t err;
     assert_int_equal(
         kopt_objstore_put(st, "flt/backups/20260109T000000Z/schema/x.sql", "x", 1, &err), 0);
     kopt_objstore_free(st);
     char *before = fingerprint("bk_flt");
-    drop_db("bk_flt");
+    itest_drop_db(ch, "bk_flt");
     assert_int_equal(restore_lib("bk_flt", "flt", "latest", why, sizeof(why)), 0);
     char *after = fingerprint("bk_flt");
     assert_string_equal(after, before);
@@ -428,7 +359,7 @@ static void store_faults_during_backup(void **state)
     free(after);
     kopt_ch_client_free(c);
     (void)id;
-    drop_db("bk_flt");
+    itest_drop_db(ch, "bk_flt");
 }
 
 int main(int argc, char **argv)
@@ -450,9 +381,6 @@ int main(int argc, char **argv)
     if (getenv("KOPT_TEST_FILTER"))
         cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
     failed = cmocka_run_group_tests(tests, setup, kopt_test_teardown_all);
-    if (tmp) {
-        kopt_test_rmtree(tmp);
-        free(tmp);
-    }
+    itest_storage_stop(&env);
     return failed;
 }
