@@ -82,21 +82,7 @@ static int group_teardown(void **state)
 /* The stream as kopt-ingest creates it in production: R3, 2 min dedupe. */
 static void create_stream(void)
 {
-    const char *subjects[] = {"kopt.metrics.>"};
-    jsStreamConfig cfg;
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = STREAM;
-    cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
-    cfg.Storage = js_FileStorage;
-    cfg.Replicas = 3;
-    cfg.Duplicates = 120LL * 1000000000LL;
-    assert_int_equal(js_AddStream(&si, js, &cfg, NULL, &jerr), NATS_OK);
-    assert_int_equal(si->Config->Replicas, 3);
-    jsStreamInfo_Destroy(si);
+    assert_int_equal(kopt_test_js_add_stream(js, STREAM, "kopt.metrics.>", 3), 0);
 }
 
 /* Batch `seq`: WINDOWS windows, one pod each, in hour0. Published with

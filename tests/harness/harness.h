@@ -235,6 +235,19 @@ int kopt_test_nats_connect_as(const kopt_test_nats_t *s, const char *user, natsC
  * server has auth; plain otherwise. */
 int kopt_test_nats_connect(const kopt_test_nats_t *s, natsConnection **nc);
 
+/* The same connection and its JetStream context: 0, or <0 (both NULL). */
+int kopt_test_nats_jetstream(const kopt_test_nats_t *s, natsConnection **nc, jsCtx **js);
+
+/* --- JetStream, as the tests use it (jetstream.c) --------------------------
+ * A stream with one subject filter as kopt-ingest makes KOPT_METRICS: file
+ * storage, a 2-minute duplicate window, `replicas` copies (1 on one server).
+ * 0; -EIO when the server refuses it or keeps other replicas (said). */
+int kopt_test_js_add_stream(jsCtx *js, const char *name, const char *subject, int replicas);
+
+/* The value of `key` in the KV bucket now, NUL-terminated in out: 0,
+ * -ENOENT when the key is absent, deleted or expired, -EIO otherwise. */
+int kopt_test_kv_get(jsCtx *js, const char *bucket, const char *key, char *out, size_t len);
+
 /* --- clickhouse-server (clickhouse_server.c) ------------------------------ */
 typedef struct kopt_test_clickhouse_opts {
     /* PEM server certificate (chain) and key: also serve HTTPS on a free

@@ -199,3 +199,18 @@ int kopt_test_nats_connect(const kopt_test_nats_t *s, natsConnection **nc)
 {
     return kopt_test_nats_connect_as(s, s->auth ? "kopt-admin" : NULL, nc);
 }
+
+int kopt_test_nats_jetstream(const kopt_test_nats_t *s, natsConnection **nc, jsCtx **js)
+{
+    int r = kopt_test_nats_connect(s, nc);
+
+    *js = NULL;
+    if (r < 0)
+        return r;
+    if (natsConnection_JetStream(js, *nc, NULL) != NATS_OK) {
+        natsConnection_Destroy(*nc);
+        *nc = NULL;
+        return -EIO;
+    }
+    return 0;
+}

@@ -49,20 +49,10 @@ static int64_t hour0; /* the hour the test windows fall in: the previous one */
 
 static void fresh_stream(void)
 {
-    jsStreamConfig cfg;
-    jsStreamInfo *si = NULL;
-    const char *subjects[] = {"kopt.metrics.>"};
     jsErrCode jerr = 0;
 
     js_DeleteStream(js, STREAM, NULL, &jerr);
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = STREAM;
-    cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
-    cfg.Storage = js_FileStorage;
-    cfg.Duplicates = 120LL * 1000000000LL;
-    assert_int_equal(js_AddStream(&si, js, &cfg, NULL, &jerr), NATS_OK);
-    jsStreamInfo_Destroy(si);
+    assert_int_equal(kopt_test_js_add_stream(js, STREAM, "kopt.metrics.>", 1), 0);
 }
 
 /* Batch `seq` of W windows: one pod per window (<pods>-<seq>-<i>), all in

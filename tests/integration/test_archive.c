@@ -403,20 +403,10 @@ static void make_stream(const char *url)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    jsStreamConfig cfg;
-    jsStreamInfo *si = NULL;
-    const char *subjects[] = {"kopt.metrics.>"};
-    jsErrCode jerr = 0;
 
     assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = "KOPT_METRICS";
-    cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
-    cfg.Storage = js_FileStorage;
-    assert_int_equal(js_AddStream(&si, js, &cfg, NULL, &jerr), NATS_OK);
-    jsStreamInfo_Destroy(si);
+    assert_int_equal(kopt_test_js_add_stream(js, "KOPT_METRICS", "kopt.metrics.>", 1), 0);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
 }

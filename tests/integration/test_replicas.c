@@ -517,17 +517,9 @@ static void lease_value(char *out, size_t len)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    kvStore *kv = NULL;
-    kvEntry *e = NULL;
 
-    out[0] = '\0';
-    assert_int_equal(kopt_test_nats_connect(w.nats, &nc), 0);
-    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    assert_int_equal(js_KeyValue(&kv, js, "kopt_leases"), NATS_OK);
-    if (kvStore_Get(&e, kv, "analysis.all") == NATS_OK)
-        snprintf(out, len, "%s", kvEntry_ValueString(e));
-    kvEntry_Destroy(e);
-    kvStore_Destroy(kv);
+    assert_int_equal(kopt_test_nats_jetstream(w.nats, &nc, &js), 0);
+    assert_int_not_equal(kopt_test_kv_get(js, "kopt_leases", "analysis.all", out, len), -EIO);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
 }

@@ -94,20 +94,9 @@ static void make_stream(void)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    jsStreamConfig cfg;
-    jsStreamInfo *si = NULL;
-    const char *subjects[] = {"kopt.metrics.>"};
-    jsErrCode jerr = 0;
 
-    assert_int_equal(kopt_test_nats_connect(w.nats, &nc), 0);
-    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = "KOPT_METRICS";
-    cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
-    cfg.Storage = js_FileStorage;
-    assert_int_equal(js_AddStream(&si, js, &cfg, NULL, &jerr), NATS_OK);
-    jsStreamInfo_Destroy(si);
+    assert_int_equal(kopt_test_nats_jetstream(w.nats, &nc, &js), 0);
+    assert_int_equal(kopt_test_js_add_stream(js, "KOPT_METRICS", "kopt.metrics.>", 1), 0);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
 }
@@ -117,17 +106,10 @@ static void lease_value(char *out, size_t len)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    kvStore *kv = NULL;
-    kvEntry *e = NULL;
 
-    out[0] = '\0';
-    assert_int_equal(kopt_test_nats_connect(w.nats, &nc), 0);
-    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    assert_int_equal(js_KeyValue(&kv, js, "kopt_leases"), NATS_OK);
-    if (kvStore_Get(&e, kv, "aggregator.schedule") == NATS_OK && kvEntry_ValueString(e))
-        snprintf(out, len, "%s", kvEntry_ValueString(e));
-    kvEntry_Destroy(e);
-    kvStore_Destroy(kv);
+    assert_int_equal(kopt_test_nats_jetstream(w.nats, &nc, &js), 0);
+    assert_int_not_equal(kopt_test_kv_get(js, "kopt_leases", "aggregator.schedule", out, len),
+                         -EIO);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
 }
