@@ -74,7 +74,7 @@ typedef struct {
     bool include_archive; /* --include-archive (archive_input.c) */
     int64_t archive_max_days;
     uint64_t archive_max_bytes;
-    kopt_s3_settings_t s3;
+    kopt_object_store_settings_t store;
     char *cluster, *namespace_; /* analyze and backtest: the scope; NULL = all */
     int output;                 /* backtest: table, json */
 } adv_settings_t;
@@ -174,11 +174,12 @@ enum {
 };
 
 typedef struct {
-    kopt_objstore_options_t store; /* the strings stay the settings' */
-    const char *prefix;            /* --s3-prefix: records must name keys under it */
-    uint32_t max_days;             /* archived partitions one read may load */
-    uint64_t max_bytes;            /* their objects' bytes together */
-    size_t max_native_bytes;       /* one object gunzipped; 0: 4 GiB */
+    kopt_object_store_location_t where; /* --object-store-url */
+    kopt_objstore_options_t store;      /* its strings are the settings' and where's */
+    const char *prefix;                 /* where.prefix: records must name keys under it */
+    uint32_t max_days;                  /* archived partitions one read may load */
+    uint64_t max_bytes;                 /* their objects' bytes together */
+    size_t max_native_bytes;            /* one object gunzipped; 0: 4 GiB */
     /* kopt_advisor_archive_loads_total{result}, one per result; NULL: not counted. */
     kopt_metric_counter_t *loads[ADV_ARCHIVE_RESULTS];
 } adv_archive_t;
@@ -188,7 +189,8 @@ typedef struct {
 const char *adv_archive_result_name(int result);
 
 /* The archive options of --include-archive (no counters): -EINVAL with a
- * sentence (settings.c) in err when it is on without --s3-endpoint and --s3-bucket. */
+ * sentence (settings.c) in err without a valid --object-store-url. a->store
+ * and a->prefix point into a->where: do not copy *a. */
 int adv_settings_archive(const adv_settings_t *s, adv_archive_t *a, char *err, size_t errlen);
 
 /* Finds the days of the scope container_hourly has no rows of but the

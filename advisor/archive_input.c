@@ -230,7 +230,8 @@ static int load_one(kopt_ch_client_t *s, kopt_objstore_t *st, const adv_archive_
     *result = ADV_ARCHIVE_CORRUPT;
     if (!pid_ok(rec->pid) || strncmp(rec->key, a->prefix, strlen(a->prefix)) != 0 ||
         strncmp(rec->key + strlen(a->prefix), "/archive/", 9) != 0) {
-        snprintf(why, why_len, "record names %s, not an archive object under --s3-prefix %s",
+        snprintf(why, why_len,
+                 "record names %s, not an archive object under the prefix %s of --object-store-url",
                  rec->key, a->prefix);
         return -EBADMSG;
     }

@@ -79,8 +79,8 @@ static struct {
     kopt_nats_auth_t nats_auth;                             /* the same */
     adv_publisher_t *publisher;
     uint32_t rollup_wait_s;
-    kopt_s3_settings_t s3; /* copies that outlive reloads */
-    adv_archive_t archive; /* --include-archive, when on */
+    kopt_object_store_settings_t object_store; /* copies that outlive reloads */
+    adv_archive_t archive;                     /* --include-archive, when on */
     bool include_archive;
     adv_snapshot_t *store;
     adv_auth_t *auth;
@@ -663,14 +663,13 @@ static int start_archive(void)
     char err[256];
     int r;
 
-    app.s3 = (kopt_s3_settings_t){.endpoint = dup_or_null(s->s3.endpoint),
-                                  .bucket = dup_or_null(s->s3.bucket),
-                                  .region = dup_or_null(s->s3.region),
-                                  .ca = dup_or_null(s->s3.ca),
-                                  .credentials_file = dup_or_null(s->s3.credentials_file),
-                                  .path_style = s->s3.path_style,
-                                  .prefix = dup_or_null(s->s3.prefix)};
-    copy.s3 = app.s3;
+    app.object_store =
+        (kopt_object_store_settings_t){.url = dup_or_null(s->store.url),
+                                       .region = dup_or_null(s->store.region),
+                                       .ca = dup_or_null(s->store.ca),
+                                       .credentials_file = dup_or_null(s->store.credentials_file),
+                                       .path_style = s->store.path_style};
+    copy.store = app.object_store;
     r = adv_settings_archive(&copy, &app.archive, err, sizeof(err));
     if (r < 0) {
         kopt_log_error("bad archive settings", KOPT_STR("error", err));
@@ -837,12 +836,10 @@ int adv_serve(int argc, char **argv)
     adv_rec_metrics_free(app.rec_metrics);
     adv_snapshot_free(app.store);
     free(app.ch_url);
-    free(app.s3.endpoint);
-    free(app.s3.bucket);
-    free(app.s3.region);
-    free(app.s3.ca);
-    free(app.s3.credentials_file);
-    free(app.s3.prefix);
+    free(app.object_store.url);
+    free(app.object_store.region);
+    free(app.object_store.ca);
+    free(app.object_store.credentials_file);
     free(app.ch_user);
     free(app.ch_pw_file);
     free(app.ch_db);

@@ -185,7 +185,7 @@ static const kopt_config_setting_t settings[] = {
     /* The cold archive (docs/operations.md, "Cold archive"). */
     {"include-archive", KOPT_CONFIG_BOOL, offsetof(S, include_archive), "false",
      "also read the days of the lookback that container_hourly lacks from the cold archive "
-     "(needs --s3-endpoint and --s3-bucket; for long lookbacks and backtests)",
+     "(needs --object-store-url; for long lookbacks and backtests)",
      0, 0, 0, NULL},
     {"archive-max-days", KOPT_CONFIG_INT, offsetof(S, archive_max_days), "62",
      "most archived days one analysis loads with --include-archive (more: it fails)", 0, 1, 100000,
@@ -193,7 +193,7 @@ static const kopt_config_setting_t settings[] = {
     {"archive-max-bytes", KOPT_CONFIG_BYTES, offsetof(S, archive_max_bytes), "4GiB",
      "most bytes of archived objects one analysis loads with --include-archive (more: it fails)", 0,
      0, 0, NULL},
-    KOPT_S3_SETTINGS(S, s3),
+    KOPT_OBJECT_STORE_SETTINGS(S, store),
     {"cluster", KOPT_CONFIG_STRING, offsetof(S, cluster), NULL,
      "analyze and backtest: only this cluster (default: all; the server ignores it)", 0, 0, 0,
      NULL},
@@ -342,15 +342,17 @@ void adv_settings_ch_options(const adv_settings_t *s, kopt_ch_options_t *o)
 int adv_settings_archive(const adv_settings_t *s, adv_archive_t *a, char *err, size_t errlen)
 {
     memset(a, 0, sizeof(*a));
-    if (!kopt_s3_configured(&s->s3)) {
-        snprintf(err, errlen, "--include-archive needs --s3-endpoint and --s3-bucket");
+    int r = kopt_object_store_locate(&s->store, &a->where, err, errlen);
+
+    if (r == -ENOENT)
+        snprintf(err, errlen, "--include-archive needs --object-store-url");
+    if (r < 0)
         return -EINVAL;
-    }
-    kopt_s3_objstore_options(
-        &s->s3,
+    kopt_object_store_options(
+        &s->store, &a->where,
         (uint32_t)(s->clickhouse_timeout_ms > UINT32_MAX ? UINT32_MAX : s->clickhouse_timeout_ms),
         &a->store);
-    a->prefix = s->s3.prefix ? s->s3.prefix : "kopt";
+    a->prefix = a->where.prefix;
     a->max_days = (uint32_t)s->archive_max_days;
     a->max_bytes = s->archive_max_bytes;
     return 0;

@@ -13,22 +13,30 @@
 #include "archive.h"
 #include "backup.h"
 
-void agg_objstore_options(const agg_settings_t *s, kopt_objstore_options_t *so)
+int agg_objstore_options(const agg_settings_t *s, kopt_object_store_location_t *where,
+                         kopt_objstore_options_t *so)
 {
-    kopt_s3_objstore_options(&s->s3, (uint32_t)s->clickhouse_timeout_ms, so);
+    char err[256];
+    int r = kopt_object_store_locate(&s->store, where, err, sizeof(err));
+
+    if (r == -EINVAL)
+        kopt_log_error("bad object store settings", KOPT_STR("detail", err));
+    if (r == 0)
+        kopt_object_store_options(&s->store, where, (uint32_t)s->clickhouse_timeout_ms, so);
+    return r;
 }
 
-int agg_objstore_open(const agg_settings_t *s, kopt_objstore_t **st)
+int agg_objstore_open(const agg_settings_t *s, kopt_object_store_location_t *where,
+                      kopt_objstore_t **st)
 {
     kopt_objstore_options_t so;
     kopt_objstore_error_t oerr = {0};
-    int r;
+    int r = agg_objstore_options(s, where, &so);
 
-    if (!kopt_s3_configured(&s->s3)) {
-        kopt_log_error("backup, restore and archive need --s3-endpoint and --s3-bucket");
+    if (r == -ENOENT)
+        kopt_log_error("backup, restore and archive need --object-store-url");
+    if (r < 0)
         return -EINVAL;
-    }
-    agg_objstore_options(s, &so);
     r = kopt_objstore_new(&so, st, &oerr);
     if (r < 0)
         kopt_log_error("object store settings", KOPT_STR("detail", oerr.message), KOPT_ERR(r));
@@ -41,11 +49,12 @@ static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, 
     kopt_ch_client_t *c = NULL;
     kopt_ch_error_t err = {0};
     kopt_objstore_t *st = NULL;
+    kopt_object_store_location_t where;
     kopt_objstore_stats_t os = {0};
     char why[512] = "";
     int r;
 
-    if (agg_objstore_open(s, &st) < 0)
+    if (agg_objstore_open(s, &where, &st) < 0)
         return KOPT_CONFIG_EXIT_USAGE;
     o.max_response_bytes = (size_t)4 << 30; /* one partition as Native */
     r = kopt_ch_client_new(&o, &c, &err);
@@ -53,7 +62,7 @@ static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, 
         snprintf(why, sizeof(why), "ClickHouse: %s", err.message);
     } else if (strcmp(sub, "archive") == 0) {
         agg_archive_result_t res;
-        agg_archive_options_t ao = {.prefix = s->s3.prefix,
+        agg_archive_options_t ao = {.prefix = where.prefix,
                                     .after_days = (uint32_t)s->archive_after_days};
 
         r = agg_archive_run(c, st, &ao, &res, why, sizeof(why));
@@ -66,7 +75,7 @@ static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, 
     } else if (strcmp(sub, "restore") == 0) {
         agg_restore_result_t res;
 
-        r = agg_restore_run(c, st, s->s3.prefix, s->backup_id, &res, why, sizeof(why));
+        r = agg_restore_run(c, st, where.prefix, s->backup_id, &res, why, sizeof(why));
         if (r == 0)
             kopt_log_info("restore done", KOPT_STR("backup", res.id),
                           KOPT_UINT("tables", res.tables), KOPT_UINT("partitions", res.partitions),
@@ -74,7 +83,7 @@ static int backup_restore(const agg_settings_t *s, const kopt_ch_options_t *ch, 
                           KOPT_UINT("ms", (uint64_t)(res.seconds * 1000)));
     } else {
         agg_backup_result_t res;
-        agg_backup_options_t bo = {.prefix = s->s3.prefix};
+        agg_backup_options_t bo = {.prefix = where.prefix};
 
         r = agg_backup_run(c, st, &bo, &res, why, sizeof(why));
         if (r == 0)

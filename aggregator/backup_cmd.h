@@ -5,6 +5,7 @@
 
 #include <kopt/clickhouse.h>
 #include <kopt/objstore.h>
+#include <kopt/objstore_settings.h>
 
 #include "settings.h"
 
@@ -13,11 +14,15 @@
  * failure, KOPT_CONFIG_EXIT_USAGE on missing settings or another name. */
 int agg_backup_command(const agg_settings_t *s, const kopt_ch_options_t *ch, const char *sub);
 
-/* The object store options of the settings (endpoint NULL: none). */
-void agg_objstore_options(const agg_settings_t *s, kopt_objstore_options_t *so);
+/* The object store of --object-store-url in *where and its options in *so
+ * (strings in *where and the settings): 0, -ENOENT without the URL,
+ * -EINVAL (logged) for a bad one. */
+int agg_objstore_options(const agg_settings_t *s, kopt_object_store_location_t *where,
+                         kopt_objstore_options_t *so);
 
-/* The object store of the settings; -EINVAL (logged) without
- * --s3-endpoint/--s3-bucket or with bad settings. */
-int agg_objstore_open(const agg_settings_t *s, kopt_objstore_t **st);
+/* The object store of the settings, and where it is; -EINVAL (logged)
+ * without --object-store-url or with bad settings. */
+int agg_objstore_open(const agg_settings_t *s, kopt_object_store_location_t *where,
+                      kopt_objstore_t **st);
 
 #endif

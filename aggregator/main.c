@@ -25,7 +25,8 @@ typedef struct {
     kopt_daemon_t d;
     const agg_settings_t *set;
     agg_t *agg;
-    agg_schedule_t *schedule; /* archive and backups */
+    agg_schedule_t *schedule;           /* archive and backups */
+    kopt_object_store_location_t where; /* --object-store-url, for the schedule */
     uv_work_t stop_work;
 } agg_main_t;
 
@@ -166,7 +167,7 @@ static void stop_done(uv_work_t *req, int status)
 /* Scheduled archive and backups only with an object store (docs/operations.md). */
 static int schedule_new(const agg_settings_t *s, agg_options_t *o, kopt_metrics_t *m)
 {
-    agg_schedule_options_t so = {.prefix = s->s3.prefix,
+    agg_schedule_options_t so = {.prefix = app.where.prefix,
                                  .archive_after_days = (uint32_t)s->archive_after_days,
                                  .archive_interval_ms = s->archive_interval_ms,
                                  .backup_interval_ms = s->backup_interval_ms,
@@ -179,8 +180,9 @@ static int schedule_new(const agg_settings_t *s, agg_options_t *o, kopt_metrics_
     int r;
 
     ch_options(s, &so.ch);
-    if (kopt_s3_configured(&s->s3))
-        agg_objstore_options(s, &so.store);
+    r = agg_objstore_options(s, &app.where, &so.store);
+    if (r == -EINVAL)
+        return r;
     r = agg_schedule_new(&so, m, &app.schedule);
     if (r == 0 && agg_schedule_gate(app.schedule)) {
         o->retention_gate = agg_archive_gate;

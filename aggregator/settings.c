@@ -71,8 +71,9 @@ static const kopt_config_setting_t settings[] = {
     {"max-clock-skew", KOPT_CONFIG_DURATION, offsetof(S, max_clock_skew_ms), "5m",
      "how far in the future a timestamp may be; as kopt-ingest's --max-clock-skew", 0, 0, 0, NULL},
     /* backup and restore (docs/operations.md). Credentials only from
-     * --s3-credentials-file or KOPT_S3_ACCESS_KEY_ID/KOPT_S3_SECRET_ACCESS_KEY. */
-    KOPT_S3_SETTINGS(S, s3),
+     * --object-store-credentials-file or KOPT_OBJECT_STORE_ACCESS_KEY_ID /
+     * KOPT_OBJECT_STORE_SECRET_ACCESS_KEY. */
+    KOPT_OBJECT_STORE_SETTINGS(S, store),
     {"backup-id", KOPT_CONFIG_STRING, offsetof(S, backup_id), "latest",
      "the backup `restore` restores (an id such as 20261207T010000Z, or latest)", 0, 0, 0, NULL},
     /* The cold archive and the daemon's schedule (docs/operations.md). */
@@ -80,10 +81,11 @@ static const kopt_config_setting_t settings[] = {
      "days after which a container_windows partition is archived to the object store", 0, 1, 100000,
      NULL},
     {"archive-interval", KOPT_CONFIG_DURATION, offsetof(S, archive_interval_ms), "24h",
-     "how often `run` archives (with --s3-endpoint; 0: never, and retention drops as without S3)",
+     "how often `run` archives (with --object-store-url; 0: never, and retention drops as without "
+     "a store)",
      0, 0, 0, NULL},
     {"backup-interval", KOPT_CONFIG_DURATION, offsetof(S, backup_interval_ms), "24h",
-     "how often `run` takes a backup (with --s3-endpoint; 0: never)", 0, 0, 0, NULL},
+     "how often `run` takes a backup (with --object-store-url; 0: never)", 0, 0, 0, NULL},
     /* Replicas share the schedule through a lease (docs/operations.md). */
     {"schedule-lease", KOPT_CONFIG_BOOL, offsetof(S, schedule_lease), "true",
      "with NATS: the scheduled archive and backup run only on the replica holding the lease "

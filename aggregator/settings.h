@@ -42,7 +42,7 @@ typedef struct {
     int64_t max_windows;
     uint64_t max_clock_skew_ms;
     /* backup / restore (backup.h): the object store, never its credentials */
-    kopt_s3_settings_t s3;
+    kopt_object_store_settings_t store;
     char *backup_id;
     /* the cold archive (archive.h) and the daemon's schedule */
     int64_t archive_after_days;

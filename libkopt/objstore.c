@@ -81,11 +81,13 @@ static char *trim_dup(const char *s, size_t n)
 static int load_credentials(kopt_objstore_t *s, const char *file, kopt_objstore_error_t *err)
 {
     if (!file) {
-        const char *k = getenv("KOPT_S3_ACCESS_KEY_ID"), *x = getenv("KOPT_S3_SECRET_ACCESS_KEY");
+        const char *k = getenv("KOPT_OBJECT_STORE_ACCESS_KEY_ID"),
+                   *x = getenv("KOPT_OBJECT_STORE_SECRET_ACCESS_KEY");
         if (!k || !*k || !x || !*x) {
             objstore_err_set(err, -EINVAL, 0, "",
-                             "no S3 credentials: set KOPT_S3_ACCESS_KEY_ID and "
-                             "KOPT_S3_SECRET_ACCESS_KEY or give a credentials file");
+                             "no object store credentials: set KOPT_OBJECT_STORE_ACCESS_KEY_ID "
+                             "and KOPT_OBJECT_STORE_SECRET_ACCESS_KEY or give a credentials "
+                             "file");
             return -EINVAL;
         }
         s->access_key = strdup(k);

@@ -48,20 +48,20 @@ static void note(const char *fmt, ...)
 /* A one-shot kopt-aggregator subcommand with the object store settings. */
 static int aggregator_cmd(const char *sub)
 {
-    char log[600];
+    char log[600], url[256];
     char *argv[] = {(char *)aggregator_exe,
                     (char *)sub,
                     "--clickhouse-url",
                     S.ch->url,
                     "--nats-url",
                     S.nats->url,
-                    "--s3-endpoint",
-                    s3->url,
-                    "--s3-bucket",
-                    s3->bucket,
-                    "--s3-credentials-file",
+                    "--object-store-url",
+                    url,
+                    "--object-store-credentials-file",
                     s3->credentials_file,
                     NULL};
+
+    kopt_test_s3_store_url(s3, NULL, url, sizeof(url));
 
     snprintf(log, sizeof(log), "%s/aggregator-%s.log", S.dir, sub);
     int r = kopt_test_proc_run(argv, log, 120000);

@@ -326,6 +326,10 @@ typedef struct kopt_test_s3 {
  * -ENOENT when s3rver is not installed (skip), -ETIMEDOUT/-EIO otherwise. */
 int kopt_test_s3_start(kopt_test_s3_t **out, const char *src_root);
 
+/* The server's --object-store-url: <url>/<bucket>[/<prefix>] (prefix NULL:
+ * none, so kopt's default). */
+void kopt_test_s3_store_url(const kopt_test_s3_t *s, const char *prefix, char *out, size_t len);
+
 /* Adds a fault rule, JSON: {"method":"PUT","query":"partNumber","path":"x",
  * "status":500,"delay_ms":0,"skip":0,"count":1}: the next `count` matching
  * requests after `skip` of them are delayed and/or answered with status

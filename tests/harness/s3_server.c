@@ -221,3 +221,8 @@ void kopt_test_s3_free(kopt_test_s3_t *s)
     free(s->modules);
     free(s);
 }
+
+void kopt_test_s3_store_url(const kopt_test_s3_t *s, const char *prefix, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s%s%s", s->url, s->bucket, prefix ? "/" : "", prefix ? prefix : "");
+}

@@ -41,6 +41,7 @@ static const char *src_root = ".";
 static const char *aggregator_bin, *advisor_bin;
 static char *tmp;
 static itest_storage_t env;
+static char store_url[256]; /* --object-store-url, prefix PREFIX */
 
 static char *hot_recs;                      /* the recommendations with every day hot */
 static int64_t now_s, old_day[3], hot_from; /* the archived days; the hot hours' start */
@@ -126,6 +127,7 @@ static int setup(void **state)
     ch = env.ch;
     s3 = env.s3;
     tmp = env.tmp;
+    kopt_test_s3_store_url(s3, PREFIX, store_url, sizeof(store_url));
     return 0;
 }
 
@@ -148,15 +150,11 @@ static int advisor(const char *cmd, const char *const *extra, char **out)
                             "0s",
                             "--log-format",
                             "text",
-                            "--s3-endpoint",
-                            s3->url,
-                            "--s3-bucket",
-                            s3->bucket,
-                            "--s3-credentials-file",
-                            s3->credentials_file,
-                            "--s3-prefix",
-                            PREFIX};
-    size_t n = 22;
+                            "--object-store-url",
+                            store_url,
+                            "--object-store-credentials-file",
+                            s3->credentials_file};
+    size_t n = 18;
 
     if (strcmp(cmd, "analyze") == 0)
         argv[n++] = "--once";
@@ -300,13 +298,10 @@ static void archived_days_give_the_same_recommendations(void **state)
                                   "--clickhouse-url",
                                   ch->url,
                                   "--clickhouse-database=" DB,
-                                  "--s3-endpoint",
-                                  s3->url,
-                                  "--s3-bucket",
-                                  s3->bucket,
-                                  "--s3-credentials-file",
+                                  "--object-store-url",
+                                  store_url,
+                                  "--object-store-credentials-file",
                                   s3->credentials_file,
-                                  "--s3-prefix=" PREFIX,
                                   "--archive-after=20",
                                   NULL};
     snprintf(log, sizeof(log), "%s/aggregator-archive.log", tmp);
@@ -428,14 +423,10 @@ static void the_server_reads_the_archive_too(void **state)
                     "--rollup-wait",
                     "0s",
                     "--include-archive",
-                    "--s3-endpoint",
-                    s3->url,
-                    "--s3-bucket",
-                    s3->bucket,
-                    "--s3-credentials-file",
+                    "--object-store-url",
+                    store_url,
+                    "--object-store-credentials-file",
                     s3->credentials_file,
-                    "--s3-prefix",
-                    PREFIX,
                     NULL};
     free(itest_ch_query(ch, "TRUNCATE TABLE " DB ".recommendations"));
     memset(&server, 0, sizeof(server));

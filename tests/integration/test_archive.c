@@ -368,22 +368,20 @@ static void archive_through_the_binary(void **state)
 {
     (void)state;
     kopt_ch_client_t *c = fresh("ar_bin", 300);
-    char log[512], dbarg[128];
+    char log[512], dbarg[128], url[256];
     char *argv[] = {(char *)aggregator_bin,
                     "archive",
                     "--clickhouse-url",
                     ch->url,
                     dbarg,
-                    "--s3-endpoint",
-                    s3->url,
-                    "--s3-bucket",
-                    s3->bucket,
-                    "--s3-credentials-file",
+                    "--object-store-url",
+                    url,
+                    "--object-store-credentials-file",
                     s3->credentials_file,
-                    "--s3-prefix=bin",
                     "--archive-after=7",
                     NULL};
 
+    kopt_test_s3_store_url(s3, "bin", url, sizeof(url));
     snprintf(dbarg, sizeof(dbarg), "--clickhouse-database=%s", "ar_bin");
     snprintf(log, sizeof(log), "%s/aggregator-archive.log", tmp);
     int r = kopt_test_proc_run(argv, log, 120000);
@@ -440,7 +438,7 @@ static void daemon_schedule_and_metrics(void **state)
     (void)state;
     kopt_test_nats_t *nats = NULL;
     kopt_ch_client_t *c = fresh("ar_run", 600);
-    char admin[64], admin_url[96], log[512];
+    char admin[64], admin_url[96], log[512], url[256];
     int port = kopt_test_free_port();
 
     assert_int_equal(kopt_test_nats_start(&nats, NULL), 0);
@@ -449,6 +447,7 @@ static void daemon_schedule_and_metrics(void **state)
     snprintf(admin_url, sizeof(admin_url), "http://%s", admin);
     snprintf(log, sizeof(log), "%s/aggregator-run.log", tmp);
     snprintf(daemon_log, sizeof(daemon_log), "%s", log);
+    kopt_test_s3_store_url(s3, "run", url, sizeof(url));
     char *argv[] = {(char *)aggregator_bin,
                     "run",
                     "--nats-url",
@@ -458,13 +457,10 @@ static void daemon_schedule_and_metrics(void **state)
                     "--clickhouse-database=ar_run",
                     "--admin-listen",
                     admin,
-                    "--s3-endpoint",
-                    s3->url,
-                    "--s3-bucket",
-                    s3->bucket,
-                    "--s3-credentials-file",
+                    "--object-store-url",
+                    url,
+                    "--object-store-credentials-file",
                     s3->credentials_file,
-                    "--s3-prefix=run",
                     "--archive-interval=1h",
                     "--backup-interval=1h",
                     "--retention-days=31",

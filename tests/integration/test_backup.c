@@ -93,23 +93,20 @@ static long rows_in(const char *db)
 
 static int run_aggregator(const char *db, const char *sub, const char *prefix)
 {
-    char log[512], dbarg[128], pfx[128];
+    char log[512], dbarg[128], url[256];
     char *argv[] = {(char *)aggregator_bin,
                     (char *)sub,
                     "--clickhouse-url",
                     ch->url,
                     dbarg,
-                    "--s3-endpoint",
-                    s3->url,
-                    "--s3-bucket",
-                    s3->bucket,
-                    "--s3-credentials-file",
+                    "--object-store-url",
+                    url,
+                    "--object-store-credentials-file",
                     s3->credentials_file,
-                    pfx,
                     NULL};
 
     snprintf(dbarg, sizeof(dbarg), "--clickhouse-database=%s", db);
-    snprintf(pfx, sizeof(pfx), "--s3-prefix=%s", prefix);
+    kopt_test_s3_store_url(s3, prefix, url, sizeof(url));
     snprintf(log, sizeof(log), "%s/aggregator-%s-%s.log", tmp, db, sub);
     int r = kopt_test_proc_run(argv, log, 120000);
     if (r != 0)

@@ -194,20 +194,20 @@ static void credentials_from_environment_or_refused(void **state)
     kopt_objstore_options_t o = {
         .endpoint = f->s3->url, .bucket = f->s3->bucket, .path_style = true};
 
-    unsetenv("KOPT_S3_ACCESS_KEY_ID");
-    unsetenv("KOPT_S3_SECRET_ACCESS_KEY");
+    unsetenv("KOPT_OBJECT_STORE_ACCESS_KEY_ID");
+    unsetenv("KOPT_OBJECT_STORE_SECRET_ACCESS_KEY");
     assert_int_equal(kopt_objstore_new(&o, &st, &err), -EINVAL);
-    assert_non_null(strstr(err.message, "KOPT_S3_ACCESS_KEY_ID"));
+    assert_non_null(strstr(err.message, "KOPT_OBJECT_STORE_ACCESS_KEY_ID"));
     o.credentials_file = "/nonexistent/kopt-creds";
     assert_int_equal(kopt_objstore_new(&o, &st, &err), -EINVAL);
     assert_non_null(strstr(err.message, "/nonexistent/kopt-creds"));
     o.credentials_file = NULL;
-    setenv("KOPT_S3_ACCESS_KEY_ID", f->s3->access_key, 1);
-    setenv("KOPT_S3_SECRET_ACCESS_KEY", f->s3->secret_key, 1);
+    setenv("KOPT_OBJECT_STORE_ACCESS_KEY_ID", f->s3->access_key, 1);
+    setenv("KOPT_OBJECT_STORE_SECRET_ACCESS_KEY", f->s3->secret_key, 1);
     assert_int_equal(kopt_objstore_new(&o, &st, &err), 0);
     assert_int_equal(kopt_objstore_put(st, "env/x", "hello", 5, &err), 0);
-    unsetenv("KOPT_S3_ACCESS_KEY_ID");
-    unsetenv("KOPT_S3_SECRET_ACCESS_KEY");
+    unsetenv("KOPT_OBJECT_STORE_ACCESS_KEY_ID");
+    unsetenv("KOPT_OBJECT_STORE_SECRET_ACCESS_KEY");
     kopt_objstore_free(st);
 
     o.endpoint = "ftp://127.0.0.1:1";

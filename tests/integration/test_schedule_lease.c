@@ -117,7 +117,7 @@ static void lease_value(char *out, size_t len)
 static void start_aggregator(int i)
 {
     agg_t *a = &w.agg[i];
-    char admin_l[64];
+    char admin_l[64], url[256];
     const char *argv[48];
     int n = 0, port = kopt_test_free_port();
 
@@ -134,13 +134,11 @@ static void start_aggregator(int i)
     argv[n++] = "--clickhouse-url";
     argv[n++] = w.ch->url;
     argv[n++] = "--clickhouse-database=" DB;
-    argv[n++] = "--s3-endpoint";
-    argv[n++] = w.s3->url;
-    argv[n++] = "--s3-bucket";
-    argv[n++] = w.s3->bucket;
-    argv[n++] = "--s3-credentials-file";
+    kopt_test_s3_store_url(w.s3, "lease", url, sizeof(url));
+    argv[n++] = "--object-store-url";
+    argv[n++] = url;
+    argv[n++] = "--object-store-credentials-file";
     argv[n++] = w.s3->credentials_file;
-    argv[n++] = "--s3-prefix=lease";
     argv[n++] = "--archive-after=1";
     argv[n++] = "--archive-interval=" INTERVAL;
     argv[n++] = "--backup-interval=1h"; /* one backup each, at the first tick */

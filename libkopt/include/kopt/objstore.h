@@ -30,7 +30,8 @@ typedef struct {
     /* The access key id and secret come from the first that is set:
      * credentials_file (two lines: access key id, then secret; or the lines
      * AWS_ACCESS_KEY_ID=... / AWS_SECRET_ACCESS_KEY=...), else the
-     * environment variables KOPT_S3_ACCESS_KEY_ID and KOPT_S3_SECRET_ACCESS_KEY. */
+     * environment variables KOPT_OBJECT_STORE_ACCESS_KEY_ID and
+     * KOPT_OBJECT_STORE_SECRET_ACCESS_KEY. */
     const char *credentials_file;
     uint32_t connect_timeout_ms; /* 0: 5000 */
     uint32_t timeout_ms;         /* one request; 0: 60000 */
