@@ -18,10 +18,13 @@ typedef struct {
     bool path_style;
 } kopt_object_store_settings_t;
 
+/* offsetof takes a member designator, which cannot be parenthesised. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define KOPT_OBJECT_STORE_SETTING(type, m, name, t, field, def, help)                              \
     {                                                                                              \
         name, t, offsetof(type, m.field), def, help, 0, 0, 0, NULL                                 \
     }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 /* The settings of a kopt_object_store_settings_t member m of the struct type. */
 #define KOPT_OBJECT_STORE_SETTINGS(type, m)                                                        \
