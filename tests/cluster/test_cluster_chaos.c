@@ -557,8 +557,6 @@ static void write_history(void)
 
 static int group_setup(void **state)
 {
-    const char *servers[KOPT_TEST_NATS_CLUSTER_MAX];
-    natsOptions *o = NULL;
     char keys[600];
     FILE *f;
     int r;
@@ -580,14 +578,7 @@ static int group_setup(void **state)
         return -1;
     fprintf(stderr, "TIMING nats cluster %.2f s, zookeeper + 2 clickhouse replicas %.2f s\n",
             natsc->start_seconds, chc->start_seconds);
-    for (int i = 0; i < natsc->n; i++)
-        servers[i] = natsc->nodes[i].url;
-    if (natsOptions_Create(&o) != NATS_OK || natsOptions_SetServers(o, servers, natsc->n) ||
-        natsOptions_SetMaxReconnect(o, -1) || natsOptions_SetReconnectWait(o, 100) ||
-        natsConnection_Connect(&nc, o) != NATS_OK || natsConnection_JetStream(&js, nc, NULL))
-        r = -1;
-    natsOptions_Destroy(o);
-    return r;
+    return kopt_test_nats_cluster_connect(natsc, &nc, &js) == 0 ? 0 : -1;
 }
 
 static int group_teardown(void **state)

@@ -21,18 +21,9 @@
 
 static natsConnection *connect_cluster(kopt_test_nats_cluster_t *c)
 {
-    const char *servers[KOPT_TEST_NATS_CLUSTER_MAX];
     natsConnection *nc = NULL;
-    natsOptions *o = NULL;
 
-    for (int i = 0; i < c->n; i++)
-        servers[i] = c->nodes[i].url;
-    assert_int_equal(natsOptions_Create(&o), NATS_OK);
-    assert_int_equal(natsOptions_SetServers(o, servers, c->n), NATS_OK);
-    assert_int_equal(natsOptions_SetMaxReconnect(o, -1), NATS_OK);
-    assert_int_equal(natsOptions_SetReconnectWait(o, 100), NATS_OK);
-    assert_int_equal(natsConnection_Connect(&nc, o), NATS_OK);
-    natsOptions_Destroy(o);
+    assert_int_equal(kopt_test_nats_cluster_connect(c, &nc, NULL), 0);
     return nc;
 }
 

@@ -57,6 +57,11 @@ int kopt_test_nats_cluster_restart(kopt_test_nats_cluster_t *c, int i);
  * Cluster->Leader in its jsStreamInfo), -1 if none. */
 int kopt_test_nats_cluster_node_index(const kopt_test_nats_cluster_t *c, const char *name);
 void kopt_test_nats_cluster_free(kopt_test_nats_cluster_t *c);
+/* A connection to every node, reconnecting for ever every 100 ms (a test
+ * outlives any kill), and its JetStream context when js is not NULL. 0, or
+ * -EIO (nothing kept). */
+int kopt_test_nats_cluster_connect(const kopt_test_nats_cluster_t *c, natsConnection **nc,
+                                   jsCtx **js);
 
 /* --- Replicated ClickHouse (clickhouse_cluster.c) ------------------------- */
 #define KOPT_TEST_CH_REPLICAS 2

@@ -305,3 +305,29 @@ void kopt_test_nats_cluster_free(kopt_test_nats_cluster_t *c)
     free_nodes(c);
     free(c);
 }
+
+int kopt_test_nats_cluster_connect(const kopt_test_nats_cluster_t *c, natsConnection **nc,
+                                   jsCtx **js)
+{
+    const char *servers[KOPT_TEST_NATS_CLUSTER_MAX];
+    natsOptions *o = NULL;
+    bool ok;
+
+    *nc = NULL;
+    if (js)
+        *js = NULL;
+    for (int i = 0; i < c->n; i++)
+        servers[i] = c->nodes[i].url;
+    ok = natsOptions_Create(&o) == NATS_OK && natsOptions_SetServers(o, servers, c->n) == NATS_OK &&
+         natsOptions_SetMaxReconnect(o, -1) == NATS_OK &&
+         natsOptions_SetReconnectWait(o, 100) == NATS_OK &&
+         natsConnection_Connect(nc, o) == NATS_OK &&
+         (!js || natsConnection_JetStream(js, *nc, NULL) == NATS_OK);
+    natsOptions_Destroy(o);
+    if (!ok) {
+        natsConnection_Destroy(*nc);
+        *nc = NULL;
+        return -EIO;
+    }
+    return 0;
+}
