@@ -54,6 +54,21 @@ void itest_drop_db(kopt_test_clickhouse_t *ch, const char *db)
     free(itest_ch_query(ch, sql));
 }
 
+void itest_insert_windows(kopt_test_clickhouse_t *ch, const char *db, unsigned n)
+{
+    char sql[1024];
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO %s.container_windows (cluster, namespace, workload_name, pod, container, "
+             "window_start, window_end, cpu_usage_mean_cores, memory_working_set_peak_bytes) "
+             "SELECT 'c1', 'ns', concat('w', toString(number %% 5)), 'p', 'app', "
+             "toDateTime('2026-11-01 00:00:00') + number * 240, "
+             "toDateTime('2026-11-01 00:01:00') + number * 240, number / 100, number * 4096 "
+             "FROM system.numbers LIMIT %u",
+             db, n);
+    free(itest_ch_query(ch, sql));
+}
+
 kopt_ch_client_t *itest_ch_client(kopt_test_clickhouse_t *ch, const char *db, uint32_t timeout_ms)
 {
     kopt_ch_options_t o = {.url = ch->url, .database = db, .timeout_ms = timeout_ms};

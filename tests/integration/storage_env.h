@@ -30,6 +30,10 @@ char *itest_ch_query(kopt_test_clickhouse_t *ch, const char *sql);
 /* The same, read as one number. */
 long itest_ch_long(kopt_test_clickhouse_t *ch, const char *sql);
 void itest_drop_db(kopt_test_clickhouse_t *ch, const char *db);
+/* n windows into <db>.container_windows, four minutes apart from
+ * 2026-11-01 00:00 UTC over five workloads of cluster c1, namespace ns:
+ * 600 fill two daily partitions (20261101, 20261102). */
+void itest_insert_windows(kopt_test_clickhouse_t *ch, const char *db, unsigned n);
 /* A libkopt client of `db`. */
 kopt_ch_client_t *itest_ch_client(kopt_test_clickhouse_t *ch, const char *db, uint32_t timeout_ms);
 

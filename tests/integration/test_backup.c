@@ -38,15 +38,7 @@ static void fill(const char *db, unsigned windows)
     char sql[1024];
 
     assert_int_equal(agg_schema_migrate(c, NULL, NULL, &err), 0);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO %s.container_windows (cluster, namespace, workload_name, pod, container, "
-             "window_start, window_end, cpu_usage_mean_cores, memory_working_set_peak_bytes) "
-             "SELECT 'c1', 'ns', concat('w', toString(number %% 5)), 'p', 'app', "
-             "toDateTime('2026-11-01 00:00:00') + number * 240, "
-             "toDateTime('2026-11-01 00:01:00') + number * 240, number / 100, number * 4096 "
-             "FROM system.numbers LIMIT %u",
-             db, windows);
-    free(itest_ch_query(ch, sql));
+    itest_insert_windows(ch, db, windows);
     snprintf(sql, sizeof(sql),
              "INSERT INTO %s.container_hourly (cluster, namespace, workload_name, container, hour, "
              "cpu_hist_index, cpu_hist_count) SELECT 'c1', 'ns', 'w', 'app', "
