@@ -3,7 +3,13 @@
  * threads of ours. Each agent keeps at most --window batches unacked, with
  * one SEND_MESSAGE in flight (gRPC's rule), and times every batch from the
  * send to the cumulative PushAck that covers it. An agent's state is touched
- * only by its CQ thread; the main thread sets the phase and reads counters. */
+ * only by its CQ thread; the main thread sets the phase and reads counters.
+ *
+ * As kopt-agent does (agent/transport.c): with several --target addresses
+ * an agent starts at the one its node name hashes to (FNV-1a) and moves to
+ * the next on a new channel when a stream ends without progress; a new
+ * stream keeps the epoch and re-sends what was not acked, so ingest's
+ * Nats-Msg-Id (agent/epoch/seq) lets JetStream drop what got through. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -42,12 +48,12 @@ typedef struct {
 struct agent {
     worker_t *w;
     const lg_node_t *node;
-    int index, generation;
+    int index, target;
     grpc_channel *ch;
     grpc_call *call; /* NULL between streams */
     int pending;     /* batches started on the call and not completed */
     int meta_sent, sending, close_sent, status_done, finished;
-    uint64_t epoch, next_seq, acked;
+    uint64_t epoch, next_seq, acked, acked_at_start;
     uint64_t *sent_ns; /* send time by seq & mask */
     uint64_t mask;
     uint64_t period_ns, next_due_ns, restart_at_ns;
@@ -65,13 +71,15 @@ struct worker {
     const lg_opts_t *o;
     _Atomic int *phase;
     grpc_completion_queue *cq;
+    grpc_channel_credentials *creds;
     agent_t **agents;
     int n_agents, n_finished, seen_phase;
     uint64_t epoch_base;
     /* Written by this thread only; read by the main thread for progress. */
     _Atomic uint64_t batches, windows, bytes, acks, sent;
+    _Atomic uint64_t all_windows, all_batches; /* whatever the phase */
     uint64_t statuses[LG_STATUS_CODES], rejections[LG_REJECT_REASONS];
-    uint64_t reconnects, unacked_at_end, behind;
+    uint64_t reconnects, unacked_at_end, behind, failovers, max_seq;
     lg_hist_t hist;
 };
 
@@ -107,6 +115,27 @@ static void start(agent_t *a, grpc_op *ops, size_t n, op_tag_t *tag)
     a->pending++;
 }
 
+/* A channel of its own to the agent's current target. */
+static void open_channel(agent_t *a)
+{
+    grpc_arg arg = {.type = GRPC_ARG_INTEGER,
+                    .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
+                    .value.integer = 1}; /* a connection per agent, as in real life */
+    grpc_channel_args args = {1, &arg};
+
+    a->ch = grpc_channel_create(a->w->o->targets[a->target], a->w->creds, &args);
+}
+
+/* FNV-1a, as agent_transport_home() hashes the agent id. */
+static int home_target(const char *id, int n)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (int)(h % (uint64_t)n);
+}
+
 static void start_call(agent_t *a, uint64_t now)
 {
     grpc_op ops[2];
@@ -114,12 +143,12 @@ static void start_call(agent_t *a, uint64_t now)
     a->call = grpc_channel_create_call(a->ch, NULL, GRPC_PROPAGATE_DEFAULTS, a->w->cq,
                                        grpc_slice_from_static_string(PUSH_METHOD), NULL,
                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    /* Distinct per agent and per stream, so Nats-Msg-Ids never collide; the
-     * base is the start time in ns, so later runs do not collide either. */
-    a->epoch = a->w->epoch_base + (uint64_t)a->generation++ * (uint64_t)a->w->o->agents +
-               (uint64_t)a->index;
-    a->next_seq = 1;
-    a->acked = 0;
+    /* Distinct per agent, so Nats-Msg-Ids never collide; the base is the
+     * start time in ns, so later runs do not collide either. A new stream
+     * goes on from the last ack: the unacked batches go again. */
+    a->epoch = a->w->epoch_base + (uint64_t)a->index;
+    a->next_seq = a->acked + 1;
+    a->acked_at_start = a->acked;
     a->meta_sent = a->sending = a->close_sent = a->status_done = 0;
     a->next_due_ns = now;
     a->restart_at_ns = 0;
@@ -172,9 +201,22 @@ static void send_batch(agent_t *a, uint64_t now)
     clock_gettime(CLOCK_REALTIME, &rt);
     len = lg_batch_suffix(suffix, a->epoch, a->next_seq, rt.tv_sec, (int32_t)rt.tv_nsec);
     sl[0] = a->body[v]; /* the byte buffer takes its own ref: no copy */
+    if (o->minute0) {
+        uint8_t *buf = NULL;
+        size_t blen = 0;
+
+        if (lg_node_minute((lg_node_t *)a->node, o->minute0 - (int64_t)(a->next_seq - 1) * 60, &buf,
+                           &blen) < 0) {
+            fprintf(stderr, "kopt-loadgen: out of memory packing a batch\n");
+            return;
+        }
+        sl[0] = grpc_slice_new(buf, blen, free);
+    }
     sl[1] = grpc_slice_from_copied_buffer((const char *)suffix, len);
     a->out = grpc_raw_byte_buffer_create(sl, 2);
     grpc_slice_unref(sl[1]);
+    if (o->minute0)
+        grpc_slice_unref(sl[0]);
     if (o->rate > 0) {
         if (now > a->next_due_ns + BEHIND_NS)
             a->w->behind++;
@@ -190,6 +232,8 @@ static void send_batch(agent_t *a, uint64_t now)
     ops[n].flags = o->buffer_hint && more ? GRPC_WRITE_BUFFER_HINT : 0;
     ops[n++].data.send_message.send_message = a->out;
     a->sent_ns[a->next_seq & a->mask] = now;
+    if (a->next_seq > a->w->max_seq)
+        a->w->max_seq = a->next_seq;
     a->next_seq++;
     a->meta_sent = a->sending = 1;
     add(&a->w->sent, 1);
@@ -238,6 +282,12 @@ static void apply_ack(agent_t *a, const uint8_t *data, size_t len, uint64_t now)
     }
     through = ack->acked_through_seq;
     if (ack->epoch == a->epoch && through > a->acked && through < a->next_seq) {
+        uint64_t stored = 0;
+
+        for (uint64_t s = a->acked + 1; s <= through; s++)
+            stored += !(ack->n_rejections && rejected(ack, a->epoch, s));
+        add(&w->all_batches, stored);
+        add(&w->all_windows, stored * a->node->n_windows);
         if (measuring) {
             for (uint64_t s = a->acked + 1; s <= through; s++) {
                 if (ack->n_rejections && rejected(ack, a->epoch, s))
@@ -270,6 +320,12 @@ static void maybe_finish(agent_t *a, uint64_t now)
     if (phase_of(w) < PHASE_DRAIN) {
         a->restart_at_ns = now + RESTART_NS;
         w->reconnects++;
+        if (a->status != GRPC_STATUS_OK && a->acked == a->acked_at_start && w->o->n_targets > 1) {
+            grpc_channel_destroy(a->ch);
+            a->target = (a->target + 1) % w->o->n_targets;
+            open_channel(a);
+            w->failovers++;
+        }
     } else {
         a->finished = 1;
         w->n_finished++;
@@ -446,6 +502,22 @@ static void sum(worker_t *ws, int n, uint64_t *windows, uint64_t *batches)
     }
 }
 
+/* One "unix_time acked_windows" line for scripts/bench-cluster. */
+static void write_progress(FILE *f, worker_t *ws, int n)
+{
+    struct timespec rt;
+    uint64_t total = 0;
+
+    if (!f)
+        return;
+    for (int i = 0; i < n; i++)
+        total += get(&ws[i].all_windows);
+    clock_gettime(CLOCK_REALTIME, &rt);
+    fprintf(f, "%lld.%03ld %llu\n", (long long)rt.tv_sec, rt.tv_nsec / 1000000,
+            (unsigned long long)total);
+    fflush(f);
+}
+
 static void sample(pid_t pid, lg_proc_sample_t *s)
 {
     if (pid > 0)
@@ -459,10 +531,14 @@ static void drive(const lg_opts_t *o, _Atomic int *phase, worker_t *ws, int nw,
     uint64_t t0 = lg_now_ns(), t_measure = 0, t_stop = 0, now, w, b;
     double cpu0 = 0;
     lg_proc_sample_t s;
+    FILE *prog = o->progress ? fopen(o->progress, "a") : NULL;
 
+    if (o->progress && !prog)
+        fprintf(stderr, "kopt-loadgen: cannot open %s; no progress lines\n", o->progress);
     for (;;) {
         usleep(100000);
         now = lg_now_ns();
+        write_progress(prog, ws, nw);
         if (!t_measure && now >= t0 + (uint64_t)(o->warmup * 1e9)) {
             t_measure = now;
             sample(o->ingest_pid, &res->ingest_start);
@@ -482,6 +558,8 @@ static void drive(const lg_opts_t *o, _Atomic int *phase, worker_t *ws, int nw,
         }
     }
     atomic_store_explicit(phase, PHASE_DRAIN, memory_order_release);
+    if (prog)
+        fclose(prog);
     t_stop = lg_now_ns();
     sample(o->ingest_pid, &res->ingest_end);
     sample(o->nats_pid, &res->nats_end);
@@ -501,10 +579,6 @@ static void drive(const lg_opts_t *o, _Atomic int *phase, worker_t *ws, int nw,
 static int setup_agents(const lg_opts_t *o, lg_node_t *nodes, grpc_channel_credentials *creds,
                         worker_t *ws, agent_t *agents)
 {
-    grpc_arg arg = {.type = GRPC_ARG_INTEGER,
-                    .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
-                    .value.integer = 1}; /* a connection per agent, as in real life */
-    grpc_channel_args args = {1, &arg};
     double per_agent = 0;
     uint64_t cap = 1;
 
@@ -517,7 +591,9 @@ static int setup_agents(const lg_opts_t *o, lg_node_t *nodes, grpc_channel_crede
         a->w = w;
         a->index = i;
         a->node = &nodes[i];
-        a->ch = grpc_channel_create(o->target, creds, &args);
+        w->creds = creds;
+        a->target = home_target(nodes[i].node, o->n_targets);
+        open_channel(a);
         a->sent_ns = calloc(cap, sizeof(*a->sent_ns));
         if (!a->sent_ns)
             return -ENOMEM;
@@ -594,6 +670,11 @@ int lg_ingest_run(const lg_opts_t *o, lg_node_t *nodes, lg_tick_fn tick, void *d
             res->rejections[c] += ws[i].rejections[c];
         res->sent_batches += get(&ws[i].sent);
         res->reconnects += ws[i].reconnects;
+        res->failovers += ws[i].failovers;
+        res->total_windows += get(&ws[i].all_windows);
+        res->total_batches += get(&ws[i].all_batches);
+        if (ws[i].max_seq > res->max_seq)
+            res->max_seq = ws[i].max_seq;
         res->unacked_at_end += ws[i].unacked_at_end;
         res->behind_schedule += ws[i].behind;
         lg_hist_merge(&res->latency, &ws[i].hist);
