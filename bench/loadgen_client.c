@@ -136,7 +136,7 @@ static int home_target(const char *id, int n)
     return (int)(h % (uint64_t)n);
 }
 
-static void start_call(agent_t *a, uint64_t now)
+static void start_call(agent_t *a)
 {
     grpc_op ops[2];
 
@@ -150,7 +150,8 @@ static void start_call(agent_t *a, uint64_t now)
     a->next_seq = a->acked + 1;
     a->acked_at_start = a->acked;
     a->meta_sent = a->sending = a->close_sent = a->status_done = 0;
-    a->next_due_ns = now;
+    /* next_due_ns is not reset: after a reconnect the agent catches up
+     * on the batches it owes, as an agent's spool does. */
     a->restart_at_ns = 0;
     grpc_metadata_array_init(&a->meta_in);
     grpc_metadata_array_init(&a->trailers);
@@ -411,7 +412,7 @@ static void visit(worker_t *w, int phase, uint64_t now)
                 a->finished = 1;
                 w->n_finished++;
             } else if (now >= a->restart_at_ns) {
-                start_call(a, now);
+                start_call(a);
             }
             continue;
         }
@@ -502,8 +503,26 @@ static void sum(worker_t *ws, int n, uint64_t *windows, uint64_t *batches)
     }
 }
 
-/* One "unix_time acked_windows" line for scripts/bench-cluster. */
-static void write_progress(FILE *f, worker_t *ws, int n)
+/* Windows the agents had made by `now`: with --rate, every batch whose
+ * time has come, sent or not (an agent whose ingest is gone owes them);
+ * else the batches sent. */
+static uint64_t due_windows(const lg_opts_t *o, const agent_t *agents, worker_t *ws, int nw,
+                            uint64_t t_start, uint64_t now)
+{
+    uint64_t due = 0;
+
+    if (o->rate <= 0) {
+        for (int i = 0; i < nw; i++)
+            due += get(&ws[i].sent);
+        return due * (uint64_t)(agents[0].node->n_windows); /* rough: only without --rate */
+    }
+    for (int i = 0; i < o->agents; i++)
+        due += ((now - t_start) / agents[i].period_ns + 1) * agents[i].node->n_windows;
+    return due;
+}
+
+/* One "unix_time acked_windows due_windows" line for scripts/bench-cluster. */
+static void write_progress(FILE *f, worker_t *ws, int n, uint64_t due)
 {
     struct timespec rt;
     uint64_t total = 0;
@@ -513,8 +532,8 @@ static void write_progress(FILE *f, worker_t *ws, int n)
     for (int i = 0; i < n; i++)
         total += get(&ws[i].all_windows);
     clock_gettime(CLOCK_REALTIME, &rt);
-    fprintf(f, "%lld.%03ld %llu\n", (long long)rt.tv_sec, rt.tv_nsec / 1000000,
-            (unsigned long long)total);
+    fprintf(f, "%lld.%03ld %llu %llu\n", (long long)rt.tv_sec, rt.tv_nsec / 1000000,
+            (unsigned long long)total, (unsigned long long)due);
     fflush(f);
 }
 
@@ -526,7 +545,8 @@ static void sample(pid_t pid, lg_proc_sample_t *s)
 
 /* The main thread's part: phases by the clock, progress, /proc samples. */
 static void drive(const lg_opts_t *o, _Atomic int *phase, worker_t *ws, int nw,
-                  lg_ingest_result_t *res, lg_tick_fn tick, void *data)
+                  const agent_t *agents, uint64_t t_start, lg_ingest_result_t *res, lg_tick_fn tick,
+                  void *data)
 {
     uint64_t t0 = lg_now_ns(), t_measure = 0, t_stop = 0, now, w, b;
     double cpu0 = 0;
@@ -538,7 +558,8 @@ static void drive(const lg_opts_t *o, _Atomic int *phase, worker_t *ws, int nw,
     for (;;) {
         usleep(100000);
         now = lg_now_ns();
-        write_progress(prog, ws, nw);
+        if (prog)
+            write_progress(prog, ws, nw, due_windows(o, agents, ws, nw, t_start, now));
         if (!t_measure && now >= t0 + (uint64_t)(o->warmup * 1e9)) {
             t_measure = now;
             sample(o->ingest_pid, &res->ingest_start);
@@ -577,7 +598,7 @@ static void drive(const lg_opts_t *o, _Atomic int *phase, worker_t *ws, int nw,
 }
 
 static int setup_agents(const lg_opts_t *o, lg_node_t *nodes, grpc_channel_credentials *creds,
-                        worker_t *ws, agent_t *agents)
+                        worker_t *ws, agent_t *agents, uint64_t t_start)
 {
     double per_agent = 0;
     uint64_t cap = 1;
@@ -602,6 +623,7 @@ static int setup_agents(const lg_opts_t *o, lg_node_t *nodes, grpc_channel_crede
             /* Each agent carries its share of the container windows. */
             per_agent = o->rate / o->agents / (double)nodes[i].n_windows;
             a->period_ns = (uint64_t)(1e9 / per_agent);
+            a->next_due_ns = t_start; /* the first batch is due at once */
         }
         for (int v = 0; v < LG_VARIANTS; v++) {
             a->body[v] = grpc_slice_new(nodes[i].body[v], nodes[i].body_len[v], noop_free);
@@ -625,6 +647,7 @@ int lg_ingest_run(const lg_opts_t *o, lg_node_t *nodes, lg_tick_fn tick, void *d
     _Atomic int phase = PHASE_WARMUP;
     struct timespec rt;
     int r = 0, started = 0;
+    uint64_t t_start;
 
     memset(res, 0, sizeof(*res));
     clock_gettime(CLOCK_REALTIME, &rt);
@@ -644,12 +667,13 @@ int lg_ingest_run(const lg_opts_t *o, lg_node_t *nodes, lg_tick_fn tick, void *d
             goto out;
         }
     }
-    r = setup_agents(o, nodes, creds, ws, agents);
+    t_start = lg_now_ns();
+    r = setup_agents(o, nodes, creds, ws, agents, t_start);
     for (int i = 0; r == 0 && i < o->threads; i++, started++)
         if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0)
             r = -EAGAIN;
     if (r == 0)
-        drive(o, &phase, ws, o->threads, res, tick, data);
+        drive(o, &phase, ws, o->threads, agents, t_start, res, tick, data);
     else
         atomic_store(&phase, PHASE_DRAIN);
     /* Drain: every agent waits for its last ack, then half-closes. */
