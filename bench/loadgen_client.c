@@ -30,7 +30,7 @@
 
 #define PUSH_METHOD "/kopt.v1.Ingest/Push"
 #define RESTART_NS 200000000ull /* wait before reconnecting a failed stream */
-#define DRAIN_LIMIT_S 15        /* after the run, for outstanding acks */
+#define DRAIN_LIMIT_S 30        /* after the run, for outstanding acks (an election) */
 #define RATE_TICK_US 500        /* pacing granularity in rate mode */
 #define BEHIND_NS 10000000ull   /* a send this late counts as behind schedule */
 
@@ -54,6 +54,7 @@ struct agent {
     int pending;     /* batches started on the call and not completed */
     int meta_sent, sending, close_sent, status_done, finished;
     uint64_t epoch, next_seq, acked, acked_at_start;
+    uint64_t high_seq; /* highest seq sent: after the run, owed until acked */
     uint64_t *sent_ns; /* send time by seq & mask */
     uint64_t mask;
     uint64_t period_ns, next_due_ns, restart_at_ns;
@@ -235,6 +236,8 @@ static void send_batch(agent_t *a, uint64_t now)
     a->sent_ns[a->next_seq & a->mask] = now;
     if (a->next_seq > a->w->max_seq)
         a->w->max_seq = a->next_seq;
+    if (a->next_seq > a->high_seq)
+        a->high_seq = a->next_seq;
     a->next_seq++;
     a->meta_sent = a->sending = 1;
     add(&a->w->sent, 1);
@@ -249,7 +252,10 @@ static void pump(agent_t *a, uint64_t now)
     if (!a->call || a->sending || a->close_sent || a->status_done)
         return;
     if (phase_of(a->w) >= PHASE_DRAIN) {
-        if (unacked(a) == 0)
+        /* A stream begun after the run re-sends what an ended one left. */
+        if (a->next_seq <= a->high_seq && unacked(a) < (uint64_t)o->window)
+            send_batch(a, now);
+        else if (a->acked >= a->high_seq)
             send_close(a);
         return;
     }
@@ -318,7 +324,7 @@ static void maybe_finish(agent_t *a, uint64_t now)
     grpc_metadata_array_destroy(&a->meta_in);
     grpc_metadata_array_destroy(&a->trailers);
     grpc_slice_unref(a->details);
-    if (phase_of(w) < PHASE_DRAIN) {
+    if (phase_of(w) < PHASE_DRAIN || (phase_of(w) == PHASE_DRAIN && a->acked < a->high_seq)) {
         a->restart_at_ns = now + RESTART_NS;
         w->reconnects++;
         if (a->status != GRPC_STATUS_OK && a->acked == a->acked_at_start && w->o->n_targets > 1) {
@@ -328,6 +334,7 @@ static void maybe_finish(agent_t *a, uint64_t now)
             w->failovers++;
         }
     } else {
+        w->unacked_at_end += a->high_seq - a->acked;
         a->finished = 1;
         w->n_finished++;
     }
@@ -347,8 +354,6 @@ static void on_status(agent_t *a)
                 d);
         gpr_free(d);
     }
-    if (phase_of(w) >= PHASE_DRAIN)
-        w->unacked_at_end += unacked(a);
 }
 
 static void on_recv(agent_t *a, int ok, uint64_t now)
@@ -408,7 +413,8 @@ static void visit(worker_t *w, int phase, uint64_t now)
         if (a->finished)
             continue;
         if (!a->call) {
-            if (phase >= PHASE_DRAIN) {
+            if (phase == PHASE_ABORT || (phase == PHASE_DRAIN && a->acked >= a->high_seq)) {
+                w->unacked_at_end += a->high_seq - a->acked;
                 a->finished = 1;
                 w->n_finished++;
             } else if (now >= a->restart_at_ns) {
