@@ -219,7 +219,7 @@ static void send_batch(agent_t *a, uint64_t now)
     grpc_slice_unref(sl[1]);
     if (o->minute0)
         grpc_slice_unref(sl[0]);
-    if (o->rate > 0) {
+    if (o->rate > 0 && a->next_seq > a->high_seq) { /* a re-send is not on the schedule */
         if (now > a->next_due_ns + BEHIND_NS)
             a->w->behind++;
         a->next_due_ns += a->period_ns;
@@ -259,7 +259,8 @@ static void pump(agent_t *a, uint64_t now)
             send_close(a);
         return;
     }
-    if (unacked(a) >= (uint64_t)o->window || (o->rate > 0 && now < a->next_due_ns))
+    if (unacked(a) >= (uint64_t)o->window ||
+        (o->rate > 0 && a->next_seq > a->high_seq && now < a->next_due_ns))
         return;
     send_batch(a, now);
 }
