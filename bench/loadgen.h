@@ -11,9 +11,14 @@
 #include <sys/types.h>
 
 #define LG_VARIANTS 4 /* value sets per node, sent in turn */
+#define LG_TARGETS_MAX 8
+
+typedef struct lg_keyset lg_keyset_t;
 
 typedef struct {
-    const char *target;             /* ingest gRPC address, "127.0.0.1:7400" */
+    const char *target;                  /* ingest gRPC address(es), "127.0.0.1:7400[,..]" */
+    const char *targets[LG_TARGETS_MAX]; /* target split at commas */
+    int n_targets;
     const char *ca, *cert, *key;    /* PEM files for mutual TLS */
     const char *cluster, *agent_id; /* must match the client certificate */
     const char *nats_url;           /* JetStream baseline; NULL: skipped */
@@ -29,6 +34,13 @@ typedef struct {
     unsigned phases;            /* LG_PHASE_* */
     const char *label;          /* names the run in the RESULT line */
     uint64_t seed;
+    /* Distinct windows (scripts/bench-cluster counts them in ClickHouse):
+     * when set, batch seq s of every agent holds the minute ending at
+     * minute0 - (s - 1) * 60, packed at send time, and a container key
+     * already on an earlier node is left out at build time. 0: off. */
+    int64_t minute0;
+    lg_keyset_t *keys;    /* set by lg_node_build's caller when minute0 is */
+    const char *progress; /* file: "unix_time acked_windows" lines, 10 a second */
 } lg_opts_t;
 
 enum { LG_PHASE_DECODE = 1, LG_PHASE_NATS = 2, LG_PHASE_INGEST = 4 };
@@ -43,6 +55,7 @@ typedef struct {
     size_t n_windows;
     uint8_t *body[LG_VARIANTS]; /* owned */
     size_t body_len[LG_VARIANTS];
+    struct lg_node_src *src; /* the unpacked batch, kept when o->minute0 is set */
 } lg_node_t;
 
 #define LG_SUFFIX_MAX 48 /* bytes lg_batch_suffix() writes at most */
@@ -51,6 +64,15 @@ typedef struct {
  * minute before `now_s`. 0 or -ENOMEM. */
 int lg_node_build(lg_node_t *n, const lg_opts_t *o, int index, int64_t now_s);
 void lg_node_free(lg_node_t *n);
+
+/* The node's batch for the minute ending at end_s (fresh usage values), in
+ * a malloc'd buffer with LG_SUFFIX_MAX bytes to spare. Needs o->minute0 at
+ * build time. 0 or -ENOMEM/-EINVAL. */
+int lg_node_minute(lg_node_t *n, int64_t end_s, uint8_t **out, size_t *len);
+
+/* Container keys (namespace, kind, workload, pod, container) across nodes. */
+lg_keyset_t *lg_keyset_new(size_t cap);
+void lg_keyset_free(lg_keyset_t *k);
 
 /* Encodes epoch (4), seq (5) and created (6) into buf; returns the length. */
 size_t lg_batch_suffix(uint8_t *buf, uint64_t epoch, uint64_t seq, int64_t created_s,
@@ -94,7 +116,10 @@ typedef struct {
     uint64_t statuses[LG_STATUS_CODES]; /* streams ended, by status */
     uint64_t rejections[LG_REJECT_REASONS];
     uint64_t reconnects, unacked_at_end, behind_schedule;
-    lg_hist_t latency; /* send to covering ack */
+    uint64_t failovers;                    /* streams moved to the next target */
+    uint64_t total_windows, total_batches; /* acked over the whole run, drain included */
+    uint64_t max_seq;                      /* highest seq any agent sent */
+    lg_hist_t latency;                     /* send to covering ack */
     /* Processes over the measured interval (sampled only when the pid is set). */
     lg_proc_sample_t ingest_start, ingest_end, nats_start, nats_end;
     uint64_t ingest_rss_max_kb; /* highest VmRSS seen, sampled each second */

@@ -236,7 +236,7 @@ static void usage(build_t *b, rng_t *r, Google__Protobuf__Timestamp *start,
                   Google__Protobuf__Timestamp *end)
 {
     for (size_t i = 0; i < b->n_w; i++) {
-        Kopt__V1__ContainerWindow *w = &b->w[i];
+        Kopt__V1__ContainerWindow *w = b->wp[i];
         double req = w->cpu_request_cores > 0 ? w->cpu_request_cores : 0.1;
         double mean = req * (0.02 + 1.2 * unit(r) * unit(r));
         uint64_t mreq = w->memory_request_bytes;
@@ -298,68 +298,184 @@ static void node_facts(Kopt__V1__NodeFacts *nf, Kopt__V1__NodeFacts__LabelsEntry
     nf->labels = lp;
 }
 
+/* A node's batch before packing. Kept in lg_node_t when every send packs
+ * its own minute (o->minute0); the pointers inside point into it. */
+struct lg_node_src {
+    build_t b;
+    arena_t a;
+    rng_t r;
+    Kopt__V1__MetricBatch mb;
+    Kopt__V1__NodeFacts nf;
+    Kopt__V1__NodeFacts__LabelsEntry le[3], *lp[3];
+    Google__Protobuf__Timestamp start, end;
+};
+
+struct lg_keyset {
+    uint64_t *slot; /* 64-bit key hashes, open addressing; 0 marks a free slot */
+    size_t cap, n;
+};
+
+lg_keyset_t *lg_keyset_new(size_t cap)
+{
+    lg_keyset_t *k = calloc(1, sizeof(*k));
+    size_t c = 1024;
+
+    while (c < 2 * cap)
+        c <<= 1;
+    if (k && !(k->slot = calloc(c, sizeof(*k->slot)))) {
+        free(k);
+        return NULL;
+    }
+    if (k)
+        k->cap = c;
+    return k;
+}
+
+void lg_keyset_free(lg_keyset_t *k)
+{
+    if (k)
+        free(k->slot);
+    free(k);
+}
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+    for (; s && *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return (h ^ 0xff) * 0x100000001b3ull; /* separator */
+}
+
+/* true when the window's container key was new (and is now in the set);
+ * false too when the set is full, so the caller leaves the window out. */
+static int keyset_add(lg_keyset_t *k, const Kopt__V1__ContainerWindow *w)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t i;
+
+    h = fnv(h, w->namespace_);
+    h = fnv(h ^ (uint64_t)w->workload_kind, w->workload_name);
+    h = fnv(h, w->pod);
+    h = fnv(h, w->container);
+    if (h == 0)
+        h = 1;
+    if (2 * (k->n + 1) > k->cap)
+        return 0;
+    for (i = h & (k->cap - 1); k->slot[i]; i = (i + 1) & (k->cap - 1))
+        if (k->slot[i] == h)
+            return 0;
+    k->slot[i] = h;
+    k->n++;
+    return 1;
+}
+
+/* Leaves out the windows whose key an earlier node (or this one) had:
+ * ClickHouse's ReplacingMergeTree would fold them into one row. */
+static void drop_repeats(build_t *b, lg_keyset_t *k)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < b->n_w; i++)
+        if (keyset_add(k, b->wp[i]))
+            b->wp[kept++] = b->wp[i];
+    b->n_w = kept;
+}
+
+static void src_free(struct lg_node_src *s)
+{
+    if (!s)
+        return;
+    free(s->b.w);
+    free(s->b.wp);
+    free(s->b.wl);
+    free(s->b.wlp);
+    free(s->b.hpa);
+    free(s->a.buf);
+    free(s);
+}
+
 int lg_node_build(lg_node_t *n, const lg_opts_t *o, int index, int64_t now_s)
 {
     static const char *const zones[] = {"eu-west-1a", "eu-west-1b", "eu-west-1c"};
-    Kopt__V1__MetricBatch mb = KOPT__V1__METRIC_BATCH__INIT;
-    Kopt__V1__NodeFacts nf;
-    Kopt__V1__NodeFacts__LabelsEntry le[3], *lp[3];
-    Google__Protobuf__Timestamp start = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-    Google__Protobuf__Timestamp end = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-    rng_t r = {o->seed * 1000003u + (uint64_t)index};
+    struct lg_node_src *s = calloc(1, sizeof(*s));
     int span = o->containers_max - o->containers_min + 1;
-    size_t want = (size_t)o->containers_min + (size_t)pick(&r, span > 0 ? span : 1);
-    build_t b = {.cap = want};
-    arena_t a = {.cap = want * 512 + 4096};
+    size_t want;
     int rc = 0;
 
     memset(n, 0, sizeof(*n));
+    if (!s)
+        return -ENOMEM;
+    s->r = (rng_t){o->seed * 1000003u + (uint64_t)index};
+    want = (size_t)o->containers_min + (size_t)pick(&s->r, span > 0 ? span : 1);
+    s->b.cap = want;
+    s->a.cap = want * 512 + 4096;
     snprintf(n->node, sizeof(n->node), "ip-10-%d-%d-%d.eu-west-1.compute.internal",
              (index / 65536) % 256, (index / 256) % 256, index % 256);
-    b.w = calloc(want, sizeof(*b.w));
-    b.wp = calloc(want, sizeof(*b.wp));
-    b.wl = calloc(want, sizeof(*b.wl));
-    b.wlp = calloc(want, sizeof(*b.wlp));
-    b.hpa = calloc(want, sizeof(*b.hpa));
-    a.buf = malloc(a.cap);
-    if (!b.w || !b.wp || !b.wl || !b.wlp || !b.hpa || !a.buf) {
+    s->b.w = calloc(want, sizeof(*s->b.w));
+    s->b.wp = calloc(want, sizeof(*s->b.wp));
+    s->b.wl = calloc(want, sizeof(*s->b.wl));
+    s->b.wlp = calloc(want, sizeof(*s->b.wlp));
+    s->b.hpa = calloc(want, sizeof(*s->b.hpa));
+    s->a.buf = malloc(s->a.cap);
+    if (!s->b.w || !s->b.wp || !s->b.wl || !s->b.wlp || !s->b.hpa || !s->a.buf) {
         rc = -ENOMEM;
         goto out;
     }
-    populate(&b, &r, &a, want);
-    node_facts(&nf, le, lp, &r, zones[index % 3]);
-    end.seconds = now_s - now_s % 60; /* the minute that just ended */
-    start.seconds = end.seconds - 60;
-    mb.cluster = (char *)o->cluster;
-    mb.node = n->node;
-    mb.agent_id = (char *)o->agent_id;
-    mb.node_facts = &nf;
-    mb.agent_version = "0.1.0";
-    mb.n_windows = b.n_w;
-    mb.windows = b.wp;
-    mb.n_workloads = b.n_wl;
-    mb.workloads = b.wlp;
-    n->n_windows = b.n_w;
+    populate(&s->b, &s->r, &s->a, want);
+    if (o->minute0 && o->keys)
+        drop_repeats(&s->b, o->keys);
+    node_facts(&s->nf, s->le, s->lp, &s->r, zones[index % 3]);
+    kopt__v1__metric_batch__init(&s->mb);
+    google__protobuf__timestamp__init(&s->start);
+    google__protobuf__timestamp__init(&s->end);
+    s->end.seconds = now_s - now_s % 60; /* the minute that just ended */
+    s->start.seconds = s->end.seconds - 60;
+    s->mb.cluster = (char *)o->cluster;
+    s->mb.node = n->node;
+    s->mb.agent_id = (char *)o->agent_id;
+    s->mb.node_facts = &s->nf;
+    s->mb.agent_version = "0.1.0";
+    s->mb.n_windows = s->b.n_w;
+    s->mb.windows = s->b.wp;
+    s->mb.n_workloads = s->b.n_wl;
+    s->mb.workloads = s->b.wlp;
+    n->n_windows = s->b.n_w;
     for (int v = 0; v < LG_VARIANTS; v++) {
-        usage(&b, &r, &start, &end);
-        n->body_len[v] = kopt__v1__metric_batch__get_packed_size(&mb);
+        usage(&s->b, &s->r, &s->start, &s->end);
+        n->body_len[v] = kopt__v1__metric_batch__get_packed_size(&s->mb);
         n->body[v] = malloc(n->body_len[v] + LG_SUFFIX_MAX);
         if (!n->body[v]) {
             rc = -ENOMEM;
             goto out;
         }
-        kopt__v1__metric_batch__pack(&mb, n->body[v]);
+        kopt__v1__metric_batch__pack(&s->mb, n->body[v]);
+    }
+    if (o->minute0) {
+        /* mb.node points into n: n must not move while src lives. */
+        n->src = s;
+        s = NULL;
     }
 out:
-    free(b.w);
-    free(b.wp);
-    free(b.wl);
-    free(b.wlp);
-    free(b.hpa);
-    free(a.buf);
+    src_free(s);
     if (rc < 0)
         lg_node_free(n);
     return rc;
+}
+
+int lg_node_minute(lg_node_t *n, int64_t end_s, uint8_t **out, size_t *len)
+{
+    struct lg_node_src *s = n->src;
+
+    if (!s)
+        return -EINVAL;
+    s->end.seconds = end_s - end_s % 60;
+    s->start.seconds = s->end.seconds - 60;
+    usage(&s->b, &s->r, &s->start, &s->end);
+    *len = kopt__v1__metric_batch__get_packed_size(&s->mb);
+    *out = malloc(*len + LG_SUFFIX_MAX);
+    if (!*out)
+        return -ENOMEM;
+    kopt__v1__metric_batch__pack(&s->mb, *out);
+    return 0;
 }
 
 void lg_node_free(lg_node_t *n)
@@ -370,6 +486,8 @@ void lg_node_free(lg_node_t *n)
         free(n->body[v]);
         n->body[v] = NULL;
     }
+    src_free(n->src);
+    n->src = NULL;
 }
 
 static size_t varint(uint8_t *p, uint64_t v)

@@ -3,7 +3,13 @@
  * threads of ours. Each agent keeps at most --window batches unacked, with
  * one SEND_MESSAGE in flight (gRPC's rule), and times every batch from the
  * send to the cumulative PushAck that covers it. An agent's state is touched
- * only by its CQ thread; the main thread sets the phase and reads counters. */
+ * only by its CQ thread; the main thread sets the phase and reads counters.
+ *
+ * As kopt-agent does (agent/transport.c): with several --target addresses
+ * an agent starts at the one its node name hashes to (FNV-1a) and moves to
+ * the next on a new channel when a stream ends without progress; a new
+ * stream keeps the epoch and re-sends what was not acked, so ingest's
+ * Nats-Msg-Id (agent/epoch/seq) lets JetStream drop what got through. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,7 +30,7 @@
 
 #define PUSH_METHOD "/kopt.v1.Ingest/Push"
 #define RESTART_NS 200000000ull /* wait before reconnecting a failed stream */
-#define DRAIN_LIMIT_S 15        /* after the run, for outstanding acks */
+#define DRAIN_LIMIT_S 30        /* after the run, for outstanding acks (an election) */
 #define RATE_TICK_US 500        /* pacing granularity in rate mode */
 #define BEHIND_NS 10000000ull   /* a send this late counts as behind schedule */
 
@@ -42,12 +48,13 @@ typedef struct {
 struct agent {
     worker_t *w;
     const lg_node_t *node;
-    int index, generation;
+    int index, target;
     grpc_channel *ch;
     grpc_call *call; /* NULL between streams */
     int pending;     /* batches started on the call and not completed */
     int meta_sent, sending, close_sent, status_done, finished;
-    uint64_t epoch, next_seq, acked;
+    uint64_t epoch, next_seq, acked, acked_at_start;
+    uint64_t high_seq; /* highest seq sent: after the run, owed until acked */
     uint64_t *sent_ns; /* send time by seq & mask */
     uint64_t mask;
     uint64_t period_ns, next_due_ns, restart_at_ns;
@@ -65,13 +72,15 @@ struct worker {
     const lg_opts_t *o;
     _Atomic int *phase;
     grpc_completion_queue *cq;
+    grpc_channel_credentials *creds;
     agent_t **agents;
     int n_agents, n_finished, seen_phase;
     uint64_t epoch_base;
     /* Written by this thread only; read by the main thread for progress. */
     _Atomic uint64_t batches, windows, bytes, acks, sent;
+    _Atomic uint64_t all_windows, all_batches; /* whatever the phase */
     uint64_t statuses[LG_STATUS_CODES], rejections[LG_REJECT_REASONS];
-    uint64_t reconnects, unacked_at_end, behind;
+    uint64_t reconnects, unacked_at_end, behind, failovers, max_seq;
     lg_hist_t hist;
 };
 
@@ -107,21 +116,43 @@ static void start(agent_t *a, grpc_op *ops, size_t n, op_tag_t *tag)
     a->pending++;
 }
 
-static void start_call(agent_t *a, uint64_t now)
+/* A channel of its own to the agent's current target. */
+static void open_channel(agent_t *a)
+{
+    grpc_arg arg = {.type = GRPC_ARG_INTEGER,
+                    .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
+                    .value.integer = 1}; /* a connection per agent, as in real life */
+    grpc_channel_args args = {1, &arg};
+
+    a->ch = grpc_channel_create(a->w->o->targets[a->target], a->w->creds, &args);
+}
+
+/* FNV-1a, as agent_transport_home() hashes the agent id. */
+static int home_target(const char *id, int n)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (int)(h % (uint64_t)n);
+}
+
+static void start_call(agent_t *a)
 {
     grpc_op ops[2];
 
     a->call = grpc_channel_create_call(a->ch, NULL, GRPC_PROPAGATE_DEFAULTS, a->w->cq,
                                        grpc_slice_from_static_string(PUSH_METHOD), NULL,
                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    /* Distinct per agent and per stream, so Nats-Msg-Ids never collide; the
-     * base is the start time in ns, so later runs do not collide either. */
-    a->epoch = a->w->epoch_base + (uint64_t)a->generation++ * (uint64_t)a->w->o->agents +
-               (uint64_t)a->index;
-    a->next_seq = 1;
-    a->acked = 0;
+    /* Distinct per agent, so Nats-Msg-Ids never collide; the base is the
+     * start time in ns, so later runs do not collide either. A new stream
+     * goes on from the last ack: the unacked batches go again. */
+    a->epoch = a->w->epoch_base + (uint64_t)a->index;
+    a->next_seq = a->acked + 1;
+    a->acked_at_start = a->acked;
     a->meta_sent = a->sending = a->close_sent = a->status_done = 0;
-    a->next_due_ns = now;
+    /* next_due_ns is not reset: after a reconnect the agent catches up
+     * on the batches it owes, as an agent's spool does. */
     a->restart_at_ns = 0;
     grpc_metadata_array_init(&a->meta_in);
     grpc_metadata_array_init(&a->trailers);
@@ -172,10 +203,23 @@ static void send_batch(agent_t *a, uint64_t now)
     clock_gettime(CLOCK_REALTIME, &rt);
     len = lg_batch_suffix(suffix, a->epoch, a->next_seq, rt.tv_sec, (int32_t)rt.tv_nsec);
     sl[0] = a->body[v]; /* the byte buffer takes its own ref: no copy */
+    if (o->minute0) {
+        uint8_t *buf = NULL;
+        size_t blen = 0;
+
+        if (lg_node_minute((lg_node_t *)a->node, o->minute0 - (int64_t)(a->next_seq - 1) * 60, &buf,
+                           &blen) < 0) {
+            fprintf(stderr, "kopt-loadgen: out of memory packing a batch\n");
+            return;
+        }
+        sl[0] = grpc_slice_new(buf, blen, free);
+    }
     sl[1] = grpc_slice_from_copied_buffer((const char *)suffix, len);
     a->out = grpc_raw_byte_buffer_create(sl, 2);
     grpc_slice_unref(sl[1]);
-    if (o->rate > 0) {
+    if (o->minute0)
+        grpc_slice_unref(sl[0]);
+    if (o->rate > 0 && a->next_seq > a->high_seq) { /* a re-send is not on the schedule */
         if (now > a->next_due_ns + BEHIND_NS)
             a->w->behind++;
         a->next_due_ns += a->period_ns;
@@ -190,6 +234,10 @@ static void send_batch(agent_t *a, uint64_t now)
     ops[n].flags = o->buffer_hint && more ? GRPC_WRITE_BUFFER_HINT : 0;
     ops[n++].data.send_message.send_message = a->out;
     a->sent_ns[a->next_seq & a->mask] = now;
+    if (a->next_seq > a->w->max_seq)
+        a->w->max_seq = a->next_seq;
+    if (a->next_seq > a->high_seq)
+        a->high_seq = a->next_seq;
     a->next_seq++;
     a->meta_sent = a->sending = 1;
     add(&a->w->sent, 1);
@@ -204,11 +252,15 @@ static void pump(agent_t *a, uint64_t now)
     if (!a->call || a->sending || a->close_sent || a->status_done)
         return;
     if (phase_of(a->w) >= PHASE_DRAIN) {
-        if (unacked(a) == 0)
+        /* A stream begun after the run re-sends what an ended one left. */
+        if (a->next_seq <= a->high_seq && unacked(a) < (uint64_t)o->window)
+            send_batch(a, now);
+        else if (a->acked >= a->high_seq)
             send_close(a);
         return;
     }
-    if (unacked(a) >= (uint64_t)o->window || (o->rate > 0 && now < a->next_due_ns))
+    if (unacked(a) >= (uint64_t)o->window ||
+        (o->rate > 0 && a->next_seq > a->high_seq && now < a->next_due_ns))
         return;
     send_batch(a, now);
 }
@@ -238,6 +290,12 @@ static void apply_ack(agent_t *a, const uint8_t *data, size_t len, uint64_t now)
     }
     through = ack->acked_through_seq;
     if (ack->epoch == a->epoch && through > a->acked && through < a->next_seq) {
+        uint64_t stored = 0;
+
+        for (uint64_t s = a->acked + 1; s <= through; s++)
+            stored += !(ack->n_rejections && rejected(ack, a->epoch, s));
+        add(&w->all_batches, stored);
+        add(&w->all_windows, stored * a->node->n_windows);
         if (measuring) {
             for (uint64_t s = a->acked + 1; s <= through; s++) {
                 if (ack->n_rejections && rejected(ack, a->epoch, s))
@@ -267,10 +325,17 @@ static void maybe_finish(agent_t *a, uint64_t now)
     grpc_metadata_array_destroy(&a->meta_in);
     grpc_metadata_array_destroy(&a->trailers);
     grpc_slice_unref(a->details);
-    if (phase_of(w) < PHASE_DRAIN) {
+    if (phase_of(w) < PHASE_DRAIN || (phase_of(w) == PHASE_DRAIN && a->acked < a->high_seq)) {
         a->restart_at_ns = now + RESTART_NS;
         w->reconnects++;
+        if (a->status != GRPC_STATUS_OK && a->acked == a->acked_at_start && w->o->n_targets > 1) {
+            grpc_channel_destroy(a->ch);
+            a->target = (a->target + 1) % w->o->n_targets;
+            open_channel(a);
+            w->failovers++;
+        }
     } else {
+        w->unacked_at_end += a->high_seq - a->acked;
         a->finished = 1;
         w->n_finished++;
     }
@@ -290,8 +355,6 @@ static void on_status(agent_t *a)
                 d);
         gpr_free(d);
     }
-    if (phase_of(w) >= PHASE_DRAIN)
-        w->unacked_at_end += unacked(a);
 }
 
 static void on_recv(agent_t *a, int ok, uint64_t now)
@@ -351,11 +414,12 @@ static void visit(worker_t *w, int phase, uint64_t now)
         if (a->finished)
             continue;
         if (!a->call) {
-            if (phase >= PHASE_DRAIN) {
+            if (phase == PHASE_ABORT || (phase == PHASE_DRAIN && a->acked >= a->high_seq)) {
+                w->unacked_at_end += a->high_seq - a->acked;
                 a->finished = 1;
                 w->n_finished++;
             } else if (now >= a->restart_at_ns) {
-                start_call(a, now);
+                start_call(a);
             }
             continue;
         }
@@ -446,6 +510,40 @@ static void sum(worker_t *ws, int n, uint64_t *windows, uint64_t *batches)
     }
 }
 
+/* Windows the agents had made by `now`: with --rate, every batch whose
+ * time has come, sent or not (an agent whose ingest is gone owes them);
+ * else the batches sent. */
+static uint64_t due_windows(const lg_opts_t *o, const agent_t *agents, worker_t *ws, int nw,
+                            uint64_t t_start, uint64_t now)
+{
+    uint64_t due = 0;
+
+    if (o->rate <= 0) {
+        for (int i = 0; i < nw; i++)
+            due += get(&ws[i].sent);
+        return due * (uint64_t)(agents[0].node->n_windows); /* rough: only without --rate */
+    }
+    for (int i = 0; i < o->agents; i++)
+        due += ((now - t_start) / agents[i].period_ns + 1) * agents[i].node->n_windows;
+    return due;
+}
+
+/* One "unix_time acked_windows due_windows" line for scripts/bench-cluster. */
+static void write_progress(FILE *f, worker_t *ws, int n, uint64_t due)
+{
+    struct timespec rt;
+    uint64_t total = 0;
+
+    if (!f)
+        return;
+    for (int i = 0; i < n; i++)
+        total += get(&ws[i].all_windows);
+    clock_gettime(CLOCK_REALTIME, &rt);
+    fprintf(f, "%lld.%03ld %llu %llu\n", (long long)rt.tv_sec, rt.tv_nsec / 1000000,
+            (unsigned long long)total, (unsigned long long)due);
+    fflush(f);
+}
+
 static void sample(pid_t pid, lg_proc_sample_t *s)
 {
     if (pid > 0)
@@ -454,15 +552,21 @@ static void sample(pid_t pid, lg_proc_sample_t *s)
 
 /* The main thread's part: phases by the clock, progress, /proc samples. */
 static void drive(const lg_opts_t *o, _Atomic int *phase, worker_t *ws, int nw,
-                  lg_ingest_result_t *res, lg_tick_fn tick, void *data)
+                  const agent_t *agents, uint64_t t_start, lg_ingest_result_t *res, lg_tick_fn tick,
+                  void *data)
 {
     uint64_t t0 = lg_now_ns(), t_measure = 0, t_stop = 0, now, w, b;
     double cpu0 = 0;
     lg_proc_sample_t s;
+    FILE *prog = o->progress ? fopen(o->progress, "a") : NULL;
 
+    if (o->progress && !prog)
+        fprintf(stderr, "kopt-loadgen: cannot open %s; no progress lines\n", o->progress);
     for (;;) {
         usleep(100000);
         now = lg_now_ns();
+        if (prog)
+            write_progress(prog, ws, nw, due_windows(o, agents, ws, nw, t_start, now));
         if (!t_measure && now >= t0 + (uint64_t)(o->warmup * 1e9)) {
             t_measure = now;
             sample(o->ingest_pid, &res->ingest_start);
@@ -482,6 +586,8 @@ static void drive(const lg_opts_t *o, _Atomic int *phase, worker_t *ws, int nw,
         }
     }
     atomic_store_explicit(phase, PHASE_DRAIN, memory_order_release);
+    if (prog)
+        fclose(prog);
     t_stop = lg_now_ns();
     sample(o->ingest_pid, &res->ingest_end);
     sample(o->nats_pid, &res->nats_end);
@@ -499,12 +605,8 @@ static void drive(const lg_opts_t *o, _Atomic int *phase, worker_t *ws, int nw,
 }
 
 static int setup_agents(const lg_opts_t *o, lg_node_t *nodes, grpc_channel_credentials *creds,
-                        worker_t *ws, agent_t *agents)
+                        worker_t *ws, agent_t *agents, uint64_t t_start)
 {
-    grpc_arg arg = {.type = GRPC_ARG_INTEGER,
-                    .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
-                    .value.integer = 1}; /* a connection per agent, as in real life */
-    grpc_channel_args args = {1, &arg};
     double per_agent = 0;
     uint64_t cap = 1;
 
@@ -517,7 +619,9 @@ static int setup_agents(const lg_opts_t *o, lg_node_t *nodes, grpc_channel_crede
         a->w = w;
         a->index = i;
         a->node = &nodes[i];
-        a->ch = grpc_channel_create(o->target, creds, &args);
+        w->creds = creds;
+        a->target = home_target(nodes[i].node, o->n_targets);
+        open_channel(a);
         a->sent_ns = calloc(cap, sizeof(*a->sent_ns));
         if (!a->sent_ns)
             return -ENOMEM;
@@ -526,6 +630,7 @@ static int setup_agents(const lg_opts_t *o, lg_node_t *nodes, grpc_channel_crede
             /* Each agent carries its share of the container windows. */
             per_agent = o->rate / o->agents / (double)nodes[i].n_windows;
             a->period_ns = (uint64_t)(1e9 / per_agent);
+            a->next_due_ns = t_start; /* the first batch is due at once */
         }
         for (int v = 0; v < LG_VARIANTS; v++) {
             a->body[v] = grpc_slice_new(nodes[i].body[v], nodes[i].body_len[v], noop_free);
@@ -549,6 +654,7 @@ int lg_ingest_run(const lg_opts_t *o, lg_node_t *nodes, lg_tick_fn tick, void *d
     _Atomic int phase = PHASE_WARMUP;
     struct timespec rt;
     int r = 0, started = 0;
+    uint64_t t_start;
 
     memset(res, 0, sizeof(*res));
     clock_gettime(CLOCK_REALTIME, &rt);
@@ -568,12 +674,13 @@ int lg_ingest_run(const lg_opts_t *o, lg_node_t *nodes, lg_tick_fn tick, void *d
             goto out;
         }
     }
-    r = setup_agents(o, nodes, creds, ws, agents);
+    t_start = lg_now_ns();
+    r = setup_agents(o, nodes, creds, ws, agents, t_start);
     for (int i = 0; r == 0 && i < o->threads; i++, started++)
         if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0)
             r = -EAGAIN;
     if (r == 0)
-        drive(o, &phase, ws, o->threads, res, tick, data);
+        drive(o, &phase, ws, o->threads, agents, t_start, res, tick, data);
     else
         atomic_store(&phase, PHASE_DRAIN);
     /* Drain: every agent waits for its last ack, then half-closes. */
@@ -594,6 +701,11 @@ int lg_ingest_run(const lg_opts_t *o, lg_node_t *nodes, lg_tick_fn tick, void *d
             res->rejections[c] += ws[i].rejections[c];
         res->sent_batches += get(&ws[i].sent);
         res->reconnects += ws[i].reconnects;
+        res->failovers += ws[i].failovers;
+        res->total_windows += get(&ws[i].all_windows);
+        res->total_batches += get(&ws[i].all_batches);
+        if (ws[i].max_seq > res->max_seq)
+            res->max_seq = ws[i].max_seq;
         res->unacked_at_end += ws[i].unacked_at_end;
         res->behind_schedule += ws[i].behind;
         lg_hist_merge(&res->latency, &ws[i].hist);

@@ -19,7 +19,9 @@ static const char usage_text[] =
     "Usage: kopt-loadgen [flags]\n"
     "Simulated kopt-agents push synthetic MetricBatches to kopt-ingest over mutual TLS.\n"
     "\n"
-    "  --target ADDR          ingest gRPC address (default 127.0.0.1:7400)\n"
+    "  --target ADDR[,ADDR]   ingest gRPC address(es); each agent starts at the one its node\n"
+    "                         name hashes to, moves to the next on failure (default\n"
+    "                         127.0.0.1:7400)\n"
     "  --ca, --cert, --key F  PEM files: CA of the server, the agent's client cert and key\n"
     "  --cluster NAME         batch cluster, as in the client certificate (default local)\n"
     "  --agent-id ID          batch agent_id, as in the client certificate (default dev-agent)\n"
@@ -38,6 +40,9 @@ static const char usage_text[] =
     "  --baseline-seconds S   length of each baseline (default 5)\n"
     "  --label NAME           names the run in the RESULT lines (default run)\n"
     "  --seed N               synthetic data seed (default 1)\n"
+    "  --minute0 UNIX_S       distinct windows: batch seq s holds the minute ending at\n"
+    "                         UNIX_S - (s-1)*60; container keys repeated across nodes dropped\n"
+    "  --progress FILE        append \"unix_time acked_windows\" 10 times a second\n"
     "  --help\n";
 
 enum {
@@ -62,6 +67,8 @@ enum {
     O_BASELINE_S,
     O_LABEL,
     O_SEED,
+    O_MINUTE0,
+    O_PROGRESS,
     O_HELP,
 };
 
@@ -87,6 +94,8 @@ static const struct option long_opts[] = {
     {"baseline-seconds", 1, 0, O_BASELINE_S},
     {"label", 1, 0, O_LABEL},
     {"seed", 1, 0, O_SEED},
+    {"minute0", 1, 0, O_MINUTE0},
+    {"progress", 1, 0, O_PROGRESS},
     {"help", 0, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -157,6 +166,13 @@ static int one_flag(lg_opts_t *o, int c, const char *v)
     case O_LABEL:
         o->label = v;
         break;
+    case O_PROGRESS:
+        o->progress = v;
+        break;
+    case O_MINUTE0:
+        r = num("minute0", v, 86400, 1e11, &d);
+        o->minute0 = (int64_t)d;
+        break;
     case O_NO_HINT:
         o->buffer_hint = 0;
         break;
@@ -212,6 +228,23 @@ static int one_flag(lg_opts_t *o, int c, const char *v)
     return r;
 }
 
+/* --target A,B: the addresses in o->targets (kept in a static buffer). */
+static int split_targets(lg_opts_t *o)
+{
+    static char buf[1024];
+    char *save, *tok;
+
+    if (snprintf(buf, sizeof(buf), "%s", o->target) >= (int)sizeof(buf))
+        return bad("target", o->target);
+    o->n_targets = 0;
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (o->n_targets == LG_TARGETS_MAX)
+            return bad("target", o->target);
+        o->targets[o->n_targets++] = tok;
+    }
+    return o->n_targets > 0 ? 0 : bad("target", o->target);
+}
+
 static int parse(int argc, char **argv, lg_opts_t *o)
 {
     int c;
@@ -245,6 +278,8 @@ static int parse(int argc, char **argv, lg_opts_t *o)
         fprintf(stderr, "kopt-loadgen: unexpected argument \"%s\"\n", argv[optind]);
         return -EINVAL;
     }
+    if (split_targets(o) < 0)
+        return -EINVAL;
     if (!o->nats_url)
         o->phases &= ~(unsigned)LG_PHASE_NATS;
     if ((o->phases & LG_PHASE_INGEST) && (!o->ca || !o->cert || !o->key)) {
@@ -319,9 +354,10 @@ static void print_ingest(const lg_opts_t *o, const lg_ingest_result_t *r,
     for (int c = 0; c < LG_REJECT_REASONS; c++)
         if (r->rejections[c])
             printf(" %s=%llu", reasons[c], (unsigned long long)r->rejections[c]);
-    printf(" %s  reconnects %llu, unacked at end %llu\n",
+    printf(" %s  reconnects %llu (to the next target %llu), unacked at end %llu\n",
            r->rejections[0] + r->rejections[1] + r->rejections[2] + r->rejections[3] ? "" : "none",
-           (unsigned long long)r->reconnects, (unsigned long long)r->unacked_at_end);
+           (unsigned long long)r->reconnects, (unsigned long long)r->failovers,
+           (unsigned long long)r->unacked_at_end);
     if (o->rate > 0)
         printf("  target %.0f windows/s; sends late by > 10 ms: %llu\n", o->rate,
                (unsigned long long)r->behind_schedule);
@@ -400,6 +436,8 @@ int main(int argc, char **argv)
     nodes = calloc((size_t)o.agents, sizeof(*nodes));
     if (!nodes)
         return 1;
+    if (o.minute0 && !(o.keys = lg_keyset_new((size_t)o.agents * (size_t)o.containers_max)))
+        return 1;
     for (int i = 0; i < o.agents; i++)
         if (lg_node_build(&nodes[i], &o, i, (int64_t)time(NULL)) < 0) {
             fprintf(stderr, "kopt-loadgen: out of memory building batches\n");
@@ -424,6 +462,16 @@ int main(int argc, char **argv)
             rc = 1;
         } else {
             print_ingest(&o, res, &dec, nats_wps);
+            /* Everything acked, warmup and drain included: what ClickHouse
+             * must hold in the end (scripts/bench-cluster). */
+            printf("TOTAL label=%s windows=%llu batches=%llu max_seq=%llu unacked_at_end=%llu "
+                   "rejections=%llu failovers=%llu\n",
+                   o.label, (unsigned long long)res->total_windows,
+                   (unsigned long long)res->total_batches, (unsigned long long)res->max_seq,
+                   (unsigned long long)res->unacked_at_end,
+                   (unsigned long long)(res->rejections[0] + res->rejections[1] +
+                                        res->rejections[2] + res->rejections[3]),
+                   (unsigned long long)res->failovers);
         }
         grpc_shutdown();
         free(res);
@@ -431,5 +479,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.agents; i++)
         lg_node_free(&nodes[i]);
     free(nodes);
+    lg_keyset_free(o.keys);
     return rc ? 1 : 0;
 }
