@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1662,6 +1664,36 @@ static void nats_password_never_printed(void **state)
     kopt_test_nats_free(nats);
 }
 
+/* Its admin port taken: kopt-ingest says so and exits 1 at once, having
+ * given back everything it made (the ASan run checks the leaks). */
+static void admin_port_taken_exits_1(void **state)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    char grpc_addr[64], admin[64], log_path[700];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = kopt_test_free_port();
+    char *dir = kopt_test_tmpdir("kopt-itest-ingest");
+    const char *argv[] = {ingest_exe,   "--insecure",         "--listen",
+                          grpc_addr,    "--admin-listen",     admin,
+                          "--nats-url", "nats://127.0.0.1:1", NULL};
+
+    (void)state;
+    assert_non_null(dir);
+    assert_true(fd >= 0 && port > 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(grpc_addr, sizeof(grpc_addr), "127.0.0.1:%d", port);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(log_path, sizeof(log_path), "%s/ingest.log", dir);
+    assert_int_equal(kopt_test_proc_run((char *const *)argv, log_path, 30000), 1);
+    assert_true(kopt_test_log_contains(log_path, "admin server failed to start"));
+    assert_false(kopt_test_log_contains(log_path, "Sanitizer"));
+    close(fd);
+    kopt_test_rmtree(dir);
+    free(dir);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static int make_certs(void **state)
@@ -1711,6 +1743,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(sigterm_acks_inflight_batches_and_exits_0, test_teardown),
         cmocka_unit_test_teardown(python_client_pushes_over_mtls, test_teardown),
         cmocka_unit_test_teardown(nats_password_never_printed, test_teardown),
+        cmocka_unit_test_teardown(admin_port_taken_exits_1, test_teardown),
     };
     double t0 = kopt_test_now();
     int failed;
