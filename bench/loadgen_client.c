@@ -10,6 +10,7 @@
  * the next on a new channel when a stream ends without progress; a new
  * stream keeps the epoch and re-sends what was not acked, so ingest's
  * Nats-Msg-Id (agent/epoch/seq) lets JetStream drop what got through. */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ struct agent {
     uint64_t *sent_ns; /* send time by seq & mask */
     uint64_t mask;
     uint64_t period_ns, next_due_ns, restart_at_ns;
+    uint64_t n_windows;   /* its node's windows a batch */
     uint64_t batch_bytes; /* average, with the suffix */
     grpc_byte_buffer *out, *in;
     grpc_metadata_array meta_in, trailers;
@@ -117,14 +119,15 @@ static void start(agent_t *a, grpc_op *ops, size_t n, op_tag_t *tag)
 }
 
 /* A channel of its own to the agent's current target. */
-static void open_channel(agent_t *a)
+static void open_channel(agent_t *a, const lg_opts_t *o)
 {
     grpc_arg arg = {.type = GRPC_ARG_INTEGER,
                     .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
                     .value.integer = 1}; /* a connection per agent, as in real life */
     grpc_channel_args args = {1, &arg};
 
-    a->ch = grpc_channel_create(a->w->o->targets[a->target], a->w->creds, &args);
+    assert(a->target >= 0 && a->target < o->n_targets); /* parse() gives one at least */
+    a->ch = grpc_channel_create(o->targets[a->target], a->w->creds, &args);
 }
 
 /* FNV-1a, as agent_transport_home() hashes the agent id. */
@@ -331,7 +334,7 @@ static void maybe_finish(agent_t *a, uint64_t now)
         if (a->status != GRPC_STATUS_OK && a->acked == a->acked_at_start && w->o->n_targets > 1) {
             grpc_channel_destroy(a->ch);
             a->target = (a->target + 1) % w->o->n_targets;
-            open_channel(a);
+            open_channel(a, w->o);
             w->failovers++;
         }
     } else {
@@ -518,13 +521,16 @@ static uint64_t due_windows(const lg_opts_t *o, const agent_t *agents, worker_t 
 {
     uint64_t due = 0;
 
+    if (o->agents <= 0)
+        return 0;
     if (o->rate <= 0) {
         for (int i = 0; i < nw; i++)
             due += get(&ws[i].sent);
-        return due * (uint64_t)(agents[0].node->n_windows); /* rough: only without --rate */
+        return due * agents[0].n_windows; /* rough: only without --rate */
     }
     for (int i = 0; i < o->agents; i++)
-        due += ((now - t_start) / agents[i].period_ns + 1) * agents[i].node->n_windows;
+        if (agents[i].period_ns > 0) /* set for every agent when --rate is */
+            due += ((now - t_start) / agents[i].period_ns + 1) * agents[i].n_windows;
     return due;
 }
 
@@ -619,9 +625,10 @@ static int setup_agents(const lg_opts_t *o, lg_node_t *nodes, grpc_channel_crede
         a->w = w;
         a->index = i;
         a->node = &nodes[i];
+        a->n_windows = (uint64_t)nodes[i].n_windows;
         w->creds = creds;
         a->target = home_target(nodes[i].node, o->n_targets);
-        open_channel(a);
+        open_channel(a, o);
         a->sent_ns = calloc(cap, sizeof(*a->sent_ns));
         if (!a->sent_ns)
             return -ENOMEM;

@@ -421,6 +421,15 @@ static void describe(const lg_opts_t *o, const lg_node_t *nodes)
     fflush(stdout);
 }
 
+static uint64_t rejections(const lg_ingest_result_t *res)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < LG_REJECT_REASONS; i++)
+        n += res->rejections[i];
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     lg_opts_t o;
@@ -436,11 +445,17 @@ int main(int argc, char **argv)
     nodes = calloc((size_t)o.agents, sizeof(*nodes));
     if (!nodes)
         return 1;
-    if (o.minute0 && !(o.keys = lg_keyset_new((size_t)o.agents * (size_t)o.containers_max)))
+    if (o.minute0 && !(o.keys = lg_keyset_new((size_t)o.agents * (size_t)o.containers_max))) {
+        free(nodes);
         return 1;
+    }
     for (int i = 0; i < o.agents; i++)
         if (lg_node_build(&nodes[i], &o, i, (int64_t)time(NULL)) < 0) {
             fprintf(stderr, "kopt-loadgen: out of memory building batches\n");
+            for (int k = 0; k <= i; k++)
+                lg_node_free(&nodes[k]);
+            free(nodes);
+            lg_keyset_free(o.keys);
             return 1;
         }
     describe(&o, nodes);
@@ -468,9 +483,7 @@ int main(int argc, char **argv)
                    "rejections=%llu failovers=%llu\n",
                    o.label, (unsigned long long)res->total_windows,
                    (unsigned long long)res->total_batches, (unsigned long long)res->max_seq,
-                   (unsigned long long)res->unacked_at_end,
-                   (unsigned long long)(res->rejections[0] + res->rejections[1] +
-                                        res->rejections[2] + res->rejections[3]),
+                   (unsigned long long)res->unacked_at_end, (unsigned long long)rejections(res),
                    (unsigned long long)res->failovers);
         }
         grpc_shutdown();
