@@ -9,20 +9,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int itest_storage_start(itest_storage_t *env, const char *name, const char *src_root)
+int itest_storage_start(const char *name, const char *src_root, kopt_test_clickhouse_t **ch,
+                        kopt_test_s3_t **s3, char **tmp)
 {
-    env->tmp = kopt_test_tmpdir(name);
-    if (!env->tmp || kopt_test_clickhouse_start(&env->ch) < 0)
+    *tmp = kopt_test_tmpdir(name);
+    if (!*tmp || kopt_test_clickhouse_start(ch) < 0)
         return -1;
-    return kopt_test_s3_start(&env->s3, src_root) < 0 ? -1 : 0;
+    return kopt_test_s3_start(s3, src_root) < 0 ? -1 : 0;
 }
 
-void itest_storage_stop(itest_storage_t *env)
+void itest_storage_stop(char **tmp)
 {
-    if (env->tmp) {
-        kopt_test_rmtree(env->tmp);
-        free(env->tmp);
-        env->tmp = NULL;
+    if (*tmp) {
+        kopt_test_rmtree(*tmp);
+        free(*tmp);
+        *tmp = NULL;
     }
 }
 

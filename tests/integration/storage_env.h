@@ -13,16 +13,12 @@
 #include "kopt/clickhouse.h"
 #include "kopt/objstore.h"
 
-typedef struct {
-    kopt_test_clickhouse_t *ch;
-    kopt_test_s3_t *s3;
-    char *tmp; /* "<name>-XXXXXX", removed by itest_storage_stop */
-} itest_storage_t;
-
-/* Starts both servers (a group set-up's work): 0, or -1. */
-int itest_storage_start(itest_storage_t *env, const char *name, const char *src_root);
-/* Removes the temp dir; the servers go with kopt_test_teardown_all. */
-void itest_storage_stop(itest_storage_t *env);
+/* A group set-up's work: both servers in *ch and *s3, and a temp dir
+ * <name>-XXXXXX in *tmp. 0, or -1. */
+int itest_storage_start(const char *name, const char *src_root, kopt_test_clickhouse_t **ch,
+                        kopt_test_s3_t **s3, char **tmp);
+/* Removes and frees the temp dir; the servers go with kopt_test_teardown_all. */
+void itest_storage_stop(char **tmp);
 
 /* The answer of a query that must succeed (malloc'd); the SQL and the
  * server's words are printed when it does not. */

@@ -40,7 +40,6 @@ static kopt_test_s3_t *s3;
 static const char *src_root = ".";
 static const char *aggregator_bin, *advisor_bin;
 static char *tmp;
-static itest_storage_t env;
 static char store_url[256]; /* --object-store-url, prefix PREFIX */
 
 static char *hot_recs;                      /* the recommendations with every day hot */
@@ -122,11 +121,8 @@ static void pick_days(void)
 static int setup(void **state)
 {
     (void)state;
-    if (itest_storage_start(&env, "kopt-advisor-archive-test", src_root) < 0)
+    if (itest_storage_start("kopt-advisor-archive-test", src_root, &ch, &s3, &tmp) < 0)
         return -1;
-    ch = env.ch;
-    s3 = env.s3;
-    tmp = env.tmp;
     kopt_test_s3_store_url(s3, PREFIX, store_url, sizeof(store_url));
     return 0;
 }
@@ -545,6 +541,6 @@ int main(int argc, char **argv)
         cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
     failed = cmocka_run_group_tests(tests, setup, kopt_test_teardown_all);
     free(hot_recs);
-    itest_storage_stop(&env);
+    itest_storage_stop(&tmp);
     return failed;
 }

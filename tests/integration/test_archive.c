@@ -36,7 +36,6 @@ static kopt_test_s3_t *s3;
 static const char *src_root = ".";
 static const char *aggregator_bin;
 static char *tmp;
-static itest_storage_t env;
 
 static long ch_long(const char *fmt, const char *db)
 {
@@ -100,11 +99,8 @@ static unsigned retention(kopt_ch_client_t *c, agg_archive_gate_t *g)
 static int setup(void **state)
 {
     (void)state;
-    if (itest_storage_start(&env, "kopt-archive-test", src_root) < 0)
+    if (itest_storage_start("kopt-archive-test", src_root, &ch, &s3, &tmp) < 0)
         return -1;
-    ch = env.ch;
-    s3 = env.s3;
-    tmp = env.tmp;
     return 0;
 }
 
@@ -519,6 +515,6 @@ int main(int argc, char **argv)
     if (getenv("KOPT_TEST_FILTER"))
         cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
     failed = cmocka_run_group_tests(tests, setup, kopt_test_teardown_all);
-    itest_storage_stop(&env);
+    itest_storage_stop(&tmp);
     return failed;
 }

@@ -28,7 +28,6 @@ static kopt_test_s3_t *s3;
 static const char *src_root = ".";
 static const char *aggregator_bin;
 static char *tmp;
-static itest_storage_t env;
 
 /* Migrated schema plus windows over 6 days, hourly rows with histograms. */
 static void fill(const char *db, unsigned windows)
@@ -109,11 +108,8 @@ static int run_aggregator(const char *db, const char *sub, const char *prefix)
 static int setup(void **state)
 {
     (void)state;
-    if (itest_storage_start(&env, "kopt-backup-test", src_root) < 0)
+    if (itest_storage_start("kopt-backup-test", src_root, &ch, &s3, &tmp) < 0)
         return -1;
-    ch = env.ch;
-    s3 = env.s3;
-    tmp = env.tmp;
     return 0;
 }
 
@@ -370,6 +366,6 @@ int main(int argc, char **argv)
     if (getenv("KOPT_TEST_FILTER"))
         cmocka_set_test_filter(getenv("KOPT_TEST_FILTER"));
     failed = cmocka_run_group_tests(tests, setup, kopt_test_teardown_all);
-    itest_storage_stop(&env);
+    itest_storage_stop(&tmp);
     return failed;
 }
